@@ -1,0 +1,280 @@
+/**
+ * `bun run chat`: a terminal chat against a running node (L2PS protocol). The identity and history
+ * live in CHAT_HOME (default ~/.demos-im), encrypted with a passphrase (CHAT_PASSPHRASE, or asked).
+ * Options: --home DIR, --server ws://host:port (CHAT_SERVER, default ws://127.0.0.1:3006),
+ * --network UID (CHAT_NETWORK, default "default"). Type /help for the commands.
+ */
+import * as BunRuntime from "@effect/platform-bun/BunRuntime"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as FiberHandle from "effect/FiberHandle"
+import * as Queue from "effect/Queue"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import type { ChatEvent, MessengerShape } from "../client/Messenger.ts"
+import * as Home from "../client/Home.ts"
+import type { ChatRecord } from "../client/MessageStore.ts"
+import { defaultKdf, writePrivate } from "../client/SecretStore.ts"
+import * as Terminal from "./Terminal.ts"
+
+const HELP = [
+  "commands:",
+  "  /peers                  who is online in the network",
+  "  /alias <name> <key>     give a key a name (then use the name anywhere)",
+  "  /aliases                the names you gave",
+  "  /to <name|key>          talk to someone: then just type",
+  "  /msg <name|key> <text>  send one message",
+  "  /history [name|key]     the conversation, from your local history",
+  "  /status [name|key]      delivery and L1 confirmation of what you sent (checks the inclusion proofs)",
+  "  /whoami                 your key",
+  "  /reconnect              connect again after giving up",
+  "  /help                   this list",
+  "  /quit                   leave"
+].join("\n")
+
+const arg = (name: string): string | undefined => {
+  const i = process.argv.indexOf(`--${name}`)
+  return i >= 0 ? process.argv[i + 1] : undefined
+}
+
+const settings = () => ({
+  home: arg("home") ?? process.env["CHAT_HOME"] ?? path.join(os.homedir(), ".demos-im"),
+  server: arg("server") ?? process.env["CHAT_SERVER"] ?? "ws://127.0.0.1:3006",
+  network: arg("network") ?? process.env["CHAT_NETWORK"] ?? "default",
+  scryptN: Number(process.env["CHAT_SCRYPT_N"] ?? defaultKdf.N)
+})
+
+const KEY = /^[0-9a-fA-F]{64}$/
+const clock = (ms: number) => new Date(ms).toTimeString().slice(0, 8)
+const short = (key: string) => `${key.slice(0, 6)}…${key.slice(-4)}`
+
+const program = Effect.gen(function*() {
+  const term = yield* Terminal.make
+  const cfg = settings()
+  const aliasFile = path.join(cfg.home, "aliases.json")
+  const aliases: Record<string, string> = yield* Effect.try(() => JSON.parse(fs.readFileSync(aliasFile, "utf8")) as Record<string, string>).pipe(
+    Effect.orElseSucceed(() => ({}))
+  )
+  const nameOf = (key: string) => Object.entries(aliases).find(([, k]) => k === key)?.[0] ?? short(key)
+  const now = Effect.map(Clock.currentTimeMillis, clock)
+  const say = term.say
+
+  yield* say(`demos-im chat · node ${cfg.server} · network ${cfg.network} · home ${cfg.home}`)
+  const passphrase = process.env["CHAT_PASSPHRASE"] ?? (yield* term.secret("passphrase (protects your keys and history): "))
+  const giveUp = (why: string) => Effect.zipRight(say(why), Effect.sync(() => void (process.exitCode = 1)))
+  if (passphrase.length === 0) return yield* giveUp("! a passphrase is needed (set CHAT_PASSPHRASE or type one)")
+
+  const events = yield* Queue.unbounded<ChatEvent>()
+  const opened = yield* Home.fromHome({
+    serverUrl: cfg.server,
+    home: cfg.home,
+    passphrase,
+    l2psUid: cfg.network,
+    kdf: { ...defaultKdf, N: cfg.scryptN },
+    onEvent: (e) => void Queue.unsafeOffer(events, e)
+  }).pipe(Effect.either)
+  if (opened._tag === "Left") return yield* giveUp(`! cannot open ${cfg.home}: ${opened.left.message}`)
+  const m: MessengerShape = opened.right.messenger
+  yield* say(opened.right.created ? `created a new identity in ${cfg.home}` : `loaded your identity from ${cfg.home}`)
+  yield* say(`your key: ${m.publicKey}   (share it; /help for commands)`)
+
+  let everConnected = false
+  let warnedDown = false
+  const render = (e: ChatEvent): Effect.Effect<void> =>
+    Effect.gen(function*() {
+      const t = yield* now
+      switch (e._tag) {
+        case "Received":
+          return yield* say(`[${t}] ${nameOf(e.record.peer)}: ${e.record.text}${e.record.offline === true ? "   (sent while you were away)" : ""}`)
+        case "Sent":
+          return yield* say(e.record.status === "queued"
+            ? `[${t}] you → ${nameOf(e.record.peer)}: ${e.record.text}   (queued: ${nameOf(e.record.peer)} is offline)`
+            : `[${t}] you → ${nameOf(e.record.peer)}: ${e.record.text}   (sent)`)
+        case "Delivered":
+          return yield* say(`[${t}] ✓✓ ${nameOf(e.record.peer)} received "${e.record.text}"`)
+        case "SendFailed":
+          return yield* say(`! not sent to ${nameOf(e.record.peer)}: ${e.error.startsWith("Not registered") ? "not connected to the node" : e.error}`)
+        case "Undecryptable":
+          return yield* say(`! a message from ${nameOf(e.from)} could not be decrypted`)
+        case "Registered":
+          if (e.reconnect && everConnected) return yield* say(`✓ reconnected to the node`)
+          everConnected = true
+          warnedDown = false
+          return yield* say(`✓ connected to ${cfg.server}; ${e.onlinePeers.length === 0 ? "nobody else online yet" : `online: ${e.onlinePeers.map(nameOf).join(", ")}`}`)
+        case "Connection":
+          return e.state === "disconnected" && everConnected ? yield* say(`! lost the connection to the node (${cfg.server})`) : undefined
+        case "Retrying":
+          if (everConnected) return yield* say(`! node unreachable; retry ${e.attempt}/10 in ${e.delayMillis / 1000}s`)
+          if (warnedDown) return
+          warnedDown = true
+          return yield* say(`! cannot reach the node at ${cfg.server}: is it running? (start one with \`bun run node\`); still trying…`)
+        case "PeerJoined":
+          return yield* say(`• ${nameOf(e.publicKey)} is online`)
+        case "PeerLeft":
+          return yield* say(`• ${nameOf(e.publicKey)} went offline`)
+        case "ServerError":
+          if (e.error.message.startsWith("Gave up reconnecting")) return yield* say(`! gave up reconnecting; type /reconnect to try again`)
+          return yield* say(`! node error ${e.error.code}: ${e.error.message}${e.error.details === undefined ? "" : ` (${e.error.details})`}`)
+      }
+    })
+  yield* Queue.take(events).pipe(Effect.flatMap(render), Effect.forever, Effect.forkScoped)
+
+  const connector = yield* FiberHandle.make<void, never>()
+  const connect = FiberHandle.run(
+    connector,
+    m.connect.pipe(
+      Effect.tapError((e) => say(`! cannot connect to ${cfg.server}: ${e.message}; trying again in 5s (/quit to leave)`)),
+      Effect.retry(Schedule.spaced("5 seconds")),
+      Effect.ignore
+    )
+  )
+  yield* connect
+
+  let current: string | undefined
+  const resolve = (who: string | undefined): string | undefined => {
+    if (who === undefined || who.length === 0) return current
+    if (aliases[who] !== undefined) return aliases[who]
+    if (KEY.test(who)) return who.toLowerCase()
+    return undefined
+  }
+  const unknown = (who: string) => say(`! unknown peer "${who}": use a 64-hex key or a name from /alias`)
+
+  const online = Effect.map(m.snapshot, (s) => s.registered)
+  const offline = say(`! not connected to the node (${cfg.server}); try again once reconnected`)
+
+  const send = (to: string, text: string) =>
+    Effect.zipRight(
+      Effect.whenEffect(say("  (node unreachable: the message will be sent once reconnected)"), Effect.map(online, (up) => !up && everConnected)),
+      m.send(to, text)
+    ).pipe(
+      Effect.catchTag("MessengerError", (e) => say(`! not sent: ${e.message}`)),
+      Effect.ignore,
+      Effect.forkScoped
+    )
+
+  const statusLine = (r: ChatRecord) => {
+    const delivery = r.status === "delivered" ? "delivered ✓✓" : r.status
+    const proof = r.proof === undefined ? "" : r.proof.valid ? ` · proof ✓${r.proof.blockNumber === undefined ? "" : ` (block ${r.proof.blockNumber})`}` : " · proof ✗"
+    return `  "${r.text}" → ${nameOf(r.peer)}: ${delivery} · ${r.l2psStatus ?? "l2ps_pending"}${proof}`
+  }
+
+  const command = (line: string): Effect.Effect<boolean, never, Scope.Scope> =>
+    Effect.gen(function*() {
+      const [cmd, ...rest] = line.split(/\s+/)
+      switch (cmd) {
+        case "/quit":
+        case "/exit":
+          return false
+        case "/help":
+          yield* say(HELP)
+          break
+        case "/whoami":
+          yield* say(`your key: ${m.publicKey}`)
+          break
+        case "/peers": {
+          if (!(yield* online)) {
+            yield* offline
+            break
+          }
+          const peers = yield* m.onlinePeers.pipe(Effect.either)
+          if (peers._tag === "Left") yield* say(`! cannot list peers: ${peers.left.message.startsWith("Not registered") ? "not connected to the node" : peers.left.message}`)
+          else yield* say(peers.right.length === 0 ? "nobody else is online" : `online: ${peers.right.map((k) => `${nameOf(k)} (${k})`).join(", ")}`)
+          break
+        }
+        case "/alias": {
+          const [name, key] = rest
+          if (name === undefined || key === undefined || !KEY.test(key)) {
+            yield* say("usage: /alias <name> <64-hex key>")
+            break
+          }
+          aliases[name] = key.toLowerCase()
+          yield* writePrivate(aliasFile, JSON.stringify(aliases, null, 2)).pipe(Effect.catchAll((e) => say(`! ${e.message}`)))
+          yield* say(`${name} = ${key.toLowerCase()}`)
+          break
+        }
+        case "/aliases":
+          yield* say(Object.keys(aliases).length === 0 ? "no names yet: /alias <name> <key>" : Object.entries(aliases).map(([n, k]) => `  ${n} = ${k}`).join("\n"))
+          break
+        case "/to": {
+          const to = resolve(rest[0])
+          if (to === undefined || rest[0] === undefined) {
+            yield* (rest[0] === undefined ? say("usage: /to <name|key>") : unknown(rest[0]))
+            break
+          }
+          current = to
+          yield* say(`talking to ${nameOf(to)}: type a message`)
+          break
+        }
+        case "/msg": {
+          const [who, ...words] = rest
+          const to = resolve(who)
+          if (who === undefined || words.length === 0) yield* say("usage: /msg <name|key> <text>")
+          else if (to === undefined) yield* unknown(who)
+          else yield* send(to, words.join(" "))
+          break
+        }
+        case "/history": {
+          const who = resolve(rest[0])
+          if (who === undefined) {
+            yield* say("usage: /history <name|key> (or /to someone first)")
+            break
+          }
+          const records = yield* m.conversation(who, 20)
+          yield* say(records.length === 0 ? `no messages with ${nameOf(who)} yet` : records.map((r) =>
+            `  [${clock(r.at)}] ${r.direction === "out" ? "you" : nameOf(r.peer)}: ${r.text}${r.direction === "out" ? `   [${r.status}]` : ""}`
+          ).join("\n"))
+          break
+        }
+        case "/status": {
+          const who = resolve(rest[0])
+          if (who === undefined) {
+            yield* say("usage: /status <name|key> (or /to someone first)")
+            break
+          }
+          if (!(yield* online)) {
+            yield* offline
+            break
+          }
+          const records = yield* m.refresh(who).pipe(Effect.either)
+          if (records._tag === "Left") {
+            yield* say(`! cannot ask the node: ${records.left.message.startsWith("Not registered") ? "not connected" : records.left.message}`)
+            break
+          }
+          const mine = records.right.filter((r) => r.direction === "out").slice(-10)
+          for (const r of mine) {
+            if (r.l2psStatus === "l2ps_batched" || r.l2psStatus === "l2ps_confirmed") yield* m.confirm(r.messageHash).pipe(Effect.ignore)
+          }
+          const fresh = yield* m.conversation(who)
+          const lines = fresh.filter((r) => r.direction === "out").slice(-10).map(statusLine)
+          yield* say(lines.length === 0 ? `you sent nothing to ${nameOf(who)} yet` : lines.join("\n"))
+          break
+        }
+        case "/reconnect":
+          yield* say(`connecting to ${cfg.server}…`)
+          yield* connect
+          break
+        default:
+          yield* say(`unknown command ${cmd}; /help lists them`)
+      }
+      return true
+    })
+
+  yield* term.lines.pipe(
+    Stream.map((l) => l.trim()),
+    Stream.mapEffect((line) => {
+      if (line.length === 0) return say("").pipe(Effect.as(true))
+      if (line.startsWith("/")) return command(line)
+      if (current === undefined) return say("! who to? use /to <name|key> first, or /msg <name|key> <text>").pipe(Effect.as(true))
+      return send(current, line).pipe(Effect.as(true))
+    }),
+    Stream.takeWhile((goOn) => goOn),
+    Stream.runDrain
+  )
+  yield* say("bye")
+}).pipe(Effect.scoped)
+
+program.pipe(BunRuntime.runMain({ disablePrettyLogger: true }))

@@ -1,0 +1,109 @@
+/**
+ * A messenger whose keys and history live in a folder, encrypted under a passphrase:
+ * `identity.json` (SecretStore) and `messages.log` (MessageStore, sealed with a key derived from the
+ * identity). `fromHome` for Effect code, `openMessenger` for Promise code.
+ */
+import { hkdf } from "@noble/hashes/hkdf.js"
+import { sha256 } from "@noble/hashes/sha2.js"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as path from "node:path"
+import { runPromise } from "./internal/run.ts"
+import type { Identity } from "./L2psCrypto.ts"
+import * as MessageStore from "./MessageStore.ts"
+import { type ChatEvent, make, Messenger, type MessengerShape } from "./Messenger.ts"
+import type { ProofCheck } from "./Proofs.ts"
+import type { ReconnectOptions } from "./Reconnect.ts"
+import * as SecretStore from "./SecretStore.ts"
+import type { RegisteredPayload } from "./Wire.ts"
+
+/** The history key: derived from the identity's secret, so history opens with the same passphrase. */
+export const storeKeyOf = (identity: Identity): Uint8Array =>
+  hkdf(sha256, identity.secretKey, new TextEncoder().encode(identity.publicKey), new TextEncoder().encode("demos-im/history/v1"), 32)
+
+export const HISTORY_FILE = "messages.log"
+
+export interface OpenOptions {
+  readonly serverUrl: string
+  /** where keys (`identity.json`) and history (`messages.log`) live; created on first use */
+  readonly home: string
+  readonly passphrase: string
+  readonly l2psUid?: string
+  readonly kdf?: SecretStore.KdfParams
+  readonly reconnect?: Partial<ReconnectOptions>
+  /** connect right away (default true) */
+  readonly connect?: boolean
+}
+
+/** Loads (or creates) the identity and history in `home`, then builds the messenger. */
+export const fromHome = (o: Omit<OpenOptions, "connect"> & { readonly onEvent?: (event: ChatEvent) => void }) =>
+  Effect.gen(function*() {
+    const { secrets, created } = yield* SecretStore.loadOrCreate(o.home, o.passphrase, o.kdf)
+    const store = yield* MessageStore.file(path.join(o.home, HISTORY_FILE), storeKeyOf(secrets.identity))
+    const messenger = yield* make({
+      serverUrl: o.serverUrl,
+      l2psUid: o.l2psUid,
+      identity: secrets.identity,
+      store,
+      reconnect: o.reconnect,
+      onEvent: o.onEvent
+    })
+    return { messenger, created, secrets }
+  })
+
+/** A messenger for Promise code; `close()` when done. */
+export interface MessengerHandle {
+  readonly publicKey: string
+  /** true when `home` had no identity yet */
+  readonly created: boolean
+  send(to: string, text: string): Promise<MessageStore.ChatRecord>
+  peers(): Promise<ReadonlyArray<string>>
+  conversation(peer: string, limit?: number): Promise<ReadonlyArray<MessageStore.ChatRecord>>
+  refresh(peer: string): Promise<ReadonlyArray<MessageStore.ChatRecord>>
+  confirm(messageHash: string): Promise<ProofCheck>
+  connect(): Promise<RegisteredPayload>
+  /** Received (decrypted, stored) messages. */
+  onMessage(handler: (record: MessageStore.ChatRecord) => void): void
+  onEvent(handler: (event: ChatEvent) => void): void
+  close(): Promise<void>
+}
+
+export const openMessenger = async (o: OpenOptions): Promise<MessengerHandle> => {
+  const messageHandlers = new Set<(record: MessageStore.ChatRecord) => void>()
+  const eventHandlers = new Set<(event: ChatEvent) => void>()
+  const onEvent = (e: ChatEvent) => {
+    for (const h of eventHandlers) h(e)
+    if (e._tag === "Received") for (const h of messageHandlers) h(e.record)
+  }
+  let created = false
+  const built = Layer.scoped(
+    Messenger,
+    Effect.map(fromHome({ ...o, onEvent }), (r) => {
+      created = r.created
+      return r.messenger
+    })
+  )
+  const runtime = ManagedRuntime.make(built)
+  const run = <A, E>(f: (m: MessengerShape) => Effect.Effect<A, E>) => runPromise(runtime, Effect.flatMap(Messenger, f))
+  try {
+    const m = await run((x) => Effect.succeed(x))
+    if (o.connect !== false) await run((x) => x.connect)
+    return {
+      publicKey: m.publicKey,
+      created,
+      send: (to, text) => run((x) => x.send(to, text)),
+      peers: () => run((x) => x.onlinePeers),
+      conversation: (peer, limit) => run((x) => x.conversation(peer, limit)),
+      refresh: (peer) => run((x) => x.refresh(peer)),
+      confirm: (hash) => run((x) => x.confirm(hash)),
+      connect: () => run((x) => x.connect),
+      onMessage: (h) => void messageHandlers.add(h),
+      onEvent: (h) => void eventHandlers.add(h),
+      close: () => runtime.dispose()
+    }
+  } catch (e) {
+    await runtime.dispose()
+    throw e
+  }
+}

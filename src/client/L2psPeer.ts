@@ -1,0 +1,440 @@
+/**
+ * The L2PS client on Effect: the SDK's `L2PSMessagingPeer` semantics (PROTOCOL-REFERENCE.md §3.2) plus
+ * this node's extensions (DECISIONS.md 9 and 13). `L2PSMessagingPeer.ts` wraps it in the SDK's Promise
+ * API. Time and request ids come from `Clock` and `Random`; reconnection runs on a `Schedule`.
+ *
+ * Where it differs from the SDK, on purpose:
+ * - requests made while the client reconnects by itself wait for the re-registration (within their
+ *   timeout) instead of failing with "Not registered", and requests in flight when the socket drops
+ *   are sent again once re-registered (sends are idempotent by `messageHash`, DECISIONS.md 6);
+ * - a refused first registration stops the client (the SDK keeps an unregistered socket open);
+ * - giving up after the last attempt is reported as an `INTERNAL_ERROR` event.
+ */
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as FiberHandle from "effect/FiberHandle"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
+import * as PubSub from "effect/PubSub"
+import * as Queue from "effect/Queue"
+import * as Random from "effect/Random"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as Session from "./internal/Session.ts"
+import type * as Link from "./internal/Link.ts"
+import { type ReconnectOptions, reconnectOptions } from "./Reconnect.ts"
+import {
+  type AckResponsePayload,
+  type ConnectionState,
+  decodeServerFrame,
+  type ErrorPayload,
+  errorOf,
+  type HistoryPayload,
+  type IncomingFrame,
+  type IncomingMessagePayload,
+  type OutgoingFrame,
+  type ProofResponsePayload,
+  type ReceiptPayload,
+  type RegisteredPayload,
+  type SendResult,
+  type SerializedEncryptedMessage
+} from "./Wire.ts"
+
+/** A refused or failed request; `message` is the SDK's rejection text. */
+export class L2psError extends Data.TaggedError("L2psError")<{
+  /** a server error code, or TIMEOUT / NOT_REGISTERED / DISCONNECTED / CONNECT_TIMEOUT */
+  readonly code: string
+  readonly message: string
+}> {}
+
+export type PeerEvent =
+  | { readonly _tag: "Message"; readonly message: IncomingMessagePayload }
+  | { readonly _tag: "PeerJoined"; readonly publicKey: string }
+  | { readonly _tag: "PeerLeft"; readonly publicKey: string }
+  | { readonly _tag: "Error"; readonly error: ErrorPayload }
+  | { readonly _tag: "Delivered"; readonly receipt: ReceiptPayload }
+  | { readonly _tag: "Registered"; readonly registered: RegisteredPayload; readonly reconnect: boolean }
+  | { readonly _tag: "ConnectionState"; readonly state: ConnectionState }
+  /** The socket is down; the next attempt (1-based) starts after `delayMillis`. */
+  | { readonly _tag: "Retrying"; readonly attempt: number; readonly delayMillis: number }
+
+export interface Snapshot {
+  readonly connected: boolean
+  readonly registered: boolean
+  readonly peers: ReadonlyArray<string>
+}
+
+export interface L2psPeerConfig {
+  /** ws URL of the L2PS messaging server */
+  readonly serverUrl: string
+  /** ed25519 public key, 64 hex, sent verbatim */
+  readonly publicKey: string
+  readonly l2psUid: string
+  /** hex ed25519 signature of the UTF-8 bytes of `message` */
+  readonly signFn: (message: string) => string | Promise<string>
+  /** Put in `register` (DECISIONS.md 9), e.g. `["ack"]`. */
+  readonly capabilities?: ReadonlyArray<string> | undefined
+  /** Acknowledge every received message once its handlers ran (implies the `ack` capability). */
+  readonly autoAck?: boolean | undefined
+  readonly reconnect?: Partial<ReconnectOptions> | undefined
+  /** Called synchronously, in order, for every event, with the state after it (before the streams see it). */
+  readonly onEvent?: ((event: PeerEvent, state: Snapshot) => void) | undefined
+  /** Timeouts in ms (SDK: connect 10000, requests 10000, send 15000). */
+  readonly timeouts?: Partial<{ readonly connect: number; readonly request: number; readonly send: number }> | undefined
+}
+
+export interface L2psPeerShape {
+  readonly config: L2psPeerConfig
+  /** Opens, registers, and keeps reconnecting until `disconnect`; resolves with `registered`. */
+  readonly connect: Effect.Effect<RegisteredPayload, L2psError>
+  readonly disconnect: Effect.Effect<void>
+  readonly send: (to: string, encrypted: SerializedEncryptedMessage, messageHash: string) => Effect.Effect<SendResult, L2psError>
+  readonly history: (peerKey: string, options?: { readonly before?: number; readonly limit?: number }) => Effect.Effect<HistoryPayload, L2psError>
+  readonly discover: Effect.Effect<ReadonlyArray<string>, L2psError>
+  readonly requestPublicKey: (targetId: string) => Effect.Effect<string | null, L2psError>
+  /** Extension: acknowledge messages (needs the `ack` capability to matter). */
+  readonly ack: (messageHashes: ReadonlyArray<string>) => Effect.Effect<AckResponsePayload, L2psError>
+  /** Extension: the inclusion proof of a message (check it with `verifyProof`). */
+  readonly proofRequest: (messageHash: string) => Effect.Effect<ProofResponsePayload, L2psError>
+  /** Every event from now on; subscribe before `connect` to see everything. */
+  readonly events: Stream.Stream<PeerEvent>
+  readonly subscribe: Effect.Effect<Queue.Dequeue<PeerEvent>, never, Scope.Scope>
+  /** The received messages (each `messageHash` once). */
+  readonly messages: Stream.Stream<IncomingMessagePayload>
+  readonly receipts: Stream.Stream<ReceiptPayload>
+  readonly snapshot: Effect.Effect<Snapshot>
+}
+
+export class L2psPeer extends Context.Tag("im-client/L2psPeer")<L2psPeer, L2psPeerShape>() {}
+
+interface Pending {
+  readonly types: ReadonlyArray<string>
+  readonly deferred: Deferred.Deferred<unknown, L2psError>
+  readonly build: Effect.Effect<OutgoingFrame, L2psError>
+  /** The socket generation it was written on (0: not yet). */
+  sentOn: number
+  readonly register: boolean
+}
+
+const SEEN_MAX = 10_000
+/** The close code of a session evicted by a newer one of the same key (DECISIONS.md 4). */
+const EVICTED = 4001
+const hex = (n: number, width: number) => n.toString(16).padStart(width, "0")
+
+export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const timeouts = { connect: 10_000, request: 10_000, send: 15_000, ...config.timeouts }
+    const capabilities = config.autoAck === true
+      ? [...new Set([...(config.capabilities ?? []), "ack"])]
+      : config.capabilities
+    const hub = yield* PubSub.bounded<PeerEvent>(4096)
+    const loop = yield* FiberHandle.make<void, never>()
+    const acks = yield* Queue.unbounded<string>()
+
+    const st = {
+      link: undefined as Link.Link | undefined,
+      generation: 0,
+      connected: false,
+      registered: false,
+      everRegistered: false,
+      running: false,
+      peers: new Set<string>(),
+      pending: new Map<string, Pending>(),
+      seen: new Set<string>(),
+      lastProof: 0,
+      connecting: undefined as Deferred.Deferred<RegisteredPayload, L2psError> | undefined
+    }
+    const snapshotNow = (): Snapshot => ({ connected: st.connected, registered: st.registered, peers: [...st.peers] })
+
+    const emit = (event: PeerEvent) =>
+      Effect.suspend(() => {
+        config.onEvent?.(event, snapshotNow())
+        return PubSub.publish(hub, event)
+      }).pipe(Effect.asVoid)
+
+    const fail = (code: string, message: string) => new L2psError({ code, message })
+
+    const requestId = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const hi = yield* Random.nextIntBetween(0, 0x100000)
+      const lo = yield* Random.nextIntBetween(0, 0x100000)
+      return `req_${now}_${hex(hi, 5)}${hex(lo, 5)}`
+    })
+
+    /** Proof timestamps strictly increase, so two proofs in one ms are never taken for a replay. */
+    const proofTime = Effect.map(Clock.currentTimeMillis, (now) => (st.lastProof = Math.max(now, st.lastProof + 1)))
+
+    const sign = (message: string) =>
+      Effect.tryPromise({
+        try: async () => config.signFn(message),
+        catch: (e) => fail("INTERNAL_ERROR", `signFn failed: ${e instanceof Error ? e.message : String(e)}`)
+      })
+
+    const write = (p: Pending) =>
+      Effect.gen(function*() {
+        const link = st.link
+        if (link === undefined || !(p.register || st.registered)) return
+        const frame = yield* p.build.pipe(Effect.either)
+        if (frame._tag === "Left") return yield* Deferred.fail(p.deferred, frame.left)
+        if (yield* link.send(JSON.stringify(frame.right))) p.sentOn = st.generation
+      })
+
+    const await_ = <A>(id: string, p: Pending, timeoutMs: number) =>
+      Deferred.await(p.deferred).pipe(
+        Effect.timeoutFail({
+          duration: Duration.millis(timeoutMs),
+          onTimeout: () => fail("TIMEOUT", `Timeout waiting for ${p.types.join("|")} (${timeoutMs}ms)`)
+        }),
+        Effect.ensuring(Effect.sync(() => st.pending.delete(id))),
+        Effect.map((payload) => payload as A)
+      )
+
+    const request = <A>(
+      type: string,
+      payload: (timestamp: number) => Effect.Effect<Record<string, unknown>, L2psError>,
+      types: ReadonlyArray<string>,
+      timeoutMs: number,
+      register = false
+    ) =>
+      Effect.gen(function*() {
+        if (!register && !st.registered && !(st.running && st.everRegistered)) {
+          return yield* fail("NOT_REGISTERED", "Not registered. Call connect() first.")
+        }
+        const id = yield* requestId
+        const build = Effect.gen(function*() {
+          const timestamp = type === "history" || type === "register" ? yield* proofTime : yield* Clock.currentTimeMillis
+          return { type, payload: yield* payload(timestamp), timestamp, requestId: id }
+        })
+        const p: Pending = { types, deferred: yield* Deferred.make<unknown, L2psError>(), build, sentOn: 0, register }
+        st.pending.set(id, p)
+        yield* write(p)
+        return yield* await_<A>(id, p, timeoutMs)
+      })
+
+    const registerFrame = (timestamp: number) =>
+      Effect.map(sign(`register:${config.publicKey}:${timestamp}`), (proof) => ({
+        publicKey: config.publicKey,
+        l2psUid: config.l2psUid,
+        proof,
+        ...(capabilities === undefined ? {} : { capabilities: [...capabilities] })
+      }))
+
+    const deliverMessage = (payload: unknown) =>
+      Effect.gen(function*() {
+        if (!Predicate.isRecord(payload) || typeof payload.from !== "string") return
+        const m = payload as unknown as IncomingMessagePayload
+        const hash = typeof m.messageHash === "string" ? m.messageHash : undefined
+        const fresh = hash === undefined || !st.seen.has(hash)
+        if (hash !== undefined && fresh) {
+          st.seen.add(hash)
+          if (st.seen.size > SEEN_MAX) st.seen.delete(st.seen.values().next().value!)
+        }
+        if (fresh) yield* emit({ _tag: "Message", message: m })
+        if (config.autoAck === true && hash !== undefined) yield* Queue.offer(acks, hash)
+      })
+
+    const dispatch = (text: string) =>
+      Effect.gen(function*() {
+        const decoded = decodeServerFrame(text)
+        if (Option.isNone(decoded)) return
+        const frame: IncomingFrame = decoded.value
+        const p = frame.requestId === undefined ? undefined : st.pending.get(frame.requestId)
+        if (p !== undefined && frame.requestId !== undefined) {
+          if (p.types.includes(frame.type)) {
+            st.pending.delete(frame.requestId)
+            return yield* Deferred.succeed(p.deferred, frame.payload)
+          }
+          if (frame.type === "error") {
+            st.pending.delete(frame.requestId)
+            const e = errorOf(frame.payload)
+            return yield* Deferred.fail(p.deferred, fail(String(e.code), e.message))
+          }
+        }
+        const payload = frame.payload as Record<string, unknown> | undefined
+        switch (frame.type) {
+          case "message":
+            return yield* deliverMessage(frame.payload)
+          case "peer_joined":
+          case "peer_left": {
+            const key = payload?.publicKey
+            if (typeof key !== "string") return
+            if (frame.type === "peer_joined") st.peers.add(key)
+            else st.peers.delete(key)
+            return yield* emit({ _tag: frame.type === "peer_joined" ? "PeerJoined" : "PeerLeft", publicKey: key })
+          }
+          case "error":
+            return yield* emit({ _tag: "Error", error: errorOf(frame.payload) })
+          case "message_delivered":
+            if (typeof payload?.messageHash !== "string") return
+            return yield* emit({ _tag: "Delivered", receipt: payload as unknown as ReceiptPayload })
+          default:
+            return
+        }
+      })
+
+    const failPending = (code: string, message: string) =>
+      Effect.suspend(() => {
+        const all = [...st.pending.values()]
+        st.pending.clear()
+        return Effect.forEach(all, (p) => Deferred.fail(p.deferred, fail(code, message)), { discard: true })
+      })
+
+    const setState = (state: ConnectionState) => emit({ _tag: "ConnectionState", state })
+
+    const hooks: Session.Hooks<RegisteredPayload, L2psError> = {
+      url: config.serverUrl,
+      reconnect: reconnectOptions(config.reconnect),
+      inboxCapacity: 100_000,
+      opened: (link, reconnect) =>
+        Effect.suspend(() => {
+          st.link = link
+          st.generation++
+          st.connected = true
+          // The SDK reports `connected` on the first open, and after re-registering on a reconnect.
+          return reconnect ? Effect.void : setState("connected")
+        }),
+      handshake: (link) =>
+        Effect.raceFirst(
+          request<RegisteredPayload>("register", registerFrame, ["registered"], timeouts.request, true),
+          Effect.zipRight(Deferred.await(link.closed), Effect.fail(fail("DISCONNECTED", "Disconnected")))
+        ),
+      registered: (r, reconnect) =>
+        Effect.gen(function*() {
+          st.registered = true
+          st.everRegistered = true
+          st.peers = new Set(Array.isArray(r.onlinePeers) ? r.onlinePeers : [])
+          yield* emit({ _tag: "Registered", registered: r, reconnect })
+          if (reconnect) yield* setState("connected")
+          for (const p of [...st.pending.values()]) if (p.sentOn !== st.generation) yield* write(p)
+          if (st.connecting !== undefined) yield* Deferred.succeed(st.connecting, r)
+        }),
+      refused: (e) =>
+        Effect.gen(function*() {
+          if (e.code === "DISCONNECTED") return true
+          if (!st.everRegistered && st.connecting !== undefined) {
+            yield* Deferred.fail(st.connecting, e)
+            return false
+          }
+          yield* emit({
+            _tag: "Error",
+            error: { code: "INTERNAL_ERROR", message: "Re-registration failed after reconnect", details: e.message }
+          })
+          return true
+        }),
+      dispatch,
+      closed: (opened, info) =>
+        Effect.gen(function*() {
+          const was = st.connected
+          st.link = undefined
+          st.connected = false
+          st.registered = false
+          st.peers.clear()
+          if (opened || was) yield* setState("disconnected")
+          if (info?.code !== EVICTED) return true
+          // Another session of this key took the last slot: coming back would evict it in turn.
+          st.running = false
+          yield* emit({ _tag: "Error", error: { code: "EVICTED", message: info.reason || "Replaced by a newer session of the same key", details: "not reconnecting" } })
+          yield* failPending("DISCONNECTED", "Disconnected")
+          return false
+        }),
+      retrying: (delay, attempt) =>
+        Effect.zipRight(
+          setState("reconnecting"),
+          emit({ _tag: "Retrying", attempt, delayMillis: Duration.toMillis(delay) })
+        ),
+      gaveUp: Effect.gen(function*() {
+        st.running = false
+        yield* emit({
+          _tag: "Error",
+          error: { code: "INTERNAL_ERROR", message: `Gave up reconnecting to ${config.serverUrl}`, details: "no attempt left" }
+        })
+        yield* failPending("DISCONNECTED", "Disconnected")
+      })
+    }
+
+    const stop = Effect.gen(function*() {
+      const wasUp = st.connected || st.running
+      st.running = false
+      yield* FiberHandle.clear(loop)
+      st.link = undefined
+      st.connected = false
+      st.registered = false
+      st.peers.clear()
+      yield* failPending("DISCONNECTED", "Disconnected")
+      if (wasUp) yield* setState("disconnected")
+    })
+
+    const connect = Effect.gen(function*() {
+      yield* stop
+      const done = yield* Deferred.make<RegisteredPayload, L2psError>()
+      st.connecting = done
+      st.running = true
+      st.everRegistered = false
+      yield* setState("reconnecting")
+      yield* FiberHandle.run(loop, Session.run(hooks).pipe(Effect.ensuring(Effect.sync(() => void (st.running = false)))))
+      return yield* Deferred.await(done).pipe(
+        Effect.timeoutFail({
+          duration: Duration.millis(timeouts.connect),
+          onTimeout: () => fail("CONNECT_TIMEOUT", `Connection timeout (${timeouts.connect / 1000}s)`)
+        }),
+        Effect.tapError(() => stop)
+      )
+    })
+
+    yield* Stream.fromQueue(acks).pipe(
+      Stream.groupedWithin(500, Duration.millis(20)),
+      Stream.mapEffect((chunk) =>
+        request<AckResponsePayload>("ack", () => Effect.succeed({ messageHashes: [...new Set(chunk)] }), ["ack_response"], timeouts.request).pipe(
+          Effect.catchAll((e) => e.code === "NOT_REGISTERED" || e.code === "DISCONNECTED" ? Effect.void : emit({ _tag: "Error", error: { code: e.code, message: `ack failed: ${e.message}` } }))
+        )),
+      Stream.runDrain,
+      Effect.forkScoped
+    )
+    yield* Effect.addFinalizer(() => stop)
+
+    const isEvent = <T extends PeerEvent["_tag"]>(tag: T) => (e: PeerEvent): e is Extract<PeerEvent, { _tag: T }> => e._tag === tag
+    const events = Stream.fromPubSub(hub)
+    return {
+      config,
+      connect,
+      disconnect: stop,
+      send: (to, encrypted, messageHash) =>
+        request<SendResult>("send", () => Effect.succeed({ to, encrypted, messageHash }), ["message_sent", "message_queued"], timeouts.send),
+      history: (peerKey, options = {}) =>
+        request<HistoryPayload>(
+          "history",
+          (ts) => Effect.map(sign(`history:${peerKey}:${ts}`), (proof) => ({
+            peerKey,
+            ...(options.before === undefined ? {} : { before: options.before }),
+            ...(options.limit === undefined ? {} : { limit: options.limit }),
+            proof
+          })),
+          ["history_response"],
+          timeouts.request
+        ),
+      discover: Effect.tap(
+        request<{ peers: ReadonlyArray<string> }>("discover", () => Effect.succeed({}), ["discover_response"], timeouts.request),
+        (r) => Effect.sync(() => void (st.peers = new Set(r.peers)))
+      ).pipe(Effect.map((r) => r.peers)),
+      requestPublicKey: (targetId) =>
+        request<{ publicKey: string | null }>("request_public_key", () => Effect.succeed({ targetId }), ["public_key_response"], timeouts.request)
+          .pipe(Effect.map((r) => r.publicKey ?? null)),
+      ack: (messageHashes) =>
+        request<AckResponsePayload>("ack", () => Effect.succeed({ messageHashes: [...messageHashes] }), ["ack_response"], timeouts.request),
+      proofRequest: (messageHash) =>
+        request<ProofResponsePayload>("proof_request", () => Effect.succeed({ messageHash }), ["proof_response"], timeouts.request),
+      events,
+      subscribe: PubSub.subscribe(hub),
+      messages: Stream.filterMap(events, (e) => isEvent("Message")(e) ? Option.some(e.message) : Option.none()),
+      receipts: Stream.filterMap(events, (e) => isEvent("Delivered")(e) ? Option.some(e.receipt) : Option.none()),
+      snapshot: Effect.sync(snapshotNow)
+    } satisfies L2psPeerShape
+  })
+
+/** The client as a layer; it disconnects when the layer's scope closes. */
+export const layer = (config: L2psPeerConfig): Layer.Layer<L2psPeer> => Layer.scoped(L2psPeer, make(config))

@@ -1,0 +1,223 @@
+/**
+ * A whole chat client in one service: an identity, end-to-end encryption (`L2psCrypto`), the L2PS
+ * connection with delivery acknowledgements, and a history store. Received messages are stored
+ * before they are acknowledged, so a crash never loses one (the node delivers it again and the
+ * store drops the duplicate). `Home.ts` builds one from a folder, for Effect and Promise code.
+ */
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as PubSub from "effect/PubSub"
+import * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import { type Identity, messageHashOf, openTextFrom, sealFor, signFnOf } from "./L2psCrypto.ts"
+import * as L2psPeer from "./L2psPeer.ts"
+import * as MessageStore from "./MessageStore.ts"
+import { type ProofCheck, verifyProof } from "./Proofs.ts"
+import type { ReconnectOptions } from "./Reconnect.ts"
+import type { ConnectionState, ErrorPayload, IncomingMessagePayload, RegisteredPayload } from "./Wire.ts"
+
+export type ChatEvent =
+  | { readonly _tag: "Received"; readonly record: MessageStore.ChatRecord }
+  | { readonly _tag: "Sent"; readonly record: MessageStore.ChatRecord }
+  | { readonly _tag: "Delivered"; readonly record: MessageStore.ChatRecord }
+  | { readonly _tag: "SendFailed"; readonly record: MessageStore.ChatRecord; readonly error: string }
+  | { readonly _tag: "Undecryptable"; readonly from: string; readonly messageHash: string }
+  | { readonly _tag: "Connection"; readonly state: ConnectionState }
+  | { readonly _tag: "Retrying"; readonly attempt: number; readonly delayMillis: number }
+  | { readonly _tag: "Registered"; readonly reconnect: boolean; readonly onlinePeers: ReadonlyArray<string> }
+  | { readonly _tag: "PeerJoined" | "PeerLeft"; readonly publicKey: string }
+  | { readonly _tag: "ServerError"; readonly error: ErrorPayload }
+
+export class MessengerError extends Data.TaggedError("MessengerError")<{ readonly message: string }> {}
+
+export interface MessengerConfig {
+  readonly serverUrl: string
+  /** default "default" */
+  readonly l2psUid?: string | undefined
+  readonly identity: Identity
+  /** default: in memory */
+  readonly store?: MessageStore.MessageStoreShape | undefined
+  readonly reconnect?: Partial<ReconnectOptions> | undefined
+  readonly timeouts?: L2psPeer.L2psPeerConfig["timeouts"]
+  /** Called synchronously for every event, before the streams see it. */
+  readonly onEvent?: ((event: ChatEvent) => void) | undefined
+}
+
+export interface MessengerShape {
+  readonly publicKey: string
+  readonly connect: Effect.Effect<RegisteredPayload, L2psPeer.L2psError>
+  readonly disconnect: Effect.Effect<void>
+  /** Encrypts for `to`, stores, sends; the record says `sent` (delivered live) or `queued` (offline). */
+  readonly send: (to: string, text: string) => Effect.Effect<MessageStore.ChatRecord, L2psPeer.L2psError | MessengerError>
+  /** The other keys online in the network. */
+  readonly onlinePeers: Effect.Effect<ReadonlyArray<string>, L2psPeer.L2psError>
+  readonly conversation: (peer: string, limit?: number) => Effect.Effect<ReadonlyArray<MessageStore.ChatRecord>>
+  /** Reads the server's history with `peer` and records the pipeline status of the messages. */
+  readonly refresh: (peer: string) => Effect.Effect<ReadonlyArray<MessageStore.ChatRecord>, L2psPeer.L2psError | MessengerError>
+  /** Asks the inclusion proof of a message and checks it offline against what was sent. */
+  readonly confirm: (messageHash: string) => Effect.Effect<ProofCheck, L2psPeer.L2psError | MessengerError>
+  readonly events: Stream.Stream<ChatEvent>
+  readonly subscribe: Effect.Effect<Queue.Dequeue<ChatEvent>, never, Scope.Scope>
+  readonly snapshot: Effect.Effect<L2psPeer.Snapshot>
+  /** The underlying connection, for anything else. */
+  readonly peer: L2psPeer.L2psPeerShape
+}
+
+export class Messenger extends Context.Tag("im-client/Messenger")<Messenger, MessengerShape>() {}
+
+const storeError = (e: { readonly message: string }) => new MessengerError({ message: e.message })
+
+export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const l2psUid = config.l2psUid ?? "default"
+    const me = config.identity
+    const store = config.store ?? MessageStore.memory()
+    const hub = yield* PubSub.bounded<ChatEvent>(4096)
+    const emit = (event: ChatEvent) =>
+      Effect.suspend(() => {
+        config.onEvent?.(event)
+        return PubSub.publish(hub, event)
+      }).pipe(Effect.asVoid)
+    const peer = yield* L2psPeer.make({
+      serverUrl: config.serverUrl,
+      publicKey: me.publicKey,
+      l2psUid,
+      signFn: signFnOf(me),
+      capabilities: ["ack"],
+      reconnect: config.reconnect,
+      timeouts: config.timeouts
+    })
+    const acks = yield* Queue.unbounded<string>()
+
+    const received = (m: IncomingMessagePayload) =>
+      Effect.gen(function*() {
+        const at = yield* Clock.currentTimeMillis
+        const text = yield* Effect.try(() => openTextFrom(me, m.from, m.encrypted)).pipe(Effect.option)
+        const record: MessageStore.ChatRecord = {
+          messageHash: m.messageHash,
+          peer: m.from,
+          direction: "in",
+          text: text._tag === "Some" ? text.value : "",
+          at,
+          l2psUid,
+          status: text._tag === "Some" ? "received" : "undecryptable",
+          ...(m.offline === true ? { offline: true } : {})
+        }
+        const fresh = yield* store.put(record).pipe(Effect.catchAll(() => Effect.succeed(false)))
+        if (fresh) yield* emit(text._tag === "Some" ? { _tag: "Received", record } : { _tag: "Undecryptable", from: m.from, messageHash: m.messageHash })
+        // Stored (or a duplicate): safe to acknowledge; an undecryptable message would only come back.
+        yield* Queue.offer(acks, m.messageHash)
+      })
+
+    const onPeerEvent = (e: L2psPeer.PeerEvent): Effect.Effect<void> => {
+      switch (e._tag) {
+        case "Message":
+          return received(e.message)
+        case "Delivered":
+          return store.update(e.receipt.messageHash, { status: "delivered", deliveredAt: e.receipt.at }).pipe(
+            Effect.catchAll(() => Effect.succeed(undefined)),
+            Effect.flatMap((record) => (record === undefined ? Effect.void : emit({ _tag: "Delivered", record })))
+          )
+        case "ConnectionState":
+          return emit({ _tag: "Connection", state: e.state })
+        case "Retrying":
+          return emit({ _tag: "Retrying", attempt: e.attempt, delayMillis: e.delayMillis })
+        case "Registered":
+          return emit({ _tag: "Registered", reconnect: e.reconnect, onlinePeers: e.registered.onlinePeers })
+        case "PeerJoined":
+        case "PeerLeft":
+          return emit({ _tag: e._tag, publicKey: e.publicKey })
+        case "Error":
+          return emit({ _tag: "ServerError", error: e.error })
+      }
+    }
+
+    const events = yield* peer.subscribe
+    yield* Queue.take(events).pipe(Effect.flatMap(onPeerEvent), Effect.forever, Effect.forkScoped)
+    yield* Stream.fromQueue(acks).pipe(
+      Stream.groupedWithin(500, Duration.millis(20)),
+      Stream.mapEffect((hashes) => peer.ack([...new Set(hashes)]).pipe(Effect.ignore)),
+      Stream.runDrain,
+      Effect.forkScoped
+    )
+
+    const send = (to: string, text: string) =>
+      Effect.gen(function*() {
+        const to_ = to.toLowerCase()
+        const encrypted = yield* Effect.try({
+          try: () => sealFor(me, to_, text),
+          catch: (e) => new MessengerError({ message: e instanceof Error ? e.message : String(e) })
+        })
+        const at = yield* Clock.currentTimeMillis
+        const messageHash = messageHashOf(me.publicKey, to_, encrypted, at)
+        const record: MessageStore.ChatRecord = { messageHash, peer: to_, direction: "out", text, at, l2psUid, status: "sending", encrypted }
+        yield* store.put(record).pipe(Effect.mapError(storeError))
+        const result = yield* peer.send(to_, encrypted, messageHash).pipe(
+          Effect.tapError((e) =>
+            store.update(messageHash, { status: "failed", error: e.message }).pipe(
+              Effect.ignore,
+              Effect.zipRight(emit({ _tag: "SendFailed", record: { ...record, status: "failed", error: e.message }, error: e.message }))
+            ))
+        )
+        // A receipt may have overtaken the reply; `delivered` stays.
+        const now = yield* store.get(messageHash)
+        const status = now?.status === "delivered" ? "delivered" : "status" in result ? "queued" : "sent"
+        const done = (yield* store.update(messageHash, { status }).pipe(Effect.mapError(storeError))) ?? { ...record, status }
+        yield* emit({ _tag: "Sent", record: done })
+        return done
+      })
+
+    const refresh = (other: string) =>
+      Effect.gen(function*() {
+        const page = yield* peer.history(other.toLowerCase(), { limit: 200 })
+        for (const m of page.messages) {
+          const l2psStatus = m.l2psStatus ?? (m.status.startsWith("l2ps_") ? m.status : undefined)
+          yield* store.update(m.messageHash, { serverTimestamp: m.timestamp, ...(l2psStatus === undefined ? {} : { l2psStatus }) }).pipe(
+            Effect.mapError(storeError)
+          )
+        }
+        return yield* store.conversation(other.toLowerCase())
+      })
+
+    const confirm = (messageHash: string) =>
+      Effect.gen(function*() {
+        const proof = yield* peer.proofRequest(messageHash)
+        const record = yield* store.get(messageHash)
+        const known = record?.encrypted !== undefined && record.serverTimestamp !== undefined
+          ? { l2psUid: record.l2psUid, messageHash, encrypted: record.encrypted, timestamp: record.serverTimestamp }
+          : undefined
+        const check = verifyProof(proof, known)
+        yield* store.update(messageHash, {
+          l2psStatus: check.status,
+          proof: {
+            valid: check.valid,
+            confirmed: check.confirmed,
+            ...(check.blockNumber === undefined ? {} : { blockNumber: check.blockNumber }),
+            ...(check.root === undefined ? {} : { root: check.root })
+          }
+        }).pipe(Effect.mapError(storeError))
+        return check
+      })
+
+    return {
+      publicKey: me.publicKey,
+      connect: peer.connect,
+      disconnect: peer.disconnect,
+      send,
+      onlinePeers: Effect.map(peer.discover, (peers) => peers.filter((k) => k.toLowerCase() !== me.publicKey)),
+      conversation: (other, limit) => store.conversation(other.toLowerCase(), limit),
+      refresh,
+      confirm,
+      events: Stream.fromPubSub(hub),
+      subscribe: PubSub.subscribe(hub),
+      snapshot: peer.snapshot,
+      peer
+    } satisfies MessengerShape
+  })
+
+export const layer = (config: MessengerConfig): Layer.Layer<Messenger> => Layer.scoped(Messenger, make(config))

@@ -1,0 +1,23 @@
+/**
+ * Client library (`demos-im-node/client`). Promise API: `openMessenger` (a whole chat client),
+ * `L2PSMessagingPeer` and `MessagingPeer` (the SDK's classes). Effect API: `Messenger`, `L2psPeer`
+ * and `LegacyPeer` (services with Streams of events). Crypto: `L2psCrypto` (end-to-end encryption
+ * over the L2PS server), `MlKemAes` (the SDK's `ml-kem-aes`), `verifyProof` (inclusion proofs).
+ */
+export { L2PSMessagingPeer, type L2PSMessagingPeerConfig } from "./L2PSMessagingPeer.ts"
+export { MessagingPeer, type MessagingPeerConfig } from "./MessagingPeer.ts"
+export type { ChatEvent } from "./Messenger.ts"
+export { type MessengerHandle, openMessenger, type OpenOptions } from "./Home.ts"
+export { generateIdentity, type Identity, messageHashOf, openFrom, openTextFrom, sealFor, signFnOf } from "./L2psCrypto.ts"
+export { legacyKeysFromSeed, newMasterSeed } from "./MlKemAes.ts"
+export { type KnownMessage, type ProofCheck, verifyProof } from "./Proofs.ts"
+export type * from "./Wire.ts"
+export * as L2psPeer from "./L2psPeer.ts"
+export * as LegacyPeer from "./LegacyPeer.ts"
+export * as Messenger from "./Messenger.ts"
+export * as Home from "./Home.ts"
+export * as MessageStore from "./MessageStore.ts"
+export * as SecretStore from "./SecretStore.ts"
+export * as L2psCrypto from "./L2psCrypto.ts"
+export * as MlKemAes from "./MlKemAes.ts"
+export * as Reconnect from "./Reconnect.ts"

@@ -1,0 +1,96 @@
+import * as Data from "effect/Data"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
+
+/** The socket could not be opened. */
+export class LinkError extends Data.TaggedError("LinkError")<{ readonly message: string }> {}
+
+export interface CloseInfo {
+  readonly code: number
+  readonly reason: string
+}
+
+/** Marks the end of `incoming`: nothing follows it. */
+export const Closed: unique symbol = Symbol.for("im-client/Link/Closed")
+export type Incoming = string | typeof Closed
+
+/** One open WebSocket: text frames in arrival order, then `Closed`. */
+export interface Link {
+  readonly incoming: Queue.Dequeue<Incoming>
+  /** False when the socket is no longer open (the frame is not written). */
+  readonly send: (text: string) => Effect.Effect<boolean>
+  readonly close: Effect.Effect<void>
+  readonly closed: Deferred.Deferred<CloseInfo>
+}
+
+const decoder = new TextDecoder()
+
+const textOf = (data: unknown): string | undefined => {
+  if (typeof data === "string") return data
+  if (data instanceof ArrayBuffer) return decoder.decode(data)
+  if (ArrayBuffer.isView(data)) return decoder.decode(data)
+  return undefined
+}
+
+/**
+ * Opens `url` with the platform WebSocket; the socket is closed with the scope. Frames are offered
+ * synchronously in the socket's callback, so their order is kept; past `capacity` unread frames the
+ * socket is closed (1008), as a reader that far behind is better served by a fresh session.
+ */
+export const open = (url: string, capacity: number): Effect.Effect<Link, LinkError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const incoming = yield* Queue.unbounded<Incoming>()
+    const closed = yield* Deferred.make<CloseInfo>()
+    const ws = yield* Effect.acquireRelease(
+      Effect.async<WebSocket, LinkError>((resume) => {
+        let socket: WebSocket
+        try {
+          socket = new WebSocket(url)
+        } catch (e) {
+          resume(Effect.fail(new LinkError({ message: e instanceof Error ? e.message : String(e) })))
+          return
+        }
+        socket.binaryType = "arraybuffer"
+        let opened = false
+        socket.onopen = () => {
+          opened = true
+          resume(Effect.succeed(socket))
+        }
+        socket.onmessage = (event: MessageEvent) => {
+          const text = textOf(event.data)
+          if (text === undefined) return
+          const size = incoming.unsafeSize()
+          if (Option.isSome(size) && size.value >= capacity) {
+            socket.close(1008, "client inbox full")
+            return
+          }
+          Queue.unsafeOffer(incoming, text)
+        }
+        socket.onclose = (event: CloseEvent) => {
+          Queue.unsafeOffer(incoming, Closed)
+          Deferred.unsafeDone(closed, Exit.succeed({ code: event.code, reason: event.reason }))
+          if (!opened) resume(Effect.fail(new LinkError({ message: `cannot connect to ${url} (close ${event.code})` })))
+        }
+        socket.onerror = () => {
+          if (!opened) resume(Effect.fail(new LinkError({ message: `cannot connect to ${url}` })))
+        }
+        return Effect.sync(() => socket.close())
+      }),
+      (socket) => Effect.sync(() => socket.close())
+    )
+    const send = (text: string) =>
+      Effect.sync(() => {
+        if (ws.readyState !== WebSocket.OPEN) return false
+        try {
+          ws.send(text)
+          return true
+        } catch {
+          return false
+        }
+      })
+    return { incoming, send, close: Effect.sync(() => ws.close()), closed }
+  })

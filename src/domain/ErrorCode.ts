@@ -1,0 +1,23 @@
+import * as Schema from "effect/Schema"
+
+/** Error codes of the L2PS messaging protocol. */
+export const ErrorCode = Schema.Literal(
+  "INVALID_MESSAGE",
+  "REGISTRATION_REQUIRED",
+  "INVALID_PROOF",
+  "L2PS_NOT_FOUND",
+  "L2PS_SUBMIT_FAILED",
+  "PEER_NOT_FOUND",
+  "RATE_LIMITED",
+  "INTERNAL_ERROR"
+)
+export type ErrorCode = typeof ErrorCode.Type
+
+/** A request refused with an error frame; the session goes on. */
+export class RequestError extends Schema.TaggedError<RequestError>()("RequestError", {
+  code: ErrorCode,
+  message: Schema.String
+}) {}
+
+export const invalid = (message: string) => new RequestError({ code: "INVALID_MESSAGE", message })
+export const refuse = (code: ErrorCode, message: string) => new RequestError({ code, message })

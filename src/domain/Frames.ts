@@ -1,0 +1,108 @@
+import * as Either from "effect/Either"
+import * as Predicate from "effect/Predicate"
+import * as Schema from "effect/Schema"
+import { invalid, type RequestError } from "./ErrorCode.ts"
+
+/** A request id is opaque: echoed exactly as received (its size is bounded by the frame's). */
+export type RequestId = string | number
+
+/** Every client frame: `{type, payload, timestamp, requestId?}`. */
+export const Envelope = Schema.Struct({
+  type: Schema.NonEmptyString,
+  payload: Schema.declare((u): u is Record<string, unknown> => Predicate.isRecord(u), {
+    identifier: "object"
+  }),
+  timestamp: Schema.optional(Schema.Unknown),
+  requestId: Schema.optional(Schema.Union(Schema.String, Schema.Number))
+})
+export type Envelope = typeof Envelope.Type
+
+const decodeJson = Schema.decodeUnknownEither(Schema.parseJson())
+const decodeEnvelope = Schema.decodeUnknownEither(Envelope)
+
+/** Outcome of reading one text frame: the envelope, or the error to send (with any request id found). */
+export type Decoded =
+  | { readonly _tag: "Frame"; readonly frame: Envelope }
+  | { readonly _tag: "Bad"; readonly error: RequestError; readonly requestId: RequestId | undefined }
+
+const requestIdOf = (u: unknown): RequestId | undefined => {
+  if (!Predicate.isRecord(u)) return undefined
+  const id = u.requestId
+  return typeof id === "string" || typeof id === "number" ? id : undefined
+}
+
+export const decodeFrame = (text: string): Decoded => {
+  const json = decodeJson(text)
+  if (Either.isLeft(json)) return { _tag: "Bad", error: invalid("Invalid JSON"), requestId: undefined }
+  const env = decodeEnvelope(json.right)
+  if (Either.isLeft(env)) {
+    return { _tag: "Bad", error: invalid("Missing or invalid type/payload"), requestId: requestIdOf(json.right) }
+  }
+  return { _tag: "Frame", frame: env.right }
+}
+
+/** A proof timestamp: the frame's own `timestamp`, an integer of ms. */
+export const proofTimestamp = (u: unknown): number | undefined =>
+  typeof u === "number" && Number.isSafeInteger(u) && u >= 0 ? u : undefined
+
+const Hex64 = Schema.String.pipe(Schema.pattern(/^[0-9a-fA-F]{64}$/))
+
+export const RegisterPayload = Schema.Struct({
+  publicKey: Schema.NonEmptyString,
+  l2psUid: Schema.NonEmptyString,
+  proof: Schema.NonEmptyString,
+  capabilities: Schema.optional(Schema.Array(Schema.String).pipe(Schema.maxItems(16)))
+})
+
+export const EncryptedPayload = Schema.Struct(
+  {
+    ciphertext: Schema.NonEmptyString,
+    nonce: Schema.NonEmptyString,
+    ephemeralKey: Schema.optional(Schema.String)
+  },
+  Schema.Record({ key: Schema.String, value: Schema.Unknown })
+)
+
+export const SendPayload = Schema.Struct({
+  to: Schema.NonEmptyString,
+  encrypted: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
+  messageHash: Schema.NonEmptyString
+})
+
+export const HistoryPayload = Schema.Struct({
+  peerKey: Schema.NonEmptyString,
+  proof: Schema.NonEmptyString,
+  before: Schema.optional(Schema.Unknown),
+  limit: Schema.optional(Schema.Unknown)
+})
+
+export const PublicKeyPayload = Schema.Struct({ targetId: Schema.NonEmptyString })
+
+export const AckPayload = Schema.Struct({
+  messageHashes: Schema.Array(Schema.NonEmptyString.pipe(Schema.maxLength(256))).pipe(
+    Schema.minItems(1),
+    Schema.maxItems(500)
+  )
+})
+
+export const ProofRequestPayload = Schema.Struct({ messageHash: Schema.NonEmptyString })
+
+export { Hex64 }
+
+/** Decodes a payload, refusing with `message` when its shape is wrong. */
+export const payloadOf = <A, I>(schema: Schema.Schema<A, I>, message: string) => {
+  const decode = Schema.decodeUnknownEither(schema)
+  return (payload: unknown): Either.Either<A, RequestError> =>
+    Either.mapLeft(decode(payload), () => invalid(message))
+}
+
+/** Serialises a server frame; `requestId` only on direct replies. */
+export const encodeFrame = (
+  type: string,
+  payload: unknown,
+  timestamp: number,
+  requestId?: RequestId
+): string =>
+  requestId === undefined
+    ? JSON.stringify({ type, payload, timestamp })
+    : JSON.stringify({ type, payload, timestamp, requestId })

@@ -1,0 +1,74 @@
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import { Crypto } from "../crypto/Crypto.ts"
+import { canonicalJson } from "../l2ps/Merkle.ts"
+import { NodeConfig } from "../node/NodeConfig.ts"
+import { L1, L1Error } from "./L1.ts"
+
+const GENESIS_PARENT = "0".repeat(64)
+const MAX_TXS_PER_BLOCK = 10_000
+
+/**
+ * An embedded chain in the node's own database: a block every `blockIntervalMillis` holding the
+ * transactions submitted since, each block hash-linked to its parent.
+ */
+export const make = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const cfg = yield* NodeConfig
+  const crypto = yield* Crypto
+  const fail = (message: string) => (cause: unknown) => new L1Error({ message, cause })
+  const hex = (s: string) => Buffer.from(crypto.sha256(new TextEncoder().encode(s))).toString("hex")
+
+  const produce = Effect.gen(function*() {
+    const now = yield* Clock.currentTimeMillis
+    yield* Effect.gen(function*() {
+      const [parent] = yield* sql<{ number: number | string; hash: string }>`
+        SELECT number, hash FROM l1_blocks ORDER BY number DESC LIMIT 1`
+      const txs = yield* sql<{ tx_hash: string }>`
+        SELECT tx_hash FROM l1_transactions WHERE block_number IS NULL ORDER BY seq LIMIT ${MAX_TXS_PER_BLOCK}`
+      const number = parent === undefined ? 0 : Number(parent.number) + 1
+      const parentHash = parent?.hash ?? GENESIS_PARENT
+      const txHashes = txs.map((t) => t.tx_hash)
+      const hash = hex(canonicalJson({ number, parentHash, timestamp: now, txHashes }))
+      yield* sql`INSERT INTO l1_blocks ${sql.insert({ number, hash, parent_hash: parentHash, ts: now, tx_count: txHashes.length })}`
+      if (txHashes.length > 0) {
+        yield* sql`UPDATE l1_transactions SET block_number = ${number} WHERE tx_hash IN ${sql.in(txHashes)}`
+      }
+    }).pipe(sql.withTransaction)
+  })
+
+  yield* produce.pipe(
+    Effect.catchAllCause((cause) => Effect.logWarning("local L1 block production failed", cause)),
+    Effect.repeat(Schedule.spaced(cfg.blockIntervalMillis)),
+    Effect.forkScoped
+  )
+
+  return L1.of({
+    name: "local",
+    submit: (tx) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        sql`INSERT INTO l1_transactions ${
+          sql.insert({ tx_hash: tx.hash, payload: JSON.stringify(tx.payload), submitted_at: now })
+        } ON CONFLICT (tx_hash) DO NOTHING`).pipe(Effect.asVoid, Effect.mapError(fail("submit failed"))),
+    inclusion: (txHash) =>
+      sql<{ number: number | string; hash: string }>`
+        SELECT b.number, b.hash FROM l1_transactions t JOIN l1_blocks b ON b.number = t.block_number
+        WHERE t.tx_hash = ${txHash}`.pipe(
+        Effect.map((rows) =>
+          Option.map(Option.fromNullable(rows[0]), (r) => ({ blockNumber: Number(r.number), blockHash: r.hash }))
+        ),
+        Effect.mapError(fail("inclusion query failed"))
+      ),
+    head: sql<{ number: number | string; hash: string }>`SELECT number, hash FROM l1_blocks ORDER BY number DESC LIMIT 1`
+      .pipe(
+        Effect.map((rows) => Option.map(Option.fromNullable(rows[0]), (r) => ({ number: Number(r.number), hash: r.hash }))),
+        Effect.mapError(fail("head query failed"))
+      )
+  })
+})
+
+export const layer = Layer.scoped(L1, make)

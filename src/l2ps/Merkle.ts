@@ -1,0 +1,95 @@
+import { sha256 } from "@noble/hashes/sha2.js"
+
+/**
+ * Inclusion proofs as DECISIONS.md fixes them (RFC 6962 hashing): leaf = SHA-256(0x00 ‖ data),
+ * node = SHA-256(0x01 ‖ left ‖ right), an odd node at the end of a level is promoted unchanged.
+ * Pure and dependency-light so clients can verify offline.
+ */
+
+export interface PathStep {
+  readonly hash: string
+  readonly side: "left" | "right"
+}
+
+const toHex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("")
+const fromHex = (h: string): Uint8Array => Uint8Array.from(h.match(/../g) ?? [], (x) => parseInt(x, 16))
+
+const prefixed = (prefix: number, ...parts: ReadonlyArray<Uint8Array>) => {
+  const out = new Uint8Array(1 + parts.reduce((n, p) => n + p.length, 0))
+  out[0] = prefix
+  let at = 1
+  for (const p of parts) {
+    out.set(p, at)
+    at += p.length
+  }
+  return sha256(out)
+}
+
+/** JSON with object keys sorted at every depth: the same bytes whatever order storage returns. */
+export const canonicalJson = (value: unknown): string => {
+  if (value === null || typeof value !== "object") return JSON.stringify(value) ?? "null"
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`
+}
+
+/** What a leaf commits to: the message's hash, its encrypted payload, its network and its server timestamp. */
+export interface LeafMessage {
+  readonly l2psUid: string
+  readonly messageHash: string
+  readonly encrypted: unknown
+  readonly timestamp: number
+}
+
+export const leafData = (m: LeafMessage): Uint8Array =>
+  new TextEncoder().encode(canonicalJson({
+    encrypted: m.encrypted,
+    l2psUid: m.l2psUid,
+    messageHash: m.messageHash,
+    timestamp: m.timestamp
+  }))
+
+export const leafHash = (m: LeafMessage): string => toHex(prefixed(0x00, leafData(m)))
+
+const nodeHash = (left: Uint8Array, right: Uint8Array) => prefixed(0x01, left, right)
+
+/** Root over hex leaf hashes (at least one). */
+export const root = (leaves: ReadonlyArray<string>): string => {
+  if (leaves.length === 0) throw new Error("empty tree")
+  let level: Array<Uint8Array> = leaves.map(fromHex)
+  while (level.length > 1) {
+    const up: Array<Uint8Array> = []
+    for (let i = 0; i < level.length; i += 2) up.push(i + 1 < level.length ? nodeHash(level[i]!, level[i + 1]!) : level[i]!)
+    level = up
+  }
+  return toHex(level[0]!)
+}
+
+/** Sibling hashes from the leaf at `index` up to the root. */
+export const path = (leaves: ReadonlyArray<string>, index: number): Array<PathStep> => {
+  const steps: Array<PathStep> = []
+  let level: Array<Uint8Array> = leaves.map(fromHex)
+  let i = index
+  while (level.length > 1) {
+    const sibling = i % 2 === 0 ? i + 1 : i - 1
+    if (sibling < level.length) steps.push({ hash: toHex(level[sibling]!), side: sibling < i ? "left" : "right" })
+    const up: Array<Uint8Array> = []
+    for (let j = 0; j < level.length; j += 2) up.push(j + 1 < level.length ? nodeHash(level[j]!, level[j + 1]!) : level[j]!)
+    level = up
+    i = Math.floor(i / 2)
+  }
+  return steps
+}
+
+/** Folds the path from the leaf; true when it reaches `expectedRoot`. */
+export const verifyInclusion = (leaf: string, steps: ReadonlyArray<PathStep>, expectedRoot: string): boolean => {
+  if (!/^[0-9a-f]{64}$/.test(leaf) || !/^[0-9a-f]{64}$/.test(expectedRoot)) return false
+  let acc = fromHex(leaf)
+  for (const s of steps) {
+    if (!/^[0-9a-f]{64}$/.test(s.hash)) return false
+    acc = s.side === "left" ? nodeHash(fromHex(s.hash), acc) : nodeHash(acc, fromHex(s.hash))
+  }
+  return toHex(acc) === expectedRoot
+}

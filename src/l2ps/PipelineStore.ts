@@ -1,0 +1,72 @@
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
+import type { StorageError, StoredMessage } from "../storage/Storage.ts"
+
+export type BatchStatus = "batched" | "submitted" | "confirmed"
+
+export interface MempoolEntry {
+  readonly id: string
+  readonly l2psUid: string
+  readonly messageHash: string
+  readonly encrypted: unknown
+  readonly timestamp: number
+}
+
+export interface NewBatch {
+  readonly l2psUid: string
+  readonly seq: number
+  readonly root: string
+  readonly size: number
+  readonly prevBatchHash: string
+  readonly batchHash: string
+  readonly signature: string
+  readonly l2psTxHash: string
+  readonly createdAt: number
+}
+
+export interface Batch extends NewBatch {
+  readonly id: string
+  readonly status: BatchStatus
+  readonly blockNumber: number | null
+  readonly blockHash: string | null
+}
+
+export interface NetworkStats {
+  readonly l2psUid: string
+  readonly pending: number
+  /** Server timestamp of the oldest message not yet batched. */
+  readonly oldestPending: number | null
+  readonly queued: number
+  readonly unconfirmedBatches: number
+  readonly oldestUnconfirmed: number | null
+}
+
+/** The pipeline's durable state: the mempool is the `l2ps_pending` messages, batches have their own table. */
+export interface PipelineStoreShape {
+  /** How many unbatched messages past `afterId` (at most `max`). */
+  readonly countPending: (l2psUid: string, afterId: string | undefined, max: number) => Effect.Effect<number, StorageError>
+  /** The oldest unbatched messages past `afterId`, in id order. */
+  readonly takePending: (
+    l2psUid: string,
+    afterId: string | undefined,
+    max: number
+  ) => Effect.Effect<ReadonlyArray<MempoolEntry>, StorageError>
+  readonly lastBatch: (l2psUid: string) => Effect.Effect<Batch | undefined, StorageError>
+  /** Stores the batch and moves its messages to `l2ps_batched`, atomically. */
+  readonly saveBatch: (batch: NewBatch, messageIds: ReadonlyArray<string>) => Effect.Effect<Batch, StorageError>
+  readonly batches: (l2psUid: string, status: BatchStatus) => Effect.Effect<ReadonlyArray<Batch>, StorageError>
+  readonly markSubmitted: (batchId: string) => Effect.Effect<void, StorageError>
+  readonly markIncluded: (batchId: string, blockNumber: number, blockHash: string) => Effect.Effect<void, StorageError>
+  /** The batch and its messages become confirmed. */
+  readonly confirm: (batchId: string) => Effect.Effect<void, StorageError>
+  /** Depths and ages for monitoring, per network that has any. */
+  readonly stats: Effect.Effect<ReadonlyArray<NetworkStats>, StorageError>
+  /** A message with its batch and the batch's messages in leaf order, once batched. */
+  readonly inclusionOf: (messageHash: string) => Effect.Effect<
+    | { readonly message: StoredMessage; readonly batch: Batch | undefined; readonly leaves: ReadonlyArray<MempoolEntry> }
+    | undefined,
+    StorageError
+  >
+}
+
+export class PipelineStore extends Context.Tag("im/PipelineStore")<PipelineStore, PipelineStoreShape>() {}

@@ -1,0 +1,68 @@
+import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Queue from "effect/Queue"
+import type { CryptoShape } from "../crypto/Crypto.ts"
+import type { NodeKeyShape } from "../crypto/NodeKey.ts"
+import type { BatchAnchor, L1Transaction } from "../l1/L1.ts"
+import type { Draft } from "./Batcher.ts"
+import { canonicalJson, leafHash, root } from "./Merkle.ts"
+import type { Batch, PipelineStoreShape } from "./PipelineStore.ts"
+
+export const GENESIS_BATCH_HASH = "0".repeat(64)
+
+const sha256hex = (crypto: CryptoShape, text: string) =>
+  Buffer.from(crypto.sha256(new TextEncoder().encode(text))).toString("hex")
+
+/** The L1 transaction anchoring a batch; its hash is the messages' `l2psTxHash`. */
+export const anchorOf = (crypto: CryptoShape, b: Omit<BatchAnchor, "type">): L1Transaction => {
+  const payload: BatchAnchor = { type: "l2psBatch", ...b }
+  return { hash: sha256hex(crypto, canonicalJson(payload)), payload }
+}
+
+export const anchorOfBatch = (crypto: CryptoShape, key: NodeKeyShape, b: Batch): L1Transaction =>
+  anchorOf(crypto, {
+    l2psUid: b.l2psUid,
+    seq: b.seq,
+    root: b.root,
+    size: b.size,
+    prevBatchHash: b.prevBatchHash,
+    batchHash: b.batchHash,
+    signature: b.signature,
+    signer: key.publicKeyHex
+  })
+
+/**
+ * Merkle root over the draft's leaves, hash-chained to the network's previous batch and signed with the
+ * node's ML-DSA-65 key; the batch and its messages' new status are stored in one transaction.
+ */
+export const run = (
+  uid: string,
+  crypto: CryptoShape,
+  key: NodeKeyShape,
+  store: PipelineStoreShape,
+  drafts: Queue.Dequeue<Draft>,
+  proven: Queue.Enqueue<Batch>
+) =>
+  Effect.gen(function*() {
+    const { entries, saved } = yield* Queue.take(drafts)
+    const batch = yield* Effect.gen(function*() {
+      const last = yield* store.lastBatch(uid)
+      const createdAt = yield* Clock.currentTimeMillis
+      const header = {
+        l2psUid: uid,
+        seq: (last?.seq ?? 0) + 1,
+        root: root(entries.map(leafHash)),
+        size: entries.length,
+        prevBatchHash: last?.batchHash ?? GENESIS_BATCH_HASH,
+        createdAt
+      }
+      const batchHash = sha256hex(crypto, canonicalJson(header))
+      const signature = Buffer.from(key.sign(Buffer.from(batchHash, "hex"))).toString("hex")
+      const { createdAt: _, ...anchored } = header
+      const tx = anchorOf(crypto, { ...anchored, batchHash, signature, signer: key.publicKeyHex })
+      return yield* store.saveBatch({ ...header, batchHash, signature, l2psTxHash: tx.hash }, entries.map((e) => e.id))
+    }).pipe(Effect.tapError((e) => Deferred.fail(saved, e)))
+    yield* Deferred.succeed(saved, undefined)
+    yield* Queue.offer(proven, batch)
+  }).pipe(Effect.forever)

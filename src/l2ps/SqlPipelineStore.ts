@@ -1,0 +1,170 @@
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import { COLUMNS, type MessageRow, toMessage } from "../storage/MessageRow.ts"
+import { StorageError } from "../storage/Storage.ts"
+import { type Batch, type BatchStatus, type MempoolEntry, PipelineStore, type PipelineStoreShape } from "./PipelineStore.ts"
+
+interface BatchRow {
+  readonly id: string | number
+  readonly l2ps_uid: string
+  readonly seq: number | string
+  readonly root: string
+  readonly size: number | string
+  readonly prev_batch_hash: string
+  readonly batch_hash: string
+  readonly signature: string
+  readonly l2ps_tx_hash: string
+  readonly status: BatchStatus
+  readonly block_number: number | string | null
+  readonly block_hash: string | null
+  readonly created_at: number | string
+}
+
+const toBatch = (r: BatchRow): Batch => ({
+  id: String(r.id),
+  l2psUid: r.l2ps_uid,
+  seq: Number(r.seq),
+  root: r.root,
+  size: Number(r.size),
+  prevBatchHash: r.prev_batch_hash,
+  batchHash: r.batch_hash,
+  signature: r.signature,
+  l2psTxHash: r.l2ps_tx_hash,
+  status: r.status,
+  blockNumber: r.block_number === null ? null : Number(r.block_number),
+  blockHash: r.block_hash,
+  createdAt: Number(r.created_at)
+})
+
+interface EntryRow {
+  readonly id: string | number
+  readonly l2ps_uid: string
+  readonly message_hash: string
+  readonly encrypted: unknown
+  readonly ts: string | number
+}
+
+const toEntry = (r: EntryRow): MempoolEntry => ({
+  id: String(r.id),
+  l2psUid: r.l2ps_uid,
+  messageHash: r.message_hash,
+  encrypted: typeof r.encrypted === "string" ? JSON.parse(r.encrypted) : r.encrypted,
+  timestamp: Number(r.ts)
+})
+
+export const make = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const fail = (operation: string) => (cause: unknown) => new StorageError({ operation, cause })
+  const after = (afterId: string | undefined) => (afterId === undefined ? sql`TRUE` : sql`id > ${Number(afterId)}`)
+
+  const store: PipelineStoreShape = {
+    countPending: (uid, afterId, max) =>
+      sql<{ n: number | string }>`
+        SELECT count(*) AS n FROM (
+          SELECT 1 FROM l2ps_messages
+          WHERE l2ps_uid = ${uid} AND l2ps_status = 'l2ps_pending' AND ${after(afterId)}
+          LIMIT ${max}) pending`.pipe(
+        Effect.map((rows) => Number(rows[0]?.n ?? 0)),
+        Effect.mapError(fail("countPending"))
+      ),
+    takePending: (uid, afterId, max) =>
+      sql<EntryRow>`
+        SELECT id, l2ps_uid, message_hash, encrypted, ts FROM l2ps_messages
+        WHERE l2ps_uid = ${uid} AND l2ps_status = 'l2ps_pending' AND ${after(afterId)}
+        ORDER BY id LIMIT ${max}`.pipe(Effect.map((rows) => rows.map(toEntry)), Effect.mapError(fail("takePending"))),
+    lastBatch: (uid) =>
+      sql<BatchRow>`SELECT * FROM l2ps_batches WHERE l2ps_uid = ${uid} ORDER BY seq DESC LIMIT 1`.pipe(
+        Effect.map((rows) => (rows[0] === undefined ? undefined : toBatch(rows[0]))),
+        Effect.mapError(fail("lastBatch"))
+      ),
+    saveBatch: (b, messageIds) =>
+      Effect.gen(function*() {
+        const [row] = yield* sql<BatchRow>`
+          INSERT INTO l2ps_batches ${
+          sql.insert({
+            l2ps_uid: b.l2psUid,
+            seq: b.seq,
+            root: b.root,
+            size: b.size,
+            prev_batch_hash: b.prevBatchHash,
+            batch_hash: b.batchHash,
+            signature: b.signature,
+            l2ps_tx_hash: b.l2psTxHash,
+            status: "batched",
+            created_at: b.createdAt
+          })
+        } RETURNING *`
+        const claimed = yield* sql<{ id: string | number }>`
+          UPDATE l2ps_messages
+          SET l2ps_status = 'l2ps_batched', l2ps_tx_hash = ${b.l2psTxHash}, batch_id = ${Number(row!.id)}
+          WHERE id IN ${sql.in(messageIds.map(Number))} AND l2ps_status = 'l2ps_pending'
+          RETURNING id`
+        // Anything else means another writer batched them: refuse rather than anchor twice.
+        if (claimed.length !== messageIds.length) {
+          return yield* Effect.fail(new Error(`batch ${b.l2psUid}#${b.seq}: ${messageIds.length - claimed.length} messages already batched`))
+        }
+        return toBatch(row!)
+      }).pipe(sql.withTransaction, Effect.mapError(fail("saveBatch"))),
+    batches: (uid, status) =>
+      sql<BatchRow>`SELECT * FROM l2ps_batches WHERE l2ps_uid = ${uid} AND status = ${status} ORDER BY seq`.pipe(
+        Effect.map((rows) => rows.map(toBatch)),
+        Effect.mapError(fail("batches"))
+      ),
+    markSubmitted: (id) =>
+      sql`UPDATE l2ps_batches SET status = 'submitted' WHERE id = ${Number(id)} AND status = 'batched'`.pipe(
+        Effect.asVoid,
+        Effect.mapError(fail("markSubmitted"))
+      ),
+    markIncluded: (id, blockNumber, blockHash) =>
+      sql`UPDATE l2ps_batches SET block_number = ${blockNumber}, block_hash = ${blockHash} WHERE id = ${Number(id)}`.pipe(
+        Effect.asVoid,
+        Effect.mapError(fail("markIncluded"))
+      ),
+    confirm: (id) =>
+      Effect.all([
+        sql`UPDATE l2ps_batches SET status = 'confirmed' WHERE id = ${Number(id)}`,
+        sql`UPDATE l2ps_messages SET l2ps_status = 'l2ps_confirmed' WHERE batch_id = ${Number(id)}`
+      ], { discard: true }).pipe(sql.withTransaction, Effect.mapError(fail("confirm"))),
+    stats: Effect.gen(function*() {
+      const messages = yield* sql<{ l2ps_uid: string; pending: number | string; oldest: number | string | null; queued: number | string }>`
+        SELECT l2ps_uid,
+          count(*) FILTER (WHERE l2ps_status = 'l2ps_pending') AS pending,
+          min(ts) FILTER (WHERE l2ps_status = 'l2ps_pending') AS oldest,
+          count(*) FILTER (WHERE delivery_status = 'queued' OR awaiting_ack) AS queued
+        FROM l2ps_messages WHERE l2ps_status = 'l2ps_pending' OR delivery_status = 'queued' OR awaiting_ack
+        GROUP BY l2ps_uid`
+      const batches = yield* sql<{ l2ps_uid: string; n: number | string; oldest: number | string | null }>`
+        SELECT l2ps_uid, count(*) AS n, min(created_at) AS oldest FROM l2ps_batches
+        WHERE status <> 'confirmed' GROUP BY l2ps_uid`
+      const uids = new Set([...messages.map((m) => m.l2ps_uid), ...batches.map((b) => b.l2ps_uid)])
+      return [...uids].sort().map((uid) => {
+        const m = messages.find((x) => x.l2ps_uid === uid)
+        const b = batches.find((x) => x.l2ps_uid === uid)
+        return {
+          l2psUid: uid,
+          pending: Number(m?.pending ?? 0),
+          oldestPending: m?.oldest == null ? null : Number(m.oldest),
+          queued: Number(m?.queued ?? 0),
+          unconfirmedBatches: Number(b?.n ?? 0),
+          oldestUnconfirmed: b?.oldest == null ? null : Number(b.oldest)
+        }
+      })
+    }).pipe(Effect.mapError(fail("stats"))),
+    inclusionOf: (messageHash) =>
+      Effect.gen(function*() {
+        const [m] = yield* sql<MessageRow & { batch_id: string | number | null }>`
+          SELECT ${sql.literal(COLUMNS)}, batch_id FROM l2ps_messages WHERE message_hash = ${messageHash}`
+        if (m === undefined) return undefined
+        if (m.batch_id === null) return { message: toMessage(m), batch: undefined, leaves: [] }
+        const [b] = yield* sql<BatchRow>`SELECT * FROM l2ps_batches WHERE id = ${Number(m.batch_id)}`
+        const leaves = yield* sql<EntryRow>`
+          SELECT id, l2ps_uid, message_hash, encrypted, ts FROM l2ps_messages
+          WHERE batch_id = ${Number(m.batch_id)} ORDER BY id`
+        return { message: toMessage(m), batch: b === undefined ? undefined : toBatch(b), leaves: leaves.map(toEntry) }
+      }).pipe(Effect.mapError(fail("inclusionOf")))
+  }
+  return store
+})
+
+export const layer: Layer.Layer<PipelineStore, never, SqlClient.SqlClient> = Layer.effect(PipelineStore, make)

@@ -1,0 +1,29 @@
+import * as Effect from "effect/Effect"
+import { Crypto, type CryptoShape } from "../crypto/Crypto.ts"
+import { Mempool } from "../l2ps/Mempool.ts"
+import { NodeConfig, type NodeConfigShape } from "../node/NodeConfig.ts"
+import { ServerClock } from "../relay/ServerClock.ts"
+import { ValidatorPool, type ValidatorPoolShape } from "../validators/ValidatorPool.ts"
+import { LegacyPeers } from "./LegacyPeers.ts"
+import { LegacyStorage, type LegacyStorageShape } from "./LegacyStorage.ts"
+
+/** The services legacy frame handlers use, captured once so handlers need no context. */
+export interface LegacyDeps {
+  readonly cfg: NodeConfigShape
+  readonly storage: LegacyStorageShape
+  readonly validators: ValidatorPoolShape
+  readonly peers: typeof LegacyPeers.Service
+  readonly clock: typeof ServerClock.Service
+  readonly mempool: typeof Mempool.Service
+  readonly crypto: CryptoShape
+}
+
+export const make = Effect.all({
+  cfg: NodeConfig,
+  storage: LegacyStorage,
+  validators: ValidatorPool,
+  peers: LegacyPeers,
+  clock: ServerClock,
+  mempool: Mempool,
+  crypto: Crypto
+})

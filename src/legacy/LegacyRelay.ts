@@ -1,0 +1,34 @@
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as FiberSet from "effect/FiberSet"
+import * as Layer from "effect/Layer"
+import type { ConnectionHandler } from "../transport/Transport.ts"
+import { discover, requestPublicKey } from "./handlers/Lookup.ts"
+import { message } from "./handlers/Message.ts"
+import { debugQuestion, peerResponse } from "./handlers/Questions.ts"
+import { register } from "./handlers/Register.ts"
+import * as LegacyDeps from "./LegacyDeps.ts"
+import * as LegacySession from "./LegacySession.ts"
+
+/** The legacy signaling protocol (PROTOCOL-REFERENCE §1, DECISIONS "Legacy") as a connection handler. */
+export class LegacyRelay extends Context.Tag("im/LegacyRelay")<LegacyRelay, ConnectionHandler>() {}
+
+export const layer = Layer.scoped(
+  LegacyRelay,
+  Effect.gen(function*() {
+    const deps = yield* LegacyDeps.make
+    const runtime = yield* Effect.runtime<never>()
+    // Sessions live in the relay's scope: stopping the node interrupts them and runs their cleanup.
+    const sessions = yield* FiberSet.make()
+    const fork = yield* FiberSet.runtime(sessions)<never>()
+    const handlers: Record<string, LegacySession.LegacyHandler> = {
+      register: register(deps),
+      discover: discover(deps),
+      request_public_key: requestPublicKey(deps),
+      message: message(deps),
+      debug_question: debugQuestion,
+      peer_response: peerResponse
+    }
+    return { open: (conn) => LegacySession.open(deps, handlers, runtime, fork, conn) }
+  })
+)

@@ -1,0 +1,23 @@
+import type * as Effect from "effect/Effect"
+import type { LegacyPeer } from "./LegacyPeers.ts"
+
+export interface LegacyRegistration {
+  readonly clientId: string
+  readonly publicKey: ReadonlyArray<number>
+  readonly peer: LegacyPeer
+}
+
+/** What legacy frame handlers see of their session. */
+export interface LegacySessionState {
+  readonly id: number
+  readonly registration: LegacyRegistration | undefined
+  /** Queues this request's reply for the socket, waiting for room. */
+  readonly reply: (type: string, payload: unknown) => Effect.Effect<void>
+  /** Registers the session as `clientId` (not yet visible to others: see `LegacyPeers.claim`). */
+  readonly register: (clientId: string, publicKey: ReadonlyArray<number>) => LegacyRegistration
+  readonly unregister: () => void
+  /** Remembers a question sent in a reply, so that its `peer_response` is accepted. */
+  readonly expect: (questionId: string) => void
+  /** Completes the question's waiter; false when it is unknown or expired. */
+  readonly answer: (questionId: string, response: unknown) => boolean
+}

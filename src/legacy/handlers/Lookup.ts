@@ -1,0 +1,30 @@
+import * as Effect from "effect/Effect"
+import type { LegacyDeps } from "../LegacyDeps.ts"
+import { type LegacyEnvelope, payloadOf, refuse, TargetPayload } from "../LegacyFrames.ts"
+import type { LegacySessionState } from "../LegacySessionState.ts"
+
+/** Every registered clientId, the caller's included, in registration order. */
+export const discover = (deps: LegacyDeps) => (session: LegacySessionState, _frame: LegacyEnvelope) =>
+  Effect.gen(function*() {
+    if (session.registration === undefined) {
+      return yield* refuse("REGISTRATION_REQUIRED", "You must register before discovering peers")
+    }
+    yield* session.reply("discover", { peers: yield* deps.peers.ids })
+  })
+
+const decodeTarget = payloadOf(TargetPayload, "Missing target ID")
+
+/** The key of a live peer, else the stored key of its offline owner (so messages can be left for it). */
+export const requestPublicKey = (deps: LegacyDeps) => (session: LegacySessionState, frame: LegacyEnvelope) =>
+  Effect.gen(function*() {
+    if (session.registration === undefined) {
+      return yield* refuse("REGISTRATION_REQUIRED", "You must register before requesting public keys")
+    }
+    const { targetId } = yield* decodeTarget(frame.payload)
+    const live = yield* deps.peers.get(targetId)
+    const publicKey = live !== undefined
+      ? live.publicKey
+      : Array.from((yield* deps.storage.client(targetId))?.publicKey ?? [])
+    if (publicKey.length === 0) return yield* refuse("PEER_NOT_FOUND", `Target peer ${targetId} not found`)
+    yield* session.reply("public_key_response", { peerId: targetId, publicKey })
+  })

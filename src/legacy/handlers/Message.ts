@@ -1,0 +1,79 @@
+import * as Effect from "effect/Effect"
+import { LEGACY_UID } from "../../l2ps/Networks.ts"
+import type { CryptoShape } from "../../crypto/Crypto.ts"
+import type { LegacyDeps } from "../LegacyDeps.ts"
+import { type LegacyEnvelope, MessagePayload, payloadOf, refuse } from "../LegacyFrames.ts"
+import type { LegacySessionState } from "../LegacySessionState.ts"
+import { liveFrame } from "./Delivery.ts"
+
+const decode = payloadOf(MessagePayload, "Missing required message fields")
+
+/** The reference's message hash: SHA-256 (hex) of exactly this JSON, key order included. */
+export const messageHash = (
+  crypto: Pick<CryptoShape, "sha256">,
+  m: { readonly message: unknown; readonly senderId: string; readonly targetId: string; readonly timestamp: number }
+): string =>
+  Buffer.from(crypto.sha256(new TextEncoder().encode(JSON.stringify({
+    message: m.message,
+    senderId: m.senderId,
+    targetId: m.targetId,
+    timestamp: m.timestamp
+  })))).toString("hex")
+
+const storeFailed = (details: string) => refuse("INTERNAL_ERROR", details)
+
+/**
+ * `message`: stored first (the pipeline anchors it as network `legacy`), then relayed as
+ * `{message, fromId}` with no acknowledgement to the sender; an offline owner's messages are queued
+ * (`message_queued`, at most `legacyOfflinePerSender` per sender) for its next registration.
+ */
+export const message = (deps: LegacyDeps) => (session: LegacySessionState, frame: LegacyEnvelope) =>
+  Effect.gen(function*() {
+    const reg = session.registration
+    if (reg === undefined) return yield* refuse("REGISTRATION_REQUIRED", "You must register before sending messages")
+    const p = yield* decode(frame.payload)
+    const target = yield* deps.peers.get(p.targetId)
+    if (target === undefined && (yield* deps.storage.client(p.targetId)) === undefined) {
+      return yield* refuse("PEER_NOT_FOUND", `Target peer ${p.targetId} not found`)
+    }
+    const timestamp = yield* deps.clock.next
+    const base = {
+      from: reg.clientId,
+      to: p.targetId,
+      messageHash: messageHash(deps.crypto, { message: p.message, senderId: reg.clientId, targetId: p.targetId, timestamp }),
+      message: p.message,
+      timestamp
+    }
+
+    if (target !== undefined) {
+      const live = target.canAccept()
+      const stored = yield* deps.storage.store({ ...base, status: live ? "delivered" : "queued", outcome: "sent" }).pipe(
+        Effect.catchTag("StorageError", (e) => Effect.logError("legacy store failed", e.cause).pipe(Effect.as(undefined)))
+      )
+      if (stored?._tag !== "Stored") return yield* storeFailed("Failed to store message")
+      yield* deps.mempool.wake(LEGACY_UID)
+      if (live && target.deliver(liveFrame(p.message, reg.clientId), stored.id)) return
+      // Its mailbox filled up since the check: the message waits in storage like a queued one.
+      if (live) yield* deps.storage.requeue([stored.id])
+      return target.requestFlush()
+    }
+
+    const limit = deps.cfg.legacyOfflinePerSender
+    const stored = yield* deps.storage.store({ ...base, status: "queued", outcome: "queued" }, limit).pipe(
+      Effect.catchTag("StorageError", (e) => Effect.logError("legacy store failed", e.cause).pipe(Effect.as(undefined)))
+    )
+    if (stored?._tag === "SenderLimit") {
+      return yield* storeFailed(
+        `Offline message limit reached (${limit} messages). Please wait for recipient to come online.`
+      )
+    }
+    if (stored?._tag !== "Stored") return yield* storeFailed("Failed to store offline message")
+    yield* deps.mempool.wake(LEGACY_UID)
+    // The owner may have registered since the check; it then catches up.
+    ;(yield* deps.peers.get(p.targetId))?.requestFlush()
+    yield* session.reply("message_queued", {
+      targetId: p.targetId,
+      status: "offline",
+      message: "Message stored for offline delivery"
+    })
+  })

@@ -1,0 +1,283 @@
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as LogLevel from "effect/LogLevel"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import type * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import { readFileSync } from "node:fs"
+
+/** Limits that may differ per L2PS network. */
+export interface NetworkLimits {
+  /** Token-bucket refill per key, messages per second. */
+  readonly rateLimitPerSec: number
+  /** Token-bucket capacity per key. */
+  readonly rateLimitBurst: number
+  /** Messages per key per epoch. */
+  readonly epochQuota: number
+  readonly epochSeconds: number
+  /** Pending (queued or unacknowledged) messages per (sender, recipient) pair. */
+  readonly offlineQueuePerPair: number
+  readonly maxSessionsPerKey: number
+}
+
+export interface NodeConfigShape {
+  readonly host: string
+  /** Preferred L2PS port; the next free one is taken when it is busy. */
+  readonly l2psPort: number
+  readonly databaseUrl: Option.Option<Redacted.Redacted>
+  readonly dataDir: string
+  /** The networks this node serves, by uid. */
+  readonly networks: ReadonlyMap<string, NetworkLimits>
+  readonly proofWindowMillis: number
+  readonly maxFrameChars: number
+  readonly maxCiphertextChars: number
+  /** Above this the transport closes the socket (1009). */
+  readonly maxPayloadBytes: number
+  readonly maxConnections: number
+  readonly sessionInbox: number
+  readonly sessionOutbox: number
+  /** Frames per second per connection, whatever their type. */
+  readonly connectionFrameRate: number
+  readonly connectionFrameBurst: number
+  readonly historyDefaultLimit: number
+  readonly historyMaxLimit: number
+  readonly commitBatchMax: number
+  /** Most proofs remembered at once to refuse replays (they are pruned as the window passes). */
+  readonly replayCacheMax: number
+  /** A batch closes at this many messages… */
+  readonly maxBatchSize: number
+  /** …or this long after its first message. */
+  readonly batchIntervalMillis: number
+  /** Blocks on top of the including block before a batch is final. */
+  readonly finalityDepth: number
+  /** Block time of the embedded local L1 chain. */
+  readonly blockIntervalMillis: number
+  /** Preferred legacy signaling port; the next free one is taken when it is busy. */
+  readonly legacyPort: number
+  /** Queued (offline) legacy messages per sender, across its recipients. */
+  readonly legacyOfflinePerSender: number
+  /** How long the node waits for a legacy peer's `peer_response` by default. */
+  readonly legacyQuestionTimeoutMillis: number
+  /** Open connections allowed per remote address. */
+  readonly maxConnectionsPerAddress: number
+  /** Registration attempts per remote address: a bucket of this size… */
+  readonly registrationBurstPerAddress: number
+  /** …refilled at this rate per second. */
+  readonly registrationRatePerAddress: number
+  /** Queued messages older than this become `failed`. */
+  readonly offlineTtlMillis: number
+  /** Admin HTTP port for /health and /metrics; 0 disables it. */
+  readonly adminPort: number
+  readonly logLevel: LogLevel.LogLevel
+}
+
+/** The node's configuration port. */
+export class NodeConfig extends Context.Tag("im/NodeConfig")<NodeConfig, NodeConfigShape>() {}
+
+export const UID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/
+
+export const defaultLimits: NetworkLimits = {
+  rateLimitPerSec: 20,
+  rateLimitBurst: 40,
+  epochQuota: 600,
+  epochSeconds: 60,
+  offlineQueuePerPair: 200,
+  maxSessionsPerKey: 5
+}
+
+export const defaults: NodeConfigShape = {
+  host: "0.0.0.0",
+  l2psPort: 3006,
+  databaseUrl: Option.none(),
+  dataDir: "./data",
+  networks: new Map([["default", defaultLimits]]),
+  proofWindowMillis: 300_000,
+  maxFrameChars: 262_144,
+  maxCiphertextChars: 131_072,
+  maxPayloadBytes: 1_048_576,
+  maxConnections: 20_000,
+  sessionInbox: 256,
+  sessionOutbox: 512,
+  connectionFrameRate: 100,
+  connectionFrameBurst: 200,
+  historyDefaultLimit: 50,
+  historyMaxLimit: 200,
+  commitBatchMax: 512,
+  replayCacheMax: 1_000_000,
+  maxBatchSize: 500,
+  batchIntervalMillis: 2000,
+  finalityDepth: 2,
+  blockIntervalMillis: 1000,
+  legacyPort: 3005,
+  legacyOfflinePerSender: 100,
+  legacyQuestionTimeoutMillis: 30_000,
+  maxConnectionsPerAddress: 256,
+  registrationBurstPerAddress: 60,
+  registrationRatePerAddress: 2,
+  offlineTtlMillis: 30 * 86_400_000,
+  adminPort: 9464,
+  logLevel: LogLevel.Info
+}
+
+/** Tests and embedding hosts: defaults with overrides, `networks` given as uids or full limits. */
+export const make = (
+  overrides: Partial<Omit<NodeConfigShape, "networks">> & {
+    readonly networks?: ReadonlyArray<string> | ReadonlyMap<string, NetworkLimits>
+    readonly limits?: Partial<NetworkLimits>
+  } = {}
+): NodeConfigShape => {
+  const { limits, networks, ...rest } = overrides
+  const base = { ...defaultLimits, ...limits }
+  const nets = networks === undefined
+    ? new Map([["default", base]])
+    : Array.isArray(networks)
+    ? new Map(networks.map((uid) => [uid, base] as const))
+    : networks as ReadonlyMap<string, NetworkLimits>
+  return { ...defaults, ...rest, networks: nets }
+}
+
+export const layer = (overrides: Parameters<typeof make>[0] = {}): Layer.Layer<NodeConfig> =>
+  Layer.succeed(NodeConfig, make(overrides))
+
+const positive = (name: string, fallback: number) =>
+  Config.integer(name).pipe(
+    Config.withDefault(fallback),
+    Config.validate({ message: `${name} must be a positive integer`, validation: (n) => n > 0 })
+  )
+
+const port = (name: string, fallback: number) =>
+  Config.integer(name).pipe(
+    Config.withDefault(fallback),
+    Config.validate({ message: `${name} must be a port number (1-65535)`, validation: (n) => n >= 1 && n <= 65535 })
+  )
+
+const PositiveInt = Schema.Int.pipe(Schema.positive())
+
+/** The JSON file named by L2PS_NETWORKS_FILE: `{ "<uid>": { <limit>: <n>, … }, … }`. */
+const NetworksFile = Schema.parseJson(Schema.Record({
+  key: Schema.String.pipe(Schema.pattern(UID_PATTERN)),
+  value: Schema.Struct({
+    rateLimitPerSec: Schema.optional(PositiveInt),
+    rateLimitBurst: Schema.optional(PositiveInt),
+    epochQuota: Schema.optional(PositiveInt),
+    epochSeconds: Schema.optional(PositiveInt),
+    offlineQueuePerPair: Schema.optional(PositiveInt),
+    maxSessionsPerKey: Schema.optional(PositiveInt)
+  })
+}))
+
+const readNetworksFile = (path: string) =>
+  Effect.try({
+    try: () => readFileSync(path, "utf8"),
+    catch: (e) => ConfigError.InvalidData(["L2PS_NETWORKS_FILE"], `cannot read ${path}: ${String(e)}`)
+  }).pipe(
+    Effect.flatMap((text) =>
+      Schema.decodeUnknownEither(NetworksFile)(text).pipe(
+        Either.mapLeft((e) =>
+          ConfigError.InvalidData(
+            ["L2PS_NETWORKS_FILE"],
+            `${path}: ${ParseResult.TreeFormatter.formatErrorSync(e)}`
+          )
+        )
+      )
+    )
+  )
+
+/** Reads every setting from the environment; a bad value fails start-up with the variable's name. */
+export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = Effect.gen(function*() {
+  const env = yield* Config.all({
+    host: Config.string("HOST").pipe(Config.withDefault(defaults.host)),
+    l2psPort: port("L2PS_MESSAGING_PORT", defaults.l2psPort),
+    databaseUrl: Config.option(Config.redacted("DATABASE_URL")),
+    dataDir: Config.string("DATA_DIR").pipe(Config.withDefault(defaults.dataDir)),
+    networks: Config.string("L2PS_NETWORKS").pipe(
+      Config.withDefault("default"),
+      Config.map((s) => s.split(",").map((x) => x.trim()).filter((x) => x.length > 0)),
+      Config.validate({
+        message: "L2PS_NETWORKS must be a comma-separated list of uids ([A-Za-z0-9_-], at most 64 chars)",
+        validation: (uids) => uids.every((u) => UID_PATTERN.test(u))
+      })
+    ),
+    networksFile: Config.option(Config.string("L2PS_NETWORKS_FILE")),
+    rateLimitPerSec: positive("RATE_LIMIT_PER_SEC", defaultLimits.rateLimitPerSec),
+    rateLimitBurst: positive("RATE_LIMIT_BURST", defaultLimits.rateLimitBurst),
+    epochQuota: positive("EPOCH_QUOTA", defaultLimits.epochQuota),
+    epochSeconds: positive("EPOCH_SECONDS", defaultLimits.epochSeconds),
+    proofWindowSeconds: positive("PROOF_WINDOW_SECONDS", defaults.proofWindowMillis / 1000),
+    maxSessionsPerKey: positive("MAX_SESSIONS_PER_KEY", defaultLimits.maxSessionsPerKey),
+    offlineQueuePerPair: positive("OFFLINE_QUEUE_PER_PAIR", defaultLimits.offlineQueuePerPair),
+    maxConnections: positive("MAX_CONNECTIONS", defaults.maxConnections),
+    maxBatchSize: positive("L2PS_MAX_BATCH_SIZE", defaults.maxBatchSize),
+    batchIntervalMillis: positive("L2PS_BATCH_INTERVAL_MS", defaults.batchIntervalMillis),
+    finalityDepth: positive("L1_FINALITY_DEPTH", defaults.finalityDepth),
+    blockIntervalMillis: positive("L1_BLOCK_INTERVAL_MS", defaults.blockIntervalMillis),
+    signalingPort: port("SIGNALING_PORT", defaults.legacyPort),
+    // The reference node's variable; preferred when non-zero.
+    rpcSignalingPort: Config.integer("RPC_SIGNALING_PORT").pipe(
+      Config.withDefault(0),
+      Config.validate({
+        message: "RPC_SIGNALING_PORT must be a port number (1-65535), or 0 for unset",
+        validation: (n) => n >= 0 && n <= 65535
+      })
+    ),
+    legacyOfflinePerSender: positive("LEGACY_OFFLINE_PER_SENDER", defaults.legacyOfflinePerSender),
+    maxConnectionsPerAddress: positive("MAX_CONNECTIONS_PER_ADDRESS", defaults.maxConnectionsPerAddress),
+    registrationBurstPerAddress: positive("REGISTRATION_BURST_PER_ADDRESS", defaults.registrationBurstPerAddress),
+    registrationRatePerAddress: positive("REGISTRATION_RATE_PER_ADDRESS", defaults.registrationRatePerAddress),
+    offlineTtl: Config.duration("OFFLINE_TTL").pipe(
+      Config.withDefault(Duration.millis(defaults.offlineTtlMillis)),
+      Config.validate({ message: "OFFLINE_TTL must be a positive duration, e.g. \"30 days\"", validation: (d) => Duration.toMillis(d) > 0 })
+    ),
+    adminPort: Config.integer("ADMIN_PORT").pipe(
+      Config.withDefault(defaults.adminPort),
+      Config.validate({ message: "ADMIN_PORT must be 0 (off) or a port number", validation: (n) => n >= 0 && n <= 65535 })
+    ),
+    logLevel: Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(defaults.logLevel))
+  })
+  const base: NetworkLimits = {
+    rateLimitPerSec: env.rateLimitPerSec,
+    rateLimitBurst: env.rateLimitBurst,
+    epochQuota: env.epochQuota,
+    epochSeconds: env.epochSeconds,
+    offlineQueuePerPair: env.offlineQueuePerPair,
+    maxSessionsPerKey: env.maxSessionsPerKey
+  }
+  const networks = new Map<string, NetworkLimits>(env.networks.map((uid) => [uid, base]))
+  if (Option.isSome(env.networksFile)) {
+    const file = yield* readNetworksFile(env.networksFile.value)
+    for (const [uid, over] of Object.entries(file)) {
+      const defined = Object.fromEntries(Object.entries(over).filter(([, v]) => v !== undefined))
+      networks.set(uid, { ...base, ...defined })
+    }
+  }
+  return {
+    ...defaults,
+    host: env.host,
+    l2psPort: env.l2psPort,
+    databaseUrl: env.databaseUrl,
+    dataDir: env.dataDir,
+    networks,
+    proofWindowMillis: env.proofWindowSeconds * 1000,
+    maxConnections: env.maxConnections,
+    maxBatchSize: env.maxBatchSize,
+    batchIntervalMillis: env.batchIntervalMillis,
+    finalityDepth: env.finalityDepth,
+    blockIntervalMillis: env.blockIntervalMillis,
+    legacyPort: env.rpcSignalingPort !== 0 ? env.rpcSignalingPort : env.signalingPort,
+    legacyOfflinePerSender: env.legacyOfflinePerSender,
+    maxConnectionsPerAddress: env.maxConnectionsPerAddress,
+    registrationBurstPerAddress: env.registrationBurstPerAddress,
+    registrationRatePerAddress: env.registrationRatePerAddress,
+    offlineTtlMillis: Duration.toMillis(env.offlineTtl),
+    adminPort: env.adminPort,
+    logLevel: env.logLevel
+  }
+})
+
+export const layerFromEnv: Layer.Layer<NodeConfig, ConfigError.ConfigError> = Layer.effect(NodeConfig, fromEnv)

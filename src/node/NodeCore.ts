@@ -1,0 +1,31 @@
+import * as Layer from "effect/Layer"
+import * as LegacyServer from "../legacy/LegacyServer.ts"
+import * as Mempool from "../l2ps/Mempool.ts"
+import * as Networks from "../l2ps/Networks.ts"
+import * as AddressLimits from "../relay/AddressLimits.ts"
+import * as OfflineExpiry from "../ops/OfflineExpiry.ts"
+import * as Committer from "../relay/Committer.ts"
+import * as RateLimits from "../relay/RateLimits.ts"
+import * as Relay from "../relay/Relay.ts"
+import * as ReplayGuard from "../relay/ReplayGuard.ts"
+import * as ServerClock from "../relay/ServerClock.ts"
+import * as Sessions from "../relay/Sessions.ts"
+import * as L2psServer from "./L2psServer.ts"
+
+const Internals = Layer.mergeAll(
+  AddressLimits.layer,
+  Committer.layer,
+  RateLimits.layer,
+  ReplayGuard.layer,
+  ServerClock.layer,
+  Sessions.layer
+).pipe(Layer.provideMerge(Mempool.layer))
+
+/**
+ * The node over its ports only (NodeConfig, Crypto, NodeKey, Storage, PipelineStore, ValidatorPool,
+ * L1, Transport): what a host embeds with its own adapters.
+ */
+export const NodeCore = Layer.mergeAll(L2psServer.layer, Networks.layer, OfflineExpiry.layer, LegacyServer.layer).pipe(
+  Layer.provideMerge(Relay.layer),
+  Layer.provideMerge(Internals)
+)

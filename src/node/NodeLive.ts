@@ -1,0 +1,54 @@
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as Crypto from "../crypto/Crypto.ts"
+import * as NodeKey from "../crypto/NodeKey.ts"
+import * as SqlPipelineStore from "../l2ps/SqlPipelineStore.ts"
+import { LegacyServer } from "../legacy/LegacyServer.ts"
+import * as SqlLegacyStorage from "../legacy/SqlLegacyStorage.ts"
+import * as LocalL1 from "../l1/LocalL1.ts"
+import * as AdminServer from "../ops/AdminServer.ts"
+import * as Database from "../storage/Database.ts"
+import * as SqlStorage from "../storage/SqlStorage.ts"
+import * as BunTransport from "../transport/BunTransport.ts"
+import * as ValidatorPool from "../validators/ValidatorPool.ts"
+import { L2psServer } from "./L2psServer.ts"
+import { NodeConfig } from "./NodeConfig.ts"
+import * as NodeConfigLive from "./NodeConfig.ts"
+import { NodeCore } from "./NodeCore.ts"
+
+const Sql = Layer.mergeAll(SqlStorage.layer, SqlLegacyStorage.layer, SqlPipelineStore.layer, LocalL1.layer).pipe(
+  Layer.provide(Database.layer)
+)
+
+const Adapters = Layer.mergeAll(
+  Sql,
+  ValidatorPool.layerWorkers(),
+  BunTransport.layer,
+  NodeKey.layerFromDataDir
+).pipe(Layer.provideMerge(Crypto.layer))
+
+const Announce = Layer.effectDiscard(
+  Effect.gen(function*() {
+    const cfg = yield* NodeConfig
+    const l2ps = yield* L2psServer
+    const legacy = yield* LegacyServer
+    const key = yield* NodeKey.NodeKey
+    yield* Effect.logInfo(`Demos IM node listening: l2ps ${l2ps.url}, legacy ${legacy.url}, storage ${Database.describe(cfg)}`).pipe(
+      Effect.annotateLogs({ version: AdminServer.VERSION, nodeKey: key.publicKeyHex.slice(0, 16) })
+    )
+  })
+)
+
+/** JSON lines at LOG_LEVEL. */
+const Logging = Layer.unwrapEffect(
+  Effect.map(NodeConfig, (cfg) => Layer.merge(Logger.json, Logger.minimumLogLevel(cfg.logLevel)))
+)
+
+/** The node as `bun run node` starts it: configuration from the environment, real adapters. */
+export const NodeLive = Layer.mergeAll(Announce, AdminServer.layer).pipe(
+  Layer.provideMerge(NodeCore),
+  Layer.provideMerge(Adapters),
+  Layer.provide(Logging),
+  Layer.provideMerge(NodeConfigLive.layerFromEnv)
+)

@@ -1,0 +1,28 @@
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Schedule from "effect/Schedule"
+import { NodeConfig } from "../node/NodeConfig.ts"
+import { Storage } from "../storage/Storage.ts"
+import * as Metrics from "./Metrics.ts"
+
+const MAX_SWEEP_INTERVAL = 3_600_000
+
+/** Queued messages past OFFLINE_TTL become `failed` (out of history and of the pair quota), on the Clock. */
+export const layer = Layer.scopedDiscard(
+  Effect.gen(function*() {
+    const cfg = yield* NodeConfig
+    const storage = yield* Storage
+    const sweep = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const expired = yield* storage.expirePending(now - cfg.offlineTtlMillis)
+      if (expired > 0) {
+        yield* Metric.incrementBy(Metrics.offlineExpired, expired)
+        yield* Effect.logInfo(`expired ${expired} queued messages older than ${cfg.offlineTtlMillis / 1000} s`)
+      }
+    }).pipe(Effect.catchAll((e) => Effect.logWarning("offline expiry sweep failed", e.cause)))
+    const every = Math.max(1000, Math.min(MAX_SWEEP_INTERVAL, Math.floor(cfg.offlineTtlMillis / 10)))
+    yield* sweep.pipe(Effect.repeat(Schedule.spaced(every)), Effect.forkScoped)
+  })
+)

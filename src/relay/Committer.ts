@@ -1,0 +1,71 @@
+import * as Chunk from "effect/Chunk"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Queue from "effect/Queue"
+import { Mempool } from "../l2ps/Mempool.ts"
+import { NodeConfig } from "../node/NodeConfig.ts"
+import * as Metrics from "../ops/Metrics.ts"
+import { type CommitRequest, type CommitResult, Storage, type StorageError } from "../storage/Storage.ts"
+
+interface Pending {
+  readonly request: CommitRequest
+  readonly done: Deferred.Deferred<CommitResult, StorageError>
+}
+
+/** Group commit: one writer fiber stores whatever sends are waiting, in one transaction. */
+export class Committer extends Context.Tag("im/Committer")<Committer, {
+  /** Resolves once the message is durable (or refused). */
+  readonly commit: (request: CommitRequest) => Effect.Effect<CommitResult, StorageError>
+}>() {}
+
+export const layer: Layer.Layer<Committer, never, Storage | NodeConfig | Mempool> = Layer.scoped(
+  Committer,
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    const cfg = yield* NodeConfig
+    const mempool = yield* Mempool
+    const queue = yield* Queue.bounded<Pending>(cfg.commitBatchMax * 8)
+    const wakeBatchers = (batch: ReadonlyArray<Pending>, results: ReadonlyArray<CommitResult>) => {
+      const uids = new Set<string>()
+      batch.forEach((p, i) => results[i]?._tag === "Stored" && uids.add(p.request.message.l2psUid))
+      return Effect.forEach(uids, mempool.wake, { discard: true })
+    }
+
+    const store = (batch: ReadonlyArray<Pending>) =>
+      storage.commit(batch.map((p) => p.request)).pipe(
+        Metric.trackDuration(Metrics.commitLatency),
+        Effect.matchEffect({
+          onFailure: (e) => Effect.forEach(batch, (p) => Deferred.fail(p.done, e), { discard: true }),
+          onSuccess: (results) =>
+            Effect.zipRight(
+              wakeBatchers(batch, results),
+              Effect.forEach(batch, (p, i) => Deferred.succeed(p.done, results[i]!), { discard: true })
+            )
+        }),
+        // A batch that started is finished even when the node is stopping.
+        Effect.uninterruptible
+      )
+
+    yield* Queue.takeBetween(queue, 1, cfg.commitBatchMax).pipe(
+      Effect.flatMap((batch) => store(Chunk.toReadonlyArray(batch))),
+      Effect.forever,
+      Effect.forkScoped
+    )
+    // On shutdown, whatever was submitted before the writer stopped is still committed.
+    yield* Effect.addFinalizer(() =>
+      Queue.takeAll(queue).pipe(
+        Effect.flatMap((rest) => (rest.length === 0 ? Effect.void : store(Chunk.toReadonlyArray(rest)))),
+        Effect.zipRight(Queue.shutdown(queue))
+      )
+    )
+
+    return {
+      commit: (request) =>
+        Effect.flatMap(Deferred.make<CommitResult, StorageError>(), (done) =>
+          Queue.offer(queue, { request, done }).pipe(Effect.zipRight(Deferred.await(done))))
+    }
+  })
+)

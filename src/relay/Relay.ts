@@ -1,0 +1,61 @@
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as FiberSet from "effect/FiberSet"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Runtime from "effect/Runtime"
+import * as Metrics from "../ops/Metrics.ts"
+import type { ConnectionEvents, ConnectionHandler } from "../transport/Transport.ts"
+import { ack } from "./handlers/Ack.ts"
+import { history } from "./handlers/History.ts"
+import { discover, requestPublicKey } from "./handlers/Lookup.ts"
+import { proofRequest } from "./handlers/ProofRequest.ts"
+import { register } from "./handlers/Register.ts"
+import { send } from "./handlers/Send.ts"
+import * as RelayDeps from "./RelayDeps.ts"
+import * as Session from "./Session.ts"
+
+const POLICY_VIOLATION = 1008
+
+/** The L2PS messaging protocol as a connection handler, independent of any server. */
+export class Relay extends Context.Tag("im/Relay")<Relay, ConnectionHandler>() {}
+
+export const layer = Layer.scoped(
+  Relay,
+  Effect.gen(function*() {
+    const deps = yield* RelayDeps.make
+    const runtime = yield* Effect.runtime<never>()
+    // Sessions live in the relay's scope: stopping the node interrupts them and runs their cleanup.
+    const sessions = yield* FiberSet.make()
+    const fork = yield* FiberSet.runtime(sessions)<never>()
+    const handlers: Record<string, Session.Handler> = {
+      register: register(deps),
+      send: send(deps),
+      history: history(deps),
+      discover: discover(deps),
+      request_public_key: requestPublicKey(deps),
+      ack: ack(deps),
+      proof_request: proofRequest(deps.pipeline)
+    }
+    const refused: ConnectionEvents = { message: () => {}, drain: () => {}, closed: () => {} }
+    const run = Runtime.runSync(runtime)
+    return {
+      open: (conn) => {
+        if (!deps.addressLimits.connect(conn.remoteAddress)) {
+          conn.close(POLICY_VIOLATION, "Too many connections from this address")
+          return refused
+        }
+        run(Metric.increment(Metrics.connections))
+        const events = Session.open(deps, handlers, runtime, fork, conn)
+        return {
+          ...events,
+          closed: (code, reason) => {
+            deps.addressLimits.disconnect(conn.remoteAddress)
+            run(Metric.incrementBy(Metrics.connections, -1))
+            events.closed(code, reason)
+          }
+        }
+      }
+    }
+  })
+)

@@ -1,0 +1,38 @@
+import * as Effect from "effect/Effect"
+import { PipelineStore, type PipelineStoreShape } from "../l2ps/PipelineStore.ts"
+import { NodeConfig, type NodeConfigShape } from "../node/NodeConfig.ts"
+import { Storage, type StorageShape } from "../storage/Storage.ts"
+import { ValidatorPool, type ValidatorPoolShape } from "../validators/ValidatorPool.ts"
+import { AddressLimits } from "./AddressLimits.ts"
+import { Committer } from "./Committer.ts"
+import { RateLimits } from "./RateLimits.ts"
+import { ReplayGuard } from "./ReplayGuard.ts"
+import { ServerClock } from "./ServerClock.ts"
+import { Sessions } from "./Sessions.ts"
+
+/** The services frame handlers use, captured once so handlers need no context. */
+export interface RelayDeps {
+  readonly cfg: NodeConfigShape
+  readonly storage: StorageShape
+  readonly validators: ValidatorPoolShape
+  readonly committer: typeof Committer.Service
+  readonly rateLimits: typeof RateLimits.Service
+  readonly replay: typeof ReplayGuard.Service
+  readonly clock: typeof ServerClock.Service
+  readonly sessions: typeof Sessions.Service
+  readonly pipeline: PipelineStoreShape
+  readonly addressLimits: typeof AddressLimits.Service
+}
+
+export const make = Effect.all({
+  cfg: NodeConfig,
+  storage: Storage,
+  validators: ValidatorPool,
+  committer: Committer,
+  rateLimits: RateLimits,
+  replay: ReplayGuard,
+  clock: ServerClock,
+  sessions: Sessions,
+  pipeline: PipelineStore,
+  addressLimits: AddressLimits
+})

@@ -1,0 +1,212 @@
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
+import * as Runtime from "effect/Runtime"
+import { invalid, refuse, type RequestError } from "../domain/ErrorCode.ts"
+import { decodeFrame, encodeFrame, type Envelope, type RequestId } from "../domain/Frames.ts"
+import * as Metrics from "../ops/Metrics.ts"
+import type { StorageError } from "../storage/Storage.ts"
+import type { Connection, ConnectionEvents } from "../transport/Transport.ts"
+import { flushPending } from "./handlers/Delivery.ts"
+import { unregister } from "./handlers/Unregister.ts"
+import type { RelayDeps } from "./RelayDeps.ts"
+import type { Peer } from "./Sessions.ts"
+import type { Outgoing, Registration, SessionState } from "./SessionState.ts"
+import { TokenBucket } from "./TokenBucket.ts"
+
+export type Handler = (session: SessionState, frame: Envelope) => Effect.Effect<void, RequestError | StorageError>
+
+/** Catch-up signal from the writer to the processor, carried in the inbox to keep storage work in order. */
+const FLUSH = Symbol("flush")
+type Inbound = string | Uint8Array | typeof FLUSH
+type OutItem = Outgoing | { readonly marker: Deferred.Deferred<boolean> }
+
+export const INBOX_FULL_CODE = 1008
+/** Outbox slots kept for the session's own replies; live deliveries from others stop short of them. */
+const RESERVED = 32
+
+const utf8 = new TextDecoder("utf-8", { fatal: true })
+const decodeUtf8 = (bytes: Uint8Array): string | undefined => {
+  try {
+    return utf8.decode(bytes)
+  } catch {
+    return undefined
+  }
+}
+
+let nextId = 0
+
+/**
+ * One actor per connection: a bounded inbox drained by one processor fiber (frames handled in order),
+ * a bounded outbox drained by one writer fiber (socket backpressure respected), both owned by the
+ * session's scope. The transport's callbacks only offer to the inbox or complete signals.
+ */
+export const open = (
+  deps: RelayDeps,
+  handlers: Readonly<Record<string, Handler>>,
+  runtime: Runtime.Runtime<never>,
+  fork: (actor: Effect.Effect<void>) => unknown,
+  conn: Connection
+): ConnectionEvents => {
+  const { cfg } = deps
+  const run = Runtime.runSync(runtime)
+  const inbox = run(Queue.bounded<Inbound>(cfg.sessionInbox))
+  const outbox = run(Queue.bounded<OutItem>(cfg.sessionOutbox))
+  const closed = run(Deferred.make<void>())
+  const id = ++nextId
+  let closing = false
+  let lagging = false
+  let flushRequested = false
+  let drainSignal: Deferred.Deferred<void> | undefined
+  const unwritten: Array<string> = []
+
+  const reserved = Math.min(RESERVED, Math.floor(cfg.sessionOutbox / 4))
+  const outboxSize = () => Option.getOrElse(outbox.unsafeSize(), () => 0)
+  const scheduleFlush = () => {
+    if (flushRequested && !closing && outboxSize() <= cfg.sessionOutbox / 4 && inbox.unsafeOffer(FLUSH)) {
+      flushRequested = false
+    }
+  }
+
+  const state: SessionState = {
+    id,
+    remoteAddress: conn.remoteAddress,
+    registration: undefined,
+    send: (out) => Effect.asVoid(Queue.offer(outbox, out)),
+    reply: (type, payload, requestId) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Queue.offer(outbox, { text: encodeFrame(type, payload, now, requestId) })).pipe(Effect.asVoid),
+    written: Effect.flatMap(Deferred.make<boolean>(), (marker) =>
+      Queue.offer(outbox, { marker }).pipe(Effect.zipRight(Deferred.await(marker)))),
+    asPeer: (reg: Omit<Registration, "peer">): Peer => ({
+      id,
+      key: reg.key,
+      l2psUid: reg.l2psUid,
+      ackCapable: reg.ackCapable,
+      canAccept: () => !closing && !lagging && outboxSize() < cfg.sessionOutbox - reserved,
+      push: (text, messageId) => {
+        if (closing) return false
+        if (outboxSize() >= cfg.sessionOutbox - reserved || !outbox.unsafeOffer({ text, messageId })) {
+          lagging = true
+          flushRequested = true
+          return false
+        }
+        return true
+      },
+      requestFlush: () => {
+        flushRequested = true
+        scheduleFlush()
+      },
+      close: (code, reason) => conn.close(code, reason)
+    })
+  }
+
+  const errorFrame = (error: RequestError, requestId: RequestId | undefined) =>
+    state.reply("error", { code: error.code, message: error.message }, requestId).pipe(
+      Effect.zipRight(Metric.increment(Metrics.errors(error.code))),
+      Effect.zipRight(error.code === "RATE_LIMITED" ? Metric.increment(Metrics.rateLimited) : Effect.void)
+    )
+
+  const writer = Effect.gen(function*() {
+    while (true) {
+      const item = yield* Queue.take(outbox)
+      if ("marker" in item) {
+        yield* Deferred.succeed(item.marker, true)
+        continue
+      }
+      const result = conn.send(item.text)
+      if (result === "closed") {
+        if (item.messageId !== undefined) unwritten.push(item.messageId)
+        return
+      }
+      if (result === "backpressure") {
+        drainSignal = yield* Deferred.make<void>()
+        yield* Deferred.await(drainSignal)
+        drainSignal = undefined
+      }
+      if (flushRequested) scheduleFlush()
+    }
+  })
+
+  const frameBucket = new TokenBucket(cfg.connectionFrameBurst, cfg.connectionFrameRate, 0)
+
+  const handle = (data: string | Uint8Array) =>
+    Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      if (!frameBucket.tryTake(now)) return yield* errorFrame(refuse("RATE_LIMITED", "Too many frames"), undefined)
+      const size = typeof data === "string" ? data.length : data.byteLength
+      if (size > cfg.maxFrameChars) {
+        return yield* errorFrame(invalid(`Message too large (max ${cfg.maxFrameChars} bytes)`), undefined)
+      }
+      const text = typeof data === "string" ? data : decodeUtf8(data)
+      if (text === undefined) return yield* errorFrame(invalid("Binary frame is not valid UTF-8"), undefined)
+      const decoded = decodeFrame(text)
+      if (decoded._tag === "Bad") return yield* errorFrame(decoded.error, decoded.requestId)
+      const frame = decoded.frame
+      const handler = Object.hasOwn(handlers, frame.type) ? handlers[frame.type] : undefined
+      if (handler === undefined) {
+        return yield* errorFrame(invalid(`Unknown type: ${frame.type.slice(0, 64)}`), frame.requestId)
+      }
+      yield* handler(state, frame).pipe(
+        Effect.catchTag("RequestError", (e) => errorFrame(e, frame.requestId)),
+        Effect.catchAllCause((cause) =>
+          Cause.isInterruptedOnly(cause) ? Effect.failCause(cause) : Effect.logError(`${frame.type} failed`, cause).pipe(
+            Effect.zipRight(errorFrame(refuse("INTERNAL_ERROR", "Internal server error"), frame.requestId))
+          )
+        )
+      )
+    })
+
+  const catchUp = Effect.suspend(() => {
+    lagging = false
+    const reg = state.registration
+    return reg === undefined ? Effect.void : flushPending(deps, state, reg, false)
+  }).pipe(Effect.catchAllCause((cause) => Effect.logError("catch-up delivery failed", cause)))
+
+  const processor = Queue.take(inbox).pipe(
+    Effect.flatMap((item) => (item === FLUSH ? catchUp : handle(item))),
+    Effect.forever
+  )
+
+  const cleanup = Effect.gen(function*() {
+    closing = true
+    yield* unregister(deps, state)
+    // Live messages still in the outbox were never written: they go back to the recipient's queue.
+    for (const item of yield* Queue.takeAll(outbox)) {
+      if ("text" in item && item.messageId !== undefined) unwritten.push(item.messageId)
+    }
+    if (unwritten.length > 0) {
+      yield* deps.storage.requeue(unwritten).pipe(
+        Effect.catchAll((e) => Effect.logError("requeue of unwritten messages failed", e.cause))
+      )
+    }
+    yield* Queue.shutdown(inbox)
+    yield* Queue.shutdown(outbox)
+  })
+
+  const actor = Effect.gen(function*() {
+    yield* Effect.forkScoped(writer)
+    yield* Effect.forkScoped(processor)
+    yield* Deferred.await(closed)
+  }).pipe(Effect.scoped, Effect.ensuring(cleanup), Effect.annotateLogs({ session: id }))
+
+  fork(actor)
+
+  return {
+    message: (data) => {
+      if (closing) return
+      if (!inbox.unsafeOffer(data)) conn.close(INBOX_FULL_CODE, "Too many frames in flight")
+    },
+    drain: () => {
+      if (drainSignal !== undefined) Deferred.unsafeDone(drainSignal, Exit.void)
+    },
+    closed: () => {
+      Deferred.unsafeDone(closed, Exit.void)
+    }
+  }
+}

@@ -1,0 +1,77 @@
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+
+/** A registered session as other sessions see it. */
+export interface Peer {
+  readonly id: number
+  readonly key: string
+  readonly l2psUid: string
+  readonly ackCapable: boolean
+  /** Whether live delivery to it is possible now (its outbox has room and it is not catching up). */
+  readonly canAccept: () => boolean
+  /** Non-blocking; false when its outbox is full (it then catches up from storage). */
+  readonly push: (text: string, messageId?: string) => boolean
+  /** Asks it to deliver what is queued for its key once its outbox has drained. */
+  readonly requestFlush: () => void
+  readonly close: (code: number, reason: string) => void
+}
+
+/** Live sessions by network and key; presence is derived from it. */
+export class Sessions extends Context.Tag("im/Sessions")<Sessions, {
+  /** Adds a session; returns whether it is its key's first and the sessions evicted over the cap. */
+  readonly add: (peer: Peer, maxPerKey: number) => Effect.Effect<{ first: boolean; evicted: ReadonlyArray<Peer> }>
+  /** Removes a session; returns whether it was its key's last. */
+  readonly remove: (peer: Peer) => Effect.Effect<{ last: boolean; removed: boolean }>
+  readonly online: (l2psUid: string, key: string) => Effect.Effect<ReadonlyArray<Peer>>
+  readonly keys: (l2psUid: string) => Effect.Effect<ReadonlyArray<string>>
+  /** Sends a presence frame to every session of the network but those of `exceptKey`. */
+  readonly broadcast: (l2psUid: string, exceptKey: string, text: string) => Effect.Effect<void>
+  readonly count: Effect.Effect<number>
+}>() {}
+
+const none: ReadonlyArray<Peer> = []
+
+export const layer: Layer.Layer<Sessions> = Layer.sync(Sessions, () => {
+  const networks = new Map<string, Map<string, Array<Peer>>>()
+  let total = 0
+  return {
+    count: Effect.sync(() => total),
+    add: (peer, maxPerKey) =>
+      Effect.sync(() => {
+        let keys = networks.get(peer.l2psUid)
+        if (keys === undefined) networks.set(peer.l2psUid, keys = new Map())
+        let list = keys.get(peer.key)
+        if (list === undefined) keys.set(peer.key, list = [])
+        const first = list.length === 0
+        list.push(peer)
+        total++
+        const evicted = list.length > maxPerKey ? list.splice(0, list.length - maxPerKey) : none
+        total -= evicted.length
+        return { first, evicted }
+      }),
+    remove: (peer) =>
+      Effect.sync(() => {
+        const keys = networks.get(peer.l2psUid)
+        const list = keys?.get(peer.key)
+        const i = list?.indexOf(peer) ?? -1
+        if (list === undefined || i < 0) return { last: false, removed: false }
+        list.splice(i, 1)
+        total--
+        if (list.length > 0) return { last: false, removed: true }
+        keys!.delete(peer.key)
+        if (keys!.size === 0) networks.delete(peer.l2psUid)
+        return { last: true, removed: true }
+      }),
+    online: (l2psUid, key) => Effect.sync(() => networks.get(l2psUid)?.get(key) ?? none),
+    keys: (l2psUid) => Effect.sync(() => [...(networks.get(l2psUid)?.keys() ?? [])]),
+    broadcast: (l2psUid, exceptKey, text) =>
+      Effect.sync(() => {
+        const keys = networks.get(l2psUid)
+        if (keys === undefined) return
+        for (const [key, list] of keys) {
+          if (key !== exceptKey) for (const p of list) p.push(text)
+        }
+      })
+  }
+})

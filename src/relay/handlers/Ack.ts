@@ -1,0 +1,23 @@
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import { refuse } from "../../domain/ErrorCode.ts"
+import { AckPayload, encodeFrame, type Envelope, payloadOf } from "../../domain/Frames.ts"
+import type { RelayDeps } from "../RelayDeps.ts"
+import type { SessionState } from "../SessionState.ts"
+
+const decode = payloadOf(AckPayload, "messageHashes must be a list of 1 to 500 message hashes")
+
+/** A recipient confirms messages; their senders' live sessions get `message_delivered`. */
+export const ack = (deps: RelayDeps) => (session: SessionState, frame: Envelope) =>
+  Effect.gen(function*() {
+    const reg = session.registration
+    if (reg === undefined) return yield* refuse("REGISTRATION_REQUIRED", "Register before acknowledging messages")
+    const { messageHashes } = yield* decode(frame.payload)
+    const at = yield* Clock.currentTimeMillis
+    const acked = yield* deps.storage.acknowledge(reg.l2psUid, reg.key, messageHashes, at)
+    for (const { messageHash, from } of acked) {
+      const text = encodeFrame("message_delivered", { messageHash, at }, at)
+      for (const p of yield* deps.sessions.online(reg.l2psUid, from)) p.push(text)
+    }
+    yield* session.reply("ack_response", { messageHashes: acked.map((a) => a.messageHash) }, frame.requestId)
+  })

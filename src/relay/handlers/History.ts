@@ -1,0 +1,47 @@
+import * as Effect from "effect/Effect"
+import { invalid, refuse } from "../../domain/ErrorCode.ts"
+import { type Envelope, HistoryPayload, payloadOf } from "../../domain/Frames.ts"
+import { isPublicKey, normalizeKey } from "../../domain/Keys.ts"
+import { statusOf, type StoredMessage } from "../../storage/Storage.ts"
+import type { RelayDeps } from "../RelayDeps.ts"
+import type { SessionState } from "../SessionState.ts"
+import { verifyProof } from "./Proofs.ts"
+
+const decode = payloadOf(HistoryPayload, "Missing peerKey or proof")
+
+export const toWire = (m: StoredMessage) => ({
+  id: m.id,
+  from: m.from,
+  to: m.to,
+  messageHash: m.messageHash,
+  encrypted: m.encrypted,
+  l2psUid: m.l2psUid,
+  l2psTxHash: m.l2psTxHash,
+  timestamp: m.timestamp,
+  status: statusOf(m),
+  deliveryStatus: m.deliveryStatus,
+  l2psStatus: m.l2psStatus
+})
+
+export const history = (deps: RelayDeps) => (session: SessionState, frame: Envelope) =>
+  Effect.gen(function*() {
+    const reg = session.registration
+    if (reg === undefined) return yield* refuse("REGISTRATION_REQUIRED", "Register first")
+    const p = yield* decode(frame.payload)
+    if (!isPublicKey(p.peerKey)) return yield* invalid("Invalid peerKey format (expected 64 hex characters)")
+    const max = deps.cfg.historyMaxLimit
+    const limit = p.limit === undefined ? deps.cfg.historyDefaultLimit : p.limit
+    if (typeof limit !== "number" || !Number.isInteger(limit) || limit < 1 || limit > max) {
+      return yield* invalid(`limit must be an integer from 1 to ${max}`)
+    }
+    const before = p.before === undefined || p.before === null || p.before === 0 ? undefined : p.before
+    if (before !== undefined && (typeof before !== "number" || !Number.isSafeInteger(before) || before < 0)) {
+      return yield* invalid("before must be a timestamp in ms (a non-negative integer)")
+    }
+    yield* verifyProof(deps, "history", p.peerKey, frame.timestamp, reg.key, reg.keyBytes, p.proof)
+    const rows = yield* deps.storage.history(reg.l2psUid, reg.key, normalizeKey(p.peerKey), before, limit + 1)
+    yield* session.reply("history_response", {
+      messages: rows.slice(0, limit).map(toWire),
+      hasMore: rows.length > limit
+    }, frame.requestId)
+  })

@@ -1,0 +1,58 @@
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import * as Metrics from "../../ops/Metrics.ts"
+import * as Clock from "effect/Clock"
+import { invalid, refuse } from "../../domain/ErrorCode.ts"
+import { encodeFrame, type Envelope, payloadOf, RegisterPayload } from "../../domain/Frames.ts"
+import { hexToBytes, isPublicKey, normalizeKey } from "../../domain/Keys.ts"
+import type { RelayDeps } from "../RelayDeps.ts"
+import type { SessionState } from "../SessionState.ts"
+import { flushPending } from "./Delivery.ts"
+import { verifyProof } from "./Proofs.ts"
+import { unregister } from "./Unregister.ts"
+
+const decode = payloadOf(RegisterPayload, "Missing publicKey, l2psUid, or proof")
+
+export const EVICTED_CODE = 4001
+
+export const register = (deps: RelayDeps) => (session: SessionState, frame: Envelope) =>
+  Effect.gen(function*() {
+    const p = yield* decode(frame.payload)
+    if (!isPublicKey(p.publicKey)) return yield* invalid("Invalid publicKey format (expected 64 hex characters)")
+    const limits = deps.cfg.networks.get(p.l2psUid)
+    if (limits === undefined) return yield* refuse("L2PS_NOT_FOUND", `L2PS network ${p.l2psUid} not found`)
+    if (!(yield* deps.addressLimits.register(session.remoteAddress))) {
+      return yield* refuse("RATE_LIMITED", "Too many registrations from this address")
+    }
+    const key = normalizeKey(p.publicKey)
+    const keyBytes = hexToBytes(key)
+    yield* verifyProof(deps, "register", p.publicKey, frame.timestamp, key, keyBytes, p.proof)
+
+    if (session.registration !== undefined) yield* unregister(deps, session)
+    const base = {
+      key,
+      keyAsSent: p.publicKey,
+      keyBytes,
+      l2psUid: p.l2psUid,
+      limits,
+      ackCapable: p.capabilities?.includes("ack") ?? false
+    }
+    const reg = { ...base, peer: session.asPeer(base) }
+    session.registration = reg
+    const { first, evicted } = yield* deps.sessions.add(reg.peer, limits.maxSessionsPerKey)
+    yield* Metric.incrementBy(Metrics.sessions, 1 - evicted.length)
+    for (const old of evicted) old.close(EVICTED_CODE, "Replaced by a newer session of the same key")
+
+    const onlinePeers = (yield* deps.sessions.keys(reg.l2psUid)).filter((k) => k !== key)
+    yield* session.reply("registered", {
+      success: true,
+      publicKey: p.publicKey,
+      l2psUid: p.l2psUid,
+      onlinePeers
+    }, frame.requestId)
+    if (first) {
+      const now = yield* Clock.currentTimeMillis
+      yield* deps.sessions.broadcast(reg.l2psUid, key, encodeFrame("peer_joined", { publicKey: key }, now))
+    }
+    yield* flushPending(deps, session, reg, true)
+  })

@@ -1,0 +1,43 @@
+import * as SqlClient from "@effect/sql/SqlClient"
+import { SqlError } from "@effect/sql/SqlError"
+import * as PgClient from "@effect/sql-pg/PgClient"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import { mkdirSync } from "node:fs"
+import { join } from "node:path"
+import { NodeConfig, type NodeConfigShape } from "../node/NodeConfig.ts"
+import * as Migrations from "./Migrations.ts"
+import * as PgliteClient from "./PgliteClient.ts"
+
+/** Where the node keeps its data, for the start-up line (never the password). */
+export const describe = (cfg: NodeConfigShape): string =>
+  Option.match(cfg.databaseUrl, {
+    onNone: () => `pglite (${join(cfg.dataDir, "pglite")})`,
+    onSome: (url) => {
+      const u = new URL(Redacted.value(url))
+      return `postgres (${u.hostname}:${u.port || 5432}${u.pathname})`
+    }
+  })
+
+/** Runs the migrations before anything can use the client. */
+const migrated = <E, R>(client: Layer.Layer<SqlClient.SqlClient, E, R>) =>
+  Layer.effectDiscard(Migrations.run).pipe(Layer.provideMerge(client))
+
+/** Postgres when DATABASE_URL is set, else embedded PGlite under DATA_DIR; migrated either way. */
+export const layer = Layer.unwrapEffect(
+  Effect.map(NodeConfig, (cfg) =>
+    Option.match(cfg.databaseUrl, {
+      onNone: () => {
+        const dataDir = join(cfg.dataDir, "pglite")
+        return Layer.unwrapEffect(
+          Effect.try({
+            try: () => mkdirSync(dataDir, { recursive: true }),
+            catch: (cause) => new SqlError({ message: `cannot create data directory ${dataDir}`, cause })
+          }).pipe(Effect.as(migrated(PgliteClient.layer({ dataDir }))))
+        )
+      },
+      onSome: (url) => migrated(PgClient.layer({ url, maxConnections: 8 }))
+    }))
+)

@@ -1,0 +1,16 @@
+import * as Migrator from "@effect/sql/Migrator"
+import m0001 from "../../migrations/0001_messages.ts"
+import m0002 from "../../migrations/0002_legacy.ts"
+import m0003 from "../../migrations/0003_pipeline.ts"
+import m0004 from "../../migrations/0004_offline_expiry.ts"
+
+/** The schema migrations of `migrations/`, bundled so an embedding host needs no file access. */
+export const loader = Migrator.fromRecord({
+  "0001_messages": m0001,
+  "0002_legacy": m0002,
+  "0003_pipeline": m0003,
+  "0004_offline_expiry": m0004
+})
+
+/** Applies pending migrations; the migrations table lock makes concurrent starts safe on Postgres. */
+export const run = Migrator.make({})({ loader })

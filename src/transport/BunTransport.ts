@@ -1,0 +1,94 @@
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type { ServerWebSocket } from "bun"
+import { type ConnectionEvents, type ServeOptions, Transport, TransportError, type WriteResult } from "./Transport.ts"
+
+interface SocketData {
+  readonly remoteAddress: string
+  events: ConnectionEvents | undefined
+}
+
+const PORT_ATTEMPTS = 100
+
+const isAddressInUse = (e: unknown) =>
+  typeof e === "object" && e !== null && (("code" in e && e.code === "EADDRINUSE") || /in use/i.test(String(e)))
+
+const start = (options: ServeOptions, sockets: Set<ServerWebSocket<SocketData>>, port: number) =>
+  Bun.serve<SocketData>({
+    hostname: options.host,
+    port,
+    fetch(req, server) {
+      if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+        return new Response("WebSocket upgrade required", { status: 426 })
+      }
+      if (sockets.size >= options.maxConnections) {
+        return new Response("Too many connections", { status: 503 })
+      }
+      const data: SocketData = { remoteAddress: server.requestIP(req)?.address ?? "unknown", events: undefined }
+      return server.upgrade(req, { data }) ? undefined : new Response("Upgrade failed", { status: 500 })
+    },
+    websocket: {
+      maxPayloadLength: options.maxPayloadBytes,
+      // Bun's own pings keep idle but live peers connected.
+      idleTimeout: 120,
+      sendPings: true,
+      backpressureLimit: 4 * 1024 * 1024,
+      closeOnBackpressureLimit: false,
+      perMessageDeflate: false,
+      open(ws) {
+        sockets.add(ws)
+        ws.data.events = options.handler.open({
+          remoteAddress: ws.data.remoteAddress,
+          send: (text): WriteResult => {
+            const r = ws.send(text)
+            return r > 0 ? "ok" : r === -1 ? "backpressure" : "closed"
+          },
+          close: (code, reason) => ws.close(code, reason)
+        })
+      },
+      message(ws, message) {
+        ws.data.events?.message(typeof message === "string" ? message : new Uint8Array(message))
+      },
+      drain(ws) {
+        ws.data.events?.drain()
+      },
+      close(ws, code, reason) {
+        sockets.delete(ws)
+        ws.data.events?.closed(code, reason)
+      }
+    }
+  })
+
+/** WebSockets on `Bun.serve`: own payload limit, backpressure and close codes. */
+export const make = Transport.of({
+  serve: (options) =>
+    Effect.acquireRelease(
+      Effect.try({
+        try: () => {
+          const sockets = new Set<ServerWebSocket<SocketData>>()
+          for (let i = 0; i < PORT_ATTEMPTS; i++) {
+            const port = options.port === 0 ? 0 : options.port + i
+            try {
+              return { server: start(options, sockets, port), sockets }
+            } catch (e) {
+              if (!isAddressInUse(e) || options.port === 0) throw e
+            }
+          }
+          throw new Error(`no free port in ${options.port}-${options.port + PORT_ATTEMPTS - 1}`)
+        },
+        catch: (cause) => new TransportError({ message: `${options.name}: cannot listen: ${String(cause)}`, cause })
+      }),
+      ({ server, sockets }) =>
+        Effect.sync(() => {
+          for (const ws of sockets) ws.close(1001, "Server shutting down")
+          server.stop(true)
+        })
+    ).pipe(
+      Effect.map(({ server }) => {
+        const host = options.host === "0.0.0.0" ? "0.0.0.0" : server.hostname
+        return { port: server.port!, url: `ws://${host}:${server.port}` }
+      })
+    )
+})
+
+export const layer: Layer.Layer<Transport> = Layer.succeed(Transport, make)

@@ -1,0 +1,50 @@
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import type * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+
+/** Result of writing one frame: written, buffered past the socket's limit (wait for drain), or gone. */
+export type WriteResult = "ok" | "backpressure" | "closed"
+
+/** The server side of one WebSocket, as the relay sees it. */
+export interface Connection {
+  readonly remoteAddress: string
+  readonly send: (text: string) => WriteResult
+  readonly close: (code: number, reason: string) => void
+}
+
+/** What the transport calls for each connection's events; all synchronous. */
+export interface ConnectionEvents {
+  readonly message: (data: string | Uint8Array) => void
+  readonly drain: () => void
+  readonly closed: (code: number, reason: string) => void
+}
+
+export interface ConnectionHandler {
+  readonly open: (connection: Connection) => ConnectionEvents
+}
+
+export interface ServeOptions {
+  readonly name: string
+  readonly host: string
+  /** Preferred port; the next free one is taken when it is busy. */
+  readonly port: number
+  readonly maxPayloadBytes: number
+  readonly maxConnections: number
+  readonly handler: ConnectionHandler
+}
+
+export interface Listening {
+  readonly url: string
+  readonly port: number
+}
+
+export class TransportError extends Data.TaggedError("TransportError")<{
+  readonly message: string
+  readonly cause?: unknown
+}> {}
+
+/** Accepts WebSocket connections; closing the scope stops accepting and closes every socket. */
+export class Transport extends Context.Tag("im/Transport")<Transport, {
+  readonly serve: (options: ServeOptions) => Effect.Effect<Listening, TransportError, Scope.Scope>
+}>() {}

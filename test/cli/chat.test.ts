@@ -1,0 +1,120 @@
+/**
+ * `bun run chat` in real terminals: two chats in tmux (a private tmux server) against the node
+ * started as a user starts it, driven with send-keys and read with capture-pane.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { spawnSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { bunBinary, type NodeProcess, REPO_ROOT, startNode } from "../support/NodeProcess.ts"
+
+const SOCKET = `im-chat-test-${process.pid}`
+const homes: Array<string> = []
+let node: NodeProcess
+
+const tmux = (...args: Array<string>) => {
+  const r = spawnSync("tmux", ["-L", SOCKET, ...args], { encoding: "utf8" })
+  if (r.error !== undefined) throw r.error
+  return r
+}
+
+const screen = (session: string): string => tmux("capture-pane", "-p", "-J", "-t", session, "-S", "-500").stdout
+
+const waitFor = async (session: string, pattern: RegExp, ms = 10_000): Promise<RegExpExecArray> => {
+  const until = Date.now() + ms
+  while (true) {
+    const m = pattern.exec(screen(session))
+    if (m !== null) return m
+    if (Date.now() > until) throw new Error(`${session}: no ${pattern} within ${ms} ms; the screen:\n${screen(session)}`)
+    await Bun.sleep(50)
+  }
+}
+
+const type = (session: string, line: string) => {
+  tmux("send-keys", "-t", session, "-l", line)
+  tmux("send-keys", "-t", session, "Enter")
+}
+
+const startChat = (session: string, passphrase: string) => {
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), `im-chat-${session}-`))
+  homes.push(home)
+  const env = { CHAT_HOME: home, CHAT_PASSPHRASE: passphrase, CHAT_SERVER: node.url, CHAT_SCRYPT_N: "1024" }
+  const q = (v: string) => `'${v.replaceAll("'", `'\\''`)}'`
+  const command = `env ${Object.entries(env).map(([k, v]) => `${k}=${q(v)}`).join(" ")} ${q(bunBinary())} run chat`
+  tmux("new-session", "-d", "-s", session, "-x", "220", "-y", "50", "-c", REPO_ROOT, command, ";", "set-option", "-t", session, "remain-on-exit", "on")
+}
+
+beforeAll(async () => {
+  if (spawnSync("tmux", ["-V"]).status !== 0) throw new Error("tmux is not installed: apt-get install -y tmux (.ci/run does)")
+  node = await startNode({
+    env: { ADMIN_PORT: "0", REGISTRATION_BURST_PER_ADDRESS: "100000", L2PS_BATCH_INTERVAL_MS: "100", L1_BLOCK_INTERVAL_MS: "100", L1_FINALITY_DEPTH: "1" },
+    freePortEnv: ["SIGNALING_PORT"]
+  })
+}, 30_000)
+
+afterAll(async () => {
+  tmux("kill-server")
+  await node?.dispose()
+  for (const h of homes) fs.rmSync(h, { recursive: true, force: true })
+})
+
+describe("bun run chat", () => {
+  test("two chats exchange messages, see receipts and confirmations, and survive the node going down", async () => {
+    startChat("alice", "alice's passphrase")
+    startChat("bob", "bob's passphrase")
+    const keyA = (await waitFor("alice", /your key: ([0-9a-f]{64})/))[1]!
+    const keyB = (await waitFor("bob", /your key: ([0-9a-f]{64})/))[1]!
+    await waitFor("alice", /created a new identity in /)
+    await waitFor("alice", /✓ connected to ws:\/\//)
+    await waitFor("bob", /✓ connected to ws:\/\//)
+
+    type("alice", `/alias bob ${keyB}`)
+    type("alice", "/to bob")
+    await waitFor("alice", /talking to bob/)
+    type("alice", "hello from alice")
+    await waitFor("bob", new RegExp(`\\] ${keyA.slice(0, 6)}…${keyA.slice(-4)}: hello from alice`))
+    await waitFor("alice", /you → bob: hello from alice {3}\(sent\)/)
+    await waitFor("alice", /✓✓ bob received "hello from alice"/)
+
+    type("bob", `/alias alice ${keyA}`)
+    type("bob", "/msg alice hi alice, bob here")
+    await waitFor("alice", /\] bob: hi alice, bob here/)
+    type("alice", "/peers")
+    await waitFor("alice", new RegExp(`online: bob \\(${keyB}\\)`))
+
+    // confirmation on L1, with the inclusion proof checked by the client
+    let confirmed = false
+    for (let i = 0; i < 20 && !confirmed; i++) {
+      type("alice", "/status")
+      await Bun.sleep(250)
+      confirmed = /"hello from alice" → bob: delivered ✓✓ · l2ps_confirmed · proof ✓ \(block \d+\)/.test(screen("alice"))
+    }
+    expect(confirmed).toBe(true)
+
+    // an error coming back from the node
+    type("alice", `/msg ${keyA} talking to myself`)
+    await waitFor("alice", /! not sent to [0-9a-f]{6}…[0-9a-f]{4}: Cannot send message to yourself/)
+
+    // the node goes down: clear messages, then both chats come back by themselves
+    await node.stop()
+    await waitFor("alice", /! lost the connection to the node \(ws:\/\//)
+    await waitFor("alice", /! node unreachable; retry 1\/10 in 1s/)
+    type("alice", "/peers")
+    await waitFor("alice", /! not connected to the node \(ws:\/\/[^)]+\); try again once reconnected/)
+    type("alice", "sent while the node was down")
+    await waitFor("alice", /\(node unreachable: the message will be sent once reconnected\)/)
+    node = await node.restart()
+    await waitFor("alice", /✓ reconnected to the node/)
+    await waitFor("bob", /✓ reconnected to the node/)
+    await waitFor("bob", /: sent while the node was down/)
+    await waitFor("alice", /✓✓ bob received "sent while the node was down"/)
+
+    type("bob", "/history alice")
+    await waitFor("bob", /\] you: hi alice, bob here {3}\[delivered\]/)
+    type("alice", "/help")
+    await waitFor("alice", /\/alias <name> <key>/)
+    type("alice", "/quit")
+    await waitFor("alice", /^bye$/m)
+  }, 40_000)
+})

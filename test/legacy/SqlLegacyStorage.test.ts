@@ -1,0 +1,115 @@
+import { describe, expect, test } from "bun:test"
+import * as SqlClient from "@effect/sql/SqlClient"
+import { Effect, Layer } from "effect"
+import { LegacyStorage, type NewLegacyMessage } from "../../src/legacy/LegacyStorage.ts"
+import * as SqlLegacyStorage from "../../src/legacy/SqlLegacyStorage.ts"
+import * as Migrations from "../../src/storage/Migrations.ts"
+import { databases } from "../support/TestDatabase.ts"
+
+const TIMEOUT = 30_000
+const key = (n: number, size: number) => new Uint8Array(size).fill(n)
+
+let seq = 0
+const msg = (over: Partial<NewLegacyMessage> = {}): NewLegacyMessage => ({
+  from: "alice",
+  to: "bob",
+  messageHash: `legacy-hash-${++seq}`,
+  message: { algorithm: "ml-kem-aes", serializedCipherText: "Y3Q=", serializedEncryptedData: "ZGF0YQ==" },
+  timestamp: 1_000 + seq,
+  status: "queued",
+  outcome: "queued",
+  ...over
+})
+
+for (const db of await databases()) {
+  const run = <A, E>(body: Effect.Effect<A, E, LegacyStorage | SqlClient.SqlClient>) =>
+    Effect.runPromise(
+      body.pipe(
+        Effect.provide(SqlLegacyStorage.layer.pipe(
+          Layer.provideMerge(Layer.effectDiscard(Migrations.run).pipe(Layer.provideMerge(db.layer)))
+        ))
+      ) as Effect.Effect<A, E>
+    )
+
+  describe(`SqlLegacyStorage on ${db.name}`, () => {
+    test("a clientId binds to its first signing key; its owner refreshes the ML-KEM key", () =>
+      run(Effect.gen(function*() {
+        const s = yield* LegacyStorage
+        expect(yield* s.client("alice")).toBeUndefined()
+        const owner = { clientId: "alice", signingKey: key(1, 1952), publicKey: key(2, 1184), registeredAt: 10 }
+        expect(yield* s.bind(owner)).toBe(true)
+        expect(yield* s.bind({ ...owner, signingKey: key(9, 1952), publicKey: key(9, 1184), registeredAt: 20 })).toBe(false)
+        expect(yield* s.client("alice")).toEqual(owner)
+        expect(yield* s.bind({ ...owner, publicKey: key(3, 1184), registeredAt: 30 })).toBe(true)
+        const now = yield* s.client("alice")
+        expect(now?.publicKey).toEqual(key(3, 1184))
+        expect(now?.registeredAt).toBe(10)
+      })), TIMEOUT)
+
+    test("messages go to l2ps_messages as network legacy, pending for the pipeline", () =>
+      run(Effect.gen(function*() {
+        const s = yield* LegacyStorage
+        const sql = yield* SqlClient.SqlClient
+        const live = msg({ status: "delivered", outcome: "sent" })
+        const stored = yield* s.store(live)
+        expect(stored._tag).toBe("Stored")
+        expect(yield* s.store(live)).toEqual({ _tag: "Duplicate" })
+        const rows = yield* sql<Record<string, unknown>>`
+          SELECT l2ps_uid, from_key, to_key, message_hash, encrypted, ts, delivery_status, send_outcome, delivered_at,
+                 l2ps_status, awaiting_ack
+          FROM l2ps_messages`
+        expect(rows).toEqual([{
+          l2ps_uid: "legacy",
+          from_key: "alice",
+          to_key: "bob",
+          message_hash: live.messageHash,
+          encrypted: live.message,
+          ts: live.timestamp,
+          delivery_status: "delivered",
+          send_outcome: "sent",
+          delivered_at: live.timestamp,
+          l2ps_status: "l2ps_pending",
+          awaiting_ack: false
+        }])
+        // A live message that never reached the socket goes back to the queue, once.
+        if (stored._tag === "Stored") yield* s.requeue([stored.id])
+        expect((yield* s.queued("bob", undefined, 10)).map((m) => m.id)).toEqual(stored._tag === "Stored" ? [stored.id] : [])
+      })), TIMEOUT)
+
+    test("the per-sender cap counts queued messages in storage, across recipients", () =>
+      run(Effect.gen(function*() {
+        const s = yield* LegacyStorage
+        expect((yield* s.store(msg({ to: "bob" }), 2))._tag).toBe("Stored")
+        expect((yield* s.store(msg({ to: "carol" }), 2))._tag).toBe("Stored")
+        expect(yield* s.store(msg({ to: "dave" }), 2)).toEqual({ _tag: "SenderLimit" })
+        // Other senders and live messages are not held back.
+        expect((yield* s.store(msg({ from: "zed" }), 2))._tag).toBe("Stored")
+        expect((yield* s.store(msg({ status: "delivered", outcome: "sent" })))._tag).toBe("Stored")
+        expect(yield* s.queuedFrom("alice")).toBe(2)
+        const [first] = yield* s.queued("bob", undefined, 10)
+        yield* s.markSent([first!.id], 99)
+        expect(yield* s.queuedFrom("alice")).toBe(1)
+        expect((yield* s.store(msg({ to: "dave" }), 2))._tag).toBe("Stored")
+      })), TIMEOUT)
+
+    test("queued: oldest first per recipient, paged by a (timestamp, id) cursor; markSent only once", () =>
+      run(Effect.gen(function*() {
+        const s = yield* LegacyStorage
+        const sent = [msg({ timestamp: 5 }), msg({ timestamp: 5 }), msg({ timestamp: 3 }), msg({ to: "other" })]
+        for (const m of sent) yield* s.store(m)
+        const page1 = yield* s.queued("bob", undefined, 2)
+        expect(page1.map((m) => m.timestamp)).toEqual([3, 5])
+        expect(page1[0]).toMatchObject({ from: "alice", message: sent[2]!.message })
+        const last = page1[1]!
+        const page2 = yield* s.queued("bob", { timestamp: last.timestamp, id: last.id }, 2)
+        expect(page2.map((m) => m.timestamp)).toEqual([5])
+        yield* s.markSent([...page1, ...page2].map((m) => m.id), 50)
+        expect(yield* s.queued("bob", undefined, 10)).toEqual([])
+        // Marking twice or requeueing a handed-over message changes nothing.
+        yield* s.markSent(page1.map((m) => m.id), 60)
+        yield* s.requeue(page1.map((m) => m.id))
+        expect(yield* s.queued("bob", undefined, 10)).toEqual([])
+        expect((yield* s.queued("other", undefined, 10)).length).toBe(1)
+      })), TIMEOUT)
+  })
+}

@@ -1,0 +1,63 @@
+import { describe, expect, test } from "bun:test"
+import { ConfigProvider, Effect, Either, Option } from "effect"
+import { mkdtempSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import * as NodeConfig from "../../src/node/NodeConfig.ts"
+
+const fromEnv = (env: Record<string, string>) =>
+  Effect.runSync(Effect.either(NodeConfig.fromEnv.pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)))))))
+
+describe("NodeConfig from the environment", () => {
+  test("defaults, as documented", () => {
+    const cfg = Either.getOrThrow(fromEnv({}))
+    expect(cfg.l2psPort).toBe(3006)
+    expect(Option.isNone(cfg.databaseUrl)).toBe(true)
+    expect(cfg.dataDir).toBe("./data")
+    expect([...cfg.networks.keys()]).toEqual(["default"])
+    expect(cfg.networks.get("default")).toEqual({
+      rateLimitPerSec: 20, rateLimitBurst: 40, epochQuota: 600, epochSeconds: 60, offlineQueuePerPair: 200, maxSessionsPerKey: 5
+    })
+    expect(cfg.proofWindowMillis).toBe(300_000)
+    expect([cfg.maxBatchSize, cfg.batchIntervalMillis, cfg.finalityDepth, cfg.blockIntervalMillis]).toEqual([500, 2000, 2, 1000])
+  })
+
+  test("values and per-network overrides from a file", () => {
+    const dir = mkdtempSync(join(tmpdir(), "im-cfg-"))
+    const file = join(dir, "networks.json")
+    writeFileSync(file, JSON.stringify({ beta: { rateLimitPerSec: 5, epochQuota: 10 }, gamma: {} }))
+    const cfg = Either.getOrThrow(fromEnv({
+      L2PS_MESSAGING_PORT: "4000", L2PS_NETWORKS: "alpha, beta", L2PS_NETWORKS_FILE: file, RATE_LIMIT_BURST: "7",
+      PROOF_WINDOW_SECONDS: "60", DATABASE_URL: "postgres://u:secret@db/x"
+    }))
+    expect(cfg.l2psPort).toBe(4000)
+    expect([...cfg.networks.keys()]).toEqual(["alpha", "beta", "gamma"])
+    expect(cfg.networks.get("alpha")).toMatchObject({ rateLimitPerSec: 20, rateLimitBurst: 7 })
+    expect(cfg.networks.get("beta")).toMatchObject({ rateLimitPerSec: 5, rateLimitBurst: 7, epochQuota: 10 })
+    expect(cfg.proofWindowMillis).toBe(60_000)
+    // The URL stays redacted when printed.
+    expect(String(Option.getOrThrow(cfg.databaseUrl))).not.toContain("secret")
+  })
+
+  test("a bad value is a start-up error naming the variable, never a silent default", () => {
+    const cases: Array<[Record<string, string>, string]> = [
+      [{ RATE_LIMIT_PER_SEC: "abc" }, "RATE_LIMIT_PER_SEC"],
+      [{ RATE_LIMIT_BURST: "0" }, "RATE_LIMIT_BURST"],
+      [{ EPOCH_QUOTA: "1.5" }, "EPOCH_QUOTA"],
+      [{ L2PS_MESSAGING_PORT: "70000" }, "L2PS_MESSAGING_PORT"],
+      [{ L2PS_NETWORKS: "ok,not ok" }, "L2PS_NETWORKS"],
+      [{ L2PS_NETWORKS_FILE: "/nonexistent.json" }, "L2PS_NETWORKS_FILE"],
+      [{ L1_FINALITY_DEPTH: "-1" }, "L1_FINALITY_DEPTH"]
+    ]
+    for (const [env, name] of cases) {
+      const r = fromEnv(env)
+      expect(Either.isLeft(r)).toBe(true)
+      expect(String(Either.isLeft(r) ? r.left : "")).toContain(name)
+    }
+    const dir = mkdtempSync(join(tmpdir(), "im-cfg-"))
+    const bad = join(dir, "bad.json")
+    writeFileSync(bad, JSON.stringify({ beta: { rateLimitPerSec: "fast" } }))
+    const r = fromEnv({ L2PS_NETWORKS_FILE: bad })
+    expect(Either.isLeft(r) && String(r.left)).toContain("rateLimitPerSec")
+  })
+})

@@ -1,0 +1,137 @@
+import { describe, expect, test } from "bun:test"
+import * as SqlClient from "@effect/sql/SqlClient"
+import { Effect, Layer } from "effect"
+import * as Migrations from "../../src/storage/Migrations.ts"
+import * as SqlStorage from "../../src/storage/SqlStorage.ts"
+import { type CommitRequest, type NewMessage, Storage } from "../../src/storage/Storage.ts"
+import { databases } from "../support/TestDatabase.ts"
+
+const A = "a".repeat(64)
+const B = "b".repeat(64)
+const C = "c".repeat(64)
+
+let seq = 0
+const msg = (over: Partial<NewMessage> = {}): NewMessage => ({
+  l2psUid: "net",
+  from: A,
+  to: B,
+  messageHash: `hash-${++seq}`,
+  encrypted: { ciphertext: "Y2lwaGVy", nonce: "bm9uY2U=", extra: { nested: [1, 2] } },
+  timestamp: 1_000 + seq,
+  deliveryStatus: "queued",
+  awaitingAck: false,
+  outcome: "queued",
+  ...over
+})
+const req = (message: NewMessage, pairLimit = 200): CommitRequest => ({ message, pairLimit })
+
+for (const db of await databases()) {
+  const run = <A, E>(body: Effect.Effect<A, E, Storage | SqlClient.SqlClient>) =>
+    Effect.runPromise(
+      body.pipe(
+        Effect.provide(SqlStorage.layer.pipe(
+          Layer.provideMerge(Layer.effectDiscard(Migrations.run).pipe(Layer.provideMerge(db.layer)))
+        ))
+      ) as Effect.Effect<A, E>
+    )
+
+  describe(`SqlStorage on ${db.name}`, () => {
+    test("commit stores messages; history is newest first with an exclusive `before`", () =>
+      run(Effect.gen(function*() {
+        const s = yield* Storage
+        const batch = [1, 2, 3, 4, 5].map((i) => req(msg({ timestamp: i * 10, deliveryStatus: "delivered", outcome: "sent" })))
+        const results = yield* s.commit(batch)
+        expect(results.every((r) => r._tag === "Stored")).toBe(true)
+        const all = yield* s.history("net", B, A, undefined, 10)
+        expect(all.map((m) => m.timestamp)).toEqual([50, 40, 30, 20, 10])
+        expect(all[0]).toMatchObject({ from: A, to: B, l2psStatus: "l2ps_pending", l2psTxHash: null, deliveryStatus: "delivered" })
+        expect(all[0]!.encrypted).toEqual(batch[4]!.message.encrypted)
+        expect((yield* s.history("net", A, B, 30, 10)).map((m) => m.timestamp)).toEqual([20, 10])
+        expect((yield* s.history("net", A, B, undefined, 2)).map((m) => m.timestamp)).toEqual([50, 40])
+        // Another network, another conversation: not there.
+        expect(yield* s.history("other", A, B, undefined, 10)).toEqual([])
+        expect(yield* s.history("net", A, C, undefined, 10)).toEqual([])
+        // Failed messages are left out.
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`UPDATE l2ps_messages SET delivery_status = 'failed' WHERE ts = 30`
+        expect((yield* s.history("net", A, B, undefined, 10)).map((m) => m.timestamp)).toEqual([50, 40, 20, 10])
+      })))
+
+    test("duplicates: a retry gets the original outcome, within a batch and across batches", () =>
+      run(Effect.gen(function*() {
+        const s = yield* Storage
+        const first = msg({ deliveryStatus: "delivered", outcome: "sent" })
+        const [stored, sameBatch] = yield* s.commit([req(first), req({ ...first, outcome: "queued" })])
+        expect(stored!._tag).toBe("Stored")
+        expect(sameBatch).toEqual({ _tag: "Duplicate", from: A, outcome: "sent" })
+        const [retry] = yield* s.commit([req({ ...first, timestamp: 99_999, deliveryStatus: "queued", outcome: "queued" })])
+        expect(retry).toEqual({ _tag: "Duplicate", from: A, outcome: "sent" })
+        const [other] = yield* s.commit([req({ ...first, from: C })])
+        expect(other).toEqual({ _tag: "Duplicate", from: A, outcome: "sent" })
+        expect((yield* s.history("net", A, B, undefined, 10)).length).toBe(1)
+      })))
+
+    test("pair limit counts pending messages of the pair in storage, including those awaiting an ack", () =>
+      run(Effect.gen(function*() {
+        const s = yield* Storage
+        const r1 = yield* s.commit([req(msg(), 3), req(msg({ deliveryStatus: "sent", awaitingAck: true, outcome: "sent" }), 3)])
+        expect(r1.map((r) => r._tag)).toEqual(["Stored", "Stored"])
+        // Delivered messages do not count; other pairs do not count.
+        yield* s.commit([req(msg({ deliveryStatus: "delivered", outcome: "sent" }), 3), req(msg({ to: C }), 3)])
+        const r2 = yield* s.commit([req(msg(), 3), req(msg(), 3), req(msg({ from: C }), 3)])
+        expect(r2.map((r) => r._tag)).toEqual(["Stored", "PairLimit", "Stored"])
+        // A retry of a stored pending message is still a duplicate, not a limit.
+        const pending = yield* s.pending({ l2psUid: "net", to: B, includeAwaitingAck: false, after: undefined, limit: 10 })
+        const [again] = yield* s.commit([req(msg({ messageHash: pending[0]!.messageHash }), 3)])
+        expect(again!._tag).toBe("Duplicate")
+        // A live message is not limited.
+        const [live] = yield* s.commit([req(msg({ deliveryStatus: "delivered", outcome: "sent" }), 3)])
+        expect(live!._tag).toBe("Stored")
+      })))
+
+    test("pending pages oldest first; handed, requeued and acknowledged messages move between states", () =>
+      run(Effect.gen(function*() {
+        const s = yield* Storage
+        const msgs = [1, 2, 3, 4, 5].map((i) => msg({ to: C, timestamp: 100 + i }))
+        yield* s.commit(msgs.map((m) => req(m)))
+        const page1 = yield* s.pending({ l2psUid: "net", to: C, includeAwaitingAck: false, after: undefined, limit: 2 })
+        expect(page1.map((m) => m.timestamp)).toEqual([101, 102])
+        const last = page1[1]!
+        const page2 = yield* s.pending({ l2psUid: "net", to: C, includeAwaitingAck: false, after: { timestamp: last.timestamp, id: last.id }, limit: 10 })
+        expect(page2.map((m) => m.timestamp)).toEqual([103, 104, 105])
+
+        yield* s.markHanded([page1[0]!.id], false, 500)
+        yield* s.markHanded([page1[1]!.id], true, 500)
+        const queuedOnly = yield* s.pending({ l2psUid: "net", to: C, includeAwaitingAck: false, after: undefined, limit: 10 })
+        expect(queuedOnly.map((m) => m.timestamp)).toEqual([103, 104, 105])
+        const withAwaiting = yield* s.pending({ l2psUid: "net", to: C, includeAwaitingAck: true, after: undefined, limit: 10 })
+        expect(withAwaiting.map((m) => m.timestamp)).toEqual([102, 103, 104, 105])
+
+        // Only the recipient acknowledges, only in its network.
+        expect(yield* s.acknowledge("net", B, [page1[1]!.messageHash], 600)).toEqual([])
+        expect(yield* s.acknowledge("other", C, [page1[1]!.messageHash], 600)).toEqual([])
+        const acked = yield* s.acknowledge("net", C, [page1[1]!.messageHash, page2[0]!.messageHash, "unknown"], 600)
+        expect(acked.map((a) => a.messageHash).sort()).toEqual([page1[1]!.messageHash, page2[0]!.messageHash].sort())
+        expect(acked.every((a) => a.from === A)).toBe(true)
+        expect((yield* s.byHash(page1[1]!.messageHash))!.deliveryStatus).toBe("delivered")
+        // A second ack changes nothing.
+        expect(yield* s.acknowledge("net", C, [page1[1]!.messageHash], 700)).toEqual([])
+
+        yield* s.requeue([page1[0]!.id])
+        expect((yield* s.byHash(page1[0]!.messageHash))!.deliveryStatus).toBe("queued")
+        expect(yield* s.byHash("nope")).toBeUndefined()
+      })))
+
+    test("concurrent commits of many messages are all stored exactly once", () =>
+      run(Effect.gen(function*() {
+        const s = yield* Storage
+        const batches = Array.from({ length: 20 }, (_, b) =>
+          Array.from({ length: 25 }, (_, i) => req(msg({ from: `${b}`.padStart(64, "0"), deliveryStatus: "delivered", outcome: "sent", timestamp: 10_000 + b * 100 + i }))))
+        const results = yield* Effect.forEach(batches, (batch) => s.commit(batch), { concurrency: "unbounded" })
+        expect(results.flat().filter((r) => r._tag === "Stored").length).toBe(500)
+        const sql = yield* SqlClient.SqlClient
+        const [row] = yield* sql<{ n: number | string }>`SELECT count(*) AS n FROM l2ps_messages WHERE to_key = ${B} AND ts >= 10000`
+        expect(Number(row!.n)).toBe(500)
+      })))
+  })
+}
