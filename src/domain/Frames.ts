@@ -31,9 +31,35 @@ const requestIdOf = (u: unknown): RequestId | undefined => {
   return typeof id === "string" || typeof id === "number" ? id : undefined
 }
 
+/** Deepest nesting of arrays and objects a frame may have: protocol frames nest 4 levels at most. */
+export const MAX_JSON_DEPTH = 64
+
+/**
+ * Whether a JSON text nests arrays and objects deeper than `max`: a linear scan without recursion, so
+ * deep input costs nothing downstream (storage, canonical JSON and serialisers all recurse).
+ */
+export const nestedDeeperThan = (text: string, max: number): boolean => {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 0x5c) i++ // backslash: skip the escaped character
+      else if (c === 0x22) inString = false
+    } else if (c === 0x22) inString = true
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) return true
+    } else if (c === 0x7d || c === 0x5d) depth--
+  }
+  return false
+}
+
 export const decodeFrame = (text: string): Decoded => {
   const json = decodeJson(text)
   if (Either.isLeft(json)) return { _tag: "Bad", error: invalid("Invalid JSON"), requestId: undefined }
+  if (nestedDeeperThan(text, MAX_JSON_DEPTH)) {
+    return { _tag: "Bad", error: invalid(`JSON nested too deeply (max ${MAX_JSON_DEPTH} levels)`), requestId: requestIdOf(json.right) }
+  }
   const env = decodeEnvelope(json.right)
   if (Either.isLeft(env)) {
     return { _tag: "Bad", error: invalid("Missing or invalid type/payload"), requestId: requestIdOf(json.right) }

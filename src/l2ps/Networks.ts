@@ -1,10 +1,9 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { NodeConfig } from "../node/NodeConfig.ts"
+import { LEGACY_UID, NodeConfig } from "../node/NodeConfig.ts"
 import * as Pipeline from "./Pipeline.ts"
 
-/** The network of messages relayed by the legacy signaling server. */
-export const LEGACY_UID = "legacy"
+export { LEGACY_UID }
 
 /** Runs one pipeline per served network (and the legacy one); each supervises its own stages. */
 export const layer = Layer.scopedDiscard(

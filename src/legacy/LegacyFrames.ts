@@ -1,6 +1,7 @@
 import * as Either from "effect/Either"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
+import { MAX_JSON_DEPTH, nestedDeeperThan } from "../domain/Frames.ts"
 
 /** Error types of the legacy signaling protocol (`ImErrorType` of the reference), plus RATE_LIMITED. */
 export const LegacyErrorType = Schema.Literal(
@@ -35,6 +36,9 @@ const decodeJson = Schema.decodeUnknownEither(Schema.parseJson())
 export const decodeFrame = (text: string): Either.Either<LegacyEnvelope, LegacyError> => {
   const json = decodeJson(text)
   if (Either.isLeft(json)) return Either.left(refuse("INVALID_MESSAGE", "Invalid JSON"))
+  if (nestedDeeperThan(text, MAX_JSON_DEPTH)) {
+    return Either.left(refuse("INVALID_MESSAGE", `JSON nested too deeply (max ${MAX_JSON_DEPTH} levels)`))
+  }
   const u = json.right
   if (!Predicate.isRecord(u) || typeof u.type !== "string" || u.type.length === 0 || !Predicate.isRecord(u.payload)) {
     return Either.left(refuse("INVALID_MESSAGE", "Invalid message format"))

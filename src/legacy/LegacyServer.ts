@@ -23,6 +23,7 @@ const listen = Layer.scoped(
       port: cfg.legacyPort,
       maxPayloadBytes: cfg.maxPayloadBytes,
       maxConnections: cfg.maxConnections,
+      idleTimeoutSeconds: cfg.idleTimeoutSeconds,
       handler: relay
     })
   })

@@ -20,6 +20,7 @@ export const layer = Layer.scoped(
       port: cfg.l2psPort,
       maxPayloadBytes: cfg.maxPayloadBytes,
       maxConnections: cfg.maxConnections,
+      idleTimeoutSeconds: cfg.idleTimeoutSeconds,
       handler: relay
     })
   })

@@ -40,6 +40,8 @@ export interface NodeConfigShape {
   /** Above this the transport closes the socket (1009). */
   readonly maxPayloadBytes: number
   readonly maxConnections: number
+  /** Silent sockets (no frame, no pong) are closed after this long; the server pings them. */
+  readonly idleTimeoutSeconds: number
   readonly sessionInbox: number
   readonly sessionOutbox: number
   /** Frames per second per connection, whatever their type. */
@@ -82,6 +84,9 @@ export class NodeConfig extends Context.Tag("im/NodeConfig")<NodeConfig, NodeCon
 
 export const UID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/
 
+/** The network of messages relayed by the legacy signaling server; no L2PS network may take it. */
+export const LEGACY_UID = "legacy"
+
 export const defaultLimits: NetworkLimits = {
   rateLimitPerSec: 20,
   rateLimitBurst: 40,
@@ -102,6 +107,7 @@ export const defaults: NodeConfigShape = {
   maxCiphertextChars: 131_072,
   maxPayloadBytes: 1_048_576,
   maxConnections: 20_000,
+  idleTimeoutSeconds: 120,
   sessionInbox: 256,
   sessionOutbox: 512,
   connectionFrameRate: 100,
@@ -161,7 +167,7 @@ const PositiveInt = Schema.Int.pipe(Schema.positive())
 
 /** The JSON file named by L2PS_NETWORKS_FILE: `{ "<uid>": { <limit>: <n>, … }, … }`. */
 const NetworksFile = Schema.parseJson(Schema.Record({
-  key: Schema.String.pipe(Schema.pattern(UID_PATTERN)),
+  key: Schema.String,
   value: Schema.Struct({
     rateLimitPerSec: Schema.optional(PositiveInt),
     rateLimitBurst: Schema.optional(PositiveInt),
@@ -170,7 +176,14 @@ const NetworksFile = Schema.parseJson(Schema.Record({
     offlineQueuePerPair: Schema.optional(PositiveInt),
     maxSessionsPerKey: Schema.optional(PositiveInt)
   })
-}))
+}).pipe(
+  // On the record, not its key schema: a refined key would drop the entry silently instead of failing.
+  Schema.filter((networks) => {
+    const bad = Object.keys(networks).find((uid) => !UID_PATTERN.test(uid) || uid === LEGACY_UID)
+    return bad === undefined ||
+      `network uid ${JSON.stringify(bad)}: use [A-Za-z0-9_-], at most 64 chars; "${LEGACY_UID}" is reserved for the legacy server`
+  })
+))
 
 const readNetworksFile = (path: string) =>
   Effect.try({
@@ -200,8 +213,8 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
       Config.withDefault("default"),
       Config.map((s) => s.split(",").map((x) => x.trim()).filter((x) => x.length > 0)),
       Config.validate({
-        message: "L2PS_NETWORKS must be a comma-separated list of uids ([A-Za-z0-9_-], at most 64 chars)",
-        validation: (uids) => uids.every((u) => UID_PATTERN.test(u))
+        message: `L2PS_NETWORKS must be a comma-separated list of uids ([A-Za-z0-9_-], at most 64 chars), not "${LEGACY_UID}"`,
+        validation: (uids) => uids.every((u) => UID_PATTERN.test(u) && u !== LEGACY_UID)
       })
     ),
     networksFile: Config.option(Config.string("L2PS_NETWORKS_FILE")),
@@ -213,6 +226,11 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
     maxSessionsPerKey: positive("MAX_SESSIONS_PER_KEY", defaultLimits.maxSessionsPerKey),
     offlineQueuePerPair: positive("OFFLINE_QUEUE_PER_PAIR", defaultLimits.offlineQueuePerPair),
     maxConnections: positive("MAX_CONNECTIONS", defaults.maxConnections),
+    // Bun sends pings at a fraction of this and allows at most 960 s.
+    idleTimeoutSeconds: Config.integer("IDLE_TIMEOUT_SECONDS").pipe(
+      Config.withDefault(defaults.idleTimeoutSeconds),
+      Config.validate({ message: "IDLE_TIMEOUT_SECONDS must be between 1 and 960", validation: (n) => n >= 1 && n <= 960 })
+    ),
     maxBatchSize: positive("L2PS_MAX_BATCH_SIZE", defaults.maxBatchSize),
     batchIntervalMillis: positive("L2PS_BATCH_INTERVAL_MS", defaults.batchIntervalMillis),
     finalityDepth: positive("L1_FINALITY_DEPTH", defaults.finalityDepth),
@@ -265,6 +283,7 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
     networks,
     proofWindowMillis: env.proofWindowSeconds * 1000,
     maxConnections: env.maxConnections,
+    idleTimeoutSeconds: env.idleTimeoutSeconds,
     maxBatchSize: env.maxBatchSize,
     batchIntervalMillis: env.batchIntervalMillis,
     finalityDepth: env.finalityDepth,

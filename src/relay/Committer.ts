@@ -1,14 +1,16 @@
+import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import { Mempool } from "../l2ps/Mempool.ts"
 import { NodeConfig } from "../node/NodeConfig.ts"
 import * as Metrics from "../ops/Metrics.ts"
-import { type CommitRequest, type CommitResult, Storage, type StorageError } from "../storage/Storage.ts"
+import { type CommitRequest, type CommitResult, Storage, StorageError } from "../storage/Storage.ts"
 
 interface Pending {
   readonly request: CommitRequest
@@ -37,8 +39,16 @@ export const layer: Layer.Layer<Committer, never, Storage | NodeConfig | Mempool
     const store = (batch: ReadonlyArray<Pending>) =>
       storage.commit(batch.map((p) => p.request)).pipe(
         Metric.trackDuration(Metrics.commitLatency),
-        Effect.matchEffect({
-          onFailure: (e) => Effect.forEach(batch, (p) => Deferred.fail(p.done, e), { discard: true }),
+        // A defect fails the waiting sends too: @effect/sql dies when COMMIT fails (e.g. the database
+        // went away mid-transaction), and the writer must outlive it or every later send hangs.
+        Effect.matchCauseEffect({
+          onFailure: (cause) => {
+            const e = Option.getOrElse(
+              Cause.failureOption(cause),
+              () => new StorageError({ operation: "commit", cause: Cause.squash(cause) })
+            )
+            return Effect.forEach(batch, (p) => Deferred.fail(p.done, e), { discard: true })
+          },
           onSuccess: (results) =>
             Effect.zipRight(
               wakeBatchers(batch, results),

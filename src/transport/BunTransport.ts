@@ -30,7 +30,7 @@ const start = (options: ServeOptions, sockets: Set<ServerWebSocket<SocketData>>,
     websocket: {
       maxPayloadLength: options.maxPayloadBytes,
       // Bun's own pings keep idle but live peers connected.
-      idleTimeout: 120,
+      idleTimeout: options.idleTimeoutSeconds,
       sendPings: true,
       backpressureLimit: 4 * 1024 * 1024,
       closeOnBackpressureLimit: false,

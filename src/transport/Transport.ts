@@ -31,6 +31,8 @@ export interface ServeOptions {
   readonly port: number
   readonly maxPayloadBytes: number
   readonly maxConnections: number
+  /** A socket that sends nothing, not even a pong to the server's pings, for this long is closed. */
+  readonly idleTimeoutSeconds: number
   readonly handler: ConnectionHandler
 }
 

@@ -223,7 +223,7 @@ describe("MessagingPeer (legacy) against the real SDK 2.9.1 client, through the 
     const sdk = await SdkClient.create(legacyUrl, "sdk-bob")
     cleanup.push(() => sdk.close())
     await sdk.call("connect")
-    ours = new MessagingPeer({ serverUrl: legacyUrl, clientId: "ours-alice", masterSeed: newMasterSeed(), reconnect: { baseDelayMillis: 2500 } })
+    ours = new MessagingPeer({ serverUrl: legacyUrl, clientId: "ours-alice", masterSeed: newMasterSeed(), reconnect: { baseDelayMillis: 6000 } })
     cleanup.push(() => ours.dispose())
     ours.onMessage((m, fromId) => void (m instanceof Uint8Array && oursInbox.push({ text: new TextDecoder().decode(m), fromId })))
     ours.onConnectionStateChange((s) => oursStates.push(s))
@@ -246,10 +246,11 @@ describe("MessagingPeer (legacy) against the real SDK 2.9.1 client, through the 
   }, T)
 
   test("a node restart: both clients reconnect and register again by themselves, then get what was sent meanwhile", async () => {
-    // alice reconnects on the SDK's schedule (1 s first); bob and our legacy client wait 2.5 s, so
-    // carol and the SDK can leave them messages while they are still away.
+    // alice reconnects on the SDK's schedule (1 s first); bob and our legacy client wait 6 s, so carol
+    // and the SDK can leave them messages while they are still away (a restart on a loaded machine
+    // takes seconds).
     const alice = peer()
-    const bob = peer({ reconnect: { baseDelayMillis: 2500 } })
+    const bob = peer({ reconnect: { baseDelayMillis: 6000 } })
     const carol = peer()
     await alice.client.connect()
     await bob.client.connect()

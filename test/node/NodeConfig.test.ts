@@ -46,6 +46,11 @@ describe("NodeConfig from the environment", () => {
       [{ EPOCH_QUOTA: "1.5" }, "EPOCH_QUOTA"],
       [{ L2PS_MESSAGING_PORT: "70000" }, "L2PS_MESSAGING_PORT"],
       [{ L2PS_NETWORKS: "ok,not ok" }, "L2PS_NETWORKS"],
+      [{ L2PS_NETWORKS: "default,legacy" }, "L2PS_NETWORKS"],
+      [{ OFFLINE_TTL: "soon" }, "OFFLINE_TTL"],
+      [{ ADMIN_PORT: "-1" }, "ADMIN_PORT"],
+      [{ LOG_LEVEL: "loud" }, "LOG_LEVEL"],
+      [{ MAX_CONNECTIONS_PER_ADDRESS: "0" }, "MAX_CONNECTIONS_PER_ADDRESS"],
       [{ L2PS_NETWORKS_FILE: "/nonexistent.json" }, "L2PS_NETWORKS_FILE"],
       [{ L1_FINALITY_DEPTH: "-1" }, "L1_FINALITY_DEPTH"]
     ]
@@ -59,5 +64,11 @@ describe("NodeConfig from the environment", () => {
     writeFileSync(bad, JSON.stringify({ beta: { rateLimitPerSec: "fast" } }))
     const r = fromEnv({ L2PS_NETWORKS_FILE: bad })
     expect(Either.isLeft(r) && String(r.left)).toContain("rateLimitPerSec")
+    const reserved = join(dir, "reserved.json")
+    for (const uid of ["legacy", "not ok"]) {
+      writeFileSync(reserved, JSON.stringify({ [uid]: { rateLimitPerSec: 5 } }))
+      const r2 = fromEnv({ L2PS_NETWORKS_FILE: reserved })
+      expect(Either.isLeft(r2) && String(r2.left)).toContain(`network uid "${uid}"`)
+    }
   })
 })
