@@ -2,6 +2,7 @@ import * as Effect from "effect/Effect"
 import { Crypto, type CryptoShape } from "../crypto/Crypto.ts"
 import { Mempool } from "../l2ps/Mempool.ts"
 import { NodeConfig, type NodeConfigShape } from "../node/NodeConfig.ts"
+import { AddressLimits } from "../relay/AddressLimits.ts"
 import { ServerClock } from "../relay/ServerClock.ts"
 import { ValidatorPool, type ValidatorPoolShape } from "../validators/ValidatorPool.ts"
 import { LegacyPeers } from "./LegacyPeers.ts"
@@ -16,6 +17,7 @@ export interface LegacyDeps {
   readonly clock: typeof ServerClock.Service
   readonly mempool: typeof Mempool.Service
   readonly crypto: CryptoShape
+  readonly addressLimits: typeof AddressLimits.Service
 }
 
 export const make = Effect.all({
@@ -25,5 +27,6 @@ export const make = Effect.all({
   peers: LegacyPeers,
   clock: ServerClock,
   mempool: Mempool,
-  crypto: Crypto
+  crypto: Crypto,
+  addressLimits: AddressLimits
 })

@@ -2,6 +2,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
+import * as AddressLimits from "../relay/AddressLimits.ts"
 import type { ConnectionHandler } from "../transport/Transport.ts"
 import { discover, requestPublicKey } from "./handlers/Lookup.ts"
 import { message } from "./handlers/Message.ts"
@@ -29,6 +30,8 @@ export const layer = Layer.scoped(
       debug_question: debugQuestion,
       peer_response: peerResponse
     }
-    return { open: (conn) => LegacySession.open(deps, handlers, runtime, fork, conn) }
+    return {
+      open: (conn) => AddressLimits.guard(deps.addressLimits, conn, () => LegacySession.open(deps, handlers, runtime, fork, conn))
+    }
   })
 )

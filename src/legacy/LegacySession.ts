@@ -129,6 +129,7 @@ export const open = (
 
   const state: LegacySessionState = {
     id,
+    remoteAddress: conn.remoteAddress,
     get registration() {
       return registration
     },

@@ -10,6 +10,7 @@ export interface LegacyRegistration {
 /** What legacy frame handlers see of their session. */
 export interface LegacySessionState {
   readonly id: number
+  readonly remoteAddress: string
   readonly registration: LegacyRegistration | undefined
   /** Queues this request's reply for the socket, waiting for room. */
   readonly reply: (type: string, payload: unknown) => Effect.Effect<void>

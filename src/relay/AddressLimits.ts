@@ -4,6 +4,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import { NodeConfig } from "../node/NodeConfig.ts"
+import type { Connection, ConnectionEvents } from "../transport/Transport.ts"
 import { TokenBucket } from "./TokenBucket.ts"
 
 /** Per remote address: a cap on open connections and a registration bucket, so one host cannot flood. */
@@ -50,3 +51,29 @@ export const layer: Layer.Layer<AddressLimits, never, NodeConfig> = Layer.scoped
     }
   })
 )
+
+const POLICY_VIOLATION = 1008
+const refused: ConnectionEvents = { message: () => {}, drain: () => {}, closed: () => {} }
+
+/**
+ * Opens a connection through `open` unless its address is at its cap (then it is closed with 1008);
+ * it counts against the address until it closes. Both servers share one count per address.
+ */
+export const guard = (
+  limits: typeof AddressLimits.Service,
+  conn: Connection,
+  open: () => ConnectionEvents
+): ConnectionEvents => {
+  if (!limits.connect(conn.remoteAddress)) {
+    conn.close(POLICY_VIOLATION, "Too many connections from this address")
+    return refused
+  }
+  const events = open()
+  return {
+    ...events,
+    closed: (code, reason) => {
+      limits.disconnect(conn.remoteAddress)
+      events.closed(code, reason)
+    }
+  }
+}

@@ -5,7 +5,8 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Runtime from "effect/Runtime"
 import * as Metrics from "../ops/Metrics.ts"
-import type { ConnectionEvents, ConnectionHandler } from "../transport/Transport.ts"
+import type { ConnectionHandler } from "../transport/Transport.ts"
+import * as AddressLimits from "./AddressLimits.ts"
 import { ack } from "./handlers/Ack.ts"
 import { history } from "./handlers/History.ts"
 import { discover, requestPublicKey } from "./handlers/Lookup.ts"
@@ -14,8 +15,6 @@ import { register } from "./handlers/Register.ts"
 import { send } from "./handlers/Send.ts"
 import * as RelayDeps from "./RelayDeps.ts"
 import * as Session from "./Session.ts"
-
-const POLICY_VIOLATION = 1008
 
 /** The L2PS messaging protocol as a connection handler, independent of any server. */
 export class Relay extends Context.Tag("im/Relay")<Relay, ConnectionHandler>() {}
@@ -37,25 +36,20 @@ export const layer = Layer.scoped(
       ack: ack(deps),
       proof_request: proofRequest(deps.pipeline)
     }
-    const refused: ConnectionEvents = { message: () => {}, drain: () => {}, closed: () => {} }
     const run = Runtime.runSync(runtime)
     return {
-      open: (conn) => {
-        if (!deps.addressLimits.connect(conn.remoteAddress)) {
-          conn.close(POLICY_VIOLATION, "Too many connections from this address")
-          return refused
-        }
-        run(Metric.increment(Metrics.connections))
-        const events = Session.open(deps, handlers, runtime, fork, conn)
-        return {
-          ...events,
-          closed: (code, reason) => {
-            deps.addressLimits.disconnect(conn.remoteAddress)
-            run(Metric.incrementBy(Metrics.connections, -1))
-            events.closed(code, reason)
+      open: (conn) =>
+        AddressLimits.guard(deps.addressLimits, conn, () => {
+          run(Metric.increment(Metrics.connections))
+          const events = Session.open(deps, handlers, runtime, fork, conn)
+          return {
+            ...events,
+            closed: (code, reason) => {
+              run(Metric.incrementBy(Metrics.connections, -1))
+              events.closed(code, reason)
+            }
           }
-        }
-      }
+        })
     }
   })
 )

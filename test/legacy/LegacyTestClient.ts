@@ -51,9 +51,9 @@ export const sealed = (text: string) => ({
 })
 
 /** Waiting for a frame uses the live clock, so scenarios on TestClock do not hang. */
-export const legacyClient = (id: LegacyIdentity = legacyIdentity()) =>
+export const legacyClient = (id: LegacyIdentity = legacyIdentity(), remoteAddress?: string) =>
   Effect.gen(function*() {
-    const socket: MemorySocket = yield* (yield* MemoryTransport).connectTo("legacy")
+    const socket: MemorySocket = yield* (yield* MemoryTransport).connectTo("legacy", remoteAddress)
     const next = (ms = 3000): Effect.Effect<LegacyFrame> =>
       TestServices.provideLive(Queue.take(socket.frames).pipe(
         Effect.timeoutFail({ duration: ms, onTimeout: () => new Error(`no frame within ${ms} ms`) }),

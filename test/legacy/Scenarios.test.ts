@@ -5,6 +5,7 @@ import { ServerQuestions } from "../../src/legacy/ServerQuestions.ts"
 import { LegacyStorage } from "../../src/legacy/LegacyStorage.ts"
 import { messageHash } from "../../src/legacy/handlers/Message.ts"
 import * as Crypto from "../../src/crypto/Crypto.ts"
+import { MemoryTransport } from "../../src/transport/MemoryTransport.ts"
 import { migratedPglite } from "../support/TestNode.ts"
 import { legacyClient, legacyIdentity, legacyScenario, registered, sealed } from "./LegacyTestClient.ts"
 
@@ -263,5 +264,27 @@ describe("legacy TestClock scenarios", () => {
       expect(statuses.every((s) => s !== "l2ps_pending")).toBe(true)
       // Live, or from storage when the recipient was still catching up right after registering.
       for (const r of yield* legacyRows) expect(["delivered", "sent"]).toContain(r.delivery_status)
+    })), TIMEOUT)
+})
+
+describe("legacy per-address limits", () => {
+  test("shared with the L2PS server: connections past the cap are closed; registrations past the bucket are RATE_LIMITED", () =>
+    legacyScenario({ maxConnectionsPerAddress: 3, registrationBurstPerAddress: 2, registrationRatePerAddress: 1 }, Effect.gen(function*() {
+      const l2ps = yield* (yield* MemoryTransport).connect("10.0.0.1")
+      const a = yield* legacyClient(undefined, "10.0.0.1")
+      const b = yield* legacyClient(undefined, "10.0.0.1")
+      const refused = yield* legacyClient(undefined, "10.0.0.1")
+      expect(yield* refused.socket.closed).toEqual({ code: 1008, reason: "Too many connections from this address" })
+      expect(yield* a.register("a1")).toEqual({ type: "register", payload: { success: true, clientId: "a1" } })
+      expect(yield* b.register("b1")).toEqual({ type: "register", payload: { success: true, clientId: "b1" } })
+      const other = yield* legacyClient(undefined, "10.0.0.2")
+      expect(yield* other.register("o1")).toEqual({ type: "register", payload: { success: true, clientId: "o1" } })
+      const c = yield* legacyClient(undefined, "10.0.0.2")
+      yield* l2ps.close
+      const d = yield* legacyClient(undefined, "10.0.0.1")
+      expect(yield* d.register("d1")).toMatchObject({ type: "error", payload: { errorType: "RATE_LIMITED", details: "Too many registrations from this address" } })
+      yield* TestClock.adjust("1 second")
+      expect(yield* d.register("d1")).toEqual({ type: "register", payload: { success: true, clientId: "d1" } })
+      yield* c.nothing()
     })), TIMEOUT)
 })

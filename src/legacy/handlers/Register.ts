@@ -27,6 +27,10 @@ export const register = (deps: LegacyDeps) => (session: LegacySessionState, fram
     const publicKey = publicKeyBytes(p.publicKey)
     if (publicKey === undefined) return yield* refuse("INVALID_PUBLIC_KEY", "Invalid public key format")
 
+    // Before the ML-DSA verification, the costly part of a flood.
+    if (!(yield* deps.addressLimits.register(session.remoteAddress))) {
+      return yield* refuse("RATE_LIMITED", "Too many registrations from this address")
+    }
     const v = p.verification
     if (v.algorithm !== "ml-dsa") return yield* refuse("INVALID_PROOF", "Unsupported proof algorithm (expected ml-dsa)")
     const signature = base64Bytes(v.serializedSignedData)
