@@ -4,12 +4,20 @@ import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
 import type { CryptoShape } from "../crypto/Crypto.ts"
 import type { NodeKeyShape } from "../crypto/NodeKey.ts"
-import type { L1 } from "../l1/L1.ts"
+import { type L1, L1Error } from "../l1/L1.ts"
 import type { NodeConfigShape } from "../node/NodeConfig.ts"
 import type { Batch, PipelineStoreShape } from "./PipelineStore.ts"
 import { anchorOfBatch } from "./Prover.ts"
 
 const retryL1 = Schedule.exponential("200 millis").pipe(Schedule.union(Schedule.spaced("5 seconds")))
+
+/** An L1 call that has not answered by then counts as failed (and is retried): a hung connection must not stall the stage. */
+const L1_CALL_TIMEOUT = "30 seconds"
+const answered = <A>(what: string, call: Effect.Effect<A, L1Error>): Effect.Effect<A, L1Error> =>
+  Effect.timeoutFail(call, {
+    duration: L1_CALL_TIMEOUT,
+    onTimeout: () => new L1Error({ message: `${what}: no answer within ${L1_CALL_TIMEOUT}` })
+  })
 
 /**
  * Submits proven batches to L1, oldest first, retrying while L1 is down (the queues behind it fill and
@@ -25,7 +33,7 @@ export const submitter = (
   submitted: Queue.Enqueue<void>
 ) => {
   const submit = (b: Batch) =>
-    l1.submit(anchorOfBatch(crypto, key, b)).pipe(
+    answered("submit", l1.submit(anchorOfBatch(crypto, key, b))).pipe(
       Effect.tapError((e) => Effect.logWarning(`L1 submit of ${uid}#${b.seq} failed, retrying: ${e.message}`)),
       Effect.retry(retryL1),
       Effect.zipRight(store.markSubmitted(b.id)),
@@ -52,12 +60,12 @@ export const finality = (
     const check = Effect.gen(function*() {
       const open = yield* store.batches(uid, "submitted")
       if (open.length === 0) return
-      const head = yield* l1.head
+      const head = yield* answered("head", l1.head)
       if (Option.isNone(head)) return
       for (const b of open) {
         const included = b.blockNumber !== null && b.blockHash !== null
           ? Option.some({ blockNumber: b.blockNumber, blockHash: b.blockHash })
-          : yield* l1.inclusion(b.l2psTxHash)
+          : yield* answered("inclusion", l1.inclusion(b.l2psTxHash))
         if (Option.isNone(included)) continue
         if (b.blockNumber === null) yield* store.markIncluded(b.id, included.value.blockNumber, included.value.blockHash)
         if (head.value.number >= included.value.blockNumber + cfg.finalityDepth) yield* store.confirm(b.id)

@@ -46,6 +46,8 @@ export const run = (
 ) =>
   Effect.gen(function*() {
     const { entries, saved } = yield* Queue.take(drafts)
+    // tapErrorCause: a defect (a COMMIT lost with the connection dies in @effect/sql) must release the
+    // batcher too, or it waits for this draft forever while the restarted prover waits for the next one.
     const batch = yield* Effect.gen(function*() {
       const last = yield* store.lastBatch(uid)
       const createdAt = yield* Clock.currentTimeMillis
@@ -62,7 +64,7 @@ export const run = (
       const { createdAt: _, ...anchored } = header
       const tx = anchorOf(crypto, { ...anchored, batchHash, signature, signer: key.publicKeyHex })
       return yield* store.saveBatch({ ...header, batchHash, signature, l2psTxHash: tx.hash }, entries.map((e) => e.id))
-    }).pipe(Effect.tapError((e) => Deferred.fail(saved, e)))
+    }).pipe(Effect.tapErrorCause((cause) => Deferred.failCause(saved, cause)))
     yield* Deferred.succeed(saved, undefined)
     yield* Queue.offer(proven, batch)
   }).pipe(Effect.forever)

@@ -1,3 +1,4 @@
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -21,7 +22,14 @@ export const layer = Layer.scopedDiscard(
         yield* Metric.incrementBy(Metrics.offlineExpired, expired)
         yield* Effect.logInfo(`expired ${expired} queued messages older than ${cfg.offlineTtlMillis / 1000} s`)
       }
-    }).pipe(Effect.catchAll((e) => Effect.logWarning("offline expiry sweep failed", e.cause)))
+    }).pipe(
+      // catchAllCause: a COMMIT lost with the connection is a defect in @effect/sql; the sweep must go on
+      Effect.catchAllCause((cause) =>
+        Cause.isInterruptedOnly(cause)
+          ? Effect.failCause(cause)
+          : Effect.logWarning("offline expiry sweep failed", Cause.squash(cause))
+      )
+    )
     const every = Math.max(1000, Math.min(MAX_SWEEP_INTERVAL, Math.floor(cfg.offlineTtlMillis / 10)))
     yield* sweep.pipe(Effect.repeat(Schedule.spaced(every)), Effect.forkScoped)
   })
