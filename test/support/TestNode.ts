@@ -76,7 +76,7 @@ export const identity = (): Identity => {
 }
 
 let counter = 0
-export const hash = () => `h${++counter}`.padEnd(64, "0")
+export const hash = () => `h${(++counter).toString().padStart(12, "0")}`.padEnd(64, "0")
 export const encrypted = (text = "x") => ({ ciphertext: Buffer.from(text).toString("base64"), nonce: "bm9uY2Vub25jZQ==" })
 
 /** A scripted client over a memory socket. Waiting for a frame uses the live clock for its timeout. */
