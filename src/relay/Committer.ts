@@ -21,6 +21,11 @@ interface Pending {
 export class Committer extends Context.Tag("im/Committer")<Committer, {
   /** Resolves once the message is durable (or refused). */
   readonly commit: (request: CommitRequest) => Effect.Effect<CommitResult, StorageError>
+  /**
+   * Queues the message for the writer and returns at once with the wait for its outcome, so a session
+   * can read its next frame while this one commits (requests are stored in submission order).
+   */
+  readonly submit: (request: CommitRequest) => Effect.Effect<Effect.Effect<CommitResult, StorageError>>
 }>() {}
 
 export const layer: Layer.Layer<Committer, never, Storage | NodeConfig | Mempool> = Layer.scoped(
@@ -72,10 +77,9 @@ export const layer: Layer.Layer<Committer, never, Storage | NodeConfig | Mempool
       )
     )
 
-    return {
-      commit: (request) =>
-        Effect.flatMap(Deferred.make<CommitResult, StorageError>(), (done) =>
-          Queue.offer(queue, { request, done }).pipe(Effect.zipRight(Deferred.await(done))))
-    }
+    const submit = (request: CommitRequest) =>
+      Effect.flatMap(Deferred.make<CommitResult, StorageError>(), (done) =>
+        Queue.offer(queue, { request, done }).pipe(Effect.as(Deferred.await(done))))
+    return { submit, commit: (request) => Effect.flatten(submit(request)) }
   })
 )

@@ -26,7 +26,14 @@ const FLUSH = Symbol("flush")
 type Inbound = string | Uint8Array | typeof FLUSH
 type OutItem = Outgoing | { readonly marker: Deferred.Deferred<boolean> }
 
+interface Completion {
+  readonly completion: Effect.Effect<void, RequestError | StorageError>
+  readonly requestId: RequestId | undefined
+}
+
 export const INBOX_FULL_CODE = 1008
+/** Sends of one session waiting for their commit at once: enough to fill group commits from few peers. */
+const PIPELINE = 64
 /** Outbox slots kept for the session's own replies; live deliveries from others stop short of them. */
 const RESERVED = 32
 
@@ -64,6 +71,7 @@ export const open = (
   let flushRequested = false
   let drainSignal: Deferred.Deferred<void> | undefined
   const unwritten: Array<string> = []
+  const completions = run(Queue.bounded<Completion>(PIPELINE))
 
   const reserved = Math.min(RESERVED, Math.floor(cfg.sessionOutbox / 4))
   const outboxSize = () => Option.getOrElse(outbox.unsafeSize(), () => 0)
@@ -78,9 +86,12 @@ export const open = (
     remoteAddress: conn.remoteAddress,
     registration: undefined,
     send: (out) => Effect.asVoid(Queue.offer(outbox, out)),
+    // Once closing, replies have no reader; completions run at cleanup must not wait for outbox room.
     reply: (type, payload, requestId) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        Queue.offer(outbox, { text: encodeFrame(type, payload, now, requestId) })).pipe(Effect.asVoid),
+      Effect.suspend(() =>
+        closing ? Effect.void : Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          Queue.offer(outbox, { text: encodeFrame(type, payload, now, requestId) })).pipe(Effect.asVoid)),
+    later: (completion, requestId) => Queue.offer(completions, { completion, requestId }).pipe(Effect.asVoid),
     written: Effect.flatMap(Deferred.make<boolean>(), (marker) =>
       Queue.offer(outbox, { marker }).pipe(Effect.zipRight(Deferred.await(marker)))),
     asPeer: (reg: Omit<Registration, "peer">): Peer => ({
@@ -138,7 +149,10 @@ export const open = (
   const handle = (data: string | Uint8Array) =>
     Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
-      if (!frameBucket.tryTake(now)) return yield* errorFrame(refuse("RATE_LIMITED", "Too many frames"), undefined)
+      const overBudget = !frameBucket.tryTake(now)
+      if (overBudget && state.registration === undefined) {
+        return yield* errorFrame(refuse("RATE_LIMITED", "Too many frames"), undefined)
+      }
       const size = typeof data === "string" ? data.length : data.byteLength
       if (size > cfg.maxFrameChars) {
         return yield* errorFrame(invalid(`Message too large (max ${cfg.maxFrameChars} bytes)`), undefined)
@@ -148,19 +162,32 @@ export const open = (
       const decoded = decodeFrame(text)
       if (decoded._tag === "Bad") return yield* errorFrame(decoded.error, decoded.requestId)
       const frame = decoded.frame
+      // A registered session's sends have their own per-key limits (configurable per network); the
+      // connection's frame budget bounds everything else, so it must not cap sends below those limits.
+      if (overBudget && frame.type !== "send") return yield* errorFrame(refuse("RATE_LIMITED", "Too many frames"), undefined)
       const handler = Object.hasOwn(handlers, frame.type) ? handlers[frame.type] : undefined
       if (handler === undefined) {
         return yield* errorFrame(invalid(`Unknown type: ${frame.type.slice(0, 64)}`), frame.requestId)
       }
-      yield* handler(state, frame).pipe(
-        Effect.catchTag("RequestError", (e) => errorFrame(e, frame.requestId)),
-        Effect.catchAllCause((cause) =>
-          Cause.isInterruptedOnly(cause) ? Effect.failCause(cause) : Effect.logError(`${frame.type} failed`, cause).pipe(
-            Effect.zipRight(errorFrame(refuse("INTERNAL_ERROR", "Internal server error"), frame.requestId))
-          )
+      yield* settle(handler(state, frame), frame.type, frame.requestId)
+    })
+
+  /** A request's failure becomes its error frame; an unexpected one is logged and answered INTERNAL_ERROR. */
+  const settle = (effect: Effect.Effect<void, RequestError | StorageError>, type: string, requestId: RequestId | undefined) =>
+    effect.pipe(
+      Effect.catchTag("RequestError", (e) => errorFrame(e, requestId)),
+      Effect.catchAllCause((cause) =>
+        Cause.isInterruptedOnly(cause) ? Effect.failCause(cause) : Effect.logError(`${type} failed`, cause).pipe(
+          Effect.zipRight(errorFrame(refuse("INTERNAL_ERROR", "Internal server error"), requestId))
         )
       )
-    })
+    )
+
+  // Completions run one at a time in submission order: a sender's messages reach recipients in order.
+  const completer = Queue.take(completions).pipe(
+    Effect.flatMap((c) => settle(c.completion, "send", c.requestId)),
+    Effect.forever
+  )
 
   const catchUp = Effect.suspend(() => {
     lagging = false
@@ -176,6 +203,13 @@ export const open = (
   const cleanup = Effect.gen(function*() {
     closing = true
     yield* unregister(deps, state)
+    // Sends already committing still reach their recipients (their replies are dropped with the socket).
+    for (const c of yield* Queue.takeAll(completions)) {
+      yield* settle(c.completion, "send", c.requestId).pipe(
+        Effect.timeout("10 seconds"),
+        Effect.catchAllCause((cause) => Effect.logError("send completion at close failed", cause))
+      )
+    }
     // Live messages still in the outbox were never written: they go back to the recipient's queue.
     for (const item of yield* Queue.takeAll(outbox)) {
       if ("text" in item && item.messageId !== undefined) unwritten.push(item.messageId)
@@ -186,12 +220,14 @@ export const open = (
       )
     }
     yield* Queue.shutdown(inbox)
+    yield* Queue.shutdown(completions)
     yield* Queue.shutdown(outbox)
   })
 
   const actor = Effect.gen(function*() {
     yield* Effect.forkScoped(writer)
     yield* Effect.forkScoped(processor)
+    yield* Effect.forkScoped(completer)
     yield* Deferred.await(closed)
   }).pipe(Effect.scoped, Effect.ensuring(cleanup), Effect.annotateLogs({ session: id }))
 

@@ -1,5 +1,7 @@
 import type * as Effect from "effect/Effect"
+import type { RequestError } from "../domain/ErrorCode.ts"
 import type { RequestId } from "../domain/Frames.ts"
+import type { StorageError } from "../storage/Storage.ts"
 import type { NetworkLimits } from "../node/NodeConfig.ts"
 import type { Peer } from "./Sessions.ts"
 
@@ -30,6 +32,12 @@ export interface SessionState {
   readonly reply: (type: string, payload: unknown, requestId: RequestId | undefined) => Effect.Effect<void>
   /** Resolves true once everything queued so far is written to the socket, false if it closed first. */
   readonly written: Effect.Effect<boolean>
+  /**
+   * Runs `completion` after the completions queued before it, off the frame-reading fiber, so a send
+   * can wait for its commit while the next frames are read. Waits when too many are outstanding.
+   * Its failures answer `requestId` like a handler's.
+   */
+  readonly later: (completion: Effect.Effect<void, RequestError | StorageError>, requestId: RequestId | undefined) => Effect.Effect<void>
   /** The session as registered peers see it (delivery, flush requests, close). */
   readonly asPeer: (registration: Omit<Registration, "peer">) => Peer
 }

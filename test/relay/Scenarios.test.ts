@@ -1,5 +1,7 @@
 import { describe, expect, test } from "bun:test"
-import { Effect, TestClock, TestServices } from "effect"
+import { Deferred, Effect, Fiber, Layer, TestClock, TestServices } from "effect"
+import * as SqlStorage from "../../src/storage/SqlStorage.ts"
+import { Storage } from "../../src/storage/Storage.ts"
 import { AddressLimits } from "../../src/relay/AddressLimits.ts"
 import { RateLimits } from "../../src/relay/RateLimits.ts"
 import { ReplayGuard } from "../../src/relay/ReplayGuard.ts"
@@ -73,6 +75,32 @@ describe("TestClock scenarios", () => {
       expect(late.payload.code).toBe("INVALID_PROOF")
       expect((yield* a.register()).type).toBe("registered")
     })))
+
+  test("offline queue: a recipient that registers while the message commits still gets it", () => {
+    // The first commit waits at a gate, so the recipient registers (and reads its empty queue) in between.
+    const entered = Effect.runSync(Deferred.make<void>())
+    const gate = Effect.runSync(Deferred.make<void>())
+    const gated = Layer.effect(
+      Storage,
+      Effect.map(SqlStorage.make, (s) => ({
+        ...s,
+        commit: (batch: Parameters<typeof s.commit>[0]) =>
+          Deferred.succeed(entered, undefined).pipe(Effect.zipRight(Deferred.await(gate)), Effect.zipRight(s.commit(batch)))
+      }))
+    )
+    return scenario({}, Effect.gen(function*() {
+      const a = yield* peer()
+      yield* a.register()
+      const b = yield* peer()
+      const h = hash()
+      const sending = yield* Effect.fork(a.sendTo(b.key, h))
+      yield* Deferred.await(entered)
+      expect((yield* b.register()).type).toBe("registered")
+      yield* Deferred.succeed(gate, undefined)
+      expect(yield* Fiber.join(sending)).toMatchObject({ type: "message_queued", payload: { messageHash: h } })
+      expect(yield* b.next()).toMatchObject({ type: "message", payload: { from: a.key, messageHash: h, offline: true } })
+    }), undefined, gated)
+  })
 
   test("offline queue: messages to an offline key are delivered on its registration, oldest first", () =>
     scenario({}, Effect.gen(function*() {

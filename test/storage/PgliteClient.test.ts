@@ -146,7 +146,9 @@ for (const db of await databases()) {
         )
         const counts = yield* sql<{ n: number }>`SELECT count(*) AS n FROM pairs GROUP BY k`
         console.log(`${db.name}: ${counts.length - 1} of 200 transactions committed before the interrupt`)
-        expect(counts.length).toBeGreaterThan(21)
+        // PGlite runs transactions one at a time in order, so the 20 before the 20th committed too; a
+        // Postgres pool runs them side by side, so only the 20th (and the -1 one) are sure.
+        expect(counts.length).toBeGreaterThan(db.name === "pglite" ? 21 : 1)
         expect(counts.length).toBeLessThan(201)
         expect(counts.every((r) => r.n === 2)).toBe(true)
       })), timeout)

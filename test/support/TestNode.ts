@@ -12,6 +12,7 @@ import * as NodeConfig from "../../src/node/NodeConfig.ts"
 import { NodeCore } from "../../src/node/NodeCore.ts"
 import * as Migrations from "../../src/storage/Migrations.ts"
 import * as SqlStorage from "../../src/storage/SqlStorage.ts"
+import type { Storage } from "../../src/storage/Storage.ts"
 import { MemoryTransport, type MemorySocket } from "../../src/transport/MemoryTransport.ts"
 import * as MemoryTransportLayer from "../../src/transport/MemoryTransport.ts"
 import * as ValidatorPool from "../../src/validators/ValidatorPool.ts"
@@ -33,10 +34,11 @@ export const TEST_SEED = new Uint8Array(32).fill(7)
 export const testNode = (
   config: Parameters<typeof NodeConfig.make>[0] = {},
   l1: Layer.Layer<L1, never, SqlClient.SqlClient | NodeConfig.NodeConfig | Crypto.Crypto> = LocalL1.layer,
-  sql: Layer.Layer<SqlClient.SqlClient, unknown> = migratedPglite()
+  sql: Layer.Layer<SqlClient.SqlClient, unknown> = migratedPglite(),
+  storage: Layer.Layer<Storage, never, SqlClient.SqlClient> = SqlStorage.layer
 ) => {
   const ports = Layer.mergeAll(
-    SqlStorage.layer,
+    storage,
     SqlLegacyStorage.layer,
     SqlPipelineStore.layer,
     l1,
@@ -57,10 +59,11 @@ export const testNode = (
 export const scenario = <A, E>(
   config: Parameters<typeof NodeConfig.make>[0],
   body: Effect.Effect<A, E, Layer.Layer.Success<ReturnType<typeof testNode>>>,
-  l1?: Parameters<typeof testNode>[1]
+  l1?: Parameters<typeof testNode>[1],
+  storage?: Parameters<typeof testNode>[3]
 ): Promise<A> =>
   Effect.runPromise(
-    body.pipe(Effect.provide(testNode(config, l1)), Effect.scoped, Effect.provide(TestContext.TestContext)) as Effect.Effect<A, E>
+    body.pipe(Effect.provide(testNode(config, l1, undefined, storage)), Effect.scoped, Effect.provide(TestContext.TestContext)) as Effect.Effect<A, E>
   )
 
 export interface Identity {

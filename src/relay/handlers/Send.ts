@@ -4,7 +4,8 @@ import * as Metrics from "../../ops/Metrics.ts"
 import { invalid, refuse } from "../../domain/ErrorCode.ts"
 import { type Envelope, payloadOf, SendPayload } from "../../domain/Frames.ts"
 import { isPublicKey, normalizeKey } from "../../domain/Keys.ts"
-import type { NewMessage } from "../../storage/Storage.ts"
+import type { CommitResult, NewMessage, StorageError } from "../../storage/Storage.ts"
+import type { Peer } from "../Sessions.ts"
 import type { RelayDeps } from "../RelayDeps.ts"
 import type { SessionState } from "../SessionState.ts"
 import { messageFrame } from "./Delivery.ts"
@@ -60,7 +61,24 @@ export const send = (deps: RelayDeps) => (session: SessionState, frame: Envelope
         ? { deliveryStatus: "delivered", awaitingAck: false, outcome: "sent" }
         : { deliveryStatus: "sent", awaitingAck: true, outcome: "sent" })
     }
-    const result = yield* deps.committer.commit({ message, pairLimit: reg.limits.offlineQueuePerPair }).pipe(
+    // The commit is queued now; its outcome is awaited, delivered and answered by the session's
+    // completer, in order, while this session goes on reading frames.
+    const outcome = yield* deps.committer.submit({ message, pairLimit: reg.limits.offlineQueuePerPair })
+    yield* session.later(complete(deps, session, frame, reg.key, p, message, live, outcome), frame.requestId)
+  })
+
+const complete = (
+  deps: RelayDeps,
+  session: SessionState,
+  frame: Envelope,
+  from: string,
+  p: typeof SendPayload.Type,
+  message: NewMessage,
+  live: ReadonlyArray<Peer>,
+  outcome: Effect.Effect<CommitResult, StorageError>
+) =>
+  Effect.gen(function*() {
+    const result = yield* outcome.pipe(
       Effect.catchTag("StorageError", (e) =>
         Effect.logError("commit failed", e.cause).pipe(
           Effect.zipRight(refuse("L2PS_SUBMIT_FAILED", "Storage unavailable, message not accepted"))
@@ -70,10 +88,10 @@ export const send = (deps: RelayDeps) => (session: SessionState, frame: Envelope
       case "PairLimit":
         return yield* refuse("RATE_LIMITED", "Offline message limit reached")
       case "Duplicate":
-        if (result.from !== reg.key) return yield* refuse("L2PS_SUBMIT_FAILED", "Duplicate message")
+        if (result.from !== from) return yield* refuse("L2PS_SUBMIT_FAILED", "Duplicate message")
         return yield* reply(session, result.outcome, p.messageHash, frame)
       case "Stored": {
-        const text = messageFrame(reg.key, p.encrypted, p.messageHash, false, timestamp)
+        const text = messageFrame(from, p.encrypted, p.messageHash, false, message.timestamp)
         let delivered = 0
         for (const r of live) if (r.push(text, r.ackCapable ? undefined : result.id)) delivered++
         yield* Metric.increment(Metrics.messagesIn)
@@ -81,7 +99,9 @@ export const send = (deps: RelayDeps) => (session: SessionState, frame: Envelope
         // Every outbox filled up since the check: the message waits in storage like any queued one.
         const raced = live.length > 0 && delivered === 0
         if (raced) yield* deps.storage.requeue([result.id])
-        if (raced || live.length === 0) for (const r of recipients) r.requestFlush()
+        // Read again now: a session of the recipient that registered while this commit ran may have
+        // flushed its queue before the message was in it.
+        if (raced || live.length === 0) for (const r of yield* deps.sessions.online(message.l2psUid, message.to)) r.requestFlush()
         return yield* reply(session, raced ? "queued" : message.outcome, p.messageHash, frame)
       }
     }

@@ -1,0 +1,60 @@
+/**
+ * Seeds `l2ps_messages` directly with SQL (one INSERT … SELECT over generate_series, not through the
+ * relay) for the history scenario: `total` messages spread over `conversations` conversations between
+ * one real key (who then asks for history) and synthetic peers, all already delivered and confirmed so
+ * the batch pipeline leaves them alone. Timestamps are distinct ms ending an hour ago.
+ */
+import * as SqlClient from "@effect/sql/SqlClient"
+import { SQL } from "bun"
+import { Effect } from "effect"
+import * as Migrations from "../src/storage/Migrations.ts"
+import * as PgliteClient from "../src/storage/PgliteClient.ts"
+import type { StorageChoice } from "./Targets.ts"
+
+export interface Seeded {
+  readonly peers: ReadonlyArray<string>
+  readonly minTs: number
+  readonly maxTs: number
+  readonly seconds: number
+}
+
+/** The synthetic peer key of conversation `c`, as the SQL below spells it. */
+const peerKey = (c: number) => c.toString(16).padStart(64, "0")
+
+const seedSql = (me: string, total: number, conversations: number, minTs: number) => `
+  INSERT INTO l2ps_messages (l2ps_uid, from_key, to_key, conversation, message_hash, encrypted, ts,
+    delivery_status, awaiting_ack, send_outcome, delivered_at, l2ps_status)
+  SELECT 'default',
+    CASE WHEN g % 2 = 0 THEN '${me}' ELSE p END,
+    CASE WHEN g % 2 = 0 THEN p ELSE '${me}' END,
+    CASE WHEN '${me}' < p COLLATE "C" THEN '${me}:' || p ELSE p || ':${me}' END,
+    'seed-' || g,
+    jsonb_build_object('ciphertext', repeat('QUJD', 86), 'nonce', 'bm9uY2Vub25jZTEy', 'ephemeralKey', p),
+    ${minTs} + g, 'delivered', false, 'sent', ${minTs} + g, 'l2ps_confirmed'
+  FROM (SELECT g, lpad(to_hex(g % ${conversations}), 64, '0') AS p FROM generate_series(0, ${total - 1}) AS g) AS s`
+
+export const seedHistory = async (storage: StorageChoice, me: string, total: number, conversations: number): Promise<Seeded> => {
+  const minTs = Date.now() - 3_600_000 - total
+  const text = seedSql(me, total, conversations, minTs)
+  const t = performance.now()
+  if (storage.kind === "postgres") {
+    const db = new SQL(storage.url)
+    await db.unsafe(text)
+    await db.unsafe("ANALYZE l2ps_messages")
+    await db.close()
+  } else {
+    // PGlite is one process's: seed before the node opens the same directory (migrating it first).
+    await Effect.runPromise(Effect.gen(function*() {
+      yield* Migrations.run
+      const sql = yield* SqlClient.SqlClient
+      yield* sql.unsafe(text)
+      yield* sql.unsafe("ANALYZE l2ps_messages")
+    }).pipe(Effect.provide(PgliteClient.layer({ dataDir: `${storage.dataDir}/pglite` })), Effect.scoped) as Effect.Effect<void>)
+  }
+  return {
+    peers: Array.from({ length: Math.min(conversations, total) }, (_, c) => peerKey(c)),
+    minTs,
+    maxTs: minTs + total,
+    seconds: (performance.now() - t) / 1000
+  }
+}

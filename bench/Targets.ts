@@ -1,0 +1,103 @@
+/**
+ * What the load generators drive: the raw Bun.serve baseline (`baseline-relay.ts`) and the node itself,
+ * started as a user starts it (`bun run src/main.ts`) with limits raised so the bench measures the
+ * relay and not the per-key rate limits. Also throwaway Postgres databases, dropped afterwards.
+ */
+import { SQL } from "bun"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { freePort, REPO_ROOT, startNode } from "../test/support/NodeProcess.ts"
+
+export interface Target {
+  readonly name: string
+  readonly url: string
+  readonly pid: number
+  readonly stop: () => Promise<void>
+}
+
+export type StorageChoice = { readonly kind: "postgres"; readonly url: string } | { readonly kind: "pglite"; readonly dataDir: string }
+
+/** Networks for the sessions scenario: presence is per network, so the storm spreads over these. */
+export const SESSION_NETWORKS = Array.from({ length: 100 }, (_, i) => `s${i}`)
+
+export const startBaseline = async (): Promise<Target> => {
+  const proc = Bun.spawn([process.execPath, "run", "bench/baseline-relay.ts"], { cwd: REPO_ROOT, stdout: "pipe", stderr: "inherit" })
+  const reader = proc.stdout.getReader()
+  let text = ""
+  while (!/listening: (\d+)/.test(text)) {
+    const { value, done } = await reader.read()
+    if (done) throw new Error(`baseline relay exited: ${text}`)
+    text += new TextDecoder().decode(value)
+  }
+  reader.releaseLock()
+  const port = Number(/listening: (\d+)/.exec(text)![1])
+  return {
+    name: "baseline",
+    url: `ws://127.0.0.1:${port}`,
+    pid: proc.pid,
+    stop: async () => {
+      proc.kill()
+      await proc.exited
+    }
+  }
+}
+
+const BIG = "1000000000"
+
+/** BENCH_PROFILE=<dir>: the node writes a CPU profile (markdown) there when it stops. */
+const profileDir = process.env["BENCH_PROFILE"]
+
+export const startBenchNode = async (storage: StorageChoice): Promise<Target> => {
+  const node = await startNode({
+    ...(profileDir === undefined ? {} : { cmd: [process.execPath, "--cpu-prof-md", `--cpu-prof-dir=${profileDir}`, "run", "src/main.ts"] }),
+    env: {
+      L2PS_MESSAGING_PORT: String(freePort()),
+      SIGNALING_PORT: String(freePort()),
+      ADMIN_PORT: process.env["BENCH_ADMIN_PORT"] ?? "0",
+      DATABASE_URL: storage.kind === "postgres" ? storage.url : undefined,
+      ...(storage.kind === "pglite" ? { DATA_DIR: storage.dataDir } : {}),
+      L2PS_NETWORKS: ["default", ...SESSION_NETWORKS].join(","),
+      RATE_LIMIT_PER_SEC: BIG,
+      RATE_LIMIT_BURST: BIG,
+      EPOCH_QUOTA: BIG,
+      OFFLINE_QUEUE_PER_PAIR: BIG,
+      REGISTRATION_BURST_PER_ADDRESS: BIG,
+      REGISTRATION_RATE_PER_ADDRESS: BIG,
+      MAX_CONNECTIONS_PER_ADDRESS: BIG,
+      MAX_CONNECTIONS: "50000"
+    },
+    readyTimeoutMs: 120_000
+  })
+  return {
+    name: `node (${storage.kind})`,
+    url: node.url,
+    pid: node.pid,
+    stop: async () => {
+      // Shutdown is not what is measured: a node still busy after 3 s is killed.
+      const code = await node.stop(3000)
+      if (code !== 0) console.error(`[bench] node exited with ${code}:\n${node.output().slice(-20).join("\n")}`)
+      await node.dispose()
+    }
+  }
+}
+
+/** A fresh database `bench_<random>` on the server of `adminUrl`; `drop` removes it (and only it). */
+export const createDatabase = async (adminUrl: string): Promise<{ url: string; drop: () => Promise<void> }> => {
+  const name = `bench_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`
+  const admin = new SQL(adminUrl)
+  await admin.unsafe(`CREATE DATABASE ${name}`)
+  await admin.close()
+  const u = new URL(adminUrl)
+  u.pathname = `/${name}`
+  return {
+    url: u.toString(),
+    drop: async () => {
+      const a = new SQL(adminUrl)
+      await a.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+      await a.close()
+    }
+  }
+}
+
+export const tempDir = (): string => fs.mkdtempSync(path.join(os.tmpdir(), "imnode-bench-"))

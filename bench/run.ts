@@ -1,0 +1,142 @@
+/**
+ * `bun run bench [--quick]`: the node against a raw Bun.serve relay measured in the same run, on
+ * loopback. Postgres when DATABASE_URL is set (in a throwaway database), PGlite otherwise; the full run
+ * with DATABASE_URL also measures throughput on PGlite. The last line printed is one JSON object.
+ */
+import * as fs from "node:fs"
+import { spawnGenerators } from "./Generators.ts"
+import * as S from "./Scenarios.ts"
+import { seedHistory } from "./SeedHistory.ts"
+import { fmt, median, ratio } from "./Stats.ts"
+import { createDatabase, SESSION_NETWORKS, startBaseline, startBenchNode, type StorageChoice, type Target, tempDir } from "./Targets.ts"
+
+const quick = process.argv.includes("--quick")
+const cfg = quick
+  ? { rounds: 1, timing: { warmupMs: 300, durationMs: 1500 }, rateTiming: { warmupMs: 300, durationMs: 1500 }, sessions: 2_000, history: 100_000, historyRequests: 150 }
+  : { rounds: 3, timing: { warmupMs: 1000, durationMs: 5000 }, rateTiming: { warmupMs: 1000, durationMs: 5000 }, sessions: 10_000, history: 1_000_000, historyRequests: 1000 }
+const RATES = [1000, 5000, 20000]
+const GENERATORS = 4
+const adminUrl = process.env["DATABASE_URL"]
+const log = (line: string) => console.log(line)
+const run = (tag: string) => `${tag}-${crypto.randomUUID().slice(0, 8)}`
+
+const gens = await spawnGenerators(GENERATORS)
+const cleanups: Array<() => Promise<void>> = []
+const storageFor = async (kind: "postgres" | "pglite"): Promise<StorageChoice> => {
+  if (kind === "pglite") {
+    const dataDir = tempDir()
+    cleanups.push(async () => fs.rmSync(dataDir, { recursive: true, force: true }))
+    return { kind, dataDir }
+  }
+  const db = await createDatabase(adminUrl!)
+  cleanups.push(db.drop)
+  return { kind, url: db.url }
+}
+const primary: "postgres" | "pglite" = adminUrl === undefined ? "pglite" : "postgres"
+
+const tput = async (start: () => Promise<Target>, pairs: number): Promise<Array<S.Throughput>> => {
+  const target = await start()
+  const out: Array<S.Throughput> = []
+  try {
+    for (let r = 0; r < cfg.rounds; r++) out.push(await S.throughput(gens, target, run(`t${pairs}`), pairs, cfg.timing))
+  } finally {
+    await target.stop()
+  }
+  return out
+}
+const med = (xs: Array<S.Throughput>) => median(xs.map((x) => x.msgsPerSec))
+
+const loadavg = () => fs.readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")
+
+try {
+  log(`machine load average at start: ${loadavg()} (other work on these cores skews every figure)`)
+  log(`bench: ${quick ? "quick" : "full"} run, ${navigator.hardwareConcurrency} cores, bun ${Bun.version}, storage ${primary}${adminUrl === undefined ? "" : " (+ pglite throughput in the full run)"}`)
+  log(`load: ${GENERATORS} generator processes (pairs split over 2, sessions over ${GENERATORS}); each figure is the median of ${cfg.rounds} round(s)`)
+
+  // ── throughput ─────────────────────────────────────────────────────────────────────────────
+  const base1 = await tput(startBaseline, 1)
+  const base100 = await tput(startBaseline, 100)
+  const kinds: Array<"postgres" | "pglite"> = quick || adminUrl === undefined ? [primary] : ["postgres", "pglite"]
+  const node: Record<string, { one: Array<S.Throughput>; hundred: Array<S.Throughput> }> = {}
+  for (const kind of kinds) {
+    const storage = await storageFor(kind)
+    node[kind] = { one: await tput(() => startBenchNode(storage), 1), hundred: await tput(() => startBenchNode(storage), 100) }
+  }
+  log("")
+  log("durable relay throughput (send → commit → ack → deliver; a message counts once acked and delivered; 64 in flight per pair)")
+  const line = (label: string, xs: Array<S.Throughput>, base: number) =>
+    log(`  ${label.padEnd(28)} ${fmt(med(xs)).padStart(9)} msg/s  ${ratio(med(xs), base).padEnd(18)} busiest generator ${fmt(Math.max(...xs.map((x) => x.genCpu)) * 100)}% of a core${xs.some((x) => x.errors > 0) ? `, ${xs.reduce((a, x) => a + x.errors, 0)} errors: ${xs.find((x) => x.firstError)?.firstError}` : ""}`)
+  line("baseline, 1 pair", base1, med(base1))
+  line("baseline, 100 pairs", base100, med(base100))
+  for (const kind of kinds) {
+    line(`node ${kind}, 1 pair`, node[kind]!.one, med(base1))
+    line(`node ${kind}, 100 pairs`, node[kind]!.hundred, med(base100))
+  }
+
+  // ── latency at fixed rates, sessions, history: baseline then node on the primary storage ──
+  const storage = await storageFor(primary)
+  const historyRun = run("h")
+  let seeded = primary === "pglite" ? await seedHistory(storage, S.historyKey(historyRun), cfg.history, 1000) : undefined
+  const baseline = await startBaseline()
+  const baseLat: Array<S.Latency> = []
+  for (const rate of RATES) baseLat.push(await S.latencyAt(gens, baseline, run(`b${rate}`), 100, rate, cfg.rateTiming))
+  const baseHist = await S.historyPages(gens, baseline, historyRun, { peers: ["0".repeat(64)], minTs: 0, maxTs: 1, seconds: 0 }, cfg.historyRequests)
+  await baseline.stop()
+  const target = await startBenchNode(storage)
+  const lat: Array<S.Latency> = []
+  let hist: S.HistoryLatency
+  try {
+    for (const rate of RATES) lat.push(await S.latencyAt(gens, target, run(`n${rate}`), 100, rate, cfg.rateTiming))
+    seeded ??= await seedHistory(storage, S.historyKey(historyRun), cfg.history, 1000)
+    hist = await S.historyPages(gens, target, historyRun, seeded, cfg.historyRequests)
+  } finally {
+    await target.stop()
+  }
+  log("")
+  log(`latency at fixed offered rates (100 pairs, open loop, from when each message was due; ${cfg.rateTiming.durationMs / 1000} s measured)`)
+  for (let i = 0; i < RATES.length; i++) {
+    const b = baseLat[i]!
+    const n = lat[i]!
+    log(`  ${fmt(RATES[i]!).padStart(6)} msg/s  ack p50/p99 ${fmt(n.ackP50, 1)}/${fmt(n.ackP99, 1)} ms (baseline ${fmt(b.ackP50, 1)}/${fmt(b.ackP99, 1)}, p99 ${ratio(n.ackP99, b.ackP99)})` +
+      `  delivery p50/p99 ${fmt(n.deliverP50, 1)}/${fmt(n.deliverP99, 1)} ms (baseline ${fmt(b.deliverP50, 1)}/${fmt(b.deliverP99, 1)})` +
+      `  completed ${fmt(n.completed * 100, 1)}%${n.errors > 0 ? `, ${n.errors} errors` : ""}`)
+  }
+  log("")
+  log(`history pages (limit 50, half with a random \`before\`, signed proofs) over ${fmt(cfg.history)} stored messages in 1,000 conversations (seeded in ${fmt(seeded!.seconds, 1)} s)`)
+  log(`  node ${primary}: p50 ${fmt(hist.p50, 2)} ms, p99 ${fmt(hist.p99, 2)} ms over ${hist.requests} requests, ${fmt(hist.messagesPerPage, 1)} messages/page${hist.errors > 0 ? `, ${hist.errors} refused` : ""} (paced at 90/s, under the per-connection frame budget; baseline round trip p50 ${fmt(baseHist.p50, 2)}, p99 ${fmt(baseHist.p99, 2)} ms; p99 ${ratio(hist.p99, baseHist.p99)})`)
+
+  // ── sessions held and registration storm, each on a fresh server ──────────────────────────
+  const bsrv = await startBaseline()
+  const bSessions = await S.sessions(gens, bsrv, run("bs"), cfg.sessions, SESSION_NETWORKS).finally(() => bsrv.stop())
+  const nsrv = await startBenchNode(await storageFor(primary))
+  const nSessions = await S.sessions(gens, nsrv, run("ns"), cfg.sessions, SESSION_NETWORKS).finally(() => nsrv.stop())
+  log("")
+  log(`sessions (${fmt(cfg.sessions)} sockets over ${GENERATORS} generator processes, ${SESSION_NETWORKS.length} networks of ${cfg.sessions / SESSION_NETWORKS.length} keys: presence is per network)`)
+  log(`  node ${primary}: ${fmt(nSessions.sessions)} registered sessions held, ${fmt(nSessions.bytesPerSession / 1024, 1)} KB RSS each (baseline ${fmt(bSessions.bytesPerSession / 1024, 1)} KB, ${ratio(nSessions.bytesPerSession, bSessions.bytesPerSession)}); connect ${fmt(nSessions.connectSec, 2)} s`)
+  log(`  registration storm: ${fmt(nSessions.registerSec, 2)} s for ${fmt(cfg.sessions)} registers with ed25519 proofs (baseline, unverified: ${fmt(bSessions.registerSec, 2)} s, ${ratio(nSessions.registerSec, bSessions.registerSec)})${nSessions.errors > 0 ? `; ${nSessions.errors} refused: ${nSessions.firstError}` : ""}`)
+
+  log("")
+  log(`machine load average at end: ${loadavg()}`)
+  const at5k = lat[RATES.indexOf(5000)]!
+  console.log(JSON.stringify({
+    mode: quick ? "quick" : "full",
+    storage: primary,
+    durableMsgsPerSec100Pairs: Math.round(med(node[primary]!.hundred)),
+    baselineMsgsPerSec100Pairs: Math.round(med(base100)),
+    durableMsgsPerSec1Pair: Math.round(med(node[primary]!.one)),
+    baselineMsgsPerSec1Pair: Math.round(med(base1)),
+    ...(node["pglite"] !== undefined && primary !== "pglite" ? { pgliteMsgsPerSec100Pairs: Math.round(med(node["pglite"].hundred)), pgliteMsgsPerSec1Pair: Math.round(med(node["pglite"].one)) } : {}),
+    ackP50MsAt5k: +at5k.ackP50.toFixed(2),
+    ackP99MsAt5k: +at5k.ackP99.toFixed(2),
+    deliveryP99MsAt5k: +at5k.deliverP99.toFixed(2),
+    ackP99MsAt20k: +lat[2]!.ackP99.toFixed(2),
+    sessionsHeld: nSessions.sessions,
+    bytesPerSession: Math.round(nSessions.bytesPerSession),
+    registrationStormSec: +nSessions.registerSec.toFixed(3),
+    historyMessages: cfg.history,
+    historyP99Ms: +hist.p99.toFixed(2)
+  }))
+} finally {
+  await gens.stop()
+  for (const c of cleanups) await c().catch((e) => console.error(`[bench] cleanup: ${e}`))
+}
