@@ -44,6 +44,8 @@ export interface NodeConfigShape {
   readonly idleTimeoutSeconds: number
   readonly sessionInbox: number
   readonly sessionOutbox: number
+  /** Characters of live messages from others a session's outbox may hold; past it they wait in storage. */
+  readonly sessionOutboxBytes: number
   /** Frames per second per connection, whatever their type. */
   readonly connectionFrameRate: number
   readonly connectionFrameBurst: number
@@ -110,6 +112,7 @@ export const defaults: NodeConfigShape = {
   idleTimeoutSeconds: 120,
   sessionInbox: 256,
   sessionOutbox: 512,
+  sessionOutboxBytes: 4 * 1024 * 1024,
   connectionFrameRate: 100,
   connectionFrameBurst: 200,
   historyDefaultLimit: 50,

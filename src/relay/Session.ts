@@ -24,7 +24,8 @@ export type Handler = (session: SessionState, frame: Envelope) => Effect.Effect<
 /** Catch-up signal from the writer to the processor, carried in the inbox to keep storage work in order. */
 const FLUSH = Symbol("flush")
 type Inbound = string | Uint8Array | typeof FLUSH
-type OutItem = Outgoing | { readonly marker: Deferred.Deferred<boolean> }
+/** `live`: pushed by another session, counted against the outbox's byte budget until written. */
+type OutItem = (Outgoing & { readonly live?: boolean }) | { readonly marker: Deferred.Deferred<boolean> }
 
 interface Completion {
   readonly completion: Effect.Effect<void, RequestError | StorageError>
@@ -71,6 +72,7 @@ export const open = (
   let flushRequested = false
   let drainSignal: Deferred.Deferred<void> | undefined
   const unwritten: Array<string> = []
+  let liveBytes = 0
   const completions = run(Queue.bounded<Completion>(PIPELINE))
 
   const reserved = Math.min(RESERVED, Math.floor(cfg.sessionOutbox / 4))
@@ -99,14 +101,19 @@ export const open = (
       key: reg.key,
       l2psUid: reg.l2psUid,
       ackCapable: reg.ackCapable,
-      canAccept: () => !closing && !lagging && outboxSize() < cfg.sessionOutbox - reserved,
+      canAccept: () =>
+        !closing && !lagging && outboxSize() < cfg.sessionOutbox - reserved && liveBytes < cfg.sessionOutboxBytes,
       push: (text, messageId) => {
         if (closing) return false
-        if (outboxSize() >= cfg.sessionOutbox - reserved || !outbox.unsafeOffer({ text, messageId })) {
+        if (
+          outboxSize() >= cfg.sessionOutbox - reserved || liveBytes + text.length > cfg.sessionOutboxBytes ||
+          !outbox.unsafeOffer({ text, messageId, live: true })
+        ) {
           lagging = true
           flushRequested = true
           return false
         }
+        liveBytes += text.length
         return true
       },
       requestFlush: () => {
@@ -130,6 +137,7 @@ export const open = (
         yield* Deferred.succeed(item.marker, true)
         continue
       }
+      if (item.live === true) liveBytes -= item.text.length
       const result = conn.send(item.text)
       if (result === "closed") {
         if (item.messageId !== undefined) unwritten.push(item.messageId)

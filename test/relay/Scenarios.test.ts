@@ -181,6 +181,32 @@ describe("TestClock scenarios", () => {
     })))
 })
 
+describe("outbox byte budget", () => {
+  test("live messages for a stalled recipient stop at the budget and wait in storage", () =>
+    scenario({ sessionOutboxBytes: 20_000, limits: { rateLimitBurst: 1000, rateLimitPerSec: 1000 } }, Effect.gen(function*() {
+      const { a, b } = yield* pair
+      yield* b.socket.pause
+      const big = "x".repeat(3000) // ~4 KB frames once base64-encoded
+      const replies: Array<string> = []
+      const sent: Array<string> = []
+      for (let i = 0; i < 12; i++) {
+        const h = hash()
+        sent.push(h)
+        replies.push((yield* a.sendTo(b.key, h, big)).type)
+      }
+      // One frame in the (paused) socket and at most 20 KB in the outbox; the count limit (512) is far.
+      const live = replies.filter((t) => t === "message_sent").length
+      expect(live).toBeGreaterThanOrEqual(2)
+      expect(live).toBeLessThanOrEqual(6)
+      expect(replies.slice(live).every((t) => t === "message_queued")).toBe(true)
+      yield* b.socket.resume
+      const got: Array<string> = []
+      while (got.length < sent.length) got.push((yield* b.next()).payload.messageHash)
+      expect([...got].sort()).toEqual([...sent].sort())
+      yield* b.nothing()
+    })))
+})
+
 describe("garbage collection on the Clock", () => {
   test("queued messages expire after OFFLINE_TTL: failed, out of history and of the pair quota", () =>
     scenario({ offlineTtlMillis: 60_000, limits: { offlineQueuePerPair: 2 } }, Effect.gen(function*() {
