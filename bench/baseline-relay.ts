@@ -7,14 +7,8 @@
  * `register` and `history` get canned replies of the node's shape. Prints `listening: <port>`.
  */
 import type { ServerWebSocket } from "bun"
+import { field } from "./Field.ts"
 
-const field = (text: string, name: string): string => {
-  const tag = `"${name}":"`
-  const i = text.indexOf(tag)
-  if (i < 0) return ""
-  const start = i + tag.length
-  return text.slice(start, text.indexOf('"', start))
-}
 
 const bySocketKey = new Map<string, ServerWebSocket<{ key: string }>>()
 

@@ -5,6 +5,7 @@
  * can drive far more traffic than the node can relay. Frames are pre-built; the timed parts only write.
  */
 import { historyFrame, identity, registerFrame } from "./Keys.ts"
+import { field } from "./Field.ts"
 
 type Command =
   | { cmd: "pairs"; url: string; run: string; uid: string; first: number; count: number }
@@ -16,13 +17,6 @@ type Command =
   | { cmd: "close" }
 
 const send = (m: unknown) => process.send!(m)
-const field = (text: string, name: string): string => {
-  const tag = `"${name}":"`
-  const i = text.indexOf(tag)
-  if (i < 0) return ""
-  const start = i + tag.length
-  return text.slice(start, text.indexOf('"', start))
-}
 
 // 256 bytes of "ciphertext": the node never opens it, so its content does not matter, only its size.
 const CIPHERTEXT = Buffer.from(crypto.getRandomValues(new Uint8Array(256))).toString("base64")

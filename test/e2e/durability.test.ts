@@ -11,26 +11,9 @@ import { encryptedFor, makeIdentity, randomHash } from "../support/L2psClient.ts
 import type { NodeProcess } from "../support/NodeProcess.ts"
 import * as RawSocket from "../support/RawSocket.ts"
 import { ask, expectAlive, expectError, historyFrame, PeerPool, registerRaw, requestFrame, sleep, startE2eNode, waitUntil } from "./helpers.ts"
+import { adminQuery } from "../support/AdminQuery.ts"
 
 const UID = "default"
-
-interface PgClientLike {
-  connect(): Promise<void>
-  query(sql: string): Promise<unknown>
-  end(): Promise<void>
-}
-// `pg` ships no types; this is the part used here.
-const { Client: PgClient } = require("pg") as { Client: new (config: { connectionString: string }) => PgClientLike }
-
-const adminQuery = async (url: string, sql: string): Promise<void> => {
-  const client = new PgClient({ connectionString: url })
-  await client.connect()
-  try {
-    await client.query(sql)
-  } finally {
-    await client.end()
-  }
-}
 
 const databaseUrl = (url: string, database: string): string => {
   const u = new URL(url)

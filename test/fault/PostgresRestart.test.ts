@@ -12,13 +12,11 @@
 import { afterAll, describe, expect, test } from "bun:test"
 import { makeIdentity } from "../support/L2psClient.ts"
 import type { NodeProcess } from "../support/NodeProcess.ts"
+import { adminQuery } from "../support/AdminQuery.ts"
 import * as ThrowawayPostgres from "../support/ThrowawayPostgres.ts"
 import { startE2eNode, waitUntil } from "../e2e/helpers.ts"
 import { connect, isAck, type LoadClient, sendLoop, type SendOutcome } from "./LoadClient.ts"
 
-const { Client: PgClient } = require("pg") as {
-  Client: new (config: { connectionString: string }) => { connect(): Promise<void>; query(sql: string): Promise<unknown>; end(): Promise<void> }
-}
 
 const STORAGE_DOWN = { code: "L2PS_SUBMIT_FAILED", message: "Storage unavailable, message not accepted" }
 
@@ -45,10 +43,7 @@ if (unavailable !== undefined && !process.env["CI"]) {
 
     test("sends fail clearly while it is down, the node reconnects by itself, nothing acknowledged is lost", async () => {
       cluster = await ThrowawayPostgres.create()
-      const admin = new PgClient({ connectionString: cluster.adminUrl })
-      await admin.connect()
-      await admin.query("CREATE DATABASE im_fault")
-      await admin.end()
+      await adminQuery(cluster.adminUrl, "CREATE DATABASE im_fault")
       node = await startE2eNode({
         DATABASE_URL: cluster.url("im_fault"),
         L2PS_BATCH_INTERVAL_MS: "200",

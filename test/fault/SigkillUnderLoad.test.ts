@@ -12,23 +12,7 @@ import { makeIdentity } from "../support/L2psClient.ts"
 import type { NodeProcess } from "../support/NodeProcess.ts"
 import { startE2eNode, waitUntil } from "../e2e/helpers.ts"
 import { connect, isAck, type LoadClient, sendLoop, type SendOutcome } from "./LoadClient.ts"
-
-interface PgClientLike {
-  connect(): Promise<void>
-  query(sql: string): Promise<unknown>
-  end(): Promise<void>
-}
-const { Client: PgClient } = require("pg") as { Client: new (config: { connectionString: string }) => PgClientLike }
-
-const adminQuery = async (url: string, sql: string): Promise<void> => {
-  const client = new PgClient({ connectionString: url })
-  await client.connect()
-  try {
-    await client.query(sql)
-  } finally {
-    await client.end()
-  }
-}
+import { adminQuery } from "../support/AdminQuery.ts"
 
 const LOAD_ENV = {
   L2PS_BATCH_INTERVAL_MS: "200",

@@ -23,20 +23,8 @@ import { randomBytes } from "node:crypto"
 import { freshTimestamp, startE2eNode, waitUntil } from "../e2e/helpers.ts"
 import { makeIdentity, randomHash } from "../support/L2psClient.ts"
 import type { NodeProcess } from "../support/NodeProcess.ts"
+import { adminQuery } from "../support/AdminQuery.ts"
 import { connect, isAck, type LoadClient, type SendOutcome } from "./LoadClient.ts"
-
-const { Client: PgClient } = require("pg") as {
-  Client: new (config: { connectionString: string }) => { connect(): Promise<void>; query(sql: string): Promise<unknown>; end(): Promise<void> }
-}
-const adminQuery = async (url: string, sql: string): Promise<void> => {
-  const client = new PgClient({ connectionString: url })
-  await client.connect()
-  try {
-    await client.query(sql)
-  } finally {
-    await client.end()
-  }
-}
 
 /** Connects, upgrades, sends the register frame given on argv, waits for `registered`, then never reads again. */
 const STALLED_CLIENT = String.raw`
