@@ -17,6 +17,7 @@
 import * as fs from "node:fs"
 import { type Identity, makeIdentity, randomHash } from "../test/support/L2psClient.ts"
 import { startNode } from "../test/support/NodeProcess.ts"
+import { createDatabase } from "./Targets.ts"
 
 const arg = (name: string, fallback: number): number => {
   const i = process.argv.indexOf(`--${name}`)
@@ -250,10 +251,14 @@ const rssMb = (pid: number): number => {
 }
 
 const main = async (): Promise<number> => {
-  const storage = process.env["DATABASE_URL"] ? "Postgres (DATABASE_URL)" : "embedded PGlite (temp dir)"
+  const adminDb = process.env["DATABASE_URL"]
+  // A throwaway database on that server, dropped at the end: never the database named in the URL.
+  const db = adminDb === undefined ? undefined : await createDatabase(adminDb)
+  const storage = db === undefined ? "embedded PGlite (temp dir)" : "Postgres (a throwaway database on DATABASE_URL's server)"
   console.log(`soak: ${MINUTES} min, ${PAIRS} pairs at ${RATE} msg/s per peer, report every ${REPORT_S} s, seed ${SEED}, ${storage}`)
   const node = await startNode({
     env: {
+      DATABASE_URL: db?.url,
       REGISTRATION_BURST_PER_ADDRESS: "100000",
       REGISTRATION_RATE_PER_ADDRESS: "10000",
       L2PS_BATCH_INTERVAL_MS: "1000",
@@ -383,6 +388,7 @@ const main = async (): Promise<number> => {
   } finally {
     stopping = true
     await node.dispose()
+    await db?.drop()
   }
 }
 
