@@ -28,6 +28,12 @@ export class Committer extends Context.Tag("im/Committer")<Committer, {
   readonly submit: (request: CommitRequest) => Effect.Effect<Effect.Effect<CommitResult, StorageError>>
 }>() {}
 
+/** Resumes after the event loop has run its pending I/O callbacks (not a timer: no time passes). */
+const ioTurn = Effect.async<void>((resume) => {
+  const handle = setImmediate(() => resume(Effect.void))
+  return Effect.sync(() => clearImmediate(handle))
+})
+
 export const layer: Layer.Layer<Committer, never, Storage | NodeConfig | Mempool> = Layer.scoped(
   Committer,
   Effect.gen(function*() {
@@ -64,8 +70,16 @@ export const layer: Layer.Layer<Committer, never, Storage | NodeConfig | Mempool
         Effect.uninterruptible
       )
 
-    yield* Queue.takeBetween(queue, 1, cfg.commitBatchMax).pipe(
-      Effect.flatMap((batch) => store(Chunk.toReadonlyArray(batch))),
+    const nextBatch = Effect.gen(function*() {
+      const first = yield* Queue.take(queue)
+      // One event-loop turn before the batch closes: frames already received join it. Without it,
+      // an embedded database that blocks the loop while it commits (PGlite) gets one message per
+      // commit, since the writer wakes for the first send before the loop reads the others.
+      if ((yield* Queue.size(queue)) < cfg.commitBatchMax - 1) yield* ioTurn
+      return [first, ...(yield* Queue.takeUpTo(queue, cfg.commitBatchMax - 1))]
+    })
+    yield* nextBatch.pipe(
+      Effect.flatMap(store),
       Effect.forever,
       Effect.forkScoped
     )

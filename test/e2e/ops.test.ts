@@ -4,7 +4,7 @@ import pkg from "../../package.json" with { type: "json" }
 import { encryptedFor, randomHash } from "../support/L2psClient.ts"
 import { type NodeProcess, startNode } from "../support/NodeProcess.ts"
 import { open } from "../support/RawSocket.ts"
-import { ask, PeerPool, requestFrame, waitUntil } from "./helpers.ts"
+import { ask, nextReply, PeerPool, registerRaw, requestFrame, waitUntil } from "./helpers.ts"
 
 let node: NodeProcess
 let admin: string
@@ -27,7 +27,7 @@ const scrape = async () => {
 }
 
 beforeAll(async () => {
-  node = await startNode({ env: { LOG_LEVEL: "debug", IDLE_TIMEOUT_SECONDS: "2" }, freePortEnv: ["ADMIN_PORT", "SIGNALING_PORT"] })
+  node = await startNode({ env: { LOG_LEVEL: "debug", IDLE_TIMEOUT_SECONDS: "2", RATE_LIMIT_BURST: "1000", RATE_LIMIT_PER_SEC: "1000" }, freePortEnv: ["ADMIN_PORT", "SIGNALING_PORT"] })
   admin = `http://127.0.0.1:${node.env["ADMIN_PORT"]}`
 })
 
@@ -108,5 +108,26 @@ describe("operations: logs, /health, /metrics", () => {
     // The SDK-like client answered the pings the whole time.
     expect(quiet.client.isRegistered).toBe(true)
     expect(await quiet.client.discover()).toContain(quiet.key)
+  }, 30_000)
+
+  test("group commit: 200 sends written at once share a few commits (embedded PGlite blocks the loop while it commits)", async () => {
+    const a = await pool.connect(node.url, "default")
+    const b = await pool.connect(node.url, "default")
+    const before = (await scrape()).get("im_commit_latency_seconds_count") ?? 0
+    const sock = await open(node.url)
+    await registerRaw(sock, a.id, "default")
+    const hashes = Array.from({ length: 200 }, () => randomHash())
+    for (const h of hashes) sock.sendJson(requestFrame("send", { to: b.key, encrypted: encryptedFor("x"), messageHash: h }, h))
+    const acked = new Set<unknown>()
+    while (acked.size < hashes.length) {
+      const f = await nextReply(sock, 10_000)
+      expect(f.type).toBe("message_sent")
+      acked.add(f.requestId)
+    }
+    await b.waitInbox(200, 10_000)
+    const commits = (await scrape()).get("im_commit_latency_seconds_count")! - before
+    // One commit per message would be 200.
+    expect(commits).toBeLessThan(50)
+    sock.close()
   }, 30_000)
 })
