@@ -74,9 +74,11 @@ export const startBenchNode = async (storage: StorageChoice): Promise<Target> =>
     url: node.url,
     pid: node.pid,
     stop: async () => {
-      // Shutdown is not what is measured: a node still busy after 3 s is killed.
-      const code = await node.stop(3000)
-      if (code !== 0) console.error(`[bench] node exited with ${code}:\n${node.output().slice(-20).join("\n")}`)
+      // Shutdown is not what is measured: the node is killed, unless it must stop to write its profile.
+      if (profileDir !== undefined) {
+        const code = await node.stop(10_000)
+        if (code !== 0) console.error(`[bench] node exited with ${code}:\n${node.output().slice(-20).join("\n")}`)
+      }
       await node.dispose()
     }
   }

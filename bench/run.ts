@@ -12,9 +12,10 @@ import { createDatabase, SESSION_NETWORKS, startBaseline, startBenchNode, type S
 
 const quick = process.argv.includes("--quick")
 const cfg = quick
-  ? { rounds: 1, timing: { warmupMs: 300, durationMs: 1500 }, rateTiming: { warmupMs: 300, durationMs: 1500 }, sessions: 2_000, history: 100_000, historyRequests: 150 }
+  ? { rounds: 1, timing: { warmupMs: 300, durationMs: 1500 }, rateTiming: { warmupMs: 300, durationMs: 1200 }, sessions: 2_000, history: 50_000, historyRequests: 100 }
   : { rounds: 3, timing: { warmupMs: 1000, durationMs: 5000 }, rateTiming: { warmupMs: 1000, durationMs: 5000 }, sessions: 10_000, history: 1_000_000, historyRequests: 1000 }
-const RATES = [1000, 5000, 20000]
+// --quick leaves out 20k msg/s: far above the node's capacity, it only leaves a backlog.
+const RATES = quick ? [1000, 5000] : [1000, 5000, 20000]
 const GENERATORS = 4
 const adminUrl = process.env["DATABASE_URL"]
 const log = (line: string) => console.log(line)
@@ -22,11 +23,14 @@ const run = (tag: string) => `${tag}-${crypto.randomUUID().slice(0, 8)}`
 
 const gens = await spawnGenerators(GENERATORS)
 const cleanups: Array<() => Promise<void>> = []
+let pglite: StorageChoice | undefined
 const storageFor = async (kind: "postgres" | "pglite"): Promise<StorageChoice> => {
+  // One PGlite data directory for every phase: each new one costs an initdb of several seconds.
   if (kind === "pglite") {
+    if (pglite !== undefined) return pglite
     const dataDir = tempDir()
     cleanups.push(async () => fs.rmSync(dataDir, { recursive: true, force: true }))
-    return { kind, dataDir }
+    return (pglite = { kind, dataDir })
   }
   const db = await createDatabase(adminUrl!)
   cleanups.push(db.drop)
@@ -86,9 +90,10 @@ try {
   const lat: Array<S.Latency> = []
   let hist: S.HistoryLatency
   try {
-    for (const rate of RATES) lat.push(await S.latencyAt(gens, target, run(`n${rate}`), 100, rate, cfg.rateTiming))
+    // History first: the rates above the node's capacity leave a backlog it works through afterwards.
     seeded ??= await seedHistory(storage, S.historyKey(historyRun), cfg.history, 1000)
     hist = await S.historyPages(gens, target, historyRun, seeded, cfg.historyRequests)
+    for (const rate of RATES) lat.push(await S.latencyAt(gens, target, run(`n${rate}`), 100, rate, cfg.rateTiming))
   } finally {
     await target.stop()
   }
@@ -113,6 +118,7 @@ try {
   log("")
   log(`sessions (${fmt(cfg.sessions)} sockets over ${GENERATORS} generator processes, ${SESSION_NETWORKS.length} networks of ${cfg.sessions / SESSION_NETWORKS.length} keys: presence is per network)`)
   log(`  node ${primary}: ${fmt(nSessions.sessions)} registered sessions held, ${fmt(nSessions.bytesPerSession / 1024, 1)} KB RSS each (baseline ${fmt(bSessions.bytesPerSession / 1024, 1)} KB, ${ratio(nSessions.bytesPerSession, bSessions.bytesPerSession)}); connect ${fmt(nSessions.connectSec, 2)} s`)
+  if (primary === "pglite") log("  (PGlite lives in the node's process and its memory comes and goes with its work: RSS per session is only meaningful on Postgres)")
   log(`  registration storm: ${fmt(nSessions.registerSec, 2)} s for ${fmt(cfg.sessions)} registers with ed25519 proofs (baseline, unverified: ${fmt(bSessions.registerSec, 2)} s, ${ratio(nSessions.registerSec, bSessions.registerSec)})${nSessions.errors > 0 ? `; ${nSessions.errors} refused: ${nSessions.firstError}` : ""}`)
 
   log("")
@@ -129,7 +135,7 @@ try {
     ackP50MsAt5k: +at5k.ackP50.toFixed(2),
     ackP99MsAt5k: +at5k.ackP99.toFixed(2),
     deliveryP99MsAt5k: +at5k.deliverP99.toFixed(2),
-    ackP99MsAt20k: +lat[2]!.ackP99.toFixed(2),
+    ...(lat[2] === undefined ? {} : { ackP99MsAt20k: +lat[2].ackP99.toFixed(2) }),
     sessionsHeld: nSessions.sessions,
     bytesPerSession: Math.round(nSessions.bytesPerSession),
     registrationStormSec: +nSessions.registerSec.toFixed(3),
