@@ -230,3 +230,19 @@ export const sendLoop = (from: LoadClient, recipients: ReadonlyArray<string>, in
     }
   }
 }
+
+/** Clients a test opens, so that its teardown closes them all. */
+export const clientPool = () => {
+  const clients: Array<LoadClient> = []
+  return {
+    clients: clients as ReadonlyArray<LoadClient>,
+    open: async (url: string, options: Parameters<typeof connect>[1] = {}): Promise<LoadClient> => {
+      const c = await connect(url, options)
+      clients.push(c)
+      return c
+    },
+    closeAll: (): void => {
+      for (const c of clients.splice(0)) c.close()
+    }
+  }
+}

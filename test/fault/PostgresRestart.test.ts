@@ -15,7 +15,7 @@ import type { NodeProcess } from "../support/NodeProcess.ts"
 import { adminQuery } from "../support/AdminQuery.ts"
 import * as ThrowawayPostgres from "../support/ThrowawayPostgres.ts"
 import { startE2eNode, waitUntil } from "../e2e/helpers.ts"
-import { connect, isAck, type LoadClient, sendLoop, type SendOutcome } from "./LoadClient.ts"
+import { clientPool, isAck, sendLoop, type SendOutcome } from "./LoadClient.ts"
 
 
 const STORAGE_DOWN = { code: "L2PS_SUBMIT_FAILED", message: "Storage unavailable, message not accepted" }
@@ -29,14 +29,9 @@ if (unavailable !== undefined && !process.env["CI"]) {
   describe("Postgres restart under load", () => {
     let cluster: ThrowawayPostgres.ThrowawayPostgres | undefined
     let node: NodeProcess | undefined
-    const clients: LoadClient[] = []
-    const open = async (url: string, options: Parameters<typeof connect>[1] = {}) => {
-      const c = await connect(url, options)
-      clients.push(c)
-      return c
-    }
+    const { clients, open, closeAll } = clientPool()
     afterAll(async () => {
-      for (const c of clients) c.close()
+      closeAll()
       await node?.dispose()
       await cluster?.remove()
     })

@@ -11,7 +11,7 @@ import { afterAll, describe, expect, test } from "bun:test"
 import { makeIdentity } from "../support/L2psClient.ts"
 import type { NodeProcess } from "../support/NodeProcess.ts"
 import { startE2eNode, waitUntil } from "../e2e/helpers.ts"
-import { connect, isAck, type LoadClient, sendLoop, type SendOutcome } from "./LoadClient.ts"
+import { clientPool, isAck, sendLoop, type SendOutcome } from "./LoadClient.ts"
 import { adminQuery } from "../support/AdminQuery.ts"
 
 const LOAD_ENV = {
@@ -59,14 +59,9 @@ const duplicates = (hashes: ReadonlyArray<string>): string[] => [...counts(hashe
 for (const backend of backends) {
   describe(`SIGKILL under load (${backend.name})`, () => {
     let node: NodeProcess | undefined
-    const clients: LoadClient[] = []
-    const open = async (url: string, options: Parameters<typeof connect>[1] = {}) => {
-      const c = await connect(url, options)
-      clients.push(c)
-      return c
-    }
+    const { clients, open, closeAll } = clientPool()
     afterAll(async () => {
-      for (const c of clients) c.close()
+      closeAll()
       await node?.dispose()
       await backend.teardown()
     })

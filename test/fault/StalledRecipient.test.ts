@@ -24,7 +24,7 @@ import { freshTimestamp, startE2eNode, waitUntil } from "../e2e/helpers.ts"
 import { makeIdentity, randomHash } from "../support/L2psClient.ts"
 import type { NodeProcess } from "../support/NodeProcess.ts"
 import { adminQuery } from "../support/AdminQuery.ts"
-import { connect, isAck, type LoadClient, type SendOutcome } from "./LoadClient.ts"
+import { clientPool, isAck, type SendOutcome } from "./LoadClient.ts"
 
 /** Connects, upgrades, sends the register frame given on argv, waits for `registered`, then never reads again. */
 const STALLED_CLIENT = String.raw`
@@ -75,15 +75,10 @@ if (!hasPython && !process.env["CI"]) {
     let node: NodeProcess | undefined
     let stalledProc: ReturnType<typeof Bun.spawn> | undefined
     const db = `im_fault_${crypto.randomUUID().replaceAll("-", "")}`
-    const clients: LoadClient[] = []
-    const open = async (url: string, options: Parameters<typeof connect>[1] = {}) => {
-      const c = await connect(url, options)
-      clients.push(c)
-      return c
-    }
+    const { open, closeAll } = clientPool()
     afterAll(async () => {
       stalledProc?.kill("SIGKILL")
-      for (const c of clients) c.close()
+      closeAll()
       await node?.dispose()
       if (testDatabaseUrl) await adminQuery(testDatabaseUrl, `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`)
     })
