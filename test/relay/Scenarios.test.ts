@@ -5,7 +5,7 @@ import { Storage } from "../../src/storage/Storage.ts"
 import { AddressLimits } from "../../src/relay/AddressLimits.ts"
 import { RateLimits } from "../../src/relay/RateLimits.ts"
 import { ReplayGuard } from "../../src/relay/ReplayGuard.ts"
-import { hash, peer, scenario } from "../support/TestNode.ts"
+import { encrypted, hash, peer, scenario } from "../support/TestNode.ts"
 
 /** Two registered peers; `a` has seen `b` join. */
 const pair = Effect.gen(function*() {
@@ -99,6 +99,29 @@ describe("TestClock scenarios", () => {
       yield* Deferred.succeed(gate, undefined)
       expect(yield* Fiber.join(sending)).toMatchObject({ type: "message_queued", payload: { messageHash: h } })
       expect(yield* b.next()).toMatchObject({ type: "message", payload: { from: a.key, messageHash: h, offline: true } })
+    }), undefined, gated)
+  })
+
+  test("a sender that leaves while its message commits: the live recipient still gets it", () => {
+    const entered = Effect.runSync(Deferred.make<void>())
+    const gate = Effect.runSync(Deferred.make<void>())
+    const gated = Layer.effect(
+      Storage,
+      Effect.map(SqlStorage.make, (s) => ({
+        ...s,
+        commit: (batch: Parameters<typeof s.commit>[0]) =>
+          Deferred.succeed(entered, undefined).pipe(Effect.zipRight(Deferred.await(gate)), Effect.zipRight(s.commit(batch)))
+      }))
+    )
+    return scenario({}, Effect.gen(function*() {
+      const { a, b } = yield* pair
+      const h = hash()
+      yield* a.frame("send", { to: b.key, encrypted: encrypted("bye"), messageHash: h })
+      yield* Deferred.await(entered)
+      yield* a.socket.close
+      yield* TestServices.provideLive(Effect.sleep("50 millis"))
+      yield* Deferred.succeed(gate, undefined)
+      expect(yield* b.next()).toMatchObject({ type: "message", payload: { from: a.key, messageHash: h, offline: false } })
     }), undefined, gated)
   })
 

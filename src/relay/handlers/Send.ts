@@ -77,6 +77,21 @@ const complete = (
   live: ReadonlyArray<Peer>,
   outcome: Effect.Effect<CommitResult, StorageError>
 ) =>
+  // Uninterruptible up to the hand-over: a sender that leaves while its message commits must not
+  // leave it stored as delivered but never pushed; only the reply goes with the socket.
+  Effect.uninterruptible(handOver(deps, from, p, message, live, outcome)).pipe(
+    Effect.flatMap((sendOutcome) => reply(session, sendOutcome, p.messageHash, frame))
+  )
+
+/** Awaits the commit and hands the message to the recipient's live sessions, or to its queue. */
+const handOver = (
+  deps: RelayDeps,
+  from: string,
+  p: typeof SendPayload.Type,
+  message: NewMessage,
+  live: ReadonlyArray<Peer>,
+  outcome: Effect.Effect<CommitResult, StorageError>
+) =>
   Effect.gen(function*() {
     const result = yield* outcome.pipe(
       Effect.catchTag("StorageError", (e) =>
@@ -89,7 +104,7 @@ const complete = (
         return yield* refuse("RATE_LIMITED", "Offline message limit reached")
       case "Duplicate":
         if (result.from !== from) return yield* refuse("L2PS_SUBMIT_FAILED", "Duplicate message")
-        return yield* reply(session, result.outcome, p.messageHash, frame)
+        return result.outcome
       case "Stored": {
         const text = messageFrame(from, p.encrypted, p.messageHash, false, message.timestamp)
         let delivered = 0
@@ -102,7 +117,7 @@ const complete = (
         // Read again now: a session of the recipient that registered while this commit ran may have
         // flushed its queue before the message was in it.
         if (raced || live.length === 0) for (const r of yield* deps.sessions.online(message.l2psUid, message.to)) r.requestFlush()
-        return yield* reply(session, raced ? "queued" : message.outcome, p.messageHash, frame)
+        return raced ? "queued" as const : message.outcome
       }
     }
   })
