@@ -26,7 +26,8 @@ interface Outgoing {
   readonly text: string
   readonly messageId?: string | undefined
 }
-type OutItem = Outgoing | { readonly marker: Deferred.Deferred<boolean> }
+/** `live`: delivered by another session, counted against the byte budget until written. */
+type OutItem = (Outgoing & { readonly live?: boolean }) | { readonly marker: Deferred.Deferred<boolean> }
 
 export const INBOX_FULL_CODE = 1008
 /** Questions a peer may leave unanswered at once; past it the oldest is dropped. */
@@ -61,7 +62,9 @@ export const open = (
   const { cfg } = deps
   const run = Runtime.runSync(runtime)
   const inbox = run(Queue.bounded<string | Uint8Array>(cfg.sessionInbox))
-  const mailbox = run(Queue.bounded<Outgoing>(cfg.sessionOutbox))
+  const mailbox = run(Queue.bounded<Outgoing & { readonly live?: boolean }>(cfg.sessionOutbox))
+  /** Characters of live messages in the mailbox and the outbox, not yet written to the socket. */
+  let liveBytes = 0
   const wake = run(Queue.sliding<void>(1))
   const outbox = run(Queue.bounded<OutItem>(cfg.sessionOutbox))
   const closed = run(Deferred.make<void>())
@@ -96,12 +99,14 @@ export const open = (
     get publicKey() {
       return registration?.publicKey ?? publicKey
     },
-    canAccept: () => !closing && !flushRequested && !flushing && sizeOf(mailbox) < cfg.sessionOutbox,
+    canAccept: () =>
+      !closing && !flushRequested && !flushing && sizeOf(mailbox) < cfg.sessionOutbox && liveBytes < cfg.sessionOutboxBytes,
     deliver: (text, messageId) => {
-      if (closing || !mailbox.unsafeOffer({ text, messageId })) {
+      if (closing || liveBytes + text.length > cfg.sessionOutboxBytes || !mailbox.unsafeOffer({ text, messageId, live: true })) {
         flushRequested = true
         return false
       }
+      liveBytes += text.length
       poke()
       return true
     },
@@ -161,6 +166,7 @@ export const open = (
         yield* Deferred.succeed(item.marker, true)
         continue
       }
+      if (item.live === true) liveBytes -= item.text.length
       const result = conn.send(item.text)
       if (result === "closed") {
         if (item.messageId !== undefined) unwritten.push(item.messageId)
