@@ -45,6 +45,9 @@ import {
   type SerializedEncryptedMessage
 } from "./Wire.ts"
 
+/** Acknowledgements waiting to be sent at once. */
+const ACKS_MAX = 4096
+
 /** A refused or failed request; `message` is the SDK's rejection text. */
 export class L2psError extends Data.TaggedError("L2psError")<{
   /** a server error code, or TIMEOUT / NOT_REGISTERED / DISCONNECTED / CONNECT_TIMEOUT */
@@ -134,7 +137,9 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
       : config.capabilities
     const hub = yield* PubSub.bounded<PeerEvent>(4096)
     const loop = yield* FiberHandle.make<void, never>()
-    const acks = yield* Queue.unbounded<string>()
+    // Bounded by dropping: an ack that does not fit only means the message is delivered again later,
+    // and it is recognised by its hash; blocking here could stall the frame loop the acks wait on.
+    const acks = yield* Queue.dropping<string>(ACKS_MAX)
 
     const st = {
       link: undefined as Link.Link | undefined,

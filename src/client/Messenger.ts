@@ -21,6 +21,9 @@ import { type ProofCheck, verifyProof } from "./Proofs.ts"
 import type { ReconnectOptions } from "./Reconnect.ts"
 import type { ConnectionState, ErrorPayload, IncomingMessagePayload, RegisteredPayload } from "./Wire.ts"
 
+/** Acknowledgements waiting to be sent at once. */
+const ACKS_MAX = 4096
+
 export type ChatEvent =
   | { readonly _tag: "Received"; readonly record: MessageStore.ChatRecord }
   | { readonly _tag: "Sent"; readonly record: MessageStore.ChatRecord }
@@ -92,7 +95,9 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
       reconnect: config.reconnect,
       timeouts: config.timeouts
     })
-    const acks = yield* Queue.unbounded<string>()
+    // Bounded by dropping: an ack that does not fit only means the message is delivered again later,
+    // and it is recognised by its hash; blocking here could stall the frame loop the acks wait on.
+    const acks = yield* Queue.dropping<string>(ACKS_MAX)
 
     const received = (m: IncomingMessagePayload) =>
       Effect.gen(function*() {

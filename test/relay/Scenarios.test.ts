@@ -17,6 +17,21 @@ const pair = Effect.gen(function*() {
   return { a, b }
 })
 
+/** Storage whose commits wait at `gate` (opened once, for good); `entered` tells the first one arrived. */
+const gatedCommits = () => {
+  const entered = Effect.runSync(Deferred.make<void>())
+  const gate = Effect.runSync(Deferred.make<void>())
+  const gated = Layer.effect(
+    Storage,
+    Effect.map(SqlStorage.make, (s) => ({
+      ...s,
+      commit: (batch: Parameters<typeof s.commit>[0]) =>
+        Deferred.succeed(entered, undefined).pipe(Effect.zipRight(Deferred.await(gate)), Effect.zipRight(s.commit(batch)))
+    }))
+  )
+  return { entered, gate, gated }
+}
+
 describe("TestClock scenarios", () => {
   test("rate limit: the burst is spent, then the clock refills the bucket", () =>
     scenario({ limits: { rateLimitBurst: 3, rateLimitPerSec: 1 } }, Effect.gen(function*() {
@@ -78,16 +93,7 @@ describe("TestClock scenarios", () => {
 
   test("offline queue: a recipient that registers while the message commits still gets it", () => {
     // The first commit waits at a gate, so the recipient registers (and reads its empty queue) in between.
-    const entered = Effect.runSync(Deferred.make<void>())
-    const gate = Effect.runSync(Deferred.make<void>())
-    const gated = Layer.effect(
-      Storage,
-      Effect.map(SqlStorage.make, (s) => ({
-        ...s,
-        commit: (batch: Parameters<typeof s.commit>[0]) =>
-          Deferred.succeed(entered, undefined).pipe(Effect.zipRight(Deferred.await(gate)), Effect.zipRight(s.commit(batch)))
-      }))
-    )
+    const { entered, gate, gated } = gatedCommits()
     return scenario({}, Effect.gen(function*() {
       const a = yield* peer()
       yield* a.register()
@@ -103,16 +109,7 @@ describe("TestClock scenarios", () => {
   })
 
   test("a sender that leaves while its message commits: the live recipient still gets it", () => {
-    const entered = Effect.runSync(Deferred.make<void>())
-    const gate = Effect.runSync(Deferred.make<void>())
-    const gated = Layer.effect(
-      Storage,
-      Effect.map(SqlStorage.make, (s) => ({
-        ...s,
-        commit: (batch: Parameters<typeof s.commit>[0]) =>
-          Deferred.succeed(entered, undefined).pipe(Effect.zipRight(Deferred.await(gate)), Effect.zipRight(s.commit(batch)))
-      }))
-    )
+    const { entered, gate, gated } = gatedCommits()
     return scenario({}, Effect.gen(function*() {
       const { a, b } = yield* pair
       const h = hash()

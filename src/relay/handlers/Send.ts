@@ -64,30 +64,26 @@ export const send = (deps: RelayDeps) => (session: SessionState, frame: Envelope
     // The commit is queued now; its outcome is awaited, delivered and answered by the session's
     // completer, in order, while this session goes on reading frames.
     const outcome = yield* deps.committer.submit({ message, pairLimit: reg.limits.offlineQueuePerPair })
-    yield* session.later(complete(deps, session, frame, reg.key, p, message, live, outcome), frame.requestId)
+    yield* session.later(complete(deps, session, frame, message, live, outcome), frame.requestId)
   })
 
 const complete = (
   deps: RelayDeps,
   session: SessionState,
   frame: Envelope,
-  from: string,
-  p: typeof SendPayload.Type,
   message: NewMessage,
   live: ReadonlyArray<Peer>,
   outcome: Effect.Effect<CommitResult, StorageError>
 ) =>
   // Uninterruptible up to the hand-over: a sender that leaves while its message commits must not
   // leave it stored as delivered but never pushed; only the reply goes with the socket.
-  Effect.uninterruptible(handOver(deps, from, p, message, live, outcome)).pipe(
-    Effect.flatMap((sendOutcome) => reply(session, sendOutcome, p.messageHash, frame))
+  Effect.uninterruptible(handOver(deps, message, live, outcome)).pipe(
+    Effect.flatMap((sendOutcome) => reply(session, sendOutcome, message.messageHash, frame))
   )
 
 /** Awaits the commit and hands the message to the recipient's live sessions, or to its queue. */
 const handOver = (
   deps: RelayDeps,
-  from: string,
-  p: typeof SendPayload.Type,
   message: NewMessage,
   live: ReadonlyArray<Peer>,
   outcome: Effect.Effect<CommitResult, StorageError>
@@ -103,10 +99,10 @@ const handOver = (
       case "PairLimit":
         return yield* refuse("RATE_LIMITED", "Offline message limit reached")
       case "Duplicate":
-        if (result.from !== from) return yield* refuse("L2PS_SUBMIT_FAILED", "Duplicate message")
+        if (result.from !== message.from) return yield* refuse("L2PS_SUBMIT_FAILED", "Duplicate message")
         return result.outcome
       case "Stored": {
-        const text = messageFrame(from, p.encrypted, p.messageHash, false, message.timestamp)
+        const text = messageFrame(message.from, message.encrypted, message.messageHash, false, message.timestamp)
         let delivered = 0
         for (const r of live) if (r.push(text, r.ackCapable ? undefined : result.id)) delivered++
         yield* Metric.increment(Metrics.messagesIn)
