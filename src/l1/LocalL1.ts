@@ -51,9 +51,9 @@ export const make = Effect.gen(function*() {
     name: "local",
     submit: (tx) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        sql`INSERT INTO l1_transactions ${
-          sql.insert({ tx_hash: tx.hash, payload: JSON.stringify(tx.payload), submitted_at: now })
-        } ON CONFLICT (tx_hash) DO NOTHING`).pipe(Effect.asVoid, Effect.mapError(fail("submit failed"))),
+        sql`INSERT INTO l1_transactions (tx_hash, payload, submitted_at)
+          VALUES (${tx.hash}, ${JSON.stringify(tx.payload)}::text::jsonb, ${now})
+          ON CONFLICT (tx_hash) DO NOTHING`).pipe(Effect.asVoid, Effect.mapError(fail("submit failed"))),
     inclusion: (txHash) =>
       sql<{ number: number | string; hash: string }>`
         SELECT b.number, b.hash FROM l1_transactions t JOIN l1_blocks b ON b.number = t.block_number

@@ -55,7 +55,7 @@ export const make = Effect.gen(function*() {
           (l2ps_uid, from_key, to_key, conversation, message_hash, encrypted, ts, delivery_status, awaiting_ack,
            send_outcome, delivered_at)
         SELECT ${LEGACY_UID}, ${m.from}, ${m.to}, ${conversationOf(m.from, m.to)}, ${m.messageHash},
-          ${JSON.stringify(m.message)}::jsonb, ${m.timestamp}::bigint, ${m.status}, false, ${m.outcome},
+          ${JSON.stringify(m.message)}::text::jsonb, ${m.timestamp}::bigint, ${m.status}, false, ${m.outcome},
           ${queued ? null : m.timestamp}::bigint
         WHERE ${cap}
         ON CONFLICT (message_hash) DO NOTHING

@@ -4,7 +4,6 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Metric from "effect/Metric"
-import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Runtime from "effect/Runtime"
 import { invalid, refuse, type RequestError } from "../domain/ErrorCode.ts"
@@ -13,19 +12,18 @@ import * as Metrics from "../ops/Metrics.ts"
 import type { StorageError } from "../storage/Storage.ts"
 import type { Connection, ConnectionEvents } from "../transport/Transport.ts"
 import { flushPending } from "./handlers/Delivery.ts"
+import { Outbox } from "./Outbox.ts"
 import { unregister } from "./handlers/Unregister.ts"
 import type { RelayDeps } from "./RelayDeps.ts"
 import type { Peer } from "./Sessions.ts"
-import type { Outgoing, Registration, SessionState } from "./SessionState.ts"
+import type { Registration, SessionState } from "./SessionState.ts"
 import { TokenBucket } from "./TokenBucket.ts"
 
 export type Handler = (session: SessionState, frame: Envelope) => Effect.Effect<void, RequestError | StorageError>
 
-/** Catch-up signal from the writer to the processor, carried in the inbox to keep storage work in order. */
+/** Catch-up signal from the outbox to the processor, carried in the inbox to keep storage work in order. */
 const FLUSH = Symbol("flush")
 type Inbound = string | Uint8Array | typeof FLUSH
-/** `live`: pushed by another session, counted against the outbox's byte budget until written. */
-type OutItem = (Outgoing & { readonly live?: boolean }) | { readonly marker: Deferred.Deferred<boolean> }
 
 interface Completion {
   readonly completion: Effect.Effect<void, RequestError | StorageError>
@@ -51,8 +49,8 @@ let nextId = 0
 
 /**
  * One actor per connection: a bounded inbox drained by one processor fiber (frames handled in order),
- * a bounded outbox drained by one writer fiber (socket backpressure respected), both owned by the
- * session's scope. The transport's callbacks only offer to the inbox or complete signals.
+ * a bounded outbox written as frames come and on the socket's drain (backpressure respected), owned by
+ * the session's scope. The transport's callbacks only offer to the inbox or complete signals.
  */
 export const open = (
   deps: RelayDeps,
@@ -64,56 +62,51 @@ export const open = (
   const { cfg } = deps
   const run = Runtime.runSync(runtime)
   const inbox = run(Queue.bounded<Inbound>(cfg.sessionInbox))
-  const outbox = run(Queue.bounded<OutItem>(cfg.sessionOutbox))
   const closed = run(Deferred.make<void>())
   const id = ++nextId
   let closing = false
   let lagging = false
   let flushRequested = false
-  let drainSignal: Deferred.Deferred<void> | undefined
-  const unwritten: Array<string> = []
-  let liveBytes = 0
   const completions = run(Queue.bounded<Completion>(PIPELINE))
 
-  const reserved = Math.min(RESERVED, Math.floor(cfg.sessionOutbox / 4))
-  const outboxSize = () => Option.getOrElse(outbox.unsafeSize(), () => 0)
   const scheduleFlush = () => {
-    if (flushRequested && !closing && outboxSize() <= cfg.sessionOutbox / 4 && inbox.unsafeOffer(FLUSH)) {
+    if (flushRequested && !closing && outbox.size <= cfg.sessionOutbox / 4 && inbox.unsafeOffer(FLUSH)) {
       flushRequested = false
     }
   }
+  const outbox = new Outbox(
+    conn.send,
+    cfg.sessionOutbox,
+    Math.min(RESERVED, Math.floor(cfg.sessionOutbox / 4)),
+    cfg.sessionOutboxBytes,
+    () => flushRequested && scheduleFlush()
+  )
 
   const state: SessionState = {
     id,
     remoteAddress: conn.remoteAddress,
     registration: undefined,
-    send: (out) => Effect.asVoid(Queue.offer(outbox, out)),
+    send: (out) => outbox.offer(out),
     // Once closing, replies have no reader; completions run at cleanup must not wait for outbox room.
     reply: (type, payload, requestId) =>
       Effect.suspend(() =>
         closing ? Effect.void : Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          Queue.offer(outbox, { text: encodeFrame(type, payload, now, requestId) })).pipe(Effect.asVoid)),
+          outbox.offer({ text: encodeFrame(type, payload, now, requestId) }))),
     later: (completion, requestId) => Queue.offer(completions, { completion, requestId }).pipe(Effect.asVoid),
-    written: Effect.flatMap(Deferred.make<boolean>(), (marker) =>
-      Queue.offer(outbox, { marker }).pipe(Effect.zipRight(Deferred.await(marker)))),
+    written: outbox.written,
     asPeer: (reg: Omit<Registration, "peer">): Peer => ({
       id,
       key: reg.key,
       l2psUid: reg.l2psUid,
       ackCapable: reg.ackCapable,
-      canAccept: () =>
-        !closing && !lagging && outboxSize() < cfg.sessionOutbox - reserved && liveBytes < cfg.sessionOutboxBytes,
+      canAccept: () => !closing && !lagging && outbox.hasRoomForLive(),
       push: (text, messageId) => {
         if (closing) return false
-        if (
-          outboxSize() >= cfg.sessionOutbox - reserved || liveBytes + text.length > cfg.sessionOutboxBytes ||
-          !outbox.unsafeOffer({ text, messageId, live: true })
-        ) {
+        if (!outbox.pushLive(text, messageId)) {
           lagging = true
           flushRequested = true
           return false
         }
-        liveBytes += text.length
         return true
       },
       requestFlush: () => {
@@ -129,28 +122,6 @@ export const open = (
       Effect.zipRight(Metric.increment(Metrics.errors(error.code))),
       Effect.zipRight(error.code === "RATE_LIMITED" ? Metric.increment(Metrics.rateLimited) : Effect.void)
     )
-
-  const writer = Effect.gen(function*() {
-    while (true) {
-      const item = yield* Queue.take(outbox)
-      if ("marker" in item) {
-        yield* Deferred.succeed(item.marker, true)
-        continue
-      }
-      if (item.live === true) liveBytes -= item.text.length
-      const result = conn.send(item.text)
-      if (result === "closed") {
-        if (item.messageId !== undefined) unwritten.push(item.messageId)
-        return
-      }
-      if (result === "backpressure") {
-        drainSignal = yield* Deferred.make<void>()
-        yield* Deferred.await(drainSignal)
-        drainSignal = undefined
-      }
-      if (flushRequested) scheduleFlush()
-    }
-  })
 
   const frameBucket = new TokenBucket(cfg.connectionFrameBurst, cfg.connectionFrameRate, 0)
 
@@ -219,9 +190,7 @@ export const open = (
       )
     }
     // Live messages still in the outbox were never written: they go back to the recipient's queue.
-    for (const item of yield* Queue.takeAll(outbox)) {
-      if ("text" in item && item.messageId !== undefined) unwritten.push(item.messageId)
-    }
+    const unwritten = outbox.close()
     if (unwritten.length > 0) {
       yield* deps.storage.requeue(unwritten).pipe(
         Effect.catchAll((e) => Effect.logError("requeue of unwritten messages failed", e.cause))
@@ -229,11 +198,9 @@ export const open = (
     }
     yield* Queue.shutdown(inbox)
     yield* Queue.shutdown(completions)
-    yield* Queue.shutdown(outbox)
   })
 
   const actor = Effect.gen(function*() {
-    yield* Effect.forkScoped(writer)
     yield* Effect.forkScoped(processor)
     yield* Effect.forkScoped(completer)
     yield* Deferred.await(closed)
@@ -246,9 +213,7 @@ export const open = (
       if (closing) return
       if (!inbox.unsafeOffer(data)) conn.close(INBOX_FULL_CODE, "Too many frames in flight")
     },
-    drain: () => {
-      if (drainSignal !== undefined) Deferred.unsafeDone(drainSignal, Exit.void)
-    },
+    drain: () => outbox.drain(),
     closed: () => {
       Deferred.unsafeDone(closed, Exit.void)
     }

@@ -1,6 +1,5 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
-import * as PgClient from "@effect/sql-pg/PgClient"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -8,6 +7,7 @@ import * as Redacted from "effect/Redacted"
 import { mkdirSync } from "node:fs"
 import { join } from "node:path"
 import { NodeConfig, type NodeConfigShape } from "../node/NodeConfig.ts"
+import * as BunPgClient from "./BunPgClient.ts"
 import * as Migrations from "./Migrations.ts"
 import * as PgliteClient from "./PgliteClient.ts"
 
@@ -38,6 +38,6 @@ export const layer = Layer.unwrapEffect(
           }).pipe(Effect.as(migrated(PgliteClient.layer({ dataDir }))))
         )
       },
-      onSome: (url) => migrated(PgClient.layer({ url, maxConnections: 8 }))
+      onSome: (url) => migrated(BunPgClient.layer({ url, maxConnections: 8 }))
     }))
 )

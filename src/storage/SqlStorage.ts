@@ -6,6 +6,7 @@ import { COLUMNS, type MessageRow, toMessage } from "./MessageRow.ts"
 import {
   type CommitRequest,
   type CommitResult,
+  type NewMessage,
   type SendOutcome,
   Storage,
   StorageError,
@@ -25,7 +26,7 @@ export const make = Effect.gen(function*() {
     hashes.length === 0
       ? Effect.succeed(new Map<string, { from: string; outcome: SendOutcome }>())
       : sql<{ message_hash: string; from_key: string; send_outcome: SendOutcome }>`
-          SELECT message_hash, from_key, send_outcome FROM l2ps_messages WHERE message_hash IN ${sql.in(hashes)}`
+          SELECT message_hash, from_key, send_outcome FROM l2ps_messages WHERE message_hash = ANY(${hashes}::text[])`
         .pipe(Effect.map((rows) =>
           new Map(rows.map((r) => [r.message_hash, { from: r.from_key, outcome: r.send_outcome }] as const))
         ))
@@ -74,24 +75,20 @@ export const make = Effect.gen(function*() {
         toInsert.push(i)
       })
       if (toInsert.length > 0) {
-        const rows = toInsert.map((i) => {
-          const m = batch[i]!.message
-          return {
-            l2ps_uid: m.l2psUid,
-            from_key: m.from,
-            to_key: m.to,
-            conversation: conversationOf(m.from, m.to),
-            message_hash: m.messageHash,
-            encrypted: JSON.stringify(m.encrypted),
-            ts: m.timestamp,
-            delivery_status: m.deliveryStatus,
-            awaiting_ack: m.awaitingAck,
-            send_outcome: m.outcome,
-            delivered_at: m.deliveryStatus === "queued" ? null : m.timestamp
-          }
-        })
+        const ms = toInsert.map((i) => batch[i]!.message)
+        const column = <A>(f: (m: NewMessage) => A) => ms.map(f)
+        // One array per column: the statement and its 11 parameters are the same whatever the batch size.
         const inserted = yield* sql<{ id: string | number; message_hash: string }>`
-          INSERT INTO l2ps_messages ${sql.insert(rows)}
+          INSERT INTO l2ps_messages (l2ps_uid, from_key, to_key, conversation, message_hash, encrypted, ts,
+            delivery_status, awaiting_ack, send_outcome, delivered_at)
+          SELECT u, f, t, c, h, e::jsonb, ts, ds, aa, so, da FROM unnest(
+            ${column((m) => m.l2psUid)}::text[], ${column((m) => m.from)}::text[], ${column((m) => m.to)}::text[],
+            ${column((m) => conversationOf(m.from, m.to))}::text[], ${column((m) => m.messageHash)}::text[],
+            ${column((m) => JSON.stringify(m.encrypted))}::text[], ${column((m) => m.timestamp)}::int8[],
+            ${column((m) => m.deliveryStatus)}::text[], ${column((m) => m.awaitingAck)}::bool[],
+            ${column((m) => m.outcome)}::text[],
+            ${column((m) => (m.deliveryStatus === "queued" ? null : m.timestamp))}::int8[]
+          ) AS x(u, f, t, c, h, e, ts, ds, aa, so, da)
           ON CONFLICT (message_hash) DO NOTHING RETURNING id, message_hash`
         const ids = new Map(inserted.map((r) => [r.message_hash, String(r.id)] as const))
         // A conflict here is a row committed by another node since `existing` ran.

@@ -204,6 +204,8 @@ for (const backend of backends) {
       const s = await RawSocket.open(node.url)
       const me = makeIdentity()
       await registerRaw(s, me, UID)
+      // `registered` goes out before the register's catch-up query; this answer comes after it.
+      await expectAlive(s, true)
       await backend.breakStorage!()
 
       const peer = makeIdentity().publicKey

@@ -182,7 +182,7 @@ if (!hasPython && !process.env["CI"]) {
       const sentWhenLagging = floodOutcomes.filter((o) => o.reply?.type === "message_sent").length
       const rssAtLag = await settledRss()
       // …and stays stopped: many more megabytes go to storage, not to memory. Two rounds: the first
-      // lets the heap grow to its working size for 128 KB frames, the second must not grow it further.
+      // lets the heap grow to its working size for 128 KB frames, the next two must not grow it further.
       const MORE = 150
       const round = async () => {
         const from = floodOutcomes.length
@@ -195,7 +195,8 @@ if (!hasPython && !process.env["CI"]) {
       }
       const first = await round()
       const second = await round()
-      const rssAfter = second.rss
+      const third = await round()
+      const rssAfter = third.rss
       expect((await discovered()).includes(stalledId.publicKey)).toBe(true) // still registered: not closed
       probing = false
       await Promise.all(probeLoops)
@@ -228,10 +229,11 @@ if (!hasPython && !process.env["CI"]) {
       const firstQueued = floodOutcomes.findIndex((o) => o.reply?.type === "message_queued")
       // (sends in flight concurrently may finish slightly out of order around the switch)
       expect(floodOutcomes.slice(firstQueued + 16).filter((o) => o.reply?.type === "message_sent").length).toBe(0)
-      // Bounded memory: the second round's ~19 MB for the stalled recipient did not stay in the node's
+      // Bounded memory: the last two rounds' ~38 MB for the stalled recipient did not stay in the node's
       // memory (RSS is only compared once the heap has grown to its working size in the first round;
-      // keeping the payloads would add at least their size).
-      if (testDatabaseUrl) expect(second.rss - first.rss).toBeLessThan(second.bytes)
+      // keeping the payloads would add at least their size; half of it is left for the noise of RSS,
+      // which moves by up to ~15 MB between rounds with the database driver's buffers).
+      if (testDatabaseUrl) expect(third.rss - first.rss).toBeLessThan((second.bytes + third.bytes) / 2)
 
       // The stalled recipient comes back (a new session; the old socket is dropped): it gets every
       // acknowledged message, each once.

@@ -55,8 +55,8 @@ for (const db of await databases()) {
         expect(stored._tag).toBe("Stored")
         expect(yield* s.store(live)).toEqual({ _tag: "Duplicate" })
         const rows = yield* sql<Record<string, unknown>>`
-          SELECT l2ps_uid, from_key, to_key, message_hash, encrypted, ts, delivery_status, send_outcome, delivered_at,
-                 l2ps_status, awaiting_ack
+          SELECT l2ps_uid, from_key, to_key, message_hash, encrypted, ts::float8 AS ts, delivery_status, send_outcome,
+                 delivered_at::float8 AS delivered_at, l2ps_status, awaiting_ack
           FROM l2ps_messages`
         expect(rows).toEqual([{
           l2ps_uid: "legacy",

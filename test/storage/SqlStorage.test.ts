@@ -46,13 +46,16 @@ for (const db of await databases()) {
         expect(all.map((m) => m.timestamp)).toEqual([50, 40, 30, 20, 10])
         expect(all[0]).toMatchObject({ from: A, to: B, l2psStatus: "l2ps_pending", l2psTxHash: null, deliveryStatus: "delivered" })
         expect(all[0]!.encrypted).toEqual(batch[4]!.message.encrypted)
+        // Stored as a JSON object, not as JSON text in a string (what a text bound to jsonb would give).
+        const sql = yield* SqlClient.SqlClient
+        expect(yield* sql`SELECT DISTINCT jsonb_typeof(encrypted) AS t, encrypted->'extra'->'nested'->>1 AS n FROM l2ps_messages`)
+          .toEqual([{ t: "object", n: "2" }])
         expect((yield* s.history("net", A, B, 30, 10)).map((m) => m.timestamp)).toEqual([20, 10])
         expect((yield* s.history("net", A, B, undefined, 2)).map((m) => m.timestamp)).toEqual([50, 40])
         // Another network, another conversation: not there.
         expect(yield* s.history("other", A, B, undefined, 10)).toEqual([])
         expect(yield* s.history("net", A, C, undefined, 10)).toEqual([])
         // Failed messages are left out.
-        const sql = yield* SqlClient.SqlClient
         yield* sql`UPDATE l2ps_messages SET delivery_status = 'failed' WHERE ts = 30`
         expect((yield* s.history("net", A, B, undefined, 10)).map((m) => m.timestamp)).toEqual([50, 40, 20, 10])
       })))

@@ -6,6 +6,7 @@ import { PGlite } from "@electric-sql/pglite"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
+import * as BunPgClient from "../../src/storage/BunPgClient.ts"
 import * as PgliteClient from "../../src/storage/PgliteClient.ts"
 
 export interface TestDatabase {
@@ -45,16 +46,6 @@ export const pgliteLayer = (): Layer.Layer<SqlClient.SqlClient, SqlError> =>
     })
   ).pipe(Layer.provide(Reactivity.layer))
 
-type TypeParser = (value: string) => unknown
-// `pg` ships no types; this is the part we use.
-const pg: { readonly types: { readonly getTypeParser: (oid: number, format?: string) => TypeParser } } = require("pg")
-
-// Read int8 and int8[] as numbers, as PgliteClient does (node-postgres' own parseInt8 swaps in the int4 parsers).
-const pgTypes = {
-  getTypeParser: (oid: number, format?: string): TypeParser =>
-    pg.types.getTypeParser(oid === 20 ? 23 : oid === 1016 ? 1007 : oid, format)
-}
-
 const testDatabaseUrl = (): string | undefined => process.env["TEST_DATABASE_URL"] || undefined
 
 const urlFor = (url: string, database: string): string => {
@@ -78,7 +69,8 @@ export const postgresLayer = (): Layer.Layer<SqlClient.SqlClient, SqlError> =>
         admin`CREATE DATABASE ${admin(name)}`,
         () => Effect.orDie(admin`DROP DATABASE IF EXISTS ${admin(name)} WITH (FORCE)`)
       )
-      return yield* PgClient.make({ url: Redacted.make(urlFor(url, name)), maxConnections: 4, types: pgTypes })
+      // The client the node uses on Postgres (`pg` is still covered by the embedding test).
+      return yield* BunPgClient.make({ url: Redacted.make(urlFor(url, name)), maxConnections: 4 })
     })
   ).pipe(Layer.provide(Reactivity.layer))
 

@@ -1,0 +1,151 @@
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import type { WriteResult } from "../transport/Transport.ts"
+import type { Outgoing } from "./SessionState.ts"
+
+type Item =
+  | { readonly text: string; readonly messageId: string | undefined; readonly live: boolean }
+  | { readonly marker: Deferred.Deferred<boolean> }
+
+/**
+ * What a session has to write, in order, bounded by `capacity` frames. Frames are written to the socket
+ * as they come, synchronously, until it reports backpressure; the rest wait here for its `drain`.
+ * No fiber per session is woken to write (that cost more than the write itself under load).
+ *
+ * `live` frames (messages pushed by other sessions) are also bounded in bytes, and stop short of the
+ * last `reserved` slots so that the session's own replies always find room.
+ */
+export class Outbox {
+  private items: Array<Item> = []
+  private head = 0
+  private blocked = false
+  private pumping = false
+  private dead = false
+  private roomWaiters: Array<Deferred.Deferred<void>> = []
+  /** Bytes of live frames not yet written. */
+  liveBytes = 0
+
+  constructor(
+    private readonly write: (text: string) => WriteResult,
+    readonly capacity: number,
+    private readonly reserved: number,
+    private readonly maxLiveBytes: number,
+    /** Called after frames were written (the session may start a catch-up from storage). */
+    private readonly onWritten: () => void
+  ) {}
+
+  get size(): number {
+    return this.items.length - this.head
+  }
+
+  /** Whether a live frame would be taken now. */
+  hasRoomForLive(): boolean {
+    return !this.dead && this.size < this.capacity - this.reserved && this.liveBytes < this.maxLiveBytes
+  }
+
+  /** Non-blocking: false when full (the frame must then wait in storage). */
+  pushLive(text: string, messageId: string | undefined): boolean {
+    if (this.dead || this.size >= this.capacity - this.reserved || this.liveBytes + text.length > this.maxLiveBytes) {
+      return false
+    }
+    this.liveBytes += text.length
+    this.enqueue({ text, messageId, live: true })
+    return true
+  }
+
+  /** Queues a frame of the session's own, waiting for room; dropped once the socket is gone. */
+  offer(out: Outgoing): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      if (this.dead) return Effect.void
+      if (this.size < this.capacity) {
+        this.enqueue({ text: out.text, messageId: out.messageId, live: false })
+        return Effect.void
+      }
+      return Effect.flatMap(Deferred.make<void>(), (room) => {
+        this.roomWaiters.push(room)
+        return Effect.zipRight(Deferred.await(room), this.offer(out))
+      })
+    })
+  }
+
+  /** True once everything queued before it is written to the socket, false if the socket closed first. */
+  readonly written: Effect.Effect<boolean> = Effect.suspend(() => {
+    if (this.dead) return Effect.succeed(false)
+    if (this.size === 0) return Effect.succeed(true)
+    return Effect.flatMap(Deferred.make<boolean>(), (marker) => {
+      this.enqueue({ marker })
+      return Deferred.await(marker)
+    })
+  })
+
+  /** The socket can take more. */
+  drain(): void {
+    this.blocked = false
+    this.pump()
+  }
+
+  /** The socket is gone: returns the tracked messages never written, and releases every waiter. */
+  close(): Array<string> {
+    this.dead = true
+    const unwritten: Array<string> = []
+    for (let i = this.head; i < this.items.length; i++) {
+      const item = this.items[i]!
+      if ("marker" in item) Deferred.unsafeDone(item.marker, Exit.succeed(false))
+      else if (item.messageId !== undefined) unwritten.push(item.messageId)
+    }
+    this.items = []
+    this.head = 0
+    this.liveBytes = 0
+    this.wakeWaiters()
+    return unwritten
+  }
+
+  private enqueue(item: Item): void {
+    this.items.push(item)
+    if (!this.blocked && !this.pumping) this.pump()
+  }
+
+  private pump(): void {
+    let wrote = false
+    this.pumping = true
+    try {
+      while (!this.blocked && !this.dead && this.head < this.items.length) {
+        const item = this.items[this.head]!
+        if ("marker" in item) {
+          this.head++
+          Deferred.unsafeDone(item.marker, Exit.succeed(true))
+          continue
+        }
+        const result = this.write(item.text)
+        if (result === "closed") {
+          // Left in place: `close` hands its messageId back for requeueing.
+          this.dead = true
+          break
+        }
+        this.head++
+        wrote = true
+        if (item.live) this.liveBytes -= item.text.length
+        if (result === "backpressure") this.blocked = true
+      }
+    } finally {
+      this.pumping = false
+    }
+    if (this.head === this.items.length) {
+      this.items = []
+      this.head = 0
+    } else if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head)
+      this.head = 0
+    }
+    this.wakeWaiters()
+    if (wrote) this.onWritten()
+  }
+
+  private wakeWaiters(): void {
+    if (this.roomWaiters.length === 0 || (!this.dead && this.size >= this.capacity)) return
+    const waiters = this.roomWaiters
+    this.roomWaiters = []
+    for (const w of waiters) Deferred.unsafeDone(w, Exit.void)
+  }
+}
