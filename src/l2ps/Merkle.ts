@@ -1,4 +1,4 @@
-import { sha256 } from "@noble/hashes/sha2.js"
+import { createHash } from "node:crypto"
 
 /**
  * Inclusion proofs as DECISIONS.md fixes them (RFC 6962 hashing): leaf = SHA-256(0x00 ‖ data),
@@ -11,18 +11,16 @@ export interface PathStep {
   readonly side: "left" | "right"
 }
 
-const toHex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("")
-const fromHex = (h: string): Uint8Array => Uint8Array.from(h.match(/../g) ?? [], (x) => parseInt(x, 16))
+const toHex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.length).toString("hex")
+const fromHex = (h: string): Uint8Array => Buffer.from(h, "hex")
 
-const prefixed = (prefix: number, ...parts: ReadonlyArray<Uint8Array>) => {
-  const out = new Uint8Array(1 + parts.reduce((n, p) => n + p.length, 0))
-  out[0] = prefix
-  let at = 1
-  for (const p of parts) {
-    out.set(p, at)
-    at += p.length
-  }
-  return sha256(out)
+const PREFIXES = [Uint8Array.of(0x00), Uint8Array.of(0x01)] as const
+
+// node:crypto (in Bun and Node): the prover hashes every message of every batch on the relay's thread.
+const prefixed = (prefix: 0 | 1, ...parts: ReadonlyArray<Uint8Array>): Uint8Array => {
+  const h = createHash("sha256").update(PREFIXES[prefix])
+  for (const p of parts) h.update(p)
+  return h.digest()
 }
 
 /** JSON with object keys sorted at every depth: the same bytes whatever order storage returns. */
