@@ -54,6 +54,11 @@ export class Outbox {
     return true
   }
 
+  /** A frame of the session's own, past the capacity if need be: the caller bounds how many. */
+  pushOwn(text: string): void {
+    if (!this.dead) this.enqueue({ text, messageId: undefined, live: false })
+  }
+
   /** Queues a frame of the session's own, waiting for room; dropped once the socket is gone. */
   offer(out: Outgoing): Effect.Effect<void> {
     return Effect.suspend(() => {

@@ -25,11 +25,6 @@ export type Handler = (session: SessionState, frame: Envelope) => Effect.Effect<
 const FLUSH = Symbol("flush")
 type Inbound = string | Uint8Array | typeof FLUSH
 
-interface Completion {
-  readonly completion: Effect.Effect<void, RequestError | StorageError>
-  readonly requestId: RequestId | undefined
-}
-
 export const INBOX_FULL_CODE = 1008
 /** Sends of one session waiting for their commit at once: enough to fill group commits from few peers. */
 const PIPELINE = 64
@@ -67,7 +62,9 @@ export const open = (
   let closing = false
   let lagging = false
   let flushRequested = false
-  const completions = run(Queue.bounded<Completion>(PIPELINE))
+  let sending = 0
+  let sendRoom: Deferred.Deferred<void> | undefined
+  let allSent: Deferred.Deferred<void> | undefined
 
   const scheduleFlush = () => {
     if (flushRequested && !closing && outbox.size <= cfg.sessionOutbox / 4 && inbox.unsafeOffer(FLUSH)) {
@@ -92,7 +89,33 @@ export const open = (
       Effect.suspend(() =>
         closing ? Effect.void : Effect.flatMap(Clock.currentTimeMillis, (now) =>
           outbox.offer({ text: encodeFrame(type, payload, now, requestId) }))),
-    later: (completion, requestId) => Queue.offer(completions, { completion, requestId }).pipe(Effect.asVoid),
+    // Only the processor fiber begins sends, so there is at most one waiter.
+    beginSend: Effect.suspend(function wait(): Effect.Effect<void> {
+      if (sending < PIPELINE) {
+        sending++
+        return Effect.void
+      }
+      return Effect.flatMap(Deferred.make<void>(), (room) => {
+        sendRoom = room
+        return Effect.zipRight(Deferred.await(room), Effect.suspend(wait))
+      })
+    }),
+    endSend: () => {
+      sending--
+      if (sendRoom !== undefined) {
+        Deferred.unsafeDone(sendRoom, Exit.void)
+        sendRoom = undefined
+      }
+      if (sending === 0 && allSent !== undefined) Deferred.unsafeDone(allSent, Exit.void)
+    },
+    replyNow: (type, payload, requestId, now) => {
+      if (!closing) outbox.pushOwn(encodeFrame(type, payload, now, requestId))
+    },
+    failNow: (error, requestId, now) => {
+      state.replyNow("error", { code: error.code, message: error.message }, requestId, now)
+      Metrics.errors(error.code).unsafeUpdate(1, [])
+      if (error.code === "RATE_LIMITED") Metrics.rateLimited.unsafeUpdate(1, [])
+    },
     written: outbox.written,
     asPeer: (reg: Omit<Registration, "peer">): Peer => ({
       id,
@@ -162,12 +185,6 @@ export const open = (
       )
     )
 
-  // Completions run one at a time in submission order: a sender's messages reach recipients in order.
-  const completer = Queue.take(completions).pipe(
-    Effect.flatMap((c) => settle(c.completion, "send", c.requestId)),
-    Effect.forever
-  )
-
   const catchUp = Effect.suspend(() => {
     lagging = false
     const reg = state.registration
@@ -181,14 +198,13 @@ export const open = (
 
   const cleanup = Effect.gen(function*() {
     closing = true
-    yield* unregister(deps, state)
-    // Sends already committing still reach their recipients (their replies are dropped with the socket).
-    for (const c of yield* Queue.takeAll(completions)) {
-      yield* settle(c.completion, "send", c.requestId).pipe(
-        Effect.timeout("10 seconds"),
-        Effect.catchAllCause((cause) => Effect.logError("send completion at close failed", cause))
-      )
+    // Sends still committing reach their recipients before the key is announced gone (their replies
+    // are dropped with the socket).
+    if (sending > 0) {
+      allSent = yield* Deferred.make<void>()
+      yield* Deferred.await(allSent).pipe(Effect.timeout("10 seconds"), Effect.ignore)
     }
+    yield* unregister(deps, state)
     // Live messages still in the outbox were never written: they go back to the recipient's queue.
     const unwritten = outbox.close()
     if (unwritten.length > 0) {
@@ -197,12 +213,10 @@ export const open = (
       )
     }
     yield* Queue.shutdown(inbox)
-    yield* Queue.shutdown(completions)
   })
 
   const actor = Effect.gen(function*() {
     yield* Effect.forkScoped(processor)
-    yield* Effect.forkScoped(completer)
     yield* Deferred.await(closed)
   }).pipe(Effect.scoped, Effect.ensuring(cleanup), Effect.annotateLogs({ session: id }))
 

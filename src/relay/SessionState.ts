@@ -1,7 +1,6 @@
 import type * as Effect from "effect/Effect"
 import type { RequestError } from "../domain/ErrorCode.ts"
 import type { RequestId } from "../domain/Frames.ts"
-import type { StorageError } from "../storage/Storage.ts"
 import type { NetworkLimits } from "../node/NodeConfig.ts"
 import type { Peer } from "./Sessions.ts"
 
@@ -32,12 +31,16 @@ export interface SessionState {
   readonly reply: (type: string, payload: unknown, requestId: RequestId | undefined) => Effect.Effect<void>
   /** Resolves true once everything queued so far is written to the socket, false if it closed first. */
   readonly written: Effect.Effect<boolean>
+  /** Counts a send that is committing; waits while too many are (the pipeline of one session). */
+  readonly beginSend: Effect.Effect<void>
+  readonly endSend: () => void
   /**
-   * Runs `completion` after the completions queued before it, off the frame-reading fiber, so a send
-   * can wait for its commit while the next frames are read. Waits when too many are outstanding.
-   * Its failures answer `requestId` like a handler's.
+   * Answers now, from plain code (a send's completion). Not bounded by the outbox's capacity: a session
+   * has at most its pipeline of sends to answer. Dropped once the session is closing.
    */
-  readonly later: (completion: Effect.Effect<void, RequestError | StorageError>, requestId: RequestId | undefined) => Effect.Effect<void>
+  readonly replyNow: (type: string, payload: unknown, requestId: RequestId | undefined, now: number) => void
+  /** An error frame, now (see `replyNow`). */
+  readonly failNow: (error: RequestError, requestId: RequestId | undefined, now: number) => void
   /** The session as registered peers see it (delivery, flush requests, close). */
   readonly asPeer: (registration: Omit<Registration, "peer">) => Peer
 }

@@ -1,8 +1,9 @@
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
-import * as Metric from "effect/Metric"
+import * as Exit from "effect/Exit"
 import * as Metrics from "../../ops/Metrics.ts"
 import { invalid, refuse } from "../../domain/ErrorCode.ts"
-import { type Envelope, payloadOf, SendPayload } from "../../domain/Frames.ts"
+import { type Envelope, payloadOf, type RequestId, SendPayload } from "../../domain/Frames.ts"
 import { isPublicKey, normalizeKey } from "../../domain/Keys.ts"
 import type { CommitResult, NewMessage, StorageError } from "../../storage/Storage.ts"
 import type { Peer } from "../Sessions.ts"
@@ -61,64 +62,66 @@ export const send = (deps: RelayDeps) => (session: SessionState, frame: Envelope
         ? { deliveryStatus: "delivered", awaitingAck: false, outcome: "sent" }
         : { deliveryStatus: "sent", awaitingAck: true, outcome: "sent" })
     }
-    // The commit is queued now; its outcome is awaited, delivered and answered by the session's
-    // completer, in order, while this session goes on reading frames.
-    const outcome = yield* deps.committer.submit({ message, pairLimit: reg.limits.offlineQueuePerPair })
-    yield* session.later(complete(deps, session, frame, message, live, outcome), frame.requestId)
+    // The commit is queued now; its outcome is delivered and answered by the committer, in order, while
+    // this session goes on reading frames.
+    yield* session.beginSend
+    yield* deps.committer.submit({ message, pairLimit: reg.limits.offlineQueuePerPair }, (outcome, now) => {
+      session.endSend()
+      return complete(deps, session, frame.requestId, message, live, outcome, now)
+    })
   })
 
+/**
+ * Hands a committed message to the recipient's live sessions (or leaves it in its queue) and answers
+ * the sender. Runs on the committer's fiber even when the sender has gone: a stored message is never
+ * left marked delivered without being pushed; only the reply goes with the socket.
+ */
 const complete = (
   deps: RelayDeps,
   session: SessionState,
-  frame: Envelope,
+  requestId: RequestId | undefined,
   message: NewMessage,
   live: ReadonlyArray<Peer>,
-  outcome: Effect.Effect<CommitResult, StorageError>
-) =>
-  // Uninterruptible up to the hand-over: a sender that leaves while its message commits must not
-  // leave it stored as delivered but never pushed; only the reply goes with the socket.
-  Effect.uninterruptible(handOver(deps, message, live, outcome)).pipe(
-    Effect.flatMap((sendOutcome) => reply(session, sendOutcome, message.messageHash, frame))
-  )
-
-/** Awaits the commit and hands the message to the recipient's live sessions, or to its queue. */
-const handOver = (
-  deps: RelayDeps,
-  message: NewMessage,
-  live: ReadonlyArray<Peer>,
-  outcome: Effect.Effect<CommitResult, StorageError>
-) =>
-  Effect.gen(function*() {
-    const result = yield* outcome.pipe(
-      Effect.catchTag("StorageError", (e) =>
-        Effect.logError("commit failed", e.cause).pipe(
-          Effect.zipRight(refuse("L2PS_SUBMIT_FAILED", "Storage unavailable, message not accepted"))
-        ))
-    )
-    switch (result._tag) {
-      case "PairLimit":
-        return yield* refuse("RATE_LIMITED", "Offline message limit reached")
-      case "Duplicate":
-        if (result.from !== message.from) return yield* refuse("L2PS_SUBMIT_FAILED", "Duplicate message")
-        return result.outcome
-      case "Stored": {
-        const text = messageFrame(message.from, message.encrypted, message.messageHash, false, message.timestamp)
-        let delivered = 0
-        for (const r of live) if (r.push(text, r.ackCapable ? undefined : result.id)) delivered++
-        yield* Metric.increment(Metrics.messagesIn)
-        if (delivered > 0) yield* Metric.incrementBy(Metrics.messagesOut, delivered)
-        // Every outbox filled up since the check: the message waits in storage like any queued one.
-        const raced = live.length > 0 && delivered === 0
-        if (raced) yield* deps.storage.requeue([result.id])
-        // Read again now: a session of the recipient that registered while this commit ran may have
-        // flushed its queue before the message was in it.
-        if (raced || live.length === 0) for (const r of yield* deps.sessions.online(message.l2psUid, message.to)) r.requestFlush()
-        return raced ? "queued" as const : message.outcome
+  outcome: Exit.Exit<CommitResult, StorageError>,
+  now: number
+): Effect.Effect<void> | undefined => {
+  if (Exit.isFailure(outcome)) {
+    session.failNow(refuse("L2PS_SUBMIT_FAILED", "Storage unavailable, message not accepted"), requestId, now)
+    return Effect.logError("commit failed", Cause.map(outcome.cause, (e) => e.cause))
+  }
+  const result = outcome.value
+  switch (result._tag) {
+    case "PairLimit":
+      session.failNow(refuse("RATE_LIMITED", "Offline message limit reached"), requestId, now)
+      return undefined
+    case "Duplicate":
+      if (result.from !== message.from) session.failNow(refuse("L2PS_SUBMIT_FAILED", "Duplicate message"), requestId, now)
+      else reply(session, result.outcome, message.messageHash, requestId, now)
+      return undefined
+    case "Stored": {
+      const text = messageFrame(message.from, message.encrypted, message.messageHash, false, message.timestamp)
+      let delivered = 0
+      for (const r of live) if (r.push(text, r.ackCapable ? undefined : result.id)) delivered++
+      if (delivered > 0) Metrics.messagesOut.unsafeUpdate(delivered, [])
+      // Every outbox filled up since the check: the message waits in storage like any queued one.
+      const raced = live.length > 0 && delivered === 0
+      reply(session, raced ? "queued" : message.outcome, message.messageHash, requestId, now)
+      // Read again now: a session of the recipient that registered while this commit ran may have
+      // flushed its queue before the message was in it.
+      const flush = Effect.flatMap(deps.sessions.online(message.l2psUid, message.to), (rs) =>
+        Effect.sync(() => rs.forEach((r) => r.requestFlush())))
+      if (raced) {
+        return deps.storage.requeue([result.id]).pipe(
+          Effect.zipRight(flush),
+          Effect.catchAll((e) => Effect.logError("requeue of a raced message failed", e.cause))
+        )
       }
+      return live.length === 0 ? flush : undefined
     }
-  })
+  }
+}
 
-const reply = (session: SessionState, outcome: "sent" | "queued", messageHash: string, frame: Envelope) =>
+const reply = (session: SessionState, outcome: "sent" | "queued", messageHash: string, requestId: RequestId | undefined, now: number) =>
   outcome === "sent"
-    ? session.reply("message_sent", { messageHash, l2psStatus: "submitted" }, frame.requestId)
-    : session.reply("message_queued", { messageHash, status: "queued" }, frame.requestId)
+    ? session.replyNow("message_sent", { messageHash, l2psStatus: "submitted" }, requestId, now)
+    : session.replyNow("message_queued", { messageHash, status: "queued" }, requestId, now)
