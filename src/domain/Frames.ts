@@ -17,8 +17,23 @@ export const Envelope = Schema.Struct({
 })
 export type Envelope = typeof Envelope.Type
 
-const decodeJson = Schema.decodeUnknownEither(Schema.parseJson())
-const decodeEnvelope = Schema.decodeUnknownEither(Envelope)
+const NOT_JSON = Symbol("not JSON")
+const parseJson = (text: string): unknown => {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return NOT_JSON
+  }
+}
+
+/** `Envelope`'s check as plain code: every frame goes through it. */
+const envelopeOf = (u: unknown): Envelope | undefined => {
+  if (!Predicate.isRecord(u)) return undefined
+  const { type, payload, requestId } = u
+  if (typeof type !== "string" || type.length === 0 || !Predicate.isRecord(payload)) return undefined
+  if (requestId !== undefined && typeof requestId !== "string" && typeof requestId !== "number") return undefined
+  return u as Envelope
+}
 
 /** Outcome of reading one text frame: the envelope, or the error to send (with any request id found). */
 export type Decoded =
@@ -55,16 +70,16 @@ export const nestedDeeperThan = (text: string, max: number): boolean => {
 }
 
 export const decodeFrame = (text: string): Decoded => {
-  const json = decodeJson(text)
-  if (Either.isLeft(json)) return { _tag: "Bad", error: invalid("Invalid JSON"), requestId: undefined }
+  const json = parseJson(text)
+  if (json === NOT_JSON) return { _tag: "Bad", error: invalid("Invalid JSON"), requestId: undefined }
   if (nestedDeeperThan(text, MAX_JSON_DEPTH)) {
-    return { _tag: "Bad", error: invalid(`JSON nested too deeply (max ${MAX_JSON_DEPTH} levels)`), requestId: requestIdOf(json.right) }
+    return { _tag: "Bad", error: invalid(`JSON nested too deeply (max ${MAX_JSON_DEPTH} levels)`), requestId: requestIdOf(json) }
   }
-  const env = decodeEnvelope(json.right)
-  if (Either.isLeft(env)) {
-    return { _tag: "Bad", error: invalid("Missing or invalid type/payload"), requestId: requestIdOf(json.right) }
+  const frame = envelopeOf(json)
+  if (frame === undefined) {
+    return { _tag: "Bad", error: invalid("Missing or invalid type/payload"), requestId: requestIdOf(json) }
   }
-  return { _tag: "Frame", frame: env.right }
+  return { _tag: "Frame", frame }
 }
 
 /** A proof timestamp: the frame's own `timestamp`, an integer of ms. */
@@ -88,12 +103,6 @@ export const EncryptedPayload = Schema.Struct(
   },
   Schema.Record({ key: Schema.String, value: Schema.Unknown })
 )
-
-export const SendPayload = Schema.Struct({
-  to: Schema.NonEmptyString,
-  encrypted: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
-  messageHash: Schema.NonEmptyString
-})
 
 export const HistoryPayload = Schema.Struct({
   peerKey: Schema.NonEmptyString,

@@ -26,11 +26,23 @@ const prefixed = (prefix: 0 | 1, ...parts: ReadonlyArray<Uint8Array>): Uint8Arra
 /** JSON with object keys sorted at every depth: the same bytes whatever order storage returns. */
 export const canonicalJson = (value: unknown): string => {
   if (value === null || typeof value !== "object") return JSON.stringify(value) ?? "null"
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`
-  const entries = Object.entries(value as Record<string, unknown>)
-    .filter(([, v]) => v !== undefined)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`
+  if (Array.isArray(value)) {
+    let out = "["
+    for (let i = 0; i < value.length; i++) out += (i === 0 ? "" : ",") + canonicalJson(value[i])
+    return out + "]"
+  }
+  const record = value as Record<string, unknown>
+  // The prover runs this on every message: payloads usually come with their keys already in order.
+  const keys = Object.keys(record).filter((k) => record[k] !== undefined)
+  for (let i = 1; i < keys.length; i++) {
+    if (keys[i - 1]! > keys[i]!) {
+      keys.sort()
+      break
+    }
+  }
+  let out = "{"
+  for (let i = 0; i < keys.length; i++) out += (i === 0 ? "" : ",") + JSON.stringify(keys[i]) + ":" + canonicalJson(record[keys[i]!])
+  return out + "}"
 }
 
 /** What a leaf commits to: the message's hash, its encrypted payload, its network and its server timestamp. */

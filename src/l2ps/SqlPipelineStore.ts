@@ -98,7 +98,7 @@ export const make = Effect.gen(function*() {
         const claimed = yield* sql<{ id: string | number }>`
           UPDATE l2ps_messages
           SET l2ps_status = 'l2ps_batched', l2ps_tx_hash = ${b.l2psTxHash}, batch_id = ${Number(row!.id)}
-          WHERE id IN ${sql.in(messageIds.map(Number))} AND l2ps_status = 'l2ps_pending'
+          WHERE id = ANY(${messageIds.map(Number)}::int8[]) AND l2ps_status = 'l2ps_pending'
           RETURNING id`
         // Anything else means another writer batched them: refuse rather than anchor twice.
         if (claimed.length !== messageIds.length) {

@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test"
+import fc from "fast-check"
 import { createHash } from "node:crypto"
 import { canonicalJson, leafData, leafHash, path, root, verifyInclusion } from "../../src/l2ps/Merkle.ts"
 
@@ -42,5 +43,19 @@ describe("Merkle (RFC 6962 hashing, odd node promoted)", () => {
     expect(leafHash({ ...m, l2psUid: "other" })).not.toBe(leafHash(m))
     expect(leafHash({ ...m, encrypted: { ...m.encrypted, ciphertext: "d" } })).not.toBe(leafHash(m))
     expect(canonicalJson({ b: 1, a: { d: null, c: "x" } })).toBe('{"a":{"c":"x","d":null},"b":1}')
+  })
+
+  test("canonical JSON: keys sorted by UTF-16 code units at every depth, undefined members left out", () => {
+    // The definition, written the obvious way.
+    const reference = (v: unknown): string => {
+      if (v === null || typeof v !== "object") return JSON.stringify(v) ?? "null"
+      if (Array.isArray(v)) return `[${v.map(reference).join(",")}]`
+      const entries = Object.entries(v as Record<string, unknown>).filter(([, x]) => x !== undefined)
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${reference(x)}`).join(",")}}`
+    }
+    expect(canonicalJson({ z: [undefined, { b: 2, a: undefined }], "é": 1, E: 2, "": 3 }))
+      .toBe('{"":3,"E":2,"z":[null,{"b":2}],"é":1}')
+    fc.assert(fc.property(fc.jsonValue(), (v) => canonicalJson(v) === reference(v)), { seed: 20261126, numRuns: 500 })
   })
 })

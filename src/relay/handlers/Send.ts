@@ -1,9 +1,11 @@
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
+import * as Predicate from "effect/Predicate"
 import * as Metrics from "../../ops/Metrics.ts"
 import { invalid, refuse } from "../../domain/ErrorCode.ts"
-import { type Envelope, payloadOf, type RequestId, SendPayload } from "../../domain/Frames.ts"
+import { type Envelope, type RequestId } from "../../domain/Frames.ts"
 import { isPublicKey, normalizeKey } from "../../domain/Keys.ts"
 import type { CommitResult, NewMessage, StorageError } from "../../storage/Storage.ts"
 import type { Peer } from "../Sessions.ts"
@@ -11,7 +13,12 @@ import type { RelayDeps } from "../RelayDeps.ts"
 import type { SessionState } from "../SessionState.ts"
 import { messageFrame } from "./Delivery.ts"
 
-const decode = payloadOf(SendPayload, "Missing to, encrypted, or messageHash")
+/** `{to, encrypted, messageHash}`: non-empty strings and an object; plain code, every send goes through it. */
+const decode = (p: Record<string, unknown>) =>
+  typeof p.to === "string" && p.to.length > 0 && typeof p.messageHash === "string" && p.messageHash.length > 0 &&
+    Predicate.isRecord(p.encrypted)
+    ? Either.right(p as { readonly to: string; readonly messageHash: string; readonly encrypted: Record<string, unknown> })
+    : Either.left(invalid("Missing to, encrypted, or messageHash"))
 const MAX_HASH = 256
 const MAX_FIELD = 4096
 
