@@ -65,7 +65,9 @@ export const startBenchNode = async (storage: StorageChoice): Promise<Target> =>
       REGISTRATION_BURST_PER_ADDRESS: BIG,
       REGISTRATION_RATE_PER_ADDRESS: BIG,
       MAX_CONNECTIONS_PER_ADDRESS: BIG,
-      MAX_CONNECTIONS: "50000"
+      MAX_CONNECTIONS: "50000",
+      // BENCH_NODE_ENV="K=V,K=V": more settings for the node, to measure one part against another.
+      ...Object.fromEntries((process.env["BENCH_NODE_ENV"] ?? "").split(",").filter((kv) => kv.includes("=")).map((kv) => kv.split("=", 2)))
     },
     readyTimeoutMs: 120_000
   })

@@ -24,7 +24,7 @@ try {
     : await startBenchNode(db === undefined ? { kind: "pglite", dataDir } : { kind: "postgres", url: db.url })
   try {
     const r = await S.throughput(gens, target, `t-${crypto.randomUUID().slice(0, 8)}`, pairs, { warmupMs: 500, durationMs: seconds * 1000 })
-    console.log(`${target.name}, ${pairs} pairs: ${fmt(r.msgsPerSec)} msg/s, server ${fmt(r.serverCpu * 100)}% of a core, busiest generator ${fmt(r.genCpu * 100)}%${r.errors > 0 ? `, ${r.errors} errors: ${r.firstError}` : ""}`)
+    console.log(`${target.name}, ${pairs} pairs: ${fmt(r.msgsPerSec)} msg/s, server ${fmt(r.serverCpu * 100)}% of a core (${fmt(r.serverCpu / r.msgsPerSec * 1e6)} µs of CPU per message), busiest generator ${fmt(r.genCpu * 100)}%${r.errors > 0 ? `, ${r.errors} errors: ${r.firstError}` : ""}`)
   } finally {
     await target.stop()
   }

@@ -1,5 +1,6 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
+import { identity } from "effect/Function"
 import * as Layer from "effect/Layer"
 import { conversationOf } from "../domain/Keys.ts"
 import { COLUMNS, type MessageRow, toMessage } from "./MessageRow.ts"
@@ -48,10 +49,16 @@ export const make = Effect.gen(function*() {
     )
   }
 
-  const commit: StorageShape["commit"] = (batch) =>
-    Effect.gen(function*() {
+  const commit: StorageShape["commit"] = (batch) => {
+    // Pending messages count against their pair's limit, so duplicates must be known before counting, in
+    // one transaction. A batch of live messages needs neither: one INSERT (atomic on its own, one round
+    // trip), its conflicts being the duplicates.
+    const checked = batch.some(isPending)
+    return Effect.gen(function*() {
       const results: Array<CommitResult | undefined> = batch.map(() => undefined)
-      const known = yield* existing([...new Set(batch.map((r) => r.message.messageHash))])
+      const known = checked
+        ? yield* existing([...new Set(batch.map((r) => r.message.messageHash))])
+        : new Map<string, { from: string; outcome: SendOutcome }>()
       const counts = yield* pendingCounts(batch.filter((r) => !known.has(r.message.messageHash)))
       const firstOf = new Map<string, number>()
       const toInsert: Array<number> = []
@@ -91,7 +98,7 @@ export const make = Effect.gen(function*() {
           ) AS x(u, f, t, c, h, e, ts, ds, aa, so, da)
           ON CONFLICT (message_hash) DO NOTHING RETURNING id, message_hash`
         const ids = new Map(inserted.map((r) => [r.message_hash, String(r.id)] as const))
-        // A conflict here is a row committed by another node since `existing` ran.
+        // A conflict here is a duplicate not checked before, or committed by another node since.
         const raced = yield* existing(toInsert.map((i) => batch[i]!.message.messageHash).filter((h) => !ids.has(h)))
         for (const i of toInsert) {
           const hash = batch[i]!.message.messageHash
@@ -112,7 +119,8 @@ export const make = Effect.gen(function*() {
           ? { _tag: "Duplicate", from: firstReq.message.from, outcome: firstReq.message.outcome }
           : first
       })
-    }).pipe(sql.withTransaction, Effect.mapError(fail("commit")))
+    }).pipe(checked ? sql.withTransaction : identity, Effect.mapError(fail("commit")))
+  }
 
   const pending: StorageShape["pending"] = (q) =>
     sql<MessageRow>`

@@ -71,7 +71,13 @@ for (const db of await databases()) {
         expect(retry).toEqual({ _tag: "Duplicate", from: A, outcome: "sent" })
         const [other] = yield* s.commit([req({ ...first, from: C })])
         expect(other).toEqual({ _tag: "Duplicate", from: A, outcome: "sent" })
-        expect((yield* s.history("net", A, B, undefined, 10)).length).toBe(1)
+        // A batch of live messages is one INSERT: its conflicts are the duplicates, the rest is stored.
+        const fresh = msg({ deliveryStatus: "delivered", outcome: "sent" })
+        const mixed = yield* s.commit([req({ ...first, from: C }), req(fresh), req(fresh)])
+        expect(mixed[0]).toEqual({ _tag: "Duplicate", from: A, outcome: "sent" })
+        expect(mixed[1]!._tag).toBe("Stored")
+        expect(mixed[2]).toEqual({ _tag: "Duplicate", from: A, outcome: "sent" })
+        expect((yield* s.history("net", A, B, undefined, 10)).length).toBe(2)
       })))
 
     test("pair limit counts pending messages of the pair in storage, including those awaiting an ack", () =>
