@@ -51,6 +51,7 @@ export interface NodeConfigShape {
   readonly connectionFrameBurst: number
   readonly historyDefaultLimit: number
   readonly historyMaxLimit: number
+  /** Most messages in one group commit (also bounded to 8 MiB by the committer). */
   readonly commitBatchMax: number
   /** Most proofs remembered at once to refuse replays (they are pruned as the window passes). */
   readonly replayCacheMax: number
@@ -117,7 +118,7 @@ export const defaults: NodeConfigShape = {
   connectionFrameBurst: 200,
   historyDefaultLimit: 50,
   historyMaxLimit: 200,
-  commitBatchMax: 512,
+  commitBatchMax: 2048,
   replayCacheMax: 1_000_000,
   maxBatchSize: 500,
   batchIntervalMillis: 2000,
@@ -236,6 +237,7 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
     ),
     maxBatchSize: positive("L2PS_MAX_BATCH_SIZE", defaults.maxBatchSize),
     batchIntervalMillis: positive("L2PS_BATCH_INTERVAL_MS", defaults.batchIntervalMillis),
+    commitBatchMax: positive("COMMIT_BATCH_MAX", defaults.commitBatchMax),
     finalityDepth: positive("L1_FINALITY_DEPTH", defaults.finalityDepth),
     blockIntervalMillis: positive("L1_BLOCK_INTERVAL_MS", defaults.blockIntervalMillis),
     signalingPort: port("SIGNALING_PORT", defaults.legacyPort),
@@ -289,6 +291,7 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
     idleTimeoutSeconds: env.idleTimeoutSeconds,
     maxBatchSize: env.maxBatchSize,
     batchIntervalMillis: env.batchIntervalMillis,
+    commitBatchMax: env.commitBatchMax,
     finalityDepth: env.finalityDepth,
     blockIntervalMillis: env.blockIntervalMillis,
     legacyPort: env.rpcSignalingPort !== 0 ? env.rpcSignalingPort : env.signalingPort,

@@ -1,5 +1,4 @@
 import * as Cause from "effect/Cause"
-import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
@@ -8,10 +7,10 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
-import * as Queue from "effect/Queue"
 import { Mempool } from "../l2ps/Mempool.ts"
 import { NodeConfig } from "../node/NodeConfig.ts"
 import * as Metrics from "../ops/Metrics.ts"
+import { CommitQueue } from "./CommitQueue.ts"
 import { type CommitRequest, type CommitResult, Storage, StorageError } from "../storage/Storage.ts"
 
 /**
@@ -40,6 +39,15 @@ export class Committer extends Context.Tag("im/Committer")<Committer, {
   readonly submit: (request: CommitRequest, done: Completion) => Effect.Effect<void>
 }>() {}
 
+/** Bytes of messages in one group commit; and the queue holds at most 8 commits' worth. */
+const BATCH_BYTES = 8 * 1024 * 1024
+
+/** Roughly what a request holds in memory: its ciphertext and a fixed allowance for the rest. */
+const weightOf = (request: CommitRequest): number => {
+  const e = request.message.encrypted as { readonly ciphertext?: unknown } | null
+  return 512 + (typeof e?.ciphertext === "string" ? e.ciphertext.length : 0)
+}
+
 /** Resumes after the event loop has run its pending I/O callbacks (not a timer: no time passes). */
 const ioTurn = Effect.async<void>((resume) => {
   const handle = setImmediate(() => resume(Effect.void))
@@ -52,7 +60,7 @@ export const layer: Layer.Layer<Committer, never, Storage | NodeConfig | Mempool
     const storage = yield* Storage
     const cfg = yield* NodeConfig
     const mempool = yield* Mempool
-    const queue = yield* Queue.bounded<Pending>(cfg.commitBatchMax * 8)
+    const queue = new CommitQueue<Pending>(cfg.commitBatchMax * 8, BATCH_BYTES * 8, (p) => weightOf(p.request))
     const wakeBatchers = (batch: ReadonlyArray<Pending>, results: ReadonlyArray<CommitResult>) => {
       const uids = new Set<string>()
       batch.forEach((p, i) => results[i]?._tag === "Stored" && uids.add(p.request.message.l2psUid))
@@ -96,12 +104,12 @@ export const layer: Layer.Layer<Committer, never, Storage | NodeConfig | Mempool
       )
 
     const nextBatch = Effect.gen(function*() {
-      const first = yield* Queue.take(queue)
+      yield* queue.nonEmpty
       // One event-loop turn before the batch closes: frames already received join it. Without it,
       // an embedded database that blocks the loop while it commits (PGlite) gets one message per
       // commit, since the writer wakes for the first send before the loop reads the others.
-      if ((yield* Queue.size(queue)) < cfg.commitBatchMax - 1) yield* ioTurn
-      return [first, ...(yield* Queue.takeUpTo(queue, cfg.commitBatchMax - 1))]
+      if (queue.size < cfg.commitBatchMax) yield* ioTurn
+      return queue.takeUpTo(cfg.commitBatchMax, BATCH_BYTES)
     })
     yield* nextBatch.pipe(
       Effect.flatMap(store),
@@ -110,15 +118,13 @@ export const layer: Layer.Layer<Committer, never, Storage | NodeConfig | Mempool
     )
     // On shutdown, whatever was submitted before the writer stopped is still committed.
     yield* Effect.addFinalizer(() =>
-      Queue.takeAll(queue).pipe(
-        Effect.flatMap((rest) => (rest.length === 0 ? Effect.void : store(Chunk.toReadonlyArray(rest)))),
-        Effect.zipRight(Queue.shutdown(queue))
-      )
+      Effect.suspend(() => {
+        const rest = queue.takeUpTo(Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER)
+        return rest.length === 0 ? Effect.void : store(rest)
+      })
     )
 
-    const submit = (request: CommitRequest, done: Completion) =>
-      // The common case without a fiber switch: there is room.
-      queue.unsafeOffer({ request, done }) ? Effect.void : Queue.offer(queue, { request, done }).pipe(Effect.asVoid)
+    const submit = (request: CommitRequest, done: Completion) => queue.offer({ request, done })
     const commit = (request: CommitRequest) =>
       Effect.flatMap(Deferred.make<CommitResult, StorageError>(), (result) =>
         Effect.zipRight(

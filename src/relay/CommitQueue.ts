@@ -1,0 +1,80 @@
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+
+/**
+ * The group commit's input: FIFO, bounded both in items and in bytes (messages are up to a few hundred
+ * KB, so a count alone does not bound memory), taken a batch at a time, also bounded in both. Offers
+ * wait for room; one consumer takes.
+ */
+export class CommitQueue<A> {
+  private items: Array<A> = []
+  private head = 0
+  private bytes = 0
+  private taker: Deferred.Deferred<void> | undefined
+  private roomWaiters: Array<Deferred.Deferred<void>> = []
+
+  constructor(
+    private readonly maxItems: number,
+    private readonly maxBytes: number,
+    private readonly weigh: (a: A) => number
+  ) {}
+
+  get size(): number {
+    return this.items.length - this.head
+  }
+
+  /** Adds `a`, waiting while the queue is full (an item heavier than the bound still goes into an empty queue). */
+  offer(a: A): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      const w = this.weigh(a)
+      if (this.size === 0 || (this.size < this.maxItems && this.bytes + w <= this.maxBytes)) {
+        this.items.push(a)
+        this.bytes += w
+        if (this.taker !== undefined) {
+          Deferred.unsafeDone(this.taker, Exit.void)
+          this.taker = undefined
+        }
+        return Effect.void
+      }
+      return Effect.flatMap(Deferred.make<void>(), (room) => {
+        this.roomWaiters.push(room)
+        return Effect.zipRight(Deferred.await(room), this.offer(a))
+      })
+    })
+  }
+
+  /** Waits for at least one item. */
+  readonly nonEmpty: Effect.Effect<void> = Effect.suspend(() =>
+    this.size > 0 ? Effect.void : Effect.flatMap(Deferred.make<void>(), (ready) => {
+      this.taker = ready
+      return Deferred.await(ready)
+    })
+  )
+
+  /** Up to `maxItems` items weighing at most `maxBytes` (but at least one item when there is one). */
+  takeUpTo(maxItems: number, maxBytes: number): Array<A> {
+    let end = this.head
+    let bytes = 0
+    while (end < this.items.length && end - this.head < maxItems) {
+      const w = this.weigh(this.items[end]!)
+      if (end > this.head && bytes + w > maxBytes) break
+      bytes += w
+      end++
+    }
+    const batch = this.items.slice(this.head, end)
+    this.head = end
+    this.bytes -= bytes
+    if (this.head === this.items.length) {
+      this.items = []
+      this.head = 0
+    } else if (this.head > 4096 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head)
+      this.head = 0
+    }
+    const waiters = this.roomWaiters
+    this.roomWaiters = []
+    for (const w of waiters) Deferred.unsafeDone(w, Exit.void)
+    return batch
+  }
+}
