@@ -1,12 +1,14 @@
 /**
- * `bun run bench/throughput.ts [--pairs N] [--seconds S] [--baseline]`: the durable throughput scenario
- * alone, for profiling one change at a time (BENCH_PROFILE / BENCH_ADMIN_PORT work as in the full bench).
+ * `bun run bench/throughput.ts [--pairs N] [--seconds S] [--rate R | --sessions N] [--baseline]`: the durable
+ * throughput scenario alone (or the latency at an offered rate, or N sessions and their registration
+ * storm), for profiling one change at a time
+ * (BENCH_PROFILE, BENCH_ADMIN_PORT and BENCH_NODE_ENV work as in the full bench).
  */
 import * as fs from "node:fs"
 import { spawnGenerators } from "./Generators.ts"
 import * as S from "./Scenarios.ts"
 import { fmt } from "./Stats.ts"
-import { createDatabase, startBaseline, startBenchNode, tempDir } from "./Targets.ts"
+import { createDatabase, SESSION_NETWORKS, startBaseline, startBenchNode, tempDir } from "./Targets.ts"
 
 const arg = (name: string, fallback: number) => {
   const i = process.argv.indexOf(`--${name}`)
@@ -15,7 +17,8 @@ const arg = (name: string, fallback: number) => {
 const pairs = arg("pairs", 100)
 const seconds = arg("seconds", 3)
 const adminUrl = process.env["DATABASE_URL"]
-const gens = await spawnGenerators(2)
+const sessions = arg("sessions", 0)
+const gens = await spawnGenerators(sessions > 0 ? 4 : 2)
 const db = adminUrl === undefined ? undefined : await createDatabase(adminUrl)
 const dataDir = tempDir()
 try {
@@ -23,8 +26,17 @@ try {
     ? await startBaseline()
     : await startBenchNode(db === undefined ? { kind: "pglite", dataDir } : { kind: "postgres", url: db.url })
   try {
-    const r = await S.throughput(gens, target, `t-${crypto.randomUUID().slice(0, 8)}`, pairs, { warmupMs: 500, durationMs: seconds * 1000 })
-    console.log(`${target.name}, ${pairs} pairs: ${fmt(r.msgsPerSec)} msg/s, server ${fmt(r.serverCpu * 100)}% of a core (${fmt(r.serverCpu / r.msgsPerSec * 1e6)} µs of CPU per message), busiest generator ${fmt(r.genCpu * 100)}%${r.errors > 0 ? `, ${r.errors} errors: ${r.firstError}` : ""}`)
+    if (sessions > 0) {
+      const n = await S.sessions(gens, target, `s-${crypto.randomUUID().slice(0, 8)}`, sessions, SESSION_NETWORKS)
+      console.log(`${target.name}: ${fmt(n.sessions)} sessions, ${fmt(n.bytesPerSession / 1024, 1)} KB RSS each; registration storm ${fmt(n.registerSec, 2)} s${n.errors > 0 ? `, ${n.errors} refused: ${n.firstError}` : ""}`)
+    }
+    const rate = arg("rate", 0)
+    if (rate > 0) {
+      const l = await S.latencyAt(gens, target, `l-${crypto.randomUUID().slice(0, 8)}`, pairs, rate, { warmupMs: 500, durationMs: seconds * 1000 })
+      console.log(`${target.name}, ${pairs} pairs at ${fmt(rate)} msg/s: ack p50/p99 ${fmt(l.ackP50, 1)}/${fmt(l.ackP99, 1)} ms, delivery p50/p99 ${fmt(l.deliverP50, 1)}/${fmt(l.deliverP99, 1)} ms, completed ${fmt(l.completed * 100, 1)}%`)
+    }
+    const r = rate > 0 || sessions > 0 ? undefined : await S.throughput(gens, target, `t-${crypto.randomUUID().slice(0, 8)}`, pairs, { warmupMs: 500, durationMs: seconds * 1000 })
+    if (r !== undefined) console.log(`${target.name}, ${pairs} pairs: ${fmt(r.msgsPerSec)} msg/s, server ${fmt(r.serverCpu * 100)}% of a core (${fmt(r.serverCpu / r.msgsPerSec * 1e6)} µs of CPU per message), busiest generator ${fmt(r.genCpu * 100)}%${r.errors > 0 ? `, ${r.errors} errors: ${r.firstError}` : ""}`)
   } finally {
     await target.stop()
   }
