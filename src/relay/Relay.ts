@@ -41,7 +41,7 @@ export const layer = Layer.scoped(
       open: (conn) =>
         AddressLimits.guard(deps.addressLimits, conn, () => {
           run(Metric.increment(Metrics.connections))
-          const events = Session.open(deps, handlers, runtime, fork, conn)
+          const events = Session.open(deps, handlers, fork, conn)
           return {
             ...events,
             closed: (code, reason) => {

@@ -4,14 +4,14 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Metric from "effect/Metric"
-import * as Queue from "effect/Queue"
-import * as Runtime from "effect/Runtime"
+import * as Fiber from "effect/Fiber"
 import { invalid, refuse, type RequestError } from "../domain/ErrorCode.ts"
 import { decodeFrame, encodeFrame, type Envelope, type RequestId } from "../domain/Frames.ts"
 import * as Metrics from "../ops/Metrics.ts"
 import type { StorageError } from "../storage/Storage.ts"
 import type { Connection, ConnectionEvents } from "../transport/Transport.ts"
 import { flushPending } from "./handlers/Delivery.ts"
+import { Inbox } from "./Inbox.ts"
 import { Outbox } from "./Outbox.ts"
 import { unregister } from "./handlers/Unregister.ts"
 import type { RelayDeps } from "./RelayDeps.ts"
@@ -50,14 +50,11 @@ let nextId = 0
 export const open = (
   deps: RelayDeps,
   handlers: Readonly<Record<string, Handler>>,
-  runtime: Runtime.Runtime<never>,
-  fork: (actor: Effect.Effect<void>) => unknown,
+  fork: (actor: Effect.Effect<void>) => Fiber.RuntimeFiber<void>,
   conn: Connection
 ): ConnectionEvents => {
   const { cfg } = deps
-  const run = Runtime.runSync(runtime)
-  const inbox = run(Queue.bounded<Inbound>(cfg.sessionInbox))
-  const closed = run(Deferred.make<void>())
+  const inbox = new Inbox<Inbound>(cfg.sessionInbox)
   const id = ++nextId
   let closing = false
   let lagging = false
@@ -67,7 +64,7 @@ export const open = (
   let allSent: Deferred.Deferred<void> | undefined
 
   const scheduleFlush = () => {
-    if (flushRequested && !closing && outbox.size <= cfg.sessionOutbox / 4 && inbox.unsafeOffer(FLUSH)) {
+    if (flushRequested && !closing && outbox.size <= cfg.sessionOutbox / 4 && inbox.offer(FLUSH)) {
       flushRequested = false
     }
   }
@@ -191,7 +188,7 @@ export const open = (
     return reg === undefined ? Effect.void : flushPending(deps, state, reg, false)
   }).pipe(Effect.catchAllCause((cause) => Effect.logError("catch-up delivery failed", cause)))
 
-  const processor = Queue.take(inbox).pipe(
+  const processor = inbox.take.pipe(
     Effect.flatMap((item) => (item === FLUSH ? catchUp : handle(item))),
     Effect.forever
   )
@@ -212,24 +209,19 @@ export const open = (
         Effect.catchAll((e) => Effect.logError("requeue of unwritten messages failed", e.cause))
       )
     }
-    yield* Queue.shutdown(inbox)
+    inbox.clear()
   })
 
-  const actor = Effect.gen(function*() {
-    yield* Effect.forkScoped(processor)
-    yield* Deferred.await(closed)
-  }).pipe(Effect.scoped, Effect.ensuring(cleanup), Effect.annotateLogs({ session: id }))
-
-  fork(actor)
+  // One fiber per session, interrupted when the socket closes (the frame being handled is abandoned,
+  // those still queued are dropped), then cleaned up.
+  const actor = fork(processor.pipe(Effect.orDie, Effect.ensuring(cleanup), Effect.annotateLogs({ session: id })))
 
   return {
     message: (data) => {
       if (closing) return
-      if (!inbox.unsafeOffer(data)) conn.close(INBOX_FULL_CODE, "Too many frames in flight")
+      if (!inbox.offer(data)) conn.close(INBOX_FULL_CODE, "Too many frames in flight")
     },
     drain: () => outbox.drain(),
-    closed: () => {
-      Deferred.unsafeDone(closed, Exit.void)
-    }
+    closed: () => actor.unsafeInterruptAsFork(actor.id())
   }
 }

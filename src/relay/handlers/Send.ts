@@ -71,11 +71,16 @@ export const send = (deps: RelayDeps) => (session: SessionState, frame: Envelope
     }
     // The commit is queued now; its outcome is delivered and answered by the committer, in order, while
     // this session goes on reading frames.
-    yield* session.beginSend
-    yield* deps.committer.submit({ message, pairLimit: reg.limits.offlineQueuePerPair }, (outcome, now) => {
-      session.endSend()
-      return complete(deps, session, frame.requestId, message, live, outcome, now)
-    })
+    // Counted and queued as one step: a session closing in between would wait for a send never queued.
+    yield* Effect.uninterruptibleMask((restore) =>
+      Effect.zipRight(
+        restore(session.beginSend),
+        deps.committer.submit({ message, pairLimit: reg.limits.offlineQueuePerPair }, (outcome, now) => {
+          session.endSend()
+          return complete(deps, session, frame.requestId, message, live, outcome, now)
+        })
+      )
+    )
   })
 
 /**
