@@ -133,7 +133,10 @@ export const open = (
         flushRequested = true
         scheduleFlush()
       },
-      close: (code, reason) => conn.close(code, reason)
+      close: (code, reason) => conn.close(code, reason),
+      subscribe: conn.subscribe,
+      unsubscribe: conn.unsubscribe,
+      publish: conn.publish
     })
   }
 

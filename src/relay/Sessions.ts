@@ -15,7 +15,14 @@ export interface Peer {
   /** Asks it to deliver what is queued for its key once its outbox has drained. */
   readonly requestFlush: () => void
   readonly close: (code: number, reason: string) => void
+  /** Its socket's topic subscriptions and server-wide publishing (see `Connection`). */
+  readonly subscribe: (topic: string) => void
+  readonly unsubscribe: (topic: string) => void
+  readonly publish: (topic: string, text: string) => void
 }
+
+/** Every registered session of a network is subscribed to its presence topic. */
+const presenceTopic = (l2psUid: string) => `presence:${l2psUid}`
 
 /** Live sessions by network and key; presence is derived from it. */
 export class Sessions extends Context.Tag("im/Sessions")<Sessions, {
@@ -25,7 +32,11 @@ export class Sessions extends Context.Tag("im/Sessions")<Sessions, {
   readonly remove: (peer: Peer) => Effect.Effect<{ last: boolean; removed: boolean }>
   readonly online: (l2psUid: string, key: string) => Effect.Effect<ReadonlyArray<Peer>>
   readonly keys: (l2psUid: string) => Effect.Effect<ReadonlyArray<string>>
-  /** Sends a presence frame to every session of the network but those of `exceptKey`. */
+  /**
+   * Sends a presence frame to every session of the network but those of `exceptKey`: one publish to the
+   * network's topic, so that a registration storm costs one write per socket and loop turn, not one per
+   * frame and socket.
+   */
   readonly broadcast: (l2psUid: string, exceptKey: string, text: string) => Effect.Effect<void>
   readonly count: Effect.Effect<number>
 }>() {}
@@ -45,8 +56,10 @@ export const layer: Layer.Layer<Sessions> = Layer.sync(Sessions, () => {
         if (list === undefined) keys.set(peer.key, list = [])
         const first = list.length === 0
         list.push(peer)
+        peer.subscribe(presenceTopic(peer.l2psUid))
         total++
         const evicted = list.length > maxPerKey ? list.splice(0, list.length - maxPerKey) : none
+        for (const p of evicted) p.unsubscribe(presenceTopic(p.l2psUid))
         total -= evicted.length
         return { first, evicted }
       }),
@@ -57,6 +70,7 @@ export const layer: Layer.Layer<Sessions> = Layer.sync(Sessions, () => {
         const i = list?.indexOf(peer) ?? -1
         if (list === undefined || i < 0) return { last: false, removed: false }
         list.splice(i, 1)
+        peer.unsubscribe(presenceTopic(peer.l2psUid))
         total--
         if (list.length > 0) return { last: false, removed: true }
         keys!.delete(peer.key)
@@ -68,10 +82,14 @@ export const layer: Layer.Layer<Sessions> = Layer.sync(Sessions, () => {
     broadcast: (l2psUid, exceptKey, text) =>
       Effect.sync(() => {
         const keys = networks.get(l2psUid)
-        if (keys === undefined) return
-        for (const [key, list] of keys) {
-          if (key !== exceptKey) for (const p of list) p.push(text)
-        }
+        const publisher = keys?.values().next().value?.[0]
+        if (publisher === undefined) return
+        const topic = presenceTopic(l2psUid)
+        // Any session can publish to the whole topic; those of `exceptKey` step out for the one frame.
+        const except = keys!.get(exceptKey) ?? none
+        for (const p of except) p.unsubscribe(topic)
+        publisher.publish(topic, text)
+        for (const p of except) p.subscribe(topic)
       })
   }
 })

@@ -1,6 +1,6 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import type { ServerWebSocket } from "bun"
+import type { Server, ServerWebSocket } from "bun"
 import { type ConnectionEvents, type ServeOptions, Transport, TransportError, type WriteResult } from "./Transport.ts"
 
 interface SocketData {
@@ -13,8 +13,8 @@ const PORT_ATTEMPTS = 100
 const isAddressInUse = (e: unknown) =>
   typeof e === "object" && e !== null && (("code" in e && e.code === "EADDRINUSE") || /in use/i.test(String(e)))
 
-const start = (options: ServeOptions, sockets: Set<ServerWebSocket<SocketData>>, port: number) =>
-  Bun.serve<SocketData>({
+const start = (options: ServeOptions, sockets: Set<ServerWebSocket<SocketData>>, port: number) => {
+  const server: Server<SocketData> = Bun.serve<SocketData>({
     hostname: options.host,
     port,
     fetch(req, server) {
@@ -43,7 +43,16 @@ const start = (options: ServeOptions, sockets: Set<ServerWebSocket<SocketData>>,
             const r = ws.send(text)
             return r > 0 ? "ok" : r === -1 ? "backpressure" : "closed"
           },
-          close: (code, reason) => ws.close(code, reason)
+          close: (code, reason) => ws.close(code, reason),
+          subscribe: (topic) => {
+            if (ws.readyState === 1) ws.subscribe(topic)
+          },
+          unsubscribe: (topic) => {
+            if (ws.readyState === 1) ws.unsubscribe(topic)
+          },
+          publish: (topic, text) => {
+            server.publish(topic, text)
+          }
         })
       },
       message(ws, message) {
@@ -58,6 +67,8 @@ const start = (options: ServeOptions, sockets: Set<ServerWebSocket<SocketData>>,
       }
     }
   })
+  return server
+}
 
 /** WebSockets on `Bun.serve`: own payload limit, backpressure and close codes. */
 export const make = Transport.of({

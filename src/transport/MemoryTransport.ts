@@ -33,6 +33,13 @@ export class MemoryTransport extends Context.Tag("im/MemoryTransport")<MemoryTra
 export const layer: Layer.Layer<Transport | MemoryTransport> = Layer.effectContext(
   Effect.gen(function*() {
     const handlers = yield* Ref.make<ReadonlyMap<string, ConnectionHandler>>(new Map())
+    // Subscribers by server and topic (each server has its own topics, as with Bun).
+    const topics = new Map<string, Map<string, Set<(text: string) => void>>>()
+    const topicsOf = (server: string) => {
+      let t = topics.get(server)
+      if (t === undefined) topics.set(server, t = new Map())
+      return t
+    }
     const transport = Transport.of({
       serve: (options) =>
         Effect.acquireRelease(
@@ -50,18 +57,24 @@ export const layer: Layer.Layer<Transport | MemoryTransport> = Layer.effectConte
     const connectTo = (name: string | undefined, remoteAddress = "memory") =>
       Effect.gen(function*() {
         const served = yield* Ref.get(handlers)
-        const handler = name !== undefined
-          ? served.get(name)
-          : served.get("l2ps") ?? (served.size === 1 ? served.values().next().value : undefined)
+        const serverName = name ?? (served.has("l2ps") || served.size !== 1 ? "l2ps" : served.keys().next().value!)
+        const handler = served.get(serverName)
         if (handler === undefined) return yield* new TransportError({ message: `not serving ${name ?? "l2ps"}` })
+        const serverTopics = topicsOf(serverName)
+        const subscribed = new Set<string>()
         const frames = yield* Queue.bounded<string>(FRAMES_MAX)
         const closedQ = yield* Queue.bounded<{ code: number; reason: string }>(1)
         let paused = false
         let isClosed = false
         let pendingDrain = false
+        const deliver = (text: string) => {
+          if (!isClosed && frames.unsafeOffer(text) && paused) pendingDrain = true
+        }
         const finish = (code: number, reason: string) => {
           if (isClosed) return
           isClosed = true
+          for (const topic of subscribed) serverTopics.get(topic)?.delete(deliver)
+          subscribed.clear()
           closedQ.unsafeOffer({ code, reason })
           events?.closed(code, reason)
         }
@@ -77,7 +90,21 @@ export const layer: Layer.Layer<Transport | MemoryTransport> = Layer.effectConte
             }
             return "ok"
           },
-          close: (code, reason) => finish(code, reason)
+          close: (code, reason) => finish(code, reason),
+          subscribe: (topic) => {
+            if (isClosed) return
+            subscribed.add(topic)
+            let set = serverTopics.get(topic)
+            if (set === undefined) serverTopics.set(topic, set = new Set())
+            set.add(deliver)
+          },
+          unsubscribe: (topic) => {
+            subscribed.delete(topic)
+            serverTopics.get(topic)?.delete(deliver)
+          },
+          publish: (topic, text) => {
+            for (const d of [...(serverTopics.get(topic) ?? [])]) d(text)
+          }
         })
         const closedOnce = yield* Effect.cached(Queue.take(closedQ))
         return {

@@ -11,6 +11,16 @@ export interface Connection {
   readonly remoteAddress: string
   readonly send: (text: string) => WriteResult
   readonly close: (code: number, reason: string) => void
+  /** Topics: a frame published to one is written by the transport to every socket subscribed to it. */
+  readonly subscribe: (topic: string) => void
+  readonly unsubscribe: (topic: string) => void
+  /**
+   * Writes `text` to every subscriber of `topic` on this server (this socket too, when subscribed). One
+   * call for any number of sockets, and frames for one socket are coalesced into one write: presence
+   * goes to every session of a network, and one write per frame and socket costs a system call each.
+   * Not counted in any outbox: a subscriber past the socket's backpressure limit misses the frame.
+   */
+  readonly publish: (topic: string, text: string) => void
 }
 
 /** What the transport calls for each connection's events; all synchronous. */
