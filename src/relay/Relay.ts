@@ -27,6 +27,9 @@ export const layer = Layer.scoped(
     // Sessions live in the relay's scope: stopping the node interrupts them and runs their cleanup.
     const sessions = yield* FiberSet.make()
     const fork = yield* FiberSet.runtime(sessions)<never>()
+    // A quiet session has no fiber to interrupt: the open ones are closed (and cleaned up) here, first.
+    const open = new Set<Effect.Effect<void>>()
+    yield* Effect.addFinalizer(() => Effect.forEach(open, (close) => close, { concurrency: "unbounded", discard: true }))
     const handlers: Record<string, Session.Handler> = {
       register: register(deps),
       send: send(deps),
@@ -41,10 +44,12 @@ export const layer = Layer.scoped(
       open: (conn) =>
         AddressLimits.guard(deps.addressLimits, conn, () => {
           run(Metric.increment(Metrics.connections))
-          const events = Session.open(deps, handlers, fork, conn)
+          const { shutdown, ...events } = Session.open(deps, handlers, fork, conn)
+          open.add(shutdown)
           return {
             ...events,
             closed: (code, reason) => {
+              open.delete(shutdown)
               run(Metric.incrementBy(Metrics.connections, -1))
               events.closed(code, reason)
             }
