@@ -42,9 +42,11 @@ export class Committer extends Context.Tag("im/Committer")<Committer, {
 /** Bytes of messages in one group commit; and the queue holds at most 8 commits' worth. */
 const BATCH_BYTES = 8 * 1024 * 1024
 
-/** Roughly what a request holds in memory: its ciphertext and a fixed allowance for the rest. */
+/** Roughly what a request holds in memory: its payload and a fixed allowance for the rest. */
 const weightOf = (request: CommitRequest): number => {
-  const e = request.message.encrypted as { readonly ciphertext?: unknown } | null
+  const m = request.message
+  if (m.encryptedJson !== undefined) return 512 + 2 * m.encryptedJson.length
+  const e = m.encrypted as { readonly ciphertext?: unknown } | null
   return 512 + (typeof e?.ciphertext === "string" ? e.ciphertext.length : 0)
 }
 

@@ -20,7 +20,12 @@ import type { Peer } from "./Sessions.ts"
 import type { Registration, SessionState } from "./SessionState.ts"
 import { TokenBucket } from "./TokenBucket.ts"
 
-export type Handler = (session: SessionState, frame: Envelope) => Effect.Effect<void, RequestError | StorageError>
+/** Handles one decoded frame; `text` is the frame as received (for payloads relayed as they came). */
+export type Handler = (
+  session: SessionState,
+  frame: Envelope,
+  text: string
+) => Effect.Effect<void, RequestError | StorageError>
 
 /** Catch-up signal from the outbox to the processor, carried in the inbox to keep storage work in order. */
 const FLUSH = Symbol("flush")
@@ -176,7 +181,7 @@ export const open = (
       if (handler === undefined) {
         return yield* errorFrame(invalid(`Unknown type: ${frame.type.slice(0, 64)}`), frame.requestId)
       }
-      yield* settle(handler(state, frame), frame.type, frame.requestId)
+      yield* settle(handler(state, frame, text), frame.type, frame.requestId)
     })
 
   /** A request's failure becomes its error frame; an unexpected one is logged and answered INTERNAL_ERROR. */

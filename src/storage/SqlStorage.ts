@@ -91,7 +91,7 @@ export const make = Effect.gen(function*() {
           SELECT u, f, t, c, h, e::jsonb, ts, ds, aa, so, da FROM unnest(
             ${column((m) => m.l2psUid)}::text[], ${column((m) => m.from)}::text[], ${column((m) => m.to)}::text[],
             ${column((m) => conversationOf(m.from, m.to))}::text[], ${column((m) => m.messageHash)}::text[],
-            ${column((m) => JSON.stringify(m.encrypted))}::text[], ${column((m) => m.timestamp)}::int8[],
+            ${column((m) => m.encryptedJson ?? JSON.stringify(m.encrypted))}::text[], ${column((m) => m.timestamp)}::int8[],
             ${column((m) => m.deliveryStatus)}::text[], ${column((m) => m.awaitingAck)}::bool[],
             ${column((m) => m.outcome)}::text[],
             ${column((m) => (m.deliveryStatus === "queued" ? null : m.timestamp))}::int8[]

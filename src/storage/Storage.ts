@@ -26,6 +26,8 @@ export interface NewMessage {
   readonly to: string
   readonly messageHash: string
   readonly encrypted: unknown
+  /** `encrypted` as the sender wrote it, when known: stored and relayed as is, not serialised again. */
+  readonly encryptedJson?: string | undefined
   readonly timestamp: number
   readonly deliveryStatus: "queued" | "delivered" | "sent"
   /** Handed to a session that acknowledges: pending until its `ack`. */

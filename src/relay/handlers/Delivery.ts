@@ -12,6 +12,12 @@ const PAGE = 100
 export const messageFrame = (from: string, encrypted: unknown, messageHash: string, offline: boolean, now: number) =>
   encodeFrame("message", { from, encrypted, messageHash, offline }, now)
 
+/** `messageFrame` of a live message around its payload's text as the sender wrote it. */
+export const liveMessageFrame = (from: string, encryptedJson: string, messageHash: string, now: number) =>
+  `{"type":"message","payload":{"from":${JSON.stringify(from)},"encrypted":${encryptedJson},"messageHash":${
+    JSON.stringify(messageHash)
+  },"offline":false},"timestamp":${now}}`
+
 /**
  * Delivers what storage holds for the session's key, oldest first, a page at a time; a page is marked
  * handed over only once it is written to the socket, so a drop mid-way loses nothing.

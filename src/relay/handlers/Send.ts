@@ -6,12 +6,13 @@ import * as Predicate from "effect/Predicate"
 import * as Metrics from "../../ops/Metrics.ts"
 import { invalid, refuse } from "../../domain/ErrorCode.ts"
 import { type Envelope, type RequestId } from "../../domain/Frames.ts"
+import { rawMember } from "../../domain/RawJson.ts"
 import { isPublicKey, normalizeKey } from "../../domain/Keys.ts"
 import type { CommitResult, NewMessage, StorageError } from "../../storage/Storage.ts"
 import type { Peer } from "../Sessions.ts"
 import type { RelayDeps } from "../RelayDeps.ts"
 import type { SessionState } from "../SessionState.ts"
-import { messageFrame } from "./Delivery.ts"
+import { liveMessageFrame, messageFrame } from "./Delivery.ts"
 
 /** `{to, encrypted, messageHash}`: non-empty strings and an object; plain code, every send goes through it. */
 const decode = (p: Record<string, unknown>) =>
@@ -22,7 +23,7 @@ const decode = (p: Record<string, unknown>) =>
 const MAX_HASH = 256
 const MAX_FIELD = 4096
 
-export const send = (deps: RelayDeps) => (session: SessionState, frame: Envelope) =>
+export const send = (deps: RelayDeps) => (session: SessionState, frame: Envelope, text: string) =>
   Effect.gen(function*() {
     const reg = session.registration
     if (reg === undefined) return yield* refuse("REGISTRATION_REQUIRED", "Register before sending")
@@ -62,6 +63,7 @@ export const send = (deps: RelayDeps) => (session: SessionState, frame: Envelope
       to,
       messageHash: p.messageHash,
       encrypted: p.encrypted,
+      encryptedJson: rawMember(text, ["payload", "encrypted"]),
       timestamp,
       ...(live.length === 0
         ? { deliveryStatus: "queued", awaitingAck: false, outcome: "queued" }
@@ -111,7 +113,9 @@ const complete = (
       else reply(session, result.outcome, message.messageHash, requestId, now)
       return undefined
     case "Stored": {
-      const text = messageFrame(message.from, message.encrypted, message.messageHash, false, message.timestamp)
+      const text = message.encryptedJson === undefined
+        ? messageFrame(message.from, message.encrypted, message.messageHash, false, message.timestamp)
+        : liveMessageFrame(message.from, message.encryptedJson, message.messageHash, message.timestamp)
       let delivered = 0
       for (const r of live) if (r.push(text, r.ackCapable ? undefined : result.id)) delivered++
       if (delivered > 0) Metrics.messagesOut.unsafeUpdate(delivered, [])
