@@ -11,7 +11,7 @@ import { Mempool } from "../l2ps/Mempool.ts"
 import { NodeConfig } from "../node/NodeConfig.ts"
 import * as Metrics from "../ops/Metrics.ts"
 import { CommitQueue } from "./CommitQueue.ts"
-import { type CommitRequest, type CommitResult, Storage, StorageError } from "../storage/Storage.ts"
+import { type CommitRequest, type CommitResult, isPending, Storage, StorageError } from "../storage/Storage.ts"
 
 /**
  * Runs on the writer's fiber, in submission order, once the request's transaction ended (or failed), with
@@ -38,6 +38,9 @@ export class Committer extends Context.Tag("im/Committer")<Committer, {
    */
   readonly submit: (request: CommitRequest, done: Completion) => Effect.Effect<void>
 }>() {}
+
+/** Group commits written at once. */
+const IN_FLIGHT = 2
 
 /** Bytes of messages in one group commit; and the queue holds at most 8 commits' worth. */
 const BATCH_BYTES = 8 * 1024 * 1024
@@ -82,47 +85,65 @@ export const layer: Layer.Layer<Committer, never, Storage | NodeConfig | Mempool
           : Effect.forkIn(Effect.all(followUps, { discard: true }), scope).pipe(Effect.asVoid)
       })
 
-    const store = (batch: ReadonlyArray<Pending>) =>
+    /** Stores a batch, then completes it once the batch before it (`previous`) has completed. */
+    const store = (batch: ReadonlyArray<Pending>, previous: Deferred.Deferred<void>, completed: Deferred.Deferred<void>) =>
       storage.commit(batch.map((p) => p.request)).pipe(
         Metric.trackDuration(Metrics.commitLatency),
-        // A defect fails the waiting sends too: @effect/sql dies when COMMIT fails (e.g. the database
-        // went away mid-transaction), and the writer must outlive it or every later send hangs.
-        Effect.matchCauseEffect({
-          onFailure: (cause) => {
-            const e = Exit.fail(Option.getOrElse(
-              Cause.failureOption(cause),
-              () => new StorageError({ operation: "commit", cause: Cause.squash(cause) })
-            ))
-            return complete(batch, () => e)
-          },
-          onSuccess: (results) => {
-            const stored = results.filter((r) => r._tag === "Stored").length
-            Metrics.messagesIn.unsafeUpdate(stored, [])
+        Effect.exit,
+        Effect.zipLeft(Deferred.await(previous)),
+        Effect.flatMap((exit) => {
+          if (Exit.isSuccess(exit)) {
+            const results = exit.value
+            Metrics.messagesIn.unsafeUpdate(results.filter((r) => r._tag === "Stored").length, [])
             return Effect.zipRight(wakeBatchers(batch, results), complete(batch, (i) => Exit.succeed(results[i]!)))
           }
+          // A defect fails the waiting sends too: @effect/sql dies when COMMIT fails (e.g. the database
+          // went away mid-transaction), and the writer must outlive it or every later send hangs.
+          const e = Exit.fail(Option.getOrElse(
+            Cause.failureOption(exit.cause),
+            () => new StorageError({ operation: "commit", cause: Cause.squash(exit.cause) })
+          ))
+          return complete(batch, () => e)
         }),
+        Effect.ensuring(Deferred.succeed(completed, undefined)),
         // A batch that started is finished, and its senders answered, even when the node is stopping.
         Effect.uninterruptible
       )
 
-    const nextBatch = Effect.gen(function*() {
+    // Up to IN_FLIGHT batches are written at once, completed in order: under a backlog, one is sent
+    // while the one before waits for its flush. Without a backlog the writer waits for the commit in
+    // flight, so that what arrives meanwhile makes one larger commit (fewer flushes, lower latency).
+    // A batch with pending messages counts them per pair, so it waits for every batch before it to
+    // commit and holds back the ones after it.
+    let last = yield* Deferred.make<void>()
+    yield* Deferred.succeed(last, undefined)
+    const inFlight: Array<Deferred.Deferred<void>> = []
+    const writeNext = Effect.gen(function*() {
       yield* queue.nonEmpty
+      while (inFlight.length >= IN_FLIGHT || (inFlight.length > 0 && queue.size < cfg.commitBatchMax / 2)) {
+        yield* Deferred.await(inFlight.shift()!)
+      }
       // One event-loop turn before the batch closes: frames already received join it. Without it,
       // an embedded database that blocks the loop while it commits (PGlite) gets one message per
       // commit, since the writer wakes for the first send before the loop reads the others.
       if (queue.size < cfg.commitBatchMax) yield* ioTurn
-      return queue.takeUpTo(cfg.commitBatchMax, BATCH_BYTES)
+      const batch = queue.takeUpTo(cfg.commitBatchMax, BATCH_BYTES)
+      const exclusive = batch.some((p) => isPending(p.request.message))
+      if (exclusive) while (inFlight.length > 0) yield* Deferred.await(inFlight.shift()!)
+      const previous = last
+      const completed = last = yield* Deferred.make<void>()
+      inFlight.push(completed)
+      yield* Effect.forkIn(store(batch, previous, completed), scope)
+      if (exclusive) yield* Deferred.await(completed)
     })
-    yield* nextBatch.pipe(
-      Effect.flatMap(store),
-      Effect.forever,
-      Effect.forkScoped
-    )
+    yield* writeNext.pipe(Effect.forever, Effect.forkScoped)
     // On shutdown, whatever was submitted before the writer stopped is still committed.
     yield* Effect.addFinalizer(() =>
       Effect.suspend(() => {
         const rest = queue.takeUpTo(Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER)
-        return rest.length === 0 ? Effect.void : store(rest)
+        return rest.length === 0
+          ? Deferred.await(last)
+          : Effect.flatMap(Deferred.make<void>(), (completed) => store(rest, last, completed))
       })
     )
 

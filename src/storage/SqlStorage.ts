@@ -7,6 +7,7 @@ import { COLUMNS, type MessageRow, toMessage } from "./MessageRow.ts"
 import {
   type CommitRequest,
   type CommitResult,
+  isPending as isPendingMessage,
   type NewMessage,
   type SendOutcome,
   Storage,
@@ -14,7 +15,7 @@ import {
   type StorageShape
 } from "./Storage.ts"
 
-const isPending = (r: CommitRequest) => r.message.deliveryStatus === "queued" || r.message.awaitingAck
+const isPending = (r: CommitRequest) => isPendingMessage(r.message)
 const pairOf = (r: CommitRequest): string => `${r.message.l2psUid}\u0000${r.message.from}\u0000${r.message.to}`
 
 /** Storage over any `@effect/sql` client of the pg dialect: Postgres or embedded PGlite. */

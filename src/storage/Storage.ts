@@ -35,6 +35,9 @@ export interface NewMessage {
   readonly outcome: SendOutcome
 }
 
+/** Waiting in storage for its recipient: counted against the pair's offline limit. */
+export const isPending = (m: NewMessage): boolean => m.deliveryStatus === "queued" || m.awaitingAck
+
 export interface CommitRequest {
   readonly message: NewMessage
   /** Most pending messages allowed for the (sender, recipient) pair when this one is pending too. */

@@ -1,0 +1,72 @@
+import { expect, test } from "bun:test"
+import { Deferred, Effect, Exit, Layer } from "effect"
+import * as Mempool from "../../src/l2ps/Mempool.ts"
+import * as NodeConfig from "../../src/node/NodeConfig.ts"
+import { Committer } from "../../src/relay/Committer.ts"
+import * as CommitterModule from "../../src/relay/Committer.ts"
+import { type CommitRequest, type NewMessage, Storage, type StorageShape } from "../../src/storage/Storage.ts"
+
+let seq = 0
+const request = (pending = false): CommitRequest => {
+  const n = ++seq
+  const message: NewMessage = {
+    l2psUid: "net",
+    from: "a".repeat(64),
+    to: "b".repeat(64),
+    messageHash: `h${n}`,
+    encrypted: { ciphertext: "c", nonce: "n" },
+    timestamp: n,
+    ...(pending
+      ? { deliveryStatus: "queued", awaitingAck: false, outcome: "queued" }
+      : { deliveryStatus: "delivered", awaitingAck: false, outcome: "sent" })
+  }
+  return { message, pairLimit: 10 }
+}
+
+/** A storage whose first commit waits for `gate`; it records the hashes of each commit as it starts. */
+const gatedStorage = (gate: Deferred.Deferred<void>, started: Array<Array<string>>) =>
+  Layer.succeed(Storage, {
+    commit: (batch) =>
+      Effect.suspend(() => {
+        started.push(batch.map((r) => r.message.messageHash))
+        const results = batch.map((_, i) => ({ _tag: "Stored" as const, id: String(i) }))
+        return started.length === 1 ? Effect.as(Deferred.await(gate), results) : Effect.succeed(results)
+      })
+  } as Partial<StorageShape> as StorageShape)
+
+test("two commits in flight under a backlog complete in submission order; a batch of pending messages waits for both", () =>
+  Effect.gen(function*() {
+    const gate = yield* Deferred.make<void>()
+    const started: Array<Array<string>> = []
+    const completed: Array<string> = []
+    const layer = CommitterModule.layer.pipe(
+      Layer.provide(Layer.mergeAll(gatedStorage(gate, started), NodeConfig.layer({ commitBatchMax: 4 }), Mempool.layer))
+    )
+    yield* Effect.gen(function*() {
+      const committer = yield* Committer
+      const submit = (r: CommitRequest) =>
+        committer.submit(r, (outcome) => {
+          expect(Exit.isSuccess(outcome)).toBe(true)
+          completed.push(r.message.messageHash)
+          return undefined
+        })
+      const first = [request(), request(), request(), request()]
+      for (const r of first) yield* submit(r)
+      while (started.length < 1) yield* Effect.sleep("1 millis")
+      // A backlog (a full batch) is written beside the commit in flight…
+      const second = [request(), request(), request(), request()]
+      for (const r of second) yield* submit(r)
+      while (started.length < 2) yield* Effect.sleep("1 millis")
+      // …but completes after it: nothing of the second batch is answered while the first waits.
+      const pending = request(true)
+      yield* submit(pending)
+      yield* Effect.sleep("30 millis")
+      expect(completed).toEqual([])
+      // The pending message's batch (pair limits) does not start beside them.
+      expect(started.length).toBe(2)
+      yield* Deferred.succeed(gate, undefined)
+      while (completed.length < 9) yield* Effect.sleep("1 millis")
+      expect(completed).toEqual([...first, ...second, pending].map((r) => r.message.messageHash))
+      expect(started).toEqual([first, second, [pending]].map((b) => b.map((r) => r.message.messageHash)))
+    }).pipe(Effect.provide(layer), Effect.scoped)
+  }).pipe(Effect.runPromise))
