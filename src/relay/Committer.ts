@@ -14,9 +14,9 @@ import { CommitQueue } from "./CommitQueue.ts"
 import { type CommitRequest, type CommitResult, isPending, Storage, StorageError } from "../storage/Storage.ts"
 
 /**
- * Runs on the writer's fiber, in submission order, once the request's transaction ended (or failed), with
- * the time then. Plain code, so that a batch of 500 completes without a fiber wake-up per message; an
- * effect it returns (rare paths: storage follow-ups, error logs) runs on its own fiber.
+ * Runs in submission order once the request's commit ended (or failed), with the time then. Plain
+ * code, so that a batch of 2,000 completes without a fiber wake-up per message; an effect it returns
+ * (rare paths: storage follow-ups, error logs) runs on its own fiber.
  */
 export type Completion = (
   outcome: Exit.Exit<CommitResult, StorageError>,
@@ -28,7 +28,7 @@ interface Pending {
   readonly done: Completion
 }
 
-/** Group commit: one writer fiber stores whatever sends are waiting, in one transaction. */
+/** Group commit: one writer stores whatever sends are waiting, in one statement or transaction. */
 export class Committer extends Context.Tag("im/Committer")<Committer, {
   /** Resolves once the message is durable (or refused). */
   readonly commit: (request: CommitRequest) => Effect.Effect<CommitResult, StorageError>

@@ -49,9 +49,10 @@ const decodeUtf8 = (bytes: Uint8Array): string | undefined => {
 let nextId = 0
 
 /**
- * One actor per connection: a bounded inbox drained by one processor fiber (frames handled in order),
- * a bounded outbox written as frames come and on the socket's drain (backpressure respected), owned by
- * the session's scope. The transport's callbacks only offer to the inbox or complete signals.
+ * One actor per connection: a bounded inbox drained, in order, by a fiber that runs while there are
+ * frames; a bounded outbox written as frames come and on the socket's drain (backpressure respected).
+ * The transport's callbacks only offer to the inbox or signal. `shutdown` closes the session as its
+ * socket closing does (the relay runs it for every open session when it stops).
  */
 export const open = (
   deps: RelayDeps,
@@ -88,7 +89,7 @@ export const open = (
     remoteAddress: conn.remoteAddress,
     registration: undefined,
     send: (out) => outbox.offer(out),
-    // Once closing, replies have no reader; completions run at cleanup must not wait for outbox room.
+    // Once closing, replies have no reader.
     reply: (type, payload, requestId) =>
       Effect.suspend(() =>
         closing ? Effect.void : Effect.flatMap(Clock.currentTimeMillis, (now) =>
