@@ -17,7 +17,7 @@ const cfg = quick
 // --quick leaves out 20k msg/s: far above the node's capacity, it only leaves a backlog.
 const RATES = quick ? [1000, 5000] : [1000, 5000, 20000]
 const GENERATORS = 4
-const adminUrl = process.env["DATABASE_URL"]
+const adminUrl = process.env["DATABASE_URL"] || undefined
 const log = (line: string) => console.log(line)
 const run = (tag: string) => `${tag}-${crypto.randomUUID().slice(0, 8)}`
 

@@ -251,7 +251,7 @@ const rssMb = (pid: number): number => {
 }
 
 const main = async (): Promise<number> => {
-  const adminDb = process.env["DATABASE_URL"]
+  const adminDb = process.env["DATABASE_URL"] || undefined
   // A throwaway database on that server, dropped at the end: never the database named in the URL.
   const db = adminDb === undefined ? undefined : await createDatabase(adminDb)
   const storage = db === undefined ? "embedded PGlite (temp dir)" : "Postgres (a throwaway database on DATABASE_URL's server)"

@@ -17,7 +17,7 @@ const arg = (name: string, fallback: number) => {
 }
 const pairs = arg("pairs", 100)
 const seconds = arg("seconds", 3)
-const adminUrl = process.env["DATABASE_URL"]
+const adminUrl = process.env["DATABASE_URL"] || undefined
 const sessions = arg("sessions", 0)
 const gens = await spawnGenerators(sessions > 0 ? 4 : 2)
 const db = adminUrl === undefined ? undefined : await createDatabase(adminUrl)
