@@ -1,6 +1,7 @@
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import { Fifo } from "./Fifo.ts"
 
 /**
  * The group commit's input: FIFO, bounded both in items and in bytes (messages are up to a few hundred
@@ -8,8 +9,7 @@ import * as Exit from "effect/Exit"
  * wait for room; one consumer takes.
  */
 export class CommitQueue<A> {
-  private items: Array<A> = []
-  private head = 0
+  private readonly items = new Fifo<A>()
   private bytes = 0
   private taker: Deferred.Deferred<void> | undefined
   private roomWaiters: Array<Deferred.Deferred<void>> = []
@@ -21,7 +21,7 @@ export class CommitQueue<A> {
   ) {}
 
   get size(): number {
-    return this.items.length - this.head
+    return this.items.size
   }
 
   /** Adds `a`, waiting while the queue is full (an item heavier than the bound still goes into an empty queue). */
@@ -54,24 +54,16 @@ export class CommitQueue<A> {
 
   /** Up to `maxItems` items weighing at most `maxBytes` (but at least one item when there is one). */
   takeUpTo(maxItems: number, maxBytes: number): Array<A> {
-    let end = this.head
+    let n = 0
     let bytes = 0
-    while (end < this.items.length && end - this.head < maxItems) {
-      const w = this.weigh(this.items[end]!)
-      if (end > this.head && bytes + w > maxBytes) break
+    while (n < this.items.size && n < maxItems) {
+      const w = this.weigh(this.items.at(n))
+      if (n > 0 && bytes + w > maxBytes) break
       bytes += w
-      end++
+      n++
     }
-    const batch = this.items.slice(this.head, end)
-    this.head = end
+    const batch = this.items.take(n)
     this.bytes -= bytes
-    if (this.head === this.items.length) {
-      this.items = []
-      this.head = 0
-    } else if (this.head > 4096 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head)
-      this.head = 0
-    }
     const waiters = this.roomWaiters
     this.roomWaiters = []
     for (const w of waiters) Deferred.unsafeDone(w, Exit.void)

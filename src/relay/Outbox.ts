@@ -2,6 +2,7 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type { WriteResult } from "../transport/Transport.ts"
+import { Fifo } from "./Fifo.ts"
 import type { Outgoing } from "./SessionState.ts"
 
 type Item =
@@ -17,8 +18,7 @@ type Item =
  * last `reserved` slots so that the session's own replies always find room.
  */
 export class Outbox {
-  private items: Array<Item> = []
-  private head = 0
+  private readonly items = new Fifo<Item>()
   private blocked = false
   private pumping = false
   private dead = false
@@ -36,7 +36,7 @@ export class Outbox {
   ) {}
 
   get size(): number {
-    return this.items.length - this.head
+    return this.items.size
   }
 
   /** Whether a live frame would be taken now. */
@@ -94,13 +94,10 @@ export class Outbox {
   close(): Array<string> {
     this.dead = true
     const unwritten: Array<string> = []
-    for (let i = this.head; i < this.items.length; i++) {
-      const item = this.items[i]!
+    for (const item of this.items.clear()) {
       if ("marker" in item) Deferred.unsafeDone(item.marker, Exit.succeed(false))
       else if (item.messageId !== undefined) unwritten.push(item.messageId)
     }
-    this.items = []
-    this.head = 0
     this.liveBytes = 0
     this.wakeWaiters()
     return unwritten
@@ -115,10 +112,10 @@ export class Outbox {
     let wrote = false
     this.pumping = true
     try {
-      while (!this.blocked && !this.dead && this.head < this.items.length) {
-        const item = this.items[this.head]!
+      while (!this.blocked && !this.dead && this.items.size > 0) {
+        const item = this.items.at(0)
         if ("marker" in item) {
-          this.head++
+          this.items.shift()
           Deferred.unsafeDone(item.marker, Exit.succeed(true))
           continue
         }
@@ -128,20 +125,13 @@ export class Outbox {
           this.dead = true
           break
         }
-        this.head++
+        this.items.shift()
         wrote = true
         if (item.live) this.liveBytes -= item.text.length
         if (result === "backpressure") this.blocked = true
       }
     } finally {
       this.pumping = false
-    }
-    if (this.head === this.items.length) {
-      this.items = []
-      this.head = 0
-    } else if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head)
-      this.head = 0
     }
     this.wakeWaiters()
     if (wrote) this.onWritten()
