@@ -194,9 +194,8 @@ if (!hasPython && !process.env["CI"]) {
         return { bytes: (floodOutcomes.length - from) * CIPHERTEXT_CHARS, rss: await settledRss() }
       }
       const first = await round()
-      const second = await round()
-      const third = await round()
-      const rssAfter = third.rss
+      const later = [await round(), await round(), await round(), await round()]
+      const rssAfter = later[later.length - 1]!.rss
       expect((await discovered()).includes(stalledId.publicKey)).toBe(true) // still registered: not closed
       probing = false
       await Promise.all(probeLoops)
@@ -215,7 +214,7 @@ if (!hasPython && !process.env["CI"]) {
         flood: { n: during.length, p50: percentile(during, 50), p95: percentile(during, 95), max: Math.max(...during) },
         sentWhenLagging,
         floodMessages: floodOutcomes.length,
-        rssMb: { before: rssBefore / 2 ** 20, atLag: rssAtLag / 2 ** 20, firstRound: first.rss / 2 ** 20, after: rssAfter / 2 ** 20 }
+        rssMb: { before: rssBefore / 2 ** 20, atLag: rssAtLag / 2 ** 20, firstRound: first.rss / 2 ** 20, rounds: later.map((r) => r.rss / 2 ** 20), after: rssAfter / 2 ** 20 }
       }
       console.log("stalled recipient:", JSON.stringify(stats))
       expect(during.length).toBeGreaterThan(30)
@@ -229,11 +228,12 @@ if (!hasPython && !process.env["CI"]) {
       const firstQueued = floodOutcomes.findIndex((o) => o.reply?.type === "message_queued")
       // (sends in flight concurrently may finish slightly out of order around the switch)
       expect(floodOutcomes.slice(firstQueued + 16).filter((o) => o.reply?.type === "message_sent").length).toBe(0)
-      // Bounded memory: the last two rounds' ~38 MB for the stalled recipient did not stay in the node's
-      // memory (RSS is only compared once the heap has grown to its working size in the first round;
-      // keeping the payloads would add at least their size; half of it is left for the noise of RSS,
-      // which moves by up to ~15 MB between rounds with the database driver's buffers).
-      if (testDatabaseUrl) expect(third.rss - first.rss).toBeLessThan((second.bytes + third.bytes) / 2)
+      // Bounded memory: the flood's payloads do not stay in the node. Keeping them would raise every
+      // round's RSS over the one before by at least that round's ~19 MB; the garbage of the last round,
+      // not yet collected when RSS is read, only raises some of them (by up to ~60 MB). So the lowest of
+      // the last three rounds stays within one round's bytes of the first one after the warm-up.
+      const [reference, ...rest] = later
+      if (testDatabaseUrl) expect(Math.min(...rest.map((r) => r.rss)) - reference!.rss).toBeLessThan(reference!.bytes)
 
       // The stalled recipient comes back (a new session; the old socket is dropped): it gets every
       // acknowledged message, each once.
