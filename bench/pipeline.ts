@@ -44,7 +44,7 @@ const program = Effect.gen(function*() {
         from: "a".repeat(64),
         to: "b".repeat(64),
         messageHash: `${uid}-${i}`,
-        encrypted: { ciphertext: Buffer.alloc(300, i % 256).toString("base64"), nonce: "bm9uY2Vub25jZQ==" },
+        encryptedJson: JSON.stringify({ ciphertext: Buffer.alloc(300, i % 256).toString("base64"), nonce: "bm9uY2Vub25jZQ==" }),
         timestamp: i,
         deliveryStatus: "delivered" as const,
         awaitingAck: false,

@@ -6,16 +6,13 @@ import { invalid, type RequestError } from "./ErrorCode.ts"
 /** A request id is opaque: echoed exactly as received (its size is bounded by the frame's). */
 export type RequestId = string | number
 
-/** Every client frame: `{type, payload, timestamp, requestId?}`. */
-export const Envelope = Schema.Struct({
-  type: Schema.NonEmptyString,
-  payload: Schema.declare((u): u is Record<string, unknown> => Predicate.isRecord(u), {
-    identifier: "object"
-  }),
-  timestamp: Schema.optional(Schema.Unknown),
-  requestId: Schema.optional(Schema.Union(Schema.String, Schema.Number))
-})
-export type Envelope = typeof Envelope.Type
+/** Every client frame: `{type, payload, timestamp, requestId?}` (checked by `decodeFrame`). */
+export interface Envelope {
+  readonly type: string
+  readonly payload: Record<string, unknown>
+  readonly timestamp?: unknown
+  readonly requestId?: RequestId
+}
 
 const NOT_JSON = Symbol("not JSON")
 const parseJson = (text: string): unknown => {
@@ -32,7 +29,7 @@ const envelopeOf = (u: unknown): Envelope | undefined => {
   const { type, payload, requestId } = u
   if (typeof type !== "string" || type.length === 0 || !Predicate.isRecord(payload)) return undefined
   if (requestId !== undefined && typeof requestId !== "string" && typeof requestId !== "number") return undefined
-  return u as Envelope
+  return u as unknown as Envelope
 }
 
 /** Outcome of reading one text frame: the envelope, or the error to send (with any request id found). */

@@ -30,8 +30,6 @@ interface Pending {
 
 /** Group commit: one writer stores whatever sends are waiting, in one statement or transaction. */
 export class Committer extends Context.Tag("im/Committer")<Committer, {
-  /** Resolves once the message is durable (or refused). */
-  readonly commit: (request: CommitRequest) => Effect.Effect<CommitResult, StorageError>
   /**
    * Queues the message for the writer (waiting only for room) and returns, so a session can read its
    * next frame while this one commits; `done` runs once it is stored or refused, in submission order.
@@ -45,13 +43,8 @@ const IN_FLIGHT = 2
 /** Bytes of messages in one group commit; and the queue holds at most 8 commits' worth. */
 const BATCH_BYTES = 8 * 1024 * 1024
 
-/** Roughly what a request holds in memory: its payload and a fixed allowance for the rest. */
-const weightOf = (request: CommitRequest): number => {
-  const m = request.message
-  if (m.encryptedJson !== undefined) return 512 + 2 * m.encryptedJson.length
-  const e = m.encrypted as { readonly ciphertext?: unknown } | null
-  return 512 + (typeof e?.ciphertext === "string" ? e.ciphertext.length : 0)
-}
+/** Roughly what a request holds in memory: its payload (as text and parsed) and an allowance for the rest. */
+const weightOf = (request: CommitRequest): number => 512 + 2 * request.message.encryptedJson.length
 
 /** Resumes after the event loop has run its pending I/O callbacks (not a timer: no time passes). */
 const ioTurn = Effect.async<void>((resume) => {
@@ -147,16 +140,6 @@ export const layer: Layer.Layer<Committer, never, Storage | NodeConfig | Mempool
       })
     )
 
-    const submit = (request: CommitRequest, done: Completion) => queue.offer({ request, done })
-    const commit = (request: CommitRequest) =>
-      Effect.flatMap(Deferred.make<CommitResult, StorageError>(), (result) =>
-        Effect.zipRight(
-          submit(request, (outcome) => {
-            Deferred.unsafeDone(result, outcome)
-            return undefined
-          }),
-          Deferred.await(result)
-        ))
-    return { submit, commit }
+    return { submit: (request: CommitRequest, done: Completion) => queue.offer({ request, done }) }
   })
 )

@@ -7,7 +7,7 @@ import { COLUMNS, type MessageRow, toMessage } from "./MessageRow.ts"
 import {
   type CommitRequest,
   type CommitResult,
-  isPending as isPendingMessage,
+  isPending,
   type NewMessage,
   type SendOutcome,
   Storage,
@@ -15,7 +15,6 @@ import {
   type StorageShape
 } from "./Storage.ts"
 
-const isPending = (r: CommitRequest) => isPendingMessage(r.message)
 const pairOf = (r: CommitRequest): string => `${r.message.l2psUid}\u0000${r.message.from}\u0000${r.message.to}`
 
 /** Storage over any `@effect/sql` client of the pg dialect: Postgres or embedded PGlite. */
@@ -35,7 +34,7 @@ export const make = Effect.gen(function*() {
 
   const pendingCounts = (requests: ReadonlyArray<CommitRequest>) => {
     const pairs = new Map<string, CommitRequest>()
-    for (const r of requests) if (isPending(r)) pairs.set(pairOf(r), r)
+    for (const r of requests) if (isPending(r.message)) pairs.set(pairOf(r), r)
     if (pairs.size === 0) return Effect.succeed(new Map<string, number>())
     const clauses = [...pairs.values()].map((r) =>
       sql`(l2ps_uid = ${r.message.l2psUid} AND from_key = ${r.message.from} AND to_key = ${r.message.to})`
@@ -54,7 +53,7 @@ export const make = Effect.gen(function*() {
     // Pending messages count against their pair's limit, so duplicates must be known before counting, in
     // one transaction. A batch of live messages needs neither: one INSERT (atomic on its own, one round
     // trip), its conflicts being the duplicates.
-    const checked = batch.some(isPending)
+    const checked = batch.some((r) => isPending(r.message))
     return Effect.gen(function*() {
       const results: Array<CommitResult | undefined> = batch.map(() => undefined)
       const known = checked
@@ -71,7 +70,7 @@ export const make = Effect.gen(function*() {
           return
         }
         if (firstOf.has(hash)) return
-        if (isPending(r)) {
+        if (isPending(r.message)) {
           const n = counts.get(pairOf(r)) ?? 0
           if (n >= r.pairLimit) {
             results[i] = { _tag: "PairLimit" }
@@ -92,7 +91,7 @@ export const make = Effect.gen(function*() {
           SELECT u, f, t, c, h, e::jsonb, ts, ds, aa, so, da FROM unnest(
             ${column((m) => m.l2psUid)}::text[], ${column((m) => m.from)}::text[], ${column((m) => m.to)}::text[],
             ${column((m) => conversationOf(m.from, m.to))}::text[], ${column((m) => m.messageHash)}::text[],
-            ${column((m) => m.encryptedJson ?? JSON.stringify(m.encrypted))}::text[], ${column((m) => m.timestamp)}::int8[],
+            ${column((m) => m.encryptedJson)}::text[], ${column((m) => m.timestamp)}::int8[],
             ${column((m) => m.deliveryStatus)}::text[], ${column((m) => m.awaitingAck)}::bool[],
             ${column((m) => m.outcome)}::text[],
             ${column((m) => (m.deliveryStatus === "queued" ? null : m.timestamp))}::int8[]

@@ -25,9 +25,8 @@ export interface NewMessage {
   readonly from: string
   readonly to: string
   readonly messageHash: string
-  readonly encrypted: unknown
-  /** `encrypted` as the sender wrote it, when known: stored and relayed as is, not serialised again. */
-  readonly encryptedJson?: string | undefined
+  /** The encrypted payload as JSON text, as the sender wrote it: stored and relayed as is. */
+  readonly encryptedJson: string
   readonly timestamp: number
   readonly deliveryStatus: "queued" | "delivered" | "sent"
   /** Handed to a session that acknowledges: pending until its `ack`. */

@@ -2,8 +2,8 @@ import { expect, test } from "bun:test"
 import { Deferred, Effect, Exit, Layer } from "effect"
 import * as Mempool from "../../src/l2ps/Mempool.ts"
 import * as NodeConfig from "../../src/node/NodeConfig.ts"
-import { Committer } from "../../src/relay/Committer.ts"
 import * as CommitterModule from "../../src/relay/Committer.ts"
+import { Committer } from "../../src/relay/Committer.ts"
 import { type CommitRequest, type NewMessage, Storage, type StorageShape } from "../../src/storage/Storage.ts"
 
 let seq = 0
@@ -14,7 +14,7 @@ const request = (pending = false): CommitRequest => {
     from: "a".repeat(64),
     to: "b".repeat(64),
     messageHash: `h${n}`,
-    encrypted: { ciphertext: "c", nonce: "n" },
+    encryptedJson: JSON.stringify({ ciphertext: "c", nonce: "n" }),
     timestamp: n,
     ...(pending
       ? { deliveryStatus: "queued", awaitingAck: false, outcome: "queued" }

@@ -12,7 +12,7 @@ import type { CommitResult, NewMessage, StorageError } from "../../storage/Stora
 import type { Peer } from "../Sessions.ts"
 import type { RelayDeps } from "../RelayDeps.ts"
 import type { SessionState } from "../SessionState.ts"
-import { liveMessageFrame, messageFrame } from "./Delivery.ts"
+import { liveMessageFrame } from "./Delivery.ts"
 
 /** `{to, encrypted, messageHash}`: non-empty strings and an object; plain code, every send goes through it. */
 const decode = (p: Record<string, unknown>) =>
@@ -62,8 +62,8 @@ export const send = (deps: RelayDeps) => (session: SessionState, frame: Envelope
       from: reg.key,
       to,
       messageHash: p.messageHash,
-      encrypted: p.encrypted,
-      encryptedJson: rawMember(text, ["payload", "encrypted"]),
+      // Found whenever the frame parsed with an object there; serialised only if the scan ever disagreed.
+      encryptedJson: rawMember(text, ["payload", "encrypted"]) ?? JSON.stringify(p.encrypted),
       timestamp,
       ...(live.length === 0
         ? { deliveryStatus: "queued", awaitingAck: false, outcome: "queued" }
@@ -113,9 +113,7 @@ const complete = (
       else reply(session, result.outcome, message.messageHash, requestId, now)
       return undefined
     case "Stored": {
-      const text = message.encryptedJson === undefined
-        ? messageFrame(message.from, message.encrypted, message.messageHash, false, message.timestamp)
-        : liveMessageFrame(message.from, message.encryptedJson, message.messageHash, message.timestamp)
+      const text = liveMessageFrame(message.from, message.encryptedJson, message.messageHash, message.timestamp)
       let delivered = 0
       for (const r of live) if (r.push(text, r.ackCapable ? undefined : result.id)) delivered++
       if (delivered > 0) Metrics.messagesOut.unsafeUpdate(delivered, [])
