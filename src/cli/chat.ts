@@ -21,6 +21,8 @@ import type { ChatRecord } from "../client/MessageStore.ts"
 import { defaultKdf, writePrivate } from "../client/SecretStore.ts"
 import * as Terminal from "./Terminal.ts"
 
+const EVENTS_MAX = 10_000
+
 const HELP = [
   "commands:",
   "  /peers                  who is online in the network",
@@ -68,7 +70,9 @@ const program = Effect.gen(function*() {
   const giveUp = (why: string) => Effect.zipRight(say(why), Effect.sync(() => void (process.exitCode = 1)))
   if (passphrase.length === 0) return yield* giveUp("! a passphrase is needed (set CHAT_PASSPHRASE or type one)")
 
-  const events = yield* Queue.unbounded<ChatEvent>()
+  // Peers feed it (each message is an event): past this many unshown, the newest are not printed;
+  // they are in the local history all the same (/history).
+  const events = yield* Queue.dropping<ChatEvent>(EVENTS_MAX)
   const opened = yield* Home.fromHome({
     serverUrl: cfg.server,
     home: cfg.home,

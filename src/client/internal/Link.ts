@@ -43,7 +43,8 @@ const textOf = (data: unknown): string | undefined => {
  */
 export const open = (url: string, capacity: number): Effect.Effect<Link, LinkError, Scope.Scope> =>
   Effect.gen(function*() {
-    const incoming = yield* Queue.unbounded<Incoming>()
+    // `capacity` frames, and one place more for the close marker.
+    const incoming = yield* Queue.bounded<Incoming>(capacity + 1)
     const closed = yield* Deferred.make<CloseInfo>()
     const ws = yield* Effect.acquireRelease(
       Effect.async<WebSocket, LinkError>((resume) => {
