@@ -24,24 +24,32 @@ export class CommitQueue<A> {
     return this.items.size
   }
 
-  /** Adds `a`, waiting while the queue is full (an item heavier than the bound still goes into an empty queue). */
+  /** Whether an item of weight `w` fits now (one heavier than the bound still goes into an empty queue). */
+  hasRoomFor(w: number): boolean {
+    return this.size === 0 || (this.size < this.maxItems && this.bytes + w <= this.maxBytes)
+  }
+
+  /** Adds `a` if there is room now. */
+  tryOffer(a: A): boolean {
+    const w = this.weigh(a)
+    if (!this.hasRoomFor(w)) return false
+    this.items.push(a)
+    this.bytes += w
+    if (this.taker !== undefined) {
+      Deferred.unsafeDone(this.taker, Exit.void)
+      this.taker = undefined
+    }
+    return true
+  }
+
+  /** Adds `a`, waiting while the queue is full. */
   offer(a: A): Effect.Effect<void> {
-    return Effect.suspend(() => {
-      const w = this.weigh(a)
-      if (this.size === 0 || (this.size < this.maxItems && this.bytes + w <= this.maxBytes)) {
-        this.items.push(a)
-        this.bytes += w
-        if (this.taker !== undefined) {
-          Deferred.unsafeDone(this.taker, Exit.void)
-          this.taker = undefined
-        }
-        return Effect.void
-      }
-      return Effect.flatMap(Deferred.make<void>(), (room) => {
+    return Effect.suspend(() =>
+      this.tryOffer(a) ? Effect.void : Effect.flatMap(Deferred.make<void>(), (room) => {
         this.roomWaiters.push(room)
         return Effect.zipRight(Deferred.await(room), this.offer(a))
       })
-    })
+    )
   }
 
   /** Waits for at least one item. */

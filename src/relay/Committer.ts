@@ -35,6 +35,10 @@ export class Committer extends Context.Tag("im/Committer")<Committer, {
    * next frame while this one commits; `done` runs once it is stored or refused, in submission order.
    */
   readonly submit: (request: CommitRequest, done: Completion) => Effect.Effect<void>
+  /** `submit` from plain code: false, and nothing queued, when the queue has no room now. */
+  readonly trySubmit: (request: CommitRequest, done: Completion) => boolean
+  /** Whether `trySubmit` of the request would succeed now. */
+  readonly hasRoomFor: (request: CommitRequest) => boolean
 }>() {}
 
 /** Group commits written at once. */
@@ -60,9 +64,12 @@ export const layer: Layer.Layer<Committer, never, Storage | NodeConfig | Mempool
     const mempool = yield* Mempool
     const queue = new CommitQueue<Pending>(cfg.commitBatchMax * 8, BATCH_BYTES * 8, (p) => weightOf(p.request))
     const wakeBatchers = (batch: ReadonlyArray<Pending>, results: ReadonlyArray<CommitResult>) => {
-      const uids = new Set<string>()
-      batch.forEach((p, i) => results[i]?._tag === "Stored" && uids.add(p.request.message.l2psUid))
-      return Effect.forEach(uids, mempool.wake, { discard: true })
+      const stored = new Map<string, number>()
+      batch.forEach((p, i) => {
+        const uid = p.request.message.l2psUid
+        if (results[i]?._tag === "Stored") stored.set(uid, (stored.get(uid) ?? 0) + 1)
+      })
+      return Effect.forEach(stored, ([uid, n]) => mempool.wake(uid, n), { discard: true })
     }
 
     const scope = yield* Effect.scope
@@ -140,6 +147,10 @@ export const layer: Layer.Layer<Committer, never, Storage | NodeConfig | Mempool
       })
     )
 
-    return { submit: (request: CommitRequest, done: Completion) => queue.offer({ request, done }) }
+    return {
+      submit: (request: CommitRequest, done: Completion) => queue.offer({ request, done }),
+      trySubmit: (request: CommitRequest, done: Completion) => queue.tryOffer({ request, done }),
+      hasRoomFor: (request: CommitRequest) => queue.hasRoomFor(weightOf(request))
+    }
   })
 )

@@ -18,6 +18,8 @@ export type Verdict = "ok" | "rate" | "quota"
 /** Per-key message limits (a token bucket and a quota per epoch), shared by all sessions of a key. */
 export class RateLimits extends Context.Tag("im/RateLimits")<RateLimits, {
   readonly take: (l2psUid: string, key: string, limits: NetworkLimits) => Effect.Effect<Verdict>
+  /** `take` from plain code at `now`; a refusal changes nothing, so it can be asked again. */
+  readonly takeAt: (l2psUid: string, key: string, limits: NetworkLimits, now: number) => Verdict
   readonly size: Effect.Effect<number>
 }>() {}
 
@@ -32,28 +34,29 @@ export const layer: Layer.Layer<RateLimits> = Layer.scoped(
         if (Math.floor(now / s.epochMillis) !== s.epoch && s.bucket.isFull(now)) states.delete(id)
       }
     })
+    const takeAt = (l2psUid: string, key: string, limits: NetworkLimits, now: number): Verdict => {
+      const id = `${l2psUid}\u0000${key}`
+      const epochMillis = limits.epochSeconds * 1000
+      const epoch = Math.floor(now / epochMillis)
+      let s = states.get(id)
+      if (s === undefined) {
+        s = { bucket: new TokenBucket(limits.rateLimitBurst, limits.rateLimitPerSec, now), epoch, used: 0, epochMillis }
+        states.set(id, s)
+      }
+      if (s.epoch !== epoch) {
+        s.epoch = epoch
+        s.used = 0
+      }
+      if (s.used >= limits.epochQuota) return "quota"
+      if (!s.bucket.tryTake(now)) return "rate"
+      s.used++
+      return "ok"
+    }
     yield* prune.pipe(Effect.repeat(Schedule.spaced(PRUNE_EVERY)), Effect.forkScoped)
     return {
       size: Effect.sync(() => states.size),
-      take: (l2psUid, key, limits) =>
-        Effect.map(Clock.currentTimeMillis, (now): Verdict => {
-          const id = `${l2psUid}\u0000${key}`
-          const epochMillis = limits.epochSeconds * 1000
-          const epoch = Math.floor(now / epochMillis)
-          let s = states.get(id)
-          if (s === undefined) {
-            s = { bucket: new TokenBucket(limits.rateLimitBurst, limits.rateLimitPerSec, now), epoch, used: 0, epochMillis }
-            states.set(id, s)
-          }
-          if (s.epoch !== epoch) {
-            s.epoch = epoch
-            s.used = 0
-          }
-          if (s.used >= limits.epochQuota) return "quota"
-          if (!s.bucket.tryTake(now)) return "rate"
-          s.used++
-          return "ok"
-        })
+      take: (l2psUid, key, limits) => Effect.map(Clock.currentTimeMillis, (now) => takeAt(l2psUid, key, limits, now)),
+      takeAt
     }
   })
 )

@@ -12,7 +12,7 @@ import { history } from "./handlers/History.ts"
 import { discover, requestPublicKey } from "./handlers/Lookup.ts"
 import { proofRequest } from "./handlers/ProofRequest.ts"
 import { register } from "./handlers/Register.ts"
-import { send } from "./handlers/Send.ts"
+import { send, sendNow } from "./handlers/Send.ts"
 import * as RelayDeps from "./RelayDeps.ts"
 import * as Session from "./Session.ts"
 
@@ -39,12 +39,13 @@ export const layer = Layer.scoped(
       ack: ack(deps),
       proof_request: proofRequest(deps.pipeline)
     }
+    const fastHandlers: Record<string, Session.FastHandler> = { send: sendNow(deps) }
     const run = Runtime.runSync(runtime)
     return {
       open: (conn) =>
         AddressLimits.guard(deps.addressLimits, conn, () => {
           run(Metric.increment(Metrics.connections))
-          const { shutdown, ...events } = Session.open(deps, handlers, fork, conn)
+          const { shutdown, ...events } = Session.open(deps, handlers, fastHandlers, fork, conn)
           open.add(shutdown)
           return {
             ...events,

@@ -22,6 +22,8 @@ export interface RelayDeps {
   readonly sessions: typeof Sessions.Service
   readonly pipeline: PipelineStoreShape
   readonly addressLimits: typeof AddressLimits.Service
+  /** The current time for plain code (the connection's callbacks), from the same `Clock` as effects. */
+  readonly now: () => number
 }
 
 export const make = Effect.all({
@@ -34,5 +36,6 @@ export const make = Effect.all({
   clock: ServerClock,
   sessions: Sessions,
   pipeline: PipelineStore,
-  addressLimits: AddressLimits
+  addressLimits: AddressLimits,
+  now: Effect.map(Effect.clock, (clock) => () => clock.unsafeCurrentTimeMillis())
 })

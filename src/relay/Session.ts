@@ -27,9 +27,20 @@ export type Handler = (
   text: string
 ) => Effect.Effect<void, RequestError | StorageError>
 
+/**
+ * Handles one decoded frame from plain code, in the connection's callback, when it can without waiting
+ * (the common case of a frequent request); false, with nothing changed, hands it to its `Handler`.
+ */
+export type FastHandler = (session: SessionState, frame: Envelope, text: string, now: number) => boolean
+
 /** Catch-up signal from the outbox to the processor, carried in the inbox to keep storage work in order. */
 const FLUSH = Symbol("flush")
-type Inbound = string | Uint8Array | typeof FLUSH
+
+/** A frame already checked by the connection's callback: its envelope, or the error frame it gets. */
+class Checked {
+  constructor(readonly frame: Envelope | undefined, readonly text: string, readonly error?: RequestError, readonly requestId?: RequestId) {}
+}
+type Inbound = string | Uint8Array | Checked | typeof FLUSH
 
 export const INBOX_FULL_CODE = 1008
 /** Sends of one session waiting for their commit at once: enough to fill group commits from few peers. */
@@ -57,6 +68,7 @@ let nextId = 0
 export const open = (
   deps: RelayDeps,
   handlers: Readonly<Record<string, Handler>>,
+  fastHandlers: Readonly<Record<string, FastHandler>>,
   fork: (actor: Effect.Effect<void>) => Fiber.RuntimeFiber<void>,
   conn: Connection
 ): ConnectionEvents & { readonly shutdown: Effect.Effect<void> } => {
@@ -94,17 +106,19 @@ export const open = (
       Effect.suspend(() =>
         closing ? Effect.void : Effect.flatMap(Clock.currentTimeMillis, (now) =>
           outbox.offer({ text: encodeFrame(type, payload, now, requestId) }))),
-    // Only the processor fiber begins sends, so there is at most one waiter.
+    // Only the processor fiber waits to begin sends, so there is at most one waiter.
     beginSend: Effect.suspend(function wait(): Effect.Effect<void> {
-      if (sending < PIPELINE) {
-        sending++
-        return Effect.void
-      }
+      if (state.tryBeginSend()) return Effect.void
       return Effect.flatMap(Deferred.make<void>(), (room) => {
         sendRoom = room
         return Effect.zipRight(Deferred.await(room), Effect.suspend(wait))
       })
     }),
+    tryBeginSend: () => {
+      if (sending >= PIPELINE) return false
+      sending++
+      return true
+    },
     endSend: () => {
       sending--
       if (sendRoom !== undefined) {
@@ -158,31 +172,34 @@ export const open = (
     )
 
   const frameBucket = new TokenBucket(cfg.connectionFrameBurst, cfg.connectionFrameRate, 0)
+  const tooManyFrames = refuse("RATE_LIMITED", "Too many frames")
 
-  const handle = (data: string | Uint8Array) =>
-    Effect.gen(function*() {
-      const now = yield* Clock.currentTimeMillis
-      const overBudget = !frameBucket.tryTake(now)
-      if (overBudget && state.registration === undefined) {
-        return yield* errorFrame(refuse("RATE_LIMITED", "Too many frames"), undefined)
-      }
-      const size = typeof data === "string" ? data.length : data.byteLength
-      if (size > cfg.maxFrameChars) {
-        return yield* errorFrame(invalid(`Message too large (max ${cfg.maxFrameChars} bytes)`), undefined)
-      }
-      const text = typeof data === "string" ? data : decodeUtf8(data)
-      if (text === undefined) return yield* errorFrame(invalid("Binary frame is not valid UTF-8"), undefined)
-      const decoded = decodeFrame(text)
-      if (decoded._tag === "Bad") return yield* errorFrame(decoded.error, decoded.requestId)
-      const frame = decoded.frame
-      // A registered session's sends have their own per-key limits (configurable per network); the
-      // connection's frame budget bounds everything else, so it must not cap sends below those limits.
-      if (overBudget && frame.type !== "send") return yield* errorFrame(refuse("RATE_LIMITED", "Too many frames"), undefined)
+  /** The checks every frame passes before its handler, in plain code (the budget's token is taken here). */
+  const check = (data: string | Uint8Array, now: number): Checked => {
+    const overBudget = !frameBucket.tryTake(now)
+    if (overBudget && state.registration === undefined) return new Checked(undefined, "", tooManyFrames)
+    const size = typeof data === "string" ? data.length : data.byteLength
+    if (size > cfg.maxFrameChars) return new Checked(undefined, "", invalid(`Message too large (max ${cfg.maxFrameChars} bytes)`))
+    const text = typeof data === "string" ? data : decodeUtf8(data)
+    if (text === undefined) return new Checked(undefined, "", invalid("Binary frame is not valid UTF-8"))
+    const decoded = decodeFrame(text)
+    if (decoded._tag === "Bad") return new Checked(undefined, text, decoded.error, decoded.requestId)
+    const frame = decoded.frame
+    // A registered session's sends have their own per-key limits (configurable per network); the
+    // connection's frame budget bounds everything else, so it must not cap sends below those limits.
+    if (overBudget && frame.type !== "send") return new Checked(undefined, text, tooManyFrames)
+    return new Checked(frame, text)
+  }
+
+  const handle = (item: Checked) =>
+    Effect.suspend(() => {
+      const frame = item.frame
+      if (frame === undefined) return errorFrame(item.error!, item.requestId)
       const handler = Object.hasOwn(handlers, frame.type) ? handlers[frame.type] : undefined
       if (handler === undefined) {
-        return yield* errorFrame(invalid(`Unknown type: ${frame.type.slice(0, 64)}`), frame.requestId)
+        return errorFrame(invalid(`Unknown type: ${frame.type.slice(0, 64)}`), frame.requestId)
       }
-      yield* settle(handler(state, frame, text), frame.type, frame.requestId)
+      return settle(handler(state, frame, item.text), frame.type, frame.requestId)
     })
 
   /** A request's failure becomes its error frame; an unexpected one is logged and answered INTERNAL_ERROR. */
@@ -213,7 +230,9 @@ export const open = (
         running = false
         return
       }
-      yield* item === FLUSH ? catchUp : handle(item)
+      yield* item === FLUSH
+        ? catchUp
+        : handle(item instanceof Checked ? item : check(item, yield* Clock.currentTimeMillis))
     }
   }).pipe(Effect.orDie)
   const wake = () => {
@@ -257,7 +276,18 @@ export const open = (
   return {
     message: (data) => {
       if (closing) return
-      if (!inbox.offer(data)) return conn.close(INBOX_FULL_CODE, "Too many frames in flight")
+      let item: Inbound = data
+      // With nothing before it, the frame is checked here, and handled here when its type allows.
+      if (!running && inbox.size === 0) {
+        const now = deps.now()
+        const checked = check(data, now)
+        const fast = checked.frame !== undefined && Object.hasOwn(fastHandlers, checked.frame.type)
+          ? fastHandlers[checked.frame.type]
+          : undefined
+        if (fast !== undefined && fast(state, checked.frame!, checked.text, now)) return
+        item = checked
+      }
+      if (!inbox.offer(item)) return conn.close(INBOX_FULL_CODE, "Too many frames in flight")
       wake()
     },
     drain: () => outbox.drain(),

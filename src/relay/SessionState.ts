@@ -33,6 +33,8 @@ export interface SessionState {
   readonly written: Effect.Effect<boolean>
   /** Counts a send that is committing; waits while too many are (the pipeline of one session). */
   readonly beginSend: Effect.Effect<void>
+  /** `beginSend` from plain code: false, and nothing counted, when the pipeline is full. */
+  readonly tryBeginSend: () => boolean
   readonly endSend: () => void
   /**
    * Answers now, from plain code (a send's completion). Not bounded by the outbox's capacity: a session

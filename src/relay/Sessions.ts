@@ -31,6 +31,8 @@ export class Sessions extends Context.Tag("im/Sessions")<Sessions, {
   /** Removes a session; returns whether it was its key's last. */
   readonly remove: (peer: Peer) => Effect.Effect<{ last: boolean; removed: boolean }>
   readonly online: (l2psUid: string, key: string) => Effect.Effect<ReadonlyArray<Peer>>
+  /** `online` from plain code. */
+  readonly onlineNow: (l2psUid: string, key: string) => ReadonlyArray<Peer>
   readonly keys: (l2psUid: string) => Effect.Effect<ReadonlyArray<string>>
   /**
    * Sends a presence frame to every session of the network but those of `exceptKey`: one publish to the
@@ -46,6 +48,7 @@ const none: ReadonlyArray<Peer> = []
 export const layer: Layer.Layer<Sessions> = Layer.sync(Sessions, () => {
   const networks = new Map<string, Map<string, Array<Peer>>>()
   let total = 0
+  const onlineNow = (l2psUid: string, key: string) => networks.get(l2psUid)?.get(key) ?? none
   return {
     count: Effect.sync(() => total),
     add: (peer, maxPerKey) =>
@@ -77,7 +80,8 @@ export const layer: Layer.Layer<Sessions> = Layer.sync(Sessions, () => {
         if (keys!.size === 0) networks.delete(peer.l2psUid)
         return { last: true, removed: true }
       }),
-    online: (l2psUid, key) => Effect.sync(() => networks.get(l2psUid)?.get(key) ?? none),
+    online: (l2psUid, key) => Effect.sync(() => onlineNow(l2psUid, key)),
+    onlineNow,
     keys: (l2psUid) => Effect.sync(() => [...(networks.get(l2psUid)?.keys() ?? [])]),
     broadcast: (l2psUid, exceptKey, text) =>
       Effect.sync(() => {

@@ -5,7 +5,7 @@ import { Storage } from "../../src/storage/Storage.ts"
 import { AddressLimits } from "../../src/relay/AddressLimits.ts"
 import { RateLimits } from "../../src/relay/RateLimits.ts"
 import { ReplayGuard } from "../../src/relay/ReplayGuard.ts"
-import { encrypted, hash, peer, scenario } from "../support/TestNode.ts"
+import { encrypted, type Frame, hash, peer, scenario } from "../support/TestNode.ts"
 
 /** Two registered peers; `a` has seen `b` join. */
 const pair = Effect.gen(function*() {
@@ -119,6 +119,33 @@ describe("TestClock scenarios", () => {
       yield* TestServices.provideLive(Effect.sleep("50 millis"))
       yield* Deferred.succeed(gate, undefined)
       expect(yield* b.next()).toMatchObject({ type: "message", payload: { from: a.key, messageHash: h, offline: false } })
+    }), undefined, gated)
+  })
+
+  test("a burst past the session's pipeline and its rate limit: each send answered once, the accepted delivered in order", () => {
+    // Commits wait at the gate: the first 64 sends are accepted in the socket's callback, the 65th finds
+    // the pipeline full and the rest wait behind it in the inbox, where the burst (150) runs out.
+    const { entered, gate, gated } = gatedCommits()
+    return scenario({ limits: { rateLimitBurst: 150, rateLimitPerSec: 1 } }, Effect.gen(function*() {
+      const { a, b } = yield* pair
+      const hashes = Array.from({ length: 200 }, () => hash())
+      for (const h of hashes.slice(0, 100)) yield* a.frame("send", { to: b.key, encrypted: encrypted(h), messageHash: h })
+      yield* Deferred.await(entered)
+      yield* Deferred.succeed(gate, undefined)
+      for (const h of hashes.slice(100)) yield* a.frame("send", { to: b.key, encrypted: encrypted(h), messageHash: h })
+      const replies = new Map<string, Frame>()
+      while (replies.size < 200) {
+        const f = yield* a.next()
+        expect(replies.has(String(f.requestId))).toBe(false)
+        replies.set(String(f.requestId), f)
+      }
+      const outcome = (i: number) => replies.get(`r${i + 2}`)
+      const sent = hashes.filter((_, i) => outcome(i)?.type === "message_sent")
+      expect(sent).toEqual(hashes.slice(0, 150))
+      for (let i = 150; i < 200; i++) expect(outcome(i)?.payload.code).toBe("RATE_LIMITED")
+      for (const h of sent) expect((yield* b.next()).payload.messageHash).toBe(h)
+      yield* b.nothing()
+      yield* a.nothing()
     }), undefined, gated)
   })
 

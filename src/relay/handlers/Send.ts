@@ -1,86 +1,126 @@
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
+import * as Clock from "effect/Clock"
 import * as Exit from "effect/Exit"
 import * as Predicate from "effect/Predicate"
 import * as Metrics from "../../ops/Metrics.ts"
-import { invalid, refuse } from "../../domain/ErrorCode.ts"
+import { invalid, refuse, RequestError } from "../../domain/ErrorCode.ts"
 import { type Envelope, type RequestId } from "../../domain/Frames.ts"
 import { rawMember } from "../../domain/RawJson.ts"
 import { isPublicKey, normalizeKey } from "../../domain/Keys.ts"
 import type { CommitResult, NewMessage, StorageError } from "../../storage/Storage.ts"
 import type { Peer } from "../Sessions.ts"
 import type { RelayDeps } from "../RelayDeps.ts"
-import type { SessionState } from "../SessionState.ts"
+import type { Registration, SessionState } from "../SessionState.ts"
+import type { Completion } from "../Committer.ts"
+import type { Verdict } from "../RateLimits.ts"
+import type { NetworkLimits } from "../../node/NodeConfig.ts"
 import { liveMessageFrame } from "./Delivery.ts"
 
-/** `{to, encrypted, messageHash}`: non-empty strings and an object; plain code, every send goes through it. */
-const decode = (p: Record<string, unknown>) =>
-  typeof p.to === "string" && p.to.length > 0 && typeof p.messageHash === "string" && p.messageHash.length > 0 &&
-    Predicate.isRecord(p.encrypted)
-    ? Either.right(p as { readonly to: string; readonly messageHash: string; readonly encrypted: Record<string, unknown> })
-    : Either.left(invalid("Missing to, encrypted, or messageHash"))
 const MAX_HASH = 256
 const MAX_FIELD = 4096
+
+interface Valid {
+  readonly to: string
+  readonly messageHash: string
+  readonly encrypted: Record<string, unknown>
+}
+
+/** The send's payload checked, in plain code: every send goes through it. */
+const validate = (deps: RelayDeps, reg: Registration, p: Record<string, unknown>): Valid | RequestError => {
+  if (
+    typeof p.to !== "string" || p.to.length === 0 || typeof p.messageHash !== "string" || p.messageHash.length === 0 ||
+    !Predicate.isRecord(p.encrypted)
+  ) return invalid("Missing to, encrypted, or messageHash")
+  const { ciphertext, nonce, ephemeralKey } = p.encrypted
+  if (typeof ciphertext !== "string" || ciphertext.length === 0 || typeof nonce !== "string" || nonce.length === 0) {
+    return invalid("Encrypted payload must have ciphertext and nonce")
+  }
+  if (ciphertext.length > deps.cfg.maxCiphertextChars) {
+    return invalid(`Ciphertext too large (max ${deps.cfg.maxCiphertextChars} bytes)`)
+  }
+  if (nonce.length > MAX_FIELD || (ephemeralKey !== undefined && (typeof ephemeralKey !== "string" || ephemeralKey.length > MAX_FIELD))) {
+    return invalid(`nonce and ephemeralKey must be strings of at most ${MAX_FIELD} characters`)
+  }
+  if (p.messageHash.length > MAX_HASH) return invalid(`messageHash too long (max ${MAX_HASH} characters)`)
+  if (!isPublicKey(p.to)) return invalid("Invalid recipient key (expected 64 hex characters)")
+  const to = normalizeKey(p.to)
+  if (to === reg.key) return invalid("Cannot send message to yourself")
+  return { to, messageHash: p.messageHash, encrypted: p.encrypted }
+}
+
+const refusal = (verdict: Verdict, limits: NetworkLimits): RequestError | undefined =>
+  verdict === "rate"
+    ? refuse("RATE_LIMITED", `Rate limit exceeded (${limits.rateLimitPerSec} messages/s)`)
+    : verdict === "quota"
+    ? refuse("RATE_LIMITED", `Quota exceeded (${limits.epochQuota} messages per ${limits.epochSeconds} s)`)
+    : undefined
+
+/** The message to commit, with the recipient's sessions it is delivered to live. */
+const prepare = (deps: RelayDeps, reg: Registration, p: Valid, text: string, now: number) => {
+  const live = deps.sessions.onlineNow(reg.l2psUid, p.to).filter((r) => r.canAccept())
+  const message: NewMessage = {
+    l2psUid: reg.l2psUid,
+    from: reg.key,
+    to: p.to,
+    messageHash: p.messageHash,
+    // Found whenever the frame parsed with an object there; serialised only if the scan ever disagreed.
+    encryptedJson: rawMember(text, ["payload", "encrypted"]) ?? JSON.stringify(p.encrypted),
+    timestamp: deps.clock.nextAt(now),
+    ...(live.length === 0
+      ? { deliveryStatus: "queued", awaitingAck: false, outcome: "queued" }
+      : live.some((r) => !r.ackCapable)
+      ? { deliveryStatus: "delivered", awaitingAck: false, outcome: "sent" }
+      : { deliveryStatus: "sent", awaitingAck: true, outcome: "sent" })
+  }
+  return { message, live }
+}
+
+const completion = (deps: RelayDeps, session: SessionState, requestId: RequestId | undefined, message: NewMessage, live: ReadonlyArray<Peer>): Completion =>
+(outcome, now) => {
+  session.endSend()
+  return complete(deps, session, requestId, message, live, outcome, now)
+}
+
+/**
+ * A send accepted without leaving the connection's callback: the common case (a valid send, within its
+ * limits, with room in the session's pipeline and the commit queue) costs no fiber. False, with nothing
+ * changed, for anything else: the frame then takes the `send` handler's way, which waits or answers.
+ */
+export const sendNow = (deps: RelayDeps) => (session: SessionState, frame: Envelope, text: string, now: number): boolean => {
+  const reg = session.registration
+  if (reg === undefined) return false
+  const p = validate(deps, reg, frame.payload)
+  if (p instanceof RequestError || !session.tryBeginSend()) return false
+  const { live, message } = prepare(deps, reg, p, text, now)
+  const request = { message, pairLimit: reg.limits.offlineQueuePerPair }
+  // Room first: the rate limiter's token, once taken, cannot be given back.
+  if (!deps.committer.hasRoomFor(request) || deps.rateLimits.takeAt(reg.l2psUid, reg.key, reg.limits, now) !== "ok") {
+    session.endSend()
+    return false
+  }
+  return deps.committer.trySubmit(request, completion(deps, session, frame.requestId, message, live))
+}
 
 export const send = (deps: RelayDeps) => (session: SessionState, frame: Envelope, text: string) =>
   Effect.gen(function*() {
     const reg = session.registration
     if (reg === undefined) return yield* refuse("REGISTRATION_REQUIRED", "Register before sending")
-    const p = yield* decode(frame.payload)
-    const { ciphertext, nonce, ephemeralKey } = p.encrypted
-    if (typeof ciphertext !== "string" || ciphertext.length === 0 || typeof nonce !== "string" || nonce.length === 0) {
-      return yield* invalid("Encrypted payload must have ciphertext and nonce")
-    }
-    if (ciphertext.length > deps.cfg.maxCiphertextChars) {
-      return yield* invalid(`Ciphertext too large (max ${deps.cfg.maxCiphertextChars} bytes)`)
-    }
-    if (nonce.length > MAX_FIELD || (ephemeralKey !== undefined && (typeof ephemeralKey !== "string" || ephemeralKey.length > MAX_FIELD))) {
-      return yield* invalid(`nonce and ephemeralKey must be strings of at most ${MAX_FIELD} characters`)
-    }
-    if (p.messageHash.length > MAX_HASH) return yield* invalid(`messageHash too long (max ${MAX_HASH} characters)`)
-    if (!isPublicKey(p.to)) return yield* invalid("Invalid recipient key (expected 64 hex characters)")
-    const to = normalizeKey(p.to)
-    if (to === reg.key) return yield* invalid("Cannot send message to yourself")
-
-    const verdict = yield* deps.rateLimits.take(reg.l2psUid, reg.key, reg.limits)
-    if (verdict === "rate") {
-      return yield* refuse("RATE_LIMITED", `Rate limit exceeded (${reg.limits.rateLimitPerSec} messages/s)`)
-    }
-    if (verdict === "quota") {
-      return yield* refuse(
-        "RATE_LIMITED",
-        `Quota exceeded (${reg.limits.epochQuota} messages per ${reg.limits.epochSeconds} s)`
-      )
-    }
-
-    const recipients = yield* deps.sessions.online(reg.l2psUid, to)
-    const live = recipients.filter((r) => r.canAccept())
-    const timestamp = yield* deps.clock.next
-    const message: NewMessage = {
-      l2psUid: reg.l2psUid,
-      from: reg.key,
-      to,
-      messageHash: p.messageHash,
-      // Found whenever the frame parsed with an object there; serialised only if the scan ever disagreed.
-      encryptedJson: rawMember(text, ["payload", "encrypted"]) ?? JSON.stringify(p.encrypted),
-      timestamp,
-      ...(live.length === 0
-        ? { deliveryStatus: "queued", awaitingAck: false, outcome: "queued" }
-        : live.some((r) => !r.ackCapable)
-        ? { deliveryStatus: "delivered", awaitingAck: false, outcome: "sent" }
-        : { deliveryStatus: "sent", awaitingAck: true, outcome: "sent" })
-    }
+    const p = validate(deps, reg, frame.payload)
+    if (p instanceof RequestError) return yield* p
+    const refused = refusal(yield* deps.rateLimits.take(reg.l2psUid, reg.key, reg.limits), reg.limits)
+    if (refused !== undefined) return yield* refused
+    const { live, message } = prepare(deps, reg, p, text, yield* Clock.currentTimeMillis)
     // The commit is queued now; its outcome is delivered and answered by the committer, in order, while
     // this session goes on reading frames.
     // Counted and queued as one step: a session closing in between would wait for a send never queued.
     yield* Effect.uninterruptibleMask((restore) =>
       Effect.zipRight(
         restore(session.beginSend),
-        deps.committer.submit({ message, pairLimit: reg.limits.offlineQueuePerPair }, (outcome, now) => {
-          session.endSend()
-          return complete(deps, session, frame.requestId, message, live, outcome, now)
-        })
+        deps.committer.submit(
+          { message, pairLimit: reg.limits.offlineQueuePerPair },
+          completion(deps, session, frame.requestId, message, live)
+        )
       )
     )
   })
