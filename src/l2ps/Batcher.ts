@@ -16,6 +16,9 @@ export interface Draft {
 /**
  * Closes a batch at `maxBatchSize` pending messages, or `batchIntervalMillis` after it first saw one.
  * It waits for each draft to be claimed before reading again, so no message is drafted twice.
+ * Pending messages are counted from the commits' wake-ups, not in storage after every commit (a count
+ * there visits every row batched since the last vacuum); storage is counted at start and when idle, for
+ * rows written by anyone who did not wake it.
  */
 export const run = (
   uid: string,
@@ -26,24 +29,28 @@ export const run = (
 ) =>
   Effect.gen(function*() {
     const max = cfg.maxBatchSize
-    const waitFor = (ms: number) => Effect.race(mempool.woken(uid), Effect.sleep(Math.max(0, ms)))
+    /** Messages committed meanwhile, or undefined when `ms` passed first. */
+    const waitFor = (ms: number) =>
+      Effect.raceFirst(Effect.map(mempool.woken(uid), (n): number | undefined => n), Effect.as(Effect.sleep(Math.max(0, ms)), undefined))
+    let pending = yield* store.countPending(uid, undefined, max)
     let firstSeen: number | undefined
     while (true) {
-      const pending = yield* store.countPending(uid, undefined, max)
       const now = yield* Clock.currentTimeMillis
       if (pending === 0) {
         firstSeen = undefined
-        // The periodic sweep also finds rows written by anyone who did not wake us.
-        yield* waitFor(cfg.batchIntervalMillis)
+        const woken = yield* waitFor(cfg.batchIntervalMillis)
+        pending = woken ?? (yield* store.countPending(uid, undefined, max))
         continue
       }
       firstSeen ??= now
       if (pending < max && now - firstSeen < cfg.batchIntervalMillis) {
-        yield* waitFor(firstSeen + cfg.batchIntervalMillis - now)
+        pending += (yield* waitFor(firstSeen + cfg.batchIntervalMillis - now)) ?? 0
         continue
       }
       const entries = yield* store.takePending(uid, undefined, max)
       firstSeen = undefined
+      // A short batch took everything; a full one may have left the rest of the count.
+      pending = entries.length < max ? 0 : Math.max(0, pending - entries.length)
       if (entries.length === 0) continue
       const saved = yield* Deferred.make<void, StorageError>()
       yield* Queue.offer(drafts, { entries, saved })

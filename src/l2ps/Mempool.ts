@@ -1,26 +1,54 @@
 import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
-import * as Queue from "effect/Queue"
 
 /** Wake-ups for the batchers: the mempool itself is the `l2ps_pending` rows in storage. */
 export class Mempool extends Context.Tag("im/Mempool")<Mempool, {
-  /** Tells the network's batcher that committed messages wait. */
-  readonly wake: (l2psUid: string) => Effect.Effect<void>
-  /** Completes once something was committed since the last take. */
-  readonly woken: (l2psUid: string) => Effect.Effect<void>
+  /** Tells the network's batcher that `count` more committed messages wait. */
+  readonly wake: (l2psUid: string, count: number) => Effect.Effect<void>
+  /**
+   * Completes once something was committed since the last take, with how many messages (so that the
+   * batcher need not count them in storage after every commit). Interrupted, it takes nothing.
+   */
+  readonly woken: (l2psUid: string) => Effect.Effect<number>
 }>() {}
 
+interface Signal {
+  count: number
+  waiter: Deferred.Deferred<void> | undefined
+}
+
 export const layer: Layer.Layer<Mempool> = Layer.sync(Mempool, () => {
-  const signals = new Map<string, Queue.Queue<void>>()
-  const signal = (uid: string) =>
-    Effect.suspend(() => {
-      const q = signals.get(uid)
-      if (q !== undefined) return Effect.succeed(q)
-      return Effect.tap(Queue.sliding<void>(1), (created) => Effect.sync(() => signals.set(uid, created)))
-    })
+  // One entry per network that has had a batcher or a commit: bounded by the configured networks.
+  const signals = new Map<string, Signal>()
+  const signal = (uid: string) => {
+    let s = signals.get(uid)
+    if (s === undefined) signals.set(uid, s = { count: 0, waiter: undefined })
+    return s
+  }
   return {
-    wake: (uid) => Effect.flatMap(signal(uid), (q) => Queue.offer(q, undefined)).pipe(Effect.asVoid),
-    woken: (uid) => Effect.flatMap(signal(uid), Queue.take)
+    wake: (uid, count) =>
+      Effect.sync(() => {
+        const s = signal(uid)
+        s.count += count
+        if (s.waiter !== undefined) {
+          Deferred.unsafeDone(s.waiter, Exit.void)
+          s.waiter = undefined
+        }
+      }),
+    woken: (uid) =>
+      Effect.suspend(function take(): Effect.Effect<number> {
+        const s = signal(uid)
+        if (s.count > 0) {
+          const n = s.count
+          s.count = 0
+          return Effect.succeed(n)
+        }
+        s.waiter ??= Deferred.unsafeMake<void>(FiberId.none)
+        return Effect.zipRight(Deferred.await(s.waiter), Effect.suspend(take))
+      })
   }
 })

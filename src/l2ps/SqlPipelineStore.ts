@@ -1,7 +1,7 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { COLUMNS, type MessageRow, toMessage } from "../storage/MessageRow.ts"
+import { COLUMNS, MESSAGES, type MessageRow, toMessage } from "../storage/MessageRow.ts"
 import { StorageError } from "../storage/Storage.ts"
 import { type Batch, type BatchStatus, type MempoolEntry, PipelineStore, type PipelineStoreShape } from "./PipelineStore.ts"
 
@@ -57,6 +57,15 @@ export const make = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   const fail = (operation: string) => (cause: unknown) => new StorageError({ operation, cause })
   const after = (afterId: string | undefined) => (afterId === undefined ? sql`TRUE` : sql`id > ${Number(afterId)}`)
+  // The first `max` pending rows in id order, walked along the mempool index. Without statistics (a
+  // table never analysed, e.g. with autovacuum off) the planner expects a handful of pending rows and
+  // picks a bitmap scan and a sort, which reads every pending row: 100 ms and more behind a backlog of
+  // 100,000, against 1 ms for the index walk.
+  const alongMempoolIndex = <A, E, R>(query: Effect.Effect<A, E, R>) =>
+    sql`SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true)`.pipe(
+      Effect.zipRight(query),
+      sql.withTransaction
+    )
 
   const store: PipelineStoreShape = {
     countPending: (uid, afterId, max) =>
@@ -65,6 +74,7 @@ export const make = Effect.gen(function*() {
           SELECT 1 FROM l2ps_messages
           WHERE l2ps_uid = ${uid} AND l2ps_status = 'l2ps_pending' AND ${after(afterId)}
           LIMIT ${max}) pending`.pipe(
+        alongMempoolIndex,
         Effect.map((rows) => Number(rows[0]?.n ?? 0)),
         Effect.mapError(fail("countPending"))
       ),
@@ -72,7 +82,11 @@ export const make = Effect.gen(function*() {
       sql<EntryRow>`
         SELECT id, l2ps_uid, message_hash, encrypted, ts FROM l2ps_messages
         WHERE l2ps_uid = ${uid} AND l2ps_status = 'l2ps_pending' AND ${after(afterId)}
-        ORDER BY id LIMIT ${max}`.pipe(Effect.map((rows) => rows.map(toEntry)), Effect.mapError(fail("takePending"))),
+        ORDER BY id LIMIT ${max}`.pipe(
+        alongMempoolIndex,
+        Effect.map((rows) => rows.map(toEntry)),
+        Effect.mapError(fail("takePending"))
+      ),
     lastBatch: (uid) =>
       sql<BatchRow>`SELECT * FROM l2ps_batches WHERE l2ps_uid = ${uid} ORDER BY seq DESC LIMIT 1`.pipe(
         Effect.map((rows) => (rows[0] === undefined ? undefined : toBatch(rows[0]))),
@@ -97,7 +111,7 @@ export const make = Effect.gen(function*() {
         } RETURNING *`
         const claimed = yield* sql<{ id: string | number }>`
           UPDATE l2ps_messages
-          SET l2ps_status = 'l2ps_batched', l2ps_tx_hash = ${b.l2psTxHash}, batch_id = ${Number(row!.id)}
+          SET l2ps_status = 'l2ps_batched', batch_id = ${Number(row!.id)}
           WHERE id = ANY(${messageIds.map(Number)}::int8[]) AND l2ps_status = 'l2ps_pending'
           RETURNING id`
         // Anything else means another writer batched them: refuse rather than anchor twice.
@@ -121,11 +135,12 @@ export const make = Effect.gen(function*() {
         Effect.asVoid,
         Effect.mapError(fail("markIncluded"))
       ),
+    // Its messages are confirmed with it (`MESSAGES`).
     confirm: (id) =>
-      Effect.all([
-        sql`UPDATE l2ps_batches SET status = 'confirmed' WHERE id = ${Number(id)}`,
-        sql`UPDATE l2ps_messages SET l2ps_status = 'l2ps_confirmed' WHERE batch_id = ${Number(id)}`
-      ], { discard: true }).pipe(sql.withTransaction, Effect.mapError(fail("confirm"))),
+      sql`UPDATE l2ps_batches SET status = 'confirmed' WHERE id = ${Number(id)}`.pipe(
+        Effect.asVoid,
+        Effect.mapError(fail("confirm"))
+      ),
     stats: Effect.gen(function*() {
       const messages = yield* sql<{ l2ps_uid: string; pending: number | string; oldest: number | string | null; queued: number | string }>`
         SELECT l2ps_uid,
@@ -154,7 +169,7 @@ export const make = Effect.gen(function*() {
     inclusionOf: (messageHash) =>
       Effect.gen(function*() {
         const [m] = yield* sql<MessageRow & { batch_id: string | number | null }>`
-          SELECT ${sql.literal(COLUMNS)}, batch_id FROM l2ps_messages WHERE message_hash = ${messageHash}`
+          SELECT ${sql.literal(COLUMNS)}, m.batch_id FROM ${sql.literal(MESSAGES)} WHERE m.message_hash = ${messageHash}`
         if (m === undefined) return undefined
         if (m.batch_id === null) return { message: toMessage(m), batch: undefined, leaves: [] }
         const [b] = yield* sql<BatchRow>`SELECT * FROM l2ps_batches WHERE id = ${Number(m.batch_id)}`

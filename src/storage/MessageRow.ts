@@ -26,5 +26,10 @@ export const toMessage = (r: MessageRow): StoredMessage => ({
   l2psTxHash: r.l2ps_tx_hash
 })
 
-export const COLUMNS = "id, l2ps_uid, from_key, to_key, message_hash, encrypted, ts, delivery_status, l2ps_status, l2ps_tx_hash"
+/** Messages with their batch, as `m` and `b`: a message is confirmed, and has a transaction hash, through its batch. */
+export const MESSAGES = "l2ps_messages m LEFT JOIN l2ps_batches b ON b.id = m.batch_id"
+
+/** A `MessageRow` from `MESSAGES`. */
+export const COLUMNS = "m.id, m.l2ps_uid, m.from_key, m.to_key, m.message_hash, m.encrypted, m.ts, m.delivery_status, " +
+  "CASE WHEN b.status = 'confirmed' THEN 'l2ps_confirmed' ELSE m.l2ps_status END AS l2ps_status, b.l2ps_tx_hash"
 

@@ -22,6 +22,7 @@ import { verifyInclusion } from "../../src/l2ps/Merkle.ts"
 import { makeTestL1 } from "../support/TestL1.ts"
 import { randomHash } from "../support/L2psClient.ts"
 import { peer, scenario } from "../support/TestNode.ts"
+import { COLUMNS, MESSAGES } from "../../src/storage/MessageRow.ts"
 
 const liveSleep = (ms: number) => TestServices.provideLive(Effect.sleep(ms))
 
@@ -37,7 +38,7 @@ const eventually = <E, R>(what: string, cond: Effect.Effect<boolean, E, R>, ms =
 const statusCounts = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   const rows = yield* sql<{ l2ps_status: string; n: number }>`
-    SELECT l2ps_status, count(*)::int AS n FROM l2ps_messages GROUP BY l2ps_status`
+    SELECT l2ps_status, count(*)::int AS n FROM (SELECT ${sql.literal(COLUMNS)} FROM ${sql.literal(MESSAGES)}) AS s GROUP BY l2ps_status`
   return Object.fromEntries(rows.map((r) => [r.l2ps_status, Number(r.n)])) as Record<string, number>
 })
 

@@ -6,6 +6,7 @@ import * as NodeKeyModule from "../../src/crypto/NodeKey.ts"
 import { verifyInclusion } from "../../src/l2ps/Merkle.ts"
 import { makeTestL1 } from "../support/TestL1.ts"
 import { hash, migratedPglite, peer, scenario, TEST_SEED, testNode } from "../support/TestNode.ts"
+import { COLUMNS, MESSAGES } from "../../src/storage/MessageRow.ts"
 
 const liveSleep = (ms: number) => TestServices.provideLive(Effect.sleep(ms))
 
@@ -22,7 +23,7 @@ const eventually = <E, R>(what: string, cond: Effect.Effect<boolean, E, R>, ms =
 const counts = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   const rows = yield* sql<{ l2ps_status: string; n: number }>`
-    SELECT l2ps_status, count(*)::int AS n FROM l2ps_messages GROUP BY l2ps_status`
+    SELECT l2ps_status, count(*)::int AS n FROM (SELECT ${sql.literal(COLUMNS)} FROM ${sql.literal(MESSAGES)}) AS s GROUP BY l2ps_status`
   return Object.fromEntries(rows.map((r) => [r.l2ps_status, Number(r.n)])) as Record<string, number>
 })
 
