@@ -5,6 +5,7 @@ import * as Networks from "../l2ps/Networks.ts"
 import * as AddressLimits from "../relay/AddressLimits.ts"
 import * as OfflineExpiry from "../ops/OfflineExpiry.ts"
 import * as Committer from "../relay/Committer.ts"
+import * as PendingProbe from "../relay/PendingProbe.ts"
 import * as RateLimits from "../relay/RateLimits.ts"
 import * as Relay from "../relay/Relay.ts"
 import * as ReplayGuard from "../relay/ReplayGuard.ts"
@@ -15,6 +16,7 @@ import * as L2psServer from "./L2psServer.ts"
 const Internals = Layer.mergeAll(
   AddressLimits.layer,
   Committer.layer,
+  PendingProbe.layer,
   RateLimits.layer,
   ReplayGuard.layer,
   ServerClock.layer,

@@ -7,6 +7,7 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
+import { ioTurn } from "../internal/ioTurn.ts"
 import { Mempool } from "../l2ps/Mempool.ts"
 import { NodeConfig } from "../node/NodeConfig.ts"
 import * as Metrics from "../ops/Metrics.ts"
@@ -49,12 +50,6 @@ const BATCH_BYTES = 8 * 1024 * 1024
 
 /** Roughly what a request holds in memory: its payload (as text and parsed) and an allowance for the rest. */
 const weightOf = (request: CommitRequest): number => 512 + 2 * request.message.encryptedJson.length
-
-/** Resumes after the event loop has run its pending I/O callbacks (not a timer: no time passes). */
-const ioTurn = Effect.async<void>((resume) => {
-  const handle = setImmediate(() => resume(Effect.void))
-  return Effect.sync(() => clearImmediate(handle))
-})
 
 export const layer: Layer.Layer<Committer, never, Storage | NodeConfig | Mempool> = Layer.scoped(
   Committer,

@@ -5,6 +5,7 @@ import { Storage, type StorageShape } from "../storage/Storage.ts"
 import { ValidatorPool, type ValidatorPoolShape } from "../validators/ValidatorPool.ts"
 import { AddressLimits } from "./AddressLimits.ts"
 import { Committer } from "./Committer.ts"
+import { PendingProbe } from "./PendingProbe.ts"
 import { RateLimits } from "./RateLimits.ts"
 import { ReplayGuard } from "./ReplayGuard.ts"
 import { ServerClock } from "./ServerClock.ts"
@@ -22,6 +23,7 @@ export interface RelayDeps {
   readonly sessions: typeof Sessions.Service
   readonly pipeline: PipelineStoreShape
   readonly addressLimits: typeof AddressLimits.Service
+  readonly pendingProbe: typeof PendingProbe.Service
   /** The current time for plain code (the connection's callbacks), from the same `Clock` as effects. */
   readonly now: () => number
 }
@@ -37,5 +39,6 @@ export const make = Effect.all({
   sessions: Sessions,
   pipeline: PipelineStore,
   addressLimits: AddressLimits,
+  pendingProbe: PendingProbe,
   now: Effect.map(Effect.clock, (clock) => () => clock.unsafeCurrentTimeMillis())
 })

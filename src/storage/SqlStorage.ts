@@ -132,6 +132,21 @@ export const make = Effect.gen(function*() {
       ORDER BY m.ts ASC, m.id ASC
       LIMIT ${q.limit}`.pipe(Effect.map((rows) => rows.map(toMessage)), Effect.mapError(fail("pending")))
 
+  const waiting: StorageShape["waiting"] = (recipients) =>
+    recipients.length === 0 ? Effect.succeed([]) : sql<{ i: number | string }>`
+      SELECT k.i FROM unnest(${recipients.map((r) => r.l2psUid)}::text[], ${recipients.map((r) => r.to)}::text[])
+        WITH ORDINALITY AS k(u, t, i)
+      WHERE EXISTS (
+        SELECT 1 FROM l2ps_messages
+        WHERE l2ps_uid = k.u AND to_key = k.t AND (delivery_status = 'queued' OR awaiting_ack))`.pipe(
+      Effect.map((rows) => {
+        const found = recipients.map(() => false)
+        for (const r of rows) found[Number(r.i) - 1] = true
+        return found
+      }),
+      Effect.mapError(fail("waiting"))
+    )
+
   const markHanded: StorageShape["markHanded"] = (ids, awaitingAck, at) =>
     ids.length === 0 ? Effect.void : sql`
       UPDATE l2ps_messages
@@ -186,7 +201,7 @@ export const make = Effect.gen(function*() {
 
   const ping: StorageShape["ping"] = sql`SELECT 1`.pipe(Effect.asVoid, Effect.mapError(fail("ping")))
 
-  return Storage.of({ commit, pending, markHanded, requeue, acknowledge, history, byHash, expirePending, ping })
+  return Storage.of({ commit, pending, waiting, markHanded, requeue, acknowledge, history, byHash, expirePending, ping })
 })
 
 export const layer: Layer.Layer<Storage, never, SqlClient.SqlClient> = Layer.effect(Storage, make)

@@ -68,6 +68,10 @@ export interface StorageShape {
   /** Stores a batch in one transaction; results follow the requests' order. */
   readonly commit: (batch: ReadonlyArray<CommitRequest>) => Effect.Effect<ReadonlyArray<CommitResult>, StorageError>
   readonly pending: (query: PendingQuery) => Effect.Effect<ReadonlyArray<StoredMessage>, StorageError>
+  /** For each recipient, in order: whether any message waits for it (queued, or awaiting its ack). */
+  readonly waiting: (
+    recipients: ReadonlyArray<{ readonly l2psUid: string; readonly to: string }>
+  ) => Effect.Effect<ReadonlyArray<boolean>, StorageError>
   /** Marks messages written to a recipient's socket: `sent`, or awaiting that recipient's ack. */
   readonly markHanded: (
     ids: ReadonlyArray<string>,

@@ -98,6 +98,28 @@ for (const db of await databases()) {
         expect(live!._tag).toBe("Stored")
       })))
 
+    test("waiting: per recipient, in order, whether anything is queued or awaits its ack", () =>
+      run(Effect.gen(function*() {
+        const s = yield* Storage
+        const D = "d".repeat(64)
+        const [queued, handed, awaiting] = [msg({ to: C }), msg({ to: D }), msg({ to: B, l2psUid: "other" })]
+        yield* s.commit([queued, handed, awaiting, msg({ to: A, from: B, deliveryStatus: "delivered", outcome: "sent" })].map((m) => req(m)))
+        const ids = new Map((yield* s.history("net", D, A, undefined, 10)).map((m) => [m.to, m.id]))
+        yield* s.markHanded([ids.get(D)!], false, 500)
+        const other = (yield* s.pending({ l2psUid: "other", to: B, includeAwaitingAck: false, after: undefined, limit: 1 }))[0]!
+        yield* s.markHanded([other.id], true, 500)
+        const ask = [
+          { l2psUid: "net", to: C },
+          { l2psUid: "net", to: D },
+          { l2psUid: "other", to: B },
+          { l2psUid: "net", to: B },
+          { l2psUid: "net", to: A },
+          { l2psUid: "net", to: C }
+        ]
+        expect(yield* s.waiting(ask)).toEqual([true, false, true, false, false, true])
+        expect(yield* s.waiting([])).toEqual([])
+      })))
+
     test("pending pages oldest first; handed, requeued and acknowledged messages move between states", () =>
       run(Effect.gen(function*() {
         const s = yield* Storage

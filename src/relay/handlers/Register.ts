@@ -54,5 +54,6 @@ export const register = (deps: RelayDeps) => (session: SessionState, frame: Enve
       const now = yield* Clock.currentTimeMillis
       yield* deps.sessions.broadcast(reg.l2psUid, key, encodeFrame("peer_joined", { publicKey: key }, now))
     }
-    yield* flushPending(deps, session, reg, true)
+    // Most keys have nothing waiting; a message committed after the probe is pushed live to this session.
+    if (yield* deps.pendingProbe.hasWaiting(reg.l2psUid, key)) yield* flushPending(deps, session, reg, true)
   })

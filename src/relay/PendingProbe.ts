@@ -1,0 +1,61 @@
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
+import * as Layer from "effect/Layer"
+import { ioTurn } from "../internal/ioTurn.ts"
+import { Storage, type StorageError } from "../storage/Storage.ts"
+import { Fifo } from "./Fifo.ts"
+
+interface Ask {
+  readonly l2psUid: string
+  readonly to: string
+  readonly answer: Deferred.Deferred<boolean, StorageError>
+}
+
+/** Recipients asked about in one query. */
+const BATCH = 1000
+
+/**
+ * Whether a recipient has messages waiting in storage (queued, or handed over and not acknowledged),
+ * asked by every registration. Most keys have none; sessions registering together share one query (one
+ * in flight, the asks arriving meanwhile make the next), instead of a query each: a registration storm
+ * of 10,000 sessions had cost 10,000 queries and ~20 KB of garbage per session kept as heap capacity.
+ */
+export class PendingProbe extends Context.Tag("im/PendingProbe")<PendingProbe, {
+  readonly hasWaiting: (l2psUid: string, to: string) => Effect.Effect<boolean, StorageError>
+}>() {}
+
+export const layer: Layer.Layer<PendingProbe, never, Storage> = Layer.scoped(
+  PendingProbe,
+  Effect.gen(function*() {
+    const storage = yield* Storage
+    // One ask per registering session at most: bounded by the connections.
+    const asks = new Fifo<Ask>()
+    let ready: Deferred.Deferred<void> | undefined
+    const nonEmpty = Effect.suspend(() =>
+      asks.size > 0 ? Effect.void : Deferred.await(ready ??= Deferred.unsafeMake<void>(FiberId.none))
+    )
+    const answerNext = Effect.gen(function*() {
+      yield* nonEmpty
+      yield* ioTurn
+      const batch = asks.take(Math.min(BATCH, asks.size))
+      const exit = yield* Effect.exit(storage.waiting(batch))
+      batch.forEach((a, i) => Deferred.unsafeDone(a.answer, Exit.map(exit, (found) => found[i] ?? true)))
+    })
+    yield* answerNext.pipe(Effect.forever, Effect.forkScoped)
+    return {
+      hasWaiting: (l2psUid, to) =>
+        Effect.suspend(() => {
+          const answer = Deferred.unsafeMake<boolean, StorageError>(FiberId.none)
+          asks.push({ l2psUid, to, answer })
+          if (ready !== undefined) {
+            Deferred.unsafeDone(ready, Exit.void)
+            ready = undefined
+          }
+          return Deferred.await(answer)
+        })
+    }
+  })
+)
