@@ -26,8 +26,12 @@ export const toMessage = (r: MessageRow): StoredMessage => ({
   l2psTxHash: r.l2ps_tx_hash
 })
 
-/** Messages with their batch, as `m` and `b`: a message is confirmed, and has a transaction hash, through its batch. */
-export const MESSAGES = "l2ps_messages m LEFT JOIN l2ps_batches b ON b.id = m.batch_id"
+/** A message `m` with its batch `b`: a message is confirmed, and has a transaction hash, through its batch. */
+export const BATCH_JOIN = "LEFT JOIN l2ps_batches b ON b.id = m.batch_id"
+
+/** Messages with their batch, as `m` and `b`. A page is taken before the join (`(…) m BATCH_JOIN`): a join
+ * over the whole filter would read every message of a conversation before its LIMIT. */
+export const MESSAGES = `l2ps_messages m ${BATCH_JOIN}`
 
 /** A `MessageRow` from `MESSAGES`. */
 export const COLUMNS = "m.id, m.l2ps_uid, m.from_key, m.to_key, m.message_hash, m.encrypted, m.ts, m.delivery_status, " +

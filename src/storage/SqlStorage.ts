@@ -3,7 +3,7 @@ import * as Effect from "effect/Effect"
 import { identity } from "effect/Function"
 import * as Layer from "effect/Layer"
 import { conversationOf } from "../domain/Keys.ts"
-import { COLUMNS, MESSAGES, type MessageRow, toMessage } from "./MessageRow.ts"
+import { BATCH_JOIN, COLUMNS, MESSAGES, type MessageRow, toMessage } from "./MessageRow.ts"
 import {
   type CommitRequest,
   type CommitResult,
@@ -23,6 +23,7 @@ export const make = Effect.gen(function*() {
   const fail = (operation: string) => (cause: unknown) => new StorageError({ operation, cause })
   const columns = sql.literal(COLUMNS)
   const messages = sql.literal(MESSAGES)
+  const batchJoin = sql.literal(BATCH_JOIN)
 
   const existing = (hashes: ReadonlyArray<string>) =>
     hashes.length === 0
@@ -125,12 +126,14 @@ export const make = Effect.gen(function*() {
 
   const pending: StorageShape["pending"] = (q) =>
     sql<MessageRow>`
-      SELECT ${columns} FROM ${messages}
-      WHERE m.l2ps_uid = ${q.l2psUid} AND m.to_key = ${q.to}
-        AND ${q.includeAwaitingAck ? sql`(m.delivery_status = 'queued' OR m.awaiting_ack)` : sql`m.delivery_status = 'queued'`}
-        AND ${q.after === undefined ? sql`TRUE` : sql`(m.ts, m.id) > (${q.after.timestamp}, ${Number(q.after.id)})`}
-      ORDER BY m.ts ASC, m.id ASC
-      LIMIT ${q.limit}`.pipe(Effect.map((rows) => rows.map(toMessage)), Effect.mapError(fail("pending")))
+      SELECT ${columns} FROM (
+        SELECT * FROM l2ps_messages
+        WHERE l2ps_uid = ${q.l2psUid} AND to_key = ${q.to}
+          AND ${q.includeAwaitingAck ? sql`(delivery_status = 'queued' OR awaiting_ack)` : sql`delivery_status = 'queued'`}
+          AND ${q.after === undefined ? sql`TRUE` : sql`(ts, id) > (${q.after.timestamp}, ${Number(q.after.id)})`}
+        ORDER BY ts ASC, id ASC
+        LIMIT ${q.limit}) m ${batchJoin}
+      ORDER BY m.ts ASC, m.id ASC`.pipe(Effect.map((rows) => rows.map(toMessage)), Effect.mapError(fail("pending")))
 
   const waiting: StorageShape["waiting"] = (recipients) =>
     recipients.length === 0 ? Effect.succeed([]) : sql<{ i: number | string }>`
@@ -176,12 +179,14 @@ export const make = Effect.gen(function*() {
 
   const history: StorageShape["history"] = (l2psUid, me, peer, before, limit) =>
     sql<MessageRow>`
-      SELECT ${columns} FROM ${messages}
-      WHERE m.l2ps_uid = ${l2psUid} AND m.conversation = ${conversationOf(me, peer)}
-        AND m.delivery_status <> 'failed'
-        AND ${before === undefined ? sql`TRUE` : sql`m.ts < ${before}`}
-      ORDER BY m.ts DESC, m.id DESC
-      LIMIT ${limit}`.pipe(Effect.map((rows) => rows.map(toMessage)), Effect.mapError(fail("history")))
+      SELECT ${columns} FROM (
+        SELECT * FROM l2ps_messages
+        WHERE l2ps_uid = ${l2psUid} AND conversation = ${conversationOf(me, peer)}
+          AND delivery_status <> 'failed'
+          AND ${before === undefined ? sql`TRUE` : sql`ts < ${before}`}
+        ORDER BY ts DESC, id DESC
+        LIMIT ${limit}) m ${batchJoin}
+      ORDER BY m.ts DESC, m.id DESC`.pipe(Effect.map((rows) => rows.map(toMessage)), Effect.mapError(fail("history")))
 
   const byHash: StorageShape["byHash"] = (messageHash) =>
     sql<MessageRow>`SELECT ${columns} FROM ${messages} WHERE m.message_hash = ${messageHash}`.pipe(
