@@ -57,22 +57,31 @@ export const finality = (
   submitted: Queue.Dequeue<void>
 ) =>
   Effect.gen(function*() {
+    /** Whether batches are still waiting for their inclusion or finality (polled until none is). */
     const check = Effect.gen(function*() {
       const open = yield* store.batches(uid, "submitted")
-      if (open.length === 0) return
+      if (open.length === 0) return false
       const head = yield* answered("head", l1.head)
-      if (Option.isNone(head)) return
+      if (Option.isNone(head)) return true
+      let confirmed = 0
       for (const b of open) {
         const included = b.blockNumber !== null && b.blockHash !== null
           ? Option.some({ blockNumber: b.blockNumber, blockHash: b.blockHash })
           : yield* answered("inclusion", l1.inclusion(b.l2psTxHash))
         if (Option.isNone(included)) continue
         if (b.blockNumber === null) yield* store.markIncluded(b.id, included.value.blockNumber, included.value.blockHash)
-        if (head.value.number >= included.value.blockNumber + cfg.finalityDepth) yield* store.confirm(b.id)
+        if (head.value.number >= included.value.blockNumber + cfg.finalityDepth) {
+          yield* store.confirm(b.id)
+          confirmed++
+        }
       }
-    }).pipe(Effect.catchTag("L1Error", (e) => Effect.logWarning(`L1 unavailable for finality: ${e.message}`)))
+      return confirmed < open.length
+    }).pipe(Effect.catchTag("L1Error", (e) => Effect.as(Effect.logWarning(`L1 unavailable for finality: ${e.message}`), true)))
+    // With nothing open, a network's finality waits for its submitter rather than polling storage every
+    // block (a node serving a hundred networks would run a hundred queries a second for nothing).
+    let open = true
     while (true) {
-      yield* Effect.race(Queue.take(submitted), Effect.sleep(cfg.blockIntervalMillis))
-      yield* check
+      yield* open ? Effect.race(Queue.take(submitted), Effect.sleep(cfg.blockIntervalMillis)) : Queue.take(submitted)
+      open = yield* check
     }
   })

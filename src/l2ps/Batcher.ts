@@ -17,29 +17,32 @@ export interface Draft {
  * Closes a batch at `maxBatchSize` pending messages, or `batchIntervalMillis` after it first saw one.
  * It waits for each draft to be claimed before reading again, so no message is drafted twice.
  * Pending messages are counted from the commits' wake-ups, not in storage after every commit (a count
- * there visits every row batched since the last vacuum); storage is counted at start and when idle, for
- * rows written by anyone who did not wake it.
+ * there visits every row batched since the last vacuum); storage is counted at start, and looked at when
+ * idle, for rows written by anyone who did not wake it.
  */
 export const run = (
   uid: string,
   cfg: NodeConfigShape,
   store: PipelineStoreShape,
   mempool: typeof Mempool.Service,
-  drafts: Queue.Enqueue<Draft>
+  drafts: Queue.Enqueue<Draft>,
+  /** Shared by the node's batchers (see `Networks`). */
+  reads: Effect.Semaphore
 ) =>
   Effect.gen(function*() {
     const max = cfg.maxBatchSize
     /** Messages committed meanwhile, or undefined when `ms` passed first. */
     const waitFor = (ms: number) =>
       Effect.raceFirst(Effect.map(mempool.woken(uid), (n): number | undefined => n), Effect.as(Effect.sleep(Math.max(0, ms)), undefined))
-    let pending = yield* store.countPending(uid, undefined, max)
+    const count = reads.withPermits(1)(store.countPending(uid, undefined, max))
+    let pending = yield* count
     let firstSeen: number | undefined
     while (true) {
       const now = yield* Clock.currentTimeMillis
       if (pending === 0) {
         firstSeen = undefined
         const woken = yield* waitFor(cfg.batchIntervalMillis)
-        pending = woken ?? (yield* store.countPending(uid, undefined, max))
+        pending = woken ?? ((yield* store.anyPending(uid)) ? yield* count : 0)
         continue
       }
       firstSeen ??= now
@@ -47,7 +50,7 @@ export const run = (
         pending += (yield* waitFor(firstSeen + cfg.batchIntervalMillis - now)) ?? 0
         continue
       }
-      const entries = yield* store.takePending(uid, undefined, max)
+      const entries = yield* reads.withPermits(1)(store.takePending(uid, undefined, max))
       firstSeen = undefined
       // A short batch took everything; a full one may have left the rest of the count.
       pending = entries.length < max ? 0 : Math.max(0, pending - entries.length)

@@ -5,10 +5,15 @@ import * as Pipeline from "./Pipeline.ts"
 
 export { LEGACY_UID }
 
-/** Runs one pipeline per served network (and the legacy one); each supervises its own stages. */
+/**
+ * Runs one pipeline per served network (and the legacy one); each supervises its own stages. Their
+ * batchers read the mempool one at a time: a node serving a hundred networks would otherwise take a
+ * hundred pool connections at once with their periodic sweeps, and every request waits behind them.
+ */
 export const layer = Layer.scopedDiscard(
   Effect.gen(function*() {
     const cfg = yield* NodeConfig
-    for (const uid of new Set([...cfg.networks.keys(), LEGACY_UID])) yield* Pipeline.run(uid)
+    const mempoolReads = yield* Effect.makeSemaphore(1)
+    for (const uid of new Set([...cfg.networks.keys(), LEGACY_UID])) yield* Pipeline.run(uid, mempoolReads)
   })
 )

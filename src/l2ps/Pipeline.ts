@@ -16,7 +16,7 @@ import * as Prover from "./Prover.ts"
 const PROVEN_QUEUE = 16
 
 /** One network's pipeline: batcher → prover → L1 submitter → finality, joined by bounded queues. */
-export const run = (uid: string) =>
+export const run = (uid: string, mempoolReads: Effect.Semaphore) =>
   Effect.gen(function*() {
     const cfg = yield* NodeConfig
     const store = yield* PipelineStore
@@ -27,7 +27,7 @@ export const run = (uid: string) =>
     const drafts = yield* Queue.bounded<Batcher.Draft>(1)
     const proven = yield* Queue.bounded<Batch>(PROVEN_QUEUE)
     const submitted = yield* Queue.sliding<void>(1)
-    yield* supervise(`${uid}/batcher`, Batcher.run(uid, cfg, store, mempool, drafts))
+    yield* supervise(`${uid}/batcher`, Batcher.run(uid, cfg, store, mempool, drafts, mempoolReads))
     yield* supervise(`${uid}/prover`, Prover.run(uid, crypto, key, store, drafts, proven))
     yield* supervise(`${uid}/submitter`, Anchoring.submitter(uid, crypto, key, l1, store, proven, submitted))
     yield* supervise(`${uid}/finality`, Anchoring.finality(uid, cfg, l1, store, submitted))

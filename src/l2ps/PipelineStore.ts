@@ -43,6 +43,8 @@ export interface NetworkStats {
 
 /** The pipeline's durable state: the mempool is the `l2ps_pending` messages, batches have their own table. */
 export interface PipelineStoreShape {
+  /** Whether any message is unbatched: one cheap statement, for sweeping every network often. */
+  readonly anyPending: (l2psUid: string) => Effect.Effect<boolean, StorageError>
   /** How many unbatched messages past `afterId` (at most `max`). */
   readonly countPending: (l2psUid: string, afterId: string | undefined, max: number) => Effect.Effect<number, StorageError>
   /** The oldest unbatched messages past `afterId`, in id order. */

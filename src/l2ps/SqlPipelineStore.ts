@@ -68,6 +68,13 @@ export const make = Effect.gen(function*() {
     )
 
   const store: PipelineStoreShape = {
+    // EXISTS is planned for its first row: along the index, whatever the statistics.
+    anyPending: (uid) =>
+      sql<{ found: boolean }>`
+        SELECT EXISTS (SELECT 1 FROM l2ps_messages WHERE l2ps_uid = ${uid} AND l2ps_status = 'l2ps_pending') AS found`.pipe(
+        Effect.map((rows) => rows[0]?.found === true),
+        Effect.mapError(fail("anyPending"))
+      ),
     countPending: (uid, afterId, max) =>
       sql<{ n: number | string }>`
         SELECT count(*) AS n FROM (

@@ -35,12 +35,13 @@ export const testNode = (
   config: Parameters<typeof NodeConfig.make>[0] = {},
   l1: Layer.Layer<L1, never, SqlClient.SqlClient | NodeConfig.NodeConfig | Crypto.Crypto> = LocalL1.layer,
   sql: Layer.Layer<SqlClient.SqlClient, unknown> = migratedPglite(),
-  storage: Layer.Layer<Storage, never, SqlClient.SqlClient> = SqlStorage.layer
+  storage: Layer.Layer<Storage, never, SqlClient.SqlClient> = SqlStorage.layer,
+  pipeline: Layer.Layer<PipelineStore, never, SqlClient.SqlClient> = SqlPipelineStore.layer
 ) => {
   const ports = Layer.mergeAll(
     storage,
     SqlLegacyStorage.layer,
-    SqlPipelineStore.layer,
+    pipeline,
     l1,
     ValidatorPool.layerInline,
     MemoryTransportLayer.layer,
