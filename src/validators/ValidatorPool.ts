@@ -37,6 +37,8 @@ export interface WorkersOptions {
   readonly batchMax?: number
   /** ML-DSA in the workers: the fastest the runtime has (default), or the portable noble code. */
   readonly mlDsa?: "preferred" | "noble"
+  /** Also ed25519 in the workers (default: on the calling thread, see `layerWorkers`). */
+  readonly ed25519InWorkers?: boolean
 }
 
 interface Job {
@@ -48,8 +50,12 @@ const WORKER_URL = new URL("./VerifyWorker.ts", import.meta.url).href
 
 /**
  * A pool of Bun Workers fed from one bounded queue: each worker takes up to `batchMax` waiting jobs per
- * round trip, so a registration storm keeps every core busy. A worker that fails is replaced, and its
- * batch verified on the calling thread instead.
+ * round trip, so a burst of ML-DSA proofs keeps every core busy. A worker that fails is replaced, and
+ * its batch verified on the calling thread instead.
+ *
+ * ed25519 is verified on the calling thread: natively it costs less than the trip to a worker. On 2
+ * cores, 10,000 registrations took 3.3 s that way against 5.5 s through the workers, whose queue, copies
+ * and heaps also held 9 KB more per session afterwards (`bench/throughput.ts --sessions 10000`).
  */
 export const layerWorkers = (options: WorkersOptions = {}): Layer.Layer<ValidatorPool> =>
   Layer.scoped(
@@ -107,10 +113,13 @@ export const layerWorkers = (options: WorkersOptions = {}): Layer.Layer<Validato
       )
       for (let i = 0; i < workers; i++) yield* Effect.forkScoped(serve)
 
+      const queued = (request: VerifyRequest) =>
+        Effect.flatMap(Deferred.make<boolean>(), (done) =>
+          Queue.offer(jobs, { request, done }).pipe(Effect.zipRight(Deferred.await(done))))
       return {
-        verify: (request) =>
-          Effect.flatMap(Deferred.make<boolean>(), (done) =>
-            Queue.offer(jobs, { request, done }).pipe(Effect.zipRight(Deferred.await(done))))
+        verify: options.ed25519InWorkers === true
+          ? queued
+          : (request) => request.algorithm === "ed25519" ? Effect.sync(() => inline(request)) : queued(request)
       }
     })
   )

@@ -108,7 +108,7 @@ describe("ValidatorPool", () => {
   }, TIMEOUT)
 
   test("workers: the same verdicts from Bun Workers, past a small bounded queue, then the pool stops", async () => {
-    const layer = ValidatorPoolLayers.layerWorkers({ workers: 2, queueCapacity: 4, batchMax: 3 })
+    const layer = ValidatorPoolLayers.layerWorkers({ workers: 2, queueCapacity: 4, batchMax: 3, ed25519InWorkers: true })
     const { expected, verdicts } = await verifyAll(layer, 4)
     expect(verdicts.length).toBeGreaterThan(60)
     expect(verdicts).toEqual(expected)
