@@ -52,11 +52,16 @@ export const run = (
       }
       const entries = yield* reads.withPermits(1)(store.takePending(uid, undefined, max))
       firstSeen = undefined
-      // A short batch took everything; a full one may have left the rest of the count.
-      pending = entries.length < max ? 0 : Math.max(0, pending - entries.length)
-      if (entries.length === 0) continue
+      if (entries.length === 0) {
+        pending = 0
+        continue
+      }
       const saved = yield* Deferred.make<void, StorageError>()
       yield* Queue.offer(drafts, { entries, saved })
       yield* Deferred.await(saved)
+      // A short batch took everything; a full one may have left more than was counted (a backlog found
+      // at start or by the sweep is counted up to one batch), so storage is counted again, once the
+      // batch is claimed.
+      pending = entries.length < max ? 0 : Math.max(0, pending - entries.length) || (yield* count)
     }
   })
