@@ -11,7 +11,7 @@ import { ioTurn } from "../internal/ioTurn.ts"
 import { Mempool } from "../l2ps/Mempool.ts"
 import { NodeConfig } from "../node/NodeConfig.ts"
 import * as Metrics from "../ops/Metrics.ts"
-import { CommitQueue } from "./CommitQueue.ts"
+import { BatchQueue } from "./BatchQueue.ts"
 import { type CommitRequest, type CommitResult, isPending, Storage, StorageError } from "../storage/Storage.ts"
 
 /**
@@ -57,7 +57,7 @@ export const layer: Layer.Layer<Committer, never, Storage | NodeConfig | Mempool
     const storage = yield* Storage
     const cfg = yield* NodeConfig
     const mempool = yield* Mempool
-    const queue = new CommitQueue<Pending>(cfg.commitBatchMax * 8, BATCH_BYTES * 8, (p) => weightOf(p.request))
+    const queue = new BatchQueue<Pending>(cfg.commitBatchMax * 8, BATCH_BYTES * 8, (p) => weightOf(p.request))
     const wakeBatchers = (batch: ReadonlyArray<Pending>, results: ReadonlyArray<CommitResult>) => {
       const stored = new Map<string, number>()
       batch.forEach((p, i) => {

@@ -1,6 +1,6 @@
 /**
  * An array read from the front without `shift` (which moves every item): a head index, and the read
- * part dropped once it is most of the array. The session's inbox and outbox and the commit queue use it.
+ * part dropped once it is most of the array. The session's inbox and outbox and `BatchQueue` use it.
  */
 export class Fifo<A> {
   private items: Array<A> = []

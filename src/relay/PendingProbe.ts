@@ -6,7 +6,7 @@ import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import { ioTurn } from "../internal/ioTurn.ts"
 import { Storage, type StorageError } from "../storage/Storage.ts"
-import { Fifo } from "./Fifo.ts"
+import { BatchQueue } from "./BatchQueue.ts"
 
 interface Ask {
   readonly l2psUid: string
@@ -31,16 +31,12 @@ export const layer: Layer.Layer<PendingProbe, never, Storage> = Layer.scoped(
   PendingProbe,
   Effect.gen(function*() {
     const storage = yield* Storage
-    // One ask per registering session at most: bounded by the connections.
-    const asks = new Fifo<Ask>()
-    let ready: Deferred.Deferred<void> | undefined
-    const nonEmpty = Effect.suspend(() =>
-      asks.size > 0 ? Effect.void : Deferred.await(ready ??= Deferred.unsafeMake<void>(FiberId.none))
-    )
+    // Registrations past this many waiting asks wait for room.
+    const asks = new BatchQueue<Ask>(BATCH * 16, Number.MAX_SAFE_INTEGER, () => 0)
     const answerNext = Effect.gen(function*() {
-      yield* nonEmpty
+      yield* asks.nonEmpty
       yield* ioTurn
-      const batch = asks.take(Math.min(BATCH, asks.size))
+      const batch = asks.takeUpTo(BATCH, Number.MAX_SAFE_INTEGER)
       const exit = yield* Effect.exit(storage.waiting(batch))
       batch.forEach((a, i) => Deferred.unsafeDone(a.answer, Exit.map(exit, (found) => found[i] ?? true)))
     })
@@ -49,12 +45,7 @@ export const layer: Layer.Layer<PendingProbe, never, Storage> = Layer.scoped(
       hasWaiting: (l2psUid, to) =>
         Effect.suspend(() => {
           const answer = Deferred.unsafeMake<boolean, StorageError>(FiberId.none)
-          asks.push({ l2psUid, to, answer })
-          if (ready !== undefined) {
-            Deferred.unsafeDone(ready, Exit.void)
-            ready = undefined
-          }
-          return Deferred.await(answer)
+          return Effect.zipRight(asks.offer({ l2psUid, to, answer }), Deferred.await(answer))
         })
     }
   })

@@ -1,13 +1,13 @@
 import { expect, test } from "bun:test"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
-import { CommitQueue } from "../../src/relay/CommitQueue.ts"
+import { BatchQueue } from "../../src/relay/BatchQueue.ts"
 
 const run = <A>(effect: Effect.Effect<A>) => Effect.runPromise(effect)
 
 test("batches are bounded in items and in bytes, in order; a heavy item still goes alone", () =>
   run(Effect.gen(function*() {
-    const q = new CommitQueue<number>(100, 1_000, (n) => n)
+    const q = new BatchQueue<number>(100, 1_000, (n) => n)
     for (const n of [100, 200, 300, 400]) yield* q.offer(n)
     expect(q.takeUpTo(10, 650)).toEqual([100, 200, 300])
     expect(q.takeUpTo(10, 100)).toEqual([400]) // heavier than the bound, taken alone
@@ -21,7 +21,7 @@ test("batches are bounded in items and in bytes, in order; a heavy item still go
 
 test("offers wait while the queue is full (items or bytes) and go on once a batch is taken", () =>
   run(Effect.gen(function*() {
-    const q = new CommitQueue<number>(3, 100, (n) => n)
+    const q = new BatchQueue<number>(3, 100, (n) => n)
     for (const n of [10, 20, 30]) yield* q.offer(n)
     const byCount = yield* Effect.fork(q.offer(1))
     yield* Effect.yieldNow()
@@ -38,7 +38,7 @@ test("offers wait while the queue is full (items or bytes) and go on once a batc
 
 test("nonEmpty waits for the first offer", () =>
   run(Effect.gen(function*() {
-    const q = new CommitQueue<string>(10, 10, () => 1)
+    const q = new BatchQueue<string>(10, 10, () => 1)
     const waiting = yield* Effect.fork(q.nonEmpty)
     yield* Effect.yieldNow()
     expect(waiting.unsafePoll()).toBeNull()

@@ -4,11 +4,12 @@ import * as Exit from "effect/Exit"
 import { Fifo } from "./Fifo.ts"
 
 /**
- * The group commit's input: FIFO, bounded both in items and in bytes (messages are up to a few hundred
- * KB, so a count alone does not bound memory), taken a batch at a time, also bounded in both. Offers
- * wait for room; one consumer takes.
+ * The input of a writer that serves requests a batch at a time (the group commit, the pending probe):
+ * FIFO, bounded both in items and in bytes (messages are up to a few hundred KB, so a count alone does
+ * not bound memory), taken a batch at a time, also bounded in both. Offers wait for room; one consumer
+ * takes.
  */
-export class CommitQueue<A> {
+export class BatchQueue<A> {
   private readonly items = new Fifo<A>()
   private bytes = 0
   private taker: Deferred.Deferred<void> | undefined
