@@ -1,5 +1,5 @@
 /**
- * `bun run bench/throughput.ts [--pairs N] [--seconds S] [--rounds N] [--rate R | --sessions N | --history N] [--baseline]`:
+ * `bun run bench/throughput.ts [--pairs N] [--seconds S] [--warmup S] [--rounds N] [--rate R | --sessions N | --history N] [--baseline]`:
  * the durable throughput scenario alone (or the latency at an offered rate, N sessions and their
  * registration storm, or history pages over N stored messages), for profiling one change at a time
  * (BENCH_PROFILE, BENCH_ADMIN_PORT and BENCH_NODE_ENV work as in the full bench).
@@ -17,6 +17,7 @@ const arg = (name: string, fallback: number) => {
 }
 const pairs = arg("pairs", 100)
 const seconds = arg("seconds", 3)
+const warmupMs = arg("warmup", 0.5) * 1000
 const adminUrl = process.env["DATABASE_URL"] || undefined
 const sessions = arg("sessions", 0)
 const gens = await spawnGenerators(sessions > 0 ? 4 : 2)
@@ -42,12 +43,12 @@ try {
     }
     const rate = arg("rate", 0)
     if (rate > 0) {
-      const l = await S.latencyAt(gens, target, `l-${crypto.randomUUID().slice(0, 8)}`, pairs, rate, { warmupMs: 500, durationMs: seconds * 1000 })
+      const l = await S.latencyAt(gens, target, `l-${crypto.randomUUID().slice(0, 8)}`, pairs, rate, { warmupMs, durationMs: seconds * 1000 })
       console.log(`${target.name}, ${pairs} pairs at ${fmt(rate)} msg/s: ack p50/p99 ${fmt(l.ackP50, 1)}/${fmt(l.ackP99, 1)} ms, delivery p50/p99 ${fmt(l.deliverP50, 1)}/${fmt(l.deliverP99, 1)} ms, completed ${fmt(l.completed * 100, 1)}%`)
     }
     const rounds = rate > 0 || sessions > 0 || history > 0 ? 0 : arg("rounds", 1)
     for (let round = 0; round < rounds; round++) {
-      const r = await S.throughput(gens, target, `t-${crypto.randomUUID().slice(0, 8)}`, pairs, { warmupMs: 500, durationMs: seconds * 1000 })
+      const r = await S.throughput(gens, target, `t-${crypto.randomUUID().slice(0, 8)}`, pairs, { warmupMs, durationMs: seconds * 1000 })
       console.log(`${target.name}, ${pairs} pairs: ${fmt(r.msgsPerSec)} msg/s, server ${fmt(r.serverCpu * 100)}% of a core (${fmt(r.serverCpu / r.msgsPerSec * 1e6)} µs of CPU per message), busiest generator ${fmt(r.genCpu * 100)}%${r.errors > 0 ? `, ${r.errors} errors: ${r.firstError}` : ""}`)
     }
   } finally {

@@ -128,6 +128,11 @@ export const payloadOf = <A, I>(schema: Schema.Schema<A, I>, message: string) =>
     Either.mapLeft(decode(payload), () => invalid(message))
 }
 
+/** A payload already serialised (stored ciphertexts spliced in as text): framed as it is. */
+export class JsonText {
+  constructor(readonly text: string) {}
+}
+
 /** Serialises a server frame; `requestId` only on direct replies. */
 export const encodeFrame = (
   type: string,
@@ -135,6 +140,10 @@ export const encodeFrame = (
   timestamp: number,
   requestId?: RequestId
 ): string =>
-  requestId === undefined
+  payload instanceof JsonText
+    ? `{"type":${JSON.stringify(type)},"payload":${payload.text},"timestamp":${timestamp}${
+      requestId === undefined ? "" : `,"requestId":${JSON.stringify(requestId)}`
+    }}`
+    : requestId === undefined
     ? JSON.stringify({ type, payload, timestamp })
     : JSON.stringify({ type, payload, timestamp, requestId })

@@ -6,6 +6,7 @@ export interface MessageRow {
   readonly from_key: string
   readonly to_key: string
   readonly message_hash: string
+  /** `encrypted::text`; a client that parses jsonb anyway gives the value. */
   readonly encrypted: unknown
   readonly ts: string | number
   readonly delivery_status: DeliveryStatus
@@ -19,7 +20,7 @@ export const toMessage = (r: MessageRow): StoredMessage => ({
   from: r.from_key,
   to: r.to_key,
   messageHash: r.message_hash,
-  encrypted: typeof r.encrypted === "string" ? JSON.parse(r.encrypted) : r.encrypted,
+  encryptedJson: typeof r.encrypted === "string" ? r.encrypted : JSON.stringify(r.encrypted),
   timestamp: Number(r.ts),
   deliveryStatus: r.delivery_status,
   l2psStatus: r.l2ps_status,
@@ -34,6 +35,6 @@ export const BATCH_JOIN = "LEFT JOIN l2ps_batches b ON b.id = m.batch_id"
 export const MESSAGES = `l2ps_messages m ${BATCH_JOIN}`
 
 /** A `MessageRow` from `MESSAGES`. */
-export const COLUMNS = "m.id, m.l2ps_uid, m.from_key, m.to_key, m.message_hash, m.encrypted, m.ts, m.delivery_status, " +
+export const COLUMNS = "m.id, m.l2ps_uid, m.from_key, m.to_key, m.message_hash, m.encrypted::text AS encrypted, m.ts, m.delivery_status, " +
   "CASE WHEN b.status = 'confirmed' THEN 'l2ps_confirmed' ELSE m.l2ps_status END AS l2ps_status, b.l2ps_tx_hash"
 

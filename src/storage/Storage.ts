@@ -13,7 +13,8 @@ export interface StoredMessage {
   readonly from: string
   readonly to: string
   readonly messageHash: string
-  readonly encrypted: unknown
+  /** The encrypted payload's JSON text as storage returns it: relayed and served without being parsed. */
+  readonly encryptedJson: string
   readonly timestamp: number
   readonly deliveryStatus: DeliveryStatus
   readonly l2psStatus: L2psStatus

@@ -1,7 +1,10 @@
 import { expect, test } from "bun:test"
 import fc from "fast-check"
 import { rawMember } from "../../src/domain/RawJson.ts"
-import { liveMessageFrame, messageFrame } from "../../src/relay/handlers/Delivery.ts"
+import { encodeFrame, JsonText } from "../../src/domain/Frames.ts"
+import { messageFrame } from "../../src/relay/handlers/Delivery.ts"
+import { messageJson } from "../../src/relay/handlers/History.ts"
+import { statusOf, type StoredMessage } from "../../src/storage/Storage.ts"
 
 test("rawMember: the member's own text, as JSON.parse reads it", () => {
   const text = ' { "type" : "send", "payload" : { "to":"ab", "encrypted" :{"ciphertext":"x\\"}y","nonce":"n" } , "n":[1,{"a":2}] } } '
@@ -32,12 +35,34 @@ test("rawMember agrees with JSON.parse on any document (fast-check)", () => {
   )
 })
 
-test("a live message frame around the payload's text is the frame the node would serialise", () => {
+const encrypted = { ciphertext: "Y2lw\"aGVy", nonce: "bm9uY2U=", ephemeralKey: "ZQ==", extra: [1, { x: null }] }
+
+test("a message frame around the payload's text is the frame the node would serialise", () => {
   const from = "a".repeat(64)
-  const encrypted = { ciphertext: "Y2lw\"aGVy", nonce: "bm9uY2U=", ephemeralKey: "ZQ==", extra: [1, { x: null }] }
   const text = `{"type":"send","payload":{"to":"b","encrypted":  ${JSON.stringify(encrypted, null, 1)} ,"messageHash":"h\\u00e9"}}`
   const raw = rawMember(text, ["payload", "encrypted"])!
-  const live = liveMessageFrame(from, raw, "h\u00e9", 1_764_000_000_123)
-  expect(JSON.parse(live)).toEqual(JSON.parse(messageFrame(from, encrypted, "h\u00e9", false, 1_764_000_000_123)))
-  expect(Object.keys(JSON.parse(live))).toEqual(["type", "payload", "timestamp"])
+  for (const offline of [false, true]) {
+    const frame = messageFrame(from, raw, "h\u00e9", offline, 1_764_000_000_123)
+    expect(frame).toContain(raw)
+    expect(JSON.parse(frame)).toEqual(JSON.parse(encodeFrame("message", { from, encrypted, messageHash: "h\u00e9", offline }, 1_764_000_000_123)))
+    expect(Object.keys(JSON.parse(frame))).toEqual(["type", "payload", "timestamp"])
+  }
+})
+
+test("a stored message in a history page: its payload spliced in as stored, the rest as serialised", () => {
+  // jsonb's text form, as Postgres returns `encrypted::text`.
+  const stored = '{"nonce": "bm9uY2U=", "extra": [1, {"x": null}], "ciphertext": "Y2lw\\"aGVy", "ephemeralKey": "ZQ=="}'
+  const m: StoredMessage = {
+    id: "7", l2psUid: "net\u2028", from: "a".repeat(64), to: "b".repeat(64), messageHash: "h\"1", encryptedJson: stored,
+    timestamp: 1_764_000_000_000, deliveryStatus: "sent", l2psStatus: "l2ps_batched", l2psTxHash: null
+  }
+  const { encryptedJson: _, ...rest } = m
+  const page = encodeFrame("history_response", new JsonText(`{"messages":[${messageJson(m)},${messageJson(m)}],"hasMore":true}`), 5, "r\"1")
+  expect(page).toContain(stored)
+  const wire = { ...rest, encrypted, status: statusOf(m) }
+  expect(JSON.parse(page)).toEqual({ type: "history_response", payload: { messages: [wire, wire], hasMore: true }, timestamp: 5, requestId: "r\"1" })
+  expect(Object.keys(JSON.parse(page).payload.messages[0])).toEqual([
+    "id", "from", "to", "messageHash", "encrypted", "l2psUid", "l2psTxHash", "timestamp", "status", "deliveryStatus", "l2psStatus"
+  ])
+  expect(encodeFrame("x", new JsonText("[1]"), 9)).toBe('{"type":"x","payload":[1],"timestamp":9}')
 })

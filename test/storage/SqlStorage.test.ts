@@ -45,7 +45,7 @@ for (const db of await databases()) {
         const all = yield* s.history("net", B, A, undefined, 10)
         expect(all.map((m) => m.timestamp)).toEqual([50, 40, 30, 20, 10])
         expect(all[0]).toMatchObject({ from: A, to: B, l2psStatus: "l2ps_pending", l2psTxHash: null, deliveryStatus: "delivered" })
-        expect(all[0]!.encrypted).toEqual(JSON.parse(batch[4]!.message.encryptedJson))
+        expect(JSON.parse(all[0]!.encryptedJson)).toEqual(JSON.parse(batch[4]!.message.encryptedJson))
         // Stored as a JSON object, not as JSON text in a string (what a text bound to jsonb would give).
         const sql = yield* SqlClient.SqlClient
         expect(yield* sql`SELECT DISTINCT jsonb_typeof(encrypted) AS t, encrypted->'extra'->'nested'->>1 AS n FROM l2ps_messages`)

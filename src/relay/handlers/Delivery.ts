@@ -2,21 +2,20 @@ import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import * as Metrics from "../../ops/Metrics.ts"
-import { encodeFrame } from "../../domain/Frames.ts"
 import type { StorageError, StoredMessage } from "../../storage/Storage.ts"
 import type { RelayDeps } from "../RelayDeps.ts"
 import type { Registration, SessionState } from "../SessionState.ts"
 
 const PAGE = 100
 
-export const messageFrame = (from: string, encrypted: unknown, messageHash: string, offline: boolean, now: number) =>
-  encodeFrame("message", { from, encrypted, messageHash, offline }, now)
-
-/** `messageFrame` of a live message around its payload's text as the sender wrote it. */
-export const liveMessageFrame = (from: string, encryptedJson: string, messageHash: string, now: number) =>
+/**
+ * A `message` frame around the payload's JSON text (as the sender wrote it, or as storage returns it):
+ * the ciphertext is relayed, never parsed and serialised again.
+ */
+export const messageFrame = (from: string, encryptedJson: string, messageHash: string, offline: boolean, now: number) =>
   `{"type":"message","payload":{"from":${JSON.stringify(from)},"encrypted":${encryptedJson},"messageHash":${
     JSON.stringify(messageHash)
-  },"offline":false},"timestamp":${now}}`
+  },"offline":${offline}},"timestamp":${now}}`
 
 /**
  * Delivers what storage holds for the session's key, oldest first, a page at a time; a page is marked
@@ -35,7 +34,7 @@ export const flushPending = (
       if (page.length === 0) return
       const now = yield* Clock.currentTimeMillis
       for (const m of page) {
-        yield* session.send({ text: messageFrame(m.from, m.encrypted, m.messageHash, true, now) })
+        yield* session.send({ text: messageFrame(m.from, m.encryptedJson, m.messageHash, true, now) })
       }
       if (!(yield* session.written)) return
       yield* deps.storage.markHanded(page.map((m) => m.id), reg.ackCapable, now)

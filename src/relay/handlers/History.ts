@@ -1,6 +1,6 @@
 import * as Effect from "effect/Effect"
 import { invalid, refuse } from "../../domain/ErrorCode.ts"
-import { type Envelope, HistoryPayload, payloadOf } from "../../domain/Frames.ts"
+import { type Envelope, HistoryPayload, JsonText, payloadOf } from "../../domain/Frames.ts"
 import { isPublicKey, normalizeKey } from "../../domain/Keys.ts"
 import { statusOf, type StoredMessage } from "../../storage/Storage.ts"
 import type { RelayDeps } from "../RelayDeps.ts"
@@ -9,19 +9,19 @@ import { verifyProof } from "./Proofs.ts"
 
 const decode = payloadOf(HistoryPayload, "Missing peerKey or proof")
 
-export const toWire = (m: StoredMessage) => ({
-  id: m.id,
-  from: m.from,
-  to: m.to,
-  messageHash: m.messageHash,
-  encrypted: m.encrypted,
-  l2psUid: m.l2psUid,
-  l2psTxHash: m.l2psTxHash,
-  timestamp: m.timestamp,
-  status: statusOf(m),
-  deliveryStatus: m.deliveryStatus,
-  l2psStatus: m.l2psStatus
-})
+/** A stored message as the wire's JSON, its payload's text spliced in unparsed. */
+export const messageJson = (m: StoredMessage): string => {
+  const head = JSON.stringify({ id: m.id, from: m.from, to: m.to, messageHash: m.messageHash })
+  const tail = JSON.stringify({
+    l2psUid: m.l2psUid,
+    l2psTxHash: m.l2psTxHash,
+    timestamp: m.timestamp,
+    status: statusOf(m),
+    deliveryStatus: m.deliveryStatus,
+    l2psStatus: m.l2psStatus
+  })
+  return `${head.slice(0, -1)},"encrypted":${m.encryptedJson},${tail.slice(1)}`
+}
 
 export const history = (deps: RelayDeps) => (session: SessionState, frame: Envelope) =>
   Effect.gen(function*() {
@@ -40,8 +40,6 @@ export const history = (deps: RelayDeps) => (session: SessionState, frame: Envel
     }
     yield* verifyProof(deps, "history", p.peerKey, frame.timestamp, reg.key, reg.keyBytes, p.proof)
     const rows = yield* deps.storage.history(reg.l2psUid, reg.key, normalizeKey(p.peerKey), before, limit + 1)
-    yield* session.reply("history_response", {
-      messages: rows.slice(0, limit).map(toWire),
-      hasMore: rows.length > limit
-    }, frame.requestId)
+    const messages = rows.slice(0, limit).map(messageJson).join(",")
+    yield* session.reply("history_response", new JsonText(`{"messages":[${messages}],"hasMore":${rows.length > limit}}`), frame.requestId)
   })

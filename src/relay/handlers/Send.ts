@@ -15,7 +15,7 @@ import type { Registration, SessionState } from "../SessionState.ts"
 import type { Completion } from "../Committer.ts"
 import type { Verdict } from "../RateLimits.ts"
 import type { NetworkLimits } from "../../node/NodeConfig.ts"
-import { liveMessageFrame } from "./Delivery.ts"
+import { messageFrame } from "./Delivery.ts"
 
 const MAX_HASH = 256
 const MAX_FIELD = 4096
@@ -153,7 +153,7 @@ const complete = (
       else reply(session, result.outcome, message.messageHash, requestId, now)
       return undefined
     case "Stored": {
-      const text = liveMessageFrame(message.from, message.encryptedJson, message.messageHash, message.timestamp)
+      const text = messageFrame(message.from, message.encryptedJson, message.messageHash, false, message.timestamp)
       let delivered = 0
       for (const r of live) if (r.push(text, r.ackCapable ? undefined : result.id)) delivered++
       if (delivered > 0) Metrics.messagesOut.unsafeUpdate(delivered, [])
