@@ -15,6 +15,13 @@ import {
   type StorageShape
 } from "./Storage.ts"
 
+/**
+ * Joins the payloads of a group commit, split again by `string_to_array`: a text array parameter quotes
+ * and escapes every quote of every JSON text on the way in, and Postgres unescapes them. JSON text never
+ * holds this control character unescaped, so it cannot occur inside a payload.
+ */
+const RS = "\u001e"
+
 const pairOf = (r: CommitRequest): string => `${r.message.l2psUid}\u0000${r.message.from}\u0000${r.message.to}`
 
 /** Storage over any `@effect/sql` client of the pg dialect: Postgres or embedded PGlite. */
@@ -93,7 +100,7 @@ export const make = Effect.gen(function*() {
           SELECT u, f, t, c, h, e::jsonb, ts, ds, aa, so, da FROM unnest(
             ${column((m) => m.l2psUid)}::text[], ${column((m) => m.from)}::text[], ${column((m) => m.to)}::text[],
             ${column((m) => conversationOf(m.from, m.to))}::text[], ${column((m) => m.messageHash)}::text[],
-            ${column((m) => m.encryptedJson)}::text[], ${column((m) => m.timestamp)}::int8[],
+            string_to_array(${ms.map((m) => m.encryptedJson).join(RS)}, ${RS}), ${column((m) => m.timestamp)}::int8[],
             ${column((m) => m.deliveryStatus)}::text[], ${column((m) => m.awaitingAck)}::bool[],
             ${column((m) => m.outcome)}::text[],
             ${column((m) => (m.deliveryStatus === "queued" ? null : m.timestamp))}::int8[]
