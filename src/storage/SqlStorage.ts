@@ -184,16 +184,20 @@ export const make = Effect.gen(function*() {
       Effect.mapError(fail("acknowledge"))
     )
 
-  const history: StorageShape["history"] = (l2psUid, me, peer, before, limit) =>
-    sql<MessageRow>`
+  // Along `l2ps_messages_conversation` (migration 0006): the hash finds the rows, the text rechecks them.
+  const history: StorageShape["history"] = (l2psUid, me, peer, before, limit) => {
+    const conversation = conversationOf(me, peer)
+    return sql<MessageRow>`
       SELECT ${columns} FROM (
         SELECT * FROM l2ps_messages
-        WHERE l2ps_uid = ${l2psUid} AND conversation = ${conversationOf(me, peer)}
+        WHERE l2ps_uid = ${l2psUid} AND hashtextextended(conversation, 0) = hashtextextended(${conversation}, 0)
+          AND conversation = ${conversation}
           AND delivery_status <> 'failed'
           AND ${before === undefined ? sql`TRUE` : sql`ts < ${before}`}
         ORDER BY ts DESC, id DESC
         LIMIT ${limit}) m ${batchJoin}
       ORDER BY m.ts DESC, m.id DESC`.pipe(Effect.map((rows) => rows.map(toMessage)), Effect.mapError(fail("history")))
+  }
 
   const byHash: StorageShape["byHash"] = (messageHash) =>
     sql<MessageRow>`SELECT ${columns} FROM ${messages} WHERE m.message_hash = ${messageHash}`.pipe(
