@@ -118,8 +118,10 @@ try {
   const nSessions = await S.sessions(gens, nsrv, run("ns"), cfg.sessions, SESSION_NETWORKS).finally(() => nsrv.stop())
   log("")
   log(`sessions (${fmt(cfg.sessions)} sockets over ${GENERATORS} generator processes, ${SESSION_NETWORKS.length} networks of ${cfg.sessions / SESSION_NETWORKS.length} keys: presence is per network)`)
-  log(`  node ${primary}: ${fmt(nSessions.sessions)} registered sessions held, ${fmt(nSessions.bytesPerSession / 1024, 1)} KB RSS each (baseline ${fmt(bSessions.bytesPerSession / 1024, 1)} KB, ${ratio(nSessions.bytesPerSession, bSessions.bytesPerSession)}); connect ${fmt(nSessions.connectSec, 2)} s`)
-  if (primary === "pglite") log("  (PGlite lives in the node's process and its memory comes and goes with its work: RSS per session is only meaningful on Postgres)")
+  // PGlite lives in the node's process: its memory and the garbage of its start-up come and go with its
+  // work, so the node's RSS growth says nothing about sessions there (it has come out negative).
+  const perSession = primary === "pglite" ? undefined : nSessions.bytesPerSession
+  log(`  node ${primary}: ${fmt(nSessions.sessions)} registered sessions held, ${perSession === undefined ? "RSS per session not measured on PGlite (its memory is the node's and comes and goes with its work; run with DATABASE_URL)" : `${fmt(perSession / 1024, 1)} KB RSS each (baseline ${fmt(bSessions.bytesPerSession / 1024, 1)} KB, ${ratio(perSession, bSessions.bytesPerSession)})`}; connect ${fmt(nSessions.connectSec, 2)} s`)
   log(`  registration storm: ${fmt(nSessions.registerSec, 2)} s for ${fmt(cfg.sessions)} registers with ed25519 proofs (baseline, unverified: ${fmt(bSessions.registerSec, 2)} s, ${ratio(nSessions.registerSec, bSessions.registerSec)})${nSessions.errors > 0 ? `; ${nSessions.errors} refused: ${nSessions.firstError}` : ""}`)
 
   log("")
@@ -138,7 +140,7 @@ try {
     deliveryP99MsAt5k: +at5k.deliverP99.toFixed(2),
     ...(lat[2] === undefined ? {} : { ackP99MsAt20k: +lat[2].ackP99.toFixed(2) }),
     sessionsHeld: nSessions.sessions,
-    bytesPerSession: Math.round(nSessions.bytesPerSession),
+    bytesPerSession: perSession === undefined ? null : Math.round(perSession),
     registrationStormSec: +nSessions.registerSec.toFixed(3),
     historyMessages: cfg.history,
     historyP99Ms: +hist.p99.toFixed(2)
