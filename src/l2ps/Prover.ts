@@ -35,6 +35,10 @@ export const anchorOfBatch = (crypto: CryptoShape, key: NodeKeyShape, b: Batch):
 /**
  * Merkle root over the draft's leaves, hash-chained to the network's previous batch and signed with the
  * node's ML-DSA-65 key; the batch and its messages' new status are stored in one transaction.
+ *
+ * The previous batch is read from storage once, then remembered: each is the one this prover saved.
+ * Another writer's batch in between makes the save fail on its sequence number, and the prover is
+ * restarted (by its supervisor) with nothing remembered.
  */
 export const run = (
   uid: string,
@@ -44,27 +48,32 @@ export const run = (
   drafts: Queue.Dequeue<Draft>,
   proven: Queue.Enqueue<Batch>
 ) =>
-  Effect.gen(function*() {
-    const { entries, saved } = yield* Queue.take(drafts)
-    // tapErrorCause: a defect (a COMMIT lost with the connection dies in @effect/sql) must release the
-    // batcher too, or it waits for this draft forever while the restarted prover waits for the next one.
-    const batch = yield* Effect.gen(function*() {
-      const last = yield* store.lastBatch(uid)
-      const createdAt = yield* Clock.currentTimeMillis
-      const header = {
-        l2psUid: uid,
-        seq: (last?.seq ?? 0) + 1,
-        root: root(entries.map(leafHash)),
-        size: entries.length,
-        prevBatchHash: last?.batchHash ?? GENESIS_BATCH_HASH,
-        createdAt
-      }
-      const batchHash = sha256hex(crypto, canonicalJson(header))
-      const signature = Buffer.from(key.sign(Buffer.from(batchHash, "hex"))).toString("hex")
-      const { createdAt: _, ...anchored } = header
-      const tx = anchorOf(crypto, { ...anchored, batchHash, signature, signer: key.publicKeyHex })
-      return yield* store.saveBatch({ ...header, batchHash, signature, l2psTxHash: tx.hash }, entries.map((e) => e.id))
-    }).pipe(Effect.tapErrorCause((cause) => Deferred.failCause(saved, cause)))
-    yield* Deferred.succeed(saved, undefined)
-    yield* Queue.offer(proven, batch)
-  }).pipe(Effect.forever)
+  Effect.suspend(() => {
+    let known: { readonly last: Batch | undefined } | undefined
+    const proveNext = Effect.gen(function*() {
+      const { entries, saved } = yield* Queue.take(drafts)
+      // tapErrorCause: a defect (a COMMIT lost with the connection dies in @effect/sql) must release the
+      // batcher too, or it waits for this draft forever while the restarted prover waits for the next one.
+      const batch = yield* Effect.gen(function*() {
+        const last = known === undefined ? yield* store.lastBatch(uid) : known.last
+        const createdAt = yield* Clock.currentTimeMillis
+        const header = {
+          l2psUid: uid,
+          seq: (last?.seq ?? 0) + 1,
+          root: root(entries.map(leafHash)),
+          size: entries.length,
+          prevBatchHash: last?.batchHash ?? GENESIS_BATCH_HASH,
+          createdAt
+        }
+        const batchHash = sha256hex(crypto, canonicalJson(header))
+        const signature = Buffer.from(key.sign(Buffer.from(batchHash, "hex"))).toString("hex")
+        const { createdAt: _, ...anchored } = header
+        const tx = anchorOf(crypto, { ...anchored, batchHash, signature, signer: key.publicKeyHex })
+        return yield* store.saveBatch({ ...header, batchHash, signature, l2psTxHash: tx.hash }, entries.map((e) => e.id))
+      }).pipe(Effect.tapErrorCause((cause) => Deferred.failCause(saved, cause)))
+      known = { last: batch }
+      yield* Deferred.succeed(saved, undefined)
+      yield* Queue.offer(proven, batch)
+    })
+    return Effect.forever(proveNext)
+  })
