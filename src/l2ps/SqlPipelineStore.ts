@@ -56,7 +56,7 @@ const toEntry = (r: EntryRow): MempoolEntry => ({
 export const make = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   const fail = (operation: string) => (cause: unknown) => new StorageError({ operation, cause })
-  // Ids start at 1: 0 is "from the start". The reads and the claim are functions (migration 0007).
+  // Ids start at 1: 0 is "from the start". The reads are functions (migration 0007).
   const after = (afterId: string | undefined) => (afterId === undefined ? 0 : Number(afterId))
 
   const store: PipelineStoreShape = {
@@ -82,15 +82,34 @@ export const make = Effect.gen(function*() {
         Effect.map((rows) => (rows[0] === undefined ? undefined : toBatch(rows[0]))),
         Effect.mapError(fail("lastBatch"))
       ),
-    // One statement, all or nothing: it fails when any message was already batched by another writer.
     saveBatch: (b, messageIds) =>
-      sql<BatchRow>`
-        SELECT * FROM l2ps_save_batch(${b.l2psUid}::text, ${b.seq}::int4, ${b.root}::text, ${b.size}::int4,
-          ${b.prevBatchHash}::text, ${b.batchHash}::text, ${b.signature}::text, ${b.l2psTxHash}::text,
-          ${b.createdAt}::int8, ${messageIds.map(Number)}::int8[])`.pipe(
-        Effect.map((rows) => toBatch(rows[0]!)),
-        Effect.mapError(fail("saveBatch"))
-      ),
+      Effect.gen(function*() {
+        const [row] = yield* sql<BatchRow>`
+          INSERT INTO l2ps_batches ${
+          sql.insert({
+            l2ps_uid: b.l2psUid,
+            seq: b.seq,
+            root: b.root,
+            size: b.size,
+            prev_batch_hash: b.prevBatchHash,
+            batch_hash: b.batchHash,
+            signature: b.signature,
+            l2ps_tx_hash: b.l2psTxHash,
+            status: "batched",
+            created_at: b.createdAt
+          })
+        } RETURNING *`
+        const claimed = yield* sql<{ id: string | number }>`
+          UPDATE l2ps_messages
+          SET l2ps_status = 'l2ps_batched', batch_id = ${Number(row!.id)}
+          WHERE id = ANY(${messageIds.map(Number)}::int8[]) AND l2ps_status = 'l2ps_pending'
+          RETURNING id`
+        // Anything else means another writer batched them: refuse rather than anchor twice.
+        if (claimed.length !== messageIds.length) {
+          return yield* Effect.fail(new Error(`batch ${b.l2psUid}#${b.seq}: ${messageIds.length - claimed.length} messages already batched`))
+        }
+        return toBatch(row!)
+      }).pipe(sql.withTransaction, Effect.mapError(fail("saveBatch"))),
     batches: (uid, status) =>
       sql<BatchRow>`SELECT * FROM l2ps_batches WHERE l2ps_uid = ${uid} AND status = ${status} ORDER BY seq`.pipe(
         Effect.map((rows) => rows.map(toBatch)),
