@@ -41,7 +41,7 @@ export interface NetworkStats {
   readonly oldestUnconfirmed: number | null
 }
 
-/** The pipeline's durable state: the mempool is the `l2ps_pending` messages, batches have their own table. */
+/** The pipeline's durable state: the mempool holds every stored message not yet in a batch; batches list their messages. */
 export interface PipelineStoreShape {
   /** Whether any message is unbatched: one cheap statement, for sweeping every network often. */
   readonly anyPending: (l2psUid: string) => Effect.Effect<boolean, StorageError>

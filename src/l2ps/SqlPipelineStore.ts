@@ -63,7 +63,7 @@ export const make = Effect.gen(function*() {
     // EXISTS is planned for its first row: along the index, whatever the statistics.
     anyPending: (uid) =>
       sql<{ found: boolean }>`
-        SELECT EXISTS (SELECT 1 FROM l2ps_messages WHERE l2ps_uid = ${uid} AND l2ps_status = 'l2ps_pending') AS found`.pipe(
+        SELECT EXISTS (SELECT 1 FROM l2ps_mempool WHERE l2ps_uid = ${uid}) AS found`.pipe(
         Effect.map((rows) => rows[0]?.found === true),
         Effect.mapError(fail("anyPending"))
       ),
@@ -99,11 +99,15 @@ export const make = Effect.gen(function*() {
             created_at: b.createdAt
           })
         } RETURNING *`
-        const claimed = yield* sql<{ id: string | number }>`
-          UPDATE l2ps_messages
-          SET l2ps_status = 'l2ps_batched', batch_id = ${Number(row!.id)}
-          WHERE id = ANY(${messageIds.map(Number)}::int8[]) AND l2ps_status = 'l2ps_pending'
-          RETURNING id`
+        // Out of the mempool, into the batch; a message's own row is not written again.
+        const claimed = yield* sql<{ message_id: string | number }>`
+          WITH taken AS (
+            DELETE FROM l2ps_mempool
+            WHERE l2ps_uid = ${b.l2psUid} AND message_id = ANY(${messageIds.map(Number)}::int8[])
+            RETURNING message_id)
+          INSERT INTO l2ps_batch_messages (message_id, batch_id)
+          SELECT message_id, ${Number(row!.id)} FROM taken
+          RETURNING message_id`
         // Anything else means another writer batched them: refuse rather than anchor twice.
         if (claimed.length !== messageIds.length) {
           return yield* Effect.fail(new Error(`batch ${b.l2psUid}#${b.seq}: ${messageIds.length - claimed.length} messages already batched`))
@@ -132,13 +136,18 @@ export const make = Effect.gen(function*() {
         Effect.mapError(fail("confirm"))
       ),
     stats: Effect.gen(function*() {
-      const messages = yield* sql<{ l2ps_uid: string; pending: number | string; oldest: number | string | null; queued: number | string }>`
-        SELECT l2ps_uid,
-          count(*) FILTER (WHERE l2ps_status = 'l2ps_pending') AS pending,
-          min(ts) FILTER (WHERE l2ps_status = 'l2ps_pending') AS oldest,
-          count(*) FILTER (WHERE delivery_status = 'queued' OR awaiting_ack) AS queued
-        FROM l2ps_messages WHERE l2ps_status = 'l2ps_pending' OR delivery_status = 'queued' OR awaiting_ack
+      const mempool = yield* sql<{ l2ps_uid: string; pending: number | string; oldest: number | string | null }>`
+        SELECT p.l2ps_uid, count(*) AS pending, min(m.ts) AS oldest
+        FROM l2ps_mempool p JOIN l2ps_messages m ON m.id = p.message_id
+        GROUP BY p.l2ps_uid`
+      const waiting = yield* sql<{ l2ps_uid: string; queued: number | string }>`
+        SELECT l2ps_uid, count(*) AS queued FROM l2ps_messages
+        WHERE delivery_status = 'queued' OR awaiting_ack
         GROUP BY l2ps_uid`
+      const messages = [...new Set([...mempool.map((m) => m.l2ps_uid), ...waiting.map((w) => w.l2ps_uid)])].map((uid) => {
+        const m = mempool.find((x) => x.l2ps_uid === uid)
+        return { l2ps_uid: uid, pending: m?.pending ?? 0, oldest: m?.oldest ?? null, queued: waiting.find((x) => x.l2ps_uid === uid)?.queued ?? 0 }
+      })
       const batches = yield* sql<{ l2ps_uid: string; n: number | string; oldest: number | string | null }>`
         SELECT l2ps_uid, count(*) AS n, min(created_at) AS oldest FROM l2ps_batches
         WHERE status <> 'confirmed' GROUP BY l2ps_uid`
@@ -159,13 +168,14 @@ export const make = Effect.gen(function*() {
     inclusionOf: (messageHash) =>
       Effect.gen(function*() {
         const [m] = yield* sql<MessageRow & { batch_id: string | number | null }>`
-          SELECT ${sql.literal(COLUMNS)}, m.batch_id FROM ${sql.literal(MESSAGES)} WHERE m.message_hash = ${messageHash}`
+          SELECT ${sql.literal(COLUMNS)}, bm.batch_id FROM ${sql.literal(MESSAGES)} WHERE m.message_hash = ${messageHash}`
         if (m === undefined) return undefined
         if (m.batch_id === null) return { message: toMessage(m), batch: undefined, leaves: [] }
         const [b] = yield* sql<BatchRow>`SELECT * FROM l2ps_batches WHERE id = ${Number(m.batch_id)}`
         const leaves = yield* sql<EntryRow>`
-          SELECT id, l2ps_uid, message_hash, encrypted, ts FROM l2ps_messages
-          WHERE batch_id = ${Number(m.batch_id)} ORDER BY id`
+          SELECT m.id, m.l2ps_uid, m.message_hash, m.encrypted, m.ts
+          FROM l2ps_batch_messages bm JOIN l2ps_messages m ON m.id = bm.message_id
+          WHERE bm.batch_id = ${Number(m.batch_id)} ORDER BY m.id`
         return { message: toMessage(m), batch: b === undefined ? undefined : toBatch(b), leaves: leaves.map(toEntry) }
       }).pipe(Effect.mapError(fail("inclusionOf")))
   }

@@ -27,8 +27,13 @@ export const toMessage = (r: MessageRow): StoredMessage => ({
   l2psTxHash: r.l2ps_tx_hash
 })
 
-/** A message `m` with its batch `b`: a message is confirmed, and has a transaction hash, through its batch. */
-export const BATCH_JOIN = "LEFT JOIN l2ps_batches b ON b.id = m.batch_id"
+/** A message `m` with its batch `b` (migration 0007): its L2PS status and transaction hash are its batch's. */
+export const BATCH_JOIN =
+  "LEFT JOIN l2ps_batch_messages bm ON bm.message_id = m.id LEFT JOIN l2ps_batches b ON b.id = bm.batch_id"
+
+/** The L2PS status of `m` over `BATCH_JOIN`: pending until its batch is stored. */
+export const L2PS_STATUS =
+  "CASE WHEN b.status = 'confirmed' THEN 'l2ps_confirmed' WHEN b.id IS NOT NULL THEN 'l2ps_batched' ELSE 'l2ps_pending' END"
 
 /** Messages with their batch, as `m` and `b`. A page is taken before the join (`(…) m BATCH_JOIN`): a join
  * over the whole filter would read every message of a conversation before its LIMIT. */
@@ -36,5 +41,5 @@ export const MESSAGES = `l2ps_messages m ${BATCH_JOIN}`
 
 /** A `MessageRow` from `MESSAGES`. */
 export const COLUMNS = "m.id, m.l2ps_uid, m.from_key, m.to_key, m.message_hash, m.encrypted::text AS encrypted, m.ts, m.delivery_status, " +
-  "CASE WHEN b.status = 'confirmed' THEN 'l2ps_confirmed' ELSE m.l2ps_status END AS l2ps_status, b.l2ps_tx_hash"
+  `${L2PS_STATUS} AS l2ps_status, b.l2ps_tx_hash`
 

@@ -66,7 +66,7 @@ test("a backlog nobody announced (rows written by another writer) is found by th
           'queued', false, 'queued'
         FROM generate_series(1, 10) AS g`
       const batched = Effect.map(
-        sql<{ n: number }>`SELECT count(*)::int AS n FROM l2ps_messages WHERE batch_id IS NOT NULL`,
+        sql<{ n: number }>`SELECT count(*)::int AS n FROM l2ps_batch_messages`,
         (rows) => Number(rows[0]!.n)
       )
       // One sweep finds them; the full batches follow each other without waiting for another interval.

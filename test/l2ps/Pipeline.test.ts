@@ -161,7 +161,9 @@ describe("L2PS pipeline (TestClock scenarios)", () => {
       expect(after.slice(0, before.length).map((x) => x.l2ps_tx_hash)).toEqual(before.map((x) => x.l2ps_tx_hash))
       expect(control.accepted).toEqual(after.map((x) => x.l2ps_tx_hash))
       const sql = yield* SqlClient.SqlClient
-      const [row] = yield* sql<{ n: number; batched: number }>`SELECT count(*)::int AS n, count(batch_id)::int AS batched FROM l2ps_messages`
+      const [row] = yield* sql<{ n: number; batched: number }>`
+        SELECT count(*)::int AS n, count(bm.batch_id)::int AS batched
+        FROM l2ps_messages m LEFT JOIN l2ps_batch_messages bm ON bm.message_id = m.id`
       expect(row).toEqual({ n: 8, batched: 8 })
     })
     return Effect.runPromise(

@@ -6,6 +6,7 @@ import { LegacyStorage } from "../../src/legacy/LegacyStorage.ts"
 import { messageHash } from "../../src/legacy/handlers/Message.ts"
 import * as Crypto from "../../src/crypto/Crypto.ts"
 import { MemoryTransport } from "../../src/transport/MemoryTransport.ts"
+import { L2PS_STATUS, MESSAGES } from "../../src/storage/MessageRow.ts"
 import { migratedPglite } from "../support/TestNode.ts"
 import { legacyClient, legacyIdentity, legacyScenario, registered, sealed } from "./LegacyTestClient.ts"
 
@@ -27,8 +28,9 @@ interface Row {
 }
 
 const legacyRows = Effect.flatMap(SqlClient.SqlClient, (sql) =>
-  sql<Row>`SELECT l2ps_uid, from_key, to_key, message_hash, encrypted, ts, delivery_status, send_outcome, l2ps_status
-           FROM l2ps_messages WHERE l2ps_uid = 'legacy' ORDER BY id`)
+  sql<Row>`SELECT m.l2ps_uid, m.from_key, m.to_key, m.message_hash, m.encrypted, m.ts, m.delivery_status, m.send_outcome,
+             ${sql.literal(L2PS_STATUS)} AS l2ps_status
+           FROM ${sql.literal(MESSAGES)} WHERE m.l2ps_uid = 'legacy' ORDER BY m.id`)
 
 const TIMEOUT = 30_000
 

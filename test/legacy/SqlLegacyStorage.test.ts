@@ -3,6 +3,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect, Layer } from "effect"
 import { LegacyStorage, type NewLegacyMessage } from "../../src/legacy/LegacyStorage.ts"
 import * as SqlLegacyStorage from "../../src/legacy/SqlLegacyStorage.ts"
+import { L2PS_STATUS, MESSAGES } from "../../src/storage/MessageRow.ts"
 import * as Migrations from "../../src/storage/Migrations.ts"
 import { databases } from "../support/TestDatabase.ts"
 
@@ -55,9 +56,10 @@ for (const db of await databases()) {
         expect(stored._tag).toBe("Stored")
         expect(yield* s.store(live)).toEqual({ _tag: "Duplicate" })
         const rows = yield* sql<Record<string, unknown>>`
-          SELECT l2ps_uid, from_key, to_key, message_hash, encrypted, ts::float8 AS ts, delivery_status, send_outcome,
-                 delivered_at::float8 AS delivered_at, l2ps_status, awaiting_ack
-          FROM l2ps_messages`
+          SELECT m.l2ps_uid, m.from_key, m.to_key, m.message_hash, m.encrypted, m.ts::float8 AS ts, m.delivery_status,
+                 m.send_outcome, m.delivered_at::float8 AS delivered_at, ${sql.literal(L2PS_STATUS)} AS l2ps_status,
+                 m.awaiting_ack
+          FROM ${sql.literal(MESSAGES)}`
         expect(rows).toEqual([{
           l2ps_uid: "legacy",
           from_key: "alice",

@@ -1,0 +1,67 @@
+import { describe, expect, test } from "bun:test"
+import * as Migrator from "@effect/sql/Migrator"
+import * as SqlClient from "@effect/sql/SqlClient"
+import { Effect } from "effect"
+import m0001 from "../../migrations/0001_messages.ts"
+import m0002 from "../../migrations/0002_legacy.ts"
+import m0003 from "../../migrations/0003_pipeline.ts"
+import m0004 from "../../migrations/0004_offline_expiry.ts"
+import m0005 from "../../migrations/0005_batch_status.ts"
+import m0006 from "../../migrations/0006_conversation_key.ts"
+import { COLUMNS, MESSAGES } from "../../src/storage/MessageRow.ts"
+import * as Migrations from "../../src/storage/Migrations.ts"
+import { databases } from "../support/TestDatabase.ts"
+
+const upTo0006 = Migrator.make({})({
+  loader: Migrator.fromRecord({
+    "0001_messages": m0001,
+    "0002_legacy": m0002,
+    "0003_pipeline": m0003,
+    "0004_offline_expiry": m0004,
+    "0005_batch_status": m0005,
+    "0006_conversation_key": m0006
+  })
+})
+
+for (const db of await databases()) {
+  describe(`migrations on ${db.name}`, () => {
+    test("0007 moves the mempool and the batches' members out of the message rows, keeping every status", () =>
+      Effect.runPromise(Effect.gen(function*() {
+        yield* upTo0006
+        const sql = yield* SqlClient.SqlClient
+        const message = (hash: string, status: string, batch: number | null) =>
+          sql`
+            INSERT INTO l2ps_messages (l2ps_uid, from_key, to_key, conversation, message_hash, encrypted, ts,
+              delivery_status, send_outcome, l2ps_status, batch_id)
+            VALUES ('net', 'a', 'b', 'a:b', ${hash}, '{"ciphertext":"Yw=="}'::jsonb, 1, 'sent', 'sent', ${status}, ${batch})`
+        yield* sql`
+          INSERT INTO l2ps_batches (id, l2ps_uid, seq, root, size, prev_batch_hash, batch_hash, signature, l2ps_tx_hash,
+            status, created_at)
+          VALUES (7, 'net', 1, 'r', 2, 'p', 'bh', 's', 'tx7', 'confirmed', 1), (8, 'net', 2, 'r', 1, 'bh', 'bh2', 's', 'tx8', 'submitted', 2)`
+        yield* message("old-1", "l2ps_batched", 7)
+        yield* message("old-2", "l2ps_batched", 7)
+        yield* message("old-3", "l2ps_batched", 8)
+        yield* message("old-4", "l2ps_pending", null)
+
+        yield* Migrations.run
+        const statuses = yield* sql<{ message_hash: string; l2ps_status: string; l2ps_tx_hash: string | null }>`
+          SELECT ${sql.literal(COLUMNS)} FROM ${sql.literal(MESSAGES)} ORDER BY m.id`
+        expect(statuses.map((r) => [r.message_hash, r.l2ps_status, r.l2ps_tx_hash])).toEqual([
+          ["old-1", "l2ps_confirmed", "tx7"],
+          ["old-2", "l2ps_confirmed", "tx7"],
+          ["old-3", "l2ps_batched", "tx8"],
+          ["old-4", "l2ps_pending", null]
+        ])
+        const mempool = sql<{ l2ps_uid: string; message_hash: string }>`
+          SELECT p.l2ps_uid, m.message_hash FROM l2ps_mempool p JOIN l2ps_messages m ON m.id = p.message_id ORDER BY m.id`
+        expect(yield* mempool).toEqual([{ l2ps_uid: "net", message_hash: "old-4" }])
+
+        // Whatever inserts a message puts it in the mempool, in the same statement.
+        yield* sql`
+          INSERT INTO l2ps_messages (l2ps_uid, from_key, to_key, conversation, message_hash, encrypted, ts,
+            delivery_status, send_outcome)
+          SELECT 'other', 'a', 'b', 'a:b', 'new-' || g, '{}'::jsonb, g, 'queued', 'queued' FROM generate_series(1, 3) g`
+        expect((yield* mempool).map((r) => `${r.l2ps_uid}/${r.message_hash}`)).toEqual(["net/old-4", "other/new-1", "other/new-2", "other/new-3"])
+      }).pipe(Effect.provide(db.layer)) as Effect.Effect<void>))
+  })
+}
