@@ -136,30 +136,26 @@ export const make = Effect.gen(function*() {
         Effect.mapError(fail("confirm"))
       ),
     stats: Effect.gen(function*() {
+      // The oldest pending message is the one with the lowest id: no join over the whole mempool.
       const mempool = yield* sql<{ l2ps_uid: string; pending: number | string; oldest: number | string | null }>`
-        SELECT p.l2ps_uid, count(*) AS pending, min(m.ts) AS oldest
-        FROM l2ps_mempool p JOIN l2ps_messages m ON m.id = p.message_id
-        GROUP BY p.l2ps_uid`
+        SELECT p.l2ps_uid, count(*) AS pending, (SELECT m.ts FROM l2ps_messages m WHERE m.id = min(p.message_id)) AS oldest
+        FROM l2ps_mempool p GROUP BY p.l2ps_uid`
       const waiting = yield* sql<{ l2ps_uid: string; queued: number | string }>`
         SELECT l2ps_uid, count(*) AS queued FROM l2ps_messages
         WHERE delivery_status = 'queued' OR awaiting_ack
         GROUP BY l2ps_uid`
-      const messages = [...new Set([...mempool.map((m) => m.l2ps_uid), ...waiting.map((w) => w.l2ps_uid)])].map((uid) => {
-        const m = mempool.find((x) => x.l2ps_uid === uid)
-        return { l2ps_uid: uid, pending: m?.pending ?? 0, oldest: m?.oldest ?? null, queued: waiting.find((x) => x.l2ps_uid === uid)?.queued ?? 0 }
-      })
       const batches = yield* sql<{ l2ps_uid: string; n: number | string; oldest: number | string | null }>`
         SELECT l2ps_uid, count(*) AS n, min(created_at) AS oldest FROM l2ps_batches
         WHERE status <> 'confirmed' GROUP BY l2ps_uid`
-      const uids = new Set([...messages.map((m) => m.l2ps_uid), ...batches.map((b) => b.l2ps_uid)])
+      const uids = new Set([...mempool, ...waiting, ...batches].map((r) => r.l2ps_uid))
       return [...uids].sort().map((uid) => {
-        const m = messages.find((x) => x.l2ps_uid === uid)
+        const m = mempool.find((x) => x.l2ps_uid === uid)
         const b = batches.find((x) => x.l2ps_uid === uid)
         return {
           l2psUid: uid,
           pending: Number(m?.pending ?? 0),
           oldestPending: m?.oldest == null ? null : Number(m.oldest),
-          queued: Number(m?.queued ?? 0),
+          queued: Number(waiting.find((x) => x.l2ps_uid === uid)?.queued ?? 0),
           unconfirmedBatches: Number(b?.n ?? 0),
           oldestUnconfirmed: b?.oldest == null ? null : Number(b.oldest)
         }

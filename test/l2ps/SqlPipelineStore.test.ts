@@ -12,16 +12,15 @@ const A = "a".repeat(64)
 const B = "b".repeat(64)
 
 let n = 0
-const msg = (l2psUid: string): NewMessage => ({
+const msg = (l2psUid: string, queued = false): NewMessage => ({
   l2psUid,
   from: A,
   to: B,
   messageHash: `m-${++n}`,
   encryptedJson: JSON.stringify({ ciphertext: `c${n}`, nonce: "bm9uY2U=" }),
   timestamp: 1_000 + n,
-  deliveryStatus: "delivered",
   awaitingAck: false,
-  outcome: "sent"
+  ...(queued ? { deliveryStatus: "queued", outcome: "queued" } : { deliveryStatus: "delivered", outcome: "sent" })
 })
 
 const batch = (l2psUid: string, seq: number, size: number): NewBatch => ({
@@ -46,8 +45,8 @@ for (const db of await databases()) {
       ) as Effect.Effect<A, E>
     )
 
-  const stored = (l2psUid: string, count: number) =>
-    Effect.flatMap(Storage, (s) => s.commit(Array.from({ length: count }, () => ({ message: msg(l2psUid), pairLimit: 100 }))))
+  const stored = (l2psUid: string, count: number, queued = false) =>
+    Effect.flatMap(Storage, (s) => s.commit(Array.from({ length: count }, () => ({ message: msg(l2psUid, queued), pairLimit: 100 }))))
       .pipe(Effect.map((rs) => rs.map((r) => (r._tag === "Stored" ? r.id : "?"))))
 
   describe(`SqlPipelineStore on ${db.name}`, () => {
@@ -94,6 +93,24 @@ for (const db of await databases()) {
         const ids2 = yield* stored("n1", 1)
         expect(yield* Effect.flip(store.saveBatch(batch("n1", 2, 1), ids2))).toMatchObject({ operation: "saveBatch" })
         expect(yield* store.countPending("n1", undefined, 10)).toBe(1)
+      })))
+
+    test("stats: per network, the mempool's depth and oldest message, the recipients' queue, open batches", () =>
+      run(Effect.gen(function*() {
+        const store = yield* PipelineStore
+        const sql = yield* SqlClient.SqlClient
+        const ids = yield* stored("n1", 3)
+        yield* stored("n2", 2, true)
+        const ts = (id: string) => Effect.map(sql<{ ts: string | number }>`SELECT ts FROM l2ps_messages WHERE id = ${Number(id)}`, (r) => Number(r[0]!.ts))
+        const saved = yield* store.saveBatch(batch("n1", 1, 1), ids.slice(0, 1))
+        expect(yield* store.stats).toEqual([
+          { l2psUid: "n1", pending: 2, oldestPending: yield* ts(ids[1]!), queued: 0, unconfirmedBatches: 1, oldestUnconfirmed: 5 },
+          { l2psUid: "n2", pending: 2, oldestPending: expect.any(Number), queued: 2, unconfirmedBatches: 0, oldestUnconfirmed: null }
+        ])
+        yield* store.confirm(saved.id)
+        yield* store.saveBatch(batch("n1", 2, 2), ids.slice(1))
+        const [n1] = yield* store.stats
+        expect(n1).toEqual({ l2psUid: "n1", pending: 0, oldestPending: null, queued: 0, unconfirmedBatches: 1, oldestUnconfirmed: 5 })
       })))
   })
 }
