@@ -64,13 +64,14 @@ const program = Effect.gen(function*() {
       const entries = yield* store.takePending(uid, undefined, BATCH)
       if (entries.length === 0) break
       const c = performance.now()
-      const header = { l2psUid: uid, seq: ++seq, root: root(entries.map(leafHash)), size: entries.length, prevBatchHash: prev, createdAt: 0 }
+      const leaves = entries.map(leafHash)
+      const header = { l2psUid: uid, seq: ++seq, root: root(leaves), size: entries.length, prevBatchHash: prev, createdAt: 0 }
       const batchHash = Buffer.from(crypto.sha256(new TextEncoder().encode(canonicalJson(header)))).toString("hex")
       const signature = Buffer.from(key.sign(Buffer.from(batchHash, "hex"))).toString("hex")
       const { createdAt: _, ...anchored } = header
       const tx = anchorOf(crypto, { ...anchored, batchHash, signature, signer: key.publicKeyHex })
       cpu += performance.now() - c
-      yield* store.saveBatch({ ...header, batchHash, signature, l2psTxHash: tx.hash }, entries.map((e) => e.id))
+      yield* store.saveBatch({ ...header, batchHash, signature, l2psTxHash: tx.hash }, entries.map((e) => e.id), leaves)
       prev = batchHash
     }
     proveUs.push(((performance.now() - t) * 1000) / N)

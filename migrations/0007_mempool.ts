@@ -7,6 +7,11 @@ import * as Effect from "effect/Effect"
  * ~900 bytes with an entry in each of its indexes, 20 µs of Postgres per message, and the largest part of
  * the pipeline's cost; now it deletes the message's mempool entry and adds a member row (~5 µs).
  *
+ * A member row keeps the message's Merkle leaf hash, computed by the prover for the root anyway, so that
+ * a `proof_request` reads 32-byte hashes instead of every payload of the batch and hashing them again
+ * (a client may ask a hundred proofs a second). Members moved here from older batches have none; their
+ * proofs are computed from the payloads as before.
+ *
  * A message enters the mempool with its insert, by a statement trigger, whichever code inserts it (the
  * relay's group commit, the legacy server, an operator's import). Its L2PS status follows: pending until
  * it is a member of a batch, then its batch's.
@@ -27,7 +32,8 @@ export default Effect.gen(function*() {
   yield* sql`
     CREATE TABLE l2ps_batch_messages (
       message_id bigint PRIMARY KEY,
-      batch_id bigint NOT NULL
+      batch_id bigint NOT NULL,
+      leaf text
     )`
   yield* sql`CREATE INDEX l2ps_batch_messages_batch ON l2ps_batch_messages (batch_id, message_id)`
   yield* sql`

@@ -54,8 +54,12 @@ export interface PipelineStoreShape {
     max: number
   ) => Effect.Effect<ReadonlyArray<MempoolEntry>, StorageError>
   readonly lastBatch: (l2psUid: string) => Effect.Effect<Batch | undefined, StorageError>
-  /** Stores the batch and moves its messages to `l2ps_batched`, atomically. */
-  readonly saveBatch: (batch: NewBatch, messageIds: ReadonlyArray<string>) => Effect.Effect<Batch, StorageError>
+  /** Stores the batch and moves its messages into it with their leaf hashes (in the same order), atomically. */
+  readonly saveBatch: (
+    batch: NewBatch,
+    messageIds: ReadonlyArray<string>,
+    leaves: ReadonlyArray<string>
+  ) => Effect.Effect<Batch, StorageError>
   readonly batches: (l2psUid: string, status: BatchStatus) => Effect.Effect<ReadonlyArray<Batch>, StorageError>
   readonly markSubmitted: (batchId: string) => Effect.Effect<void, StorageError>
   readonly markIncluded: (batchId: string, blockNumber: number, blockHash: string) => Effect.Effect<void, StorageError>
@@ -63,9 +67,14 @@ export interface PipelineStoreShape {
   readonly confirm: (batchId: string) => Effect.Effect<void, StorageError>
   /** Depths and ages for monitoring, per network that has any. */
   readonly stats: Effect.Effect<ReadonlyArray<NetworkStats>, StorageError>
-  /** A message with its batch and the batch's messages in leaf order, once batched. */
+  /** A message with its batch, the batch's leaf hashes in order and the message's position among them. */
   readonly inclusionOf: (messageHash: string) => Effect.Effect<
-    | { readonly message: StoredMessage; readonly batch: Batch | undefined; readonly leaves: ReadonlyArray<MempoolEntry> }
+    | {
+      readonly message: StoredMessage
+      readonly batch: Batch | undefined
+      readonly leaves: ReadonlyArray<string>
+      readonly index: number
+    }
     | undefined,
     StorageError
   >

@@ -56,11 +56,12 @@ export const run = (
       // batcher too, or it waits for this draft forever while the restarted prover waits for the next one.
       const batch = yield* Effect.gen(function*() {
         const last = known === undefined ? yield* store.lastBatch(uid) : known.last
+        const leaves = entries.map(leafHash)
         const createdAt = yield* Clock.currentTimeMillis
         const header = {
           l2psUid: uid,
           seq: (last?.seq ?? 0) + 1,
-          root: root(entries.map(leafHash)),
+          root: root(leaves),
           size: entries.length,
           prevBatchHash: last?.batchHash ?? GENESIS_BATCH_HASH,
           createdAt
@@ -69,7 +70,7 @@ export const run = (
         const signature = Buffer.from(key.sign(Buffer.from(batchHash, "hex"))).toString("hex")
         const { createdAt: _, ...anchored } = header
         const tx = anchorOf(crypto, { ...anchored, batchHash, signature, signer: key.publicKeyHex })
-        return yield* store.saveBatch({ ...header, batchHash, signature, l2psTxHash: tx.hash }, entries.map((e) => e.id))
+        return yield* store.saveBatch({ ...header, batchHash, signature, l2psTxHash: tx.hash }, entries.map((e) => e.id), leaves)
       }).pipe(Effect.tapErrorCause((cause) => Deferred.failCause(saved, cause)))
       known = { last: batch }
       yield* Deferred.succeed(saved, undefined)

@@ -3,6 +3,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { COLUMNS, MESSAGES, type MessageRow, toMessage } from "../storage/MessageRow.ts"
 import { StorageError } from "../storage/Storage.ts"
+import { leafHash } from "./Merkle.ts"
 import { type Batch, type BatchStatus, type MempoolEntry, PipelineStore, type PipelineStoreShape } from "./PipelineStore.ts"
 
 interface BatchRow {
@@ -82,7 +83,7 @@ export const make = Effect.gen(function*() {
         Effect.map((rows) => (rows[0] === undefined ? undefined : toBatch(rows[0]))),
         Effect.mapError(fail("lastBatch"))
       ),
-    saveBatch: (b, messageIds) =>
+    saveBatch: (b, messageIds, leaves) =>
       Effect.gen(function*() {
         const [row] = yield* sql<BatchRow>`
           INSERT INTO l2ps_batches ${
@@ -105,8 +106,10 @@ export const make = Effect.gen(function*() {
             DELETE FROM l2ps_mempool
             WHERE l2ps_uid = ${b.l2psUid} AND message_id = ANY(${messageIds.map(Number)}::int8[])
             RETURNING message_id)
-          INSERT INTO l2ps_batch_messages (message_id, batch_id)
-          SELECT message_id, ${Number(row!.id)} FROM taken
+          INSERT INTO l2ps_batch_messages (message_id, batch_id, leaf)
+          SELECT taken.message_id, ${Number(row!.id)}, member.leaf
+          FROM taken JOIN unnest(${messageIds.map(Number)}::int8[], ${leaves}::text[]) AS member(id, leaf)
+            ON member.id = taken.message_id
           RETURNING message_id`
         // Anything else means another writer batched them: refuse rather than anchor twice.
         if (claimed.length !== messageIds.length) {
@@ -166,13 +169,21 @@ export const make = Effect.gen(function*() {
         const [m] = yield* sql<MessageRow & { batch_id: string | number | null }>`
           SELECT ${sql.literal(COLUMNS)}, bm.batch_id FROM ${sql.literal(MESSAGES)} WHERE m.message_hash = ${messageHash}`
         if (m === undefined) return undefined
-        if (m.batch_id === null) return { message: toMessage(m), batch: undefined, leaves: [] }
-        const [b] = yield* sql<BatchRow>`SELECT * FROM l2ps_batches WHERE id = ${Number(m.batch_id)}`
-        const leaves = yield* sql<EntryRow>`
+        const message = toMessage(m)
+        if (m.batch_id === null) return { message, batch: undefined, leaves: [], index: -1 }
+        const batchId = Number(m.batch_id)
+        const [b] = yield* sql<BatchRow>`SELECT * FROM l2ps_batches WHERE id = ${batchId}`
+        const members = yield* sql<{ message_id: string | number; leaf: string | null }>`
+          SELECT message_id, leaf FROM l2ps_batch_messages WHERE batch_id = ${batchId} ORDER BY message_id`
+        const index = members.findIndex((r) => String(r.message_id) === message.id)
+        const batch = b === undefined ? undefined : toBatch(b)
+        if (members.every((r) => r.leaf !== null)) return { message, batch, leaves: members.map((r) => r.leaf!), index }
+        // A batch stored before leaves were kept (migration 0007): from its payloads.
+        const entries = yield* sql<EntryRow>`
           SELECT m.id, m.l2ps_uid, m.message_hash, m.encrypted, m.ts
           FROM l2ps_batch_messages bm JOIN l2ps_messages m ON m.id = bm.message_id
-          WHERE bm.batch_id = ${Number(m.batch_id)} ORDER BY m.id`
-        return { message: toMessage(m), batch: b === undefined ? undefined : toBatch(b), leaves: leaves.map(toEntry) }
+          WHERE bm.batch_id = ${batchId} ORDER BY m.id`
+        return { message, batch, leaves: entries.map(toEntry).map(leafHash), index }
       }).pipe(Effect.mapError(fail("inclusionOf")))
   }
   return store

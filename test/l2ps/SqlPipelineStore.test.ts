@@ -23,6 +23,9 @@ const msg = (l2psUid: string, queued = false): NewMessage => ({
   ...(queued ? { deliveryStatus: "queued", outcome: "queued" } : { deliveryStatus: "delivered", outcome: "sent" })
 })
 
+/** Stand-in leaf hashes: the store keeps what the prover gives it. */
+const leavesOf = (ids: ReadonlyArray<string>) => ids.map((id) => id.padStart(64, "0"))
+
 const batch = (l2psUid: string, seq: number, size: number): NewBatch => ({
   l2psUid,
   seq,
@@ -70,28 +73,29 @@ for (const db of await databases()) {
         const store = yield* PipelineStore
         const sql = yield* SqlClient.SqlClient
         const ids = yield* stored("n1", 4)
-        const first = yield* store.saveBatch(batch("n1", 1, 2), ids.slice(0, 2))
+        const first = yield* store.saveBatch(batch("n1", 1, 2), ids.slice(0, 2), leavesOf(ids.slice(0, 2)))
         expect(first).toMatchObject({ l2psUid: "n1", seq: 1, size: 2, status: "batched", blockNumber: null })
         expect((yield* store.lastBatch("n1"))?.id).toBe(first.id)
         expect((yield* store.takePending("n1", undefined, 10)).map((e) => e.id)).toEqual(ids.slice(2))
 
         // ids[1] is in batch 1 already: nothing of batch 2 may be stored, ids[2] stays pending.
-        const refused = yield* Effect.flip(store.saveBatch(batch("n1", 2, 2), [ids[1]!, ids[2]!]))
+        const refused = yield* Effect.flip(store.saveBatch(batch("n1", 2, 2), [ids[1]!, ids[2]!], leavesOf([ids[1]!, ids[2]!])))
         expect(refused).toMatchObject({ _tag: "StorageError", operation: "saveBatch" })
         expect(String((refused.cause as Error).message ?? refused.cause)).toContain("already batched")
         expect((yield* store.takePending("n1", undefined, 10)).map((e) => e.id)).toEqual(ids.slice(2))
         const rows = yield* sql<{ seq: number }>`SELECT seq FROM l2ps_batches ORDER BY seq`
         expect(rows.map((r) => Number(r.seq))).toEqual([1])
 
-        const second = yield* store.saveBatch(batch("n1", 2, 2), ids.slice(2))
+        const second = yield* store.saveBatch(batch("n1", 2, 2), ids.slice(2), leavesOf(ids.slice(2)))
         expect(yield* store.countPending("n1", undefined, 10)).toBe(0)
         const [last] = yield* sql<{ message_hash: string }>`SELECT message_hash FROM l2ps_messages WHERE id = ${Number(ids[3])}`
         const inclusion = yield* store.inclusionOf(last!.message_hash)
         expect(inclusion?.batch?.id).toBe(second.id)
-        expect(inclusion?.leaves.map((e) => e.id)).toEqual(ids.slice(2))
+        expect(inclusion?.leaves).toEqual(leavesOf(ids.slice(2)))
+        expect(inclusion?.index).toBe(1)
         // The same sequence number again (another writer's batch): refused by the network's sequence.
         const ids2 = yield* stored("n1", 1)
-        expect(yield* Effect.flip(store.saveBatch(batch("n1", 2, 1), ids2))).toMatchObject({ operation: "saveBatch" })
+        expect(yield* Effect.flip(store.saveBatch(batch("n1", 2, 1), ids2, leavesOf(ids2)))).toMatchObject({ operation: "saveBatch" })
         expect(yield* store.countPending("n1", undefined, 10)).toBe(1)
       })))
 
@@ -102,13 +106,13 @@ for (const db of await databases()) {
         const ids = yield* stored("n1", 3)
         yield* stored("n2", 2, true)
         const ts = (id: string) => Effect.map(sql<{ ts: string | number }>`SELECT ts FROM l2ps_messages WHERE id = ${Number(id)}`, (r) => Number(r[0]!.ts))
-        const saved = yield* store.saveBatch(batch("n1", 1, 1), ids.slice(0, 1))
+        const saved = yield* store.saveBatch(batch("n1", 1, 1), ids.slice(0, 1), leavesOf(ids.slice(0, 1)))
         expect(yield* store.stats).toEqual([
           { l2psUid: "n1", pending: 2, oldestPending: yield* ts(ids[1]!), queued: 0, unconfirmedBatches: 1, oldestUnconfirmed: 5 },
           { l2psUid: "n2", pending: 2, oldestPending: expect.any(Number), queued: 2, unconfirmedBatches: 0, oldestUnconfirmed: null }
         ])
         yield* store.confirm(saved.id)
-        yield* store.saveBatch(batch("n1", 2, 2), ids.slice(1))
+        yield* store.saveBatch(batch("n1", 2, 2), ids.slice(1), leavesOf(ids.slice(1)))
         const [n1] = yield* store.stats
         expect(n1).toEqual({ l2psUid: "n1", pending: 0, oldestPending: null, queued: 0, unconfirmedBatches: 1, oldestUnconfirmed: 5 })
       })))

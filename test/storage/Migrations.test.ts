@@ -8,6 +8,8 @@ import m0003 from "../../migrations/0003_pipeline.ts"
 import m0004 from "../../migrations/0004_offline_expiry.ts"
 import m0005 from "../../migrations/0005_batch_status.ts"
 import m0006 from "../../migrations/0006_conversation_key.ts"
+import { leafHash } from "../../src/l2ps/Merkle.ts"
+import * as SqlPipelineStore from "../../src/l2ps/SqlPipelineStore.ts"
 import { COLUMNS, MESSAGES } from "../../src/storage/MessageRow.ts"
 import * as Migrations from "../../src/storage/Migrations.ts"
 import { databases } from "../support/TestDatabase.ts"
@@ -52,6 +54,12 @@ for (const db of await databases()) {
           ["old-3", "l2ps_batched", "tx8"],
           ["old-4", "l2ps_pending", null]
         ])
+        // Batches from before keep no leaf hashes: a proof computes them from the payloads.
+        const store = yield* SqlPipelineStore.make
+        const leafOf = (messageHash: string, timestamp: number) =>
+          leafHash({ l2psUid: "net", messageHash, encrypted: { ciphertext: "Yw==" }, timestamp })
+        expect(yield* store.inclusionOf("old-2")).toMatchObject({ leaves: [leafOf("old-1", 1), leafOf("old-2", 1)], index: 1 })
+        expect(yield* store.inclusionOf("old-3")).toMatchObject({ leaves: [leafOf("old-3", 1)], index: 0 })
         const mempool = sql<{ l2ps_uid: string; message_hash: string }>`
           SELECT p.l2ps_uid, m.message_hash FROM l2ps_mempool p JOIN l2ps_messages m ON m.id = p.message_id ORDER BY m.id`
         expect(yield* mempool).toEqual([{ l2ps_uid: "net", message_hash: "old-4" }])

@@ -26,7 +26,6 @@ export const proofRequest = (store: PipelineStoreShape) => (session: SessionStat
     if (b === undefined) {
       return yield* session.reply("proof_response", { messageHash, leaf, batch: null, path: [], l2psStatus: m.l2psStatus }, frame.requestId)
     }
-    const leaves = found.leaves.map(leafHash)
     yield* session.reply("proof_response", {
       messageHash,
       leaf,
@@ -43,6 +42,6 @@ export const proofRequest = (store: PipelineStoreShape) => (session: SessionStat
         status: b.status,
         ...(b.blockNumber === null ? {} : { blockNumber: b.blockNumber, blockHash: b.blockHash })
       },
-      path: path(leaves, found.leaves.findIndex((e) => e.messageHash === messageHash))
+      path: path(found.leaves, found.index)
     }, frame.requestId)
   })
