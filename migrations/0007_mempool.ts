@@ -8,7 +8,7 @@ import * as Effect from "effect/Effect"
  * the pipeline's cost; now it deletes the message's mempool entry and adds a member row (~5 µs).
  *
  * A member row keeps the message's Merkle leaf hash, computed by the prover for the root anyway, so that
- * a `proof_request` reads 32-byte hashes instead of every payload of the batch and hashing them again
+ * a `proof_request` reads the batch's hashes instead of every payload of the batch, hashed again
  * (a client may ask a hundred proofs a second). Members moved here from older batches have none; their
  * proofs are computed from the payloads as before.
  *

@@ -21,8 +21,9 @@ export const proofRequest = (store: PipelineStoreShape) => (session: SessionStat
     if (found === undefined || m === undefined || m.l2psUid !== reg.l2psUid || (m.from !== reg.key && m.to !== reg.key)) {
       return yield* refuse("PEER_NOT_FOUND", "Message not found")
     }
-    const leaf = leafHash({ ...m, encrypted: JSON.parse(m.encryptedJson) })
     const b = found.batch
+    // A batched message's leaf is stored with the batch; an unbatched one's is computed here.
+    const leaf = found.leaves[found.index] ?? leafHash({ ...m, encrypted: JSON.parse(m.encryptedJson) })
     if (b === undefined) {
       return yield* session.reply("proof_response", { messageHash, leaf, batch: null, path: [], l2psStatus: m.l2psStatus }, frame.requestId)
     }
