@@ -2,6 +2,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import { identity } from "effect/Function"
 import * as Layer from "effect/Layer"
+import { isStorableText, jsonbRefusal } from "../domain/JsonbRefusal.ts"
 import { conversationOf } from "../domain/Keys.ts"
 import { BATCH_JOIN, COLUMNS, MESSAGES, type MessageRow, toMessage } from "./MessageRow.ts"
 import {
@@ -21,6 +22,20 @@ import {
  * holds this control character unescaped, so it cannot occur inside a payload.
  */
 const RS = "\u001e"
+
+/**
+ * Why the insert would fail on this message's data, checked before the batch is sent: one refused row
+ * fails the whole statement, and with it every other sender's message. The relay refuses these at
+ * validation already; this keeps storage safe whoever calls it.
+ */
+const refusalOf = (m: NewMessage): string | undefined => {
+  const payload = jsonbRefusal(m.encryptedJson)
+  if (payload !== undefined) return `Encrypted payload cannot be stored: it holds ${payload}`
+  if (!isStorableText(m.messageHash)) {
+    return "messageHash must not contain NUL or unpaired surrogates"
+  }
+  return undefined
+}
 
 const pairOf = (r: CommitRequest): string => `${r.message.l2psUid}\u0000${r.message.from}\u0000${r.message.to}`
 
@@ -64,14 +79,19 @@ export const make = Effect.gen(function*() {
     // trip), its conflicts being the duplicates.
     const checked = batch.some((r) => isPending(r.message))
     return Effect.gen(function*() {
-      const results: Array<CommitResult | undefined> = batch.map(() => undefined)
+      const results: Array<CommitResult | undefined> = batch.map((r) => {
+        const reason = refusalOf(r.message)
+        return reason === undefined ? undefined : { _tag: "Refused", reason }
+      })
+      const storable = batch.filter((_, i) => results[i] === undefined)
       const known = checked
-        ? yield* existing([...new Set(batch.map((r) => r.message.messageHash))])
+        ? yield* existing([...new Set(storable.map((r) => r.message.messageHash))])
         : new Map<string, { from: string; outcome: SendOutcome }>()
-      const counts = yield* pendingCounts(batch.filter((r) => !known.has(r.message.messageHash)))
+      const counts = yield* pendingCounts(storable.filter((r) => !known.has(r.message.messageHash)))
       const firstOf = new Map<string, number>()
       const toInsert: Array<number> = []
       batch.forEach((r, i) => {
+        if (results[i] !== undefined) return
         const hash = r.message.messageHash
         const prior = known.get(hash)
         if (prior !== undefined) {
