@@ -92,7 +92,7 @@ const numberRefusal = (text: string): string | undefined => {
   return undefined
 }
 
-const UNSTORABLE_TEXT = /\u0000|\p{Cs}/u
-
 /** Whether Postgres `text` stores `s` as it is: it holds no NUL, and the driver would replace half a surrogate pair. */
-export const isStorableText = (s: string): boolean => !UNSTORABLE_TEXT.test(s)
+export const isStorableText = (s: string): boolean =>
+  // ES2024, in Bun; the faster of the native checks (an 8-bit string is well formed at once).
+  (s as unknown as { isWellFormed(): boolean }).isWellFormed() && !s.includes("\u0000")

@@ -4,6 +4,7 @@ import { identity } from "effect/Function"
 import * as Layer from "effect/Layer"
 import { isStorableText, jsonbRefusal } from "../domain/JsonbRefusal.ts"
 import { conversationOf } from "../domain/Keys.ts"
+import { isDataError } from "./isDataError.ts"
 import { BATCH_JOIN, COLUMNS, MESSAGES, type MessageRow, toMessage } from "./MessageRow.ts"
 import {
   type CommitRequest,
@@ -23,11 +24,7 @@ import {
  */
 const RS = "\u001e"
 
-/**
- * Why the insert would fail on this message's data, checked before the batch is sent: one refused row
- * fails the whole statement, and with it every other sender's message. The relay refuses these at
- * validation already; this keeps storage safe whoever calls it.
- */
+/** Why the insert is known to fail on this message's data. */
 const refusalOf = (m: NewMessage): string | undefined => {
   const payload = jsonbRefusal(m.encryptedJson)
   if (payload !== undefined) return `Encrypted payload cannot be stored: it holds ${payload}`
@@ -73,25 +70,39 @@ export const make = Effect.gen(function*() {
     )
   }
 
-  const commit: StorageShape["commit"] = (batch) => {
+  /**
+   * One refused row fails the whole statement, and with it every other sender's message. The relay
+   * refuses what the database would at validation; should a batch still fail for its data, the messages
+   * it is known to refuse are answered `Refused` and the others committed again, once. Checked only then,
+   * so that a commit that succeeds costs nothing more.
+   */
+  const commit: StorageShape["commit"] = (batch) =>
+    commitOnce(batch).pipe(Effect.catchIf(isDataError, (error) => {
+      const reasons = batch.map((r) => refusalOf(r.message))
+      if (reasons.every((r) => r === undefined)) return Effect.fail(error)
+      return Effect.map(commitOnce(batch.filter((_, i) => reasons[i] === undefined)), (results) => {
+        let next = 0
+        return batch.map((_, i): CommitResult => {
+          const reason = reasons[i]
+          return reason === undefined ? results[next++]! : { _tag: "Refused", reason }
+        })
+      })
+    }))
+
+  const commitOnce: StorageShape["commit"] = (batch) => {
     // Pending messages count against their pair's limit, so duplicates must be known before counting, in
     // one transaction. A batch of live messages needs neither: one INSERT (atomic on its own, one round
     // trip), its conflicts being the duplicates.
     const checked = batch.some((r) => isPending(r.message))
     return Effect.gen(function*() {
-      const results: Array<CommitResult | undefined> = batch.map((r) => {
-        const reason = refusalOf(r.message)
-        return reason === undefined ? undefined : { _tag: "Refused", reason }
-      })
-      const storable = batch.filter((_, i) => results[i] === undefined)
+      const results: Array<CommitResult | undefined> = batch.map(() => undefined)
       const known = checked
-        ? yield* existing([...new Set(storable.map((r) => r.message.messageHash))])
+        ? yield* existing([...new Set(batch.map((r) => r.message.messageHash))])
         : new Map<string, { from: string; outcome: SendOutcome }>()
-      const counts = yield* pendingCounts(storable.filter((r) => !known.has(r.message.messageHash)))
+      const counts = yield* pendingCounts(batch.filter((r) => !known.has(r.message.messageHash)))
       const firstOf = new Map<string, number>()
       const toInsert: Array<number> = []
       batch.forEach((r, i) => {
-        if (results[i] !== undefined) return
         const hash = r.message.messageHash
         const prior = known.get(hash)
         if (prior !== undefined) {
