@@ -48,6 +48,8 @@ export type CommitResult =
   | { readonly _tag: "Stored"; readonly id: string }
   | { readonly _tag: "Duplicate"; readonly from: string; readonly outcome: SendOutcome }
   | { readonly _tag: "PairLimit" }
+  /** Not stored: the database refuses this message's data (`reason` is for the sender). */
+  | { readonly _tag: "Refused"; readonly reason: string }
 
 export class StorageError extends Data.TaggedError("StorageError")<{
   readonly operation: string

@@ -1,4 +1,5 @@
 import * as Effect from "effect/Effect"
+import { jsonbRefusal } from "../../domain/JsonbRefusal.ts"
 import { LEGACY_UID } from "../../l2ps/Networks.ts"
 import type { CryptoShape } from "../../crypto/Crypto.ts"
 import type { LegacyDeps } from "../LegacyDeps.ts"
@@ -32,6 +33,10 @@ export const message = (deps: LegacyDeps) => (session: LegacySessionState, frame
     const reg = session.registration
     if (reg === undefined) return yield* refuse("REGISTRATION_REQUIRED", "You must register before sending messages")
     const p = yield* decode(frame.payload)
+    // Stored as jsonb, which refuses some of what JSON.parse takes (`\u0000`, half a surrogate pair):
+    // refused here with a clear error rather than as a failed store.
+    const refused = jsonbRefusal(JSON.stringify(p.message))
+    if (refused !== undefined) return yield* refuse("INVALID_MESSAGE", `Message cannot be stored: it holds ${refused}`)
     const target = yield* deps.peers.get(p.targetId)
     if (target === undefined && (yield* deps.storage.client(p.targetId)) === undefined) {
       return yield* refuse("PEER_NOT_FOUND", `Target peer ${p.targetId} not found`)
