@@ -98,3 +98,21 @@ describe("registration deadline", () => {
       expect(yield* closedWith(l3.socket)).toEqual(busy)
     })), 60_000)
 })
+
+describe("per-address limits by network", () => {
+  test("an IPv6 /64 is one address for MAX_CONNECTIONS_PER_ADDRESS and the registration bucket; an IPv4-mapped address is its IPv4", () =>
+    scenario({ maxConnectionsPerAddress: 2, registrationBurstPerAddress: 1, registrationRatePerAddress: 1 }, Effect.gen(function*() {
+      const a = yield* peer(undefined, "2001:db8:1:2::1")
+      const b = yield* peer(undefined, "2001:db8:1:2:ffff::2")
+      expect(yield* closedWith((yield* peer(undefined, "2001:db8:1:2::3")).socket)).toEqual({ code: 1008, reason: "Too many connections from this address" })
+      // The next /64 is another address.
+      const c = yield* peer(undefined, "2001:db8:1:3::1")
+      expect((yield* a.register()).type).toBe("registered")
+      expect((yield* b.register()).payload).toEqual({ code: "RATE_LIMITED", message: "Too many registrations from this address" })
+      expect((yield* c.register()).type).toBe("registered")
+      yield* peer(undefined, "198.51.100.7")
+      yield* peer(undefined, "::ffff:198.51.100.7")
+      expect(yield* closedWith((yield* peer(undefined, "::ffff:c633:6407")).socket)).toEqual({ code: 1008, reason: "Too many connections from this address" })
+    })), 60_000)
+})
+
