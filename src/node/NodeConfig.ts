@@ -284,7 +284,7 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
         const { bad, proxies } = parseTrustedProxies(text)
         return bad === undefined
           ? Either.right(proxies)
-          : Either.left(ConfigError.InvalidData([], `TRUSTED_PROXIES: ${JSON.stringify(bad.slice(0, 64))} is no address or CIDR (e.g. 10.0.0.0/8, ::1)`))
+          : Either.left(ConfigError.InvalidData(["TRUSTED_PROXIES"], `${JSON.stringify(bad.slice(0, 64))} is no address or CIDR (e.g. 10.0.0.0/8, ::1)`))
       })
     )
   })
