@@ -99,6 +99,20 @@ describe("registration deadline", () => {
     })), 60_000)
 })
 
+describe("refused sockets hold nothing", () => {
+  test("sockets refused by the per-address cap take no place among the unregistered", () =>
+    scenario({ registrationTimeoutMillis: TIMEOUT, maxConnections: 4, reservedConnectionsPercent: 50, maxConnectionsPerAddress: 1 }, Effect.gen(function*() {
+      const a = yield* peer(undefined, "10.0.0.1")
+      for (let i = 0; i < 3; i++) {
+        expect(yield* closedWith((yield* peer(undefined, "10.0.0.1")).socket)).toEqual({ code: 1008, reason: "Too many connections from this address" })
+      }
+      const b = yield* peer(undefined, "10.0.0.2")
+      expect(yield* isOpen(a.socket)).toBe(true)
+      expect(yield* isOpen(b.socket)).toBe(true)
+      expect(yield* closedWith((yield* peer(undefined, "10.0.0.3")).socket)).toEqual(busy)
+    })), 60_000)
+})
+
 describe("per-address limits by network", () => {
   test("an IPv6 /64 is one address for MAX_CONNECTIONS_PER_ADDRESS and the registration bucket; an IPv4-mapped address is its IPv4", () =>
     scenario({ maxConnectionsPerAddress: 2, registrationBurstPerAddress: 1, registrationRatePerAddress: 1 }, Effect.gen(function*() {
