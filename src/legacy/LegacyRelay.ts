@@ -3,6 +3,7 @@ import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as AddressLimits from "../relay/AddressLimits.ts"
+import * as RegistrationDeadline from "../relay/RegistrationDeadline.ts"
 import type { ConnectionHandler } from "../transport/Transport.ts"
 import { discover, requestPublicKey } from "./handlers/Lookup.ts"
 import { message } from "./handlers/Message.ts"
@@ -30,8 +31,11 @@ export const layer = Layer.scoped(
       debug_question: debugQuestion,
       peer_response: peerResponse
     }
+    const deadline = yield* RegistrationDeadline.make(deps.cfg)
     return {
-      open: (conn) => AddressLimits.guard(deps.addressLimits, conn, () => LegacySession.open(deps, handlers, runtime, fork, conn))
+      open: (conn) =>
+        deadline.guard(conn, (registered) =>
+          AddressLimits.guard(deps.addressLimits, conn, () => LegacySession.open(deps, handlers, runtime, fork, conn, registered)))
     }
   })
 )

@@ -57,7 +57,8 @@ export const open = (
   handlers: Readonly<Record<string, LegacyHandler>>,
   runtime: Runtime.Runtime<never>,
   fork: (actor: Effect.Effect<void>) => unknown,
-  conn: Connection
+  conn: Connection,
+  registered: () => void = () => {}
 ): ConnectionEvents => {
   const { cfg } = deps
   const run = Runtime.runSync(runtime)
@@ -143,6 +144,7 @@ export const open = (
       registration = registration?.clientId === clientId
         ? { ...registration, publicKey }
         : { clientId, publicKey, peer: peerOf(clientId, publicKey) },
+    registered,
     unregister: () => {
       registration = undefined
     },

@@ -17,6 +17,8 @@ export interface LegacySessionState {
   /** Registers the session as `clientId` (not yet visible to others: see `LegacyPeers.claim`). */
   readonly register: (clientId: string, publicKey: ReadonlyArray<number>) => LegacyRegistration
   readonly unregister: () => void
+  /** Tells the server the socket has registered (it is no longer held to the registration deadline). */
+  readonly registered: () => void
   /** Remembers a question sent in a reply, so that its `peer_response` is accepted. */
   readonly expect: (questionId: string) => void
   /** Completes the question's waiter; false when it is unknown or expired. */

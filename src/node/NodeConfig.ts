@@ -11,6 +11,8 @@ import * as ParseResult from "effect/ParseResult"
 import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { readFileSync } from "node:fs"
+import { parseTrustedProxies } from "../transport/ClientAddress.ts"
+import type { Cidr } from "../transport/IpAddress.ts"
 
 /** Limits that may differ per L2PS network. */
 export interface NetworkLimits {
@@ -80,6 +82,12 @@ export interface NodeConfigShape {
   /** Admin HTTP port for /health and /metrics; 0 disables it. */
   readonly adminPort: number
   readonly logLevel: LogLevel.LogLevel
+  /** A socket that has not registered this long after it opened is closed (4008), on both servers. */
+  readonly registrationTimeoutMillis: number
+  /** Percent of `maxConnections` that sockets not yet registered cannot take (kept for registered ones). */
+  readonly reservedConnectionsPercent: number
+  /** Peers whose `X-Forwarded-For` is believed; empty: the header is ignored. */
+  readonly trustedProxies: ReadonlyArray<Cidr>
 }
 
 /** The node's configuration port. */
@@ -132,7 +140,10 @@ export const defaults: NodeConfigShape = {
   registrationRatePerAddress: 2,
   offlineTtlMillis: 30 * 86_400_000,
   adminPort: 9464,
-  logLevel: LogLevel.Info
+  logLevel: LogLevel.Info,
+  registrationTimeoutMillis: 30_000,
+  reservedConnectionsPercent: 25,
+  trustedProxies: []
 }
 
 /** Tests and embedding hosts: defaults with overrides, `networks` given as uids or full limits. */
@@ -261,7 +272,21 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
       Config.withDefault(defaults.adminPort),
       Config.validate({ message: "ADMIN_PORT must be 0 (off) or a port number", validation: (n) => n >= 0 && n <= 65535 })
     ),
-    logLevel: Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(defaults.logLevel))
+    logLevel: Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(defaults.logLevel)),
+    registrationTimeoutSeconds: positive("REGISTRATION_TIMEOUT_SECONDS", defaults.registrationTimeoutMillis / 1000),
+    reservedConnectionsPercent: Config.integer("RESERVED_CONNECTIONS_PERCENT").pipe(
+      Config.withDefault(defaults.reservedConnectionsPercent),
+      Config.validate({ message: "RESERVED_CONNECTIONS_PERCENT must be between 0 and 99", validation: (n) => n >= 0 && n <= 99 })
+    ),
+    trustedProxies: Config.string("TRUSTED_PROXIES").pipe(
+      Config.withDefault(""),
+      Config.mapOrFail((text) => {
+        const { bad, proxies } = parseTrustedProxies(text)
+        return bad === undefined
+          ? Either.right(proxies)
+          : Either.left(ConfigError.InvalidData(["TRUSTED_PROXIES"], `${JSON.stringify(bad.slice(0, 64))} is no address or CIDR (e.g. 10.0.0.0/8, ::1)`))
+      })
+    )
   })
   const base: NetworkLimits = {
     rateLimitPerSec: env.rateLimitPerSec,
@@ -301,7 +326,10 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
     registrationRatePerAddress: env.registrationRatePerAddress,
     offlineTtlMillis: Duration.toMillis(env.offlineTtl),
     adminPort: env.adminPort,
-    logLevel: env.logLevel
+    logLevel: env.logLevel,
+    registrationTimeoutMillis: env.registrationTimeoutSeconds * 1000,
+    reservedConnectionsPercent: env.reservedConnectionsPercent,
+    trustedProxies: env.trustedProxies
   }
 })
 

@@ -71,4 +71,23 @@ describe("NodeConfig from the environment", () => {
       expect(Either.isLeft(r2) && String(r2.left)).toContain(`network uid "${uid}"`)
     }
   })
+
+  test("connection slots: registration deadline, reserved share and trusted proxies (security review finding 10)", () => {
+    const cfg = Either.getOrThrow(fromEnv({}))
+    expect([cfg.registrationTimeoutMillis, cfg.reservedConnectionsPercent, cfg.trustedProxies]).toEqual([30_000, 25, []])
+    const set = Either.getOrThrow(fromEnv({
+      REGISTRATION_TIMEOUT_SECONDS: "5", RESERVED_CONNECTIONS_PERCENT: "0", TRUSTED_PROXIES: "10.0.0.0/8, ::1"
+    }))
+    expect([set.registrationTimeoutMillis, set.reservedConnectionsPercent, set.trustedProxies.length]).toEqual([5000, 0, 2])
+    for (const [env, name] of [
+      [{ REGISTRATION_TIMEOUT_SECONDS: "0" }, "REGISTRATION_TIMEOUT_SECONDS"],
+      [{ RESERVED_CONNECTIONS_PERCENT: "100" }, "RESERVED_CONNECTIONS_PERCENT"],
+      [{ TRUSTED_PROXIES: "10.0.0.0/8,proxy.local" }, "TRUSTED_PROXIES"]
+    ] as const) {
+      const r = fromEnv(env)
+      expect(Either.isLeft(r) && String(r.left)).toContain(name)
+    }
+    const r = fromEnv({ TRUSTED_PROXIES: "10.0.0.0/8,proxy.local" })
+    expect(Either.isLeft(r) && String(r.left)).toContain("proxy.local")
+  })
 })

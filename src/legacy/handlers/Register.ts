@@ -57,5 +57,6 @@ export const register = (deps: LegacyDeps) => (session: LegacySessionState, fram
       session.unregister()
       return yield* taken(p.clientId)
     }
+    session.registered()
     yield* session.reply("register", { success: true, clientId: p.clientId })
   })
