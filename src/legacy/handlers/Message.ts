@@ -5,6 +5,7 @@ import type { LegacyDeps } from "../LegacyDeps.ts"
 import { type LegacyEnvelope, MessagePayload, payloadOf, refuse } from "../LegacyFrames.ts"
 import type { LegacySessionState } from "../LegacySessionState.ts"
 import { liveFrame } from "./Delivery.ts"
+import { targetOf } from "./Lookup.ts"
 
 const decode = payloadOf(MessagePayload, "Missing required message fields")
 
@@ -32,15 +33,16 @@ export const message = (deps: LegacyDeps) => (session: LegacySessionState, frame
     const reg = session.registration
     if (reg === undefined) return yield* refuse("REGISTRATION_REQUIRED", "You must register before sending messages")
     const p = yield* decode(frame.payload)
-    const target = yield* deps.peers.get(p.targetId)
-    if (target === undefined && (yield* deps.storage.client(p.targetId)) === undefined) {
-      return yield* refuse("PEER_NOT_FOUND", `Target peer ${p.targetId} not found`)
+    const targetId = yield* targetOf(p.targetId)
+    const target = yield* deps.peers.get(targetId)
+    if (target === undefined && (yield* deps.storage.client(targetId)) === undefined) {
+      return yield* refuse("PEER_NOT_FOUND", `Target peer ${targetId} not found`)
     }
     const timestamp = yield* deps.clock.next
     const base = {
       from: reg.clientId,
-      to: p.targetId,
-      messageHash: messageHash(deps.crypto, { message: p.message, senderId: reg.clientId, targetId: p.targetId, timestamp }),
+      to: targetId,
+      messageHash: messageHash(deps.crypto, { message: p.message, senderId: reg.clientId, targetId, timestamp }),
       message: p.message,
       timestamp
     }
@@ -70,9 +72,9 @@ export const message = (deps: LegacyDeps) => (session: LegacySessionState, frame
     if (stored?._tag !== "Stored") return yield* storeFailed("Failed to store offline message")
     yield* deps.mempool.wake(LEGACY_UID, 1)
     // The owner may have registered since the check; it then catches up.
-    ;(yield* deps.peers.get(p.targetId))?.requestFlush()
+    ;(yield* deps.peers.get(targetId))?.requestFlush()
     yield* session.reply("message_queued", {
-      targetId: p.targetId,
+      targetId,
       status: "offline",
       message: "Message stored for offline delivery"
     })
