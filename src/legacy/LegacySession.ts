@@ -72,6 +72,7 @@ export const open = (
   const questions = new Map<string, Deferred.Deferred<unknown, QuestionFailure>>()
   const unwritten: Array<string> = []
   let registration: LegacyRegistration | undefined
+  let nonce: string | undefined
   let closing = false
   /** Storage may hold messages for it: live delivery waits until it has caught up. */
   let flushRequested = false
@@ -129,7 +130,12 @@ export const open = (
     forget: (questionId) => {
       questions.delete(questionId)
     },
-    close: (code, reason) => conn.close(code, reason)
+    close: (code, reason) => conn.close(code, reason),
+    evict: (text, code, reason) => {
+      closing = true
+      conn.send(text)
+      conn.close(code, reason)
+    }
   })
 
   const state: LegacySessionState = {
@@ -145,6 +151,14 @@ export const open = (
         : { clientId, publicKey, peer: peerOf(clientId, publicKey) },
     unregister: () => {
       registration = undefined
+    },
+    issueNonce: (n) => {
+      nonce = n
+    },
+    takeNonce: () => {
+      const n = nonce
+      nonce = undefined
+      return n
     },
     expect: (questionId) => remember(questionId, run(Deferred.make<unknown, QuestionFailure>())),
     answer: (questionId, response) => {
@@ -257,6 +271,7 @@ export const open = (
   const cleanup = Effect.gen(function*() {
     // Again: a registration that completed while the socket was closing.
     yield* leave
+    const clientId = registration?.clientId
     registration = undefined
     for (const d of questions.values()) Deferred.unsafeDone(d, Exit.fail("Disconnected"))
     questions.clear()
@@ -269,6 +284,8 @@ export const open = (
       yield* deps.storage.requeue(unwritten).pipe(
         Effect.catchAll((e) => Effect.logError("requeue of unwritten legacy messages failed", e.cause))
       )
+      // A session that took the id over meanwhile has caught up already: it gets them now.
+      if (clientId !== undefined) (yield* deps.peers.get(clientId))?.requestFlush()
     }
     yield* Queue.shutdown(inbox)
     yield* Queue.shutdown(mailbox)

@@ -17,6 +17,9 @@ export interface LegacySessionState {
   /** Registers the session as `clientId` (not yet visible to others: see `LegacyPeers.claim`). */
   readonly register: (clientId: string, publicKey: ReadonlyArray<number>) => LegacyRegistration
   readonly unregister: () => void
+  /** The nonce of this connection's last `challenge`, forgotten when read: each is good for one register. */
+  readonly takeNonce: () => string | undefined
+  readonly issueNonce: (nonce: string) => void
   /** Remembers a question sent in a reply, so that its `peer_response` is accepted. */
   readonly expect: (questionId: string) => void
   /** Completes the question's waiter; false when it is unknown or expired. */

@@ -80,6 +80,12 @@ export interface NodeConfigShape {
   /** Admin HTTP port for /health and /metrics; 0 disables it. */
   readonly adminPort: number
   readonly logLevel: LogLevel.LogLevel
+  /** Message rate and quota per legacy signing key (the L2PS defaults: RATE_LIMIT_*, EPOCH_*). */
+  readonly legacyLimits: NetworkLimits
+  /** clientIds one legacy signing key may hold, counted in storage. */
+  readonly legacyClientIdsPerKey: number
+  /** Refuse legacy registrations without a proven server challenge (the 2.9.1 client cannot). */
+  readonly legacyRequireChallenge: boolean
 }
 
 /** The node's configuration port. */
@@ -132,7 +138,10 @@ export const defaults: NodeConfigShape = {
   registrationRatePerAddress: 2,
   offlineTtlMillis: 30 * 86_400_000,
   adminPort: 9464,
-  logLevel: LogLevel.Info
+  logLevel: LogLevel.Info,
+  legacyLimits: defaultLimits,
+  legacyClientIdsPerKey: 16,
+  legacyRequireChallenge: false
 }
 
 /** Tests and embedding hosts: defaults with overrides, `networks` given as uids or full limits. */
@@ -261,7 +270,9 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
       Config.withDefault(defaults.adminPort),
       Config.validate({ message: "ADMIN_PORT must be 0 (off) or a port number", validation: (n) => n >= 0 && n <= 65535 })
     ),
-    logLevel: Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(defaults.logLevel))
+    logLevel: Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(defaults.logLevel)),
+    legacyClientIdsPerKey: positive("LEGACY_CLIENT_IDS_PER_KEY", defaults.legacyClientIdsPerKey),
+    legacyRequireChallenge: Config.boolean("LEGACY_REQUIRE_CHALLENGE").pipe(Config.withDefault(defaults.legacyRequireChallenge))
   })
   const base: NetworkLimits = {
     rateLimitPerSec: env.rateLimitPerSec,
@@ -301,7 +312,10 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
     registrationRatePerAddress: env.registrationRatePerAddress,
     offlineTtlMillis: Duration.toMillis(env.offlineTtl),
     adminPort: env.adminPort,
-    logLevel: env.logLevel
+    logLevel: env.logLevel,
+    legacyLimits: base,
+    legacyClientIdsPerKey: env.legacyClientIdsPerKey,
+    legacyRequireChallenge: env.legacyRequireChallenge
   }
 })
 

@@ -3,15 +3,134 @@
  * part, 12), each performed as a client would, over memory sockets on TestClock.
  */
 import { describe, expect, test } from "bun:test"
+import { ml_dsa65 } from "@noble/post-quantum/ml-dsa.js"
 import { Effect } from "effect"
-import { legacyClient, legacyIdentity, legacyScenario, registered, registerPayload, verification } from "./LegacyTestClient.ts"
+import { legacyChallengeMessage } from "../../src/domain/LegacyChallenge.ts"
+import {
+  type LegacyClient,
+  legacyClient,
+  type LegacyIdentity,
+  legacyIdentity,
+  legacyScenario,
+  registered,
+  registerPayload,
+  sealed,
+  verification
+} from "./LegacyTestClient.ts"
 
 const TIMEOUT = 30_000
 
 const errorOf = (frame: { type: string; payload: any }) =>
   frame.type === "error" ? [frame.payload.errorType, frame.payload.details] : [frame.type, frame.payload]
 
+/** The same signing key with another ML-KEM key: the owner rotated its encryption key. */
+const rotated = (id: LegacyIdentity, fill: number): LegacyIdentity => ({ ...id, publicKey: new Uint8Array(1184).fill(fill) })
+
+/** A register frame with the challenge extension, as our client builds it (`challenge` then `register`). */
+const challengeRegister = (c: LegacyClient, clientId: string, id: LegacyIdentity = c.id, node?: string) =>
+  Effect.gen(function*() {
+    const ch = yield* c.request("challenge", {})
+    expect(ch.type).toBe("challenge")
+    const message = legacyChallengeMessage({ nodeKeyHex: node ?? ch.payload.node, clientId, nonce: ch.payload.nonce, publicKey: id.publicKey })
+    const payload = {
+      ...registerPayload(clientId, id),
+      challenge: { nonce: ch.payload.nonce, signature: Buffer.from(ml_dsa65.sign(message, id.signingSecretKey)).toString("base64") }
+    }
+    return { payload, reply: yield* c.request("register", payload) }
+  })
+
 describe("legacy security (issue 13)", () => {
+  test("4: a captured registration of a replaced ML-KEM key never registers again (no key rollback)", () =>
+    legacyScenario({}, Effect.gen(function*() {
+      const aliceId = legacyIdentity()
+      const captured = registerPayload("alice", aliceId)
+      const alice = yield* legacyClient(aliceId)
+      expect((yield* alice.request("register", captured)).type).toBe("register")
+      yield* alice.socket.close
+      const newer = rotated(aliceId, 7)
+      const back = yield* legacyClient(newer)
+      expect((yield* back.register("alice")).type).toBe("register")
+      yield* back.socket.close
+      const mallory = yield* legacyClient()
+      expect(errorOf(yield* mallory.request("register", captured))).toEqual([
+        "INVALID_PUBLIC_KEY",
+        "This public key was replaced for alice and cannot be registered again"
+      ])
+      const bob = yield* registered("bob")
+      expect((yield* bob.request("request_public_key", { targetId: "alice" })).payload.publicKey).toEqual(Array.from(newer.publicKey))
+    })), TIMEOUT)
+
+  test("4: the owner's newest registration takes its id over from a replayed one instead of being locked out", () =>
+    legacyScenario({}, Effect.gen(function*() {
+      const aliceId = legacyIdentity()
+      const captured = registerPayload("alice", aliceId)
+      const bob = yield* registered("bob")
+      const mallory = yield* legacyClient()
+      expect((yield* mallory.request("register", captured)).type).toBe("register")
+      // Alice comes (back) online: hers is the newest registration of the id's signing key.
+      const alice = yield* legacyClient(aliceId)
+      expect(yield* alice.register("alice")).toEqual({ type: "register", payload: { success: true, clientId: "alice" } })
+      expect(errorOf(yield* mallory.next())).toEqual(["SESSION_REPLACED", "Client ID alice was registered again from another connection"])
+      expect(yield* mallory.socket.closed).toEqual({ code: 4001, reason: "Replaced by a newer registration of the same client ID" })
+      // The id never went offline, so no peer_disconnected; messages now reach Alice.
+      yield* bob.message("alice", "for alice")
+      expect(yield* alice.next()).toMatchObject({ type: "message", payload: { message: sealed("for alice"), fromId: "bob" } })
+      yield* bob.nothing()
+    })), TIMEOUT)
+
+  test("4: after a challenge-signed registration, captured proofs of that id (static or challenged) are refused and its queue stays its own", () =>
+    legacyScenario({}, Effect.gen(function*() {
+      const aliceId = legacyIdentity()
+      const alice = yield* legacyClient(aliceId)
+      const staticFrame = registerPayload("alice", aliceId)
+      const first = yield* challengeRegister(alice, "alice")
+      expect(first.reply).toEqual({ type: "register", payload: { success: true, clientId: "alice" } })
+      yield* alice.socket.close
+      const bob = yield* registered("bob")
+      yield* bob.message("alice", "queued for alice")
+      expect((yield* bob.next()).type).toBe("message_queued")
+
+      const mallory = yield* legacyClient()
+      expect(errorOf(yield* mallory.request("register", staticFrame))).toEqual([
+        "INVALID_PROOF",
+        "Client ID alice requires a challenge-signed registration"
+      ])
+      // The whole captured challenged frame: its nonce was this node's, for another connection, once.
+      expect(errorOf(yield* mallory.request("register", first.payload))).toEqual([
+        "INVALID_PROOF",
+        "Unknown or used challenge: ask `challenge` again before registering"
+      ])
+      const ch = yield* mallory.request("challenge", {})
+      expect(errorOf(yield* mallory.request("register", first.payload))[0]).toBe("INVALID_PROOF")
+      // A nonce serves one attempt: the right answer after a wrong one needs a new challenge.
+      const late = { ...first.payload, challenge: { ...first.payload.challenge, nonce: ch.payload.nonce } }
+      expect(errorOf(yield* mallory.request("register", late))).toEqual([
+        "INVALID_PROOF",
+        "Unknown or used challenge: ask `challenge` again before registering"
+      ])
+      yield* mallory.nothing()
+
+      // A proof for another node does not register here.
+      const elsewhere = yield* legacyClient(aliceId)
+      expect(errorOf((yield* challengeRegister(elsewhere, "alice", aliceId, "ab".repeat(1952))).reply)).toEqual([
+        "INVALID_PROOF",
+        "Invalid challenge signature"
+      ])
+      const back = yield* legacyClient(aliceId)
+      expect((yield* challengeRegister(back, "alice")).reply.type).toBe("register")
+      expect(yield* back.next()).toMatchObject({ type: "message", payload: { message: sealed("queued for alice"), fromId: "bob" } })
+    })), TIMEOUT)
+
+  test("4: LEGACY_REQUIRE_CHALLENGE refuses every static proof; the challenge still registers", () =>
+    legacyScenario({ legacyRequireChallenge: true }, Effect.gen(function*() {
+      const c = yield* legacyClient()
+      expect(errorOf(yield* c.register("carol"))).toEqual([
+        "INVALID_PROOF",
+        "This node requires a challenge-signed registration (see `challenge`)"
+      ])
+      expect((yield* challengeRegister(c, "carol")).reply).toEqual({ type: "register", payload: { success: true, clientId: "carol" } })
+    })), TIMEOUT)
+
   test("12: without a valid proof a register tells nothing of who is online or which ids exist", () =>
     legacyScenario({}, Effect.gen(function*() {
       yield* registered("alice")

@@ -32,19 +32,45 @@ for (const db of await databases()) {
       ) as Effect.Effect<A, E>
     )
 
+  const opts = { challenged: false, maxIdsPerKey: 16, replacedKeysMax: 64 }
+
   describe(`SqlLegacyStorage on ${db.name}`, () => {
     test("a clientId binds to its first signing key; its owner refreshes the ML-KEM key", () =>
       run(Effect.gen(function*() {
         const s = yield* LegacyStorage
         expect(yield* s.client("alice")).toBeUndefined()
         const owner = { clientId: "alice", signingKey: key(1, 1952), publicKey: key(2, 1184), registeredAt: 10 }
-        expect(yield* s.bind(owner)).toBe(true)
-        expect(yield* s.bind({ ...owner, signingKey: key(9, 1952), publicKey: key(9, 1184), registeredAt: 20 })).toBe(false)
+        expect(yield* s.bind(owner, opts)).toBe("Bound")
+        expect(yield* s.bind({ ...owner, signingKey: key(9, 1952), publicKey: key(9, 1184), registeredAt: 20 }, opts)).toBe("Taken")
         expect(yield* s.client("alice")).toEqual(owner)
-        expect(yield* s.bind({ ...owner, publicKey: key(3, 1184), registeredAt: 30 })).toBe(true)
+        expect(yield* s.bind({ ...owner, publicKey: key(3, 1184), registeredAt: 30 }, opts)).toBe("Bound")
         const now = yield* s.client("alice")
         expect(now?.publicKey).toEqual(key(3, 1184))
         expect(now?.registeredAt).toBe(10)
+      })), TIMEOUT)
+
+    test("replaced ML-KEM keys are refused (the newest replacedKeysMax remembered); challenge and per-key bounds", () =>
+      run(Effect.gen(function*() {
+        const s = yield* LegacyStorage
+        const owner = { clientId: "rot", signingKey: key(41, 1952), publicKey: key(1, 1184), registeredAt: 1 }
+        const small = { ...opts, replacedKeysMax: 2 }
+        expect(yield* s.bind(owner, small)).toBe("Bound")
+        for (const n of [2, 3, 4]) expect(yield* s.bind({ ...owner, publicKey: key(n, 1184) }, small)).toBe("Bound")
+        // Keys 2 and 3 are remembered; key 1, the oldest, was forgotten past the bound.
+        expect(yield* s.bind({ ...owner, publicKey: key(3, 1184) }, small)).toBe("ReplacedKey")
+        expect(yield* s.bind({ ...owner, publicKey: key(2, 1184) }, small)).toBe("ReplacedKey")
+        expect((yield* s.client("rot"))?.publicKey).toEqual(key(4, 1184))
+        expect(yield* s.bind({ ...owner, publicKey: key(4, 1184) }, small)).toBe("Bound")
+        // Once challenged, only challenged registrations bind it.
+        expect(yield* s.bind({ ...owner, publicKey: key(4, 1184) }, { ...small, challenged: true })).toBe("Bound")
+        expect(yield* s.bind({ ...owner, publicKey: key(4, 1184) }, small)).toBe("ChallengeRequired")
+        const many = { signingKey: key(42, 1952), publicKey: key(1, 1184), registeredAt: 1 }
+        const two = { ...opts, maxIdsPerKey: 2 }
+        expect(yield* s.bind({ ...many, clientId: "m1" }, two)).toBe("Bound")
+        expect(yield* s.bind({ ...many, clientId: "m2" }, two)).toBe("Bound")
+        expect(yield* s.bind({ ...many, clientId: "m3" }, two)).toBe("KeyLimit")
+        // Its existing ids still register.
+        expect(yield* s.bind({ ...many, clientId: "m1" }, two)).toBe("Bound")
       })), TIMEOUT)
 
     test("messages go to l2ps_messages as network legacy, pending for the pipeline", () =>
