@@ -145,10 +145,10 @@ export const open = (
       return registration
     },
     reply: (type, payload) => Queue.offer(outbox, { text: encodeFrame(type, payload) }).pipe(Effect.asVoid),
-    register: (clientId, publicKey) =>
+    register: (clientId, publicKey, signer) =>
       registration = registration?.clientId === clientId
-        ? { ...registration, publicKey }
-        : { clientId, publicKey, peer: peerOf(clientId, publicKey) },
+        ? { ...registration, publicKey, signer }
+        : { clientId, publicKey, signer, peer: peerOf(clientId, publicKey) },
     unregister: () => {
       registration = undefined
     },

@@ -4,6 +4,8 @@ import type { LegacyPeer } from "./LegacyPeers.ts"
 export interface LegacyRegistration {
   readonly clientId: string
   readonly publicKey: ReadonlyArray<number>
+  /** The signing key's SHA-256 (hex): message rates and quotas are per key, across its clientIds. */
+  readonly signer: string
   readonly peer: LegacyPeer
 }
 
@@ -15,7 +17,7 @@ export interface LegacySessionState {
   /** Queues this request's reply for the socket, waiting for room. */
   readonly reply: (type: string, payload: unknown) => Effect.Effect<void>
   /** Registers the session as `clientId` (not yet visible to others: see `LegacyPeers.claim`). */
-  readonly register: (clientId: string, publicKey: ReadonlyArray<number>) => LegacyRegistration
+  readonly register: (clientId: string, publicKey: ReadonlyArray<number>, signer: string) => LegacyRegistration
   readonly unregister: () => void
   /** The nonce of this connection's last `challenge`, forgotten when read: each is good for one register. */
   readonly takeNonce: () => string | undefined

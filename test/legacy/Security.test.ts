@@ -4,7 +4,8 @@
  */
 import { describe, expect, test } from "bun:test"
 import { ml_dsa65 } from "@noble/post-quantum/ml-dsa.js"
-import { Effect } from "effect"
+import { Effect, TestClock } from "effect"
+import { defaultLimits } from "../../src/node/NodeConfig.ts"
 import { legacyChallengeMessage } from "../../src/domain/LegacyChallenge.ts"
 import {
   type LegacyClient,
@@ -192,5 +193,51 @@ describe("legacy security (issue 13)", () => {
       expect(errorOf(yield* alice.request("request_public_key", { targetId: "\u0430lice" }))[0]).toBe("PEER_NOT_FOUND")
       const k = yield* alice.request("request_public_key", { targetId: "\uff41lice" })
       expect(k).toEqual({ type: "public_key_response", payload: { peerId: "\uff41lice", publicKey: Array.from(aliceId.publicKey) } })
+    })), TIMEOUT)
+
+  test("7: messages are rate-limited and quota-bound per signing key across its clientIds, which are bounded in number", () =>
+    legacyScenario({
+      legacyClientIdsPerKey: 2,
+      legacyLimits: { ...defaultLimits, rateLimitBurst: 3, rateLimitPerSec: 1, epochQuota: 5, epochSeconds: 60 }
+    }, Effect.gen(function*() {
+      const spammer = legacyIdentity()
+      const bob = yield* registered("bob")
+      const m1 = yield* registered("m1", spammer)
+      const m2 = yield* registered("m2", spammer)
+      const m3 = yield* legacyClient(spammer)
+      expect(errorOf(yield* m3.register("m3"))).toEqual(["RATE_LIMITED", "This signing key holds the most client IDs allowed (2)"])
+      const rate = ["RATE_LIMITED", "Rate limit exceeded (1 messages/s)"]
+      const quota = ["RATE_LIMITED", "Quota exceeded (5 messages per 60 s)"]
+      const received = Effect.gen(function*() {
+        const m = yield* bob.next()
+        expect(m.type).toBe("message")
+        return m.payload.message.serializedCipherText
+      })
+      for (const text of ["a", "b", "c"]) yield* m1.message("bob", text)
+      for (let i = 0; i < 3; i++) yield* received
+      yield* m1.nothing()
+      yield* m1.message("bob", "d")
+      expect(errorOf(yield* m1.next())).toEqual(rate)
+      // Another clientId of the same key shares the bucket.
+      yield* m2.message("bob", "e")
+      expect(errorOf(yield* m2.next())).toEqual(rate)
+      yield* TestClock.adjust("2 seconds")
+      yield* m2.message("bob", "f")
+      yield* m2.message("bob", "g")
+      for (let i = 0; i < 2; i++) yield* received
+      yield* m2.nothing()
+      yield* TestClock.adjust("10 seconds")
+      yield* m1.message("bob", "h")
+      expect(errorOf(yield* m1.next())).toEqual(quota)
+      // Other keys are not affected.
+      const other = yield* registered("other")
+      yield* other.message("bob", "i")
+      yield* received
+      yield* other.nothing()
+      yield* bob.nothing()
+      yield* TestClock.adjust("60 seconds")
+      yield* m1.message("bob", "j")
+      yield* received
+      yield* m1.nothing()
     })), TIMEOUT)
 })

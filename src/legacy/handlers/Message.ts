@@ -1,3 +1,4 @@
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import { LEGACY_UID } from "../../l2ps/Networks.ts"
 import type { CryptoShape } from "../../crypto/Crypto.ts"
@@ -34,6 +35,13 @@ export const message = (deps: LegacyDeps) => (session: LegacySessionState, frame
     if (reg === undefined) return yield* refuse("REGISTRATION_REQUIRED", "You must register before sending messages")
     const p = yield* decode(frame.payload)
     const targetId = yield* targetOf(p.targetId)
+    // Per signing key, so that more clientIds buy no more messages; before any storage read or timestamp.
+    const limits = deps.cfg.legacyLimits
+    const verdict = deps.rateLimits.takeAt(LEGACY_UID, reg.signer, limits, yield* Clock.currentTimeMillis)
+    if (verdict === "rate") return yield* refuse("RATE_LIMITED", `Rate limit exceeded (${limits.rateLimitPerSec} messages/s)`)
+    if (verdict === "quota") {
+      return yield* refuse("RATE_LIMITED", `Quota exceeded (${limits.epochQuota} messages per ${limits.epochSeconds} s)`)
+    }
     const target = yield* deps.peers.get(targetId)
     if (target === undefined && (yield* deps.storage.client(targetId)) === undefined) {
       return yield* refuse("PEER_NOT_FOUND", `Target peer ${targetId} not found`)
@@ -60,13 +68,13 @@ export const message = (deps: LegacyDeps) => (session: LegacySessionState, frame
       return target.requestFlush()
     }
 
-    const limit = deps.cfg.legacyOfflinePerSender
-    const stored = yield* deps.storage.store({ ...base, status: "queued", outcome: "queued" }, limit).pipe(
+    const cap = deps.cfg.legacyOfflinePerSender
+    const stored = yield* deps.storage.store({ ...base, status: "queued", outcome: "queued" }, cap).pipe(
       Effect.catchTag("StorageError", (e) => Effect.logError("legacy store failed", e.cause).pipe(Effect.as(undefined)))
     )
     if (stored?._tag === "SenderLimit") {
       return yield* storeFailed(
-        `Offline message limit reached (${limit} messages). Please wait for recipient to come online.`
+        `Offline message limit reached (${cap} messages). Please wait for recipient to come online.`
       )
     }
     if (stored?._tag !== "Stored") return yield* storeFailed("Failed to store offline message")

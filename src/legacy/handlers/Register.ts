@@ -100,7 +100,7 @@ export const register = (deps: LegacyDeps) => (session: LegacySessionState, fram
       case "Bound":
         break
     }
-    const reg = session.register(clientId, Array.from(publicKey))
+    const reg = session.register(clientId, Array.from(publicKey), Buffer.from(deps.crypto.sha256(signingKey)).toString("hex"))
     // Live delivery starts once the offline store is delivered, so nothing overtakes older messages.
     reg.peer.requestFlush()
     const previous = yield* deps.peers.takeOver(reg.peer)
