@@ -47,10 +47,11 @@ export const layer: Layer.Layer<LegacyPeers> = Layer.sync(LegacyPeers, () => {
     takeOver: (peer) =>
       Effect.sync(() => {
         const current = peers.get(peer.clientId)
+        if (current === peer) return undefined
         // Re-inserted, so `discover` lists it in the order of the newest registration.
         peers.delete(peer.clientId)
         peers.set(peer.clientId, peer)
-        return current === peer ? undefined : current
+        return current
       }),
     release: (peer) =>
       Effect.sync(() => peers.get(peer.clientId) === peer && peers.delete(peer.clientId)),
