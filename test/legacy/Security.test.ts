@@ -79,6 +79,27 @@ describe("legacy security (issue 13)", () => {
       yield* bob.nothing()
     })), TIMEOUT)
 
+  test("4: messages not yet written to a replaced session reach the session that took its id over", () =>
+    legacyScenario({}, Effect.gen(function*() {
+      const bobId = legacyIdentity()
+      const alice = yield* registered("alice")
+      const old = yield* registered("bob", bobId)
+      yield* old.socket.pause
+      yield* alice.message("bob", "first") // written, then the writer waits for drain
+      yield* alice.message("bob", "second") // stays in the outbox
+      yield* alice.nothing()
+      const now = yield* legacyClient(bobId)
+      expect((yield* now.register("bob")).type).toBe("register")
+      const texts: Array<string> = []
+      while (texts.at(-1) !== "second") {
+        const m = yield* now.next()
+        texts.push(Buffer.from(m.payload.message.serializedEncryptedData, "base64").toString().slice(5))
+      }
+      expect([["second"], ["first", "second"]]).toContainEqual(texts)
+      yield* now.nothing()
+      yield* alice.nothing()
+    })), TIMEOUT)
+
   test("4: after a challenge-signed registration, captured proofs of that id (static or challenged) are refused and its queue stays its own", () =>
     legacyScenario({}, Effect.gen(function*() {
       const aliceId = legacyIdentity()
