@@ -45,6 +45,8 @@ export const make = Effect.gen(function*() {
         SELECT signing_key, public_key, challenge_required FROM legacy_clients WHERE client_id = ${c.clientId} FOR UPDATE`
       const row = rows[0]
       if (row === undefined) {
+        // Serialises new ids of one signing key, so that concurrent registrations cannot pass the bound together.
+        yield* sql`SELECT pg_advisory_xact_lock(hashtextextended(${hashOf(signingKey)}, 0))`
         const held = yield* sql<{ n: string | number }>`
           SELECT count(*) AS n FROM legacy_clients WHERE signing_key_hash = ${hashOf(signingKey)}`
         if (Number(held[0]?.n ?? 0) >= o.maxIdsPerKey) return "KeyLimit"

@@ -71,6 +71,13 @@ for (const db of await databases()) {
         expect(yield* s.bind({ ...many, clientId: "m3" }, two)).toBe("KeyLimit")
         // Its existing ids still register.
         expect(yield* s.bind({ ...many, clientId: "m1" }, two)).toBe("Bound")
+        // Concurrent first registrations of one key do not pass the bound together.
+        const racing = { signingKey: key(43, 1952), publicKey: key(1, 1184), registeredAt: 1 }
+        const results = yield* Effect.all(
+          Array.from({ length: 8 }, (_, i) => s.bind({ ...racing, clientId: `r${i}` }, two)),
+          { concurrency: "unbounded" }
+        )
+        expect(results.filter((r) => r === "Bound").length).toBe(2)
       })), TIMEOUT)
 
     test("messages go to l2ps_messages as network legacy, pending for the pipeline", () =>
