@@ -53,7 +53,7 @@ export const encodeFrame = (type: string, payload: unknown): string => JSON.stri
 export const encodeError = (error: LegacyError, now: number): string =>
   encodeFrame("error", { errorType: error.errorType, details: error.details, timestamp: new Date(now).toISOString() })
 
-const MAX_CLIENT_ID = 512
+const MAX_CLIENT_ID = 256
 const MAX_B64 = 16_384
 
 const Base64 = Schema.String.pipe(Schema.maxLength(MAX_B64))
