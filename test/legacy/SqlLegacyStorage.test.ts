@@ -5,6 +5,14 @@ import { LegacyStorage, type NewLegacyMessage } from "../../src/legacy/LegacySto
 import * as SqlLegacyStorage from "../../src/legacy/SqlLegacyStorage.ts"
 import { L2PS_STATUS, MESSAGES } from "../../src/storage/MessageRow.ts"
 import * as Migrations from "../../src/storage/Migrations.ts"
+import * as Migrator from "@effect/sql/Migrator"
+import m0001 from "../../migrations/0001_messages.ts"
+import m0002 from "../../migrations/0002_legacy.ts"
+import m0003 from "../../migrations/0003_pipeline.ts"
+import m0004 from "../../migrations/0004_offline_expiry.ts"
+import m0005 from "../../migrations/0005_batch_status.ts"
+import m0006 from "../../migrations/0006_conversation_key.ts"
+import m0007 from "../../migrations/0007_mempool.ts"
 import { databases } from "../support/TestDatabase.ts"
 
 const TIMEOUT = 30_000
@@ -35,6 +43,26 @@ for (const db of await databases()) {
   const opts = { challenged: false, maxIdsPerKey: 16, replacedKeysMax: 64 }
 
   describe(`SqlLegacyStorage on ${db.name}`, () => {
+    test("migration 0008 keeps clients bound before it: their signing key is hashed and counted", () =>
+      Effect.runPromise(Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        yield* Migrator.make({})({
+          loader: Migrator.fromRecord({
+            "0001_messages": m0001, "0002_legacy": m0002, "0003_pipeline": m0003, "0004_offline_expiry": m0004,
+            "0005_batch_status": m0005, "0006_conversation_key": m0006, "0007_mempool": m0007
+          })
+        })
+        const old = { clientId: "old", signingKey: key(51, 1952), publicKey: key(52, 1184), registeredAt: 5 }
+        const hex = (b: Uint8Array) => Buffer.from(b).toString("hex")
+        yield* sql`INSERT INTO legacy_clients (client_id, signing_key, public_key, registered_at, last_seen_at)
+          VALUES (${old.clientId}, ${hex(old.signingKey)}, ${hex(old.publicKey)}, 5, 5)`
+        yield* Migrations.run
+        const s = yield* LegacyStorage
+        expect(yield* s.client("old")).toEqual(old)
+        expect(yield* s.bind({ ...old, registeredAt: 6 }, opts)).toBe("Bound")
+        expect(yield* s.bind({ ...old, clientId: "another", registeredAt: 7 }, { ...opts, maxIdsPerKey: 1 })).toBe("KeyLimit")
+      }).pipe(Effect.provide(SqlLegacyStorage.layer.pipe(Layer.provideMerge(db.layer))))), TIMEOUT)
+
     test("a clientId binds to its first signing key; its owner refreshes the ML-KEM key", () =>
       run(Effect.gen(function*() {
         const s = yield* LegacyStorage
