@@ -5,6 +5,7 @@ import * as Layer from "effect/Layer"
 import * as AddressLimits from "../relay/AddressLimits.ts"
 import * as RegistrationDeadline from "../relay/RegistrationDeadline.ts"
 import type { ConnectionHandler } from "../transport/Transport.ts"
+import { challenge } from "./handlers/Challenge.ts"
 import { discover, requestPublicKey } from "./handlers/Lookup.ts"
 import { message } from "./handlers/Message.ts"
 import { debugQuestion, peerResponse } from "./handlers/Questions.ts"
@@ -29,7 +30,8 @@ export const layer = Layer.scoped(
       request_public_key: requestPublicKey(deps),
       message: message(deps),
       debug_question: debugQuestion,
-      peer_response: peerResponse
+      peer_response: peerResponse,
+      challenge: challenge(deps)
     }
     const deadline = yield* RegistrationDeadline.make(deps.cfg)
     return {

@@ -87,7 +87,13 @@ export interface NodeConfigShape {
   /** Percent of `maxConnections` that sockets not yet registered cannot take (kept for registered ones). */
   readonly reservedConnectionsPercent: number
   /** Peers whose `X-Forwarded-For` is believed; empty: the header is ignored. */
-  readonly trustedProxies: ReadonlyArray<Cidr>
+  readonly trustedProxies: ReadonlyArray<Cidr>,
+  /** Message rate and quota per legacy signing key (the L2PS defaults: RATE_LIMIT_*, EPOCH_*). */
+  readonly legacyLimits: NetworkLimits
+  /** clientIds one legacy signing key may hold, counted in storage. */
+  readonly legacyClientIdsPerKey: number
+  /** Refuse legacy registrations without a proven server challenge (the 2.9.1 client cannot). */
+  readonly legacyRequireChallenge: boolean
 }
 
 /** The node's configuration port. */
@@ -143,7 +149,10 @@ export const defaults: NodeConfigShape = {
   logLevel: LogLevel.Info,
   registrationTimeoutMillis: 30_000,
   reservedConnectionsPercent: 25,
-  trustedProxies: []
+  trustedProxies: [],
+  legacyLimits: defaultLimits,
+  legacyClientIdsPerKey: 16,
+  legacyRequireChallenge: false
 }
 
 /** Tests and embedding hosts: defaults with overrides, `networks` given as uids or full limits. */
@@ -286,7 +295,9 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
           ? Either.right(proxies)
           : Either.left(ConfigError.InvalidData(["TRUSTED_PROXIES"], `${JSON.stringify(bad.slice(0, 64))} is no address or CIDR (e.g. 10.0.0.0/8, ::1)`))
       })
-    )
+    ),
+    legacyClientIdsPerKey: positive("LEGACY_CLIENT_IDS_PER_KEY", defaults.legacyClientIdsPerKey),
+    legacyRequireChallenge: Config.boolean("LEGACY_REQUIRE_CHALLENGE").pipe(Config.withDefault(defaults.legacyRequireChallenge))
   })
   const base: NetworkLimits = {
     rateLimitPerSec: env.rateLimitPerSec,
@@ -329,7 +340,10 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
     logLevel: env.logLevel,
     registrationTimeoutMillis: env.registrationTimeoutSeconds * 1000,
     reservedConnectionsPercent: env.reservedConnectionsPercent,
-    trustedProxies: env.trustedProxies
+    trustedProxies: env.trustedProxies,
+    legacyLimits: base,
+    legacyClientIdsPerKey: env.legacyClientIdsPerKey,
+    legacyRequireChallenge: env.legacyRequireChallenge
   }
 })
 

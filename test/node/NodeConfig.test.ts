@@ -90,4 +90,16 @@ describe("NodeConfig from the environment", () => {
     const r = fromEnv({ TRUSTED_PROXIES: "10.0.0.0/8,proxy.local" })
     expect(Either.isLeft(r) && String(r.left)).toContain("proxy.local")
   })
+
+  test("legacy settings: clientIds per signing key, required challenge, message limits as an L2PS key's", () => {
+    const d = Either.getOrThrow(fromEnv({}))
+    expect([d.legacyClientIdsPerKey, d.legacyRequireChallenge]).toEqual([16, false])
+    expect(d.legacyLimits).toEqual(d.networks.get("default")!)
+    const cfg = Either.getOrThrow(fromEnv({ LEGACY_CLIENT_IDS_PER_KEY: "3", LEGACY_REQUIRE_CHALLENGE: "true", RATE_LIMIT_PER_SEC: "2" }))
+    expect([cfg.legacyClientIdsPerKey, cfg.legacyRequireChallenge, cfg.legacyLimits.rateLimitPerSec]).toEqual([3, true, 2])
+    for (const env of [{ LEGACY_CLIENT_IDS_PER_KEY: "0" }, { LEGACY_REQUIRE_CHALLENGE: "maybe" }]) {
+      const r = fromEnv(env)
+      expect(Either.isLeft(r) && String(r.left)).toContain(Object.keys(env)[0]!)
+    }
+  })
 })
