@@ -261,7 +261,9 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
       Config.withDefault(defaults.adminPort),
       Config.validate({ message: "ADMIN_PORT must be 0 (off) or a port number", validation: (n) => n >= 0 && n <= 65535 })
     ),
-    logLevel: Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(defaults.logLevel))
+    logLevel: Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(defaults.logLevel)),
+    connectionFrameRate: positive("CONNECTION_FRAME_RATE", defaults.connectionFrameRate),
+    connectionFrameBurst: positive("CONNECTION_FRAME_BURST", defaults.connectionFrameBurst)
   })
   const base: NetworkLimits = {
     rateLimitPerSec: env.rateLimitPerSec,
@@ -301,7 +303,9 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
     registrationRatePerAddress: env.registrationRatePerAddress,
     offlineTtlMillis: Duration.toMillis(env.offlineTtl),
     adminPort: env.adminPort,
-    logLevel: env.logLevel
+    logLevel: env.logLevel,
+    connectionFrameRate: env.connectionFrameRate,
+    connectionFrameBurst: env.connectionFrameBurst
   }
 })
 

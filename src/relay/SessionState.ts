@@ -43,6 +43,8 @@ export interface SessionState {
   readonly replyNow: (type: string, payload: unknown, requestId: RequestId | undefined, now: number) => void
   /** An error frame, now (see `replyNow`). */
   readonly failNow: (error: RequestError, requestId: RequestId | undefined, now: number) => void
+  /** A send refused for the sender's own doing: its error frame, charged to the connection's frame budget. */
+  readonly refuseSend: (error: RequestError, requestId: RequestId | undefined, now: number) => void
   /** The session as registered peers see it (delivery, flush requests, close). */
   readonly asPeer: (registration: Omit<Registration, "peer">) => Peer
 }
