@@ -1,3 +1,5 @@
+import { ed25519 } from "@noble/curves/ed25519.js"
+
 /** An ed25519 public key: exactly 64 hex characters. */
 const KEY = /^[0-9a-fA-F]{64}$/
 const HEX = /^(?:[0-9a-fA-F]{2})+$/
@@ -15,3 +17,22 @@ export const bytesToHex = (bytes: Uint8Array): string => Buffer.from(bytes).toSt
 
 /** Canonical name of a conversation, whichever side asks. */
 export const conversationOf = (a: string, b: string): string => (a < b ? `${a}:${b}` : `${b}:${a}`)
+
+/**
+ * Whether 32 bytes are an ed25519 public key a signature can bind: the canonical encoding (y < p, no
+ * "negative zero") of a point outside the small-order subgroup. A small-order key verifies forged
+ * signatures (all zeros, for one) under cofactored and some cofactorless verifiers alike, so it would be
+ * an identity anyone can use; a non-canonical encoding would be a second name for another key.
+ */
+export const isStrictPublicKey = (bytes: Uint8Array): boolean => {
+  if (bytes.length !== 32) return false
+  try {
+    const point = ed25519.Point.fromBytes(bytes, false)
+    if (point.isSmallOrder()) return false
+    const canonical = point.toBytes()
+    for (let i = 0; i < 32; i++) if (canonical[i] !== bytes[i]) return false
+    return true
+  } catch {
+    return false
+  }
+}
