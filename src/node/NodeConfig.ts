@@ -80,6 +80,14 @@ export interface NodeConfigShape {
   /** Admin HTTP port for /health and /metrics; 0 disables it. */
   readonly adminPort: number
   readonly logLevel: LogLevel.LogLevel
+  /** How far ahead of the node's clock a register/history proof may be dated (the past window is `proofWindowMillis`). */
+  readonly proofFutureSkewMillis: number
+  /** Proofs remembered at once for one key… */
+  readonly replayPerKeyMax: number
+  /** …and for one remote address. */
+  readonly replayPerAddressMax: number
+  /** Register/history proofs must name this node and the network (SECURITY.md 6); otherwise both forms are accepted. */
+  readonly requireBoundProofs: boolean
 }
 
 /** The node's configuration port. */
@@ -132,7 +140,11 @@ export const defaults: NodeConfigShape = {
   registrationRatePerAddress: 2,
   offlineTtlMillis: 30 * 86_400_000,
   adminPort: 9464,
-  logLevel: LogLevel.Info
+  logLevel: LogLevel.Info,
+  proofFutureSkewMillis: 30_000,
+  replayPerKeyMax: 1000,
+  replayPerAddressMax: 10_000,
+  requireBoundProofs: false
 }
 
 /** Tests and embedding hosts: defaults with overrides, `networks` given as uids or full limits. */
@@ -263,7 +275,15 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
     ),
     logLevel: Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(defaults.logLevel)),
     connectionFrameRate: positive("CONNECTION_FRAME_RATE", defaults.connectionFrameRate),
-    connectionFrameBurst: positive("CONNECTION_FRAME_BURST", defaults.connectionFrameBurst)
+    connectionFrameBurst: positive("CONNECTION_FRAME_BURST", defaults.connectionFrameBurst),
+    replayCacheMax: positive("REPLAY_CACHE_MAX", defaults.replayCacheMax),
+    proofFutureSkewSeconds: Config.integer("PROOF_FUTURE_SKEW_SECONDS").pipe(
+      Config.withDefault(defaults.proofFutureSkewMillis / 1000),
+      Config.validate({ message: "PROOF_FUTURE_SKEW_SECONDS must be a non-negative integer", validation: (n) => n >= 0 })
+    ),
+    replayPerKeyMax: positive("REPLAY_CACHE_PER_KEY", defaults.replayPerKeyMax),
+    replayPerAddressMax: positive("REPLAY_CACHE_PER_ADDRESS", defaults.replayPerAddressMax),
+    requireBoundProofs: Config.boolean("REQUIRE_BOUND_PROOFS").pipe(Config.withDefault(defaults.requireBoundProofs))
   })
   const base: NetworkLimits = {
     rateLimitPerSec: env.rateLimitPerSec,
@@ -305,7 +325,12 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
     adminPort: env.adminPort,
     logLevel: env.logLevel,
     connectionFrameRate: env.connectionFrameRate,
-    connectionFrameBurst: env.connectionFrameBurst
+    connectionFrameBurst: env.connectionFrameBurst,
+    replayCacheMax: env.replayCacheMax,
+    proofFutureSkewMillis: env.proofFutureSkewSeconds * 1000,
+    replayPerKeyMax: env.replayPerKeyMax,
+    replayPerAddressMax: env.replayPerAddressMax,
+    requireBoundProofs: env.requireBoundProofs
   }
 })
 

@@ -17,7 +17,8 @@ export const verifyProof = (
   rawTimestamp: unknown,
   key: string,
   keyBytes: Uint8Array,
-  proof: string
+  proof: string,
+  address: string
 ): Effect.Effect<void, RequestError> =>
   Effect.gen(function*() {
     const failed = kind === "register" ? "Signature verification failed" : "History proof failed"
@@ -28,7 +29,9 @@ export const verifyProof = (
     if (!(yield* deps.replay.inWindow(timestamp))) {
       return yield* refuse(
         "INVALID_PROOF",
-        `Proof expired: timestamp must be within ${deps.cfg.proofWindowMillis / 1000} s of the node's clock`
+        `Proof expired: timestamp must be within ${deps.cfg.proofWindowMillis / 1000} s of the node's clock, at most ${
+          Math.min(deps.cfg.proofFutureSkewMillis, deps.cfg.proofWindowMillis) / 1000
+        } s ahead`
       )
     }
     if (!SIGNATURE_HEX.test(proof)) {
@@ -42,8 +45,10 @@ export const verifyProof = (
     })
     if (!ok) return yield* refuse("INVALID_PROOF", failed)
     // A history proof names its peer, so two pages of different conversations in one ms are not replays.
-    const claim = yield* deps.replay.claim(kind === "register" ? kind : `${kind}:${subject}`, key, timestamp)
+    const claim = yield* deps.replay.claim(kind === "register" ? kind : `${kind}:${subject}`, key, timestamp, address)
     if (claim === "replayed") return yield* refuse("INVALID_PROOF", "Proof already used")
     if (claim === "expired") return yield* refuse("INVALID_PROOF", "Proof expired")
+    if (claim === "key") return yield* refuse("RATE_LIMITED", "Too many proofs for this key, try again shortly")
+    if (claim === "address") return yield* refuse("RATE_LIMITED", "Too many proofs from this address, try again shortly")
     if (claim === "busy") return yield* refuse("RATE_LIMITED", "Too many proofs, try again shortly")
   })
