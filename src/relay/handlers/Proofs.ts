@@ -2,13 +2,15 @@ import * as Effect from "effect/Effect"
 import { refuse, type RequestError } from "../../domain/ErrorCode.ts"
 import { proofTimestamp } from "../../domain/Frames.ts"
 import { hexToBytes } from "../../domain/Keys.ts"
+import { BOUND, boundProofString } from "../BoundProof.ts"
 import type { RelayDeps } from "../RelayDeps.ts"
 
 const SIGNATURE_HEX = /^[0-9a-fA-F]{128}$/
 
 /**
- * Checks an ed25519 proof over `${kind}:${subject}:${timestamp}`: inside the window of the node's clock,
- * valid for `keyBytes`, and never seen before for this (kind, key, timestamp).
+ * Checks an ed25519 proof over `${kind}:${subject}:${timestamp}` (the reference's string) or, with
+ * `proofVersion` 2, over the bound string naming the network and this node (SECURITY.md 6): inside the
+ * window of the node's clock, valid for `keyBytes`, and never seen before for this (kind, key, timestamp).
  */
 export const verifyProof = (
   deps: RelayDeps,
@@ -18,9 +20,21 @@ export const verifyProof = (
   key: string,
   keyBytes: Uint8Array,
   proof: string,
-  address: string
+  address: string,
+  l2psUid: string,
+  proofVersion: unknown
 ): Effect.Effect<void, RequestError> =>
   Effect.gen(function*() {
+    const bound = proofVersion === BOUND
+    if (proofVersion !== undefined && !bound) return yield* refuse("INVALID_PROOF", `Unknown proofVersion (this node knows ${BOUND})`)
+    if (!bound && deps.cfg.requireBoundProofs) {
+      return yield* refuse(
+        "INVALID_PROOF",
+        `This node requires bound proofs: proofVersion ${BOUND}, signing ${kind}:v${BOUND}:{l2psUid}:{nodeId}:{${
+          kind === "register" ? "publicKey" : "peerKey"
+        }}:{timestamp} (nodeId from node_info)`
+      )
+    }
     const failed = kind === "register" ? "Signature verification failed" : "History proof failed"
     const timestamp = proofTimestamp(rawTimestamp)
     if (timestamp === undefined) {
@@ -40,7 +54,9 @@ export const verifyProof = (
     const ok = yield* deps.validators.verify({
       algorithm: "ed25519",
       publicKey: keyBytes,
-      message: new TextEncoder().encode(`${kind}:${subject}:${timestamp}`),
+      message: new TextEncoder().encode(
+        bound ? boundProofString(kind, l2psUid, deps.nodeId, subject, timestamp) : `${kind}:${subject}:${timestamp}`
+      ),
       signature: hexToBytes(proof)
     })
     if (!ok) return yield* refuse("INVALID_PROOF", failed)

@@ -29,7 +29,7 @@ export const register = (deps: RelayDeps) => (session: SessionState, frame: Enve
     if (!isStrictPublicKey(keyBytes)) {
       return yield* invalid("Invalid publicKey: not the canonical encoding of an ed25519 key of full order")
     }
-    yield* verifyProof(deps, "register", p.publicKey, frame.timestamp, key, keyBytes, p.proof, session.remoteAddress)
+    yield* verifyProof(deps, "register", p.publicKey, frame.timestamp, key, keyBytes, p.proof, session.remoteAddress, p.l2psUid, p.proofVersion)
 
     if (session.registration !== undefined) yield* unregister(deps, session)
     const base = {
