@@ -47,6 +47,8 @@ export const INBOX_FULL_CODE = 1008
 export const REFUSALS_CODE = 1008
 /** Sends of one session waiting for their commit at once: enough to fill group commits from few peers. */
 const PIPELINE = 64
+/** Unacknowledged messages a session remembers being handed (SECURITY.md 6). */
+const HANDED_MAX = 8192
 /** Outbox slots kept for the session's own replies; live deliveries from others stop short of them. */
 const RESERVED = 32
 
@@ -98,6 +100,14 @@ export const open = (
     () => flushRequested && scheduleFlush()
   )
 
+  // Messages handed to this session and not yet acknowledged by it; past the bound the oldest are
+  // forgotten: their `ack` is then ignored and they are delivered again on the next registration.
+  const handed = new Set<string>()
+  const noteHanded = (messageHash: string) => {
+    handed.add(messageHash)
+    if (handed.size > HANDED_MAX) handed.delete(handed.values().next().value!)
+  }
+
   const state: SessionState = {
     id,
     remoteAddress: conn.remoteAddress,
@@ -141,6 +151,8 @@ export const open = (
       state.failNow(error, requestId, now)
       chargeRefusal(now)
     },
+    handed: noteHanded,
+    wasHanded: (messageHash) => handed.delete(messageHash),
     written: outbox.written,
     asPeer: (reg: Omit<Registration, "peer">): Peer => ({
       id,
@@ -148,6 +160,7 @@ export const open = (
       l2psUid: reg.l2psUid,
       ackCapable: reg.ackCapable,
       canAccept: () => !closing && !lagging && outbox.hasRoomForLive(),
+      handed: noteHanded,
       push: (text, messageId) => {
         if (closing) return false
         if (!outbox.pushLive(text, messageId)) {

@@ -177,7 +177,11 @@ const complete = (
     case "Stored": {
       const text = messageFrame(message.from, message.encryptedJson, message.messageHash, false, message.timestamp)
       let delivered = 0
-      for (const r of live) if (r.push(text, r.ackCapable ? undefined : result.id)) delivered++
+      for (const r of live) {
+        if (!r.push(text, r.ackCapable ? undefined : result.id)) continue
+        delivered++
+        if (r.ackCapable) r.handed(message.messageHash)
+      }
       if (delivered > 0) Metrics.messagesOut.unsafeUpdate(delivered, [])
       // Every outbox filled up since the check: the message waits in storage like any queued one.
       const raced = live.length > 0 && delivered === 0
