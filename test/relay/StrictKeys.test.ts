@@ -6,7 +6,9 @@
 import { describe, expect, test } from "bun:test"
 import { Clock, Effect, TestClock } from "effect"
 import * as nodeCrypto from "node:crypto"
+import { ed25519 } from "@noble/curves/ed25519.js"
 import * as Crypto from "../../src/crypto/Crypto.ts"
+import { isStrictPublicKey } from "../../src/domain/Keys.ts"
 import { peer, scenario } from "../support/TestNode.ts"
 
 /** Small-order points (the zero of y, and its sign-bit twin): order 4. */
@@ -70,5 +72,26 @@ describe("strict ed25519 keys (security finding 11)", () => {
     const message = new TextEncoder().encode("register:x:0")
     expect(native.verifyEd25519(bytes(NON_CANONICAL), message, bytes(ZERO_SIGNATURE))).toBe(false)
     expect(Crypto.noble.verifyEd25519(bytes(NON_CANONICAL), message, bytes(ZERO_SIGNATURE))).toBe(false)
+  })
+
+  test("the key check: every small-order point (either x sign) and every y >= p refused, real keys accepted", () => {
+    const t = ed25519.Point.fromBytes(bytes(SMALL_ORDER[3]!))
+    let point = ed25519.Point.ZERO
+    for (let i = 0; i < 8; i++) {
+      const b = point.toBytes()
+      expect(isStrictPublicKey(b)).toBe(false)
+      b[31] = b[31]! ^ 0x80
+      expect(isStrictPublicKey(b)).toBe(false)
+      point = point.add(t)
+    }
+    for (let d = 0; d < 19; d++) {
+      for (const sign of [0, 0x80]) {
+        const b = new Uint8Array(32).fill(0xff)
+        b[0] = 0xed + d
+        b[31] = 0x7f | sign
+        expect(isStrictPublicKey(b)).toBe(false)
+      }
+    }
+    for (let i = 0; i < 200; i++) expect(isStrictPublicKey(ed25519.getPublicKey(ed25519.utils.randomSecretKey()))).toBe(true)
   })
 })
