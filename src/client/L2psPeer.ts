@@ -134,6 +134,8 @@ interface Pending {
 }
 
 const SEEN_MAX = 10_000
+/** A node that does not answer `node_info` this fast gets the reference's proofs (within the connect timeout). */
+const NODE_INFO_TIMEOUT = 3000
 /** The close code of a session evicted by a newer one of the same key (DECISIONS.md 4). */
 const EVICTED = 4001
 const hex = (n: number, width: number) => n.toString(16).padStart(width, "0")
@@ -249,9 +251,11 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
     /** Before registering: the node's id for bound proofs; a node that does not know `node_info` gets the reference's. */
     const learnNodeId: Effect.Effect<void, L2psError> = config.nodeId !== undefined || config.boundProofs !== true
       ? Effect.void
-      : request<{ nodeId?: unknown }>("node_info", () => Effect.succeed({}), ["node_info_response"], timeouts.request, true).pipe(
+      : request<{ nodeId?: unknown }>("node_info", () => Effect.succeed({}), ["node_info_response"], Math.min(timeouts.request, NODE_INFO_TIMEOUT), true).pipe(
         Effect.map((info) => typeof info.nodeId === "string" && /^[0-9a-f]{64}$/.test(info.nodeId) ? info.nodeId : undefined),
-        Effect.catchIf((e) => e.code === "INVALID_MESSAGE", () => Effect.succeed(undefined)),
+        // A node without the extension answers "Unknown type" (a reference node may not echo the requestId,
+        // hence the timeout too); only a pinned nodeId makes bound proofs certain.
+        Effect.catchIf((e) => e.code === "INVALID_MESSAGE" || e.code === "TIMEOUT", () => Effect.succeed(undefined)),
         Effect.map((nodeId) => void (st.nodeId = nodeId))
       )
 
