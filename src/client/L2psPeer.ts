@@ -89,6 +89,15 @@ export interface L2psPeerConfig {
   readonly onEvent?: ((event: PeerEvent, state: Snapshot) => void) | undefined
   /** Timeouts in ms (SDK: connect 10000, requests 10000, send 15000). */
   readonly timeouts?: Partial<{ readonly connect: number; readonly request: number; readonly send: number }> | undefined
+  /**
+   * Extension (SECURITY.md 6): sign register and history proofs bound to the network and the node, so
+   * that a proof seen by this node is worth nothing on another. The node's id is asked with `node_info`
+   * on every connection unless `nodeId` pins it; a node without `node_info` gets the reference's proofs.
+   * Off by default: the SDK's clients send no frame the reference node does not know.
+   */
+  readonly boundProofs?: boolean | undefined
+  /** The node's id (SHA-256 of its ML-DSA-65 key, hex) to sign for; implies `boundProofs`. */
+  readonly nodeId?: string | undefined
 }
 
 export interface L2psPeerShape {
@@ -125,6 +134,8 @@ interface Pending {
 }
 
 const SEEN_MAX = 10_000
+/** A node that does not answer `node_info` this fast gets the reference's proofs (within the connect timeout). */
+const NODE_INFO_TIMEOUT = 3000
 /** The close code of a session evicted by a newer one of the same key (DECISIONS.md 4). */
 const EVICTED = 4001
 const hex = (n: number, width: number) => n.toString(16).padStart(width, "0")
@@ -152,6 +163,8 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
       pending: new Map<string, Pending>(),
       seen: new Set<string>(),
       lastProof: 0,
+      /** The node's id while its bound proofs are used (undefined: the reference's proofs). */
+      nodeId: config.nodeId as string | undefined,
       connecting: undefined as Deferred.Deferred<RegisteredPayload, L2psError> | undefined
     }
     const snapshotNow = (): Snapshot => ({ connected: st.connected, registered: st.registered, peers: [...st.peers] })
@@ -221,13 +234,30 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
         return yield* await_<A>(id, p, timeoutMs)
       })
 
+    /** The string a proof signs: bound to the network and node (proofVersion 2) once the node's id is known. */
+    const proofString = (kind: "register" | "history", subject: string, timestamp: number) =>
+      st.nodeId === undefined ? `${kind}:${subject}:${timestamp}` : `${kind}:v2:${config.l2psUid}:${st.nodeId}:${subject}:${timestamp}`
+    const proofVersion = () => (st.nodeId === undefined ? {} : { proofVersion: 2 })
+
     const registerFrame = (timestamp: number) =>
-      Effect.map(sign(`register:${config.publicKey}:${timestamp}`), (proof) => ({
+      Effect.map(sign(proofString("register", config.publicKey, timestamp)), (proof) => ({
         publicKey: config.publicKey,
         l2psUid: config.l2psUid,
         proof,
+        ...proofVersion(),
         ...(capabilities === undefined ? {} : { capabilities: [...capabilities] })
       }))
+
+    /** Before registering: the node's id for bound proofs; a node that does not know `node_info` gets the reference's. */
+    const learnNodeId: Effect.Effect<void, L2psError> = config.nodeId !== undefined || config.boundProofs !== true
+      ? Effect.void
+      : request<{ nodeId?: unknown }>("node_info", () => Effect.succeed({}), ["node_info_response"], Math.min(timeouts.request, NODE_INFO_TIMEOUT), true).pipe(
+        Effect.map((info) => typeof info.nodeId === "string" && /^[0-9a-f]{64}$/.test(info.nodeId) ? info.nodeId : undefined),
+        // A node without the extension answers "Unknown type" (a reference node may not echo the requestId,
+        // hence the timeout too); only a pinned nodeId makes bound proofs certain.
+        Effect.catchIf((e) => e.code === "INVALID_MESSAGE" || e.code === "TIMEOUT", () => Effect.succeed(undefined)),
+        Effect.map((nodeId) => void (st.nodeId = nodeId))
+      )
 
     const deliverMessage = (payload: unknown) =>
       Effect.gen(function*() {
@@ -305,7 +335,7 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
         }),
       handshake: (link) =>
         Effect.raceFirst(
-          request<RegisteredPayload>("register", registerFrame, ["registered"], timeouts.request, true),
+          Effect.zipRight(learnNodeId, request<RegisteredPayload>("register", registerFrame, ["registered"], timeouts.request, true)),
           Effect.zipRight(Deferred.await(link.closed), Effect.fail(fail("DISCONNECTED", "Disconnected")))
         ),
       registered: (r, reconnect) =>
@@ -413,8 +443,9 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
       history: (peerKey, options = {}) =>
         request<HistoryPayload>(
           "history",
-          (ts) => Effect.map(sign(`history:${peerKey}:${ts}`), (proof) => ({
+          (ts) => Effect.map(sign(proofString("history", peerKey, ts)), (proof) => ({
             peerKey,
+            ...proofVersion(),
             ...(options.before === undefined ? {} : { before: options.before }),
             ...(options.limit === undefined ? {} : { limit: options.limit }),
             proof

@@ -92,6 +92,8 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
       l2psUid,
       signFn: signFnOf(me),
       capabilities: ["ack"],
+      // Our own client: proofs bound to the node and network (SECURITY.md 6).
+      boundProofs: true,
       reconnect: config.reconnect,
       timeouts: config.timeouts
     })

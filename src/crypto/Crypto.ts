@@ -3,6 +3,7 @@ import { sha256 } from "@noble/hashes/sha2.js"
 import * as Context from "effect/Context"
 import * as Layer from "effect/Layer"
 import * as nodeCrypto from "node:crypto"
+import { isStrictPublicKey } from "../domain/Keys.ts"
 
 /** Primitive operations the node needs; synchronous, pure and total (bad input verifies false). */
 export interface CryptoShape {
@@ -17,9 +18,10 @@ export class Crypto extends Context.Tag("im/Crypto")<Crypto, CryptoShape>() {}
 export const noble: CryptoShape = {
   name: "noble",
   verifyEd25519: (publicKey, message, signature) => {
-    if (publicKey.length !== 32 || signature.length !== 64) return false
+    if (publicKey.length !== 32 || signature.length !== 64 || !isStrictPublicKey(publicKey)) return false
     try {
-      return ed25519.verify(signature, message, publicKey)
+      // RFC 8032's strict checks (canonical R and A, S < L), not ZIP-215's permissive ones.
+      return ed25519.verify(signature, message, publicKey, { zip215: false })
     } catch {
       return false
     }
@@ -33,10 +35,13 @@ const KEY_CACHE_MAX = 4096
 export const makeNative = (): CryptoShape => {
   // Importing a raw key costs more than the verification itself; cache recent keys.
   const keys = new Map<string, nodeCrypto.KeyObject>()
-  const keyOf = (publicKey: Uint8Array): nodeCrypto.KeyObject => {
+  // BoringSSL and OpenSSL accept small-order keys (their cofactorless check then passes forged signatures
+  // for some messages): a key is checked once, when imported, and never cached if refused.
+  const keyOf = (publicKey: Uint8Array): nodeCrypto.KeyObject | undefined => {
     const id = Buffer.from(publicKey).toString("hex")
     let key = keys.get(id)
     if (key === undefined) {
+      if (!isStrictPublicKey(publicKey)) return undefined
       key = nodeCrypto.createPublicKey({
         key: { kty: "OKP", crv: "Ed25519", x: Buffer.from(publicKey).toString("base64url") },
         format: "jwk"
@@ -51,7 +56,8 @@ export const makeNative = (): CryptoShape => {
     verifyEd25519: (publicKey, message, signature) => {
       if (publicKey.length !== 32 || signature.length !== 64) return false
       try {
-        return nodeCrypto.verify(null, message, keyOf(publicKey), signature)
+        const key = keyOf(publicKey)
+        return key !== undefined && nodeCrypto.verify(null, message, key, signature)
       } catch {
         return false
       }

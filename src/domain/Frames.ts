@@ -89,7 +89,9 @@ export const RegisterPayload = Schema.Struct({
   publicKey: Schema.NonEmptyString,
   l2psUid: Schema.NonEmptyString,
   proof: Schema.NonEmptyString,
-  capabilities: Schema.optional(Schema.Array(Schema.String).pipe(Schema.maxItems(16)))
+  capabilities: Schema.optional(Schema.Array(Schema.String).pipe(Schema.maxItems(16))),
+  /** 2: the proof signs the bound string of SECURITY.md 6; absent: the reference's string. */
+  proofVersion: Schema.optional(Schema.Unknown)
 })
 
 export const EncryptedPayload = Schema.Struct(
@@ -105,7 +107,8 @@ export const HistoryPayload = Schema.Struct({
   peerKey: Schema.NonEmptyString,
   proof: Schema.NonEmptyString,
   before: Schema.optional(Schema.Unknown),
-  limit: Schema.optional(Schema.Unknown)
+  limit: Schema.optional(Schema.Unknown),
+  proofVersion: Schema.optional(Schema.Unknown)
 })
 
 export const PublicKeyPayload = Schema.Struct({ targetId: Schema.NonEmptyString })

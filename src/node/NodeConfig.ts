@@ -87,13 +87,21 @@ export interface NodeConfigShape {
   /** Percent of `maxConnections` that sockets not yet registered cannot take (kept for registered ones). */
   readonly reservedConnectionsPercent: number
   /** Peers whose `X-Forwarded-For` is believed; empty: the header is ignored. */
-  readonly trustedProxies: ReadonlyArray<Cidr>,
+  readonly trustedProxies: ReadonlyArray<Cidr>
   /** Message rate and quota per legacy signing key (the L2PS defaults: RATE_LIMIT_*, EPOCH_*). */
   readonly legacyLimits: NetworkLimits
   /** clientIds one legacy signing key may hold, counted in storage. */
   readonly legacyClientIdsPerKey: number
   /** Refuse legacy registrations without a proven server challenge (the 2.9.1 client cannot). */
   readonly legacyRequireChallenge: boolean
+  /** How far ahead of the node's clock a register/history proof may be dated (the past window is `proofWindowMillis`). */
+  readonly proofFutureSkewMillis: number
+  /** Proofs remembered at once for one key… */
+  readonly replayPerKeyMax: number
+  /** …and for one remote address. */
+  readonly replayPerAddressMax: number
+  /** Register/history proofs must name this node and the network (SECURITY.md 6); otherwise both forms are accepted. */
+  readonly requireBoundProofs: boolean
 }
 
 /** The node's configuration port. */
@@ -152,7 +160,11 @@ export const defaults: NodeConfigShape = {
   trustedProxies: [],
   legacyLimits: defaultLimits,
   legacyClientIdsPerKey: 16,
-  legacyRequireChallenge: false
+  legacyRequireChallenge: false,
+  proofFutureSkewMillis: 30_000,
+  replayPerKeyMax: 1000,
+  replayPerAddressMax: 10_000,
+  requireBoundProofs: false
 }
 
 /** Tests and embedding hosts: defaults with overrides, `networks` given as uids or full limits. */
@@ -297,7 +309,17 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
       })
     ),
     legacyClientIdsPerKey: positive("LEGACY_CLIENT_IDS_PER_KEY", defaults.legacyClientIdsPerKey),
-    legacyRequireChallenge: Config.boolean("LEGACY_REQUIRE_CHALLENGE").pipe(Config.withDefault(defaults.legacyRequireChallenge))
+    legacyRequireChallenge: Config.boolean("LEGACY_REQUIRE_CHALLENGE").pipe(Config.withDefault(defaults.legacyRequireChallenge)),
+    connectionFrameRate: positive("CONNECTION_FRAME_RATE", defaults.connectionFrameRate),
+    connectionFrameBurst: positive("CONNECTION_FRAME_BURST", defaults.connectionFrameBurst),
+    replayCacheMax: positive("REPLAY_CACHE_MAX", defaults.replayCacheMax),
+    proofFutureSkewSeconds: Config.integer("PROOF_FUTURE_SKEW_SECONDS").pipe(
+      Config.withDefault(defaults.proofFutureSkewMillis / 1000),
+      Config.validate({ message: "PROOF_FUTURE_SKEW_SECONDS must be a non-negative integer", validation: (n) => n >= 0 })
+    ),
+    replayPerKeyMax: positive("REPLAY_CACHE_PER_KEY", defaults.replayPerKeyMax),
+    replayPerAddressMax: positive("REPLAY_CACHE_PER_ADDRESS", defaults.replayPerAddressMax),
+    requireBoundProofs: Config.boolean("REQUIRE_BOUND_PROOFS").pipe(Config.withDefault(defaults.requireBoundProofs))
   })
   const base: NetworkLimits = {
     rateLimitPerSec: env.rateLimitPerSec,
@@ -343,7 +365,14 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
     trustedProxies: env.trustedProxies,
     legacyLimits: base,
     legacyClientIdsPerKey: env.legacyClientIdsPerKey,
-    legacyRequireChallenge: env.legacyRequireChallenge
+    legacyRequireChallenge: env.legacyRequireChallenge,
+    connectionFrameRate: env.connectionFrameRate,
+    connectionFrameBurst: env.connectionFrameBurst,
+    replayCacheMax: env.replayCacheMax,
+    proofFutureSkewMillis: env.proofFutureSkewSeconds * 1000,
+    replayPerKeyMax: env.replayPerKeyMax,
+    replayPerAddressMax: env.replayPerAddressMax,
+    requireBoundProofs: env.requireBoundProofs
   }
 })
 

@@ -13,6 +13,8 @@ export const rateLimited = Metric.counter("im_rate_limited_total", { description
 export const errors = (code: string) =>
   Metric.counter("im_errors_total", { description: "Error frames sent, by code" }).pipe(Metric.tagged("code", code))
 export const offlineExpired = Metric.counter("im_offline_expired_total", { description: "Queued messages expired (failed)" })
+export const replayCacheEntries = Metric.gauge("im_replay_cache_entries", { description: "Register and history proofs remembered to refuse replays" })
+export const replayCacheCapacity = Metric.gauge("im_replay_cache_capacity", { description: "Proofs the replay cache holds before it refuses its big holders (REPLAY_CACHE_MAX)" })
 export const commitLatency = Metric.histogram(
   "im_commit_latency_seconds",
   MetricBoundaries.exponential({ start: 0.0005, factor: 2, count: 14 }),

@@ -10,6 +10,7 @@ import * as AddressLimits from "./AddressLimits.ts"
 import { ack } from "./handlers/Ack.ts"
 import { history } from "./handlers/History.ts"
 import { discover, requestPublicKey } from "./handlers/Lookup.ts"
+import { nodeInfo } from "./handlers/NodeInfo.ts"
 import { proofRequest } from "./handlers/ProofRequest.ts"
 import { register } from "./handlers/Register.ts"
 import { send, sendNow } from "./handlers/Send.ts"
@@ -38,7 +39,8 @@ export const layer = Layer.scoped(
       discover: discover(deps),
       request_public_key: requestPublicKey(deps),
       ack: ack(deps),
-      proof_request: proofRequest(deps.pipeline)
+      proof_request: proofRequest(deps.pipeline),
+      node_info: nodeInfo(deps)
     }
     const fastHandlers: Record<string, Session.FastHandler> = { send: sendNow(deps) }
     const run = Runtime.runSync(runtime)

@@ -1,9 +1,11 @@
 import * as Effect from "effect/Effect"
+import { NodeKey } from "../crypto/NodeKey.ts"
 import { PipelineStore, type PipelineStoreShape } from "../l2ps/PipelineStore.ts"
 import { NodeConfig, type NodeConfigShape } from "../node/NodeConfig.ts"
 import { Storage, type StorageShape } from "../storage/Storage.ts"
 import { ValidatorPool, type ValidatorPoolShape } from "../validators/ValidatorPool.ts"
 import { AddressLimits } from "./AddressLimits.ts"
+import { nodeIdOf } from "./BoundProof.ts"
 import { Committer } from "./Committer.ts"
 import { PendingProbe } from "./PendingProbe.ts"
 import { RateLimits } from "./RateLimits.ts"
@@ -24,11 +26,16 @@ export interface RelayDeps {
   readonly pipeline: PipelineStoreShape
   readonly addressLimits: typeof AddressLimits.Service
   readonly pendingProbe: typeof PendingProbe.Service
+  /** The node's ML-DSA-65 public key (hex) and its SHA-256, the node's name in bound proofs. */
+  readonly nodeKey: string
+  readonly nodeId: string
   /** The current time for plain code (the connection's callbacks), from the same `Clock` as effects. */
   readonly now: () => number
 }
 
-export const make = Effect.all({
+export const make = Effect.flatMap(NodeKey, (key) => Effect.all({
+  nodeKey: Effect.succeed(key.publicKeyHex),
+  nodeId: Effect.succeed(nodeIdOf(key.publicKeyHex)),
   cfg: NodeConfig,
   storage: Storage,
   validators: ValidatorPool,
@@ -41,4 +48,4 @@ export const make = Effect.all({
   addressLimits: AddressLimits,
   pendingProbe: PendingProbe,
   now: Effect.map(Effect.clock, (clock) => () => clock.unsafeCurrentTimeMillis())
-})
+}))

@@ -4,41 +4,91 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import { NodeConfig } from "../node/NodeConfig.ts"
+import * as Metrics from "../ops/Metrics.ts"
+import { addressGroup } from "../transport/IpAddress.ts"
 
-export type ProofCheck = "fresh" | "expired" | "replayed" | "busy"
+/**
+ * "busy": the cache is full and the claimant is among its big holders; "key" / "address": the claimant
+ * holds its share of the cache already.
+ */
+export type ProofCheck = "fresh" | "expired" | "replayed" | "busy" | "key" | "address"
 
-/** Proof freshness and single use: a (kind, key, timestamp) triple is accepted once inside the window. */
+/** Above this many entries (by key and by address) a claimant counts as a big holder of a full cache. */
+export const SMALL_HOLDER = 16
+
+/**
+ * Proof freshness and single use: a (kind, key, timestamp) triple is accepted once inside the window.
+ * Every proof remembered takes a slot of a node-wide cache until its window passes, so the cache is
+ * shared fairly: a key and an address hold at most their caps, a proof dated ahead of the node's clock
+ * by more than a small skew is refused (it would hold its slot that much longer), and a full cache still
+ * takes the proofs of small holders (within a reserve of a quarter of its size) and refuses the rest.
+ */
 export class ReplayGuard extends Context.Tag("im/ReplayGuard")<ReplayGuard, {
-  /** Whether the timestamp lies inside the window of the node's clock. */
+  /** Whether the timestamp lies inside the window of the node's clock (at most the skew ahead). */
   readonly inWindow: (timestamp: number) => Effect.Effect<boolean>
-  /** Records a verified proof; anything but "fresh" refuses it. */
-  readonly claim: (kind: string, key: string, timestamp: number) => Effect.Effect<ProofCheck>
+  /** Records a verified proof of `key` from `address`; anything but "fresh" refuses it. */
+  readonly claim: (kind: string, key: string, timestamp: number, address: string) => Effect.Effect<ProofCheck>
   readonly size: Effect.Effect<number>
 }>() {}
+
+interface Entry {
+  readonly expiry: number
+  readonly key: string
+  readonly address: string
+}
+
+const take = (counts: Map<string, number>, id: string) => {
+  const n = counts.get(id)! - 1
+  if (n === 0) counts.delete(id)
+  else counts.set(id, n)
+}
 
 export const layer: Layer.Layer<ReplayGuard, never, NodeConfig> = Layer.scoped(
   ReplayGuard,
   Effect.gen(function*() {
     const cfg = yield* NodeConfig
     const window = cfg.proofWindowMillis
-    const seen = new Map<string, number>()
+    const skew = Math.min(cfg.proofFutureSkewMillis, window)
+    const max = cfg.replayCacheMax
+    const reserve = Math.max(SMALL_HOLDER, Math.floor(max / 4))
+    const seen = new Map<string, Entry>()
+    const byKey = new Map<string, number>()
+    const byAddress = new Map<string, number>()
+    Metrics.replayCacheCapacity.unsafeUpdate(max, [])
+    const fill = () => Metrics.replayCacheEntries.unsafeUpdate(seen.size, [])
+    fill()
     const prune = Effect.map(Clock.currentTimeMillis, (now) => {
-      for (const [id, expiry] of seen) if (expiry < now) seen.delete(id)
+      for (const [id, e] of seen) {
+        if (e.expiry >= now) continue
+        seen.delete(id)
+        take(byKey, e.key)
+        take(byAddress, e.address)
+      }
+      fill()
     })
     yield* prune.pipe(Effect.repeat(Schedule.spaced(Math.max(1000, Math.floor(window / 4)))), Effect.forkScoped)
-    const inWindow = (timestamp: number) =>
-      Effect.map(Clock.currentTimeMillis, (now) => Math.abs(now - timestamp) <= window)
+    const fits = (now: number, timestamp: number) => timestamp >= now - window && timestamp <= now + skew
     return {
       size: Effect.sync(() => seen.size),
-      inWindow,
-      claim: (kind, key, timestamp) =>
+      inWindow: (timestamp) => Effect.map(Clock.currentTimeMillis, (now) => fits(now, timestamp)),
+      // An IPv6 client holds a /64: counted as one address, like the connection limits.
+      claim: (kind, key, timestamp, remote) =>
         Effect.map(Clock.currentTimeMillis, (now): ProofCheck => {
-          if (Math.abs(now - timestamp) > window) return "expired"
+          if (!fits(now, timestamp)) return "expired"
+          const address = addressGroup(remote)
           const id = `${kind}:${key}:${timestamp}`
           if (seen.has(id)) return "replayed"
-          // The map is pruned on the clock; this only bites under a flood of valid proofs.
-          if (seen.size >= cfg.replayCacheMax) return "busy"
-          seen.set(id, timestamp + window)
+          const ofKey = byKey.get(key) ?? 0
+          const ofAddress = byAddress.get(address) ?? 0
+          if (ofKey >= cfg.replayPerKeyMax) return "key"
+          if (ofAddress >= cfg.replayPerAddressMax) return "address"
+          if (seen.size >= max && (ofKey >= SMALL_HOLDER || ofAddress >= SMALL_HOLDER || seen.size >= max + reserve)) {
+            return "busy"
+          }
+          seen.set(id, { expiry: timestamp + window, key, address })
+          byKey.set(key, ofKey + 1)
+          byAddress.set(address, ofAddress + 1)
+          fill()
           return "fresh"
         })
     }

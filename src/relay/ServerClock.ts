@@ -3,18 +3,60 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 
-/** Message timestamps: strictly increasing per node, so paging by `before` never skips or repeats. */
+/** Most a message's timestamp may run ahead of the node's clock; past it the message is refused. */
+export const MAX_AHEAD_MILLIS = 1000
+
+/** Cells of "last timestamp"; conversations share a cell only by (secret) hash collision. */
+const SLOTS = 65_536
+
+/**
+ * Message timestamps: strictly increasing per conversation (network and unordered pair of keys), so
+ * paging a conversation by `before` never skips or repeats. A node-wide counter would have to run ahead
+ * of real time under honest load (~30,000 messages/s, one ms each) and could be pushed ahead for good by
+ * one peer; per conversation a slot runs ahead only past 1,000 messages/s in it, and then the message is
+ * refused rather than the clock moved more than `MAX_AHEAD_MILLIS` ahead.
+ */
 export class ServerClock extends Context.Tag("im/ServerClock")<ServerClock, {
-  readonly next: Effect.Effect<number>
-  /** `next` from plain code, given the current time (a send accepted in the connection's callback). */
-  readonly nextAt: (now: number) => number
+  /** The next timestamp of the conversation of `a` and `b` at `now`; undefined when it would run too far ahead. */
+  readonly nextAt: (network: string, a: string, b: string, now: number) => number | undefined
+  /** `nextAt` on the node's clock. */
+  readonly next: (network: string, a: string, b: string) => Effect.Effect<number | undefined>
 }>() {}
 
-export const layer: Layer.Layer<ServerClock> = Layer.sync(ServerClock, () => {
-  let last = 0
-  const nextAt = (now: number) => {
-    last = now > last ? now : last + 1
-    return last
+/**
+ * The slot of a conversation: a 32-bit multiplicative hash of its three names, seeded with a secret of
+ * the process so that a peer cannot choose keys whose conversations land on another's slot. Plain code,
+ * no allocation: it runs for every message.
+ */
+const lane = (h: number, s: string, mul: number): number => {
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), mul)
+  return Math.imul(h ^ 0x3a, mul)
+}
+const slotOf = (seed: Uint32Array, network: string, a: string, b: string): number => {
+  const lo = a < b ? a : b
+  const hi = a < b ? b : a
+  const h1 = lane(lane(lane(seed[0]!, network, 2654435761) ^ seed[2]!, lo, 2654435761), hi, 2654435761)
+  const h2 = lane(lane(lane(seed[1]!, network, 1597334677) ^ seed[3]!, lo, 1597334677), hi, 1597334677)
+  const h = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909)
+  return (h ^ (h >>> 16)) & (SLOTS - 1)
+}
+
+export const make = (): typeof ServerClock.Service => {
+  const last = new Float64Array(SLOTS)
+  // Not key material, but it must stay unknown to peers: the platform CSPRNG, once per process.
+  const seed = crypto.getRandomValues(new Uint32Array(4))
+  const nextAt = (network: string, a: string, b: string, now: number): number | undefined => {
+    const i = slotOf(seed, network, a, b)
+    const prev = last[i]!
+    const ts = now > prev ? now : prev + 1
+    if (ts - now > MAX_AHEAD_MILLIS) return undefined
+    last[i] = ts
+    return ts
   }
-  return { next: Effect.map(Clock.currentTimeMillis, nextAt), nextAt }
-})
+  return {
+    nextAt,
+    next: (network, a, b) => Effect.map(Clock.currentTimeMillis, (now) => nextAt(network, a, b, now))
+  }
+}
+
+export const layer: Layer.Layer<ServerClock> = Layer.sync(ServerClock, make)

@@ -43,8 +43,12 @@ class Checked {
 type Inbound = string | Uint8Array | Checked | typeof FLUSH
 
 export const INBOX_FULL_CODE = 1008
+/** Close code of a socket whose refused frames outran its frame budget. */
+export const REFUSALS_CODE = 1008
 /** Sends of one session waiting for their commit at once: enough to fill group commits from few peers. */
 const PIPELINE = 64
+/** Unacknowledged messages a session remembers being handed (SECURITY.md 6). */
+const HANDED_MAX = 8192
 /** Outbox slots kept for the session's own replies; live deliveries from others stop short of them. */
 const RESERVED = 32
 
@@ -97,6 +101,14 @@ export const open = (
     () => flushRequested && scheduleFlush()
   )
 
+  // Messages handed to this session and not yet acknowledged by it; past the bound the oldest are
+  // forgotten: their `ack` is then ignored and they are delivered again on the next registration.
+  const handed = new Set<string>()
+  const noteHanded = (messageHash: string) => {
+    handed.add(messageHash)
+    if (handed.size > HANDED_MAX) handed.delete(handed.values().next().value!)
+  }
+
   const state: SessionState = {
     id,
     remoteAddress: conn.remoteAddress,
@@ -137,6 +149,12 @@ export const open = (
       Metrics.errors(error.code).unsafeUpdate(1, [])
       if (error.code === "RATE_LIMITED") Metrics.rateLimited.unsafeUpdate(1, [])
     },
+    refuseSend: (error, requestId, now) => {
+      state.failNow(error, requestId, now)
+      chargeRefusal(now)
+    },
+    handed: noteHanded,
+    wasHanded: (messageHash) => handed.delete(messageHash),
     written: outbox.written,
     asPeer: (reg: Omit<Registration, "peer">): Peer => ({
       id,
@@ -144,6 +162,7 @@ export const open = (
       l2psUid: reg.l2psUid,
       ackCapable: reg.ackCapable,
       canAccept: () => !closing && !lagging && outbox.hasRoomForLive(),
+      handed: noteHanded,
       push: (text, messageId) => {
         if (closing) return false
         if (!outbox.pushLive(text, messageId)) {
@@ -176,21 +195,34 @@ export const open = (
   const frameBucket = new TokenBucket(cfg.connectionFrameBurst, cfg.connectionFrameRate, 0)
   const tooManyFrames = refuse("RATE_LIMITED", "Too many frames")
 
+  /**
+   * A registered session's accepted sends have their own per-key limits (configurable per network), so
+   * the connection's frame budget must not cap them below those; a refused one is charged to it instead,
+   * and a storm of refusals, which costs everyone else the node's time, closes the socket.
+   */
+  const chargeRefusal = (now: number) => {
+    if (!frameBucket.tryTake(now)) conn.close(REFUSALS_CODE, "Too many refused frames")
+  }
+
   /** The checks every frame passes before its handler, in plain code (the budget's token is taken here). */
   const check = (data: string | Uint8Array, now: number): Checked => {
-    const overBudget = !frameBucket.tryTake(now)
-    if (overBudget && state.registration === undefined) return new Checked(undefined, "", tooManyFrames)
+    const registered = state.registration !== undefined
+    // Unregistered, the budget is spent before any parsing; registered, a send is charged only if refused.
+    if (!registered && !frameBucket.tryTake(now)) return new Checked(undefined, "", tooManyFrames)
     const size = typeof data === "string" ? data.length : data.byteLength
-    if (size > cfg.maxFrameChars) return new Checked(undefined, "", invalid(`Message too large (max ${cfg.maxFrameChars} bytes)`))
+    if (size > cfg.maxFrameChars) return rejected(registered, now, new Checked(undefined, "", invalid(`Message too large (max ${cfg.maxFrameChars} bytes)`)))
     const text = typeof data === "string" ? data : decodeUtf8(data)
-    if (text === undefined) return new Checked(undefined, "", invalid("Binary frame is not valid UTF-8"))
+    if (text === undefined) return rejected(registered, now, new Checked(undefined, "", invalid("Binary frame is not valid UTF-8")))
     const decoded = decodeFrame(text)
-    if (decoded._tag === "Bad") return new Checked(undefined, text, decoded.error, decoded.requestId)
+    if (decoded._tag === "Bad") return rejected(registered, now, new Checked(undefined, text, decoded.error, decoded.requestId))
     const frame = decoded.frame
-    // A registered session's sends have their own per-key limits (configurable per network); the
-    // connection's frame budget bounds everything else, so it must not cap sends below those limits.
-    if (overBudget && frame.type !== "send") return new Checked(undefined, text, tooManyFrames)
+    if (registered && frame.type !== "send" && !frameBucket.tryTake(now)) return new Checked(undefined, text, tooManyFrames)
     return new Checked(frame, text)
+  }
+  /** A registered session's frame refused before its type was known: charged like any other. */
+  const rejected = (registered: boolean, now: number, checked: Checked): Checked => {
+    if (registered && !frameBucket.tryTake(now)) return new Checked(undefined, checked.text, tooManyFrames, checked.requestId)
+    return checked
   }
 
   const handle = (item: Checked) =>
@@ -201,8 +233,15 @@ export const open = (
       if (handler === undefined) {
         return errorFrame(invalid(`Unknown type: ${frame.type.slice(0, 64)}`), frame.requestId)
       }
-      return settle(handler(state, frame, item.text), frame.type, frame.requestId)
+      const effect = handler(state, frame, item.text)
+      return settle(
+        frame.type === "send" && state.registration !== undefined ? Effect.tapError(effect, chargeSend) : effect,
+        frame.type,
+        frame.requestId
+      )
     })
+  const chargeSend = (e: RequestError | StorageError) =>
+    e._tag === "RequestError" ? Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => chargeRefusal(now))) : Effect.void
 
   /** A request's failure becomes its error frame; an unexpected one is logged and answered INTERNAL_ERROR. */
   const settle = (effect: Effect.Effect<void, RequestError | StorageError>, type: string, requestId: RequestId | undefined) =>

@@ -45,6 +45,12 @@ export interface SessionState {
   readonly replyNow: (type: string, payload: unknown, requestId: RequestId | undefined, now: number) => void
   /** An error frame, now (see `replyNow`). */
   readonly failNow: (error: RequestError, requestId: RequestId | undefined, now: number) => void
+  /** A send refused for the sender's own doing: its error frame, charged to the connection's frame budget. */
+  readonly refuseSend: (error: RequestError, requestId: RequestId | undefined, now: number) => void
+  /** Notes a message handed to this session (see `Peer.handed`). */
+  readonly handed: (messageHash: string) => void
+  /** Whether this session was handed the message, so its `ack` of it counts. */
+  readonly wasHanded: (messageHash: string) => boolean
   /** The session as registered peers see it (delivery, flush requests, close). */
   readonly asPeer: (registration: Omit<Registration, "peer">) => Peer
 }

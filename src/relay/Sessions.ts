@@ -10,6 +10,8 @@ export interface Peer {
   readonly ackCapable: boolean
   /** Whether live delivery to it is possible now (its outbox has room and it is not catching up). */
   readonly canAccept: () => boolean
+  /** Notes a message handed to this session while it awaits its `ack`: only such messages can it acknowledge. */
+  readonly handed: (messageHash: string) => void
   /** Non-blocking; false when its outbox is full (it then catches up from storage). */
   readonly push: (text: string, messageId?: string) => boolean
   /** Asks it to deliver what is queued for its key once its outbox has drained. */

@@ -208,10 +208,11 @@ describe("L2PS errors (default limits)", () => {
     await expectRequestError(s, { ...frame, timestamp: String(frame["timestamp"]) }, "INVALID_PROOF", badTs, false)
     await expectRequestError(s, { ...frame, timestamp: Number(frame["timestamp"]) + 0.5 }, "INVALID_PROOF", badTs, false)
 
-    // outside ±300 s of the node's clock, correctly signed
-    const expired = "Proof expired: timestamp must be within 300 s of the node's clock"
+    // outside 300 s before and 30 s after the node's clock (SECURITY.md 2), correctly signed
+    const expired = "Proof expired: timestamp must be within 300 s of the node's clock, at most 30 s ahead"
     await expectRequestError(s, registerFrame(id, UID, { timestamp: Date.now() - 301_000 }), "INVALID_PROOF", expired, false)
     await expectRequestError(s, registerFrame(id, UID, { timestamp: Date.now() + 301_000 }), "INVALID_PROOF", expired, false)
+    await expectRequestError(s, registerFrame(id, UID, { timestamp: Date.now() + 40_000 }), "INVALID_PROOF", expired, false)
 
     // the frame itself is still good: it registers once…
     const requestId = newRequestId()
@@ -306,9 +307,10 @@ describe("L2PS errors (default limits)", () => {
     const ts2 = freshTimestamp()
     const byOther = { type: "history", timestamp: ts2, payload: { peerKey: peer.publicKey, proof: peer.signFn(`history:${peer.publicKey}:${ts2}`) } }
     await expectRequestError(s, byOther, "INVALID_PROOF", failed, true)
-    const expired = "Proof expired: timestamp must be within 300 s of the node's clock"
+    const expired = "Proof expired: timestamp must be within 300 s of the node's clock, at most 30 s ahead"
     await expectRequestError(s, historyFrame(me, peer.publicKey, { timestamp: Date.now() - 301_000 }), "INVALID_PROOF", expired, true)
     await expectRequestError(s, historyFrame(me, peer.publicKey, { timestamp: Date.now() + 301_000 }), "INVALID_PROOF", expired, true)
+    await expectRequestError(s, historyFrame(me, peer.publicKey, { timestamp: Date.now() + 40_000 }), "INVALID_PROOF", expired, true)
 
     // `good` has not been used yet: accepted once, then a replay
     const requestId = newRequestId()

@@ -60,7 +60,7 @@ describe("operations: logs, /health, /metrics", () => {
 
   test("/metrics counts sessions, messages in and out, errors by code and commit latency", async () => {
     const before = await scrape()
-    for (const name of ["im_sessions", "im_connections", "im_messages_in_total", "im_messages_out_total", "im_rate_limited_total", "im_offline_expired_total"]) {
+    for (const name of ["im_sessions", "im_connections", "im_messages_in_total", "im_messages_out_total", "im_rate_limited_total", "im_offline_expired_total", "im_replay_cache_entries", "im_replay_cache_capacity"]) {
       expect(before.has(name)).toBe(true)
     }
     const a = await pool.connect(node.url, "default")

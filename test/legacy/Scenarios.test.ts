@@ -91,6 +91,9 @@ describe("legacy TestClock scenarios", () => {
       yield* back.register("bob")
       yield* back.send("request_public_key", { targetId: "carol-offline-never" })
       yield* back.send("discover", {})
+      // Timestamps increase per conversation (SECURITY.md 5): across senders, order is the clock's, so
+      // carol writes a little later than alice's two messages (the second of which was stamped +1 ms).
+      yield* TestClock.adjust(5)
       yield* carol.message("bob", "live")
       expect((yield* back.next()).payload.errorType).toBe("PEER_NOT_FOUND")
       expect(yield* back.next()).toEqual({ type: "discover", payload: { peers: ["alice", "carol", "bob"] } })

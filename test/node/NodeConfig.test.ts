@@ -39,6 +39,25 @@ describe("NodeConfig from the environment", () => {
     expect(String(Option.getOrThrow(cfg.databaseUrl))).not.toContain("secret")
   })
 
+  test("security settings: frame budget, replay cache, proof skew, bound proofs (defaults and values)", () => {
+    const d = Either.getOrThrow(fromEnv({}))
+    expect([d.connectionFrameRate, d.connectionFrameBurst, d.replayCacheMax, d.replayPerKeyMax, d.replayPerAddressMax])
+      .toEqual([100, 200, 1_000_000, 1000, 10_000])
+    expect([d.proofFutureSkewMillis, d.requireBoundProofs]).toEqual([30_000, false])
+    const cfg = Either.getOrThrow(fromEnv({
+      CONNECTION_FRAME_RATE: "300", CONNECTION_FRAME_BURST: "600", REPLAY_CACHE_MAX: "5000", REPLAY_CACHE_PER_KEY: "50",
+      REPLAY_CACHE_PER_ADDRESS: "500", PROOF_FUTURE_SKEW_SECONDS: "5", REQUIRE_BOUND_PROOFS: "true"
+    }))
+    expect([cfg.connectionFrameRate, cfg.connectionFrameBurst, cfg.replayCacheMax, cfg.replayPerKeyMax, cfg.replayPerAddressMax])
+      .toEqual([300, 600, 5000, 50, 500])
+    expect([cfg.proofFutureSkewMillis, cfg.requireBoundProofs]).toEqual([5000, true])
+    for (const name of ["CONNECTION_FRAME_RATE", "CONNECTION_FRAME_BURST", "REPLAY_CACHE_MAX", "REPLAY_CACHE_PER_KEY", "REPLAY_CACHE_PER_ADDRESS"]) {
+      const r = fromEnv({ [name]: "0" })
+      expect(String(Either.isLeft(r) ? r.left : "")).toContain(name)
+    }
+    expect(String(Either.flip(fromEnv({ REQUIRE_BOUND_PROOFS: "maybe" })).pipe(Either.getOrElse(() => "")))).toContain("REQUIRE_BOUND_PROOFS")
+  })
+
   test("a bad value is a start-up error naming the variable, never a silent default", () => {
     const cases: Array<[Record<string, string>, string]> = [
       [{ RATE_LIMIT_PER_SEC: "abc" }, "RATE_LIMIT_PER_SEC"],

@@ -7,14 +7,17 @@ import type { SessionState } from "../SessionState.ts"
 
 const decode = payloadOf(AckPayload, "messageHashes must be a list of 1 to 500 message hashes")
 
-/** A recipient confirms messages; their senders' live sessions get `message_delivered`. */
+/** A recipient confirms messages handed to this session; their senders' live sessions get `message_delivered`. */
 export const ack = (deps: RelayDeps) => (session: SessionState, frame: Envelope) =>
   Effect.gen(function*() {
     const reg = session.registration
     if (reg === undefined) return yield* refuse("REGISTRATION_REQUIRED", "Register before acknowledging messages")
     const { messageHashes } = yield* decode(frame.payload)
+    // Only what this session was handed: a session of the key that never received a message (one
+    // registered with a proof seen elsewhere, or before the message reached it) cannot confirm it.
+    const mine = messageHashes.filter(session.wasHanded)
     const at = yield* Clock.currentTimeMillis
-    const acked = yield* deps.storage.acknowledge(reg.l2psUid, reg.key, messageHashes, at)
+    const acked = mine.length === 0 ? [] : yield* deps.storage.acknowledge(reg.l2psUid, reg.key, mine, at)
     for (const { messageHash, from } of acked) {
       const text = encodeFrame("message_delivered", { messageHash, at }, at)
       for (const p of yield* deps.sessions.online(reg.l2psUid, from)) p.push(text)

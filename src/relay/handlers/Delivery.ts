@@ -37,6 +37,7 @@ export const flushPending = (
         yield* session.send({ text: messageFrame(m.from, m.encryptedJson, m.messageHash, true, now) })
       }
       if (!(yield* session.written)) return
+      if (reg.ackCapable) for (const m of page) session.handed(m.messageHash)
       yield* deps.storage.markHanded(page.map((m) => m.id), reg.ackCapable, now)
       yield* Metric.incrementBy(Metrics.messagesOut, page.length)
       const last = page[page.length - 1]!

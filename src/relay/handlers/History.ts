@@ -38,7 +38,7 @@ export const history = (deps: RelayDeps) => (session: SessionState, frame: Envel
     if (before !== undefined && (typeof before !== "number" || !Number.isSafeInteger(before) || before < 0)) {
       return yield* invalid("before must be a timestamp in ms (a non-negative integer)")
     }
-    yield* verifyProof(deps, "history", p.peerKey, frame.timestamp, reg.key, reg.keyBytes, p.proof)
+    yield* verifyProof(deps, "history", p.peerKey, frame.timestamp, reg.key, reg.keyBytes, p.proof, session.remoteAddress, reg.l2psUid, p.proofVersion)
     const rows = yield* deps.storage.history(reg.l2psUid, reg.key, normalizeKey(p.peerKey), before, limit + 1)
     const messages = rows.slice(0, limit).map(messageJson).join(",")
     yield* session.reply("history_response", new JsonText(`{"messages":[${messages}],"hasMore":${rows.length > limit}}`), frame.requestId)

@@ -4,7 +4,7 @@ import * as Metrics from "../../ops/Metrics.ts"
 import * as Clock from "effect/Clock"
 import { invalid, refuse } from "../../domain/ErrorCode.ts"
 import { encodeFrame, type Envelope, payloadOf, RegisterPayload } from "../../domain/Frames.ts"
-import { hexToBytes, isPublicKey, normalizeKey } from "../../domain/Keys.ts"
+import { hexToBytes, isPublicKey, isStrictPublicKey, normalizeKey } from "../../domain/Keys.ts"
 import type { RelayDeps } from "../RelayDeps.ts"
 import type { SessionState } from "../SessionState.ts"
 import { flushPending } from "./Delivery.ts"
@@ -26,7 +26,10 @@ export const register = (deps: RelayDeps) => (session: SessionState, frame: Enve
     }
     const key = normalizeKey(p.publicKey)
     const keyBytes = hexToBytes(key)
-    yield* verifyProof(deps, "register", p.publicKey, frame.timestamp, key, keyBytes, p.proof)
+    if (!isStrictPublicKey(keyBytes)) {
+      return yield* invalid("Invalid publicKey: not the canonical encoding of an ed25519 key of full order")
+    }
+    yield* verifyProof(deps, "register", p.publicKey, frame.timestamp, key, keyBytes, p.proof, session.remoteAddress, p.l2psUid, p.proofVersion)
 
     if (session.registration !== undefined) yield* unregister(deps, session)
     const base = {

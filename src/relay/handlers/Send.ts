@@ -89,16 +89,21 @@ const refusal = (verdict: Verdict, limits: NetworkLimits): RequestError | undefi
     ? refuse("RATE_LIMITED", `Quota exceeded (${limits.epochQuota} messages per ${limits.epochSeconds} s)`)
     : undefined
 
-/** The message to commit, with the recipient's sessions it is delivered to live. */
-const prepare = (deps: RelayDeps, reg: Registration, p: Valid, now: number) => {
+type Mutable<T> = { -readonly [K in keyof T]: T[K] }
+
+/**
+ * The message to commit, with the recipient's sessions it is delivered to live. Its timestamp is set by
+ * `stamp` once the send is accepted: a refused send must not move the conversation's clock.
+ */
+const prepare = (deps: RelayDeps, reg: Registration, p: Valid) => {
   const live = deps.sessions.onlineNow(reg.l2psUid, p.to).filter((r) => r.canAccept())
-  const message: NewMessage = {
+  const message: Mutable<NewMessage> = {
     l2psUid: reg.l2psUid,
     from: reg.key,
     to: p.to,
     messageHash: p.messageHash,
     encryptedJson: p.encryptedJson,
-    timestamp: deps.clock.nextAt(now),
+    timestamp: 0,
     ...(live.length === 0
       ? { deliveryStatus: "queued", awaitingAck: false, outcome: "queued" }
       : live.some((r) => !r.ackCapable)
@@ -107,6 +112,16 @@ const prepare = (deps: RelayDeps, reg: Registration, p: Valid, now: number) => {
   }
   return { message, live }
 }
+
+/** Gives an accepted message its timestamp; false when its conversation's clock is already too far ahead. */
+const stamp = (deps: RelayDeps, message: Mutable<NewMessage>, now: number): boolean => {
+  const ts = deps.clock.nextAt(message.l2psUid, message.from, message.to, now)
+  if (ts === undefined) return false
+  message.timestamp = ts
+  return true
+}
+
+const conversationBusy = refuse("RATE_LIMITED", `Too many messages in this conversation (more than 1000/s), try again shortly`)
 
 const completion = (deps: RelayDeps, session: SessionState, requestId: RequestId | undefined, message: NewMessage, live: ReadonlyArray<Peer>): Completion =>
 (outcome, now) => {
@@ -124,12 +139,18 @@ export const sendNow = (deps: RelayDeps) => (session: SessionState, frame: Envel
   if (reg === undefined) return false
   const p = validate(deps, reg, frame.payload, text)
   if (p instanceof RequestError || !session.tryBeginSend()) return false
-  const { live, message } = prepare(deps, reg, p, now)
+  const { live, message } = prepare(deps, reg, p)
   const request = { message, pairLimit: reg.limits.offlineQueuePerPair }
   // Room first: the rate limiter's token, once taken, cannot be given back.
   if (!deps.committer.hasRoomFor(request) || deps.rateLimits.takeAt(reg.l2psUid, reg.key, reg.limits, now) !== "ok") {
     session.endSend()
     return false
+  }
+  // Answered here: the token is spent, so the handler must not take another.
+  if (!stamp(deps, message, now)) {
+    session.endSend()
+    session.refuseSend(conversationBusy, frame.requestId, now)
+    return true
   }
   return deps.committer.trySubmit(request, completion(deps, session, frame.requestId, message, live))
 }
@@ -142,7 +163,8 @@ export const send = (deps: RelayDeps) => (session: SessionState, frame: Envelope
     if (p instanceof RequestError) return yield* p
     const refused = refusal(yield* deps.rateLimits.take(reg.l2psUid, reg.key, reg.limits), reg.limits)
     if (refused !== undefined) return yield* refused
-    const { live, message } = prepare(deps, reg, p, yield* Clock.currentTimeMillis)
+    const { live, message } = prepare(deps, reg, p)
+    if (!stamp(deps, message, yield* Clock.currentTimeMillis)) return yield* conversationBusy
     // The commit is queued now; its outcome is delivered and answered by the committer, in order, while
     // this session goes on reading frames.
     // Counted and queued as one step: a session closing in between would wait for a send never queued.
@@ -178,19 +200,23 @@ const complete = (
   const result = outcome.value
   switch (result._tag) {
     case "PairLimit":
-      session.failNow(refuse("RATE_LIMITED", "Offline message limit reached"), requestId, now)
+      session.refuseSend(refuse("RATE_LIMITED", "Offline message limit reached"), requestId, now)
       return undefined
     case "Refused":
-      session.failNow(invalid(result.reason), requestId, now)
+      session.refuseSend(invalid(result.reason), requestId, now)
       return undefined
     case "Duplicate":
-      if (result.from !== message.from) session.failNow(refuse("L2PS_SUBMIT_FAILED", "Duplicate message"), requestId, now)
+      if (result.from !== message.from) session.refuseSend(refuse("L2PS_SUBMIT_FAILED", "Duplicate message"), requestId, now)
       else reply(session, result.outcome, message.messageHash, requestId, now)
       return undefined
     case "Stored": {
       const text = messageFrame(message.from, message.encryptedJson, message.messageHash, false, message.timestamp)
       let delivered = 0
-      for (const r of live) if (r.push(text, r.ackCapable ? undefined : result.id)) delivered++
+      for (const r of live) {
+        if (!r.push(text, r.ackCapable ? undefined : result.id)) continue
+        delivered++
+        if (r.ackCapable) r.handed(message.messageHash)
+      }
       if (delivered > 0) Metrics.messagesOut.unsafeUpdate(delivered, [])
       // Every outbox filled up since the check: the message waits in storage like any queued one.
       const raced = live.length > 0 && delivered === 0
