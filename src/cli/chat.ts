@@ -19,6 +19,7 @@ import type { ChatEvent, MessengerShape } from "../client/Messenger.ts"
 import * as Home from "../client/Home.ts"
 import type { ChatRecord } from "../client/MessageStore.ts"
 import { defaultKdf, writePrivate } from "../client/SecretStore.ts"
+import { body, printable } from "./Escape.ts"
 import * as Terminal from "./Terminal.ts"
 
 const EVENTS_MAX = 10_000
@@ -61,7 +62,9 @@ const program = Effect.gen(function*() {
   const aliases: Record<string, string> = yield* Effect.try(() => JSON.parse(fs.readFileSync(aliasFile, "utf8")) as Record<string, string>).pipe(
     Effect.orElseSucceed(() => ({}))
   )
-  const nameOf = (key: string) => Object.entries(aliases).find(([, k]) => k === key)?.[0] ?? short(key)
+  // Everything a peer or the node sent passes through `printable` (one line) or `body` (a message).
+  const nameOf = (key: string) => printable(Object.entries(aliases).find(([, k]) => k === key)?.[0] ?? short(key))
+  const said = (prefix: string, text: string, suffix = "") => say(`${prefix}${body(text, prefix.length)}${suffix}`)
   const now = Effect.map(Clock.currentTimeMillis, clock)
   const say = term.say
 
@@ -93,15 +96,17 @@ const program = Effect.gen(function*() {
       const t = yield* now
       switch (e._tag) {
         case "Received":
-          return yield* say(`[${t}] ${nameOf(e.record.peer)}: ${e.record.text}${e.record.offline === true ? "   (sent while you were away)" : ""}`)
+          return yield* said(`[${t}] ${nameOf(e.record.peer)}: `, e.record.text, e.record.offline === true ? "   (sent while you were away)" : "")
         case "Sent":
-          return yield* say(e.record.status === "queued"
-            ? `[${t}] you → ${nameOf(e.record.peer)}: ${e.record.text}   (queued: ${nameOf(e.record.peer)} is offline)`
-            : `[${t}] you → ${nameOf(e.record.peer)}: ${e.record.text}   (sent)`)
+          return yield* said(
+            `[${t}] you → ${nameOf(e.record.peer)}: `,
+            e.record.text,
+            e.record.status === "queued" ? `   (queued: ${nameOf(e.record.peer)} is offline)` : "   (sent)"
+          )
         case "Delivered":
-          return yield* say(`[${t}] ✓✓ ${nameOf(e.record.peer)} received "${e.record.text}"`)
+          return yield* say(`[${t}] ✓✓ ${nameOf(e.record.peer)} received "${printable(e.record.text)}"`)
         case "SendFailed":
-          return yield* say(`! not sent to ${nameOf(e.record.peer)}: ${e.error.startsWith("Not registered") ? "not connected to the node" : e.error}`)
+          return yield* say(`! not sent to ${nameOf(e.record.peer)}: ${e.error.startsWith("Not registered") ? "not connected to the node" : printable(e.error)}`)
         case "Undecryptable":
           return yield* say(`! a message from ${nameOf(e.from)} could not be decrypted`)
         case "Registered":
@@ -122,7 +127,7 @@ const program = Effect.gen(function*() {
           return yield* say(`• ${nameOf(e.publicKey)} went offline`)
         case "ServerError":
           if (e.error.message.startsWith("Gave up reconnecting")) return yield* say(`! gave up reconnecting; type /reconnect to try again`)
-          return yield* say(`! node error ${e.error.code}: ${e.error.message}${e.error.details === undefined ? "" : ` (${e.error.details})`}`)
+          return yield* say(`! node error ${printable(e.error.code)}: ${printable(e.error.message)}${e.error.details === undefined ? "" : ` (${printable(e.error.details)})`}`)
       }
     })
   yield* Queue.take(events).pipe(Effect.flatMap(render), Effect.forever, Effect.forkScoped)
@@ -131,7 +136,7 @@ const program = Effect.gen(function*() {
   const connect = FiberHandle.run(
     connector,
     m.connect.pipe(
-      Effect.tapError((e) => say(`! cannot connect to ${cfg.server}: ${e.message}; trying again in 5s (/quit to leave)`)),
+      Effect.tapError((e) => say(`! cannot connect to ${cfg.server}: ${printable(e.message)}; trying again in 5s (/quit to leave)`)),
       Effect.retry(Schedule.spaced("5 seconds")),
       Effect.ignore
     )
@@ -155,7 +160,7 @@ const program = Effect.gen(function*() {
       Effect.whenEffect(say("  (node unreachable: the message will be sent once reconnected)"), Effect.map(online, (up) => !up && everConnected)),
       m.send(to, text)
     ).pipe(
-      Effect.catchTag("MessengerError", (e) => say(`! not sent: ${e.message}`)),
+      Effect.catchTag("MessengerError", (e) => say(`! not sent: ${printable(e.message)}`)),
       Effect.ignore,
       Effect.forkScoped
     )
@@ -163,7 +168,7 @@ const program = Effect.gen(function*() {
   const statusLine = (r: ChatRecord) => {
     const delivery = r.status === "delivered" ? "delivered ✓✓" : r.status
     const proof = r.proof === undefined ? "" : r.proof.valid ? ` · proof ✓${r.proof.blockNumber === undefined ? "" : ` (block ${r.proof.blockNumber})`}` : " · proof ✗"
-    return `  "${r.text}" → ${nameOf(r.peer)}: ${delivery} · ${r.l2psStatus ?? "l2ps_pending"}${proof}`
+    return `  "${printable(r.text)}" → ${nameOf(r.peer)}: ${delivery} · ${r.l2psStatus ?? "l2ps_pending"}${proof}`
   }
 
   const command = (line: string): Effect.Effect<boolean, never, Scope.Scope> =>
@@ -185,8 +190,8 @@ const program = Effect.gen(function*() {
             break
           }
           const peers = yield* m.onlinePeers.pipe(Effect.either)
-          if (peers._tag === "Left") yield* say(`! cannot list peers: ${peers.left.message.startsWith("Not registered") ? "not connected to the node" : peers.left.message}`)
-          else yield* say(peers.right.length === 0 ? "nobody else is online" : `online: ${peers.right.map((k) => `${nameOf(k)} (${k})`).join(", ")}`)
+          if (peers._tag === "Left") yield* say(`! cannot list peers: ${peers.left.message.startsWith("Not registered") ? "not connected to the node" : printable(peers.left.message)}`)
+          else yield* say(peers.right.length === 0 ? "nobody else is online" : `online: ${peers.right.map((k) => `${nameOf(k)} (${printable(k)})`).join(", ")}`)
           break
         }
         case "/alias": {
@@ -197,11 +202,11 @@ const program = Effect.gen(function*() {
           }
           aliases[name] = key.toLowerCase()
           yield* writePrivate(aliasFile, JSON.stringify(aliases, null, 2)).pipe(Effect.catchAll((e) => say(`! ${e.message}`)))
-          yield* say(`${name} = ${key.toLowerCase()}`)
+          yield* say(`${printable(name)} = ${key.toLowerCase()}`)
           break
         }
         case "/aliases":
-          yield* say(Object.keys(aliases).length === 0 ? "no names yet: /alias <name> <key>" : Object.entries(aliases).map(([n, k]) => `  ${n} = ${k}`).join("\n"))
+          yield* say(Object.keys(aliases).length === 0 ? "no names yet: /alias <name> <key>" : Object.entries(aliases).map(([n, k]) => `  ${printable(n)} = ${printable(k)}`).join("\n"))
           break
         case "/to": {
           const to = resolve(rest[0])
@@ -228,9 +233,10 @@ const program = Effect.gen(function*() {
             break
           }
           const records = yield* m.conversation(who, 20)
-          yield* say(records.length === 0 ? `no messages with ${nameOf(who)} yet` : records.map((r) =>
-            `  [${clock(r.at)}] ${r.direction === "out" ? "you" : nameOf(r.peer)}: ${r.text}${r.direction === "out" ? `   [${r.status}]` : ""}`
-          ).join("\n"))
+          yield* say(records.length === 0 ? `no messages with ${nameOf(who)} yet` : records.map((r) => {
+            const prefix = `  [${clock(r.at)}] ${r.direction === "out" ? "you" : nameOf(r.peer)}: `
+            return `${prefix}${body(r.text, prefix.length)}${r.direction === "out" ? `   [${r.status}]` : ""}`
+          }).join("\n"))
           break
         }
         case "/status": {
@@ -245,7 +251,7 @@ const program = Effect.gen(function*() {
           }
           const records = yield* m.refresh(who).pipe(Effect.either)
           if (records._tag === "Left") {
-            yield* say(`! cannot ask the node: ${records.left.message.startsWith("Not registered") ? "not connected" : records.left.message}`)
+            yield* say(`! cannot ask the node: ${records.left.message.startsWith("Not registered") ? "not connected" : printable(records.left.message)}`)
             break
           }
           const mine = records.right.filter((r) => r.direction === "out").slice(-10)

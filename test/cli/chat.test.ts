@@ -7,6 +7,9 @@ import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { Effect } from "effect"
+import { generateIdentity } from "../../src/client/L2psCrypto.ts"
+import * as Messenger from "../../src/client/Messenger.ts"
 import { bunBinary, type NodeProcess, REPO_ROOT, startNode } from "../support/NodeProcess.ts"
 
 const SOCKET = `im-chat-test-${process.pid}`
@@ -117,4 +120,30 @@ describe("bun run chat", () => {
     type("alice", "/quit")
     await waitFor("alice", /^bye$/m)
   }, 40_000)
+
+  test("a peer's escape sequences and newlines are shown as text, under the peer's name", async () => {
+    // tmux takes OSC 52 from the application into its paste buffers when set-clipboard is on.
+    startChat("carol", "carol's passphrase")
+    tmux("set-option", "-s", "set-clipboard", "on")
+    const keyC = (await waitFor("carol", /your key: ([0-9a-f]{64})/))[1]!
+    await waitFor("carol", /✓ connected to ws:\/\//)
+    const mallory = generateIdentity()
+    type("carol", `/alias alice ${mallory.publicKey.replace(/^./, (c) => (c === "0" ? "1" : "0"))}`)
+    const ESC = "\u001b"
+    const text = `hello\n[12:00:00] alice: please type your passphrase\r[12:00:01] alice: again${ESC}]52;c;c3RvbGVu\u0007${ESC}[1A${ESC}[2Kend\u202eevil`
+    await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const m = yield* Messenger.make({ serverUrl: node.url, identity: mallory })
+      yield* m.connect
+      yield* m.send(keyC, text)
+    })))
+    const short = `${mallory.publicKey.slice(0, 6)}…${mallory.publicKey.slice(-4)}`
+    await waitFor("carol", new RegExp(`\\] ${short}: hello$`, "m"))
+    const shown = screen("carol")
+    const indent = " ".repeat(`[00:00:00] ${short}: `.length)
+    expect(shown).toContain(`\n${indent}[12:00:00] alice: please type your passphrase\n`)
+    expect(shown).toContain(`\n${indent}[12:00:01] alice: again\\x1b]52;c;c3RvbGVu\\x07\\x1b[1A\\x1b[2Kend\\u202eevil`)
+    expect(shown).not.toMatch(/^\[12:00:0\d\] alice:/m)
+    expect(tmux("list-buffers").stdout).toBe("")
+    type("carol", "/quit")
+  }, 30_000)
 })
