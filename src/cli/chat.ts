@@ -2,7 +2,8 @@
  * `bun run chat`: a terminal chat against a running node (L2PS protocol). The identity and history
  * live in CHAT_HOME (default ~/.demos-im), encrypted with a passphrase (CHAT_PASSPHRASE, or asked).
  * Options: --home DIR, --server ws://host:port (CHAT_SERVER, default ws://127.0.0.1:3006),
- * --network UID (CHAT_NETWORK, default "default"). Type /help for the commands.
+ * --network UID (CHAT_NETWORK, default "default"). CHAT_REQUIRE_BOUND=true refuses messages not bound
+ * to their hash (older clients; shown marked otherwise). Type /help for the commands.
  */
 import * as BunRuntime from "@effect/platform-bun/BunRuntime"
 import * as Clock from "effect/Clock"
@@ -48,7 +49,8 @@ const settings = () => ({
   home: arg("home") ?? process.env["CHAT_HOME"] ?? path.join(os.homedir(), ".demos-im"),
   server: arg("server") ?? process.env["CHAT_SERVER"] ?? "ws://127.0.0.1:3006",
   network: arg("network") ?? process.env["CHAT_NETWORK"] ?? "default",
-  scryptN: Number(process.env["CHAT_SCRYPT_N"] ?? defaultKdf.N)
+  scryptN: Number(process.env["CHAT_SCRYPT_N"] ?? defaultKdf.N),
+  requireBound: process.env["CHAT_REQUIRE_BOUND"] === "true"
 })
 
 const KEY = /^[0-9a-fA-F]{64}$/
@@ -82,6 +84,7 @@ const program = Effect.gen(function*() {
     passphrase,
     l2psUid: cfg.network,
     kdf: { ...defaultKdf, N: cfg.scryptN },
+    requireBound: cfg.requireBound,
     onEvent: (e) => void Queue.unsafeOffer(events, e)
   }).pipe(Effect.either)
   if (opened._tag === "Left") return yield* giveUp(`! cannot open ${cfg.home}: ${opened.left.message}`)
@@ -96,7 +99,11 @@ const program = Effect.gen(function*() {
       const t = yield* now
       switch (e._tag) {
         case "Received":
-          return yield* said(`[${t}] ${nameOf(e.record.peer)}: `, e.record.text, e.record.offline === true ? "   (sent while you were away)" : "")
+          return yield* said(
+            `[${t}] ${nameOf(e.record.peer)}: `,
+            e.record.text,
+            `${e.record.offline === true ? "   (sent while you were away)" : ""}${e.record.unbound === true ? "   (unbound: an older client's message, it could be a replay)" : ""}`
+          )
         case "Sent":
           return yield* said(
             `[${t}] you → ${nameOf(e.record.peer)}: `,
@@ -108,7 +115,7 @@ const program = Effect.gen(function*() {
         case "SendFailed":
           return yield* say(`! not sent to ${nameOf(e.record.peer)}: ${e.error.startsWith("Not registered") ? "not connected to the node" : printable(e.error)}`)
         case "Undecryptable":
-          return yield* say(`! a message from ${nameOf(e.from)} could not be decrypted`)
+          return yield* say(`! a message from ${nameOf(e.from)} was not shown: ${e.reason}`)
         case "Registered":
           if (e.reconnect && everConnected) return yield* say(`✓ reconnected to the node`)
           everConnected = true

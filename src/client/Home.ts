@@ -32,6 +32,8 @@ export interface OpenOptions {
   readonly l2psUid?: string
   readonly kdf?: SecretStore.KdfParams
   readonly reconnect?: Partial<ReconnectOptions>
+  /** refuse messages not bound to their hash (see `MessengerConfig.requireBound`) */
+  readonly requireBound?: boolean
   /** connect right away (default true) */
   readonly connect?: boolean
 }
@@ -47,7 +49,8 @@ export const fromHome = (o: Omit<OpenOptions, "connect"> & { readonly onEvent?: 
       identity: secrets.identity,
       store,
       reconnect: o.reconnect,
-      onEvent: o.onEvent
+      onEvent: o.onEvent,
+      requireBound: o.requireBound
     })
     return { messenger, created, secrets }
   })

@@ -39,6 +39,10 @@ export interface ChatRecord {
   readonly l2psStatus?: string
   readonly proof?: { readonly valid: boolean; readonly confirmed: boolean; readonly blockNumber?: number; readonly root?: string }
   readonly error?: string
+  /** incoming, from a client that does not bind its ciphertext to the message hash (SECURITY.md 18) */
+  readonly unbound?: boolean
+  /** incoming and bound: the sender's clock when it sealed the message */
+  readonly sentAt?: number
 }
 
 export type ChatPatch = Partial<Omit<ChatRecord, "messageHash" | "peer" | "direction">>

@@ -14,7 +14,7 @@ import * as PubSub from "effect/PubSub"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { type Identity, messageHashOf, openTextFrom, sealFor, signFnOf } from "./L2psCrypto.ts"
+import { type Identity, openMessage, type Opened, sealBound, signFnOf } from "./L2psCrypto.ts"
 import * as L2psPeer from "./L2psPeer.ts"
 import * as MessageStore from "./MessageStore.ts"
 import { type ProofCheck, verifyProof } from "./Proofs.ts"
@@ -29,7 +29,8 @@ export type ChatEvent =
   | { readonly _tag: "Sent"; readonly record: MessageStore.ChatRecord }
   | { readonly _tag: "Delivered"; readonly record: MessageStore.ChatRecord }
   | { readonly _tag: "SendFailed"; readonly record: MessageStore.ChatRecord; readonly error: string }
-  | { readonly _tag: "Undecryptable"; readonly from: string; readonly messageHash: string }
+  /** Not shown: it did not open, was a replay of an earlier message, or unbound while bound ones are required. */
+  | { readonly _tag: "Undecryptable"; readonly from: string; readonly messageHash: string; readonly reason: string }
   | { readonly _tag: "Connection"; readonly state: ConnectionState }
   | { readonly _tag: "Retrying"; readonly attempt: number; readonly delayMillis: number }
   | { readonly _tag: "Registered"; readonly reconnect: boolean; readonly onlinePeers: ReadonlyArray<string> }
@@ -49,6 +50,11 @@ export interface MessengerConfig {
   readonly timeouts?: L2psPeer.L2psPeerConfig["timeouts"]
   /** Called synchronously for every event, before the streams see it. */
   readonly onEvent?: ((event: ChatEvent) => void) | undefined
+  /**
+   * Refuse messages not bound to their hash (from SDK clients or `sealFor`) instead of showing them
+   * marked `unbound` (SECURITY.md 18). Default false.
+   */
+  readonly requireBound?: boolean | undefined
 }
 
 export interface MessengerShape {
@@ -99,23 +105,46 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
     // and it is recognised by its hash; blocking here could stall the frame loop the acks wait on.
     const acks = yield* Queue.dropping<string>(ACKS_MAX)
 
+    const open = (m: IncomingMessagePayload): { readonly text: string; readonly unbound?: boolean; readonly sentAt?: number } | string => {
+      let opened: Opened
+      try {
+        opened = openMessage(me, m.from, m.encrypted, m.messageHash)
+      } catch {
+        return "it could not be decrypted"
+      }
+      switch (opened._tag) {
+        case "Bound":
+          return { text: opened.text, sentAt: opened.sentAt }
+        case "Replayed":
+          return "it is an earlier message of the sender's sent again under a new hash (a replay)"
+        case "Unbound":
+          return config.requireBound === true
+            ? "it is not bound to its message hash (an older client), and bound messages are required"
+            : { text: opened.text, unbound: true }
+      }
+    }
+
     const received = (m: IncomingMessagePayload) =>
       Effect.gen(function*() {
         const at = yield* Clock.currentTimeMillis
-        const text = yield* Effect.try(() => openTextFrom(me, m.from, m.encrypted)).pipe(Effect.option)
+        const opened = open(m)
+        const ok = typeof opened !== "string"
         const record: MessageStore.ChatRecord = {
           messageHash: m.messageHash,
           peer: m.from,
           direction: "in",
-          text: text._tag === "Some" ? text.value : "",
+          text: ok ? opened.text : "",
           at,
           l2psUid,
-          status: text._tag === "Some" ? "received" : "undecryptable",
-          ...(m.offline === true ? { offline: true } : {})
+          status: ok ? "received" : "undecryptable",
+          ...(m.offline === true ? { offline: true } : {}),
+          ...(!ok ? { error: opened } : opened.unbound === true ? { unbound: true } : opened.sentAt === undefined ? {} : { sentAt: opened.sentAt })
         }
         const fresh = yield* store.put(record).pipe(Effect.catchAll(() => Effect.succeed(false)))
-        if (fresh) yield* emit(text._tag === "Some" ? { _tag: "Received", record } : { _tag: "Undecryptable", from: m.from, messageHash: m.messageHash })
-        // Stored (or a duplicate): safe to acknowledge; an undecryptable message would only come back.
+        if (fresh) {
+          yield* emit(ok ? { _tag: "Received", record } : { _tag: "Undecryptable", from: m.from, messageHash: m.messageHash, reason: opened })
+        }
+        // Stored (or a duplicate): safe to acknowledge; a refused message would only come back.
         yield* Queue.offer(acks, m.messageHash)
       })
 
@@ -154,12 +183,11 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
     const send = (to: string, text: string) =>
       Effect.gen(function*() {
         const to_ = to.toLowerCase()
-        const encrypted = yield* Effect.try({
-          try: () => sealFor(me, to_, text),
+        const at = yield* Clock.currentTimeMillis
+        const { encrypted, messageHash } = yield* Effect.try({
+          try: () => sealBound(me, to_, text, at),
           catch: (e) => new MessengerError({ message: e instanceof Error ? e.message : String(e) })
         })
-        const at = yield* Clock.currentTimeMillis
-        const messageHash = messageHashOf(me.publicKey, to_, encrypted, at)
         const record: MessageStore.ChatRecord = { messageHash, peer: to_, direction: "out", text, at, l2psUid, status: "sending", encrypted }
         yield* store.put(record).pipe(Effect.mapError(storeError))
         const result = yield* peer.send(to_, encrypted, messageHash).pipe(

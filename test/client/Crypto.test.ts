@@ -4,7 +4,7 @@ import { Duration, Effect, Fiber, Option, Schedule, TestClock, TestContext } fro
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { generateIdentity, messageHashOf, openFrom, openTextFrom, sealFor, signFnOf } from "../../src/client/L2psCrypto.ts"
+import { generateIdentity, messageHashOf, openFrom, openMessage, openTextFrom, sealBound, sealFor, signFnOf } from "../../src/client/L2psCrypto.ts"
 import * as MessageStore from "../../src/client/MessageStore.ts"
 import * as MlKemAes from "../../src/client/MlKemAes.ts"
 import { verifyProof } from "../../src/client/Proofs.ts"
@@ -93,6 +93,25 @@ describe("L2PS end-to-end encryption (x25519-aes-256-gcm/v1)", () => {
     const b = messageHashOf(id.publicKey, bob.publicKey, sealFor(id, bob.publicKey, "same"), 1)
     expect(a).toMatch(/^[0-9a-f]{64}$/)
     expect(a).not.toBe(b)
+  })
+  test("a bound message opens only under its own hash: replayed under another it is reported, an unbound one is marked", () => {
+    const alice = generateIdentity()
+    const bob = generateIdentity()
+    const { encrypted, messageHash } = sealBound(alice, bob.publicKey, "pay carol 10", 1_700_000_000_123)
+    expect(messageHash).toBe(messageHashOf(alice.publicKey, bob.publicKey, encrypted, 1_700_000_000_123))
+    expect(openMessage(bob, alice.publicKey, encrypted, messageHash)).toEqual({ _tag: "Bound", text: "pay carol 10", sentAt: 1_700_000_000_123 })
+    // the fields in another order (as a server may store them) give the same hash
+    const reordered = { ephemeralKey: encrypted.ephemeralKey!, nonce: encrypted.nonce, ciphertext: encrypted.ciphertext }
+    expect(openMessage(bob, alice.publicKey, reordered, messageHash)._tag).toBe("Bound")
+    const replay = messageHashOf(alice.publicKey, bob.publicKey, encrypted, 1_700_000_060_000)
+    expect(openMessage(bob, alice.publicKey, encrypted, replay)).toMatchObject({ _tag: "Replayed", sentAt: 1_700_000_000_123, boundHash: messageHash })
+    // not to another recipient, not from another sender
+    expect(() => openMessage(generateIdentity(), alice.publicKey, encrypted, messageHash)).toThrow()
+    expect(() => openMessage(bob, generateIdentity().publicKey, encrypted, messageHash)).toThrow()
+    // the bound form never opens as an unbound one, so it cannot be stripped of its binding
+    const unbound = sealFor(alice, bob.publicKey, "old client")
+    expect(openMessage(bob, alice.publicKey, unbound, messageHashOf(alice.publicKey, bob.publicKey, unbound, 5))).toEqual({ _tag: "Unbound", text: "old client" })
+    expect(openTextFrom(bob, alice.publicKey, encrypted)).toBe("pay carol 10")
   })
 })
 
