@@ -13,13 +13,13 @@ import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import * as AliasBook from "../client/AliasBook.ts"
 import type { ChatEvent, MessengerShape } from "../client/Messenger.ts"
 import * as Home from "../client/Home.ts"
 import type { ChatRecord } from "../client/MessageStore.ts"
-import { defaultKdf, writePrivate } from "../client/SecretStore.ts"
+import { checkKdf, defaultKdf } from "../client/SecretStore.ts"
 import { body, printable } from "./Escape.ts"
 import * as Terminal from "./Terminal.ts"
 
@@ -60,10 +60,8 @@ const short = (key: string) => `${key.slice(0, 6)}…${key.slice(-4)}`
 const program = Effect.gen(function*() {
   const term = yield* Terminal.make
   const cfg = settings()
-  const aliasFile = path.join(cfg.home, "aliases.json")
-  const aliases: Record<string, string> = yield* Effect.try(() => JSON.parse(fs.readFileSync(aliasFile, "utf8")) as Record<string, string>).pipe(
-    Effect.orElseSucceed(() => ({}))
-  )
+  const aliasFile = path.join(cfg.home, AliasBook.ALIAS_FILE)
+  const aliases: Record<string, string> = {}
   // Everything a peer or the node sent passes through `printable` (one line) or `body` (a message).
   const nameOf = (key: string) => printable(Object.entries(aliases).find(([, k]) => k === key)?.[0] ?? short(key))
   const said = (prefix: string, text: string, suffix = "") => say(`${prefix}${body(text, prefix.length)}${suffix}`)
@@ -74,6 +72,8 @@ const program = Effect.gen(function*() {
   const passphrase = process.env["CHAT_PASSPHRASE"] ?? (yield* term.secret("passphrase (protects your keys and history): "))
   const giveUp = (why: string) => Effect.zipRight(say(why), Effect.sync(() => void (process.exitCode = 1)))
   if (passphrase.length === 0) return yield* giveUp("! a passphrase is needed (set CHAT_PASSPHRASE or type one)")
+  const badKdf = checkKdf({ ...defaultKdf, N: cfg.scryptN })
+  if (badKdf !== undefined) return yield* giveUp(`! CHAT_SCRYPT_N=${printable(String(process.env["CHAT_SCRYPT_N"]))} refused: ${badKdf}`)
 
   // Peers feed it (each message is an event): past this many unshown, the newest are not printed;
   // they are in the local history all the same (/history).
@@ -89,6 +89,9 @@ const program = Effect.gen(function*() {
   }).pipe(Effect.either)
   if (opened._tag === "Left") return yield* giveUp(`! cannot open ${cfg.home}: ${opened.left.message}`)
   const m: MessengerShape = opened.right.messenger
+  const book = yield* AliasBook.load(aliasFile, opened.right.secrets.identity, { acceptPlain: opened.right.migrated })
+  Object.assign(aliases, book.names)
+  if (book.problem !== undefined) yield* say(`! your aliases: ${printable(book.problem)}`)
   yield* say(opened.right.created ? `created a new identity in ${cfg.home}` : `loaded your identity from ${cfg.home}`)
   yield* say(`your key: ${m.publicKey}   (share it; /help for commands)`)
 
@@ -208,7 +211,7 @@ const program = Effect.gen(function*() {
             break
           }
           aliases[name] = key.toLowerCase()
-          yield* writePrivate(aliasFile, JSON.stringify(aliases, null, 2)).pipe(Effect.catchAll((e) => say(`! ${e.message}`)))
+          yield* AliasBook.save(aliasFile, opened.right.secrets.identity, aliases).pipe(Effect.catchAll((e) => say(`! ${e.message}`)))
           yield* say(`${printable(name)} = ${key.toLowerCase()}`)
           break
         }

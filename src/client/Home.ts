@@ -41,7 +41,7 @@ export interface OpenOptions {
 /** Loads (or creates) the identity and history in `home`, then builds the messenger. */
 export const fromHome = (o: Omit<OpenOptions, "connect"> & { readonly onEvent?: (event: ChatEvent) => void }) =>
   Effect.gen(function*() {
-    const { secrets, created } = yield* SecretStore.loadOrCreate(o.home, o.passphrase, o.kdf)
+    const { secrets, created, migrated } = yield* SecretStore.loadOrCreate(o.home, o.passphrase, o.kdf)
     const store = yield* MessageStore.file(path.join(o.home, HISTORY_FILE), storeKeyOf(secrets.identity))
     const messenger = yield* make({
       serverUrl: o.serverUrl,
@@ -52,7 +52,7 @@ export const fromHome = (o: Omit<OpenOptions, "connect"> & { readonly onEvent?: 
       onEvent: o.onEvent,
       requireBound: o.requireBound
     })
-    return { messenger, created, secrets }
+    return { messenger, created, migrated, secrets }
   })
 
 /** A messenger for Promise code; `close()` when done. */

@@ -39,10 +39,9 @@ const type = (session: string, line: string) => {
   tmux("send-keys", "-t", session, "Enter")
 }
 
-const startChat = (session: string, passphrase: string) => {
-  const home = fs.mkdtempSync(path.join(os.tmpdir(), `im-chat-${session}-`))
+const startChat = (session: string, passphrase: string, home = fs.mkdtempSync(path.join(os.tmpdir(), `im-chat-${session}-`))) => {
   homes.push(home)
-  const env = { CHAT_HOME: home, CHAT_PASSPHRASE: passphrase, CHAT_SERVER: node.url, CHAT_SCRYPT_N: "1024" }
+  const env = { CHAT_HOME: home, CHAT_PASSPHRASE: passphrase, CHAT_SERVER: node.url, CHAT_SCRYPT_N: "16384" }
   const q = (v: string) => `'${v.replaceAll("'", `'\\''`)}'`
   const command = `env ${Object.entries(env).map(([k, v]) => `${k}=${q(v)}`).join(" ")} ${q(bunBinary())} run chat`
   tmux("new-session", "-d", "-s", session, "-x", "220", "-y", "50", "-c", REPO_ROOT, command, ";", "set-option", "-t", session, "remain-on-exit", "on")
@@ -145,5 +144,41 @@ describe("bun run chat", () => {
     expect(shown).not.toMatch(/^\[12:00:0\d\] alice:/m)
     expect(tmux("list-buffers").stdout).toBe("")
     type("carol", "/quit")
+  }, 30_000)
+
+  test("an alias list rewritten by someone without the passphrase is reported and not used", async () => {
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), "im-chat-dave-"))
+    startChat("dave", "dave's passphrase", home)
+    await waitFor("dave", /✓ connected to ws:\/\//)
+    const bob = generateIdentity().publicKey
+    const mallory = generateIdentity().publicKey
+    type("dave", `/alias bob ${bob}`)
+    await waitFor("dave", new RegExp(`^bob = ${bob}$`, "m"))
+    type("dave", "/quit")
+    await waitFor("dave", /^bye$/m)
+    tmux("kill-session", "-t", "dave")
+    // whoever can write the folder moves "bob" to their own key
+    fs.writeFileSync(path.join(home, "aliases.json"), JSON.stringify({ bob: mallory }, null, 2))
+    startChat("dave2", "dave's passphrase", home)
+    await waitFor("dave2", /! your aliases: .*aliases\.json is not sealed with your identity .*: not used/)
+    type("dave2", "/aliases")
+    await waitFor("dave2", /no names yet/)
+    expect(screen("dave2")).not.toContain(mallory)
+    type("dave2", "/quit")
+  }, 30_000)
+
+  test("CHAT_SCRYPT_N below the floor is refused before any identity is written", () => {
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), "im-chat-weak-"))
+    homes.push(home)
+    const r = spawnSync(bunBinary(), ["run", "chat"], {
+      cwd: REPO_ROOT,
+      encoding: "utf8",
+      input: "",
+      timeout: 20_000,
+      env: { ...process.env, CHAT_HOME: home, CHAT_PASSPHRASE: "pw", CHAT_SERVER: node.url, CHAT_SCRYPT_N: "1024" }
+    })
+    expect(r.stdout).toMatch(/! CHAT_SCRYPT_N=1024 refused: scrypt N must be a power of two from 16384 to 262144/)
+    expect(r.status).toBe(1)
+    expect(fs.existsSync(path.join(home, "identity.json"))).toBe(false)
   }, 30_000)
 })

@@ -16,7 +16,7 @@ import { ed25519 } from "@noble/curves/ed25519.js"
 
 const run = <A, E>(e: Effect.Effect<A, E>) => Effect.runPromise(e)
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "im-client-"))
-const FAST_KDF = { N: 1024, r: 8, p: 1 }
+const FAST_KDF = { N: 2 ** 14, r: 8, p: 1 }
 
 describe("ml-kem-aes (the SDK's format)", () => {
   test("round trip; sizes as §3.3.5: ct 1088 bytes (1452 base64 chars), data = 12 + n + 16", () => {

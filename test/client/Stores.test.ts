@@ -1,0 +1,109 @@
+/** Attacks on what a client keeps on disk (SECURITY.md 14 and 20): identity file, alias list, history. */
+import { describe, expect, test } from "bun:test"
+import { gcm } from "@noble/ciphers/aes.js"
+import { scrypt } from "@noble/hashes/scrypt.js"
+import { bytesToHex } from "@noble/hashes/utils.js"
+import { Duration, Effect } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as AliasBook from "../../src/client/AliasBook.ts"
+import { generateIdentity } from "../../src/client/L2psCrypto.ts"
+import { secureRandom, toBase64 } from "../../src/client/MlKemAes.ts"
+import * as SecretStore from "../../src/client/SecretStore.ts"
+
+const run = <A, E>(e: Effect.Effect<A, E>) => Effect.runPromise(e)
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "im-stores-"))
+const FAST_KDF = { N: 2 ** 14, r: 8, p: 1 }
+
+/** An identity file as version 1 clients wrote it (AAD: the public key alone). */
+const v1File = (secrets: SecretStore.Secrets, passphrase: string, kdf: SecretStore.KdfParams) => {
+  const salt = secureRandom(16)
+  const nonce = secureRandom(12)
+  const key = scrypt(new TextEncoder().encode(passphrase.normalize("NFKC")), salt, { ...kdf, dkLen: 32 })
+  const plain = new TextEncoder().encode(JSON.stringify({ secretKey: bytesToHex(secrets.identity.secretKey), masterSeed: bytesToHex(secrets.masterSeed) }))
+  return JSON.stringify({
+    version: 1,
+    publicKey: secrets.identity.publicKey,
+    kdf: { name: "scrypt", ...kdf, salt: toBase64(salt) },
+    cipher: "aes-256-gcm",
+    nonce: toBase64(nonce),
+    ciphertext: toBase64(gcm(key, nonce, new TextEncoder().encode(secrets.identity.publicKey)).encrypt(plain))
+  })
+}
+
+describe("20. the identity file's KDF parameters and the alias list", () => {
+  test("a file tampered to ask a huge scrypt cost is refused before scrypt runs", async () => {
+    const home = tmp()
+    await run(SecretStore.loadOrCreate(home, "pw", FAST_KDF))
+    const file = path.join(home, SecretStore.IDENTITY_FILE)
+    const json = JSON.parse(fs.readFileSync(file, "utf8")) as { kdf: Record<string, unknown> }
+    for (const kdf of [{ N: 2 ** 17, p: 1000 }, { N: 2 ** 20 }, { N: 2 ** 14, r: 64 }, { N: 1024 }, { N: 3 * 2 ** 14 }, { N: "16384" }]) {
+      fs.writeFileSync(file, JSON.stringify({ ...json, kdf: { ...json.kdf, ...kdf } }))
+      const started = performance.now()
+      const r = await run(SecretStore.loadOrCreate(home, "pw", FAST_KDF).pipe(
+        Effect.either,
+        Effect.timeoutFail({ duration: Duration.seconds(3), onTimeout: () => new Error(`${JSON.stringify(kdf)}: scrypt ran for 3 s`) })
+      ))
+      expect(r._tag === "Left" && r.left.reason).toBe("BadKdf")
+      expect(performance.now() - started).toBeLessThan(500)
+    }
+    fs.rmSync(home, { recursive: true, force: true })
+  }, 20_000)
+
+  test("KDF parameters are bounded when sealing (the chat's CHAT_SCRYPT_N) and authenticated in the file", async () => {
+    const secrets = SecretStore.generateSecrets()
+    for (const N of [1024, 2 ** 13, 2 ** 19]) {
+      const r = await run(Effect.either(SecretStore.seal(secrets, "pw", { N, r: 8, p: 1 })))
+      expect(r._tag === "Left" && r.left.reason).toBe("BadKdf")
+    }
+    expect(SecretStore.checkKdf(SecretStore.defaultKdf)).toBeUndefined()
+    const text = await run(SecretStore.seal(secrets, "pw", FAST_KDF))
+    const json = JSON.parse(text) as { version: number; kdf: Record<string, unknown> }
+    expect(json.version).toBe(2)
+    // another salt or cost in the clear header does not open, whatever the passphrase
+    for (const kdf of [{ ...json.kdf, N: 2 ** 15 }, { ...json.kdf, salt: toBase64(secureRandom(16)) }]) {
+      const r = await run(Effect.either(SecretStore.unseal(JSON.stringify({ ...json, kdf }), "pw")))
+      expect(r._tag).toBe("Left")
+    }
+    expect((await run(SecretStore.unseal(text, "pw"))).identity.publicKey).toBe(secrets.identity.publicKey)
+  })
+
+  test("a version 1 identity file still opens and is rewritten as version 2", async () => {
+    const home = tmp()
+    const secrets = SecretStore.generateSecrets()
+    const file = path.join(home, SecretStore.IDENTITY_FILE)
+    fs.writeFileSync(file, v1File(secrets, "pw", FAST_KDF))
+    const opened = await run(SecretStore.loadOrCreate(home, "pw"))
+    expect(opened).toMatchObject({ created: false, migrated: true })
+    expect(opened.secrets.identity.publicKey).toBe(secrets.identity.publicKey)
+    expect(JSON.parse(fs.readFileSync(file, "utf8"))).toMatchObject({ version: 2, kdf: { N: FAST_KDF.N } })
+    expect(await run(SecretStore.loadOrCreate(home, "pw"))).toMatchObject({ migrated: false })
+    fs.rmSync(home, { recursive: true, force: true })
+  })
+
+  test("the alias list is sealed: a name moved to another key is reported and not used", async () => {
+    const home = tmp()
+    const me = generateIdentity()
+    const file = path.join(home, AliasBook.ALIAS_FILE)
+    const bob = generateIdentity().publicKey
+    const mallory = generateIdentity().publicKey
+    await run(AliasBook.save(file, me, { bob }))
+    expect(fs.readFileSync(file, "utf8")).not.toContain(bob)
+    expect(await run(AliasBook.load(file, me, { acceptPlain: false }))).toEqual({ names: { bob } })
+    // written by someone without the passphrase: in clear, or a sealed file of another identity's
+    fs.writeFileSync(file, JSON.stringify({ bob: mallory }))
+    const plain = await run(AliasBook.load(file, me, { acceptPlain: false }))
+    expect(plain.names).toEqual({})
+    expect(plain.problem).toMatch(/not sealed with your identity/)
+    await run(AliasBook.save(file, generateIdentity(), { bob: mallory }))
+    const other = await run(AliasBook.load(file, me, { acceptPlain: false }))
+    expect(other.names).toEqual({})
+    expect(other.problem).toMatch(/does not open with your identity/)
+    // an older chat's plain list is taken once, with the identity's own migration, and sealed
+    fs.writeFileSync(file, JSON.stringify({ bob }))
+    expect(await run(AliasBook.load(file, me, { acceptPlain: true }))).toEqual({ names: { bob } })
+    expect(await run(AliasBook.load(file, me, { acceptPlain: false }))).toEqual({ names: { bob } })
+    fs.rmSync(home, { recursive: true, force: true })
+  })
+})
