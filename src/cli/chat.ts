@@ -3,7 +3,9 @@
  * live in CHAT_HOME (default ~/.demos-im), encrypted with a passphrase (CHAT_PASSPHRASE, or asked).
  * Options: --home DIR, --server ws://host:port (CHAT_SERVER, default ws://127.0.0.1:3006),
  * --network UID (CHAT_NETWORK, default "default"). CHAT_REQUIRE_BOUND=true refuses messages not bound
- * to their hash (older clients; shown marked otherwise). Type /help for the commands.
+ * to their hash (older clients; shown marked otherwise). CHAT_NODE_KEY: the node's ML-DSA public key
+ * (hex) that must sign the batches proofs are checked against; without it, the first one seen is
+ * pinned in CHAT_HOME. Type /help for the commands.
  */
 import * as BunRuntime from "@effect/platform-bun/BunRuntime"
 import * as Clock from "effect/Clock"
@@ -50,7 +52,8 @@ const settings = () => ({
   server: arg("server") ?? process.env["CHAT_SERVER"] ?? "ws://127.0.0.1:3006",
   network: arg("network") ?? process.env["CHAT_NETWORK"] ?? "default",
   scryptN: Number(process.env["CHAT_SCRYPT_N"] ?? defaultKdf.N),
-  requireBound: process.env["CHAT_REQUIRE_BOUND"] === "true"
+  requireBound: process.env["CHAT_REQUIRE_BOUND"] === "true",
+  nodeKey: process.env["CHAT_NODE_KEY"]
 })
 
 const KEY = /^[0-9a-fA-F]{64}$/
@@ -85,6 +88,7 @@ const program = Effect.gen(function*() {
     l2psUid: cfg.network,
     kdf: { ...defaultKdf, N: cfg.scryptN },
     requireBound: cfg.requireBound,
+    ...(cfg.nodeKey === undefined ? {} : { nodeKey: cfg.nodeKey }),
     onEvent: (e) => void Queue.unsafeOffer(events, e)
   }).pipe(Effect.either)
   if (opened._tag === "Left") return yield* giveUp(`! cannot open ${cfg.home}: ${opened.left.message}`)
@@ -92,6 +96,7 @@ const program = Effect.gen(function*() {
   const book = yield* AliasBook.load(aliasFile, opened.right.secrets.identity, { acceptPlain: opened.right.migrated })
   Object.assign(aliases, book.names)
   if (book.problem !== undefined) yield* say(`! your aliases: ${printable(book.problem)}`)
+  for (const notice of opened.right.notices) yield* say(`! ${printable(notice)}`)
   yield* say(opened.right.created ? `created a new identity in ${cfg.home}` : `loaded your identity from ${cfg.home}`)
   yield* say(`your key: ${m.publicKey}   (share it; /help for commands)`)
 
@@ -177,7 +182,13 @@ const program = Effect.gen(function*() {
 
   const statusLine = (r: ChatRecord) => {
     const delivery = r.status === "delivered" ? "delivered ✓✓" : r.status
-    const proof = r.proof === undefined ? "" : r.proof.valid ? ` · proof ✓${r.proof.blockNumber === undefined ? "" : ` (block ${r.proof.blockNumber})`}` : " · proof ✗"
+    // Whose attestation it is: the node key that signed the batch (pinned on first use or given).
+    const by = r.proof?.signer === undefined ? "" : ` signed by node ${short(r.proof.signer)}`
+    const proof = r.proof === undefined
+      ? ""
+      : r.proof.valid
+      ? ` · proof ✓${by}${r.proof.blockNumber === undefined ? "" : ` (block ${r.proof.blockNumber})`}`
+      : ` · proof ✗${r.proof.reason === undefined ? "" : ` (${printable(r.proof.reason)})`}`
     return `  "${printable(r.text)}" → ${nameOf(r.peer)}: ${delivery} · ${r.l2psStatus ?? "l2ps_pending"}${proof}`
   }
 

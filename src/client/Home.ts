@@ -12,6 +12,7 @@ import * as path from "node:path"
 import { runPromise } from "./internal/run.ts"
 import type { Identity } from "./L2psCrypto.ts"
 import * as MessageStore from "./MessageStore.ts"
+import * as NodePins from "./NodePins.ts"
 import { type ChatEvent, make, Messenger, type MessengerShape } from "./Messenger.ts"
 import type { ProofCheck } from "./Proofs.ts"
 import type { ReconnectOptions } from "./Reconnect.ts"
@@ -32,6 +33,8 @@ export interface OpenOptions {
   readonly l2psUid?: string
   readonly kdf?: SecretStore.KdfParams
   readonly reconnect?: Partial<ReconnectOptions>
+  /** the node's ML-DSA public key (hex) when known; otherwise pinned on first use in `node-keys.json` */
+  readonly nodeKey?: string
   /** refuse messages not bound to their hash (see `MessengerConfig.requireBound`) */
   readonly requireBound?: boolean
   /** connect right away (default true) */
@@ -43,6 +46,9 @@ export const fromHome = (o: Omit<OpenOptions, "connect"> & { readonly onEvent?: 
   Effect.gen(function*() {
     const { secrets, created, migrated } = yield* SecretStore.loadOrCreate(o.home, o.passphrase, o.kdf)
     const store = yield* MessageStore.file(path.join(o.home, HISTORY_FILE), storeKeyOf(secrets.identity))
+    const pinned = yield* NodePins.file(path.join(o.home, NodePins.PINS_FILE), secrets.identity)
+    /** What the app should tell its user about the folder (files that did not open as they should). */
+    const notices: Array<string> = pinned.problem === undefined ? [] : [pinned.problem]
     const messenger = yield* make({
       serverUrl: o.serverUrl,
       l2psUid: o.l2psUid,
@@ -50,9 +56,11 @@ export const fromHome = (o: Omit<OpenOptions, "connect"> & { readonly onEvent?: 
       store,
       reconnect: o.reconnect,
       onEvent: o.onEvent,
-      requireBound: o.requireBound
+      requireBound: o.requireBound,
+      nodeKey: o.nodeKey,
+      pins: pinned.pins
     })
-    return { messenger, created, migrated, secrets }
+    return { messenger, created, migrated, secrets, notices }
   })
 
 /** A messenger for Promise code; `close()` when done. */

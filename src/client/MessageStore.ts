@@ -37,7 +37,16 @@ export interface ChatRecord {
   readonly serverTimestamp?: number
   /** `l2ps_pending` | `l2ps_batched` | `l2ps_confirmed` (from history or a proof) */
   readonly l2psStatus?: string
-  readonly proof?: { readonly valid: boolean; readonly confirmed: boolean; readonly blockNumber?: number; readonly root?: string }
+  readonly proof?: {
+    readonly valid: boolean
+    readonly confirmed: boolean
+    readonly blockNumber?: number
+    readonly root?: string
+    /** the node key that signed the batch (SECURITY.md 15) */
+    readonly signer?: string
+    /** why it is not valid */
+    readonly reason?: string
+  }
   readonly error?: string
   /** incoming, from a client that does not bind its ciphertext to the message hash (SECURITY.md 18) */
   readonly unbound?: boolean

@@ -17,7 +17,8 @@ import * as Stream from "effect/Stream"
 import { type Identity, openMessage, type Opened, sealBound, signFnOf } from "./L2psCrypto.ts"
 import * as L2psPeer from "./L2psPeer.ts"
 import * as MessageStore from "./MessageStore.ts"
-import { type ProofCheck, verifyProof } from "./Proofs.ts"
+import * as NodePins from "./NodePins.ts"
+import { batchSigner, type ProofCheck, verifyProof } from "./Proofs.ts"
 import type { ReconnectOptions } from "./Reconnect.ts"
 import type { ConnectionState, ErrorPayload, IncomingMessagePayload, RegisteredPayload } from "./Wire.ts"
 
@@ -55,6 +56,10 @@ export interface MessengerConfig {
    * marked `unbound` (SECURITY.md 18). Default false.
    */
   readonly requireBound?: boolean | undefined
+  /** The node's ML-DSA public key (hex), when the app knows it: inclusion proofs must be signed by it. */
+  readonly nodeKey?: string | undefined
+  /** Where the node's key is pinned on first use when `nodeKey` is not given (default: in memory). */
+  readonly pins?: NodePins.NodePinsShape | undefined
 }
 
 export interface MessengerShape {
@@ -86,6 +91,7 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
     const l2psUid = config.l2psUid ?? "default"
     const me = config.identity
     const store = config.store ?? MessageStore.memory()
+    const pins = config.pins ?? NodePins.memory()
     const hub = yield* PubSub.bounded<ChatEvent>(4096)
     const emit = (event: ChatEvent) =>
       Effect.suspend(() => {
@@ -224,14 +230,29 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
         const known = record?.encrypted !== undefined && record.serverTimestamp !== undefined
           ? { l2psUid: record.l2psUid, messageHash, encrypted: record.encrypted, timestamp: record.serverTimestamp }
           : undefined
-        const check = verifyProof(proof, known)
+        // Trust on first use: the first batch signature that verifies pins the node's key.
+        let nodeKey = config.nodeKey ?? (yield* pins.get(config.serverUrl))
+        if (nodeKey === undefined && proof.batch !== null) {
+          const signed = batchSigner(proof.batch)
+          if ("signer" in signed) {
+            yield* pins.pin(config.serverUrl, signed.signer)
+            nodeKey = signed.signer
+          }
+        }
+        const checked = verifyProof(proof, known, nodeKey === undefined ? undefined : { nodeKey })
+        // Unsigned, a root is only the node's word: never shown as a proof.
+        const check: ProofCheck = checked.valid && proof.batch !== null && checked.signer === undefined
+          ? { ...checked, valid: false, confirmed: false, reason: "the node sent no batch signature" }
+          : checked
         yield* store.update(messageHash, {
           l2psStatus: check.status,
           proof: {
             valid: check.valid,
             confirmed: check.confirmed,
             ...(check.blockNumber === undefined ? {} : { blockNumber: check.blockNumber }),
-            ...(check.root === undefined ? {} : { root: check.root })
+            ...(check.root === undefined ? {} : { root: check.root }),
+            ...(check.signer === undefined ? {} : { signer: check.signer }),
+            ...(check.reason === undefined ? {} : { reason: check.reason })
           }
         }).pipe(Effect.mapError(storeError))
         return check

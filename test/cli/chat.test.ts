@@ -90,7 +90,7 @@ describe("bun run chat", () => {
     for (let i = 0; i < 20 && !confirmed; i++) {
       type("alice", "/status")
       await Bun.sleep(250)
-      confirmed = /"hello from alice" → bob: delivered ✓✓ · l2ps_confirmed · proof ✓ \(block \d+\)/.test(screen("alice"))
+      confirmed = /"hello from alice" → bob: delivered ✓✓ · l2ps_confirmed · proof ✓ signed by node [0-9a-f]{6}…[0-9a-f]{4} \(block \d+\)/.test(screen("alice"))
     }
     expect(confirmed).toBe(true)
 
