@@ -49,6 +49,11 @@ export const fromHome = (o: Omit<OpenOptions, "connect"> & { readonly onEvent?: 
     const pinned = yield* NodePins.file(path.join(o.home, NodePins.PINS_FILE), secrets.identity)
     /** What the app should tell its user about the folder (files that did not open as they should). */
     const notices: Array<string> = pinned.problem === undefined ? [] : [pinned.problem]
+    const log = store.report.problems
+    if (log.length > 0) {
+      const shown = log.slice(0, 5).map((p) => (p.line === 0 ? p.problem : `line ${p.line}: ${p.problem}`)).join("; ")
+      notices.push(`your history (${HISTORY_FILE}) was changed or damaged, ${log.length} problem(s): ${shown}${log.length > 5 ? "; …" : ""}; what opened in order is shown`)
+    }
     const messenger = yield* make({
       serverUrl: o.serverUrl,
       l2psUid: o.l2psUid,

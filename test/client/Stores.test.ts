@@ -10,6 +10,7 @@ import * as path from "node:path"
 import * as AliasBook from "../../src/client/AliasBook.ts"
 import { generateIdentity } from "../../src/client/L2psCrypto.ts"
 import { secureRandom, toBase64 } from "../../src/client/MlKemAes.ts"
+import * as MessageStore from "../../src/client/MessageStore.ts"
 import * as SecretStore from "../../src/client/SecretStore.ts"
 
 const run = <A, E>(e: Effect.Effect<A, E>) => Effect.runPromise(e)
@@ -105,5 +106,90 @@ describe("20. the identity file's KDF parameters and the alias list", () => {
     expect(await run(AliasBook.load(file, me, { acceptPlain: true }))).toEqual({ names: { bob } })
     expect(await run(AliasBook.load(file, me, { acceptPlain: false }))).toEqual({ names: { bob } })
     fs.rmSync(home, { recursive: true, force: true })
+  })
+})
+
+describe("14. the message log is a chain: what was changed is reported", () => {
+  const record = (hash: string): MessageStore.ChatRecord => ({
+    messageHash: hash, peer: "p".repeat(64), direction: "in", text: `text ${hash}`, at: 1, l2psUid: "default", status: "received"
+  })
+  const key = secureRandom(32)
+
+  /** A log of five records and one status change; its lines and head. */
+  const written = async () => {
+    const dir = tmp()
+    const file = path.join(dir, "messages.log")
+    const s = await run(MessageStore.file(file, key))
+    for (const h of ["h1", "h2", "h3", "h4", "h5"]) await run(s.put(record(h)))
+    await run(s.update("h2", { status: "undecryptable" }))
+    const lines = fs.readFileSync(file, "utf8").split("\n").slice(0, -1)
+    expect(lines).toHaveLength(6)
+    return { dir, file, lines }
+  }
+  const reopened = async (file: string, lines: ReadonlyArray<string>) => {
+    fs.writeFileSync(file, lines.map((l) => l + "\n").join(""))
+    const store = await run(MessageStore.file(file, key))
+    const strict = await run(Effect.either(MessageStore.file(file, key, { strict: true })))
+    return { store, problems: store.report.problems, strict }
+  }
+
+  test("a clean log opens with no problem, and reopens after more writes", async () => {
+    const { dir, file, lines } = await written()
+    const { store, problems, strict } = await reopened(file, lines)
+    expect(problems).toEqual([])
+    expect(strict._tag).toBe("Right")
+    expect((await run(store.recent())).map((r) => r.messageHash)).toEqual(["h1", "h2", "h3", "h4", "h5"])
+    expect(await run(store.get("h2"))).toMatchObject({ status: "undecryptable" })
+    await run(store.put(record("h6")))
+    expect((await run(MessageStore.file(file, key))).report.problems).toEqual([])
+    fs.rmSync(dir, { recursive: true, force: true })
+  })
+
+  test("a deleted, reordered, replayed or damaged line, and lines cut from the end, are reported; strict refuses", async () => {
+    const { dir, file, lines } = await written()
+    const cases: Array<[string, Array<string>, RegExp, number]> = [
+      ["deleted", [lines[0]!, lines[1]!, lines[3]!, lines[4]!, lines[5]!], /1 line\(s\) missing before it/, 3],
+      ["reordered", [lines[0]!, lines[2]!, lines[1]!, ...lines.slice(3)], /missing before it|out of order/, 2],
+      ["replayed", [...lines, lines[1]!], /out of order or replayed \(entry 2 after 6\)/, 7],
+      ["damaged", [lines[0]!, lines[1]!.slice(0, 20) + (lines[1]![20] === "A" ? "B" : "A") + lines[1]!.slice(21), ...lines.slice(2)], /does not open/, 2],
+      ["cut short", lines.slice(0, 4), /cut short: 2 line\(s\) missing at the end/, 0]
+    ]
+    for (const [what, changed, problem, line] of cases) {
+      const { problems, strict } = await reopened(file, changed)
+      expect({ what, found: problems.some((p) => problem.test(p.problem) && p.line === line) }).toEqual({ what, found: true })
+      expect({ what, strict: strict._tag === "Left" && strict.left.problems !== undefined && strict.left.problems.length > 0 }).toEqual({ what, strict: true })
+    }
+    // what still opens in order is read: with line 3 deleted, h3 is gone and the rest is there
+    const { store } = await reopened(file, [lines[0]!, lines[1]!, lines[3]!, lines[4]!, lines[5]!])
+    expect((await run(store.recent())).map((r) => r.messageHash)).toEqual(["h1", "h2", "h4", "h5"])
+    // the head file removed or replaced is reported too
+    fs.writeFileSync(file, lines.map((l) => l + "\n").join(""))
+    fs.rmSync(`${file}.head`)
+    expect((await run(MessageStore.file(file, key))).report.problems).toEqual([{ line: 0, problem: "the log's head file is missing" }])
+    fs.rmSync(dir, { recursive: true, force: true })
+  })
+
+  test("a torn last line from a crash is cut off silently; a log written before the chain is read and chained", async () => {
+    const { dir, file, lines } = await written()
+    fs.writeFileSync(file, lines.map((l) => l + "\n").join("") + lines[5]!.slice(0, 30))
+    const torn = await run(MessageStore.file(file, key))
+    expect(torn.report.problems).toEqual([])
+    await run(torn.put(record("h6")))
+    expect((await run(MessageStore.file(file, key))).report.problems).toEqual([])
+
+    // unchained sealed lines, no head: as clients wrote them before
+    const old = path.join(dir, "old.log")
+    const v1 = (entry: unknown) => {
+      const nonce = secureRandom(12)
+      return toBase64(Buffer.concat([nonce, gcm(key, nonce).encrypt(new TextEncoder().encode(JSON.stringify(entry)))]))
+    }
+    fs.writeFileSync(old, [v1({ op: "put", record: record("o1") }), v1({ op: "put", record: record("o2") }), v1({ op: "patch", messageHash: "o1", patch: { status: "failed" } })].join("\n") + "\n")
+    const migrated = await run(MessageStore.file(old, key))
+    expect(migrated.report).toMatchObject({ migrated: true, problems: [] })
+    expect(await run(migrated.get("o1"))).toMatchObject({ status: "failed" })
+    const again = await run(MessageStore.file(old, key, { strict: true }))
+    expect(again.report).toMatchObject({ migrated: false, problems: [] })
+    expect((await run(again.recent())).map((r) => r.messageHash)).toEqual(["o1", "o2"])
+    fs.rmSync(dir, { recursive: true, force: true })
   })
 })
