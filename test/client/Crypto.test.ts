@@ -11,8 +11,11 @@ import { verifyProof } from "../../src/client/Proofs.ts"
 import { defaultReconnect, schedule } from "../../src/client/Reconnect.ts"
 import * as SecretStore from "../../src/client/SecretStore.ts"
 import type { ProofResponsePayload } from "../../src/client/Wire.ts"
-import { leafHash, path as merklePath, root } from "../../src/l2ps/Merkle.ts"
+import { canonicalJson, leafHash, path as merklePath, root } from "../../src/l2ps/Merkle.ts"
 import { ed25519 } from "@noble/curves/ed25519.js"
+import { sha256 } from "@noble/hashes/sha2.js"
+import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js"
+import * as NodeKey from "../../src/crypto/NodeKey.ts"
 
 const run = <A, E>(e: Effect.Effect<A, E>) => Effect.runPromise(e)
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "im-client-"))
@@ -188,6 +191,28 @@ describe("inclusion proofs, offline", () => {
     expect(verifyProof(p, messages[2]).valid).toBe(false)
     expect(verifyProof(p, { ...messages[1]!, timestamp: 999 })).toMatchObject({ valid: false, reason: "the leaf is not this message's hash" })
     expect(verifyProof({ ...p, batch: null, path: [], l2psStatus: "l2ps_pending" })).toMatchObject({ valid: false, status: "l2ps_pending" })
+  })
+
+  test("with a pinned node key, only a header the node signed proves anything (ML-DSA-65, as the prover signs)", () => {
+    const node = NodeKey.fromSeed(new Uint8Array(32).fill(1))
+    const other = NodeKey.fromSeed(new Uint8Array(32).fill(2))
+    const signed = (p: ProofResponsePayload, key = node): ProofResponsePayload => {
+      const b = { ...p.batch!, seq: 3, prevBatchHash: "0".repeat(64), createdAt: 1234 }
+      const batchHash = bytesToHex(sha256(new TextEncoder().encode(canonicalJson({ l2psUid: b.l2psUid, seq: b.seq, root: b.root, size: b.size, prevBatchHash: b.prevBatchHash, createdAt: b.createdAt }))))
+      return { ...p, batch: { ...b, batchHash, signature: bytesToHex(key.sign(hexToBytes(batchHash))), signer: key.publicKeyHex } }
+    }
+    const trust = { nodeKey: node.publicKeyHex }
+    const good = signed(proofOf(1))
+    expect(verifyProof(good, messages[1], trust)).toMatchObject({ valid: true, confirmed: true, signer: node.publicKeyHex })
+    expect(verifyProof(proofOf(1), messages[1], trust)).toMatchObject({ valid: false, reason: "the node sent no batch signature" })
+    expect(verifyProof(signed(proofOf(1), other), messages[1], trust)).toMatchObject({ valid: false, reason: "the batch is signed by another node key than the pinned one" })
+    // a root (and a path to it) the node did not sign
+    const fake = [good.leaf, "ab".repeat(32)]
+    expect(verifyProof({ ...good, batch: { ...good.batch!, root: root(fake) }, path: merklePath(fake, 0) }, messages[1], trust))
+      .toMatchObject({ valid: false, reason: "the batch header does not hash to its batchHash" })
+    const sig = good.batch!.signature!
+    expect(verifyProof({ ...good, batch: { ...good.batch!, signature: (sig[0] === "0" ? "1" : "0") + sig.slice(1) } }, messages[1], trust))
+      .toMatchObject({ valid: false, reason: "the batch signature does not verify" })
   })
 })
 
