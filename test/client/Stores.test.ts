@@ -8,6 +8,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as AliasBook from "../../src/client/AliasBook.ts"
+import * as Home from "../../src/client/Home.ts"
 import { generateIdentity } from "../../src/client/L2psCrypto.ts"
 import { secureRandom, toBase64 } from "../../src/client/MlKemAes.ts"
 import * as MessageStore from "../../src/client/MessageStore.ts"
@@ -191,5 +192,19 @@ describe("14. the message log is a chain: what was changed is reported", () => {
     expect(again.report).toMatchObject({ migrated: false, problems: [] })
     expect((await run(again.recent())).map((r) => r.messageHash)).toEqual(["o1", "o2"])
     fs.rmSync(dir, { recursive: true, force: true })
+  })
+
+  test("a home whose history was changed opens with a notice the app shows", async () => {
+    const home = tmp()
+    const { secrets } = await run(SecretStore.loadOrCreate(home, "pw", FAST_KDF))
+    const file = path.join(home, Home.HISTORY_FILE)
+    const s = await run(MessageStore.file(file, Home.storeKeyOf(secrets.identity)))
+    for (const h of ["h1", "h2", "h3"]) await run(s.put(record(h)))
+    const lines = fs.readFileSync(file, "utf8").split("\n")
+    fs.writeFileSync(file, [lines[0], lines[2], ""].join("\n"))
+    const opened = await run(Effect.scoped(Home.fromHome({ serverUrl: "ws://127.0.0.1:9", home, passphrase: "pw" })))
+    expect(opened.notices).toHaveLength(1)
+    expect(opened.notices[0]).toMatch(/^your history \(messages\.log\) was changed or damaged, \d problem\(s\): line 2: 1 line\(s\) missing before it/)
+    fs.rmSync(home, { recursive: true, force: true })
   })
 })
