@@ -6,8 +6,9 @@
  */
 
 // C0 (tab included: it can push text over the prompt), DEL, C1, and the Unicode format characters that
-// reorder or hide text: bidi embeddings/overrides/isolates and marks, line/paragraph separators.
-const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb]/g
+// reorder or hide text: bidi embeddings/overrides/isolates and marks, line/paragraph separators,
+// zero-width space and invisible operators. ZWNJ and ZWJ (U+200C/D) stay: scripts and emoji need them.
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200b\u200e\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb]/g
 
 const visible = (c: string): string => {
   const code = c.codePointAt(0)!

@@ -22,7 +22,8 @@ describe("printing remote strings", () => {
     expect(printable("\u2066\u2067\u2068\u2069\u200e\u200f\u061c\u2028\u2029\ufeff")).toBe(
       "\\u2066\\u2067\\u2068\\u2069\\u200e\\u200f\\u061c\\u2028\\u2029\\ufeff"
     )
-    expect(printable("héllo wörld ✓ 日本語 🙂")).toBe("héllo wörld ✓ 日本語 🙂")
+    expect(printable("héllo wörld ✓ 日本語 🙂 👨\u200d👩\u200d👧 می\u200cخواهم")).toBe("héllo wörld ✓ 日本語 🙂 👨\u200d👩\u200d👧 می\u200cخواهم")
+    expect(printable("a\u200bb\u2060c")).toBe("a\\u200bb\\u2060c")
   })
 
   test("a message's newlines become continuation lines under its author, never a line of their own", () => {
