@@ -67,9 +67,9 @@ const program = Effect.gen(function*() {
   const aliases: Record<string, string> = {}
   // Everything a peer or the node sent passes through `printable` (one line) or `body` (a message).
   const nameOf = (key: string) => printable(Object.entries(aliases).find(([, k]) => k === key)?.[0] ?? short(key))
-  const said = (prefix: string, text: string, suffix = "") => say(`${prefix}${body(text, prefix.length)}${suffix}`)
   const now = Effect.map(Clock.currentTimeMillis, clock)
   const say = term.say
+  const said = (prefix: string, text: string, suffix = "") => say(`${prefix}${body(text, prefix.length)}${suffix}`)
 
   yield* say(`demos-im chat · node ${cfg.server} · network ${cfg.network} · home ${cfg.home}`)
   const passphrase = process.env["CHAT_PASSPHRASE"] ?? (yield* term.secret("passphrase (protects your keys and history): "))

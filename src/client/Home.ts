@@ -73,6 +73,8 @@ export interface MessengerHandle {
   readonly publicKey: string
   /** true when `home` had no identity yet */
   readonly created: boolean
+  /** files in `home` that did not open as written (history, pinned node keys): to show the user */
+  readonly notices: ReadonlyArray<string>
   send(to: string, text: string): Promise<MessageStore.ChatRecord>
   peers(): Promise<ReadonlyArray<string>>
   conversation(peer: string, limit?: number): Promise<ReadonlyArray<MessageStore.ChatRecord>>
@@ -93,10 +95,12 @@ export const openMessenger = async (o: OpenOptions): Promise<MessengerHandle> =>
     if (e._tag === "Received") for (const h of messageHandlers) h(e.record)
   }
   let created = false
+  let notices: ReadonlyArray<string> = []
   const built = Layer.scoped(
     Messenger,
     Effect.map(fromHome({ ...o, onEvent }), (r) => {
       created = r.created
+      notices = r.notices
       return r.messenger
     })
   )
@@ -108,6 +112,7 @@ export const openMessenger = async (o: OpenOptions): Promise<MessengerHandle> =>
     return {
       publicKey: m.publicKey,
       created,
+      notices,
       send: (to, text) => run((x) => x.send(to, text)),
       peers: () => run((x) => x.onlinePeers),
       conversation: (peer, limit) => run((x) => x.conversation(peer, limit)),
