@@ -157,6 +157,8 @@ interface Chained {
 interface Head {
   readonly count: number
   readonly last: string
+  /** unchained lines ahead of the chain (an older log that could not be migrated) */
+  readonly legacy?: number
 }
 
 const HEAD_AAD = new TextEncoder().encode("demos-im/history-head/v2")
@@ -196,11 +198,19 @@ const writeAtomic = (file: string, text: string) => {
 const readChain = (key: Uint8Array, lines: ReadonlyArray<string>, head: Head | "none" | "damaged", tornTail: boolean) => {
   const problems: Array<LogProblem> = []
   const entries: Array<Entry> = []
+  const legacy = typeof head === "object" ? head.legacy ?? 0 : 0
   let seq = 0
   let prev = ""
   lines.forEach((line, i) => {
     const n = i + 1
     const opened = openSealed(key, line)
+    // Unchained lines ahead of the chain, as many as the head says: an older log that could not be
+    // migrated (see `file`). Anywhere else an unchained line could be an old one put back.
+    if (seq === 0 && n <= legacy) {
+      if (isEntry(opened)) entries.push(opened)
+      else problems.push({ line: n, problem: "does not open (damaged, or not written with your key)" })
+      return
+    }
     if (!isChained(opened)) {
       problems.push({ line: n, problem: opened === undefined ? "does not open (damaged, or not written with your key)" : "an unchained line inside the chain" })
       return
@@ -274,23 +284,30 @@ export const file = (
 
       let read: { entries: Array<Entry>; problems: Array<LogProblem>; seq: number; prev: string }
       let migrated = false
+      let legacy = typeof head === "object" ? head.legacy ?? 0 : 0
       const opened = lines.map((l) => openSealed(key, l))
       if (head === "none" && !opened.some(isChained)) {
-        // Written before the chain: what opens is taken as it is and rewritten as a chain.
+        // Written before the chain: rewritten as a chain when every line opens. A line that does not
+        // (damaged, or another key's log) is reported and the file left as it is, never dropped.
         const problems = opened.flatMap((o, i) => (isEntry(o) ? [] : [{ line: i + 1, problem: "does not open (damaged, or not written with your key)" }]))
         const entries = opened.filter(isEntry)
-        let prev = ""
-        const out = entries.map((e, i) => {
-          const line = sealWith(key, JSON.stringify({ v: 2, seq: i + 1, prev, e } satisfies Chained))
-          prev = hashOf(line)
-          return line
-        })
-        if (lines.length > 0) {
-          writeAtomic(file, out.map((l) => l + "\n").join(""))
-          migrated = true
+        if (problems.length > 0) {
+          read = { entries, problems, seq: 0, prev: "" }
+          legacy = lines.length
+        } else {
+          let prev = ""
+          const out = entries.map((e, i) => {
+            const line = sealWith(key, JSON.stringify({ v: 2, seq: i + 1, prev, e } satisfies Chained))
+            prev = hashOf(line)
+            return line
+          })
+          if (lines.length > 0) {
+            writeAtomic(file, out.map((l) => l + "\n").join(""))
+            migrated = true
+          }
+          writeHead({ count: out.length, last: prev })
+          read = { entries, problems, seq: out.length, prev }
         }
-        writeHead({ count: out.length, last: prev })
-        read = { entries, problems, seq: out.length, prev }
       } else {
         read = readChain(key, lines, head, tornTail)
       }
@@ -309,7 +326,7 @@ export const file = (
             fs.appendFileSync(file, line + "\n", { mode: 0o600 })
             seq += 1
             prev = hashOf(line)
-            writeHead({ count: seq, last: prev })
+            writeHead({ count: seq, last: prev, ...(legacy === 0 ? {} : { legacy }) })
           },
           catch: (e) => new MessageStoreError({ message: `cannot write ${file}: ${e instanceof Error ? e.message : String(e)}` })
         })

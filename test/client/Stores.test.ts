@@ -191,6 +191,24 @@ describe("14. the message log is a chain: what was changed is reported", () => {
     const again = await run(MessageStore.file(old, key, { strict: true }))
     expect(again.report).toMatchObject({ migrated: false, problems: [] })
     expect((await run(again.recent())).map((r) => r.messageHash)).toEqual(["o1", "o2"])
+
+    // an unchained log with a line that does not open is reported and left as it is, never rewritten
+    const damaged = path.join(dir, "damaged.log")
+    const before = [v1({ op: "put", record: record("d1") }), "AAAA" + v1({ op: "put", record: record("d2") }).slice(4)].join("\n") + "\n"
+    fs.writeFileSync(damaged, before)
+    const kept = await run(MessageStore.file(damaged, key))
+    expect(kept.report).toMatchObject({ migrated: false, problems: [{ line: 2, problem: expect.stringMatching(/does not open/) }] })
+    expect(fs.readFileSync(damaged, "utf8")).toBe(before)
+    await run(kept.put(record("d3")))
+    const reread = await run(MessageStore.file(damaged, key))
+    expect((await run(reread.recent())).map((r) => r.messageHash)).toEqual(["d1", "d3"])
+    expect(reread.report.problems.map((p) => p.line)).toEqual([2])
+    // an old unchained line put back in front of a chained log is not taken
+    const chained = fs.readFileSync(old, "utf8")
+    fs.writeFileSync(old, v1({ op: "patch", messageHash: "o1", patch: { status: "delivered" } }) + "\n" + chained)
+    const injected = await run(MessageStore.file(old, key))
+    expect(injected.report.problems).toEqual([{ line: 1, problem: "an unchained line inside the chain" }])
+    expect(await run(injected.get("o1"))).toMatchObject({ status: "failed" })
     fs.rmSync(dir, { recursive: true, force: true })
   })
 
