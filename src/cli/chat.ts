@@ -217,8 +217,8 @@ const program = Effect.gen(function*() {
         }
         case "/alias": {
           const [name, key] = rest
-          if (name === undefined || key === undefined || !KEY.test(key)) {
-            yield* say("usage: /alias <name> <64-hex key>")
+          if (name === undefined || key === undefined || !KEY.test(key) || name.length > AliasBook.NAME_MAX) {
+            yield* say(`usage: /alias <name> <64-hex key> (a name of at most ${AliasBook.NAME_MAX} characters)`)
             break
           }
           aliases[name] = key.toLowerCase()

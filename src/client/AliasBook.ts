@@ -14,7 +14,7 @@ import { writePrivate } from "./SecretStore.ts"
 export const ALIAS_FILE = "aliases.json"
 const PURPOSE = "aliases"
 const KEY = /^[0-9a-f]{64}$/
-const NAME_MAX = 64
+export const NAME_MAX = 64
 
 export interface AliasBook {
   /** name → 64-hex key */
