@@ -8,7 +8,8 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Effect } from "effect"
-import { generateIdentity } from "../../src/client/L2psCrypto.ts"
+import { L2PSMessagingPeer } from "../../src/client/L2PSMessagingPeer.ts"
+import { generateIdentity, messageHashOf, sealFor, signFnOf } from "../../src/client/L2psCrypto.ts"
 import * as Messenger from "../../src/client/Messenger.ts"
 import { bunBinary, type NodeProcess, REPO_ROOT, startNode } from "../support/NodeProcess.ts"
 
@@ -143,6 +144,15 @@ describe("bun run chat", () => {
     expect(shown).toContain(`\n${indent}[12:00:01] alice: again\\x1b]52;c;c3RvbGVu\\x07\\x1b[1A\\x1b[2Kend\\u202eevil`)
     expect(shown).not.toMatch(/^\[12:00:0\d\] alice:/m)
     expect(tmux("list-buffers").stdout).toBe("")
+
+    // a message from a client that does not bind its ciphertext to the hash (the SDK's way) is marked
+    const sdkId = generateIdentity()
+    const sdk = new L2PSMessagingPeer({ serverUrl: node.url, publicKey: sdkId.publicKey, l2psUid: "default", signFn: signFnOf(sdkId) })
+    await sdk.connect()
+    const encrypted = sealFor(sdkId, keyC, "from an older client")
+    await sdk.send(keyC, encrypted, messageHashOf(sdkId.publicKey, keyC, encrypted, Date.now()))
+    await waitFor("carol", /: from an older client {3}\(unbound: an older client's message, it could be a replay\)/)
+    await sdk.dispose()
     type("carol", "/quit")
   }, 30_000)
 
