@@ -2,7 +2,10 @@
  * `bun run chat`: a terminal chat against a running node (L2PS protocol). The identity and history
  * live in CHAT_HOME (default ~/.demos-im), encrypted with a passphrase (CHAT_PASSPHRASE, or asked).
  * Options: --home DIR, --server ws://host:port (CHAT_SERVER, default ws://127.0.0.1:3006),
- * --network UID (CHAT_NETWORK, default "default"). Type /help for the commands.
+ * --network UID (CHAT_NETWORK, default "default"). CHAT_REQUIRE_BOUND=true refuses messages not bound
+ * to their hash (older clients; shown marked otherwise). CHAT_NODE_KEY: the node's ML-DSA public key
+ * (hex) that must sign the batches proofs are checked against; without it, the first one seen is
+ * pinned in CHAT_HOME. Type /help for the commands.
  */
 import * as BunRuntime from "@effect/platform-bun/BunRuntime"
 import * as Clock from "effect/Clock"
@@ -12,13 +15,14 @@ import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import * as AliasBook from "../client/AliasBook.ts"
 import type { ChatEvent, MessengerShape } from "../client/Messenger.ts"
 import * as Home from "../client/Home.ts"
 import type { ChatRecord } from "../client/MessageStore.ts"
-import { defaultKdf, writePrivate } from "../client/SecretStore.ts"
+import { checkKdf, defaultKdf } from "../client/SecretStore.ts"
+import { body, printable } from "./Escape.ts"
 import * as Terminal from "./Terminal.ts"
 
 const EVENTS_MAX = 10_000
@@ -47,7 +51,9 @@ const settings = () => ({
   home: arg("home") ?? process.env["CHAT_HOME"] ?? path.join(os.homedir(), ".demos-im"),
   server: arg("server") ?? process.env["CHAT_SERVER"] ?? "ws://127.0.0.1:3006",
   network: arg("network") ?? process.env["CHAT_NETWORK"] ?? "default",
-  scryptN: Number(process.env["CHAT_SCRYPT_N"] ?? defaultKdf.N)
+  scryptN: Number(process.env["CHAT_SCRYPT_N"] ?? defaultKdf.N),
+  requireBound: process.env["CHAT_REQUIRE_BOUND"] === "true",
+  nodeKey: process.env["CHAT_NODE_KEY"]
 })
 
 const KEY = /^[0-9a-fA-F]{64}$/
@@ -57,18 +63,20 @@ const short = (key: string) => `${key.slice(0, 6)}…${key.slice(-4)}`
 const program = Effect.gen(function*() {
   const term = yield* Terminal.make
   const cfg = settings()
-  const aliasFile = path.join(cfg.home, "aliases.json")
-  const aliases: Record<string, string> = yield* Effect.try(() => JSON.parse(fs.readFileSync(aliasFile, "utf8")) as Record<string, string>).pipe(
-    Effect.orElseSucceed(() => ({}))
-  )
-  const nameOf = (key: string) => Object.entries(aliases).find(([, k]) => k === key)?.[0] ?? short(key)
+  const aliasFile = path.join(cfg.home, AliasBook.ALIAS_FILE)
+  const aliases: Record<string, string> = {}
+  // Everything a peer or the node sent passes through `printable` (one line) or `body` (a message).
+  const nameOf = (key: string) => printable(Object.entries(aliases).find(([, k]) => k === key)?.[0] ?? short(key))
   const now = Effect.map(Clock.currentTimeMillis, clock)
   const say = term.say
+  const said = (prefix: string, text: string, suffix = "") => say(`${prefix}${body(text, prefix.length)}${suffix}`)
 
   yield* say(`demos-im chat · node ${cfg.server} · network ${cfg.network} · home ${cfg.home}`)
   const passphrase = process.env["CHAT_PASSPHRASE"] ?? (yield* term.secret("passphrase (protects your keys and history): "))
   const giveUp = (why: string) => Effect.zipRight(say(why), Effect.sync(() => void (process.exitCode = 1)))
   if (passphrase.length === 0) return yield* giveUp("! a passphrase is needed (set CHAT_PASSPHRASE or type one)")
+  const badKdf = checkKdf({ ...defaultKdf, N: cfg.scryptN })
+  if (badKdf !== undefined) return yield* giveUp(`! CHAT_SCRYPT_N=${printable(String(process.env["CHAT_SCRYPT_N"]))} refused: ${badKdf}`)
 
   // Peers feed it (each message is an event): past this many unshown, the newest are not printed;
   // they are in the local history all the same (/history).
@@ -79,10 +87,16 @@ const program = Effect.gen(function*() {
     passphrase,
     l2psUid: cfg.network,
     kdf: { ...defaultKdf, N: cfg.scryptN },
+    requireBound: cfg.requireBound,
+    ...(cfg.nodeKey === undefined ? {} : { nodeKey: cfg.nodeKey }),
     onEvent: (e) => void Queue.unsafeOffer(events, e)
   }).pipe(Effect.either)
   if (opened._tag === "Left") return yield* giveUp(`! cannot open ${cfg.home}: ${opened.left.message}`)
   const m: MessengerShape = opened.right.messenger
+  const book = yield* AliasBook.load(aliasFile, opened.right.secrets.identity, { acceptPlain: opened.right.migrated })
+  Object.assign(aliases, book.names)
+  if (book.problem !== undefined) yield* say(`! your aliases: ${printable(book.problem)}`)
+  for (const notice of opened.right.notices) yield* say(`! ${printable(notice)}`)
   yield* say(opened.right.created ? `created a new identity in ${cfg.home}` : `loaded your identity from ${cfg.home}`)
   yield* say(`your key: ${m.publicKey}   (share it; /help for commands)`)
 
@@ -93,17 +107,23 @@ const program = Effect.gen(function*() {
       const t = yield* now
       switch (e._tag) {
         case "Received":
-          return yield* say(`[${t}] ${nameOf(e.record.peer)}: ${e.record.text}${e.record.offline === true ? "   (sent while you were away)" : ""}`)
+          return yield* said(
+            `[${t}] ${nameOf(e.record.peer)}: `,
+            e.record.text,
+            `${e.record.offline === true ? "   (sent while you were away)" : ""}${e.record.unbound === true ? "   (unbound: an older client's message, it could be a replay)" : ""}`
+          )
         case "Sent":
-          return yield* say(e.record.status === "queued"
-            ? `[${t}] you → ${nameOf(e.record.peer)}: ${e.record.text}   (queued: ${nameOf(e.record.peer)} is offline)`
-            : `[${t}] you → ${nameOf(e.record.peer)}: ${e.record.text}   (sent)`)
+          return yield* said(
+            `[${t}] you → ${nameOf(e.record.peer)}: `,
+            e.record.text,
+            e.record.status === "queued" ? `   (queued: ${nameOf(e.record.peer)} is offline)` : "   (sent)"
+          )
         case "Delivered":
-          return yield* say(`[${t}] ✓✓ ${nameOf(e.record.peer)} received "${e.record.text}"`)
+          return yield* say(`[${t}] ✓✓ ${nameOf(e.record.peer)} received "${printable(e.record.text)}"`)
         case "SendFailed":
-          return yield* say(`! not sent to ${nameOf(e.record.peer)}: ${e.error.startsWith("Not registered") ? "not connected to the node" : e.error}`)
+          return yield* say(`! not sent to ${nameOf(e.record.peer)}: ${e.error.startsWith("Not registered") ? "not connected to the node" : printable(e.error)}`)
         case "Undecryptable":
-          return yield* say(`! a message from ${nameOf(e.from)} could not be decrypted`)
+          return yield* say(`! a message from ${nameOf(e.from)} was not shown: ${e.reason}`)
         case "Registered":
           if (e.reconnect && everConnected) return yield* say(`✓ reconnected to the node`)
           everConnected = true
@@ -122,7 +142,7 @@ const program = Effect.gen(function*() {
           return yield* say(`• ${nameOf(e.publicKey)} went offline`)
         case "ServerError":
           if (e.error.message.startsWith("Gave up reconnecting")) return yield* say(`! gave up reconnecting; type /reconnect to try again`)
-          return yield* say(`! node error ${e.error.code}: ${e.error.message}${e.error.details === undefined ? "" : ` (${e.error.details})`}`)
+          return yield* say(`! node error ${printable(e.error.code)}: ${printable(e.error.message)}${e.error.details === undefined ? "" : ` (${printable(e.error.details)})`}`)
       }
     })
   yield* Queue.take(events).pipe(Effect.flatMap(render), Effect.forever, Effect.forkScoped)
@@ -131,7 +151,7 @@ const program = Effect.gen(function*() {
   const connect = FiberHandle.run(
     connector,
     m.connect.pipe(
-      Effect.tapError((e) => say(`! cannot connect to ${cfg.server}: ${e.message}; trying again in 5s (/quit to leave)`)),
+      Effect.tapError((e) => say(`! cannot connect to ${cfg.server}: ${printable(e.message)}; trying again in 5s (/quit to leave)`)),
       Effect.retry(Schedule.spaced("5 seconds")),
       Effect.ignore
     )
@@ -155,15 +175,21 @@ const program = Effect.gen(function*() {
       Effect.whenEffect(say("  (node unreachable: the message will be sent once reconnected)"), Effect.map(online, (up) => !up && everConnected)),
       m.send(to, text)
     ).pipe(
-      Effect.catchTag("MessengerError", (e) => say(`! not sent: ${e.message}`)),
+      Effect.catchTag("MessengerError", (e) => say(`! not sent: ${printable(e.message)}`)),
       Effect.ignore,
       Effect.forkScoped
     )
 
   const statusLine = (r: ChatRecord) => {
     const delivery = r.status === "delivered" ? "delivered ✓✓" : r.status
-    const proof = r.proof === undefined ? "" : r.proof.valid ? ` · proof ✓${r.proof.blockNumber === undefined ? "" : ` (block ${r.proof.blockNumber})`}` : " · proof ✗"
-    return `  "${r.text}" → ${nameOf(r.peer)}: ${delivery} · ${r.l2psStatus ?? "l2ps_pending"}${proof}`
+    // Whose attestation it is: the node key that signed the batch (pinned on first use or given).
+    const by = r.proof?.signer === undefined ? "" : ` signed by node ${short(r.proof.signer)}`
+    const proof = r.proof === undefined
+      ? ""
+      : r.proof.valid
+      ? ` · proof ✓${by}${r.proof.blockNumber === undefined ? "" : ` (block ${r.proof.blockNumber})`}`
+      : ` · proof ✗${r.proof.reason === undefined ? "" : ` (${printable(r.proof.reason)})`}`
+    return `  "${printable(r.text)}" → ${nameOf(r.peer)}: ${delivery} · ${r.l2psStatus ?? "l2ps_pending"}${proof}`
   }
 
   const command = (line: string): Effect.Effect<boolean, never, Scope.Scope> =>
@@ -185,23 +211,23 @@ const program = Effect.gen(function*() {
             break
           }
           const peers = yield* m.onlinePeers.pipe(Effect.either)
-          if (peers._tag === "Left") yield* say(`! cannot list peers: ${peers.left.message.startsWith("Not registered") ? "not connected to the node" : peers.left.message}`)
-          else yield* say(peers.right.length === 0 ? "nobody else is online" : `online: ${peers.right.map((k) => `${nameOf(k)} (${k})`).join(", ")}`)
+          if (peers._tag === "Left") yield* say(`! cannot list peers: ${peers.left.message.startsWith("Not registered") ? "not connected to the node" : printable(peers.left.message)}`)
+          else yield* say(peers.right.length === 0 ? "nobody else is online" : `online: ${peers.right.map((k) => `${nameOf(k)} (${printable(k)})`).join(", ")}`)
           break
         }
         case "/alias": {
           const [name, key] = rest
-          if (name === undefined || key === undefined || !KEY.test(key)) {
-            yield* say("usage: /alias <name> <64-hex key>")
+          if (name === undefined || key === undefined || !KEY.test(key) || name.length > AliasBook.NAME_MAX) {
+            yield* say(`usage: /alias <name> <64-hex key> (a name of at most ${AliasBook.NAME_MAX} characters)`)
             break
           }
           aliases[name] = key.toLowerCase()
-          yield* writePrivate(aliasFile, JSON.stringify(aliases, null, 2)).pipe(Effect.catchAll((e) => say(`! ${e.message}`)))
-          yield* say(`${name} = ${key.toLowerCase()}`)
+          yield* AliasBook.save(aliasFile, opened.right.secrets.identity, aliases).pipe(Effect.catchAll((e) => say(`! ${e.message}`)))
+          yield* say(`${printable(name)} = ${key.toLowerCase()}`)
           break
         }
         case "/aliases":
-          yield* say(Object.keys(aliases).length === 0 ? "no names yet: /alias <name> <key>" : Object.entries(aliases).map(([n, k]) => `  ${n} = ${k}`).join("\n"))
+          yield* say(Object.keys(aliases).length === 0 ? "no names yet: /alias <name> <key>" : Object.entries(aliases).map(([n, k]) => `  ${printable(n)} = ${printable(k)}`).join("\n"))
           break
         case "/to": {
           const to = resolve(rest[0])
@@ -228,9 +254,10 @@ const program = Effect.gen(function*() {
             break
           }
           const records = yield* m.conversation(who, 20)
-          yield* say(records.length === 0 ? `no messages with ${nameOf(who)} yet` : records.map((r) =>
-            `  [${clock(r.at)}] ${r.direction === "out" ? "you" : nameOf(r.peer)}: ${r.text}${r.direction === "out" ? `   [${r.status}]` : ""}`
-          ).join("\n"))
+          yield* say(records.length === 0 ? `no messages with ${nameOf(who)} yet` : records.map((r) => {
+            const prefix = `  [${clock(r.at)}] ${r.direction === "out" ? "you" : nameOf(r.peer)}: `
+            return `${prefix}${body(r.text, prefix.length)}${r.direction === "out" ? `   [${r.status}]` : ""}`
+          }).join("\n"))
           break
         }
         case "/status": {
@@ -245,7 +272,7 @@ const program = Effect.gen(function*() {
           }
           const records = yield* m.refresh(who).pipe(Effect.either)
           if (records._tag === "Left") {
-            yield* say(`! cannot ask the node: ${records.left.message.startsWith("Not registered") ? "not connected" : records.left.message}`)
+            yield* say(`! cannot ask the node: ${records.left.message.startsWith("Not registered") ? "not connected" : printable(records.left.message)}`)
             break
           }
           const mine = records.right.filter((r) => r.direction === "out").slice(-10)

@@ -12,6 +12,7 @@ import * as path from "node:path"
 import { runPromise } from "./internal/run.ts"
 import type { Identity } from "./L2psCrypto.ts"
 import * as MessageStore from "./MessageStore.ts"
+import * as NodePins from "./NodePins.ts"
 import { type ChatEvent, make, Messenger, type MessengerShape } from "./Messenger.ts"
 import type { ProofCheck } from "./Proofs.ts"
 import type { ReconnectOptions } from "./Reconnect.ts"
@@ -32,6 +33,10 @@ export interface OpenOptions {
   readonly l2psUid?: string
   readonly kdf?: SecretStore.KdfParams
   readonly reconnect?: Partial<ReconnectOptions>
+  /** the node's ML-DSA public key (hex) when known; otherwise pinned on first use in `node-keys.json` */
+  readonly nodeKey?: string
+  /** refuse messages not bound to their hash (see `MessengerConfig.requireBound`) */
+  readonly requireBound?: boolean
   /** connect right away (default true) */
   readonly connect?: boolean
 }
@@ -39,17 +44,28 @@ export interface OpenOptions {
 /** Loads (or creates) the identity and history in `home`, then builds the messenger. */
 export const fromHome = (o: Omit<OpenOptions, "connect"> & { readonly onEvent?: (event: ChatEvent) => void }) =>
   Effect.gen(function*() {
-    const { secrets, created } = yield* SecretStore.loadOrCreate(o.home, o.passphrase, o.kdf)
+    const { secrets, created, migrated } = yield* SecretStore.loadOrCreate(o.home, o.passphrase, o.kdf)
     const store = yield* MessageStore.file(path.join(o.home, HISTORY_FILE), storeKeyOf(secrets.identity))
+    const pinned = yield* NodePins.file(path.join(o.home, NodePins.PINS_FILE), secrets.identity)
+    /** What the app should tell its user about the folder (files that did not open as they should). */
+    const notices: Array<string> = pinned.problem === undefined ? [] : [pinned.problem]
+    const log = store.report.problems
+    if (log.length > 0) {
+      const shown = log.slice(0, 5).map((p) => (p.line === 0 ? p.problem : `line ${p.line}: ${p.problem}`)).join("; ")
+      notices.push(`your history (${HISTORY_FILE}) was changed or damaged, ${log.length} problem(s): ${shown}${log.length > 5 ? "; …" : ""}; what opened in order is shown`)
+    }
     const messenger = yield* make({
       serverUrl: o.serverUrl,
       l2psUid: o.l2psUid,
       identity: secrets.identity,
       store,
       reconnect: o.reconnect,
-      onEvent: o.onEvent
+      onEvent: o.onEvent,
+      requireBound: o.requireBound,
+      nodeKey: o.nodeKey,
+      pins: pinned.pins
     })
-    return { messenger, created, secrets }
+    return { messenger, created, migrated, secrets, notices }
   })
 
 /** A messenger for Promise code; `close()` when done. */
@@ -57,6 +73,8 @@ export interface MessengerHandle {
   readonly publicKey: string
   /** true when `home` had no identity yet */
   readonly created: boolean
+  /** files in `home` that did not open as written (history, pinned node keys): to show the user */
+  readonly notices: ReadonlyArray<string>
   send(to: string, text: string): Promise<MessageStore.ChatRecord>
   peers(): Promise<ReadonlyArray<string>>
   conversation(peer: string, limit?: number): Promise<ReadonlyArray<MessageStore.ChatRecord>>
@@ -77,10 +95,12 @@ export const openMessenger = async (o: OpenOptions): Promise<MessengerHandle> =>
     if (e._tag === "Received") for (const h of messageHandlers) h(e.record)
   }
   let created = false
+  let notices: ReadonlyArray<string> = []
   const built = Layer.scoped(
     Messenger,
     Effect.map(fromHome({ ...o, onEvent }), (r) => {
       created = r.created
+      notices = r.notices
       return r.messenger
     })
   )
@@ -92,6 +112,7 @@ export const openMessenger = async (o: OpenOptions): Promise<MessengerHandle> =>
     return {
       publicKey: m.publicKey,
       created,
+      notices,
       send: (to, text) => run((x) => x.send(to, text)),
       peers: () => run((x) => x.onlinePeers),
       conversation: (peer, limit) => run((x) => x.conversation(peer, limit)),

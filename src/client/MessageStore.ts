@@ -2,8 +2,16 @@
  * A client's message history. `file` keeps it on disk as an append-only log (one record or status
  * change per line, each line AES-256-GCM-sealed when a key is given), read back into memory when
  * opened; a torn last line from a crash is skipped.
+ *
+ * With a key the log is a chain (SECURITY.md 14): each sealed line carries its sequence number and
+ * the SHA-256 of the previous line, and a sealed head file (`<file>.head`) holds the count and the
+ * last line's hash. Opening reports (`report`, or fails with `strict`) a line that does not open, one
+ * missing, out of order or replayed, and lines cut from the end; what opens in order is still read.
+ * Logs written before the chain (unchained sealed lines, no head) are read and rewritten as a chain.
  */
 import { gcm } from "@noble/ciphers/aes.js"
+import { sha256 } from "@noble/hashes/sha2.js"
+import { bytesToHex } from "@noble/hashes/utils.js"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as fs from "node:fs"
@@ -37,13 +45,46 @@ export interface ChatRecord {
   readonly serverTimestamp?: number
   /** `l2ps_pending` | `l2ps_batched` | `l2ps_confirmed` (from history or a proof) */
   readonly l2psStatus?: string
-  readonly proof?: { readonly valid: boolean; readonly confirmed: boolean; readonly blockNumber?: number; readonly root?: string }
+  readonly proof?: {
+    readonly valid: boolean
+    readonly confirmed: boolean
+    readonly blockNumber?: number
+    readonly root?: string
+    /** the node key that signed the batch (SECURITY.md 15) */
+    readonly signer?: string
+    /** why it is not valid */
+    readonly reason?: string
+  }
   readonly error?: string
+  /** incoming, from a client that does not bind its ciphertext to the message hash (SECURITY.md 18) */
+  readonly unbound?: boolean
+  /** incoming and bound: the sender's clock when it sealed the message */
+  readonly sentAt?: number
 }
 
 export type ChatPatch = Partial<Omit<ChatRecord, "messageHash" | "peer" | "direction">>
 
-export class MessageStoreError extends Data.TaggedError("MessageStoreError")<{ readonly message: string }> {}
+export class MessageStoreError extends Data.TaggedError("MessageStoreError")<{
+  readonly message: string
+  /** with `strict`: what did not open */
+  readonly problems?: ReadonlyArray<LogProblem>
+}> {}
+
+export interface LogProblem {
+  /** 1-based line of the file (0: the log as a whole) */
+  readonly line: number
+  readonly problem: string
+}
+
+/** What opening the log found. */
+export interface LogReport {
+  readonly lines: number
+  readonly problems: ReadonlyArray<LogProblem>
+  /** an unchained log was rewritten as a chain on this open */
+  readonly migrated: boolean
+}
+
+const CLEAN: LogReport = { lines: 0, problems: [], migrated: false }
 
 export interface MessageStoreShape {
   /** Adds a record; false (and nothing written) when its `messageHash` is already there. */
@@ -54,11 +95,17 @@ export interface MessageStoreShape {
   readonly conversation: (peer: string, limit?: number) => Effect.Effect<ReadonlyArray<ChatRecord>>
   /** The last `limit` records with anyone, oldest first. */
   readonly recent: (limit?: number) => Effect.Effect<ReadonlyArray<ChatRecord>>
+  /** What opening the log found (SECURITY.md 14). */
+  readonly report: LogReport
 }
 
 type Entry = { readonly op: "put"; readonly record: ChatRecord } | { readonly op: "patch"; readonly messageHash: string; readonly patch: ChatPatch }
 
-const make = (persist: (entry: Entry) => Effect.Effect<void, MessageStoreError>, initial: ReadonlyArray<Entry>): MessageStoreShape => {
+const make = (
+  persist: (entry: Entry) => Effect.Effect<void, MessageStoreError>,
+  initial: ReadonlyArray<Entry>,
+  report: LogReport = CLEAN
+): MessageStoreShape => {
   const byHash = new Map<string, ChatRecord>()
   const apply = (e: Entry) => {
     if (e.op === "put") {
@@ -91,51 +138,199 @@ const make = (persist: (entry: Entry) => Effect.Effect<void, MessageStoreError>,
     get: (messageHash) => Effect.sync(() => byHash.get(messageHash)),
     conversation: (peer, limit = 100) =>
       Effect.sync(() => last([...byHash.values()].filter((r) => r.peer === peer), limit)),
-    recent: (limit = 100) => Effect.sync(() => last(byHash.values(), limit))
+    recent: (limit = 100) => Effect.sync(() => last(byHash.values(), limit)),
+    report
   }
 }
 
 /** History in memory only. */
 export const memory = (): MessageStoreShape => make(() => Effect.void, [])
 
-const sealLine = (key: Uint8Array | undefined, text: string) => {
-  if (key === undefined) return text
+interface Chained {
+  readonly v: 2
+  readonly seq: number
+  /** SHA-256 (hex) of the previous line as written ("" before the first) */
+  readonly prev: string
+  readonly e: Entry
+}
+
+interface Head {
+  readonly count: number
+  readonly last: string
+  /** unchained lines ahead of the chain (an older log that could not be migrated) */
+  readonly legacy?: number
+}
+
+const HEAD_AAD = new TextEncoder().encode("demos-im/history-head/v2")
+const hashOf = (line: string) => bytesToHex(sha256(new TextEncoder().encode(line)))
+
+const openSealed = (key: Uint8Array, line: string, aad?: Uint8Array): unknown => {
+  try {
+    const bytes = fromBase64(line)
+    return JSON.parse(new TextDecoder().decode(gcm(key, bytes.subarray(0, 12), aad).decrypt(bytes.subarray(12))))
+  } catch {
+    return undefined
+  }
+}
+
+const sealWith = (key: Uint8Array, text: string, aad?: Uint8Array) => {
   const nonce = secureRandom(12)
-  const sealed = gcm(key, nonce).encrypt(new TextEncoder().encode(text))
+  const sealed = gcm(key, nonce, aad).encrypt(new TextEncoder().encode(text))
   const out = new Uint8Array(12 + sealed.length)
   out.set(nonce, 0)
   out.set(sealed, 12)
   return toBase64(out)
 }
 
-const openLine = (key: Uint8Array | undefined, line: string): Entry | undefined => {
-  try {
-    if (key === undefined) return JSON.parse(line) as Entry
-    const bytes = fromBase64(line)
-    return JSON.parse(new TextDecoder().decode(gcm(key, bytes.subarray(0, 12)).decrypt(bytes.subarray(12)))) as Entry
-  } catch {
-    return undefined
-  }
+const isChained = (x: unknown): x is Chained =>
+  typeof x === "object" && x !== null && (x as Chained).v === 2 && Number.isSafeInteger((x as Chained).seq) &&
+  typeof (x as Chained).prev === "string" && typeof (x as Chained).e === "object"
+
+const isEntry = (x: unknown): x is Entry => typeof x === "object" && x !== null && ((x as Entry).op === "put" || (x as Entry).op === "patch")
+
+const writeAtomic = (file: string, text: string) => {
+  const tmp = `${file}.${process.pid}.tmp`
+  fs.writeFileSync(tmp, text, { mode: 0o600 })
+  fs.renameSync(tmp, file)
 }
 
-/** History in the file `file` (created if missing), sealed line by line with `key` (32 bytes) when given. */
-export const file = (file: string, key?: Uint8Array): Effect.Effect<MessageStoreShape, MessageStoreError> =>
+/** Reads a chained log; the entries that open in order, what did not, and where the chain ends. */
+const readChain = (key: Uint8Array, lines: ReadonlyArray<string>, head: Head | "none" | "damaged", tornTail: boolean) => {
+  const problems: Array<LogProblem> = []
+  const entries: Array<Entry> = []
+  const legacy = typeof head === "object" ? head.legacy ?? 0 : 0
+  let seq = 0
+  let prev = ""
+  lines.forEach((line, i) => {
+    const n = i + 1
+    const opened = openSealed(key, line)
+    // Unchained lines ahead of the chain, as many as the head says: an older log that could not be
+    // migrated (see `file`). Anywhere else an unchained line could be an old one put back.
+    if (seq === 0 && n <= legacy) {
+      if (isEntry(opened)) entries.push(opened)
+      else problems.push({ line: n, problem: "does not open (damaged, or not written with your key)" })
+      return
+    }
+    if (!isChained(opened)) {
+      problems.push({ line: n, problem: opened === undefined ? "does not open (damaged, or not written with your key)" : "an unchained line inside the chain" })
+      return
+    }
+    if (opened.seq <= seq) {
+      problems.push({ line: n, problem: `out of order or replayed (entry ${opened.seq} after ${seq})` })
+      return
+    }
+    if (opened.seq > seq + 1) problems.push({ line: n, problem: `${opened.seq - seq - 1} line(s) missing before it` })
+    else if (opened.prev !== prev) problems.push({ line: n, problem: "does not follow the line before it" })
+    entries.push(opened.e)
+    seq = opened.seq
+    prev = hashOf(line)
+  })
+  if (head === "damaged") problems.push({ line: 0, problem: "the log's head file does not open (damaged, or not written with your key)" })
+  else if (head === "none") {
+    if (lines.length > 0) problems.push({ line: 0, problem: "the log's head file is missing" })
+  } else if (head.count > seq) {
+    problems.push({ line: 0, problem: `cut short: ${head.count - seq} line(s) missing at the end${tornTail ? " (the last one torn)" : ""}` })
+  } else if (head.count === seq && head.last !== prev) {
+    problems.push({ line: 0, problem: "the last line is not the one written" })
+  }
+  return { entries, problems, seq, prev }
+}
+
+/**
+ * History in the file `file` (created if missing), sealed line by line with `key` (32 bytes) when
+ * given, and then chained (see the module's comment). `strict`: fail with the problems instead of
+ * opening what can be read.
+ */
+export const file = (
+  file: string,
+  key?: Uint8Array,
+  options: { readonly strict?: boolean } = {}
+): Effect.Effect<MessageStoreShape, MessageStoreError> =>
   Effect.try({
     try: () => {
       fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 })
       const text = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : ""
-      // A torn last line (a crash mid-write) is ended, so the next record starts on its own line.
-      if (text.length > 0 && !text.endsWith("\n")) fs.appendFileSync(file, "\n")
-      const entries = text.split("\n").filter((l) => l.length > 0).flatMap((l) => {
-        const e = openLine(key, l)
-        return e === undefined ? [] : [e]
-      })
+      const tornTail = text.length > 0 && !text.endsWith("\n")
+      const all = text.split("\n")
+      // A torn last line (a crash mid-write) is ended, so the next record starts on its own line;
+      // in a chained log it is cut off instead: it was never counted in the head.
+      if (tornTail && key === undefined) fs.appendFileSync(file, "\n")
+      if (tornTail && key !== undefined) fs.truncateSync(file, Buffer.byteLength(text) - Buffer.byteLength(all[all.length - 1]!))
+      const lines = all.slice(0, -1).filter((l) => l.length > 0)
+      if (key === undefined) {
+        const entries = [...lines, ...(tornTail ? [all[all.length - 1]!] : [])].flatMap((l) => {
+          try {
+            return [JSON.parse(l) as Entry]
+          } catch {
+            return []
+          }
+        })
+        const persist = (entry: Entry) =>
+          Effect.try({
+            try: () => fs.appendFileSync(file, JSON.stringify(entry) + "\n", { mode: 0o600 }),
+            catch: (e) => new MessageStoreError({ message: `cannot write ${file}: ${e instanceof Error ? e.message : String(e)}` })
+          })
+        return make(persist, entries)
+      }
+      const headFile = `${file}.head`
+      const headText = fs.existsSync(headFile) ? fs.readFileSync(headFile, "utf8").trim() : undefined
+      const headOpened = headText === undefined ? undefined : openSealed(key, headText, HEAD_AAD)
+      const head: Head | "none" | "damaged" = headText === undefined
+        ? "none"
+        : typeof headOpened === "object" && headOpened !== null && Number.isSafeInteger((headOpened as Head).count) && typeof (headOpened as Head).last === "string"
+        ? headOpened as Head
+        : "damaged"
+      const writeHead = (h: Head) => writeAtomic(headFile, sealWith(key, JSON.stringify(h), HEAD_AAD) + "\n")
+
+      let read: { entries: Array<Entry>; problems: Array<LogProblem>; seq: number; prev: string }
+      let migrated = false
+      let legacy = typeof head === "object" ? head.legacy ?? 0 : 0
+      const opened = lines.map((l) => openSealed(key, l))
+      if (head === "none" && !opened.some(isChained)) {
+        // Written before the chain: rewritten as a chain when every line opens. A line that does not
+        // (damaged, or another key's log) is reported and the file left as it is, never dropped.
+        const problems = opened.flatMap((o, i) => (isEntry(o) ? [] : [{ line: i + 1, problem: "does not open (damaged, or not written with your key)" }]))
+        const entries = opened.filter(isEntry)
+        if (problems.length > 0) {
+          read = { entries, problems, seq: 0, prev: "" }
+          legacy = lines.length
+        } else {
+          let prev = ""
+          const out = entries.map((e, i) => {
+            const line = sealWith(key, JSON.stringify({ v: 2, seq: i + 1, prev, e } satisfies Chained))
+            prev = hashOf(line)
+            return line
+          })
+          if (lines.length > 0) {
+            writeAtomic(file, out.map((l) => l + "\n").join(""))
+            migrated = true
+          }
+          writeHead({ count: out.length, last: prev })
+          read = { entries, problems, seq: out.length, prev }
+        }
+      } else {
+        read = readChain(key, lines, head, tornTail)
+      }
+      const report: LogReport = { lines: lines.length, problems: read.problems, migrated }
+      if (options.strict === true && report.problems.length > 0) {
+        throw new MessageStoreError({
+          message: `${file} does not open as written: ${report.problems.map((p) => (p.line === 0 ? p.problem : `line ${p.line}: ${p.problem}`)).join("; ")}`,
+          problems: report.problems
+        })
+      }
+      let { seq, prev } = read
       const persist = (entry: Entry) =>
         Effect.try({
-          try: () => fs.appendFileSync(file, sealLine(key, JSON.stringify(entry)) + "\n", { mode: 0o600 }),
+          try: () => {
+            const line = sealWith(key, JSON.stringify({ v: 2, seq: seq + 1, prev, e: entry } satisfies Chained))
+            fs.appendFileSync(file, line + "\n", { mode: 0o600 })
+            seq += 1
+            prev = hashOf(line)
+            writeHead({ count: seq, last: prev, ...(legacy === 0 ? {} : { legacy }) })
+          },
           catch: (e) => new MessageStoreError({ message: `cannot write ${file}: ${e instanceof Error ? e.message : String(e)}` })
         })
-      return make(persist, entries)
+      return make(persist, read.entries, report)
     },
-    catch: (e) => new MessageStoreError({ message: `cannot open ${file}: ${e instanceof Error ? e.message : String(e)}` })
+    catch: (e) => e instanceof MessageStoreError ? e : new MessageStoreError({ message: `cannot open ${file}: ${e instanceof Error ? e.message : String(e)}` })
   })

@@ -14,10 +14,11 @@ import * as PubSub from "effect/PubSub"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { type Identity, messageHashOf, openTextFrom, sealFor, signFnOf } from "./L2psCrypto.ts"
+import { type Identity, openMessage, type Opened, sealBound, signFnOf } from "./L2psCrypto.ts"
 import * as L2psPeer from "./L2psPeer.ts"
 import * as MessageStore from "./MessageStore.ts"
-import { type ProofCheck, verifyProof } from "./Proofs.ts"
+import * as NodePins from "./NodePins.ts"
+import { batchSigner, type ProofCheck, verifyProof } from "./Proofs.ts"
 import type { ReconnectOptions } from "./Reconnect.ts"
 import type { ConnectionState, ErrorPayload, IncomingMessagePayload, RegisteredPayload } from "./Wire.ts"
 
@@ -29,7 +30,8 @@ export type ChatEvent =
   | { readonly _tag: "Sent"; readonly record: MessageStore.ChatRecord }
   | { readonly _tag: "Delivered"; readonly record: MessageStore.ChatRecord }
   | { readonly _tag: "SendFailed"; readonly record: MessageStore.ChatRecord; readonly error: string }
-  | { readonly _tag: "Undecryptable"; readonly from: string; readonly messageHash: string }
+  /** Not shown: it did not open, was a replay of an earlier message, or unbound while bound ones are required. */
+  | { readonly _tag: "Undecryptable"; readonly from: string; readonly messageHash: string; readonly reason: string }
   | { readonly _tag: "Connection"; readonly state: ConnectionState }
   | { readonly _tag: "Retrying"; readonly attempt: number; readonly delayMillis: number }
   | { readonly _tag: "Registered"; readonly reconnect: boolean; readonly onlinePeers: ReadonlyArray<string> }
@@ -49,6 +51,15 @@ export interface MessengerConfig {
   readonly timeouts?: L2psPeer.L2psPeerConfig["timeouts"]
   /** Called synchronously for every event, before the streams see it. */
   readonly onEvent?: ((event: ChatEvent) => void) | undefined
+  /**
+   * Refuse messages not bound to their hash (from SDK clients or `sealFor`) instead of showing them
+   * marked `unbound` (SECURITY.md 18). Default false.
+   */
+  readonly requireBound?: boolean | undefined
+  /** The node's ML-DSA public key (hex), when the app knows it: inclusion proofs must be signed by it. */
+  readonly nodeKey?: string | undefined
+  /** Where the node's key is pinned on first use when `nodeKey` is not given (default: in memory). */
+  readonly pins?: NodePins.NodePinsShape | undefined
 }
 
 export interface MessengerShape {
@@ -80,6 +91,7 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
     const l2psUid = config.l2psUid ?? "default"
     const me = config.identity
     const store = config.store ?? MessageStore.memory()
+    const pins = config.pins ?? NodePins.memory()
     const hub = yield* PubSub.bounded<ChatEvent>(4096)
     const emit = (event: ChatEvent) =>
       Effect.suspend(() => {
@@ -101,23 +113,46 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
     // and it is recognised by its hash; blocking here could stall the frame loop the acks wait on.
     const acks = yield* Queue.dropping<string>(ACKS_MAX)
 
+    const open = (m: IncomingMessagePayload): { readonly text: string; readonly unbound?: boolean; readonly sentAt?: number } | string => {
+      let opened: Opened
+      try {
+        opened = openMessage(me, m.from, m.encrypted, m.messageHash)
+      } catch {
+        return "it could not be decrypted"
+      }
+      switch (opened._tag) {
+        case "Bound":
+          return { text: opened.text, sentAt: opened.sentAt }
+        case "Replayed":
+          return "it is an earlier message of the sender's sent again under a new hash (a replay)"
+        case "Unbound":
+          return config.requireBound === true
+            ? "it is not bound to its message hash (an older client), and bound messages are required"
+            : { text: opened.text, unbound: true }
+      }
+    }
+
     const received = (m: IncomingMessagePayload) =>
       Effect.gen(function*() {
         const at = yield* Clock.currentTimeMillis
-        const text = yield* Effect.try(() => openTextFrom(me, m.from, m.encrypted)).pipe(Effect.option)
+        const opened = open(m)
+        const ok = typeof opened !== "string"
         const record: MessageStore.ChatRecord = {
           messageHash: m.messageHash,
           peer: m.from,
           direction: "in",
-          text: text._tag === "Some" ? text.value : "",
+          text: ok ? opened.text : "",
           at,
           l2psUid,
-          status: text._tag === "Some" ? "received" : "undecryptable",
-          ...(m.offline === true ? { offline: true } : {})
+          status: ok ? "received" : "undecryptable",
+          ...(m.offline === true ? { offline: true } : {}),
+          ...(!ok ? { error: opened } : opened.unbound === true ? { unbound: true } : opened.sentAt === undefined ? {} : { sentAt: opened.sentAt })
         }
         const fresh = yield* store.put(record).pipe(Effect.catchAll(() => Effect.succeed(false)))
-        if (fresh) yield* emit(text._tag === "Some" ? { _tag: "Received", record } : { _tag: "Undecryptable", from: m.from, messageHash: m.messageHash })
-        // Stored (or a duplicate): safe to acknowledge; an undecryptable message would only come back.
+        if (fresh) {
+          yield* emit(ok ? { _tag: "Received", record } : { _tag: "Undecryptable", from: m.from, messageHash: m.messageHash, reason: opened })
+        }
+        // Stored (or a duplicate): safe to acknowledge; a refused message would only come back.
         yield* Queue.offer(acks, m.messageHash)
       })
 
@@ -156,12 +191,11 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
     const send = (to: string, text: string) =>
       Effect.gen(function*() {
         const to_ = to.toLowerCase()
-        const encrypted = yield* Effect.try({
-          try: () => sealFor(me, to_, text),
+        const at = yield* Clock.currentTimeMillis
+        const { encrypted, messageHash } = yield* Effect.try({
+          try: () => sealBound(me, to_, text, at),
           catch: (e) => new MessengerError({ message: e instanceof Error ? e.message : String(e) })
         })
-        const at = yield* Clock.currentTimeMillis
-        const messageHash = messageHashOf(me.publicKey, to_, encrypted, at)
         const record: MessageStore.ChatRecord = { messageHash, peer: to_, direction: "out", text, at, l2psUid, status: "sending", encrypted }
         yield* store.put(record).pipe(Effect.mapError(storeError))
         const result = yield* peer.send(to_, encrypted, messageHash).pipe(
@@ -198,14 +232,29 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
         const known = record?.encrypted !== undefined && record.serverTimestamp !== undefined
           ? { l2psUid: record.l2psUid, messageHash, encrypted: record.encrypted, timestamp: record.serverTimestamp }
           : undefined
-        const check = verifyProof(proof, known)
+        // Trust on first use: the first batch signature that verifies pins the node's key.
+        let nodeKey = config.nodeKey ?? (yield* pins.get(config.serverUrl))
+        if (nodeKey === undefined && proof.batch !== null) {
+          const signed = batchSigner(proof.batch)
+          if ("signer" in signed) {
+            yield* pins.pin(config.serverUrl, signed.signer)
+            nodeKey = signed.signer
+          }
+        }
+        const checked = verifyProof(proof, known, nodeKey === undefined ? undefined : { nodeKey })
+        // Unsigned, a root is only the node's word: never shown as a proof.
+        const check: ProofCheck = checked.valid && proof.batch !== null && checked.signer === undefined
+          ? { ...checked, valid: false, confirmed: false, reason: "the node sent no batch signature" }
+          : checked
         yield* store.update(messageHash, {
           l2psStatus: check.status,
           proof: {
             valid: check.valid,
             confirmed: check.confirmed,
             ...(check.blockNumber === undefined ? {} : { blockNumber: check.blockNumber }),
-            ...(check.root === undefined ? {} : { root: check.root })
+            ...(check.root === undefined ? {} : { root: check.root }),
+            ...(check.signer === undefined ? {} : { signer: check.signer }),
+            ...(check.reason === undefined ? {} : { reason: check.reason })
           }
         }).pipe(Effect.mapError(storeError))
         return check

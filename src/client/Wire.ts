@@ -116,6 +116,12 @@ export interface ProofResponsePayload {
     readonly status: string
     readonly blockNumber?: number
     readonly blockHash?: string
+    /** what `batchHash` covers besides the other fields (SECURITY.md 15) */
+    readonly createdAt?: number
+    /** hex ML-DSA-65 signature of the 32 bytes of `batchHash` */
+    readonly signature?: string
+    /** hex ML-DSA-65 public key of the node answering */
+    readonly signer?: string
   } | null
   readonly path: ReadonlyArray<PathStep>
 }

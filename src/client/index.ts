@@ -8,7 +8,18 @@ export { L2PSMessagingPeer, type L2PSMessagingPeerConfig } from "./L2PSMessaging
 export { MessagingPeer, type MessagingPeerConfig } from "./MessagingPeer.ts"
 export type { ChatEvent } from "./Messenger.ts"
 export { type MessengerHandle, openMessenger, type OpenOptions } from "./Home.ts"
-export { generateIdentity, type Identity, messageHashOf, openFrom, openTextFrom, sealFor, signFnOf } from "./L2psCrypto.ts"
+export {
+  generateIdentity,
+  type Identity,
+  messageHashOf,
+  openFrom,
+  openMessage,
+  type Opened,
+  openTextFrom,
+  sealBound,
+  sealFor,
+  signFnOf
+} from "./L2psCrypto.ts"
 export { legacyKeysFromSeed, newMasterSeed } from "./MlKemAes.ts"
 export { type KnownMessage, type ProofCheck, verifyProof } from "./Proofs.ts"
 export type * from "./Wire.ts"

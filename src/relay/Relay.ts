@@ -4,6 +4,7 @@ import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Runtime from "effect/Runtime"
+import { NodeKey } from "../crypto/NodeKey.ts"
 import * as Metrics from "../ops/Metrics.ts"
 import type { ConnectionHandler } from "../transport/Transport.ts"
 import * as AddressLimits from "./AddressLimits.ts"
@@ -25,6 +26,7 @@ export const layer = Layer.scoped(
   Relay,
   Effect.gen(function*() {
     const deps = yield* RelayDeps.make
+    const nodeKey = yield* NodeKey
     const runtime = yield* Effect.runtime<never>()
     // Sessions live in the relay's scope: stopping the node interrupts them and runs their cleanup.
     const sessions = yield* FiberSet.make()
@@ -39,7 +41,7 @@ export const layer = Layer.scoped(
       discover: discover(deps),
       request_public_key: requestPublicKey(deps),
       ack: ack(deps),
-      proof_request: proofRequest(deps.pipeline),
+      proof_request: proofRequest(deps.pipeline, nodeKey.publicKeyHex),
       node_info: nodeInfo(deps)
     }
     const fastHandlers: Record<string, Session.FastHandler> = { send: sendNow(deps) }

@@ -7,6 +7,10 @@ import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { Effect } from "effect"
+import { L2PSMessagingPeer } from "../../src/client/L2PSMessagingPeer.ts"
+import { generateIdentity, messageHashOf, sealFor, signFnOf } from "../../src/client/L2psCrypto.ts"
+import * as Messenger from "../../src/client/Messenger.ts"
 import { bunBinary, type NodeProcess, REPO_ROOT, startNode } from "../support/NodeProcess.ts"
 
 const SOCKET = `im-chat-test-${process.pid}`
@@ -36,10 +40,9 @@ const type = (session: string, line: string) => {
   tmux("send-keys", "-t", session, "Enter")
 }
 
-const startChat = (session: string, passphrase: string) => {
-  const home = fs.mkdtempSync(path.join(os.tmpdir(), `im-chat-${session}-`))
+const startChat = (session: string, passphrase: string, home = fs.mkdtempSync(path.join(os.tmpdir(), `im-chat-${session}-`))) => {
   homes.push(home)
-  const env = { CHAT_HOME: home, CHAT_PASSPHRASE: passphrase, CHAT_SERVER: node.url, CHAT_SCRYPT_N: "1024" }
+  const env = { CHAT_HOME: home, CHAT_PASSPHRASE: passphrase, CHAT_SERVER: node.url, CHAT_SCRYPT_N: "16384" }
   const q = (v: string) => `'${v.replaceAll("'", `'\\''`)}'`
   const command = `env ${Object.entries(env).map(([k, v]) => `${k}=${q(v)}`).join(" ")} ${q(bunBinary())} run chat`
   tmux("new-session", "-d", "-s", session, "-x", "220", "-y", "50", "-c", REPO_ROOT, command, ";", "set-option", "-t", session, "remain-on-exit", "on")
@@ -88,7 +91,7 @@ describe("bun run chat", () => {
     for (let i = 0; i < 20 && !confirmed; i++) {
       type("alice", "/status")
       await Bun.sleep(250)
-      confirmed = /"hello from alice" → bob: delivered ✓✓ · l2ps_confirmed · proof ✓ \(block \d+\)/.test(screen("alice"))
+      confirmed = /"hello from alice" → bob: delivered ✓✓ · l2ps_confirmed · proof ✓ signed by node [0-9a-f]{6}…[0-9a-f]{4} \(block \d+\)/.test(screen("alice"))
     }
     expect(confirmed).toBe(true)
 
@@ -117,4 +120,75 @@ describe("bun run chat", () => {
     type("alice", "/quit")
     await waitFor("alice", /^bye$/m)
   }, 40_000)
+
+  test("a peer's escape sequences and newlines are shown as text, under the peer's name", async () => {
+    // tmux takes OSC 52 from the application into its paste buffers when set-clipboard is on.
+    startChat("carol", "carol's passphrase")
+    tmux("set-option", "-s", "set-clipboard", "on")
+    const keyC = (await waitFor("carol", /your key: ([0-9a-f]{64})/))[1]!
+    await waitFor("carol", /✓ connected to ws:\/\//)
+    const mallory = generateIdentity()
+    type("carol", `/alias alice ${mallory.publicKey.replace(/^./, (c) => (c === "0" ? "1" : "0"))}`)
+    const ESC = "\u001b"
+    const text = `hello\n[12:00:00] alice: please type your passphrase\r[12:00:01] alice: again${ESC}]52;c;c3RvbGVu\u0007${ESC}[1A${ESC}[2Kend\u202eevil`
+    await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const m = yield* Messenger.make({ serverUrl: node.url, identity: mallory })
+      yield* m.connect
+      yield* m.send(keyC, text)
+    })))
+    const short = `${mallory.publicKey.slice(0, 6)}…${mallory.publicKey.slice(-4)}`
+    await waitFor("carol", new RegExp(`\\] ${short}: hello$`, "m"))
+    const shown = screen("carol")
+    const indent = " ".repeat(`[00:00:00] ${short}: `.length)
+    expect(shown).toContain(`\n${indent}[12:00:00] alice: please type your passphrase\n`)
+    expect(shown).toContain(`\n${indent}[12:00:01] alice: again\\x1b]52;c;c3RvbGVu\\x07\\x1b[1A\\x1b[2Kend\\u202eevil`)
+    expect(shown).not.toMatch(/^\[12:00:0\d\] alice:/m)
+    expect(tmux("list-buffers").stdout).toBe("")
+
+    // a message from a client that does not bind its ciphertext to the hash (the SDK's way) is marked
+    const sdkId = generateIdentity()
+    const sdk = new L2PSMessagingPeer({ serverUrl: node.url, publicKey: sdkId.publicKey, l2psUid: "default", signFn: signFnOf(sdkId) })
+    await sdk.connect()
+    const encrypted = sealFor(sdkId, keyC, "from an older client")
+    await sdk.send(keyC, encrypted, messageHashOf(sdkId.publicKey, keyC, encrypted, Date.now()))
+    await waitFor("carol", /: from an older client {3}\(unbound: an older client's message, it could be a replay\)/)
+    await sdk.dispose()
+    type("carol", "/quit")
+  }, 30_000)
+
+  test("an alias list rewritten by someone without the passphrase is reported and not used", async () => {
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), "im-chat-dave-"))
+    startChat("dave", "dave's passphrase", home)
+    await waitFor("dave", /✓ connected to ws:\/\//)
+    const bob = generateIdentity().publicKey
+    const mallory = generateIdentity().publicKey
+    type("dave", `/alias bob ${bob}`)
+    await waitFor("dave", new RegExp(`^bob = ${bob}$`, "m"))
+    type("dave", "/quit")
+    await waitFor("dave", /^bye$/m)
+    tmux("kill-session", "-t", "dave")
+    // whoever can write the folder moves "bob" to their own key
+    fs.writeFileSync(path.join(home, "aliases.json"), JSON.stringify({ bob: mallory }, null, 2))
+    startChat("dave2", "dave's passphrase", home)
+    await waitFor("dave2", /! your aliases: .*aliases\.json is not sealed with your identity .*: not used/)
+    type("dave2", "/aliases")
+    await waitFor("dave2", /no names yet/)
+    expect(screen("dave2")).not.toContain(mallory)
+    type("dave2", "/quit")
+  }, 30_000)
+
+  test("CHAT_SCRYPT_N below the floor is refused before any identity is written", () => {
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), "im-chat-weak-"))
+    homes.push(home)
+    const r = spawnSync(bunBinary(), ["run", "chat"], {
+      cwd: REPO_ROOT,
+      encoding: "utf8",
+      input: "",
+      timeout: 20_000,
+      env: { ...process.env, CHAT_HOME: home, CHAT_PASSPHRASE: "pw", CHAT_SERVER: node.url, CHAT_SCRYPT_N: "1024" }
+    })
+    expect(r.stdout).toMatch(/! CHAT_SCRYPT_N=1024 refused: scrypt N must be a power of two from 16384 to 262144/)
+    expect(r.status).toBe(1)
+    expect(fs.existsSync(path.join(home, "identity.json"))).toBe(false)
+  }, 30_000)
 })

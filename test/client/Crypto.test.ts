@@ -4,19 +4,22 @@ import { Duration, Effect, Fiber, Option, Schedule, TestClock, TestContext } fro
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { generateIdentity, messageHashOf, openFrom, openTextFrom, sealFor, signFnOf } from "../../src/client/L2psCrypto.ts"
+import { generateIdentity, messageHashOf, openFrom, openMessage, openTextFrom, sealBound, sealFor, signFnOf } from "../../src/client/L2psCrypto.ts"
 import * as MessageStore from "../../src/client/MessageStore.ts"
 import * as MlKemAes from "../../src/client/MlKemAes.ts"
 import { verifyProof } from "../../src/client/Proofs.ts"
 import { defaultReconnect, schedule } from "../../src/client/Reconnect.ts"
 import * as SecretStore from "../../src/client/SecretStore.ts"
 import type { ProofResponsePayload } from "../../src/client/Wire.ts"
-import { leafHash, path as merklePath, root } from "../../src/l2ps/Merkle.ts"
+import { canonicalJson, leafHash, path as merklePath, root } from "../../src/l2ps/Merkle.ts"
 import { ed25519 } from "@noble/curves/ed25519.js"
+import { sha256 } from "@noble/hashes/sha2.js"
+import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js"
+import * as NodeKey from "../../src/crypto/NodeKey.ts"
 
 const run = <A, E>(e: Effect.Effect<A, E>) => Effect.runPromise(e)
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "im-client-"))
-const FAST_KDF = { N: 1024, r: 8, p: 1 }
+const FAST_KDF = { N: 2 ** 14, r: 8, p: 1 }
 
 describe("ml-kem-aes (the SDK's format)", () => {
   test("round trip; sizes as §3.3.5: ct 1088 bytes (1452 base64 chars), data = 12 + n + 16", () => {
@@ -94,6 +97,25 @@ describe("L2PS end-to-end encryption (x25519-aes-256-gcm/v1)", () => {
     expect(a).toMatch(/^[0-9a-f]{64}$/)
     expect(a).not.toBe(b)
   })
+  test("a bound message opens only under its own hash: replayed under another it is reported, an unbound one is marked", () => {
+    const alice = generateIdentity()
+    const bob = generateIdentity()
+    const { encrypted, messageHash } = sealBound(alice, bob.publicKey, "pay carol 10", 1_700_000_000_123)
+    expect(messageHash).toBe(messageHashOf(alice.publicKey, bob.publicKey, encrypted, 1_700_000_000_123))
+    expect(openMessage(bob, alice.publicKey, encrypted, messageHash)).toEqual({ _tag: "Bound", text: "pay carol 10", sentAt: 1_700_000_000_123 })
+    // the fields in another order (as a server may store them) give the same hash
+    const reordered = { ephemeralKey: encrypted.ephemeralKey!, nonce: encrypted.nonce, ciphertext: encrypted.ciphertext }
+    expect(openMessage(bob, alice.publicKey, reordered, messageHash)._tag).toBe("Bound")
+    const replay = messageHashOf(alice.publicKey, bob.publicKey, encrypted, 1_700_000_060_000)
+    expect(openMessage(bob, alice.publicKey, encrypted, replay)).toMatchObject({ _tag: "Replayed", sentAt: 1_700_000_000_123, boundHash: messageHash })
+    // not to another recipient, not from another sender
+    expect(() => openMessage(generateIdentity(), alice.publicKey, encrypted, messageHash)).toThrow()
+    expect(() => openMessage(bob, generateIdentity().publicKey, encrypted, messageHash)).toThrow()
+    // the bound form never opens as an unbound one, so it cannot be stripped of its binding
+    const unbound = sealFor(alice, bob.publicKey, "old client")
+    expect(openMessage(bob, alice.publicKey, unbound, messageHashOf(alice.publicKey, bob.publicKey, unbound, 5))).toEqual({ _tag: "Unbound", text: "old client" })
+    expect(openTextFrom(bob, alice.publicKey, encrypted)).toBe("pay carol 10")
+  })
 })
 
 describe("secrets at rest", () => {
@@ -169,6 +191,28 @@ describe("inclusion proofs, offline", () => {
     expect(verifyProof(p, messages[2]).valid).toBe(false)
     expect(verifyProof(p, { ...messages[1]!, timestamp: 999 })).toMatchObject({ valid: false, reason: "the leaf is not this message's hash" })
     expect(verifyProof({ ...p, batch: null, path: [], l2psStatus: "l2ps_pending" })).toMatchObject({ valid: false, status: "l2ps_pending" })
+  })
+
+  test("with a pinned node key, only a header the node signed proves anything (ML-DSA-65, as the prover signs)", () => {
+    const node = NodeKey.fromSeed(new Uint8Array(32).fill(1))
+    const other = NodeKey.fromSeed(new Uint8Array(32).fill(2))
+    const signed = (p: ProofResponsePayload, key = node): ProofResponsePayload => {
+      const b = { ...p.batch!, seq: 3, prevBatchHash: "0".repeat(64), createdAt: 1234 }
+      const batchHash = bytesToHex(sha256(new TextEncoder().encode(canonicalJson({ l2psUid: b.l2psUid, seq: b.seq, root: b.root, size: b.size, prevBatchHash: b.prevBatchHash, createdAt: b.createdAt }))))
+      return { ...p, batch: { ...b, batchHash, signature: bytesToHex(key.sign(hexToBytes(batchHash))), signer: key.publicKeyHex } }
+    }
+    const trust = { nodeKey: node.publicKeyHex }
+    const good = signed(proofOf(1))
+    expect(verifyProof(good, messages[1], trust)).toMatchObject({ valid: true, confirmed: true, signer: node.publicKeyHex })
+    expect(verifyProof(proofOf(1), messages[1], trust)).toMatchObject({ valid: false, reason: "the node sent no batch signature" })
+    expect(verifyProof(signed(proofOf(1), other), messages[1], trust)).toMatchObject({ valid: false, reason: "the batch is signed by another node key than the pinned one" })
+    // a root (and a path to it) the node did not sign
+    const fake = [good.leaf, "ab".repeat(32)]
+    expect(verifyProof({ ...good, batch: { ...good.batch!, root: root(fake) }, path: merklePath(fake, 0) }, messages[1], trust))
+      .toMatchObject({ valid: false, reason: "the batch header does not hash to its batchHash" })
+    const sig = good.batch!.signature!
+    expect(verifyProof({ ...good, batch: { ...good.batch!, signature: (sig[0] === "0" ? "1" : "0") + sig.slice(1) } }, messages[1], trust))
+      .toMatchObject({ valid: false, reason: "the batch signature does not verify" })
   })
 })
 

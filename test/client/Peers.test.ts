@@ -191,7 +191,7 @@ describe("L2PSMessagingPeer against the node", () => {
     const home = (n: string) => fs.mkdtempSync(path.join(os.tmpdir(), `im-home-${n}-`))
     const [ha, hb] = [home("a"), home("b")]
     cleanup.push(() => [ha, hb].forEach((h) => fs.rmSync(h, { recursive: true, force: true })))
-    const kdf = { N: 1024, r: 8, p: 1 }
+    const kdf = { N: 2 ** 14, r: 8, p: 1 }
     const alice = await Home.openMessenger({ serverUrl: node.url, home: ha, passphrase: "pa", kdf })
     const bob = await Home.openMessenger({ serverUrl: node.url, home: hb, passphrase: "pb", kdf })
     expect(alice.created && bob.created).toBe(true)

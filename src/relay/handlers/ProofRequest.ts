@@ -10,8 +10,11 @@ const decode = payloadOf(ProofRequestPayload, "Missing messageHash")
 /**
  * The Merkle path of a message to its batch root, with the batch header and its L1 status. Only the
  * sender and the recipient may ask; anyone else is told the message is not found, as for an unknown hash.
+ * The header comes with what its ML-DSA signature covers (`createdAt`, so the client can recompute
+ * `batchHash`), the signature and the node's public key (`signer`): a client that pinned the node's key
+ * then trusts the root only as far as that key signed it (SECURITY.md 15).
  */
-export const proofRequest = (store: PipelineStoreShape) => (session: SessionState, frame: Envelope) =>
+export const proofRequest = (store: PipelineStoreShape, signer: string) => (session: SessionState, frame: Envelope) =>
   Effect.gen(function*() {
     const reg = session.registration
     if (reg === undefined) return yield* refuse("REGISTRATION_REQUIRED", "Register before requesting proofs")
@@ -41,6 +44,9 @@ export const proofRequest = (store: PipelineStoreShape) => (session: SessionStat
         batchHash: b.batchHash,
         l2psTxHash: b.l2psTxHash,
         status: b.status,
+        createdAt: b.createdAt,
+        signature: b.signature,
+        signer,
         ...(b.blockNumber === null ? {} : { blockNumber: b.blockNumber, blockHash: b.blockHash })
       },
       path: path(found.leaves, found.index)
