@@ -24,6 +24,14 @@ const RS = "\u001e"
 
 const pairOf = (r: CommitRequest): string => `${r.message.l2psUid}\u0000${r.message.from}\u0000${r.message.to}`
 
+/** A message's identity: its hash is unique per network and sender. */
+const sentKeyOf = (m: NewMessage): string => `${m.l2psUid}\u0000${m.from}\u0000${m.messageHash}`
+
+interface Sent {
+  readonly to: string
+  readonly outcome: SendOutcome
+}
+
 /** Storage over any `@effect/sql` client of the pg dialect: Postgres or embedded PGlite. */
 export const make = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
@@ -32,14 +40,22 @@ export const make = Effect.gen(function*() {
   const messages = sql.literal(MESSAGES)
   const batchJoin = sql.literal(BATCH_JOIN)
 
-  const existing = (hashes: ReadonlyArray<string>) =>
-    hashes.length === 0
-      ? Effect.succeed(new Map<string, { from: string; outcome: SendOutcome }>())
-      : sql<{ message_hash: string; from_key: string; send_outcome: SendOutcome }>`
-          SELECT message_hash, from_key, send_outcome FROM l2ps_messages WHERE message_hash = ANY(${hashes}::text[])`
-        .pipe(Effect.map((rows) =>
-          new Map(rows.map((r) => [r.message_hash, { from: r.from_key, outcome: r.send_outcome }] as const))
-        ))
+  // By (hash, network, sender), the unique key of migration 0009.
+  const existing = (requests: ReadonlyArray<CommitRequest>) => {
+    const keys = new Map<string, NewMessage>()
+    for (const r of requests) keys.set(sentKeyOf(r.message), r.message)
+    if (keys.size === 0) return Effect.succeed(new Map<string, Sent>())
+    const ms = [...keys.values()]
+    return sql<{ message_hash: string; l2ps_uid: string; from_key: string; to_key: string; send_outcome: SendOutcome }>`
+      SELECT message_hash, l2ps_uid, from_key, to_key, send_outcome FROM l2ps_messages
+      WHERE (message_hash, l2ps_uid, from_key) IN (
+        SELECT * FROM unnest(${ms.map((m) => m.messageHash)}::text[], ${ms.map((m) => m.l2psUid)}::text[],
+          ${ms.map((m) => m.from)}::text[]))`.pipe(
+      Effect.map((rows) =>
+        new Map(rows.map((r) => [`${r.l2ps_uid}\u0000${r.from_key}\u0000${r.message_hash}`, { to: r.to_key, outcome: r.send_outcome }] as const))
+      )
+    )
+  }
 
   const pendingCounts = (requests: ReadonlyArray<CommitRequest>) => {
     const pairs = new Map<string, CommitRequest>()
@@ -65,20 +81,18 @@ export const make = Effect.gen(function*() {
     const checked = batch.some((r) => isPending(r.message))
     return Effect.gen(function*() {
       const results: Array<CommitResult | undefined> = batch.map(() => undefined)
-      const known = checked
-        ? yield* existing([...new Set(batch.map((r) => r.message.messageHash))])
-        : new Map<string, { from: string; outcome: SendOutcome }>()
-      const counts = yield* pendingCounts(batch.filter((r) => !known.has(r.message.messageHash)))
+      const known = checked ? yield* existing(batch) : new Map<string, Sent>()
+      const counts = yield* pendingCounts(batch.filter((r) => !known.has(sentKeyOf(r.message))))
       const firstOf = new Map<string, number>()
       const toInsert: Array<number> = []
       batch.forEach((r, i) => {
-        const hash = r.message.messageHash
-        const prior = known.get(hash)
+        const key = sentKeyOf(r.message)
+        const prior = known.get(key)
         if (prior !== undefined) {
-          results[i] = { _tag: "Duplicate", from: prior.from, outcome: prior.outcome }
+          results[i] = { _tag: "Duplicate", to: prior.to, outcome: prior.outcome }
           return
         }
-        if (firstOf.has(hash)) return
+        if (firstOf.has(key)) return
         if (isPending(r.message)) {
           const n = counts.get(pairOf(r)) ?? 0
           if (n >= r.pairLimit) {
@@ -87,14 +101,14 @@ export const make = Effect.gen(function*() {
           }
           counts.set(pairOf(r), n + 1)
         }
-        firstOf.set(hash, i)
+        firstOf.set(key, i)
         toInsert.push(i)
       })
       if (toInsert.length > 0) {
         const ms = toInsert.map((i) => batch[i]!.message)
         const column = <A>(f: (m: NewMessage) => A) => ms.map(f)
         // One array per column: the statement and its 11 parameters are the same whatever the batch size.
-        const inserted = yield* sql<{ id: string | number; message_hash: string }>`
+        const inserted = yield* sql<{ id: string | number; message_hash: string; l2ps_uid: string; from_key: string }>`
           INSERT INTO l2ps_messages (l2ps_uid, from_key, to_key, conversation, message_hash, encrypted, ts,
             delivery_status, awaiting_ack, send_outcome, delivered_at)
           SELECT u, f, t, c, h, e::jsonb, ts, ds, aa, so, da FROM unnest(
@@ -105,27 +119,30 @@ export const make = Effect.gen(function*() {
             ${column((m) => m.outcome)}::text[],
             ${column((m) => (m.deliveryStatus === "queued" ? null : m.timestamp))}::int8[]
           ) AS x(u, f, t, c, h, e, ts, ds, aa, so, da)
-          ON CONFLICT (message_hash) DO NOTHING RETURNING id, message_hash`
-        const ids = new Map(inserted.map((r) => [r.message_hash, String(r.id)] as const))
+          ON CONFLICT (message_hash, l2ps_uid, from_key) DO NOTHING RETURNING id, message_hash, l2ps_uid, from_key`
+        const ids = new Map<string, string>(inserted.map((r) => [`${r.l2ps_uid}\u0000${r.from_key}\u0000${r.message_hash}`, String(r.id)] as const))
         // A conflict here is a duplicate not checked before, or committed by another node since.
-        const raced = yield* existing(toInsert.map((i) => batch[i]!.message.messageHash).filter((h) => !ids.has(h)))
+        const raced = ids.size === toInsert.length
+          ? new Map<string, Sent>()
+          : yield* existing(toInsert.map((i) => batch[i]!).filter((r) => !ids.has(sentKeyOf(r.message))))
         for (const i of toInsert) {
-          const hash = batch[i]!.message.messageHash
-          const id = ids.get(hash)
-          const other = raced.get(hash)
+          const key = sentKeyOf(batch[i]!.message)
+          const id = ids.get(key)
+          const other = raced.get(key)
           results[i] = id !== undefined
             ? { _tag: "Stored", id }
-            : { _tag: "Duplicate", from: other?.from ?? "", outcome: other?.outcome ?? "queued" }
+            : { _tag: "Duplicate", to: other?.to ?? "", outcome: other?.outcome ?? "queued" }
         }
       }
-      // Later copies of a hash within the batch are retries of the first.
+      // Later copies of a message within the batch are retries of the first.
       return batch.map((r, i): CommitResult => {
         const done = results[i]
         if (done !== undefined) return done
-        const first = results[firstOf.get(r.message.messageHash)!]!
-        const firstReq = batch[firstOf.get(r.message.messageHash)!]!
+        const firstAt = firstOf.get(sentKeyOf(r.message))!
+        const first = results[firstAt]!
+        const firstReq = batch[firstAt]!
         return first._tag === "Stored"
-          ? { _tag: "Duplicate", from: firstReq.message.from, outcome: firstReq.message.outcome }
+          ? { _tag: "Duplicate", to: firstReq.message.to, outcome: firstReq.message.outcome }
           : first
       })
     }).pipe(checked ? sql.withTransaction : identity, Effect.mapError(fail("commit")))
@@ -199,8 +216,10 @@ export const make = Effect.gen(function*() {
       ORDER BY m.ts DESC, m.id DESC`.pipe(Effect.map((rows) => rows.map(toMessage)), Effect.mapError(fail("history")))
   }
 
-  const byHash: StorageShape["byHash"] = (messageHash) =>
-    sql<MessageRow>`SELECT ${columns} FROM ${messages} WHERE m.message_hash = ${messageHash}`.pipe(
+  const byHash: StorageShape["byHash"] = (l2psUid, from, messageHash) =>
+    sql<MessageRow>`
+      SELECT ${columns} FROM ${messages}
+      WHERE m.message_hash = ${messageHash} AND m.l2ps_uid = ${l2psUid} AND m.from_key = ${from}`.pipe(
       Effect.map((rows) => (rows[0] === undefined ? undefined : toMessage(rows[0]))),
       Effect.mapError(fail("byHash"))
     )

@@ -46,7 +46,8 @@ export interface CommitRequest {
 
 export type CommitResult =
   | { readonly _tag: "Stored"; readonly id: string }
-  | { readonly _tag: "Duplicate"; readonly from: string; readonly outcome: SendOutcome }
+  /** The sender already stored this hash in this network: to `to`, answered with `outcome`. */
+  | { readonly _tag: "Duplicate"; readonly to: string; readonly outcome: SendOutcome }
   | { readonly _tag: "PairLimit" }
 
 export class StorageError extends Data.TaggedError("StorageError")<{
@@ -96,7 +97,8 @@ export interface StorageShape {
     before: number | undefined,
     limit: number
   ) => Effect.Effect<ReadonlyArray<StoredMessage>, StorageError>
-  readonly byHash: (messageHash: string) => Effect.Effect<StoredMessage | undefined, StorageError>
+  /** A message by its key: the hash is unique per network and sender. */
+  readonly byHash: (l2psUid: string, from: string, messageHash: string) => Effect.Effect<StoredMessage | undefined, StorageError>
   /** Queued messages stored before `olderThan` become `failed` (returns how many); older unacknowledged ones stop waiting. */
   readonly expirePending: (olderThan: number) => Effect.Effect<number, StorageError>
   /** A cheap round trip, for health checks. */

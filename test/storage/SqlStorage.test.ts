@@ -66,18 +66,53 @@ for (const db of await databases()) {
         const first = msg({ deliveryStatus: "delivered", outcome: "sent" })
         const [stored, sameBatch] = yield* s.commit([req(first), req({ ...first, outcome: "queued" })])
         expect(stored!._tag).toBe("Stored")
-        expect(sameBatch).toEqual({ _tag: "Duplicate", from: A, outcome: "sent" })
+        expect(sameBatch).toEqual({ _tag: "Duplicate", to: B, outcome: "sent" })
         const [retry] = yield* s.commit([req({ ...first, timestamp: 99_999, deliveryStatus: "queued", outcome: "queued" })])
-        expect(retry).toEqual({ _tag: "Duplicate", from: A, outcome: "sent" })
-        const [other] = yield* s.commit([req({ ...first, from: C })])
-        expect(other).toEqual({ _tag: "Duplicate", from: A, outcome: "sent" })
+        expect(retry).toEqual({ _tag: "Duplicate", to: B, outcome: "sent" })
         // A batch of live messages is one INSERT: its conflicts are the duplicates, the rest is stored.
         const fresh = msg({ deliveryStatus: "delivered", outcome: "sent" })
-        const mixed = yield* s.commit([req({ ...first, from: C }), req(fresh), req(fresh)])
-        expect(mixed[0]).toEqual({ _tag: "Duplicate", from: A, outcome: "sent" })
+        const mixed = yield* s.commit([req(first), req(fresh), req(fresh)])
+        expect(mixed[0]).toEqual({ _tag: "Duplicate", to: B, outcome: "sent" })
         expect(mixed[1]!._tag).toBe("Stored")
-        expect(mixed[2]).toEqual({ _tag: "Duplicate", from: A, outcome: "sent" })
+        expect(mixed[2]).toEqual({ _tag: "Duplicate", to: B, outcome: "sent" })
         expect((yield* s.history("net", A, B, undefined, 10)).length).toBe(2)
+      })))
+
+    test("a messageHash is unique per network and sender: others may use it; the sender reusing it for another recipient is told where it went", () =>
+      run(Effect.gen(function*() {
+        const s = yield* Storage
+        const live = { deliveryStatus: "delivered", outcome: "sent" } as const
+        const first = msg(live)
+        expect((yield* s.commit([req(first)]))[0]!._tag).toBe("Stored")
+        // Another sender, or the same sender in another network, with the same hash: stored, live or queued,
+        // in the batch of the original or alone.
+        const [otherSender, otherQueued] = yield* s.commit([req({ ...first, from: C }), req({ ...first, from: C, to: A, l2psUid: "x" })])
+        expect([otherSender!._tag, otherQueued!._tag]).toEqual(["Stored", "Stored"])
+        const [otherNetwork] = yield* s.commit([req({ ...first, l2psUid: "other" })])
+        expect(otherNetwork!._tag).toBe("Stored")
+        const [queuedOther] = yield* s.commit([req(msg({ from: C, to: A, messageHash: first.messageHash }))])
+        expect(queuedOther).toEqual({ _tag: "Duplicate", to: B, outcome: "sent" })
+        // The same sender, same hash, another recipient: a duplicate naming the first recipient (refused by
+        // the relay), live or pending, across batches and within one.
+        expect(yield* s.commit([req({ ...first, to: C })])).toEqual([{ _tag: "Duplicate", to: B, outcome: "sent" }])
+        expect(yield* s.commit([req(msg({ messageHash: first.messageHash, to: C }))])).toEqual([{ _tag: "Duplicate", to: B, outcome: "sent" }])
+        const fresh = msg()
+        expect(yield* s.commit([req(fresh), req({ ...fresh, to: C })])).toEqual([
+          { _tag: "Stored", id: expect.any(String) },
+          { _tag: "Duplicate", to: B, outcome: "queued" }
+        ])
+        expect((yield* s.byHash("net", A, first.messageHash))!.to).toBe(B)
+        expect((yield* s.byHash("net", C, first.messageHash))!.to).toBe(B)
+        expect((yield* s.byHash("x", C, first.messageHash))!.to).toBe(A)
+        expect(yield* s.byHash("net", B, first.messageHash)).toBeUndefined()
+        // Acknowledgements are the recipient's, whoever sent the hash: B's ack covers both senders' messages.
+        const acked = yield* s.acknowledge("net", B, [first.messageHash], 5)
+        expect(acked).toEqual([])
+        const queuedA = msg({ to: C })
+        const queuedB = msg({ from: B, to: C, messageHash: queuedA.messageHash })
+        expect((yield* s.commit([req(queuedA), req(queuedB)])).map((r) => r._tag)).toEqual(["Stored", "Stored"])
+        const both = yield* s.acknowledge("net", C, [queuedA.messageHash], 6)
+        expect(both.map((a) => a.from).sort()).toEqual([A, B])
       })))
 
     test("pair limit counts pending messages of the pair in storage, including those awaiting an ack", () =>
@@ -144,13 +179,13 @@ for (const db of await databases()) {
         const acked = yield* s.acknowledge("net", C, [page1[1]!.messageHash, page2[0]!.messageHash, "unknown"], 600)
         expect(acked.map((a) => a.messageHash).sort()).toEqual([page1[1]!.messageHash, page2[0]!.messageHash].sort())
         expect(acked.every((a) => a.from === A)).toBe(true)
-        expect((yield* s.byHash(page1[1]!.messageHash))!.deliveryStatus).toBe("delivered")
+        expect((yield* s.byHash("net", A, page1[1]!.messageHash))!.deliveryStatus).toBe("delivered")
         // A second ack changes nothing.
         expect(yield* s.acknowledge("net", C, [page1[1]!.messageHash], 700)).toEqual([])
 
         yield* s.requeue([page1[0]!.id])
-        expect((yield* s.byHash(page1[0]!.messageHash))!.deliveryStatus).toBe("queued")
-        expect(yield* s.byHash("nope")).toBeUndefined()
+        expect((yield* s.byHash("net", A, page1[0]!.messageHash))!.deliveryStatus).toBe("queued")
+        expect(yield* s.byHash("net", A, "nope")).toBeUndefined()
       })))
 
     test("concurrent commits of many messages are all stored exactly once", () =>

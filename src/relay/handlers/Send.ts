@@ -18,6 +18,8 @@ import type { NetworkLimits } from "../../node/NodeConfig.ts"
 import { messageFrame } from "./Delivery.ts"
 
 const MAX_HASH = 256
+
+export const REUSED_HASH = "Duplicate message: this messageHash was already sent to another recipient"
 const MAX_FIELD = 4096
 
 interface Valid {
@@ -149,7 +151,8 @@ const complete = (
       session.failNow(refuse("RATE_LIMITED", "Offline message limit reached"), requestId, now)
       return undefined
     case "Duplicate":
-      if (result.from !== message.from) session.failNow(refuse("L2PS_SUBMIT_FAILED", "Duplicate message"), requestId, now)
+      // A retry gets its original outcome; the same hash to someone else would be a message never sent.
+      if (result.to !== message.to) session.failNow(refuse("INVALID_MESSAGE", REUSED_HASH), requestId, now)
       else reply(session, result.outcome, message.messageHash, requestId, now)
       return undefined
     case "Stored": {
