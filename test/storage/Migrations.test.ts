@@ -9,6 +9,7 @@ import m0004 from "../../migrations/0004_offline_expiry.ts"
 import m0005 from "../../migrations/0005_batch_status.ts"
 import m0006 from "../../migrations/0006_conversation_key.ts"
 import m0007 from "../../migrations/0007_mempool.ts"
+import m0009 from "../../migrations/0009_message_hash_scope.ts"
 import { leafHash } from "../../src/l2ps/Merkle.ts"
 import * as SqlPipelineStore from "../../src/l2ps/SqlPipelineStore.ts"
 import { COLUMNS, MESSAGES } from "../../src/storage/MessageRow.ts"
@@ -35,6 +36,19 @@ const upTo0007 = Migrator.make({})({
     "0005_batch_status": m0005,
     "0006_conversation_key": m0006,
     "0007_mempool": m0007
+  })
+})
+
+const upTo0009 = Migrator.make({})({
+  loader: Migrator.fromRecord({
+    "0001_messages": m0001,
+    "0002_legacy": m0002,
+    "0003_pipeline": m0003,
+    "0004_offline_expiry": m0004,
+    "0005_batch_status": m0005,
+    "0006_conversation_key": m0006,
+    "0007_mempool": m0007,
+    "0009_message_hash_scope": m0009
   })
 })
 
@@ -115,6 +129,27 @@ for (const db of await databases()) {
           SELECT indexdef FROM pg_indexes WHERE indexname = 'l2ps_messages_sender_hash'`
         expect(index!.indexdef).toContain("(message_hash, l2ps_uid, from_key)")
         expect(yield* sql`SELECT 1 FROM pg_constraint WHERE conname = 'l2ps_messages_message_hash_key'`).toEqual([])
+      }).pipe(Effect.provide(db.layer)) as Effect.Effect<void>))
+
+    test("0010 measures the payloads of pending messages for the byte quotas, and indexes failed rows for deletion", () =>
+      Effect.runPromise(Effect.gen(function*() {
+        yield* upTo0009
+        const sql = yield* SqlClient.SqlClient
+        const insert = (hash: string, status: string, awaitingAck: boolean) =>
+          sql`
+            INSERT INTO l2ps_messages (l2ps_uid, from_key, to_key, conversation, message_hash, encrypted, ts,
+              delivery_status, awaiting_ack, send_outcome)
+            VALUES ('net', 'a', 'b', 'a:b', ${hash}, '{"ciphertext":"Yw==","nonce":"bg=="}'::jsonb, 1, ${status}, ${awaitingAck}, 'queued')`
+        yield* insert("queued", "queued", false)
+        yield* insert("awaiting", "sent", true)
+        yield* insert("sent", "sent", false)
+        yield* Migrations.run
+        const sizes = yield* sql<{ message_hash: string; size: number }>`SELECT message_hash, size FROM l2ps_messages ORDER BY id`
+        const text = JSON.stringify({ ciphertext: "Yw==", nonce: "bg==" })
+        // jsonb's text puts a space after each colon and comma: within a few bytes of what the sender wrote.
+        expect(sizes.map((r) => [r.message_hash, Number(r.size)])).toEqual([["queued", text.length + 3], ["awaiting", text.length + 3], ["sent", 0]])
+        const [index] = yield* sql<{ indexdef: string }>`SELECT indexdef FROM pg_indexes WHERE indexname = 'l2ps_messages_failed'`
+        expect(index!.indexdef).toContain("WHERE (delivery_status = 'failed'::text)")
       }).pipe(Effect.provide(db.layer)) as Effect.Effect<void>))
   })
 }

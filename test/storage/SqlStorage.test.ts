@@ -133,6 +133,74 @@ for (const db of await databases()) {
         expect(live!._tag).toBe("Stored")
       })))
 
+    test("byte quotas: what one sender has waiting across recipients, and what waits for one recipient across senders", () =>
+      run(Effect.gen(function*() {
+        const s = yield* Storage
+        const W = msg().encryptedJson.length + 1024
+        const quota = { offlineBytesPerSender: 10 * W, offlineBytesPerRecipient: 6 * W }
+        const q = (m: NewMessage): CommitRequest => ({ message: m, pairLimit: 200, quota })
+        const key = (n: number) => n.toString(16).padStart(64, "e")
+        // One sender, fresh recipients: 4 in one batch, 6 more across batches, then no more.
+        expect((yield* s.commit([1, 2, 3, 4].map((i) => q(msg({ to: key(i) }))))).map((r) => r._tag)).toEqual(Array(4).fill("Stored"))
+        for (let i = 5; i <= 9; i++) expect((yield* s.commit([q(msg({ to: key(i) }))]))[0]!._tag).toBe("Stored")
+        const last = yield* s.commit([q(msg({ to: key(10) })), q(msg({ to: key(11) })), q(msg({ to: key(12), deliveryStatus: "sent", awaitingAck: true, outcome: "sent" }))])
+        expect(last).toEqual([
+          { _tag: "Stored", id: expect.any(String) },
+          { _tag: "SenderQuota", limit: 10 * W },
+          { _tag: "SenderQuota", limit: 10 * W }
+        ])
+        // Another network is another account; live messages and retries are not limited.
+        expect((yield* s.commit([q(msg({ to: key(11), l2psUid: "other" }))]))[0]!._tag).toBe("Stored")
+        expect((yield* s.commit([q(msg({ to: key(11), deliveryStatus: "delivered", outcome: "sent" }))]))[0]!._tag).toBe("Stored")
+        const waiting = yield* s.pending({ l2psUid: "net", to: key(1), includeAwaitingAck: true, after: undefined, limit: 10 })
+        expect((yield* s.commit([q(msg({ to: key(1), messageHash: waiting[0]!.messageHash }))]))[0]!._tag).toBe("Duplicate")
+        // Handed over (not awaiting an ack): no longer waiting, room again.
+        yield* s.markHanded([waiting[0]!.id], false, 1)
+        expect((yield* s.commit([q(msg({ to: key(11) }))]))[0]!._tag).toBe("Stored")
+
+        // One recipient, several senders (throwaway keys): 6 messages' worth, then none from anyone.
+        const victim = key(99)
+        const senders = [1, 2, 3].map((i) => key(100 + i))
+        const r1 = yield* s.commit(senders.flatMap((from) => [q(msg({ from, to: victim })), q(msg({ from, to: victim }))]))
+        expect(r1.map((r) => r._tag)).toEqual(Array(6).fill("Stored"))
+        expect(yield* s.commit([q(msg({ from: key(104), to: victim }))])).toEqual([{ _tag: "RecipientQuota", limit: 6 * W }])
+        // Bytes, not messages: with one message's room, a payload larger than one message does not fit.
+        const queue = yield* s.pending({ l2psUid: "net", to: victim, includeAwaitingAck: true, after: undefined, limit: 10 })
+        yield* s.markHanded([queue[0]!.id], false, 1)
+        const big = JSON.stringify({ ciphertext: "Y".repeat(2000), nonce: "bm9uY2U=" })
+        expect(yield* s.commit([q(msg({ from: key(104), to: victim, encryptedJson: big }))])).toEqual([{ _tag: "RecipientQuota", limit: 6 * W }])
+        expect((yield* s.commit([q(msg({ from: key(104), to: victim }))]))[0]!._tag).toBe("Stored")
+        // An acknowledgement frees room too.
+        yield* s.markHanded([queue[1]!.id], true, 2)
+        expect((yield* s.commit([q(msg({ from: key(105), to: victim }))]))[0]!._tag).toBe("RecipientQuota")
+        yield* s.acknowledge("net", victim, [queue[1]!.messageHash], 3)
+        expect((yield* s.commit([q(msg({ from: key(105), to: victim }))]))[0]!._tag).toBe("Stored")
+      })))
+
+    test("expiry: queued messages past the TTL are deleted once out of the mempool, and so are failed ones", () =>
+      run(Effect.gen(function*() {
+        const s = yield* Storage
+        const sql = yield* SqlClient.SqlClient
+        const old = [10, 20, 30].map((ts) => msg({ to: C, timestamp: ts }))
+        const fresh = msg({ to: C, timestamp: 50 })
+        const delivered = msg({ to: C, timestamp: 15, deliveryStatus: "delivered", outcome: "sent" })
+        const results = yield* s.commit([...old, fresh, delivered].map((m) => req(m)))
+        const ids = results.map((r) => (r._tag === "Stored" ? Number(r.id) : -1))
+        // Still in the mempool: expired (out of history and quotas) but kept for the prover.
+        expect(yield* s.expirePending(40)).toEqual({ expired: 3, deleted: 0 })
+        expect((yield* s.history("net", A, C, undefined, 10)).map((m) => m.timestamp)).toEqual([50, 15])
+        // Batched: deleted, except a member of a batch that keeps no leaf hashes (its proofs need the payload).
+        yield* sql`DELETE FROM l2ps_mempool WHERE message_id IN ${sql.in([ids[0]!, ids[1]!, ids[2]!])}`
+        yield* sql`INSERT INTO l2ps_batch_messages (message_id, batch_id, leaf) VALUES (${ids[0]!}, 1, 'aa'), (${ids[1]!}, 1, 'bb'), (${ids[2]!}, 2, NULL)`
+        // A row failed before this sweep existed goes too.
+        yield* sql`DELETE FROM l2ps_mempool WHERE message_id = ${ids[4]!}`
+        yield* sql`UPDATE l2ps_messages SET delivery_status = 'failed' WHERE id = ${ids[4]!}`
+        expect(yield* s.expirePending(40)).toEqual({ expired: 0, deleted: 3 })
+        const left = yield* sql<{ id: string | number; delivery_status: string }>`SELECT id, delivery_status FROM l2ps_messages ORDER BY id`
+        expect(left.map((r) => [Number(r.id), r.delivery_status])).toEqual([[ids[2]!, "failed"], [ids[3]!, "queued"]])
+        expect(yield* s.expirePending(40)).toEqual({ expired: 0, deleted: 0 })
+      })))
+
     test("waiting: per recipient, in order, whether anything is queued or awaits its ack", () =>
       run(Effect.gen(function*() {
         const s = yield* Storage

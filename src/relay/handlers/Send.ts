@@ -95,7 +95,7 @@ export const sendNow = (deps: RelayDeps) => (session: SessionState, frame: Envel
   const p = validate(deps, reg, frame.payload)
   if (p instanceof RequestError || !session.tryBeginSend()) return false
   const { live, message } = prepare(deps, reg, p, text, now)
-  const request = { message, pairLimit: reg.limits.offlineQueuePerPair }
+  const request = { message, pairLimit: reg.limits.offlineQueuePerPair, quota: reg.limits }
   // Room first: the rate limiter's token, once taken, cannot be given back.
   if (!deps.committer.hasRoomFor(request) || deps.rateLimits.takeAt(reg.l2psUid, reg.key, reg.limits, now) !== "ok") {
     session.endSend()
@@ -120,7 +120,7 @@ export const send = (deps: RelayDeps) => (session: SessionState, frame: Envelope
       Effect.zipRight(
         restore(session.beginSend),
         deps.committer.submit(
-          { message, pairLimit: reg.limits.offlineQueuePerPair },
+          { message, pairLimit: reg.limits.offlineQueuePerPair, quota: reg.limits },
           completion(deps, session, frame.requestId, message, live)
         )
       )
@@ -149,6 +149,12 @@ const complete = (
   switch (result._tag) {
     case "PairLimit":
       session.failNow(refuse("RATE_LIMITED", "Offline message limit reached"), requestId, now)
+      return undefined
+    case "SenderQuota":
+      session.failNow(refuse("RATE_LIMITED", `Offline message limit reached (${result.limit} bytes waiting from this sender)`), requestId, now)
+      return undefined
+    case "RecipientQuota":
+      session.failNow(refuse("RATE_LIMITED", `Offline message limit reached (${result.limit} bytes waiting for this recipient)`), requestId, now)
       return undefined
     case "Duplicate":
       // A retry gets its original outcome; the same hash to someone else would be a message never sent.
