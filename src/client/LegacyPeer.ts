@@ -24,7 +24,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as Link from "./internal/Link.ts"
 import * as Session from "./internal/Session.ts"
-import { decryptSerialized, encryptSerialized, type LegacyKeys, registrationProof } from "./MlKemAes.ts"
+import { challengeProof, decryptSerialized, encryptSerialized, type LegacyKeys, registrationProof } from "./MlKemAes.ts"
 import { type ReconnectOptions, reconnectOptions } from "./Reconnect.ts"
 import { type ConnectionState, decodeServerFrame } from "./Wire.ts"
 
@@ -61,6 +61,11 @@ export interface LegacyPeerConfig {
   readonly timeouts?: Partial<{ readonly connect: number; readonly request: number }> | undefined
   /** Called synchronously, in order, for every event. */
   readonly onEvent?: ((event: LegacyEvent, connected: boolean) => void) | undefined
+  /**
+   * The node's ML-DSA public key (hex), when known: a `challenge` naming another node is not answered.
+   * Without it the client signs the key the server names, which still binds the proof to that node.
+   */
+  readonly nodeKeyHex?: string | undefined
 }
 
 export interface WaitOptions {
@@ -107,6 +112,9 @@ const UNSOLICITED = new Set(["message", "peer_disconnected", "server_question"])
  * itself was relayed, silently.
  */
 const MESSAGE_ERRORS = new Set(["INTERNAL_ERROR", "RATE_LIMITED"])
+
+/** The close code of a session whose clientId a newer registration took over (SECURITY.md #4). */
+const REPLACED = 4001
 
 const errorTypeOf = (payload: unknown): string =>
   Predicate.isRecord(payload) && typeof payload.errorType === "string" ? payload.errorType : "INTERNAL_ERROR"
@@ -236,14 +244,41 @@ export const make = (config: LegacyPeerConfig): Effect.Effect<LegacyPeerShape, n
         }
       })
 
-    const registerFrame = (): LegacyFrame => ({
+    const clientId = config.clientId.normalize("NFKC")
+    const registerFrame = (challenge?: { readonly nonce: string; readonly node: string }): LegacyFrame => ({
       type: "register",
       payload: {
         clientId: config.clientId,
         publicKey: Array.from(config.keys.kem.publicKey),
-        verification: registrationProof(config.keys)
+        verification: registrationProof(config.keys),
+        ...(challenge === undefined ? {} : { challenge: challengeProof(config.keys, { ...challenge, clientId }) })
       }
     })
+
+    /**
+     * Registration with the challenge extension: `challenge`, then `register` signing its nonce, so that a
+     * captured frame registers nowhere else and never again. A node without the extension answers
+     * "Unknown message type": it then gets the 2.9.1 registration.
+     */
+    const registration = (request: (frame: LegacyFrame, answer: string) => Effect.Effect<unknown, LegacyClientError>) =>
+      Effect.gen(function*() {
+        const answered = yield* Effect.either(request({ type: "challenge", payload: {} }, "challenge"))
+        if (answered._tag === "Left") {
+          const e = answered.left
+          if (e.type === "INVALID_MESSAGE" && e.message.startsWith("Unknown message type")) {
+            return yield* request(registerFrame(), "register")
+          }
+          return yield* Effect.fail(e)
+        }
+        const c = answered.right as { nonce?: unknown; node?: unknown } | undefined
+        if (typeof c?.nonce !== "string" || typeof c.node !== "string") {
+          return yield* fail("INVALID_MESSAGE", "Malformed challenge from the server")
+        }
+        if (config.nodeKeyHex !== undefined && c.node.toLowerCase() !== config.nodeKeyHex.toLowerCase()) {
+          return yield* fail("NODE_MISMATCH", "The server's challenge names another node than the one configured")
+        }
+        return yield* request(registerFrame({ nonce: c.nonce, node: c.node }), "register")
+      })
 
     const setState = (state: ConnectionState) => emit({ _tag: "ConnectionState", state })
 
@@ -257,15 +292,17 @@ export const make = (config: LegacyPeerConfig): Effect.Effect<LegacyPeerShape, n
           if (st.opened !== undefined) yield* Deferred.succeed(st.opened, undefined)
         }),
       handshake: (link) =>
-        Effect.gen(function*() {
-          const op = yield* newOp(registerFrame(), ["register"])
-          if (!(yield* link.send(JSON.stringify(op.frame)))) return yield* fail("DISCONNECTED", "Disconnected")
-          st.inflight.push(op)
-          yield* Effect.raceFirst(
-            awaitOp(op, timeouts.request),
-            Effect.zipRight(Deferred.await(link.closed), Effect.fail(fail("DISCONNECTED", "Disconnected")))
-          )
-        }),
+        Effect.asVoid(registration((frame, answer) =>
+          Effect.gen(function*() {
+            const op = yield* newOp(frame, [answer])
+            if (!(yield* link.send(JSON.stringify(op.frame)))) return yield* fail("DISCONNECTED", "Disconnected")
+            st.inflight.push(op)
+            return yield* Effect.raceFirst(
+              awaitOp(op, timeouts.request),
+              Effect.zipRight(Deferred.await(link.closed), Effect.fail(fail("DISCONNECTED", "Disconnected")))
+            )
+          })
+        )),
       registered: (_, reconnect) =>
         Effect.gen(function*() {
           st.registered = true
@@ -288,7 +325,7 @@ export const make = (config: LegacyPeerConfig): Effect.Effect<LegacyPeerShape, n
           return true
         }),
       dispatch,
-      closed: (opened) =>
+      closed: (opened, info) =>
         Effect.gen(function*() {
           st.link = undefined
           st.registered = false
@@ -300,7 +337,12 @@ export const make = (config: LegacyPeerConfig): Effect.Effect<LegacyPeerShape, n
             else yield* Deferred.fail(op.deferred, fail("DISCONNECTED", "Disconnected"))
           }
           if (opened) yield* setState("disconnected")
-          return true
+          if (info?.code !== REPLACED) return true
+          // Another connection registered this id since: coming back would take it over in turn.
+          st.running = false
+          yield* emit({ _tag: "Error", type: "SESSION_REPLACED", details: info.reason || "Replaced by a newer registration of the same client ID" })
+          yield* failAll
+          return false
         }),
       retrying: (delay, attempt) =>
         Effect.zipRight(setState("reconnecting"), emit({ _tag: "Retrying", attempt, delayMillis: Duration.toMillis(delay) })),
@@ -355,7 +397,7 @@ export const make = (config: LegacyPeerConfig): Effect.Effect<LegacyPeerShape, n
     return {
       connect,
       disconnect: stop,
-      registerAndWait: Effect.asVoid(ask(registerFrame(), "register")),
+      registerAndWait: Effect.asVoid(registration((frame, answer) => ask(frame, answer))),
       discoverPeers: ask<{ peers: ReadonlyArray<string> }>({ type: "discover", payload: {} }, "discover", { resend: true }).pipe(
         Effect.map((r) => (Array.isArray(r?.peers) ? r.peers : []))
       ),

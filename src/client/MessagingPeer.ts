@@ -22,6 +22,8 @@ export interface MessagingPeerConfig {
   readonly keys?: LegacyKeys
   readonly reconnect?: Partial<ReconnectOptions>
   readonly timeouts?: Partial<{ readonly connect: number; readonly request: number }>
+  /** The node's ML-DSA public key (hex), pinned: a registration challenge from another node is refused. */
+  readonly nodeKeyHex?: string
 }
 
 /** `message` is the decrypted bytes for a relayed message, or the raw frame (`fromId` "") otherwise. */
@@ -56,6 +58,7 @@ export class MessagingPeer {
       keys,
       reconnect: config.reconnect,
       timeouts: config.timeouts,
+      nodeKeyHex: config.nodeKeyHex,
       onEvent: (e, connected) => this.observe(e, connected)
     }))
   }

@@ -13,6 +13,7 @@ import { hkdf } from "@noble/hashes/hkdf.js"
 import { sha256 } from "@noble/hashes/sha2.js"
 import { ml_dsa65 } from "@noble/post-quantum/ml-dsa.js"
 import { ml_kem768 } from "@noble/post-quantum/ml-kem.js"
+import { legacyChallengeMessage } from "../domain/LegacyChallenge.ts"
 
 export interface KeyPair {
   readonly publicKey: Uint8Array
@@ -128,4 +129,16 @@ export const registrationProof = (keys: LegacyKeys): SerializedSignedObject => (
   serializedSignedData: toBase64(ml_dsa65.sign(keys.kem.publicKey, keys.dsa.secretKey)),
   serializedPublicKey: toBase64(keys.dsa.publicKey),
   serializedMessage: toBase64(keys.kem.publicKey)
+})
+
+/**
+ * The answer to a legacy server's `challenge` (extension): ML-DSA-65 over the nonce, the clientId, the
+ * node's key and the ML-KEM key, good for one registration on that connection only.
+ */
+export const challengeProof = (keys: LegacyKeys, p: { readonly node: string; readonly clientId: string; readonly nonce: string }) => ({
+  nonce: p.nonce,
+  signature: toBase64(ml_dsa65.sign(
+    legacyChallengeMessage({ nodeKeyHex: p.node, clientId: p.clientId, nonce: p.nonce, publicKey: keys.kem.publicKey }),
+    keys.dsa.secretKey
+  ))
 })

@@ -66,7 +66,7 @@ export const layerFromDataDir: Layer.Layer<NodeKey, NodeKeyError, NodeConfig> = 
       try: () => {
         const file = join(cfg.dataDir, FILE)
         if (!existsSync(file)) {
-          mkdirSync(cfg.dataDir, { recursive: true })
+          mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 })
           // Key material needs the platform's CSPRNG, not the seedable Effect Random.
           const seed = crypto.getRandomValues(new Uint8Array(32))
           writeFileSync(file, JSON.stringify({ algorithm: "ml-dsa-65", seed: Buffer.from(seed).toString("hex") }), {

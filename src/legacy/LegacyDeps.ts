@@ -3,6 +3,8 @@ import { Crypto, type CryptoShape } from "../crypto/Crypto.ts"
 import { Mempool } from "../l2ps/Mempool.ts"
 import { NodeConfig, type NodeConfigShape } from "../node/NodeConfig.ts"
 import { AddressLimits } from "../relay/AddressLimits.ts"
+import { NodeKey, type NodeKeyShape } from "../crypto/NodeKey.ts"
+import { RateLimits } from "../relay/RateLimits.ts"
 import { ServerClock } from "../relay/ServerClock.ts"
 import { ValidatorPool, type ValidatorPoolShape } from "../validators/ValidatorPool.ts"
 import { LegacyPeers } from "./LegacyPeers.ts"
@@ -18,6 +20,8 @@ export interface LegacyDeps {
   readonly mempool: typeof Mempool.Service
   readonly crypto: CryptoShape
   readonly addressLimits: typeof AddressLimits.Service
+  readonly rateLimits: typeof RateLimits.Service
+  readonly nodeKey: NodeKeyShape
 }
 
 export const make = Effect.all({
@@ -28,5 +32,7 @@ export const make = Effect.all({
   clock: ServerClock,
   mempool: Mempool,
   crypto: Crypto,
-  addressLimits: AddressLimits
+  addressLimits: AddressLimits,
+  rateLimits: RateLimits,
+  nodeKey: NodeKey
 })

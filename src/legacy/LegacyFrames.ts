@@ -12,7 +12,8 @@ export const LegacyErrorType = Schema.Literal(
   "REGISTRATION_REQUIRED",
   "INTERNAL_ERROR",
   "INVALID_PROOF",
-  "RATE_LIMITED"
+  "RATE_LIMITED",
+  "SESSION_REPLACED"
 )
 export type LegacyErrorType = typeof LegacyErrorType.Type
 
@@ -66,7 +67,9 @@ export const RegisterPayload = Schema.Struct({
     serializedSignedData: Base64,
     serializedPublicKey: Base64,
     serializedMessage: Base64
-  })
+  }),
+  /** Extension: the server's `challenge` nonce and an ML-DSA signature by the same key (see `Challenge.ts`). */
+  challenge: Schema.optional(Schema.Struct({ nonce: Base64, signature: Base64 }))
 })
 
 export const TargetPayload = Schema.Struct({ targetId: Schema.NonEmptyString.pipe(Schema.maxLength(MAX_CLIENT_ID)) })

@@ -24,12 +24,14 @@ export interface LegacyPeer {
   readonly ask: (questionId: string, question: unknown) => Deferred.Deferred<unknown, QuestionFailure> | undefined
   readonly forget: (questionId: string) => void
   readonly close: (code: number, reason: string) => void
+  /** Writes `text` at once, ahead of anything queued, then closes: its id now belongs to another session. */
+  readonly evict: (text: string, code: number, reason: string) => void
 }
 
 /** Live registered sessions by clientId, in registration order (the order of `discover`). */
 export class LegacyPeers extends Context.Tag("im/LegacyPeers")<LegacyPeers, {
-  /** Adds the peer unless its clientId is live in another session. */
-  readonly claim: (peer: LegacyPeer) => Effect.Effect<boolean>
+  /** Makes the peer hold its clientId, returning the other session that held it (to evict). */
+  readonly takeOver: (peer: LegacyPeer) => Effect.Effect<LegacyPeer | undefined>
   /** Removes the peer if it holds its clientId; returns whether it did. */
   readonly release: (peer: LegacyPeer) => Effect.Effect<boolean>
   readonly get: (clientId: string) => Effect.Effect<LegacyPeer | undefined>
@@ -42,12 +44,14 @@ export class LegacyPeers extends Context.Tag("im/LegacyPeers")<LegacyPeers, {
 export const layer: Layer.Layer<LegacyPeers> = Layer.sync(LegacyPeers, () => {
   const peers = new Map<string, LegacyPeer>()
   return {
-    claim: (peer) =>
+    takeOver: (peer) =>
       Effect.sync(() => {
         const current = peers.get(peer.clientId)
-        if (current !== undefined) return current === peer
+        if (current === peer) return undefined
+        // Re-inserted, so `discover` lists it in the order of the newest registration.
+        peers.delete(peer.clientId)
         peers.set(peer.clientId, peer)
-        return true
+        return current
       }),
     release: (peer) =>
       Effect.sync(() => peers.get(peer.clientId) === peer && peers.delete(peer.clientId)),

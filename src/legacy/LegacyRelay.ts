@@ -3,7 +3,9 @@ import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as AddressLimits from "../relay/AddressLimits.ts"
+import * as RegistrationDeadline from "../relay/RegistrationDeadline.ts"
 import type { ConnectionHandler } from "../transport/Transport.ts"
+import { challenge } from "./handlers/Challenge.ts"
 import { discover, requestPublicKey } from "./handlers/Lookup.ts"
 import { message } from "./handlers/Message.ts"
 import { debugQuestion, peerResponse } from "./handlers/Questions.ts"
@@ -28,10 +30,14 @@ export const layer = Layer.scoped(
       request_public_key: requestPublicKey(deps),
       message: message(deps),
       debug_question: debugQuestion,
-      peer_response: peerResponse
+      peer_response: peerResponse,
+      challenge: challenge(deps)
     }
+    const deadline = yield* RegistrationDeadline.make(deps.cfg)
     return {
-      open: (conn) => AddressLimits.guard(deps.addressLimits, conn, () => LegacySession.open(deps, handlers, runtime, fork, conn))
+      open: (conn) =>
+        deadline.guard(conn, (registered) =>
+          AddressLimits.guard(deps.addressLimits, conn, () => LegacySession.open(deps, handlers, runtime, fork, conn, registered)))
     }
   })
 )

@@ -24,7 +24,8 @@ const listen = Layer.scoped(
       maxPayloadBytes: cfg.maxPayloadBytes,
       maxConnections: cfg.maxConnections,
       idleTimeoutSeconds: cfg.idleTimeoutSeconds,
-      handler: relay
+      handler: relay,
+      trustedProxies: cfg.trustedProxies
     })
   })
 )

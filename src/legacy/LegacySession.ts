@@ -57,7 +57,8 @@ export const open = (
   handlers: Readonly<Record<string, LegacyHandler>>,
   runtime: Runtime.Runtime<never>,
   fork: (actor: Effect.Effect<void>) => unknown,
-  conn: Connection
+  conn: Connection,
+  registered: () => void = () => {}
 ): ConnectionEvents => {
   const { cfg } = deps
   const run = Runtime.runSync(runtime)
@@ -72,6 +73,7 @@ export const open = (
   const questions = new Map<string, Deferred.Deferred<unknown, QuestionFailure>>()
   const unwritten: Array<string> = []
   let registration: LegacyRegistration | undefined
+  let nonce: string | undefined
   let closing = false
   /** Storage may hold messages for it: live delivery waits until it has caught up. */
   let flushRequested = false
@@ -129,7 +131,12 @@ export const open = (
     forget: (questionId) => {
       questions.delete(questionId)
     },
-    close: (code, reason) => conn.close(code, reason)
+    close: (code, reason) => conn.close(code, reason),
+    evict: (text, code, reason) => {
+      closing = true
+      conn.send(text)
+      conn.close(code, reason)
+    }
   })
 
   const state: LegacySessionState = {
@@ -139,12 +146,21 @@ export const open = (
       return registration
     },
     reply: (type, payload) => Queue.offer(outbox, { text: encodeFrame(type, payload) }).pipe(Effect.asVoid),
-    register: (clientId, publicKey) =>
+    register: (clientId, publicKey, signer) =>
       registration = registration?.clientId === clientId
-        ? { ...registration, publicKey }
-        : { clientId, publicKey, peer: peerOf(clientId, publicKey) },
+        ? { ...registration, publicKey, signer }
+        : { clientId, publicKey, signer, peer: peerOf(clientId, publicKey) },
+    registered,
     unregister: () => {
       registration = undefined
+    },
+    issueNonce: (n) => {
+      nonce = n
+    },
+    takeNonce: () => {
+      const n = nonce
+      nonce = undefined
+      return n
     },
     expect: (questionId) => remember(questionId, run(Deferred.make<unknown, QuestionFailure>())),
     answer: (questionId, response) => {
@@ -257,6 +273,7 @@ export const open = (
   const cleanup = Effect.gen(function*() {
     // Again: a registration that completed while the socket was closing.
     yield* leave
+    const clientId = registration?.clientId
     registration = undefined
     for (const d of questions.values()) Deferred.unsafeDone(d, Exit.fail("Disconnected"))
     questions.clear()
@@ -269,6 +286,8 @@ export const open = (
       yield* deps.storage.requeue(unwritten).pipe(
         Effect.catchAll((e) => Effect.logError("requeue of unwritten legacy messages failed", e.cause))
       )
+      // A session that took the id over meanwhile has caught up already: it gets them now.
+      if (clientId !== undefined) (yield* deps.peers.get(clientId))?.requestFlush()
     }
     yield* Queue.shutdown(inbox)
     yield* Queue.shutdown(mailbox)

@@ -13,6 +13,26 @@ export interface LegacyClient {
   readonly registeredAt: number
 }
 
+/** What `bind` did with a registration whose proof already verified. */
+export type BindResult =
+  | "Bound"
+  /** Another signing key owns the clientId. */
+  | "Taken"
+  /** The ML-KEM key is one this clientId has replaced: a replayed old registration. */
+  | "ReplacedKey"
+  /** Its owner proved a server challenge once; a static proof no longer registers it. */
+  | "ChallengeRequired"
+  /** A new clientId, and its signing key already holds the most allowed. */
+  | "KeyLimit"
+
+export interface BindOptions {
+  /** The registration proved a fresh server challenge. */
+  readonly challenged: boolean
+  readonly maxIdsPerKey: number
+  /** Replaced ML-KEM keys remembered per clientId (the oldest are forgotten first). */
+  readonly replacedKeysMax: number
+}
+
 export interface NewLegacyMessage {
   readonly from: string
   readonly to: string
@@ -42,10 +62,10 @@ export interface QueuedLegacyMessage {
 export interface LegacyStorageShape {
   readonly client: (clientId: string) => Effect.Effect<LegacyClient | undefined, StorageError>
   /**
-   * Binds a clientId to its signing key on first use, or refreshes the ML-KEM key of its owner;
-   * false when another signing key owns it.
+   * Binds a clientId to its signing key on first use, or changes the ML-KEM key of its owner (the old
+   * one is remembered and never accepted again), in one transaction.
    */
-  readonly bind: (client: LegacyClient) => Effect.Effect<boolean, StorageError>
+  readonly bind: (client: LegacyClient, options: BindOptions) => Effect.Effect<BindResult, StorageError>
   /** Stores a message; with `senderLimit`, only while the sender has fewer queued ones (counted here). */
   readonly store: (message: NewLegacyMessage, senderLimit?: number) => Effect.Effect<StoreResult, StorageError>
   /** Queued messages for a client, oldest first, past the `(timestamp, id)` cursor. */

@@ -35,14 +35,48 @@ export const make = Effect.gen(function*() {
       Effect.mapError(fail("client"))
     )
 
-  const bind: LegacyStorageShape["bind"] = (c) =>
-    sql<{ client_id: string }>`
-      INSERT INTO legacy_clients (client_id, signing_key, public_key, registered_at, last_seen_at)
-      VALUES (${c.clientId}, ${hex(c.signingKey)}, ${hex(c.publicKey)}, ${c.registeredAt}, ${c.registeredAt})
-      ON CONFLICT (client_id) DO UPDATE
-        SET public_key = EXCLUDED.public_key, last_seen_at = EXCLUDED.last_seen_at
-        WHERE legacy_clients.signing_key = EXCLUDED.signing_key
-      RETURNING client_id`.pipe(Effect.map((rows) => rows.length === 1), Effect.mapError(fail("bind")))
+  const hashOf = (h: string) => sql`encode(sha256(decode(${h}, 'hex')), 'hex')`
+
+  const bind: LegacyStorageShape["bind"] = (c, o) =>
+    Effect.gen(function*() {
+      const signingKey = hex(c.signingKey)
+      const publicKey = hex(c.publicKey)
+      const rows = yield* sql<{ signing_key: string; public_key: string; challenge_required: boolean }>`
+        SELECT signing_key, public_key, challenge_required FROM legacy_clients WHERE client_id = ${c.clientId} FOR UPDATE`
+      const row = rows[0]
+      if (row === undefined) {
+        // Serialises new ids of one signing key, so that concurrent registrations cannot pass the bound together.
+        yield* sql`SELECT pg_advisory_xact_lock(hashtextextended(${hashOf(signingKey)}, 0))`
+        const held = yield* sql<{ n: string | number }>`
+          SELECT count(*) AS n FROM legacy_clients WHERE signing_key_hash = ${hashOf(signingKey)}`
+        if (Number(held[0]?.n ?? 0) >= o.maxIdsPerKey) return "KeyLimit"
+        const inserted = yield* sql`
+          INSERT INTO legacy_clients (client_id, signing_key, signing_key_hash, public_key, registered_at, last_seen_at, challenge_required)
+          VALUES (${c.clientId}, ${signingKey}, ${hashOf(signingKey)}, ${publicKey}, ${c.registeredAt}, ${c.registeredAt}, ${o.challenged})
+          ON CONFLICT (client_id) DO NOTHING
+          RETURNING client_id`
+        return inserted.length === 1 ? "Bound" : "Taken"
+      }
+      if (row.signing_key !== signingKey) return "Taken"
+      if (row.challenge_required && !o.challenged) return "ChallengeRequired"
+      if (row.public_key !== publicKey) {
+        const replaced = yield* sql`
+          SELECT 1 FROM legacy_replaced_keys WHERE client_id = ${c.clientId} AND key_hash = ${hashOf(publicKey)}`
+        if (replaced.length > 0) return "ReplacedKey"
+        yield* sql`
+          INSERT INTO legacy_replaced_keys (client_id, key_hash, replaced_at)
+          VALUES (${c.clientId}, ${hashOf(row.public_key)}, ${c.registeredAt})
+          ON CONFLICT (client_id, key_hash) DO NOTHING`
+        yield* sql`
+          DELETE FROM legacy_replaced_keys WHERE client_id = ${c.clientId} AND id NOT IN (
+            SELECT id FROM legacy_replaced_keys WHERE client_id = ${c.clientId} ORDER BY id DESC LIMIT ${o.replacedKeysMax})`
+      }
+      yield* sql`
+        UPDATE legacy_clients
+        SET public_key = ${publicKey}, last_seen_at = ${c.registeredAt}, challenge_required = challenge_required OR ${o.challenged}
+        WHERE client_id = ${c.clientId}`
+      return "Bound" as const
+    }).pipe(sql.withTransaction, Effect.mapError(fail("bind")))
 
   const store: LegacyStorageShape["store"] = (m, senderLimit) =>
     Effect.gen(function*() {

@@ -21,7 +21,8 @@ export const layer = Layer.scoped(
       maxPayloadBytes: cfg.maxPayloadBytes,
       maxConnections: cfg.maxConnections,
       idleTimeoutSeconds: cfg.idleTimeoutSeconds,
-      handler: relay
+      handler: relay,
+      trustedProxies: cfg.trustedProxies
     })
   })
 )

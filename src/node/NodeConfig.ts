@@ -11,6 +11,8 @@ import * as ParseResult from "effect/ParseResult"
 import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { readFileSync } from "node:fs"
+import { parseTrustedProxies } from "../transport/ClientAddress.ts"
+import type { Cidr } from "../transport/IpAddress.ts"
 
 /** Limits that may differ per L2PS network. */
 export interface NetworkLimits {
@@ -84,6 +86,18 @@ export interface NodeConfigShape {
   /** Admin HTTP port for /health and /metrics; 0 disables it. */
   readonly adminPort: number
   readonly logLevel: LogLevel.LogLevel
+  /** A socket that has not registered this long after it opened is closed (4008), on both servers. */
+  readonly registrationTimeoutMillis: number
+  /** Percent of `maxConnections` that sockets not yet registered cannot take (kept for registered ones). */
+  readonly reservedConnectionsPercent: number
+  /** Peers whose `X-Forwarded-For` is believed; empty: the header is ignored. */
+  readonly trustedProxies: ReadonlyArray<Cidr>,
+  /** Message rate and quota per legacy signing key (the L2PS defaults: RATE_LIMIT_*, EPOCH_*). */
+  readonly legacyLimits: NetworkLimits
+  /** clientIds one legacy signing key may hold, counted in storage. */
+  readonly legacyClientIdsPerKey: number
+  /** Refuse legacy registrations without a proven server challenge (the 2.9.1 client cannot). */
+  readonly legacyRequireChallenge: boolean
 }
 
 /** The node's configuration port. */
@@ -138,7 +152,13 @@ export const defaults: NodeConfigShape = {
   registrationRatePerAddress: 2,
   offlineTtlMillis: 30 * 86_400_000,
   adminPort: 9464,
-  logLevel: LogLevel.Info
+  logLevel: LogLevel.Info,
+  registrationTimeoutMillis: 30_000,
+  reservedConnectionsPercent: 25,
+  trustedProxies: [],
+  legacyLimits: defaultLimits,
+  legacyClientIdsPerKey: 16,
+  legacyRequireChallenge: false
 }
 
 /** Tests and embedding hosts: defaults with overrides, `networks` given as uids or full limits. */
@@ -270,6 +290,22 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
       Config.validate({ message: "ADMIN_PORT must be 0 (off) or a port number", validation: (n) => n >= 0 && n <= 65535 })
     ),
     logLevel: Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(defaults.logLevel)),
+    registrationTimeoutSeconds: positive("REGISTRATION_TIMEOUT_SECONDS", defaults.registrationTimeoutMillis / 1000),
+    reservedConnectionsPercent: Config.integer("RESERVED_CONNECTIONS_PERCENT").pipe(
+      Config.withDefault(defaults.reservedConnectionsPercent),
+      Config.validate({ message: "RESERVED_CONNECTIONS_PERCENT must be between 0 and 99", validation: (n) => n >= 0 && n <= 99 })
+    ),
+    trustedProxies: Config.string("TRUSTED_PROXIES").pipe(
+      Config.withDefault(""),
+      Config.mapOrFail((text) => {
+        const { bad, proxies } = parseTrustedProxies(text)
+        return bad === undefined
+          ? Either.right(proxies)
+          : Either.left(ConfigError.InvalidData(["TRUSTED_PROXIES"], `${JSON.stringify(bad.slice(0, 64))} is no address or CIDR (e.g. 10.0.0.0/8, ::1)`))
+      })
+    ),
+    legacyClientIdsPerKey: positive("LEGACY_CLIENT_IDS_PER_KEY", defaults.legacyClientIdsPerKey),
+    legacyRequireChallenge: Config.boolean("LEGACY_REQUIRE_CHALLENGE").pipe(Config.withDefault(defaults.legacyRequireChallenge)),
     offlineBytesPerSender: positive("OFFLINE_BYTES_PER_SENDER", defaultLimits.offlineBytesPerSender),
     offlineBytesPerRecipient: positive("OFFLINE_BYTES_PER_RECIPIENT", defaultLimits.offlineBytesPerRecipient)
   })
@@ -313,7 +349,13 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
     registrationRatePerAddress: env.registrationRatePerAddress,
     offlineTtlMillis: Duration.toMillis(env.offlineTtl),
     adminPort: env.adminPort,
-    logLevel: env.logLevel
+    logLevel: env.logLevel,
+    registrationTimeoutMillis: env.registrationTimeoutSeconds * 1000,
+    reservedConnectionsPercent: env.reservedConnectionsPercent,
+    trustedProxies: env.trustedProxies,
+    legacyLimits: base,
+    legacyClientIdsPerKey: env.legacyClientIdsPerKey,
+    legacyRequireChallenge: env.legacyRequireChallenge
   }
 })
 

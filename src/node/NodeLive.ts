@@ -9,6 +9,7 @@ import * as SqlLegacyStorage from "../legacy/SqlLegacyStorage.ts"
 import * as LocalL1 from "../l1/LocalL1.ts"
 import * as AdminServer from "../ops/AdminServer.ts"
 import * as Database from "../storage/Database.ts"
+import { makePrivate } from "../storage/PrivateDir.ts"
 import * as SqlStorage from "../storage/SqlStorage.ts"
 import * as BunTransport from "../transport/BunTransport.ts"
 import * as ValidatorPool from "../validators/ValidatorPool.ts"
@@ -21,12 +22,15 @@ const Sql = Layer.mergeAll(SqlStorage.layer, SqlLegacyStorage.layer, SqlPipeline
   Layer.provide(Database.layer)
 )
 
+/** DATA_DIR checked (and made private) before the database or the key is opened. */
+const PrivateDataDir = Layer.effectDiscard(Effect.flatMap(NodeConfig, (cfg) => makePrivate(cfg.dataDir)))
+
 const Adapters = Layer.mergeAll(
   Sql,
   ValidatorPool.layerWorkers(),
   BunTransport.layer,
   NodeKey.layerFromDataDir
-).pipe(Layer.provideMerge(Crypto.layer))
+).pipe(Layer.provideMerge(Crypto.layer), Layer.provide(PrivateDataDir))
 
 const Announce = Layer.effectDiscard(
   Effect.gen(function*() {

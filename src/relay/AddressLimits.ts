@@ -4,10 +4,14 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import { NodeConfig } from "../node/NodeConfig.ts"
+import { addressGroup } from "../transport/IpAddress.ts"
 import type { Connection, ConnectionEvents } from "../transport/Transport.ts"
 import { TokenBucket } from "./TokenBucket.ts"
 
-/** Per remote address: a cap on open connections and a registration bucket, so one host cannot flood. */
+/**
+ * Per remote address: a cap on open connections and a registration bucket, so one host cannot flood.
+ * An IPv6 address counts as its /64 and an IPv4-mapped one as its IPv4 (`addressGroup`).
+ */
 export class AddressLimits extends Context.Tag("im/AddressLimits")<AddressLimits, {
   /** Counts a new connection; false when the address is at its cap (the connection is refused). */
   readonly connect: (address: string) => boolean
@@ -27,19 +31,22 @@ export const layer: Layer.Layer<AddressLimits, never, NodeConfig> = Layer.scoped
       for (const [address, bucket] of buckets) if (bucket.isFull(now)) buckets.delete(address)
     }).pipe(Effect.repeat(Schedule.spaced("30 seconds")), Effect.forkScoped)
     return {
-      connect: (address) => {
+      connect: (remote) => {
+        const address = addressGroup(remote)
         const n = open.get(address) ?? 0
         if (n >= cfg.maxConnectionsPerAddress) return false
         open.set(address, n + 1)
         return true
       },
-      disconnect: (address) => {
+      disconnect: (remote) => {
+        const address = addressGroup(remote)
         const n = (open.get(address) ?? 1) - 1
         if (n <= 0) open.delete(address)
         else open.set(address, n)
       },
-      register: (address) =>
+      register: (remote) =>
         Effect.map(Clock.currentTimeMillis, (now) => {
+          const address = addressGroup(remote)
           let bucket = buckets.get(address)
           if (bucket === undefined) {
             bucket = new TokenBucket(cfg.registrationBurstPerAddress, cfg.registrationRatePerAddress, now)

@@ -12,6 +12,7 @@ import { Mempool } from "../l2ps/Mempool.ts"
 import { NodeConfig } from "../node/NodeConfig.ts"
 import * as Metrics from "../ops/Metrics.ts"
 import { BatchQueue } from "./BatchQueue.ts"
+import { isDataError } from "../storage/isDataError.ts"
 import { type CommitRequest, type CommitResult, isPending, Storage, StorageError } from "../storage/Storage.ts"
 
 /**
@@ -48,6 +49,19 @@ const IN_FLIGHT = 2
 /** Bytes of messages in one group commit; and the queue holds at most 8 commits' worth. */
 const BATCH_BYTES = 8 * 1024 * 1024
 
+/**
+ * Commits one failed group commit may be retried as, in parts: enough to find a few offenders among
+ * 2,048 messages (each costs about two commits per halving, 22 for one in 2,048), not so many that a
+ * batch of offenders costs thousands. Members not resolved within it fail with the batch's error.
+ */
+export const SPLIT_COMMITS = 64
+
+/** What a message the database refused on its own gets. */
+export const REFUSED_BY_STORAGE = "Message refused by storage (invalid data)"
+
+const messageOf = (error: StorageError): string =>
+  error.cause instanceof Error ? error.cause.message : String(error.operation)
+
 /** Roughly what a request holds in memory: its payload (as text and parsed) and an allowance for the rest. */
 const weightOf = (request: CommitRequest): number => 512 + 2 * request.message.encryptedJson.length
 
@@ -58,7 +72,7 @@ export const layer: Layer.Layer<Committer, never, Storage | NodeConfig | Mempool
     const cfg = yield* NodeConfig
     const mempool = yield* Mempool
     const queue = new BatchQueue<Pending>(cfg.commitBatchMax * 8, BATCH_BYTES * 8, (p) => weightOf(p.request))
-    const wakeBatchers = (batch: ReadonlyArray<Pending>, results: ReadonlyArray<CommitResult>) => {
+    const wakeBatchers = (batch: ReadonlyArray<Pending>, results: ReadonlyArray<CommitResult | undefined>) => {
       const stored = new Map<string, number>()
       batch.forEach((p, i) => {
         const uid = p.request.message.l2psUid
@@ -80,25 +94,94 @@ export const layer: Layer.Layer<Committer, never, Storage | NodeConfig | Mempool
           : Effect.forkIn(Effect.all(followUps, { discard: true }), scope).pipe(Effect.asVoid)
       })
 
+    // A defect fails the waiting sends too: @effect/sql dies when COMMIT fails (e.g. the database went
+    // away mid-transaction), and the writer must outlive it or every later send hangs.
+    const commitOf = (requests: ReadonlyArray<CommitRequest>) =>
+      storage.commit(requests).pipe(
+        Metric.trackDuration(Metrics.commitLatency),
+        Effect.sandbox,
+        Effect.mapError((cause) =>
+          Option.getOrElse(
+            Cause.failureOption(cause),
+            () => new StorageError({ operation: "commit", cause: Cause.squash(cause) })
+          )
+        )
+      )
+
+    type Outcome = Exit.Exit<CommitResult, StorageError>
+    /** A batch's end: its results, the outcome of each member after a split, or one failure for all. */
+    type Stored =
+      | { readonly results: ReadonlyArray<CommitResult> }
+      | { readonly outcomes: ReadonlyArray<Outcome> }
+      | { readonly failure: Outcome }
+
+    /**
+     * A commit the database refused for its data is tried again in halves, then singly, in order, so that
+     * only the offending message fails (each part counts pair limits and duplicates afresh, against what
+     * the parts before it stored). Any other failure (database down) fails the part at once.
+     */
+    const commitApart = (requests: ReadonlyArray<CommitRequest>, error: StorageError, budget: { left: number }) =>
+      Effect.gen(function*() {
+        const outcomes: Array<Outcome> = []
+        const go = (part: ReadonlyArray<CommitRequest>, failed: StorageError): Effect.Effect<void> =>
+          Effect.suspend(() => {
+            if (part.length === 1) {
+              outcomes.push(Exit.succeed({ _tag: "Refused", reason: REFUSED_BY_STORAGE }))
+              return Effect.void
+            }
+            const half = Math.ceil(part.length / 2)
+            return Effect.forEach([part.slice(0, half), part.slice(half)], (sub) =>
+              Effect.suspend(() => {
+                if (budget.left <= 0) {
+                  for (const _ of sub) outcomes.push(Exit.fail(failed))
+                  return Effect.void
+                }
+                budget.left--
+                return commitOf(sub).pipe(
+                  Effect.matchEffect({
+                    onSuccess: (results) => Effect.sync(() => results.forEach((r) => outcomes.push(Exit.succeed(r)))),
+                    onFailure: (e) =>
+                      isDataError(e)
+                        ? go(sub, e)
+                        : Effect.sync(() => sub.forEach(() => outcomes.push(Exit.fail(e))))
+                  })
+                )
+              }), { discard: true })
+          })
+        // The driver's error carries the statement's parameters (payloads): only its message is logged.
+        yield* Effect.logWarning(
+          `a group commit of ${requests.length} refused for its data is retried in parts: ${messageOf(error)}`
+        )
+        yield* go(requests, error)
+        return outcomes
+      })
+
     /** Stores a batch, then completes it once the batch before it (`previous`) has completed. */
     const store = (batch: ReadonlyArray<Pending>, previous: Deferred.Deferred<void>, completed: Deferred.Deferred<void>) =>
-      storage.commit(batch.map((p) => p.request)).pipe(
-        Metric.trackDuration(Metrics.commitLatency),
-        Effect.exit,
+      Effect.suspend(() => {
+        const requests = batch.map((p) => p.request)
+        return commitOf(requests).pipe(
+          Effect.map((results): Stored => ({ results })),
+          Effect.catchAll((e) =>
+            isDataError(e) && requests.length > 0
+              ? Effect.map(commitApart(requests, e, { left: SPLIT_COMMITS }), (outcomes): Stored => ({ outcomes }))
+              : Effect.succeed<Stored>({ failure: Exit.fail(e) })
+          )
+        )
+      }).pipe(
         Effect.zipLeft(Deferred.await(previous)),
-        Effect.flatMap((exit) => {
-          if (Exit.isSuccess(exit)) {
-            const results = exit.value
-            Metrics.messagesIn.unsafeUpdate(results.filter((r) => r._tag === "Stored").length, [])
-            return Effect.zipRight(wakeBatchers(batch, results), complete(batch, (i) => Exit.succeed(results[i]!)))
-          }
-          // A defect fails the waiting sends too: @effect/sql dies when COMMIT fails (e.g. the database
-          // went away mid-transaction), and the writer must outlive it or every later send hangs.
-          const e = Exit.fail(Option.getOrElse(
-            Cause.failureOption(exit.cause),
-            () => new StorageError({ operation: "commit", cause: Cause.squash(exit.cause) })
-          ))
-          return complete(batch, () => e)
+        Effect.flatMap((stored) => {
+          if ("failure" in stored) return complete(batch, () => stored.failure)
+          const results = "results" in stored
+            ? stored.results
+            : stored.outcomes.map((o) => (Exit.isSuccess(o) ? o.value : undefined))
+          Metrics.messagesIn.unsafeUpdate(results.filter((r) => r?._tag === "Stored").length, [])
+          return Effect.zipRight(
+            wakeBatchers(batch, results),
+            "results" in stored
+              ? complete(batch, (i) => Exit.succeed(stored.results[i]!))
+              : complete(batch, (i) => stored.outcomes[i]!)
+          )
         }),
         Effect.ensuring(Deferred.succeed(completed, undefined)),
         // A batch that started is finished, and its senders answered, even when the node is stopping.

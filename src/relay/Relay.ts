@@ -13,6 +13,7 @@ import { discover, requestPublicKey } from "./handlers/Lookup.ts"
 import { proofRequest } from "./handlers/ProofRequest.ts"
 import { register } from "./handlers/Register.ts"
 import { send, sendNow } from "./handlers/Send.ts"
+import * as RegistrationDeadline from "./RegistrationDeadline.ts"
 import * as RelayDeps from "./RelayDeps.ts"
 import * as Session from "./Session.ts"
 
@@ -41,11 +42,12 @@ export const layer = Layer.scoped(
     }
     const fastHandlers: Record<string, Session.FastHandler> = { send: sendNow(deps) }
     const run = Runtime.runSync(runtime)
+    const deadline = yield* RegistrationDeadline.make(deps.cfg)
     return {
       open: (conn) =>
-        AddressLimits.guard(deps.addressLimits, conn, () => {
+        deadline.guard(conn, (registered) => AddressLimits.guard(deps.addressLimits, conn, () => {
           run(Metric.increment(Metrics.connections))
-          const { shutdown, ...events } = Session.open(deps, handlers, fastHandlers, fork, conn)
+          const { shutdown, ...events } = Session.open(deps, handlers, fastHandlers, fork, conn, registered)
           open.add(shutdown)
           return {
             ...events,
@@ -55,7 +57,7 @@ export const layer = Layer.scoped(
               events.closed(code, reason)
             }
           }
-        })
+        }))
     }
   })
 )

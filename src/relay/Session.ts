@@ -70,7 +70,8 @@ export const open = (
   handlers: Readonly<Record<string, Handler>>,
   fastHandlers: Readonly<Record<string, FastHandler>>,
   fork: (actor: Effect.Effect<void>) => Fiber.RuntimeFiber<void>,
-  conn: Connection
+  conn: Connection,
+  registered: () => void = () => {}
 ): ConnectionEvents & { readonly shutdown: Effect.Effect<void> } => {
   const { cfg } = deps
   const inbox = new Inbox<Inbound>(cfg.sessionInbox)
@@ -100,6 +101,7 @@ export const open = (
     id,
     remoteAddress: conn.remoteAddress,
     registration: undefined,
+    registered,
     send: (out) => outbox.offer(out),
     // Once closing, replies have no reader.
     reply: (type, payload, requestId) =>

@@ -26,6 +26,8 @@ export interface SessionState {
   readonly id: number
   readonly remoteAddress: string
   registration: Registration | undefined
+  /** Tells the server the socket has registered (it is no longer held to the registration deadline). */
+  readonly registered: () => void
   /** Queues a frame for this socket, waiting for room. */
   readonly send: (out: Outgoing) => Effect.Effect<void>
   readonly reply: (type: string, payload: unknown, requestId: RequestId | undefined) => Effect.Effect<void>

@@ -33,7 +33,7 @@ export const layer = Layer.unwrapEffect(
         const dataDir = join(cfg.dataDir, "pglite")
         return Layer.unwrapEffect(
           Effect.try({
-            try: () => mkdirSync(dataDir, { recursive: true }),
+            try: () => mkdirSync(dataDir, { recursive: true, mode: 0o700 }),
             catch: (cause) => new SqlError({ message: `cannot create data directory ${dataDir}`, cause })
           }).pipe(Effect.as(migrated(PgliteClient.layer({ dataDir }))))
         )

@@ -10,6 +10,7 @@ import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import { makePrivate } from "./PrivateDir.ts"
 
 type TransformRows = (<A extends object>(rows: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
 
@@ -88,21 +89,30 @@ export const fromInstance = (
     })
   })
 
+/**
+ * Its files private to the process's user, before and after PGlite opens them: it creates them 0666
+ * and 0777 under whatever umask the host process has (the node sets 0077; an embedding host may not).
+ */
+const privateDir = (dataDir: string | undefined) =>
+  dataDir === undefined
+    ? Effect.void
+    : makePrivate(dataDir).pipe(Effect.mapError((e) => new SqlError({ cause: e, message: e.message })))
+
 /** Opens PGlite on `dataDir` (in memory without one) for the scope, then closes it. */
 export const make = (
   options: { readonly dataDir?: string | undefined }
 ): Effect.Effect<SqlClient.SqlClient, SqlError, Scope.Scope | Reactivity.Reactivity> =>
   Effect.acquireRelease(
-    Effect.tryPromise({
+    privateDir(options.dataDir).pipe(Effect.zipRight(Effect.tryPromise({
       try: () => PGlite.create(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
       catch: (cause) =>
         new SqlError({
           cause,
           message: `Failed to open PGlite ${options.dataDir ?? "in memory"}: ${errorMessage(cause)}`
         })
-    }),
+    }))),
     (pglite) => Effect.promise(() => pglite.close())
-  ).pipe(Effect.flatMap(fromInstance))
+  ).pipe(Effect.tap(() => privateDir(options.dataDir)), Effect.flatMap(fromInstance))
 
 export const layer = (
   options: { readonly dataDir?: string | undefined }

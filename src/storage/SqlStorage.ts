@@ -2,7 +2,9 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import { identity } from "effect/Function"
 import * as Layer from "effect/Layer"
+import { isStorableText, jsonbRefusal } from "../domain/JsonbRefusal.ts"
 import { conversationOf } from "../domain/Keys.ts"
+import { isDataError } from "./isDataError.ts"
 import { BATCH_JOIN, COLUMNS, MESSAGES, type MessageRow, toMessage } from "./MessageRow.ts"
 import {
   type CommitRequest,
@@ -23,6 +25,16 @@ import {
  * holds this control character unescaped, so it cannot occur inside a payload.
  */
 const RS = "\u001e"
+
+/** Why the insert is known to fail on this message's data. */
+const refusalOf = (m: NewMessage): string | undefined => {
+  const payload = jsonbRefusal(m.encryptedJson)
+  if (payload !== undefined) return `Encrypted payload cannot be stored: it holds ${payload}`
+  if (!isStorableText(m.messageHash)) {
+    return "messageHash must not contain NUL or unpaired surrogates"
+  }
+  return undefined
+}
 
 const pairOf = (r: CommitRequest): string => `${r.message.l2psUid}\u0000${r.message.from}\u0000${r.message.to}`
 
@@ -137,7 +149,26 @@ export const make = Effect.gen(function*() {
     )
   }
 
-  const commit: StorageShape["commit"] = (batch) => {
+  /**
+   * One refused row fails the whole statement, and with it every other sender's message. The relay
+   * refuses what the database would at validation; should a batch still fail for its data, the messages
+   * it is known to refuse are answered `Refused` and the others committed again, once. Checked only then,
+   * so that a commit that succeeds costs nothing more.
+   */
+  const commit: StorageShape["commit"] = (batch) =>
+    commitOnce(batch).pipe(Effect.catchIf(isDataError, (error) => {
+      const reasons = batch.map((r) => refusalOf(r.message))
+      if (reasons.every((r) => r === undefined)) return Effect.fail(error)
+      return Effect.map(commitOnce(batch.filter((_, i) => reasons[i] === undefined)), (results) => {
+        let next = 0
+        return batch.map((_, i): CommitResult => {
+          const reason = reasons[i]
+          return reason === undefined ? results[next++]! : { _tag: "Refused", reason }
+        })
+      })
+    }))
+
+  const commitOnce: StorageShape["commit"] = (batch) => {
     // Pending messages count against their pair's limit, so duplicates must be known before counting, in
     // one transaction. A batch of live messages needs neither: one INSERT (atomic on its own, one round
     // trip), its conflicts being the duplicates.

@@ -68,6 +68,8 @@ export type CommitResult =
   | { readonly _tag: "PairLimit" }
   | { readonly _tag: "SenderQuota"; readonly limit: number }
   | { readonly _tag: "RecipientQuota"; readonly limit: number }
+  /** Not stored: the database refuses this message's data (`reason` is for the sender). */
+  | { readonly _tag: "Refused"; readonly reason: string }
 
 export class StorageError extends Data.TaggedError("StorageError")<{
   readonly operation: string

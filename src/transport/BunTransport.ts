@@ -1,6 +1,7 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type { Server, ServerWebSocket } from "bun"
+import { clientAddress } from "./ClientAddress.ts"
 import { type ConnectionEvents, type ServeOptions, Transport, TransportError, type WriteResult } from "./Transport.ts"
 
 interface SocketData {
@@ -14,6 +15,7 @@ const isAddressInUse = (e: unknown) =>
   typeof e === "object" && e !== null && (("code" in e && e.code === "EADDRINUSE") || /in use/i.test(String(e)))
 
 const start = (options: ServeOptions, sockets: Set<ServerWebSocket<SocketData>>, port: number) => {
+  const proxies = options.trustedProxies ?? []
   const server: Server<SocketData> = Bun.serve<SocketData>({
     hostname: options.host,
     port,
@@ -24,7 +26,9 @@ const start = (options: ServeOptions, sockets: Set<ServerWebSocket<SocketData>>,
       if (sockets.size >= options.maxConnections) {
         return new Response("Too many connections", { status: 503 })
       }
-      const data: SocketData = { remoteAddress: server.requestIP(req)?.address ?? "unknown", events: undefined }
+      const peer = server.requestIP(req)?.address ?? "unknown"
+      const remoteAddress = proxies.length === 0 ? peer : clientAddress(peer, req.headers.get("x-forwarded-for"), proxies)
+      const data: SocketData = { remoteAddress, events: undefined }
       return server.upgrade(req, { data }) ? undefined : new Response("Upgrade failed", { status: 500 })
     },
     websocket: {

@@ -70,15 +70,18 @@ export const layer: Layer.Layer<Transport | MemoryTransport> = Layer.effectConte
         const deliver = (text: string) => {
           if (!isClosed && frames.unsafeOffer(text) && paused) pendingDrain = true
         }
+        let closedDuringOpen: { code: number; reason: string } | undefined
         const finish = (code: number, reason: string) => {
           if (isClosed) return
           isClosed = true
           for (const topic of subscribed) serverTopics.get(topic)?.delete(deliver)
           subscribed.clear()
           closedQ.unsafeOffer({ code, reason })
-          events?.closed(code, reason)
+          if (events === undefined) closedDuringOpen = { code, reason }
+          else events.closed(code, reason)
         }
-        // The handler may close the connection while it opens it (e.g. refused by a limit).
+        // The handler may close the connection while it opens it (e.g. refused by a limit): as with
+        // Bun, its `closed` still comes, once `open` has returned, so what it counted is released.
         let events: ConnectionEvents | undefined
         events = handler.open({
           remoteAddress,
@@ -106,6 +109,7 @@ export const layer: Layer.Layer<Transport | MemoryTransport> = Layer.effectConte
             for (const d of [...(serverTopics.get(topic) ?? [])]) d(text)
           }
         })
+        if (closedDuringOpen !== undefined) events.closed(closedDuringOpen.code, closedDuringOpen.reason)
         const closedOnce = yield* Effect.cached(Queue.take(closedQ))
         return {
           frames,

@@ -2,6 +2,7 @@ import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import type * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
+import type { Cidr } from "./IpAddress.ts"
 
 /** Result of writing one frame: written, buffered past the socket's limit (wait for drain), or gone. */
 export type WriteResult = "ok" | "backpressure" | "closed"
@@ -44,6 +45,11 @@ export interface ServeOptions {
   /** A socket that sends nothing, not even a pong to the server's pings, for this long is closed. */
   readonly idleTimeoutSeconds: number
   readonly handler: ConnectionHandler
+  /**
+   * Peers whose `X-Forwarded-For` gives the connection's `remoteAddress` (see `clientAddress`); none,
+   * or a peer not in the list: the header is ignored.
+   */
+  readonly trustedProxies?: ReadonlyArray<Cidr> | undefined
 }
 
 export interface Listening {

@@ -118,10 +118,12 @@ describe("legacy signaling protocol on NodeCore (in memory)", () => {
       const first = yield* registered("dave", owner)
       const impostor = yield* legacyClient()
       expectError(yield* impostor.register("dave"), "CLIENT_ID_TAKEN", "Client ID dave is already taken")
-      // Even the owner's key from a second socket while the first is live.
+      // The owner's key from a second socket takes the id over: the first is told and closed.
       const twin = yield* legacyClient(owner)
-      expectError(yield* twin.register("dave"), "CLIENT_ID_TAKEN")
-      yield* first.socket.close
+      expect(yield* twin.register("dave")).toMatchObject({ type: "register" })
+      expectError(yield* first.next(), "SESSION_REPLACED", "Client ID dave was registered again from another connection")
+      expect(yield* first.socket.closed).toEqual({ code: 4001, reason: "Replaced by a newer registration of the same client ID" })
+      yield* twin.socket.close
       // Offline: the reference would let anyone take it; the binding is in storage.
       expectError(yield* impostor.register("dave"), "CLIENT_ID_TAKEN", "Client ID dave is already taken")
       const back = yield* legacyClient(owner)

@@ -77,4 +77,35 @@ describe("NodeConfig from the environment", () => {
       expect(Either.isLeft(r2) && String(r2.left)).toContain(`network uid "${uid}"`)
     }
   })
+
+  test("connection slots: registration deadline, reserved share and trusted proxies (security review finding 10)", () => {
+    const cfg = Either.getOrThrow(fromEnv({}))
+    expect([cfg.registrationTimeoutMillis, cfg.reservedConnectionsPercent, cfg.trustedProxies]).toEqual([30_000, 25, []])
+    const set = Either.getOrThrow(fromEnv({
+      REGISTRATION_TIMEOUT_SECONDS: "5", RESERVED_CONNECTIONS_PERCENT: "0", TRUSTED_PROXIES: "10.0.0.0/8, ::1"
+    }))
+    expect([set.registrationTimeoutMillis, set.reservedConnectionsPercent, set.trustedProxies.length]).toEqual([5000, 0, 2])
+    for (const [env, name] of [
+      [{ REGISTRATION_TIMEOUT_SECONDS: "0" }, "REGISTRATION_TIMEOUT_SECONDS"],
+      [{ RESERVED_CONNECTIONS_PERCENT: "100" }, "RESERVED_CONNECTIONS_PERCENT"],
+      [{ TRUSTED_PROXIES: "10.0.0.0/8,proxy.local" }, "TRUSTED_PROXIES"]
+    ] as const) {
+      const r = fromEnv(env)
+      expect(Either.isLeft(r) && String(r.left)).toContain(name)
+    }
+    const r = fromEnv({ TRUSTED_PROXIES: "10.0.0.0/8,proxy.local" })
+    expect(Either.isLeft(r) && String(r.left)).toContain("proxy.local")
+  })
+
+  test("legacy settings: clientIds per signing key, required challenge, message limits as an L2PS key's", () => {
+    const d = Either.getOrThrow(fromEnv({}))
+    expect([d.legacyClientIdsPerKey, d.legacyRequireChallenge]).toEqual([16, false])
+    expect(d.legacyLimits).toEqual(d.networks.get("default")!)
+    const cfg = Either.getOrThrow(fromEnv({ LEGACY_CLIENT_IDS_PER_KEY: "3", LEGACY_REQUIRE_CHALLENGE: "true", RATE_LIMIT_PER_SEC: "2" }))
+    expect([cfg.legacyClientIdsPerKey, cfg.legacyRequireChallenge, cfg.legacyLimits.rateLimitPerSec]).toEqual([3, true, 2])
+    for (const env of [{ LEGACY_CLIENT_IDS_PER_KEY: "0" }, { LEGACY_REQUIRE_CHALLENGE: "maybe" }]) {
+      const r = fromEnv(env)
+      expect(Either.isLeft(r) && String(r.left)).toContain(Object.keys(env)[0]!)
+    }
+  })
 })

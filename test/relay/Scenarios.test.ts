@@ -5,7 +5,7 @@ import { Storage } from "../../src/storage/Storage.ts"
 import { AddressLimits } from "../../src/relay/AddressLimits.ts"
 import { RateLimits } from "../../src/relay/RateLimits.ts"
 import { ReplayGuard } from "../../src/relay/ReplayGuard.ts"
-import { encrypted, type Frame, hash, peer, scenario } from "../support/TestNode.ts"
+import { encrypted, type Frame, hash, identity, peer, scenario } from "../support/TestNode.ts"
 
 /** Two registered peers; `a` has seen `b` join. */
 const pair = Effect.gen(function*() {
@@ -83,9 +83,10 @@ describe("TestClock scenarios", () => {
 
   test("proof window: a captured proof expires as the clock moves on", () =>
     scenario({}, Effect.gen(function*() {
-      const a = yield* peer()
       const signedAt = 0
       yield* TestClock.adjust("301 seconds")
+      // Connected now: a socket that has not registered for 30 s is closed.
+      const a = yield* peer()
       const late = yield* a.register({ at: signedAt })
       expect(late.payload.code).toBe("INVALID_PROOF")
       expect((yield* a.register()).type).toBe("registered")
@@ -259,21 +260,23 @@ describe("garbage collection on the Clock", () => {
     scenario({ offlineTtlMillis: 60_000, limits: { offlineQueuePerPair: 2 } }, Effect.gen(function*() {
       const a = yield* peer()
       yield* a.register()
-      const b = yield* peer()
-      expect((yield* a.sendTo(b.key)).type).toBe("message_queued")
-      expect((yield* a.sendTo(b.key)).type).toBe("message_queued")
-      expect((yield* a.sendTo(b.key)).payload.code).toBe("RATE_LIMITED")
+      const bId = identity()
+      expect((yield* a.sendTo(bId.key)).type).toBe("message_queued")
+      expect((yield* a.sendTo(bId.key)).type).toBe("message_queued")
+      expect((yield* a.sendTo(bId.key)).payload.code).toBe("RATE_LIMITED")
       yield* TestClock.adjust("61 seconds")
       // The sweep runs every ttl/10 on the clock; give its storage write a moment.
       yield* TestClock.adjust("6 seconds")
       yield* Effect.sleep(0)
       let ok = false
       for (let i = 0; i < 50 && !ok; i++) {
-        ok = (yield* a.history(b.key)).payload.messages.length === 0
+        ok = (yield* a.history(bId.key)).payload.messages.length === 0
         if (!ok) yield* TestServices.provideLive(Effect.sleep(20))
       }
       expect(ok).toBe(true)
-      expect((yield* a.sendTo(b.key)).type).toBe("message_queued")
+      expect((yield* a.sendTo(bId.key)).type).toBe("message_queued")
+      // Connected now: a socket that has not registered for 30 s is closed.
+      const b = yield* peer(bId)
       yield* b.register()
       const m = yield* b.next()
       expect(m.payload.offline).toBe(true)

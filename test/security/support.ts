@@ -154,7 +154,7 @@ export const l2psExpected = (data: string | Uint8Array, registered: boolean): Ex
   return check === "ok" || check === "?" ? undefined : invalid(check, requestId)
 }
 
-const LEGACY_HANDLERS = ["register", "discover", "request_public_key", "message", "debug_question", "peer_response"]
+const LEGACY_HANDLERS = ["register", "discover", "request_public_key", "message", "debug_question", "peer_response", "challenge"]
 const LEGACY_REGISTRATION_REQUIRED: Record<string, string> = {
   discover: "You must register before discovering peers",
   request_public_key: "You must register before requesting public keys",
@@ -182,6 +182,8 @@ export const legacyExpected = (data: string | Uint8Array, registered: boolean): 
     if (!(nonEmpty(q) && (q as string).length <= 64)) return invalid("Missing questionId")
     return invalid(`Unknown or expired question ${q as string}`)
   }
+  // The registration challenge (SECURITY.md 4) is answered whatever its payload, registered or not.
+  if (type === "challenge") return undefined
   if (type === "register") return clientIdOk(p["clientId"]) ? undefined : invalid("Invalid message schema")
   if (!registered) return { code: "REGISTRATION_REQUIRED", message: LEGACY_REGISTRATION_REQUIRED[type]!, requestId: undefined }
   if (type === "request_public_key") return clientIdOk(p["targetId"]) ? undefined : invalid("Missing target ID")

@@ -9,6 +9,7 @@ import m0004 from "../../migrations/0004_offline_expiry.ts"
 import m0005 from "../../migrations/0005_batch_status.ts"
 import m0006 from "../../migrations/0006_conversation_key.ts"
 import m0007 from "../../migrations/0007_mempool.ts"
+import m0008 from "../../migrations/0008_legacy_identity.ts"
 import m0009 from "../../migrations/0009_message_hash_scope.ts"
 import { leafHash } from "../../src/l2ps/Merkle.ts"
 import * as SqlPipelineStore from "../../src/l2ps/SqlPipelineStore.ts"
@@ -48,6 +49,7 @@ const upTo0009 = Migrator.make({})({
     "0005_batch_status": m0005,
     "0006_conversation_key": m0006,
     "0007_mempool": m0007,
+    "0008_legacy_identity": m0008,
     "0009_message_hash_scope": m0009
   })
 })

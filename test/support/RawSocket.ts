@@ -65,9 +65,14 @@ const parse = (raw: string): Frame => {
 }
 
 /** Open a WebSocket to `url`; rejects if it does not open within `timeoutMs`. */
-export const open = (url: string, timeoutMs: number = DEFAULT_TIMEOUT): Promise<RawSocket> =>
+export const open = (
+  url: string,
+  timeoutMs: number = DEFAULT_TIMEOUT,
+  /** Headers of the upgrade request (Bun's WebSocket accepts them), e.g. `X-Forwarded-For`. */
+  headers?: Readonly<Record<string, string>>,
+): Promise<RawSocket> =>
   new Promise<RawSocket>((resolveOpen, rejectOpen) => {
-    const ws = new WebSocket(url)
+    const ws = headers === undefined ? new WebSocket(url) : new WebSocket(url, { headers } as unknown as string[])
     ws.binaryType = "arraybuffer"
 
     const received: ReceivedFrame[] = []

@@ -2,6 +2,13 @@ import * as Effect from "effect/Effect"
 import type { LegacyDeps } from "../LegacyDeps.ts"
 import { type LegacyEnvelope, payloadOf, refuse, TargetPayload } from "../LegacyFrames.ts"
 import type { LegacySessionState } from "../LegacySessionState.ts"
+import { CLIENT_ID_RULE, normalizeClientId } from "../ClientId.ts"
+
+/** A target as the registry names it; an id no one may register is refused as not found. */
+export const targetOf = (raw: string) => {
+  const id = normalizeClientId(raw)
+  return id !== undefined ? Effect.succeed(id) : refuse("PEER_NOT_FOUND", `Target peer not found: invalid client ID (${CLIENT_ID_RULE})`)
+}
 
 /** Every registered clientId, the caller's included, in registration order. */
 export const discover = (deps: LegacyDeps) => (session: LegacySessionState, _frame: LegacyEnvelope) =>
@@ -20,11 +27,13 @@ export const requestPublicKey = (deps: LegacyDeps) => (session: LegacySessionSta
     if (session.registration === undefined) {
       return yield* refuse("REGISTRATION_REQUIRED", "You must register before requesting public keys")
     }
-    const { targetId } = yield* decodeTarget(frame.payload)
+    const asked = (yield* decodeTarget(frame.payload)).targetId
+    const targetId = yield* targetOf(asked)
     const live = yield* deps.peers.get(targetId)
     const publicKey = live !== undefined
       ? live.publicKey
       : Array.from((yield* deps.storage.client(targetId))?.publicKey ?? [])
     if (publicKey.length === 0) return yield* refuse("PEER_NOT_FOUND", `Target peer ${targetId} not found`)
-    yield* session.reply("public_key_response", { peerId: targetId, publicKey })
+    // The id as asked: the 2.9.1 client matches the reply on it.
+    yield* session.reply("public_key_response", { peerId: asked, publicKey })
   })

@@ -1,10 +1,13 @@
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
+import { jsonbRefusal } from "../../domain/JsonbRefusal.ts"
 import { LEGACY_UID } from "../../l2ps/Networks.ts"
 import type { CryptoShape } from "../../crypto/Crypto.ts"
 import type { LegacyDeps } from "../LegacyDeps.ts"
 import { type LegacyEnvelope, MessagePayload, payloadOf, refuse } from "../LegacyFrames.ts"
 import type { LegacySessionState } from "../LegacySessionState.ts"
 import { liveFrame } from "./Delivery.ts"
+import { targetOf } from "./Lookup.ts"
 
 const decode = payloadOf(MessagePayload, "Missing required message fields")
 
@@ -32,15 +35,27 @@ export const message = (deps: LegacyDeps) => (session: LegacySessionState, frame
     const reg = session.registration
     if (reg === undefined) return yield* refuse("REGISTRATION_REQUIRED", "You must register before sending messages")
     const p = yield* decode(frame.payload)
-    const target = yield* deps.peers.get(p.targetId)
-    if (target === undefined && (yield* deps.storage.client(p.targetId)) === undefined) {
-      return yield* refuse("PEER_NOT_FOUND", `Target peer ${p.targetId} not found`)
+    // Stored as jsonb, which refuses some of what JSON.parse takes (`\u0000`, half a surrogate pair):
+    // refused here with a clear error rather than as a failed store.
+    const refused = jsonbRefusal(JSON.stringify(p.message))
+    if (refused !== undefined) return yield* refuse("INVALID_MESSAGE", `Message cannot be stored: it holds ${refused}`)
+    const targetId = yield* targetOf(p.targetId)
+    // Per signing key, so that more clientIds buy no more messages; before any storage read or timestamp.
+    const limits = deps.cfg.legacyLimits
+    const verdict = deps.rateLimits.takeAt(LEGACY_UID, reg.signer, limits, yield* Clock.currentTimeMillis)
+    if (verdict === "rate") return yield* refuse("RATE_LIMITED", `Rate limit exceeded (${limits.rateLimitPerSec} messages/s)`)
+    if (verdict === "quota") {
+      return yield* refuse("RATE_LIMITED", `Quota exceeded (${limits.epochQuota} messages per ${limits.epochSeconds} s)`)
+    }
+    const target = yield* deps.peers.get(targetId)
+    if (target === undefined && (yield* deps.storage.client(targetId)) === undefined) {
+      return yield* refuse("PEER_NOT_FOUND", `Target peer ${targetId} not found`)
     }
     const timestamp = yield* deps.clock.next
     const base = {
       from: reg.clientId,
-      to: p.targetId,
-      messageHash: messageHash(deps.crypto, { message: p.message, senderId: reg.clientId, targetId: p.targetId, timestamp }),
+      to: targetId,
+      messageHash: messageHash(deps.crypto, { message: p.message, senderId: reg.clientId, targetId, timestamp }),
       message: p.message,
       timestamp
     }
@@ -58,21 +73,21 @@ export const message = (deps: LegacyDeps) => (session: LegacySessionState, frame
       return target.requestFlush()
     }
 
-    const limit = deps.cfg.legacyOfflinePerSender
-    const stored = yield* deps.storage.store({ ...base, status: "queued", outcome: "queued" }, limit).pipe(
+    const cap = deps.cfg.legacyOfflinePerSender
+    const stored = yield* deps.storage.store({ ...base, status: "queued", outcome: "queued" }, cap).pipe(
       Effect.catchTag("StorageError", (e) => Effect.logError("legacy store failed", e.cause).pipe(Effect.as(undefined)))
     )
     if (stored?._tag === "SenderLimit") {
       return yield* storeFailed(
-        `Offline message limit reached (${limit} messages). Please wait for recipient to come online.`
+        `Offline message limit reached (${cap} messages). Please wait for recipient to come online.`
       )
     }
     if (stored?._tag !== "Stored") return yield* storeFailed("Failed to store offline message")
     yield* deps.mempool.wake(LEGACY_UID, 1)
     // The owner may have registered since the check; it then catches up.
-    ;(yield* deps.peers.get(p.targetId))?.requestFlush()
+    ;(yield* deps.peers.get(targetId))?.requestFlush()
     yield* session.reply("message_queued", {
-      targetId: p.targetId,
+      targetId,
       status: "offline",
       message: "Message stored for offline delivery"
     })

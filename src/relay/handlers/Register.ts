@@ -39,6 +39,7 @@ export const register = (deps: RelayDeps) => (session: SessionState, frame: Enve
     }
     const reg = { ...base, peer: session.asPeer(base) }
     session.registration = reg
+    session.registered()
     const { first, evicted } = yield* deps.sessions.add(reg.peer, limits.maxSessionsPerKey)
     yield* Metric.incrementBy(Metrics.sessions, 1 - evicted.length)
     for (const old of evicted) old.close(EVICTED_CODE, "Replaced by a newer session of the same key")

@@ -6,6 +6,7 @@ import * as Predicate from "effect/Predicate"
 import * as Metrics from "../../ops/Metrics.ts"
 import { invalid, refuse, RequestError } from "../../domain/ErrorCode.ts"
 import { type Envelope, type RequestId } from "../../domain/Frames.ts"
+import { isStorableText, jsonbRefusal } from "../../domain/JsonbRefusal.ts"
 import { rawMember } from "../../domain/RawJson.ts"
 import { isPublicKey, normalizeKey } from "../../domain/Keys.ts"
 import type { CommitResult, NewMessage, StorageError } from "../../storage/Storage.ts"
@@ -22,18 +23,34 @@ const MAX_HASH = 256
 export const REUSED_HASH = "Duplicate message: this messageHash was already sent to another recipient"
 const MAX_FIELD = 4096
 
+/**
+ * The `encrypted` object as written in the frame, at most: its three members at their limits, with room
+ * for names, quotes and a little whitespace. Repeated members (`JSON.parse` keeps the last) count too.
+ */
+export const maxEncryptedChars = (maxCiphertextChars: number): number => maxCiphertextChars + 2 * MAX_FIELD + 1024
+
 interface Valid {
   readonly to: string
   readonly messageHash: string
-  readonly encrypted: Record<string, unknown>
+  /** The `encrypted` object's text as the sender wrote it: stored and relayed as is. */
+  readonly encryptedJson: string
 }
 
 /** The send's payload checked, in plain code: every send goes through it. */
-const validate = (deps: RelayDeps, reg: Registration, p: Record<string, unknown>): Valid | RequestError => {
+const validate = (deps: RelayDeps, reg: Registration, p: Record<string, unknown>, text: string): Valid | RequestError => {
   if (
     typeof p.to !== "string" || p.to.length === 0 || typeof p.messageHash !== "string" || p.messageHash.length === 0 ||
     !Predicate.isRecord(p.encrypted)
   ) return invalid("Missing to, encrypted, or messageHash")
+  // What the real clients write (PROTOCOL-REFERENCE.md §3.2.6, src/client/L2psCrypto.ts): anything else
+  // would be stored and relayed unchecked.
+  let members = 0
+  for (const member in p.encrypted) {
+    if (member !== "ciphertext" && member !== "nonce" && member !== "ephemeralKey") {
+      return invalid("Encrypted payload may only have ciphertext, nonce and ephemeralKey")
+    }
+    members++
+  }
   const { ciphertext, nonce, ephemeralKey } = p.encrypted
   if (typeof ciphertext !== "string" || ciphertext.length === 0 || typeof nonce !== "string" || nonce.length === 0) {
     return invalid("Encrypted payload must have ciphertext and nonce")
@@ -45,10 +62,26 @@ const validate = (deps: RelayDeps, reg: Registration, p: Record<string, unknown>
     return invalid(`nonce and ephemeralKey must be strings of at most ${MAX_FIELD} characters`)
   }
   if (p.messageHash.length > MAX_HASH) return invalid(`messageHash too long (max ${MAX_HASH} characters)`)
+  // Stored as text, which holds neither NUL nor half a surrogate pair (the driver would change it).
+  if (!isStorableText(p.messageHash)) {
+    return invalid("messageHash must not contain NUL or unpaired surrogates")
+  }
   if (!isPublicKey(p.to)) return invalid("Invalid recipient key (expected 64 hex characters)")
   const to = normalizeKey(p.to)
   if (to === reg.key) return invalid("Cannot send message to yourself")
-  return { to, messageHash: p.messageHash, encrypted: p.encrypted }
+  // Found whenever the frame parsed with an object there; serialised only if the scan ever disagreed.
+  const encryptedJson = rawMember(text, ["payload", "encrypted"]) ?? JSON.stringify(p.encrypted)
+  const max = maxEncryptedChars(deps.cfg.maxCiphertextChars)
+  if (encryptedJson.length > max) return invalid(`Encrypted payload too large (max ${max} characters as sent)`)
+  // Written compactly without escapes (as JSON.stringify writes it), the text is exactly its members as
+  // strings: nothing jsonb could refuse, known in O(1). Anything else is scanned.
+  const compact = members + 1 + 15 + ciphertext.length + 10 + nonce.length +
+    (ephemeralKey === undefined ? 0 : 17 + (ephemeralKey as string).length)
+  if (encryptedJson.length !== compact || encryptedJson.indexOf("\\") >= 0) {
+    const refused = jsonbRefusal(encryptedJson)
+    if (refused !== undefined) return invalid(`Encrypted payload cannot be stored: it holds ${refused}`)
+  }
+  return { to, messageHash: p.messageHash, encryptedJson }
 }
 
 const refusal = (verdict: Verdict, limits: NetworkLimits): RequestError | undefined =>
@@ -59,15 +92,14 @@ const refusal = (verdict: Verdict, limits: NetworkLimits): RequestError | undefi
     : undefined
 
 /** The message to commit, with the recipient's sessions it is delivered to live. */
-const prepare = (deps: RelayDeps, reg: Registration, p: Valid, text: string, now: number) => {
+const prepare = (deps: RelayDeps, reg: Registration, p: Valid, now: number) => {
   const live = deps.sessions.onlineNow(reg.l2psUid, p.to).filter((r) => r.canAccept())
   const message: NewMessage = {
     l2psUid: reg.l2psUid,
     from: reg.key,
     to: p.to,
     messageHash: p.messageHash,
-    // Found whenever the frame parsed with an object there; serialised only if the scan ever disagreed.
-    encryptedJson: rawMember(text, ["payload", "encrypted"]) ?? JSON.stringify(p.encrypted),
+    encryptedJson: p.encryptedJson,
     timestamp: deps.clock.nextAt(now),
     ...(live.length === 0
       ? { deliveryStatus: "queued", awaitingAck: false, outcome: "queued" }
@@ -92,9 +124,9 @@ const completion = (deps: RelayDeps, session: SessionState, requestId: RequestId
 export const sendNow = (deps: RelayDeps) => (session: SessionState, frame: Envelope, text: string, now: number): boolean => {
   const reg = session.registration
   if (reg === undefined) return false
-  const p = validate(deps, reg, frame.payload)
+  const p = validate(deps, reg, frame.payload, text)
   if (p instanceof RequestError || !session.tryBeginSend()) return false
-  const { live, message } = prepare(deps, reg, p, text, now)
+  const { live, message } = prepare(deps, reg, p, now)
   const request = { message, pairLimit: reg.limits.offlineQueuePerPair, quota: reg.limits }
   // Room first: the rate limiter's token, once taken, cannot be given back.
   if (!deps.committer.hasRoomFor(request) || deps.rateLimits.takeAt(reg.l2psUid, reg.key, reg.limits, now) !== "ok") {
@@ -108,11 +140,11 @@ export const send = (deps: RelayDeps) => (session: SessionState, frame: Envelope
   Effect.gen(function*() {
     const reg = session.registration
     if (reg === undefined) return yield* refuse("REGISTRATION_REQUIRED", "Register before sending")
-    const p = validate(deps, reg, frame.payload)
+    const p = validate(deps, reg, frame.payload, text)
     if (p instanceof RequestError) return yield* p
     const refused = refusal(yield* deps.rateLimits.take(reg.l2psUid, reg.key, reg.limits), reg.limits)
     if (refused !== undefined) return yield* refused
-    const { live, message } = prepare(deps, reg, p, text, yield* Clock.currentTimeMillis)
+    const { live, message } = prepare(deps, reg, p, yield* Clock.currentTimeMillis)
     // The commit is queued now; its outcome is delivered and answered by the committer, in order, while
     // this session goes on reading frames.
     // Counted and queued as one step: a session closing in between would wait for a send never queued.
@@ -155,6 +187,9 @@ const complete = (
       return undefined
     case "RecipientQuota":
       session.failNow(refuse("RATE_LIMITED", `Offline message limit reached (${result.limit} bytes waiting for this recipient)`), requestId, now)
+      return undefined
+    case "Refused":
+      session.failNow(invalid(result.reason), requestId, now)
       return undefined
     case "Duplicate":
       // A retry gets its original outcome; the same hash to someone else would be a message never sent.

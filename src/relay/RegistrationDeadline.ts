@@ -1,0 +1,72 @@
+import * as Effect from "effect/Effect"
+import * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
+import type { NodeConfigShape } from "../node/NodeConfig.ts"
+import type { Connection, ConnectionEvents } from "../transport/Transport.ts"
+
+/** Closes a socket that did not register in time. */
+export const TIMEOUT_CODE = 4008
+export const TIMEOUT_REASON = "Not registered in time"
+/** Refuses a socket while those not yet registered hold their whole share (1013: try again later). */
+export const BUSY_CODE = 1013
+export const BUSY_REASON = "Server busy: try again later"
+
+/**
+ * The sockets of one server that have not registered yet. An unregistered socket that answers pings
+ * would otherwise hold its slot forever, so each gets `registrationTimeoutMillis` to register; and
+ * together they may hold only part of `maxConnections`, the rest being kept for registered sessions.
+ */
+export interface RegistrationDeadline {
+  /**
+   * Opens `conn` through `open`, which gets the function to call once the socket has registered; or,
+   * while unregistered sockets hold their share, closes it with 1013 without calling `open`.
+   */
+  readonly guard: (conn: Connection, open: (registered: () => void) => ConnectionEvents) => ConnectionEvents
+  /** Sockets open and not registered yet. */
+  readonly pending: () => number
+}
+
+const refused: ConnectionEvents = { message: () => {}, drain: () => {}, closed: () => {} }
+
+/** One per server, for the scope: its sweeper runs until the scope closes. */
+export const make = (cfg: NodeConfigShape): Effect.Effect<RegistrationDeadline, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const clock = yield* Effect.clock
+    const share = Math.max(1, cfg.maxConnections - Math.floor(cfg.maxConnections * cfg.reservedConnectionsPercent / 100))
+    // Deadlines by socket; insertion order is deadline order, as every socket gets the same time.
+    const deadlines = new Map<Connection, number>()
+    // One fiber sleeps until the first deadline, or, with none, until a socket opens: a quiet server
+    // (or a test moving its clock by hours) has no timer firing.
+    const opened = yield* Queue.sliding<void>(1)
+    const sweep = Effect.suspend(() => {
+      const now = clock.unsafeCurrentTimeMillis()
+      for (const [conn, deadline] of deadlines) {
+        if (deadline > now) return Effect.sleep(deadline - now)
+        deadlines.delete(conn)
+        conn.close(TIMEOUT_CODE, TIMEOUT_REASON)
+      }
+      return Queue.take(opened)
+    })
+    yield* Effect.forkScoped(Effect.forever(sweep))
+    return {
+      guard: (conn, open) => {
+        if (deadlines.size >= share) {
+          conn.close(BUSY_CODE, BUSY_REASON)
+          return refused
+        }
+        if (deadlines.size === 0) opened.unsafeOffer(undefined)
+        deadlines.set(conn, clock.unsafeCurrentTimeMillis() + cfg.registrationTimeoutMillis)
+        const events = open(() => {
+          deadlines.delete(conn)
+        })
+        return {
+          ...events,
+          closed: (code, reason) => {
+            deadlines.delete(conn)
+            events.closed(code, reason)
+          }
+        }
+      },
+      pending: () => deadlines.size
+    }
+  })
