@@ -92,9 +92,12 @@ export class L2PSMessagingPeer {
     return this.run((p) => p.ack(messageHashes))
   }
 
-  /** Extension (DECISIONS.md 13); check the answer offline with `verifyProof`. */
-  proofRequest(messageHash: string): Promise<ProofResponsePayload> {
-    return this.run((p) => p.proofRequest(messageHash))
+  /**
+   * Extension (DECISIONS.md 13); check the answer offline with `verifyProof`. A hash is unique per sender
+   * only: `from` names the sender of a received message.
+   */
+  proofRequest(messageHash: string, from?: string): Promise<ProofResponsePayload> {
+    return this.run((p) => p.proofRequest(messageHash, from))
   }
 
   onMessage(handler: MessageHandler): void {

@@ -112,7 +112,8 @@ export interface L2psPeerShape {
   /** Extension: acknowledge messages (needs the `ack` capability to matter). */
   readonly ack: (messageHashes: ReadonlyArray<string>) => Effect.Effect<AckResponsePayload, L2psError>
   /** Extension: the inclusion proof of a message (check it with `verifyProof`). */
-  readonly proofRequest: (messageHash: string) => Effect.Effect<ProofResponsePayload, L2psError>
+  /** `from` (extension) names the sender of a received message: another sender may use the same hash. */
+  readonly proofRequest: (messageHash: string, from?: string) => Effect.Effect<ProofResponsePayload, L2psError>
   /** Every event from now on; subscribe before `connect` to see everything. */
   readonly events: Stream.Stream<PeerEvent>
   readonly subscribe: Effect.Effect<Queue.Dequeue<PeerEvent>, never, Scope.Scope>
@@ -264,9 +265,11 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
         if (!Predicate.isRecord(payload) || typeof payload.from !== "string") return
         const m = payload as unknown as IncomingMessagePayload
         const hash = typeof m.messageHash === "string" ? m.messageHash : undefined
-        const fresh = hash === undefined || !st.seen.has(hash)
-        if (hash !== undefined && fresh) {
-          st.seen.add(hash)
+        // A hash is unique per sender only: another sender's message with the same hash is another message.
+        const id = hash === undefined ? undefined : `${m.from}:${hash}`
+        const fresh = id === undefined || !st.seen.has(id)
+        if (id !== undefined && fresh) {
+          st.seen.add(id)
           if (st.seen.size > SEEN_MAX) st.seen.delete(st.seen.values().next().value!)
         }
         if (fresh) yield* emit({ _tag: "Message", message: m })
@@ -462,8 +465,8 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
           .pipe(Effect.map((r) => r.publicKey ?? null)),
       ack: (messageHashes) =>
         request<AckResponsePayload>("ack", () => Effect.succeed({ messageHashes: [...messageHashes] }), ["ack_response"], timeouts.request),
-      proofRequest: (messageHash) =>
-        request<ProofResponsePayload>("proof_request", () => Effect.succeed({ messageHash }), ["proof_response"], timeouts.request),
+      proofRequest: (messageHash, from) =>
+        request<ProofResponsePayload>("proof_request", () => Effect.succeed(from === undefined ? { messageHash } : { messageHash, from }), ["proof_response"], timeouts.request),
       events,
       subscribe: PubSub.subscribe(hub),
       messages: Stream.filterMap(events, (e) => isEvent("Message")(e) ? Option.some(e.message) : Option.none()),

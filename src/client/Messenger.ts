@@ -227,8 +227,8 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
 
     const confirm = (messageHash: string) =>
       Effect.gen(function*() {
-        const proof = yield* peer.proofRequest(messageHash)
         const record = yield* store.get(messageHash)
+        const proof = yield* peer.proofRequest(messageHash, record?.direction === "in" ? record.peer : undefined)
         const known = record?.encrypted !== undefined && record.serverTimestamp !== undefined
           ? { l2psUid: record.l2psUid, messageHash, encrypted: record.encrypted, timestamp: record.serverTimestamp }
           : undefined

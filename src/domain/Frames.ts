@@ -120,7 +120,8 @@ export const AckPayload = Schema.Struct({
   )
 })
 
-export const ProofRequestPayload = Schema.Struct({ messageHash: Schema.NonEmptyString })
+/** `from` (extension) picks the sender when several sent the asker the same hash. */
+export const ProofRequestPayload = Schema.Struct({ messageHash: Schema.NonEmptyString, from: Schema.optional(Hex64) })
 
 export { Hex64 }
 

@@ -67,8 +67,12 @@ export interface PipelineStoreShape {
   readonly confirm: (batchId: string) => Effect.Effect<void, StorageError>
   /** Depths and ages for monitoring, per network that has any. */
   readonly stats: Effect.Effect<ReadonlyArray<NetworkStats>, StorageError>
-  /** A message with its batch, the batch's leaf hashes in order and the message's position among them. */
-  readonly inclusionOf: (messageHash: string) => Effect.Effect<
+  /**
+   * A message with its batch, the batch's leaf hashes in order and the message's position among them.
+   * Only a message `participant` sent or received in the network: a hash is unique per sender, so the one
+   * it sent comes first, then the oldest sent to it (`from` picks the sender).
+   */
+  readonly inclusionOf: (query: InclusionQuery) => Effect.Effect<
     | {
       readonly message: StoredMessage
       readonly batch: Batch | undefined
@@ -78,6 +82,13 @@ export interface PipelineStoreShape {
     | undefined,
     StorageError
   >
+}
+
+export interface InclusionQuery {
+  readonly l2psUid: string
+  readonly participant: string
+  readonly messageHash: string
+  readonly from?: string | undefined
 }
 
 export class PipelineStore extends Context.Tag("im/PipelineStore")<PipelineStore, PipelineStoreShape>() {}

@@ -164,10 +164,15 @@ export const make = Effect.gen(function*() {
         }
       })
     }).pipe(Effect.mapError(fail("stats"))),
-    inclusionOf: (messageHash) =>
+    inclusionOf: (q) =>
       Effect.gen(function*() {
         const [m] = yield* sql<MessageRow & { batch_id: string | number | null }>`
-          SELECT ${sql.literal(COLUMNS)}, bm.batch_id FROM ${sql.literal(MESSAGES)} WHERE m.message_hash = ${messageHash}`
+          SELECT ${sql.literal(COLUMNS)}, bm.batch_id FROM ${sql.literal(MESSAGES)}
+          WHERE m.message_hash = ${q.messageHash} AND m.l2ps_uid = ${q.l2psUid}
+            AND (m.from_key = ${q.participant} OR m.to_key = ${q.participant})
+            AND ${q.from === undefined ? sql`TRUE` : sql`m.from_key = ${q.from}`}
+          ORDER BY m.from_key = ${q.participant} DESC, m.id
+          LIMIT 1`
         if (m === undefined) return undefined
         const message = toMessage(m)
         if (m.batch_id === null) return { message, batch: undefined, leaves: [], index: -1 }

@@ -92,10 +92,11 @@ export const make = Effect.gen(function*() {
           ${JSON.stringify(m.message)}::text::jsonb, ${m.timestamp}::bigint, ${m.status}, false, ${m.outcome},
           ${queued ? null : m.timestamp}::bigint
         WHERE ${cap}
-        ON CONFLICT (message_hash) DO NOTHING
+        ON CONFLICT (message_hash, l2ps_uid, from_key) DO NOTHING
         RETURNING id`
       if (inserted[0] !== undefined) return { _tag: "Stored", id: String(inserted[0].id) } as const
-      const existing = yield* sql`SELECT 1 FROM l2ps_messages WHERE message_hash = ${m.messageHash}`
+      const existing = yield* sql`
+        SELECT 1 FROM l2ps_messages WHERE message_hash = ${m.messageHash} AND l2ps_uid = ${LEGACY_UID} AND from_key = ${m.from}`
       return existing.length > 0 ? { _tag: "Duplicate" } as const : { _tag: "SenderLimit" } as const
     }).pipe(Effect.mapError(fail("store")))
 

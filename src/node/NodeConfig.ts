@@ -26,6 +26,10 @@ export interface NetworkLimits {
   /** Pending (queued or unacknowledged) messages per (sender, recipient) pair. */
   readonly offlineQueuePerPair: number
   readonly maxSessionsPerKey: number
+  /** Bytes of pending messages one sender may have waiting, across its recipients (`offlineWeightOf`). */
+  readonly offlineBytesPerSender: number
+  /** Bytes of pending messages that may wait for one recipient, across its senders. */
+  readonly offlineBytesPerRecipient: number
 }
 
 export interface NodeConfigShape {
@@ -118,7 +122,9 @@ export const defaultLimits: NetworkLimits = {
   epochQuota: 600,
   epochSeconds: 60,
   offlineQueuePerPair: 200,
-  maxSessionsPerKey: 5
+  maxSessionsPerKey: 5,
+  offlineBytesPerSender: 16 * 1024 * 1024,
+  offlineBytesPerRecipient: 32 * 1024 * 1024
 }
 
 export const defaults: NodeConfigShape = {
@@ -210,7 +216,9 @@ const NetworksFile = Schema.parseJson(Schema.Record({
     epochQuota: Schema.optional(PositiveInt),
     epochSeconds: Schema.optional(PositiveInt),
     offlineQueuePerPair: Schema.optional(PositiveInt),
-    maxSessionsPerKey: Schema.optional(PositiveInt)
+    maxSessionsPerKey: Schema.optional(PositiveInt),
+    offlineBytesPerSender: Schema.optional(PositiveInt),
+    offlineBytesPerRecipient: Schema.optional(PositiveInt)
   })
 }).pipe(
   // On the record, not its key schema: a refined key would drop the entry silently instead of failing.
@@ -319,7 +327,9 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
     ),
     replayPerKeyMax: positive("REPLAY_CACHE_PER_KEY", defaults.replayPerKeyMax),
     replayPerAddressMax: positive("REPLAY_CACHE_PER_ADDRESS", defaults.replayPerAddressMax),
-    requireBoundProofs: Config.boolean("REQUIRE_BOUND_PROOFS").pipe(Config.withDefault(defaults.requireBoundProofs))
+    requireBoundProofs: Config.boolean("REQUIRE_BOUND_PROOFS").pipe(Config.withDefault(defaults.requireBoundProofs)),
+    offlineBytesPerSender: positive("OFFLINE_BYTES_PER_SENDER", defaultLimits.offlineBytesPerSender),
+    offlineBytesPerRecipient: positive("OFFLINE_BYTES_PER_RECIPIENT", defaultLimits.offlineBytesPerRecipient)
   })
   const base: NetworkLimits = {
     rateLimitPerSec: env.rateLimitPerSec,
@@ -327,7 +337,9 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
     epochQuota: env.epochQuota,
     epochSeconds: env.epochSeconds,
     offlineQueuePerPair: env.offlineQueuePerPair,
-    maxSessionsPerKey: env.maxSessionsPerKey
+    maxSessionsPerKey: env.maxSessionsPerKey,
+    offlineBytesPerSender: env.offlineBytesPerSender,
+    offlineBytesPerRecipient: env.offlineBytesPerRecipient
   }
   const networks = new Map<string, NetworkLimits>(env.networks.map((uid) => [uid, base]))
   if (Option.isSome(env.networksFile)) {

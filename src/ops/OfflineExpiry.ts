@@ -10,18 +10,22 @@ import * as Metrics from "./Metrics.ts"
 
 const MAX_SWEEP_INTERVAL = 3_600_000
 
-/** Queued messages past OFFLINE_TTL become `failed` (out of history and of the pair quota), on the Clock. */
+/**
+ * Queued messages past OFFLINE_TTL expire (out of history and of the offline limits) and are deleted, on
+ * the Clock: a flagged row would still take its space for good.
+ */
 export const layer = Layer.scopedDiscard(
   Effect.gen(function*() {
     const cfg = yield* NodeConfig
     const storage = yield* Storage
     const sweep = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
-      const expired = yield* storage.expirePending(now - cfg.offlineTtlMillis)
+      const { deleted, expired } = yield* storage.expirePending(now - cfg.offlineTtlMillis)
       if (expired > 0) {
         yield* Metric.incrementBy(Metrics.offlineExpired, expired)
         yield* Effect.logInfo(`expired ${expired} queued messages older than ${cfg.offlineTtlMillis / 1000} s`)
       }
+      if (deleted > 0) yield* Effect.logInfo(`deleted ${deleted} expired or failed messages`)
     }).pipe(
       // catchAllCause: a COMMIT lost with the connection is a defect in @effect/sql; the sweep must go on
       Effect.catchAllCause((cause) =>

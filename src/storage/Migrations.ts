@@ -7,6 +7,8 @@ import m0005 from "../../migrations/0005_batch_status.ts"
 import m0006 from "../../migrations/0006_conversation_key.ts"
 import m0007 from "../../migrations/0007_mempool.ts"
 import m0008 from "../../migrations/0008_legacy_identity.ts"
+import m0009 from "../../migrations/0009_message_hash_scope.ts"
+import m0010 from "../../migrations/0010_offline_quota.ts"
 
 /** The schema migrations of `migrations/`, bundled so an embedding host needs no file access. */
 export const loader = Migrator.fromRecord({
@@ -17,7 +19,9 @@ export const loader = Migrator.fromRecord({
   "0005_batch_status": m0005,
   "0006_conversation_key": m0006,
   "0007_mempool": m0007,
-  "0008_legacy_identity": m0008
+  "0008_legacy_identity": m0008,
+  "0009_message_hash_scope": m0009,
+  "0010_offline_quota": m0010
 })
 
 /** Applies pending migrations; the migrations table lock makes concurrent starts safe on Postgres. */

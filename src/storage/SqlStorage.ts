@@ -11,6 +11,8 @@ import {
   type CommitResult,
   isPending,
   type NewMessage,
+  OFFLINE_MESSAGE_OVERHEAD,
+  offlineWeightOf,
   type SendOutcome,
   Storage,
   StorageError,
@@ -36,6 +38,41 @@ const refusalOf = (m: NewMessage): string | undefined => {
 
 const pairOf = (r: CommitRequest): string => `${r.message.l2psUid}\u0000${r.message.from}\u0000${r.message.to}`
 
+/** A message's identity: its hash is unique per network and sender. */
+const sentKeyOf = (m: NewMessage): string => `${m.l2psUid}\u0000${m.from}\u0000${m.messageHash}`
+
+interface Sent {
+  readonly to: string
+  readonly outcome: SendOutcome
+}
+
+interface Usage {
+  readonly pairs: Map<string, number>
+  readonly senders: Map<string, number>
+  readonly recipients: Map<string, number>
+}
+
+/** Counts a pending message against its pair's limit and its byte quotas, or says which one it is past. */
+const charge = (usage: Usage, r: CommitRequest): CommitResult | undefined => {
+  const m = r.message
+  const pair = pairOf(r)
+  const n = usage.pairs.get(pair) ?? 0
+  if (n >= r.pairLimit) return { _tag: "PairLimit" }
+  const sender = `${m.l2psUid}\u0000${m.from}`
+  const recipient = `${m.l2psUid}\u0000${m.to}`
+  const weight = offlineWeightOf(m)
+  const fromSender = (usage.senders.get(sender) ?? 0) + weight
+  const forRecipient = (usage.recipients.get(recipient) ?? 0) + weight
+  if (r.quota !== undefined) {
+    if (fromSender > r.quota.offlineBytesPerSender) return { _tag: "SenderQuota", limit: r.quota.offlineBytesPerSender }
+    if (forRecipient > r.quota.offlineBytesPerRecipient) return { _tag: "RecipientQuota", limit: r.quota.offlineBytesPerRecipient }
+  }
+  usage.pairs.set(pair, n + 1)
+  usage.senders.set(sender, fromSender)
+  usage.recipients.set(recipient, forRecipient)
+  return undefined
+}
+
 /** Storage over any `@effect/sql` client of the pg dialect: Postgres or embedded PGlite. */
 export const make = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
@@ -44,29 +81,71 @@ export const make = Effect.gen(function*() {
   const messages = sql.literal(MESSAGES)
   const batchJoin = sql.literal(BATCH_JOIN)
 
-  const existing = (hashes: ReadonlyArray<string>) =>
-    hashes.length === 0
-      ? Effect.succeed(new Map<string, { from: string; outcome: SendOutcome }>())
-      : sql<{ message_hash: string; from_key: string; send_outcome: SendOutcome }>`
-          SELECT message_hash, from_key, send_outcome FROM l2ps_messages WHERE message_hash = ANY(${hashes}::text[])`
-        .pipe(Effect.map((rows) =>
-          new Map(rows.map((r) => [r.message_hash, { from: r.from_key, outcome: r.send_outcome }] as const))
-        ))
-
-  const pendingCounts = (requests: ReadonlyArray<CommitRequest>) => {
-    const pairs = new Map<string, CommitRequest>()
-    for (const r of requests) if (isPending(r.message)) pairs.set(pairOf(r), r)
-    if (pairs.size === 0) return Effect.succeed(new Map<string, number>())
-    const clauses = [...pairs.values()].map((r) =>
-      sql`(l2ps_uid = ${r.message.l2psUid} AND from_key = ${r.message.from} AND to_key = ${r.message.to})`
-    )
-    return sql<{ l2ps_uid: string; from_key: string; to_key: string; n: string | number }>`
-      SELECT l2ps_uid, from_key, to_key, count(*) AS n FROM l2ps_messages
-      WHERE (delivery_status = 'queued' OR awaiting_ack) AND ${sql.or(clauses)}
-      GROUP BY l2ps_uid, from_key, to_key`.pipe(
+  // By (hash, network, sender), the unique key of migration 0009.
+  const existing = (requests: ReadonlyArray<CommitRequest>) => {
+    const keys = new Map<string, NewMessage>()
+    for (const r of requests) keys.set(sentKeyOf(r.message), r.message)
+    if (keys.size === 0) return Effect.succeed(new Map<string, Sent>())
+    const ms = [...keys.values()]
+    return sql<{ message_hash: string; l2ps_uid: string; from_key: string; to_key: string; send_outcome: SendOutcome }>`
+      SELECT message_hash, l2ps_uid, from_key, to_key, send_outcome FROM l2ps_messages
+      WHERE (message_hash, l2ps_uid, from_key) IN (
+        SELECT * FROM unnest(${ms.map((m) => m.messageHash)}::text[], ${ms.map((m) => m.l2psUid)}::text[],
+          ${ms.map((m) => m.from)}::text[]))`.pipe(
       Effect.map((rows) =>
-        new Map<string, number>(rows.map((r) => [`${r.l2ps_uid}\u0000${r.from_key}\u0000${r.to_key}`, Number(r.n)]))
+        new Map(rows.map((r) => [`${r.l2ps_uid}\u0000${r.from_key}\u0000${r.message_hash}`, { to: r.to_key, outcome: r.send_outcome }] as const))
       )
+    )
+  }
+
+  /**
+   * What already waits, in one statement: pending messages per pair of the batch's pending messages, and
+   * per sender and per recipient with their bytes. Each part is a range of a partial index of pending rows
+   * (0001), and a sender's or recipient's range is at most its quota / OFFLINE_MESSAGE_OVERHEAD rows.
+   */
+  const pendingUsage = (requests: ReadonlyArray<CommitRequest>) => {
+    const pairs = new Map<string, NewMessage>()
+    const senders = new Map<string, NewMessage>()
+    const recipients = new Map<string, NewMessage>()
+    for (const r of requests) {
+      if (!isPending(r.message)) continue
+      const m = r.message
+      pairs.set(pairOf(r), m)
+      senders.set(`${m.l2psUid}\u0000${m.from}`, m)
+      recipients.set(`${m.l2psUid}\u0000${m.to}`, m)
+    }
+    const usage = { pairs: new Map<string, number>(), senders: new Map<string, number>(), recipients: new Map<string, number>() }
+    if (pairs.size === 0) return Effect.succeed(usage)
+    const p = [...pairs.values()]
+    const s = [...senders.values()]
+    const t = [...recipients.values()]
+    return sql<{ u: string; f: string | null; t: string | null; n: string | number; bytes: string | number | null }>`
+      SELECT m.l2ps_uid AS u, m.from_key AS f, m.to_key AS t, count(*) AS n, NULL::int8 AS bytes
+      FROM unnest(${p.map((m) => m.l2psUid)}::text[], ${p.map((m) => m.from)}::text[], ${p.map((m) => m.to)}::text[]) AS k(u, f, t)
+      JOIN l2ps_messages m ON m.l2ps_uid = k.u AND m.from_key = k.f AND m.to_key = k.t
+      WHERE (m.delivery_status = 'queued' OR m.awaiting_ack)
+      GROUP BY m.l2ps_uid, m.from_key, m.to_key
+      UNION ALL
+      SELECT m.l2ps_uid, m.from_key, NULL, count(*), sum(m.size)
+      FROM unnest(${s.map((m) => m.l2psUid)}::text[], ${s.map((m) => m.from)}::text[]) AS k(u, f)
+      JOIN l2ps_messages m ON m.l2ps_uid = k.u AND m.from_key = k.f
+      WHERE (m.delivery_status = 'queued' OR m.awaiting_ack)
+      GROUP BY m.l2ps_uid, m.from_key
+      UNION ALL
+      SELECT m.l2ps_uid, NULL, m.to_key, count(*), sum(m.size)
+      FROM unnest(${t.map((m) => m.l2psUid)}::text[], ${t.map((m) => m.to)}::text[]) AS k(u, t)
+      JOIN l2ps_messages m ON m.l2ps_uid = k.u AND m.to_key = k.t
+      WHERE (m.delivery_status = 'queued' OR m.awaiting_ack)
+      GROUP BY m.l2ps_uid, m.to_key`.pipe(
+      Effect.map((rows) => {
+        for (const r of rows) {
+          const n = Number(r.n)
+          if (r.f !== null && r.t !== null) usage.pairs.set(`${r.u}\u0000${r.f}\u0000${r.t}`, n)
+          else if (r.f !== null) usage.senders.set(`${r.u}\u0000${r.f}`, Number(r.bytes ?? 0) + n * OFFLINE_MESSAGE_OVERHEAD)
+          else if (r.t !== null) usage.recipients.set(`${r.u}\u0000${r.t}`, Number(r.bytes ?? 0) + n * OFFLINE_MESSAGE_OVERHEAD)
+        }
+        return usage
+      })
     )
   }
 
@@ -96,67 +175,68 @@ export const make = Effect.gen(function*() {
     const checked = batch.some((r) => isPending(r.message))
     return Effect.gen(function*() {
       const results: Array<CommitResult | undefined> = batch.map(() => undefined)
-      const known = checked
-        ? yield* existing([...new Set(batch.map((r) => r.message.messageHash))])
-        : new Map<string, { from: string; outcome: SendOutcome }>()
-      const counts = yield* pendingCounts(batch.filter((r) => !known.has(r.message.messageHash)))
+      const known = checked ? yield* existing(batch) : new Map<string, Sent>()
+      const usage = yield* pendingUsage(batch.filter((r) => !known.has(sentKeyOf(r.message))))
       const firstOf = new Map<string, number>()
       const toInsert: Array<number> = []
       batch.forEach((r, i) => {
-        const hash = r.message.messageHash
-        const prior = known.get(hash)
+        const key = sentKeyOf(r.message)
+        const prior = known.get(key)
         if (prior !== undefined) {
-          results[i] = { _tag: "Duplicate", from: prior.from, outcome: prior.outcome }
+          results[i] = { _tag: "Duplicate", to: prior.to, outcome: prior.outcome }
           return
         }
-        if (firstOf.has(hash)) return
+        if (firstOf.has(key)) return
         if (isPending(r.message)) {
-          const n = counts.get(pairOf(r)) ?? 0
-          if (n >= r.pairLimit) {
-            results[i] = { _tag: "PairLimit" }
+          const refused = charge(usage, r)
+          if (refused !== undefined) {
+            results[i] = refused
             return
           }
-          counts.set(pairOf(r), n + 1)
         }
-        firstOf.set(hash, i)
+        firstOf.set(key, i)
         toInsert.push(i)
       })
       if (toInsert.length > 0) {
         const ms = toInsert.map((i) => batch[i]!.message)
         const column = <A>(f: (m: NewMessage) => A) => ms.map(f)
-        // One array per column: the statement and its 11 parameters are the same whatever the batch size.
-        const inserted = yield* sql<{ id: string | number; message_hash: string }>`
+        // One array per column: the statement and its 12 parameters are the same whatever the batch size.
+        const inserted = yield* sql<{ id: string | number; message_hash: string; l2ps_uid: string; from_key: string }>`
           INSERT INTO l2ps_messages (l2ps_uid, from_key, to_key, conversation, message_hash, encrypted, ts,
-            delivery_status, awaiting_ack, send_outcome, delivered_at)
-          SELECT u, f, t, c, h, e::jsonb, ts, ds, aa, so, da FROM unnest(
+            delivery_status, awaiting_ack, send_outcome, delivered_at, size)
+          SELECT u, f, t, c, h, e::jsonb, ts, ds, aa, so, da, sz FROM unnest(
             ${column((m) => m.l2psUid)}::text[], ${column((m) => m.from)}::text[], ${column((m) => m.to)}::text[],
             ${column((m) => conversationOf(m.from, m.to))}::text[], ${column((m) => m.messageHash)}::text[],
             string_to_array(${ms.map((m) => m.encryptedJson).join(RS)}, ${RS}), ${column((m) => m.timestamp)}::int8[],
             ${column((m) => m.deliveryStatus)}::text[], ${column((m) => m.awaitingAck)}::bool[],
             ${column((m) => m.outcome)}::text[],
-            ${column((m) => (m.deliveryStatus === "queued" ? null : m.timestamp))}::int8[]
-          ) AS x(u, f, t, c, h, e, ts, ds, aa, so, da)
-          ON CONFLICT (message_hash) DO NOTHING RETURNING id, message_hash`
-        const ids = new Map(inserted.map((r) => [r.message_hash, String(r.id)] as const))
+            ${column((m) => (m.deliveryStatus === "queued" ? null : m.timestamp))}::int8[],
+            ${column((m) => m.encryptedJson.length)}::int4[]
+          ) AS x(u, f, t, c, h, e, ts, ds, aa, so, da, sz)
+          ON CONFLICT (message_hash, l2ps_uid, from_key) DO NOTHING RETURNING id, message_hash, l2ps_uid, from_key`
+        const ids = new Map<string, string>(inserted.map((r) => [`${r.l2ps_uid}\u0000${r.from_key}\u0000${r.message_hash}`, String(r.id)] as const))
         // A conflict here is a duplicate not checked before, or committed by another node since.
-        const raced = yield* existing(toInsert.map((i) => batch[i]!.message.messageHash).filter((h) => !ids.has(h)))
+        const raced = ids.size === toInsert.length
+          ? new Map<string, Sent>()
+          : yield* existing(toInsert.map((i) => batch[i]!).filter((r) => !ids.has(sentKeyOf(r.message))))
         for (const i of toInsert) {
-          const hash = batch[i]!.message.messageHash
-          const id = ids.get(hash)
-          const other = raced.get(hash)
+          const key = sentKeyOf(batch[i]!.message)
+          const id = ids.get(key)
+          const other = raced.get(key)
           results[i] = id !== undefined
             ? { _tag: "Stored", id }
-            : { _tag: "Duplicate", from: other?.from ?? "", outcome: other?.outcome ?? "queued" }
+            : { _tag: "Duplicate", to: other?.to ?? "", outcome: other?.outcome ?? "queued" }
         }
       }
-      // Later copies of a hash within the batch are retries of the first.
+      // Later copies of a message within the batch are retries of the first.
       return batch.map((r, i): CommitResult => {
         const done = results[i]
         if (done !== undefined) return done
-        const first = results[firstOf.get(r.message.messageHash)!]!
-        const firstReq = batch[firstOf.get(r.message.messageHash)!]!
+        const firstAt = firstOf.get(sentKeyOf(r.message))!
+        const first = results[firstAt]!
+        const firstReq = batch[firstAt]!
         return first._tag === "Stored"
-          ? { _tag: "Duplicate", from: firstReq.message.from, outcome: firstReq.message.outcome }
+          ? { _tag: "Duplicate", to: firstReq.message.to, outcome: firstReq.message.outcome }
           : first
       })
     }).pipe(checked ? sql.withTransaction : identity, Effect.mapError(fail("commit")))
@@ -230,20 +310,30 @@ export const make = Effect.gen(function*() {
       ORDER BY m.ts DESC, m.id DESC`.pipe(Effect.map((rows) => rows.map(toMessage)), Effect.mapError(fail("history")))
   }
 
-  const byHash: StorageShape["byHash"] = (messageHash) =>
-    sql<MessageRow>`SELECT ${columns} FROM ${messages} WHERE m.message_hash = ${messageHash}`.pipe(
+  const byHash: StorageShape["byHash"] = (l2psUid, from, messageHash) =>
+    sql<MessageRow>`
+      SELECT ${columns} FROM ${messages}
+      WHERE m.message_hash = ${messageHash} AND m.l2ps_uid = ${l2psUid} AND m.from_key = ${from}`.pipe(
       Effect.map((rows) => (rows[0] === undefined ? undefined : toMessage(rows[0]))),
       Effect.mapError(fail("byHash"))
     )
 
-  // Never handed over: failed. Handed to a device that never acknowledged: stays `sent`, stops waiting.
+  // Never handed over: expired, then deleted with every failed row that has left the mempool (the prover
+  // claims what it took from there; a later sweep deletes it). Handed to a device that never acknowledged:
+  // stays `sent`, stops waiting.
   const expirePending: StorageShape["expirePending"] = (olderThan) =>
     Effect.gen(function*() {
-      const failed = yield* sql<{ id: string | number }>`
+      const expired = yield* sql<{ id: string | number }>`
         UPDATE l2ps_messages SET delivery_status = 'failed'
         WHERE delivery_status = 'queued' AND ts < ${olderThan} RETURNING id`
+      const deleted = yield* sql<{ id: string | number }>`
+        DELETE FROM l2ps_messages m
+        WHERE m.delivery_status = 'failed'
+          AND NOT EXISTS (SELECT 1 FROM l2ps_mempool p WHERE p.l2ps_uid = m.l2ps_uid AND p.message_id = m.id)
+          AND NOT EXISTS (SELECT 1 FROM l2ps_batch_messages bm WHERE bm.message_id = m.id AND bm.leaf IS NULL)
+        RETURNING m.id`
       yield* sql`UPDATE l2ps_messages SET awaiting_ack = false WHERE awaiting_ack AND ts < ${olderThan}`
-      return failed.length
+      return { expired: expired.length, deleted: deleted.length }
     }).pipe(sql.withTransaction, Effect.mapError(fail("expirePending")))
 
   const ping: StorageShape["ping"] = sql`SELECT 1`.pipe(Effect.asVoid, Effect.mapError(fail("ping")))

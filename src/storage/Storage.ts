@@ -38,16 +38,36 @@ export interface NewMessage {
 /** Waiting in storage for its recipient: counted against the pair's offline limit. */
 export const isPending = (m: NewMessage): boolean => m.deliveryStatus === "queued" || m.awaitingAck
 
+/**
+ * What a pending message weighs against the byte quotas: its payload's JSON text plus an allowance for
+ * its row and index entries (a row is ~900 bytes on disk), so that counting a full quota reads at most
+ * quota / 1 KiB rows.
+ */
+export const OFFLINE_MESSAGE_OVERHEAD = 1024
+
+export const offlineWeightOf = (m: NewMessage): number => m.encryptedJson.length + OFFLINE_MESSAGE_OVERHEAD
+
+/** Bytes (`offlineWeightOf`) of pending messages allowed per sender and per recipient of a network. */
+export interface OfflineQuota {
+  readonly offlineBytesPerSender: number
+  readonly offlineBytesPerRecipient: number
+}
+
 export interface CommitRequest {
   readonly message: NewMessage
   /** Most pending messages allowed for the (sender, recipient) pair when this one is pending too. */
   readonly pairLimit: number
+  /** Byte quotas checked when this one is pending too; none without. */
+  readonly quota?: OfflineQuota | undefined
 }
 
 export type CommitResult =
   | { readonly _tag: "Stored"; readonly id: string }
-  | { readonly _tag: "Duplicate"; readonly from: string; readonly outcome: SendOutcome }
+  /** The sender already stored this hash in this network: to `to`, answered with `outcome`. */
+  | { readonly _tag: "Duplicate"; readonly to: string; readonly outcome: SendOutcome }
   | { readonly _tag: "PairLimit" }
+  | { readonly _tag: "SenderQuota"; readonly limit: number }
+  | { readonly _tag: "RecipientQuota"; readonly limit: number }
   /** Not stored: the database refuses this message's data (`reason` is for the sender). */
   | { readonly _tag: "Refused"; readonly reason: string }
 
@@ -98,9 +118,14 @@ export interface StorageShape {
     before: number | undefined,
     limit: number
   ) => Effect.Effect<ReadonlyArray<StoredMessage>, StorageError>
-  readonly byHash: (messageHash: string) => Effect.Effect<StoredMessage | undefined, StorageError>
-  /** Queued messages stored before `olderThan` become `failed` (returns how many); older unacknowledged ones stop waiting. */
-  readonly expirePending: (olderThan: number) => Effect.Effect<number, StorageError>
+  /** A message by its key: the hash is unique per network and sender. */
+  readonly byHash: (l2psUid: string, from: string, messageHash: string) => Effect.Effect<StoredMessage | undefined, StorageError>
+  /**
+   * Queued messages stored before `olderThan` expire (`expired`); older unacknowledged ones stop waiting.
+   * Expired and failed rows are deleted (`deleted`) once out of the mempool, except members of batches
+   * that keep no leaf hashes (their proofs are computed from every member's payload).
+   */
+  readonly expirePending: (olderThan: number) => Effect.Effect<{ readonly expired: number; readonly deleted: number }, StorageError>
   /** A cheap round trip, for health checks. */
   readonly ping: Effect.Effect<void, StorageError>
 }

@@ -130,6 +130,23 @@ describe("L2PSMessagingPeer against the node", () => {
 
     expect(await failure(alice.client.send(alice.key, m.encrypted, "x".repeat(64)))).toBe("Cannot send message to yourself")
     expect(await failure(alice.client.proofRequest("f".repeat(64)))).toBe("Message not found")
+    // Another sender may use the same hash with bob: each proof names its sender, and bob picks with `from`.
+    const mallory = peer()
+    await mallory.client.connect()
+    const copy = sealed(mallory, bob, "same hash")
+    await mallory.client.send(bob.key, copy.encrypted, m.messageHash)
+    await waitUntil(() => bob.inbox.length === 2, "mallory's message")
+    const fromAlice = await bob.client.proofRequest(m.messageHash, alice.key)
+    let fromMallory = await bob.client.proofRequest(m.messageHash, mallory.key)
+    for (const until2 = Date.now() + 8000; fromMallory.batch === null && Date.now() < until2;) {
+      await Bun.sleep(100)
+      fromMallory = await bob.client.proofRequest(m.messageHash, mallory.key)
+    }
+    expect(fromAlice.leaf).toBe(proof.leaf)
+    expect(fromMallory.leaf).not.toBe(proof.leaf)
+    const mallorys = (await bob.client.history(mallory.key)).messages[0]!
+    expect(verifyProof(fromMallory, { l2psUid: "default", messageHash: m.messageHash, encrypted: copy.encrypted, timestamp: mallorys.timestamp }))
+      .toMatchObject({ valid: true })
     const idle = peer()
     expect(await failure(idle.client.send(bob.key, m.encrypted, m.messageHash))).toBe("Not registered. Call connect() first.")
     const nowhere = new L2PSMessagingPeer({

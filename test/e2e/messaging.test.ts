@@ -222,7 +222,7 @@ describe("L2PS messaging (node serving alpha and beta)", () => {
     expect(seen.filter((m) => m.from === b.key).map((m) => m.messageHash)).toEqual([...fromB].reverse())
   })
 
-  test("idempotent send: a retry returns the same reply and is delivered once; another sender gets Duplicate message", async () => {
+  test("idempotent send: a retry returns the same reply and is delivered once; a hash reused for another recipient is refused; another sender may use it", async () => {
     const a = await pool.connect(node.url, ALPHA)
     const b = await pool.connect(node.url, ALPHA)
     const enc = encryptedFor("once")
@@ -238,15 +238,20 @@ describe("L2PS messaging (node serving alpha and beta)", () => {
     expect(queued).toEqual({ messageHash: qhash, status: "queued" })
     expect(await a.client.send(away.publicKey, enc, qhash)).toEqual(queued)
 
-    // another sender reusing a hash
-    const c = await pool.connect(node.url, ALPHA)
-    await expect(c.client.send(b.key, encryptedFor("impostor"), hash)).rejects.toThrow("Duplicate message")
-    const errorFrame = c.framesOfType("error").at(-1)!
-    expect(errorFrame["payload"]).toEqual({ code: "L2PS_SUBMIT_FAILED", message: "Duplicate message" })
+    // the same sender reusing a hash for another recipient is refused; another sender may use it
+    await expect(a.client.send(away.publicKey, enc, hash)).rejects.toThrow("Duplicate message")
+    const errorFrame = a.framesOfType("error").at(-1)!
+    expect(errorFrame["payload"]).toEqual({
+      code: "INVALID_MESSAGE",
+      message: "Duplicate message: this messageHash was already sent to another recipient"
+    })
     expect(typeof errorFrame["requestId"]).toBe("string")
+    const c = await pool.connect(node.url, ALPHA)
+    expect(await c.client.send(b.key, encryptedFor("another"), hash)).toEqual({ messageHash: hash, l2psStatus: "submitted" })
 
+    await b.waitInbox(2)
     await sleep(200)
-    expect(b.inbox.map((m) => m.messageHash)).toEqual([hash])
+    expect(b.inbox.map((m) => [m.from, m.messageHash])).toEqual([[a.key, hash], [c.key, hash]])
     const r = await pool.connect(node.url, ALPHA, { identity: away })
     await r.waitInbox(1)
     await sleep(200)

@@ -47,7 +47,9 @@ if (unavailable !== undefined && !process.env["CI"]) {
         RATE_LIMIT_PER_SEC: "100000",
         RATE_LIMIT_BURST: "100000",
         EPOCH_QUOTA: "10000000",
-        OFFLINE_QUEUE_PER_PAIR: "100000"
+        OFFLINE_QUEUE_PER_PAIR: "100000",
+        OFFLINE_BYTES_PER_SENDER: "1000000000",
+        OFFLINE_BYTES_PER_RECIPIENT: "1000000000"
       })
       expect(node.outputText()).toContain("storage postgres")
       const pid = node.pid

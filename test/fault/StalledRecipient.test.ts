@@ -97,7 +97,9 @@ if (!hasPython && !process.env["CI"]) {
         RATE_LIMIT_PER_SEC: "100000",
         RATE_LIMIT_BURST: "100000",
         EPOCH_QUOTA: "10000000",
-        OFFLINE_QUEUE_PER_PAIR: "100000"
+        OFFLINE_QUEUE_PER_PAIR: "100000",
+        OFFLINE_BYTES_PER_SENDER: "1000000000",
+        OFFLINE_BYTES_PER_RECIPIENT: "1000000000"
       })
       const url = node.url
 

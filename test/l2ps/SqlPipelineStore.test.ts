@@ -88,8 +88,9 @@ for (const db of await databases()) {
 
         const second = yield* store.saveBatch(batch("n1", 2, 2), ids.slice(2), leavesOf(ids.slice(2)))
         expect(yield* store.countPending("n1", undefined, 10)).toBe(0)
-        const [last] = yield* sql<{ message_hash: string }>`SELECT message_hash FROM l2ps_messages WHERE id = ${Number(ids[3])}`
-        const inclusion = yield* store.inclusionOf(last!.message_hash)
+        const [last] = yield* sql<{ message_hash: string; from_key: string }>`
+          SELECT message_hash, from_key FROM l2ps_messages WHERE id = ${Number(ids[3])}`
+        const inclusion = yield* store.inclusionOf({ l2psUid: "n1", participant: last!.from_key, messageHash: last!.message_hash })
         expect(inclusion?.batch?.id).toBe(second.id)
         expect(inclusion?.leaves).toEqual(leavesOf(ids.slice(2)))
         expect(inclusion?.index).toBe(1)

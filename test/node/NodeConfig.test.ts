@@ -16,7 +16,8 @@ describe("NodeConfig from the environment", () => {
     expect(cfg.dataDir).toBe("./data")
     expect([...cfg.networks.keys()]).toEqual(["default"])
     expect(cfg.networks.get("default")).toEqual({
-      rateLimitPerSec: 20, rateLimitBurst: 40, epochQuota: 600, epochSeconds: 60, offlineQueuePerPair: 200, maxSessionsPerKey: 5
+      rateLimitPerSec: 20, rateLimitBurst: 40, epochQuota: 600, epochSeconds: 60, offlineQueuePerPair: 200, maxSessionsPerKey: 5,
+      offlineBytesPerSender: 16 * 1024 * 1024, offlineBytesPerRecipient: 32 * 1024 * 1024
     })
     expect(cfg.proofWindowMillis).toBe(300_000)
     expect([cfg.maxBatchSize, cfg.batchIntervalMillis, cfg.finalityDepth, cfg.blockIntervalMillis]).toEqual([500, 2000, 2, 1000])
@@ -25,15 +26,18 @@ describe("NodeConfig from the environment", () => {
   test("values and per-network overrides from a file", () => {
     const dir = mkdtempSync(join(tmpdir(), "im-cfg-"))
     const file = join(dir, "networks.json")
-    writeFileSync(file, JSON.stringify({ beta: { rateLimitPerSec: 5, epochQuota: 10 }, gamma: {} }))
+    writeFileSync(file, JSON.stringify({ beta: { rateLimitPerSec: 5, epochQuota: 10, offlineBytesPerRecipient: 2_000_000 }, gamma: {} }))
     const cfg = Either.getOrThrow(fromEnv({
       L2PS_MESSAGING_PORT: "4000", L2PS_NETWORKS: "alpha, beta", L2PS_NETWORKS_FILE: file, RATE_LIMIT_BURST: "7",
-      PROOF_WINDOW_SECONDS: "60", DATABASE_URL: "postgres://u:secret@db/x"
+      PROOF_WINDOW_SECONDS: "60", DATABASE_URL: "postgres://u:secret@db/x", OFFLINE_BYTES_PER_SENDER: "1000000",
+      OFFLINE_BYTES_PER_RECIPIENT: "3000000"
     }))
     expect(cfg.l2psPort).toBe(4000)
     expect([...cfg.networks.keys()]).toEqual(["alpha", "beta", "gamma"])
     expect(cfg.networks.get("alpha")).toMatchObject({ rateLimitPerSec: 20, rateLimitBurst: 7 })
     expect(cfg.networks.get("beta")).toMatchObject({ rateLimitPerSec: 5, rateLimitBurst: 7, epochQuota: 10 })
+    expect(cfg.networks.get("alpha")).toMatchObject({ offlineBytesPerSender: 1_000_000, offlineBytesPerRecipient: 3_000_000 })
+    expect(cfg.networks.get("beta")).toMatchObject({ offlineBytesPerSender: 1_000_000, offlineBytesPerRecipient: 2_000_000 })
     expect(cfg.proofWindowMillis).toBe(60_000)
     // The URL stays redacted when printed.
     expect(String(Option.getOrThrow(cfg.databaseUrl))).not.toContain("secret")
@@ -71,7 +75,9 @@ describe("NodeConfig from the environment", () => {
       [{ LOG_LEVEL: "loud" }, "LOG_LEVEL"],
       [{ MAX_CONNECTIONS_PER_ADDRESS: "0" }, "MAX_CONNECTIONS_PER_ADDRESS"],
       [{ L2PS_NETWORKS_FILE: "/nonexistent.json" }, "L2PS_NETWORKS_FILE"],
-      [{ L1_FINALITY_DEPTH: "-1" }, "L1_FINALITY_DEPTH"]
+      [{ L1_FINALITY_DEPTH: "-1" }, "L1_FINALITY_DEPTH"],
+      [{ OFFLINE_BYTES_PER_SENDER: "0" }, "OFFLINE_BYTES_PER_SENDER"],
+      [{ OFFLINE_BYTES_PER_RECIPIENT: "lots" }, "OFFLINE_BYTES_PER_RECIPIENT"]
     ]
     for (const [env, name] of cases) {
       const r = fromEnv(env)

@@ -116,7 +116,7 @@ for (const db of await databases()) {
         expect(outcomes.map((o) => (typeof o === "string" ? o : o._tag))).toEqual([
           "Stored", "Stored", "Stored", "Stored", "Refused", "Stored", "Duplicate", "PairLimit", "Stored"
         ])
-        expect(outcomes[6]).toEqual({ _tag: "Duplicate", from: A, outcome: "queued" })
+        expect(outcomes[6]).toEqual({ _tag: "Duplicate", to: B, outcome: "queued" })
         const sql = yield* SqlClient.SqlClient
         const [row] = yield* sql<{ n: number | string }>`SELECT count(*) AS n FROM l2ps_messages WHERE to_key = ${B}`
         expect(Number(row!.n)).toBe(5)

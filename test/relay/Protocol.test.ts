@@ -30,7 +30,7 @@ describe("L2PS protocol on NodeCore (in memory)", () => {
       expect("requestId" in m).toBe(false)
     })))
 
-  test("a retried send returns the original outcome and is stored and delivered once", () =>
+  test("a retried send returns the original outcome and is stored and delivered once; a hash is unique per sender", () =>
     scenario({}, Effect.gen(function*() {
       const { a, b } = yield* pair()
       const h = hash()
@@ -38,12 +38,19 @@ describe("L2PS protocol on NodeCore (in memory)", () => {
       yield* b.socket.close
       // b is offline now, yet the retry reports what the first send did.
       expect(yield* a.sendTo(b.key, h)).toMatchObject({ type: "message_sent", payload: { messageHash: h, l2psStatus: "submitted" } })
+      // A hash is the sender's own: another sender's message with the same hash is a message of its own.
       const c = yield* peer()
       yield* c.register()
-      const stolen = yield* c.sendTo(b.key, h)
-      expect(stolen.payload).toEqual({ code: "L2PS_SUBMIT_FAILED", message: "Duplicate message" })
+      expect(yield* c.sendTo(b.key, h)).toMatchObject({ type: "message_queued", payload: { messageHash: h } })
+      // The same sender reusing it for someone else is told so, rather than sending nothing.
+      expect((yield* a.sendTo(c.key, h)).payload).toEqual({
+        code: "INVALID_MESSAGE",
+        message: "Duplicate message: this messageHash was already sent to another recipient"
+      })
+      yield* c.nothing()
       const b2 = yield* peer(b.id)
       yield* b2.register()
+      expect(yield* b2.next()).toMatchObject({ type: "message", payload: { from: c.key, messageHash: h, offline: true } })
       yield* b2.nothing()
       const page = yield* a.history(b.key)
       expect(page.payload.messages.map((m: any) => m.messageHash)).toEqual([h])

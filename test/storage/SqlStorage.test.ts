@@ -66,18 +66,53 @@ for (const db of await databases()) {
         const first = msg({ deliveryStatus: "delivered", outcome: "sent" })
         const [stored, sameBatch] = yield* s.commit([req(first), req({ ...first, outcome: "queued" })])
         expect(stored!._tag).toBe("Stored")
-        expect(sameBatch).toEqual({ _tag: "Duplicate", from: A, outcome: "sent" })
+        expect(sameBatch).toEqual({ _tag: "Duplicate", to: B, outcome: "sent" })
         const [retry] = yield* s.commit([req({ ...first, timestamp: 99_999, deliveryStatus: "queued", outcome: "queued" })])
-        expect(retry).toEqual({ _tag: "Duplicate", from: A, outcome: "sent" })
-        const [other] = yield* s.commit([req({ ...first, from: C })])
-        expect(other).toEqual({ _tag: "Duplicate", from: A, outcome: "sent" })
+        expect(retry).toEqual({ _tag: "Duplicate", to: B, outcome: "sent" })
         // A batch of live messages is one INSERT: its conflicts are the duplicates, the rest is stored.
         const fresh = msg({ deliveryStatus: "delivered", outcome: "sent" })
-        const mixed = yield* s.commit([req({ ...first, from: C }), req(fresh), req(fresh)])
-        expect(mixed[0]).toEqual({ _tag: "Duplicate", from: A, outcome: "sent" })
+        const mixed = yield* s.commit([req(first), req(fresh), req(fresh)])
+        expect(mixed[0]).toEqual({ _tag: "Duplicate", to: B, outcome: "sent" })
         expect(mixed[1]!._tag).toBe("Stored")
-        expect(mixed[2]).toEqual({ _tag: "Duplicate", from: A, outcome: "sent" })
+        expect(mixed[2]).toEqual({ _tag: "Duplicate", to: B, outcome: "sent" })
         expect((yield* s.history("net", A, B, undefined, 10)).length).toBe(2)
+      })))
+
+    test("a messageHash is unique per network and sender: others may use it; the sender reusing it for another recipient is told where it went", () =>
+      run(Effect.gen(function*() {
+        const s = yield* Storage
+        const live = { deliveryStatus: "delivered", outcome: "sent" } as const
+        const first = msg(live)
+        expect((yield* s.commit([req(first)]))[0]!._tag).toBe("Stored")
+        // Another sender, or the same sender in another network, with the same hash: stored, live or queued,
+        // in the batch of the original or alone.
+        const [otherSender, otherQueued] = yield* s.commit([req({ ...first, from: C }), req({ ...first, from: C, to: A, l2psUid: "x" })])
+        expect([otherSender!._tag, otherQueued!._tag]).toEqual(["Stored", "Stored"])
+        const [otherNetwork] = yield* s.commit([req({ ...first, l2psUid: "other" })])
+        expect(otherNetwork!._tag).toBe("Stored")
+        const [queuedOther] = yield* s.commit([req(msg({ from: C, to: A, messageHash: first.messageHash }))])
+        expect(queuedOther).toEqual({ _tag: "Duplicate", to: B, outcome: "sent" })
+        // The same sender, same hash, another recipient: a duplicate naming the first recipient (refused by
+        // the relay), live or pending, across batches and within one.
+        expect(yield* s.commit([req({ ...first, to: C })])).toEqual([{ _tag: "Duplicate", to: B, outcome: "sent" }])
+        expect(yield* s.commit([req(msg({ messageHash: first.messageHash, to: C }))])).toEqual([{ _tag: "Duplicate", to: B, outcome: "sent" }])
+        const fresh = msg()
+        expect(yield* s.commit([req(fresh), req({ ...fresh, to: C })])).toEqual([
+          { _tag: "Stored", id: expect.any(String) },
+          { _tag: "Duplicate", to: B, outcome: "queued" }
+        ])
+        expect((yield* s.byHash("net", A, first.messageHash))!.to).toBe(B)
+        expect((yield* s.byHash("net", C, first.messageHash))!.to).toBe(B)
+        expect((yield* s.byHash("x", C, first.messageHash))!.to).toBe(A)
+        expect(yield* s.byHash("net", B, first.messageHash)).toBeUndefined()
+        // Acknowledgements are the recipient's, whoever sent the hash: B's ack covers both senders' messages.
+        const acked = yield* s.acknowledge("net", B, [first.messageHash], 5)
+        expect(acked).toEqual([])
+        const queuedA = msg({ to: C })
+        const queuedB = msg({ from: B, to: C, messageHash: queuedA.messageHash })
+        expect((yield* s.commit([req(queuedA), req(queuedB)])).map((r) => r._tag)).toEqual(["Stored", "Stored"])
+        const both = yield* s.acknowledge("net", C, [queuedA.messageHash], 6)
+        expect(both.map((a) => a.from).sort()).toEqual([A, B])
       })))
 
     test("pair limit counts pending messages of the pair in storage, including those awaiting an ack", () =>
@@ -96,6 +131,74 @@ for (const db of await databases()) {
         // A live message is not limited.
         const [live] = yield* s.commit([req(msg({ deliveryStatus: "delivered", outcome: "sent" }), 3)])
         expect(live!._tag).toBe("Stored")
+      })))
+
+    test("byte quotas: what one sender has waiting across recipients, and what waits for one recipient across senders", () =>
+      run(Effect.gen(function*() {
+        const s = yield* Storage
+        const W = msg().encryptedJson.length + 1024
+        const quota = { offlineBytesPerSender: 10 * W, offlineBytesPerRecipient: 6 * W }
+        const q = (m: NewMessage): CommitRequest => ({ message: m, pairLimit: 200, quota })
+        const key = (n: number) => n.toString(16).padStart(64, "e")
+        // One sender, fresh recipients: 4 in one batch, 6 more across batches, then no more.
+        expect((yield* s.commit([1, 2, 3, 4].map((i) => q(msg({ to: key(i) }))))).map((r) => r._tag)).toEqual(Array(4).fill("Stored"))
+        for (let i = 5; i <= 9; i++) expect((yield* s.commit([q(msg({ to: key(i) }))]))[0]!._tag).toBe("Stored")
+        const last = yield* s.commit([q(msg({ to: key(10) })), q(msg({ to: key(11) })), q(msg({ to: key(12), deliveryStatus: "sent", awaitingAck: true, outcome: "sent" }))])
+        expect(last).toEqual([
+          { _tag: "Stored", id: expect.any(String) },
+          { _tag: "SenderQuota", limit: 10 * W },
+          { _tag: "SenderQuota", limit: 10 * W }
+        ])
+        // Another network is another account; live messages and retries are not limited.
+        expect((yield* s.commit([q(msg({ to: key(11), l2psUid: "other" }))]))[0]!._tag).toBe("Stored")
+        expect((yield* s.commit([q(msg({ to: key(11), deliveryStatus: "delivered", outcome: "sent" }))]))[0]!._tag).toBe("Stored")
+        const waiting = yield* s.pending({ l2psUid: "net", to: key(1), includeAwaitingAck: true, after: undefined, limit: 10 })
+        expect((yield* s.commit([q(msg({ to: key(1), messageHash: waiting[0]!.messageHash }))]))[0]!._tag).toBe("Duplicate")
+        // Handed over (not awaiting an ack): no longer waiting, room again.
+        yield* s.markHanded([waiting[0]!.id], false, 1)
+        expect((yield* s.commit([q(msg({ to: key(11) }))]))[0]!._tag).toBe("Stored")
+
+        // One recipient, several senders (throwaway keys): 6 messages' worth, then none from anyone.
+        const victim = key(99)
+        const senders = [1, 2, 3].map((i) => key(100 + i))
+        const r1 = yield* s.commit(senders.flatMap((from) => [q(msg({ from, to: victim })), q(msg({ from, to: victim }))]))
+        expect(r1.map((r) => r._tag)).toEqual(Array(6).fill("Stored"))
+        expect(yield* s.commit([q(msg({ from: key(104), to: victim }))])).toEqual([{ _tag: "RecipientQuota", limit: 6 * W }])
+        // Bytes, not messages: with one message's room, a payload larger than one message does not fit.
+        const queue = yield* s.pending({ l2psUid: "net", to: victim, includeAwaitingAck: true, after: undefined, limit: 10 })
+        yield* s.markHanded([queue[0]!.id], false, 1)
+        const big = JSON.stringify({ ciphertext: "Y".repeat(2000), nonce: "bm9uY2U=" })
+        expect(yield* s.commit([q(msg({ from: key(104), to: victim, encryptedJson: big }))])).toEqual([{ _tag: "RecipientQuota", limit: 6 * W }])
+        expect((yield* s.commit([q(msg({ from: key(104), to: victim }))]))[0]!._tag).toBe("Stored")
+        // An acknowledgement frees room too.
+        yield* s.markHanded([queue[1]!.id], true, 2)
+        expect((yield* s.commit([q(msg({ from: key(105), to: victim }))]))[0]!._tag).toBe("RecipientQuota")
+        yield* s.acknowledge("net", victim, [queue[1]!.messageHash], 3)
+        expect((yield* s.commit([q(msg({ from: key(105), to: victim }))]))[0]!._tag).toBe("Stored")
+      })))
+
+    test("expiry: queued messages past the TTL are deleted once out of the mempool, and so are failed ones", () =>
+      run(Effect.gen(function*() {
+        const s = yield* Storage
+        const sql = yield* SqlClient.SqlClient
+        const old = [10, 20, 30].map((ts) => msg({ to: C, timestamp: ts }))
+        const fresh = msg({ to: C, timestamp: 50 })
+        const delivered = msg({ to: C, timestamp: 15, deliveryStatus: "delivered", outcome: "sent" })
+        const results = yield* s.commit([...old, fresh, delivered].map((m) => req(m)))
+        const ids = results.map((r) => (r._tag === "Stored" ? Number(r.id) : -1))
+        // Still in the mempool: expired (out of history and quotas) but kept for the prover.
+        expect(yield* s.expirePending(40)).toEqual({ expired: 3, deleted: 0 })
+        expect((yield* s.history("net", A, C, undefined, 10)).map((m) => m.timestamp)).toEqual([50, 15])
+        // Batched: deleted, except a member of a batch that keeps no leaf hashes (its proofs need the payload).
+        yield* sql`DELETE FROM l2ps_mempool WHERE message_id IN ${sql.in([ids[0]!, ids[1]!, ids[2]!])}`
+        yield* sql`INSERT INTO l2ps_batch_messages (message_id, batch_id, leaf) VALUES (${ids[0]!}, 1, 'aa'), (${ids[1]!}, 1, 'bb'), (${ids[2]!}, 2, NULL)`
+        // A row failed before this sweep existed goes too.
+        yield* sql`DELETE FROM l2ps_mempool WHERE message_id = ${ids[4]!}`
+        yield* sql`UPDATE l2ps_messages SET delivery_status = 'failed' WHERE id = ${ids[4]!}`
+        expect(yield* s.expirePending(40)).toEqual({ expired: 0, deleted: 3 })
+        const left = yield* sql<{ id: string | number; delivery_status: string }>`SELECT id, delivery_status FROM l2ps_messages ORDER BY id`
+        expect(left.map((r) => [Number(r.id), r.delivery_status])).toEqual([[ids[2]!, "failed"], [ids[3]!, "queued"]])
+        expect(yield* s.expirePending(40)).toEqual({ expired: 0, deleted: 0 })
       })))
 
     test("waiting: per recipient, in order, whether anything is queued or awaits its ack", () =>
@@ -144,13 +247,13 @@ for (const db of await databases()) {
         const acked = yield* s.acknowledge("net", C, [page1[1]!.messageHash, page2[0]!.messageHash, "unknown"], 600)
         expect(acked.map((a) => a.messageHash).sort()).toEqual([page1[1]!.messageHash, page2[0]!.messageHash].sort())
         expect(acked.every((a) => a.from === A)).toBe(true)
-        expect((yield* s.byHash(page1[1]!.messageHash))!.deliveryStatus).toBe("delivered")
+        expect((yield* s.byHash("net", A, page1[1]!.messageHash))!.deliveryStatus).toBe("delivered")
         // A second ack changes nothing.
         expect(yield* s.acknowledge("net", C, [page1[1]!.messageHash], 700)).toEqual([])
 
         yield* s.requeue([page1[0]!.id])
-        expect((yield* s.byHash(page1[0]!.messageHash))!.deliveryStatus).toBe("queued")
-        expect(yield* s.byHash("nope")).toBeUndefined()
+        expect((yield* s.byHash("net", A, page1[0]!.messageHash))!.deliveryStatus).toBe("queued")
+        expect(yield* s.byHash("net", A, "nope")).toBeUndefined()
       })))
 
     test("concurrent commits of many messages are all stored exactly once", () =>

@@ -1,6 +1,7 @@
 import * as Effect from "effect/Effect"
 import { refuse } from "../../domain/ErrorCode.ts"
 import { type Envelope, payloadOf, ProofRequestPayload } from "../../domain/Frames.ts"
+import { normalizeKey } from "../../domain/Keys.ts"
 import { leafHash, path } from "../../l2ps/Merkle.ts"
 import type { PipelineStoreShape } from "../../l2ps/PipelineStore.ts"
 import type { SessionState } from "../SessionState.ts"
@@ -18,8 +19,13 @@ export const proofRequest = (store: PipelineStoreShape, signer: string) => (sess
   Effect.gen(function*() {
     const reg = session.registration
     if (reg === undefined) return yield* refuse("REGISTRATION_REQUIRED", "Register before requesting proofs")
-    const { messageHash } = yield* decode(frame.payload)
-    const found = yield* store.inclusionOf(messageHash)
+    const { from, messageHash } = yield* decode(frame.payload)
+    const found = yield* store.inclusionOf({
+      l2psUid: reg.l2psUid,
+      participant: reg.key,
+      messageHash,
+      from: from === undefined ? undefined : normalizeKey(from)
+    })
     const m = found?.message
     if (found === undefined || m === undefined || m.l2psUid !== reg.l2psUid || (m.from !== reg.key && m.to !== reg.key)) {
       return yield* refuse("PEER_NOT_FOUND", "Message not found")

@@ -19,6 +19,8 @@ import type { NetworkLimits } from "../../node/NodeConfig.ts"
 import { messageFrame } from "./Delivery.ts"
 
 const MAX_HASH = 256
+
+export const REUSED_HASH = "Duplicate message: this messageHash was already sent to another recipient"
 const MAX_FIELD = 4096
 
 /**
@@ -140,7 +142,7 @@ export const sendNow = (deps: RelayDeps) => (session: SessionState, frame: Envel
   const p = validate(deps, reg, frame.payload, text)
   if (p instanceof RequestError || !session.tryBeginSend()) return false
   const { live, message } = prepare(deps, reg, p)
-  const request = { message, pairLimit: reg.limits.offlineQueuePerPair }
+  const request = { message, pairLimit: reg.limits.offlineQueuePerPair, quota: reg.limits }
   // Room first: the rate limiter's token, once taken, cannot be given back.
   if (!deps.committer.hasRoomFor(request) || deps.rateLimits.takeAt(reg.l2psUid, reg.key, reg.limits, now) !== "ok") {
     session.endSend()
@@ -172,7 +174,7 @@ export const send = (deps: RelayDeps) => (session: SessionState, frame: Envelope
       Effect.zipRight(
         restore(session.beginSend),
         deps.committer.submit(
-          { message, pairLimit: reg.limits.offlineQueuePerPair },
+          { message, pairLimit: reg.limits.offlineQueuePerPair, quota: reg.limits },
           completion(deps, session, frame.requestId, message, live)
         )
       )
@@ -202,11 +204,18 @@ const complete = (
     case "PairLimit":
       session.refuseSend(refuse("RATE_LIMITED", "Offline message limit reached"), requestId, now)
       return undefined
+    case "SenderQuota":
+      session.refuseSend(refuse("RATE_LIMITED", `Offline message limit reached (${result.limit} bytes waiting from this sender)`), requestId, now)
+      return undefined
+    case "RecipientQuota":
+      session.refuseSend(refuse("RATE_LIMITED", `Offline message limit reached (${result.limit} bytes waiting for this recipient)`), requestId, now)
+      return undefined
     case "Refused":
       session.refuseSend(invalid(result.reason), requestId, now)
       return undefined
     case "Duplicate":
-      if (result.from !== message.from) session.refuseSend(refuse("L2PS_SUBMIT_FAILED", "Duplicate message"), requestId, now)
+      // A retry gets its original outcome; the same hash to someone else would be a message never sent.
+      if (result.to !== message.to) session.refuseSend(refuse("INVALID_MESSAGE", REUSED_HASH), requestId, now)
       else reply(session, result.outcome, message.messageHash, requestId, now)
       return undefined
     case "Stored": {
