@@ -15,6 +15,7 @@ import { register } from "./handlers/Register.ts"
 import { send, sendNow } from "./handlers/Send.ts"
 import * as RelayDeps from "./RelayDeps.ts"
 import * as Session from "./Session.ts"
+import * as StallWatch from "./StallWatch.ts"
 
 /** The L2PS messaging protocol as a connection handler, independent of any server. */
 export class Relay extends Context.Tag("im/Relay")<Relay, ConnectionHandler>() {}
@@ -27,6 +28,7 @@ export const layer = Layer.scoped(
     // Sessions live in the relay's scope: stopping the node interrupts them and runs their cleanup.
     const sessions = yield* FiberSet.make()
     const fork = yield* FiberSet.runtime(sessions)<never>()
+    const stalls = yield* StallWatch.make(deps.cfg.stalledSocketMillis)
     // A quiet session has no fiber to interrupt: the open ones are closed (and cleaned up) here, first.
     const open = new Set<Effect.Effect<void>>()
     yield* Effect.addFinalizer(() => Effect.forEach(open, (close) => close, { concurrency: "unbounded", discard: true }))
@@ -45,7 +47,7 @@ export const layer = Layer.scoped(
       open: (conn) =>
         AddressLimits.guard(deps.addressLimits, conn, () => {
           run(Metric.increment(Metrics.connections))
-          const { shutdown, ...events } = Session.open(deps, handlers, fastHandlers, fork, conn)
+          const { shutdown, ...events } = Session.open(deps, handlers, fastHandlers, fork, conn, stalls)
           open.add(shutdown)
           return {
             ...events,

@@ -14,6 +14,7 @@ import type { Connection, ConnectionEvents } from "../transport/Transport.ts"
 import { flushPending } from "./handlers/Delivery.ts"
 import { Inbox } from "./Inbox.ts"
 import { Outbox } from "./Outbox.ts"
+import type { StallWatch } from "./StallWatch.ts"
 import { unregister } from "./handlers/Unregister.ts"
 import type { RelayDeps } from "./RelayDeps.ts"
 import type { Peer } from "./Sessions.ts"
@@ -70,7 +71,8 @@ export const open = (
   handlers: Readonly<Record<string, Handler>>,
   fastHandlers: Readonly<Record<string, FastHandler>>,
   fork: (actor: Effect.Effect<void>) => Fiber.RuntimeFiber<void>,
-  conn: Connection
+  conn: Connection,
+  stalls: StallWatch
 ): ConnectionEvents & { readonly shutdown: Effect.Effect<void> } => {
   const { cfg } = deps
   const inbox = new Inbox<Inbound>(cfg.sessionInbox)
@@ -93,7 +95,9 @@ export const open = (
     cfg.sessionOutbox,
     Math.min(RESERVED, Math.floor(cfg.sessionOutbox / 4)),
     cfg.sessionOutboxBytes,
-    () => flushRequested && scheduleFlush()
+    cfg.sessionOutputBytes,
+    () => flushRequested && scheduleFlush(),
+    stalls.hooks(id, conn.terminate)
   )
 
   const state: SessionState = {

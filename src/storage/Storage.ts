@@ -88,13 +88,18 @@ export interface StorageShape {
     hashes: ReadonlyArray<string>,
     at: number
   ) => Effect.Effect<ReadonlyArray<{ readonly messageHash: string; readonly from: string }>, StorageError>
-  /** Newest first, `before` exclusive, failed messages left out. */
+  /**
+   * Newest first, `before` exclusive, failed messages left out. With `maxChars`, the rows stop at the
+   * first one whose predecessors' `historyCharsOf` already sum to it, so a page of large messages is
+   * never read whole.
+   */
   readonly history: (
     l2psUid: string,
     me: string,
     peer: string,
     before: number | undefined,
-    limit: number
+    limit: number,
+    maxChars?: number
   ) => Effect.Effect<ReadonlyArray<StoredMessage>, StorageError>
   readonly byHash: (messageHash: string) => Effect.Effect<StoredMessage | undefined, StorageError>
   /** Queued messages stored before `olderThan` become `failed` (returns how many); older unacknowledged ones stop waiting. */
@@ -108,3 +113,7 @@ export class Storage extends Context.Tag("im/Storage")<Storage, StorageShape>() 
 /** The reference `status`: the most advanced of the L2PS and delivery states. */
 export const statusOf = (m: Pick<StoredMessage, "deliveryStatus" | "l2psStatus">): string =>
   m.l2psStatus === "l2ps_pending" ? m.deliveryStatus : m.l2psStatus
+
+/** What a message counts against a history page: its payload's JSON and room for every other field. */
+export const HISTORY_ROW_OVERHEAD = 1024
+export const historyCharsOf = (m: StoredMessage): number => m.encryptedJson.length + HISTORY_ROW_OVERHEAD
