@@ -6,6 +6,7 @@ import { ValidatorPool, type ValidatorPoolShape } from "../validators/ValidatorP
 import { AddressLimits } from "./AddressLimits.ts"
 import { Committer } from "./Committer.ts"
 import { PendingProbe } from "./PendingProbe.ts"
+import { Presence } from "./Presence.ts"
 import { RateLimits } from "./RateLimits.ts"
 import { ReplayGuard } from "./ReplayGuard.ts"
 import { ServerClock } from "./ServerClock.ts"
@@ -24,6 +25,7 @@ export interface RelayDeps {
   readonly pipeline: PipelineStoreShape
   readonly addressLimits: typeof AddressLimits.Service
   readonly pendingProbe: typeof PendingProbe.Service
+  readonly presence: typeof Presence.Service
   /** The current time for plain code (the connection's callbacks), from the same `Clock` as effects. */
   readonly now: () => number
 }
@@ -40,5 +42,6 @@ export const make = Effect.all({
   pipeline: PipelineStore,
   addressLimits: AddressLimits,
   pendingProbe: PendingProbe,
+  presence: Presence,
   now: Effect.map(Effect.clock, (clock) => () => clock.unsafeCurrentTimeMillis())
 })

@@ -1,9 +1,8 @@
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import * as Metrics from "../../ops/Metrics.ts"
-import * as Clock from "effect/Clock"
 import { invalid, refuse } from "../../domain/ErrorCode.ts"
-import { encodeFrame, type Envelope, payloadOf, RegisterPayload } from "../../domain/Frames.ts"
+import { type Envelope, payloadOf, RegisterPayload } from "../../domain/Frames.ts"
 import { hexToBytes, isPublicKey, normalizeKey } from "../../domain/Keys.ts"
 import type { RelayDeps } from "../RelayDeps.ts"
 import type { SessionState } from "../SessionState.ts"
@@ -50,10 +49,7 @@ export const register = (deps: RelayDeps) => (session: SessionState, frame: Enve
       l2psUid: p.l2psUid,
       onlinePeers
     }, frame.requestId)
-    if (first) {
-      const now = yield* Clock.currentTimeMillis
-      yield* deps.sessions.broadcast(reg.l2psUid, key, encodeFrame("peer_joined", { publicKey: key }, now))
-    }
+    if (first) yield* deps.presence.changed(reg.l2psUid, key, true)
     // Most keys have nothing waiting; a message committed after the probe is pushed live to this session.
     if (yield* deps.pendingProbe.hasWaiting(reg.l2psUid, key)) yield* flushPending(deps, session, reg, true)
   })
