@@ -67,6 +67,13 @@ export interface PipelineStoreShape {
   readonly confirm: (batchId: string) => Effect.Effect<void, StorageError>
   /** Depths and ages for monitoring, per network that has any. */
   readonly stats: Effect.Effect<ReadonlyArray<NetworkStats>, StorageError>
+  /** A message with its batch and its position in the batch (-1 when not batched), without the batch's leaves. */
+  readonly placeOf: (messageHash: string) => Effect.Effect<
+    { readonly message: StoredMessage; readonly batch: Batch | undefined; readonly index: number } | undefined,
+    StorageError
+  >
+  /** The leaf hashes of a batch, in order. */
+  readonly batchLeaves: (batchId: string) => Effect.Effect<ReadonlyArray<string>, StorageError>
   /** A message with its batch, the batch's leaf hashes in order and the message's position among them. */
   readonly inclusionOf: (messageHash: string) => Effect.Effect<
     | {

@@ -8,6 +8,7 @@ import * as Committer from "../relay/Committer.ts"
 import * as PendingProbe from "../relay/PendingProbe.ts"
 import * as Presence from "../relay/Presence.ts"
 import * as RateLimits from "../relay/RateLimits.ts"
+import * as ReadBudget from "../relay/ReadBudget.ts"
 import * as Relay from "../relay/Relay.ts"
 import * as ReplayGuard from "../relay/ReplayGuard.ts"
 import * as ServerClock from "../relay/ServerClock.ts"
@@ -21,7 +22,8 @@ const Internals = Layer.mergeAll(
   RateLimits.layer,
   ReplayGuard.layer,
   ServerClock.layer,
-  Presence.layer
+  Presence.layer,
+  ReadBudget.layer
 ).pipe(Layer.provideMerge(Sessions.layer), Layer.provideMerge(Mempool.layer))
 
 /**

@@ -39,7 +39,7 @@ export const layer = Layer.scoped(
       discover: discover(deps),
       request_public_key: requestPublicKey(deps),
       ack: ack(deps),
-      proof_request: proofRequest(deps.pipeline)
+      proof_request: proofRequest(deps)
     }
     const fastHandlers: Record<string, Session.FastHandler> = { send: sendNow(deps) }
     const run = Runtime.runSync(runtime)

@@ -8,6 +8,7 @@ import { Committer } from "./Committer.ts"
 import { PendingProbe } from "./PendingProbe.ts"
 import { Presence } from "./Presence.ts"
 import { RateLimits } from "./RateLimits.ts"
+import { ReadBudget } from "./ReadBudget.ts"
 import { ReplayGuard } from "./ReplayGuard.ts"
 import { ServerClock } from "./ServerClock.ts"
 import { Sessions } from "./Sessions.ts"
@@ -26,6 +27,7 @@ export interface RelayDeps {
   readonly addressLimits: typeof AddressLimits.Service
   readonly pendingProbe: typeof PendingProbe.Service
   readonly presence: typeof Presence.Service
+  readonly readBudget: typeof ReadBudget.Service
   /** The current time for plain code (the connection's callbacks), from the same `Clock` as effects. */
   readonly now: () => number
 }
@@ -43,5 +45,6 @@ export const make = Effect.all({
   addressLimits: AddressLimits,
   pendingProbe: PendingProbe,
   presence: Presence,
+  readBudget: ReadBudget,
   now: Effect.map(Effect.clock, (clock) => () => clock.unsafeCurrentTimeMillis())
 })

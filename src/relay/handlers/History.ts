@@ -3,6 +3,7 @@ import { invalid, refuse } from "../../domain/ErrorCode.ts"
 import { type Envelope, HistoryPayload, JsonText, payloadOf } from "../../domain/Frames.ts"
 import { isPublicKey, normalizeKey } from "../../domain/Keys.ts"
 import { historyCharsOf, statusOf, type StoredMessage } from "../../storage/Storage.ts"
+import { readCost } from "../ReadBudget.ts"
 import type { RelayDeps } from "../RelayDeps.ts"
 import type { SessionState } from "../SessionState.ts"
 import { verifyProof } from "./Proofs.ts"
@@ -56,8 +57,11 @@ export const history = (deps: RelayDeps) => (session: SessionState, frame: Envel
     if (before !== undefined && (typeof before !== "number" || !Number.isSafeInteger(before) || before < 0)) {
       return yield* invalid("before must be a timestamp in ms (a non-negative integer)")
     }
+    const reader = { l2psUid: reg.l2psUid, key: reg.key, address: session.remoteAddress }
+    if (!(yield* deps.readBudget.allow(reader))) return yield* refuse("RATE_LIMITED", "Too many reads")
     yield* verifyProof(deps, "history", p.peerKey, frame.timestamp, reg.key, reg.keyBytes, p.proof)
     const rows = yield* deps.storage.history(reg.l2psUid, reg.key, normalizeKey(p.peerKey), before, limit + 1, deps.cfg.historyPageBytes)
-    const { json, hasMore } = page(rows, limit, deps.cfg.historyPageBytes)
+    const { json, hasMore, chars } = page(rows, limit, deps.cfg.historyPageBytes)
+    yield* deps.readBudget.charge(reader, readCost(rows.length, chars))
     yield* session.reply("history_response", new JsonText(`{"messages":[${json}],"hasMore":${hasMore}}`), frame.requestId)
   })

@@ -42,7 +42,9 @@ export const register = (deps: RelayDeps) => (session: SessionState, frame: Enve
     yield* Metric.incrementBy(Metrics.sessions, 1 - evicted.length)
     for (const old of evicted) old.close(EVICTED_CODE, "Replaced by a newer session of the same key")
 
-    const onlinePeers = (yield* deps.sessions.keys(reg.l2psUid)).filter((k) => k !== key)
+    // Bounded as a discover page is (the rest through `discover`'s cursor).
+    const max = deps.cfg.discoverMaxPeers
+    const onlinePeers = (yield* deps.sessions.keysPage(reg.l2psUid, 0, max + 1)).keys.filter((k) => k !== key).slice(0, max)
     yield* session.reply("registered", {
       success: true,
       publicKey: p.publicKey,
