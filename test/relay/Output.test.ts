@@ -85,6 +85,19 @@ describe("a client that stops reading", () => {
       for (const h of sent) expect(got.has(h)).toBe(true)
     }))), TIMEOUT)
 
+  test("legacy: its own replies are bounded in bytes: a client that keeps asking without reading is cut off, not buffered", () =>
+    legacyScenario({ sessionOutputBytes: 4_000, sessionInbox: 16 }, shown(Effect.gen(function*() {
+      const bob = yield* registered("bob")
+      const closing = yield* watchClose(bob.socket.closed)
+      yield* bob.socket.pause
+      for (let i = 0; i < 150; i++) {
+        yield* bob.send("discover", {})
+        yield* TestServices.provideLive(Effect.sleep("2 millis"))
+      }
+      yield* settle
+      expect(yield* closing.close).toEqual({ code: 1008, reason: "Too many frames in flight" })
+    }))), TIMEOUT)
+
   test("legacy: a socket backed up for STALLED_SOCKET_SECONDS is terminated and its unwritten messages are delivered on its next registration", () =>
     legacyScenario({ stalledSocketMillis: 10_000 }, shown(Effect.gen(function*() {
       const bob = yield* registered("bob")

@@ -5,6 +5,7 @@
  */
 import { describe, expect, test } from "bun:test"
 import { Effect, TestClock } from "effect"
+import { legacyScenario, registered } from "../legacy/LegacyTestClient.ts"
 import { hash, identity, peer, scenario } from "../support/TestNode.ts"
 
 const TIMEOUT = 60_000
@@ -131,5 +132,14 @@ describe("discover is bounded", () => {
       })
       expect((yield* me.request("discover", { limit: 6 })).payload.code).toBe("INVALID_MESSAGE")
       expect((yield* me.request("discover", { limit: 2 })).payload.peers.length).toBe(2)
+    })), TIMEOUT)
+
+  test("legacy: discover holds at most DISCOVER_MAX_PEERS clientIds", () =>
+    legacyScenario({ discoverMaxPeers: 3, registrationBurstPerAddress: 1000 }, Effect.gen(function*() {
+      const ids = ["p0", "p1", "p2", "p3", "p4"]
+      const clients = []
+      for (const id of ids) clients.push(yield* registered(id))
+      const reply = yield* clients[4]!.request("discover", {})
+      expect(reply).toEqual({ type: "discover", payload: { peers: ["p0", "p1", "p2"] } })
     })), TIMEOUT)
 })
