@@ -18,7 +18,7 @@ type Item =
  * `live` frames (messages pushed by other sessions) are also bounded in bytes, and stop short of the
  * last `reserved` slots so that the session's own replies always find room. Every frame together is
  * bounded by `maxBytes` as well: a reply waits while the outbox holds that much (one reply of any size
- * is taken into an empty outbox), so a client that asks and never reads holds a bounded amount.
+ * is taken when no other frame waits), so a client that asks and never reads holds a bounded amount.
  */
 export class Outbox {
   private readonly items = new Fifo<Item>()
@@ -96,7 +96,7 @@ export class Outbox {
   })
 
   private hasRoomFor(length: number): boolean {
-    return this.size < this.capacity && (this.size === 0 || this.bytes + length <= this.maxBytes)
+    return this.size < this.capacity && (this.bytes === 0 || this.bytes + length <= this.maxBytes)
   }
 
   /** The socket can take more. */
