@@ -197,12 +197,15 @@ export const make = Effect.gen(function*() {
           AND ${before === undefined ? sql`TRUE` : sql`ts < ${before}`}
         ORDER BY ts DESC, id DESC
         LIMIT ${limit}`
+    // Every row the page may hold, and the first it may not (so the caller knows there is more): rows
+    // whose predecessors fit, and the second row whatever the first's size (a page holds at least one).
     const bounded = maxChars === undefined ? page : sql`
         SELECT * FROM (
-          SELECT p.*, sum(length(p.encrypted::text) + ${HISTORY_ROW_OVERHEAD}) OVER (ORDER BY p.ts DESC, p.id DESC)
-            - (length(p.encrypted::text) + ${HISTORY_ROW_OVERHEAD}) AS chars_before
-          FROM (${page}) p) w
-        WHERE w.chars_before < ${maxChars}`
+          SELECT p.*, sum(length(p.encrypted::text) + ${HISTORY_ROW_OVERHEAD}) OVER w
+            - (length(p.encrypted::text) + ${HISTORY_ROW_OVERHEAD}) AS chars_before, row_number() OVER w AS rn
+          FROM (${page}) p
+          WINDOW w AS (ORDER BY p.ts DESC, p.id DESC)) w
+        WHERE w.rn <= 2 OR w.chars_before <= ${maxChars}`
     return sql<MessageRow>`
       SELECT ${columns} FROM (${bounded}) m ${batchJoin}
       ORDER BY m.ts DESC, m.id DESC`.pipe(Effect.map((rows) => rows.map(toMessage)), Effect.mapError(fail("history")))

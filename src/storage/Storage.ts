@@ -89,9 +89,9 @@ export interface StorageShape {
     at: number
   ) => Effect.Effect<ReadonlyArray<{ readonly messageHash: string; readonly from: string }>, StorageError>
   /**
-   * Newest first, `before` exclusive, failed messages left out. With `maxChars`, the rows stop at the
-   * first one whose predecessors' `historyCharsOf` already sum to it, so a page of large messages is
-   * never read whole.
+   * Newest first, `before` exclusive, failed messages left out. With `maxChars`, the rows stop after the
+   * first one whose `historyCharsOf`, with its predecessors', passes it (and after the second at the
+   * least): a page of large messages is never read whole, and one more row than fits says there is more.
    */
   readonly history: (
     l2psUid: string,
