@@ -202,6 +202,8 @@ export const open = (
       if (outBytes > 0 && outBytes + item.text.length > cfg.sessionOutputBytes) {
         return Effect.flatMap(Deferred.make<void>(), (room) => {
           outRoom = room
+          // The writer may have taken frames since the check above, before there was a room to signal.
+          if (outBytes === 0 || outBytes + item.text.length <= cfg.sessionOutputBytes) return Effect.suspend(wait)
           return Effect.zipRight(Deferred.await(room), Effect.suspend(wait))
         }).pipe(
           // A live message interrupted while it waits here goes back to the recipient's queue with the rest.

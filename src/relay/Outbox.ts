@@ -79,6 +79,9 @@ export class Outbox {
         return Effect.void
       }
       return Effect.flatMap(Deferred.make<void>(), (room) => {
+        // The socket may have drained since the check above: a waiter registered after the last wake-up
+        // would wait for a write that never comes.
+        if (this.dead || this.hasRoomFor(out.text.length)) return this.offer(out)
         this.roomWaiters.push(room)
         return Effect.zipRight(Deferred.await(room), this.offer(out))
       })
