@@ -110,7 +110,7 @@ describe("a client that stops reading (real sockets)", () => {
     // Unbounded, the node held every page: ~20 MB each, 600 MB in all.
     expect(peak - before).toBeLessThan(200 * MB)
 
-    // The node let the socket go: the stalled session is gone (alice's other session sees no duplicate)…
+    // The node let the socket go (terminated after STALLED_SOCKET_SECONDS without a drain)…
     stalled.resume()
     await Promise.race([stalled.closed, sleep(10_000)])
     expect(stalled.isClosed()).toBe(true)
