@@ -68,6 +68,11 @@ export const startBenchNode = async (storage: StorageChoice): Promise<Target> =>
       REGISTRATION_RATE_PER_ADDRESS: BIG,
       MAX_CONNECTIONS_PER_ADDRESS: BIG,
       MAX_CONNECTIONS: "50000",
+      // The bench measures the node's capacity, not its per-key and per-address read budgets.
+      READ_BURST_PER_KEY: BIG,
+      READ_RATE_PER_KEY: BIG,
+      READ_BURST_PER_ADDRESS: BIG,
+      READ_RATE_PER_ADDRESS: BIG,
       // BENCH_NODE_ENV="K=V,K=V": more settings for the node, to measure one part against another.
       ...Object.fromEntries((process.env["BENCH_NODE_ENV"] ?? "").split(",").filter((kv) => kv.includes("=")).map((kv) => kv.split("=", 2)))
     },

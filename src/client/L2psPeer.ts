@@ -48,6 +48,9 @@ import {
 /** Acknowledgements waiting to be sent at once. */
 const ACKS_MAX = 4096
 
+/** Pages of `discover` followed at most (a node sends up to 1,000 keys a page by default). */
+const DISCOVER_PAGES_MAX = 100
+
 /** A refused or failed request; `message` is the SDK's rejection text. */
 export class L2psError extends Data.TaggedError("L2psError")<{
   /** a server error code, or TIMEOUT / NOT_REGISTERED / DISCONNECTED / CONNECT_TIMEOUT */
@@ -456,10 +459,24 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
           ["history_response"],
           timeouts.request
         ),
-      discover: Effect.tap(
-        request<{ peers: ReadonlyArray<string> }>("discover", () => Effect.succeed({}), ["discover_response"], timeouts.request),
-        (r) => Effect.sync(() => void (st.peers = new Set(r.peers)))
-      ).pipe(Effect.map((r) => r.peers)),
+      // Follows the node's pages (`nextCursor`, an extension: the SDK's nodes send one page, without it).
+      discover: Effect.gen(function*() {
+        const peers: Array<string> = []
+        let cursor: string | undefined
+        for (let page = 0; page < DISCOVER_PAGES_MAX; page++) {
+          const r = yield* request<{ peers: ReadonlyArray<string>; nextCursor?: unknown }>(
+            "discover",
+            () => Effect.succeed(cursor === undefined ? {} : { cursor }),
+            ["discover_response"],
+            timeouts.request
+          )
+          peers.push(...r.peers)
+          if (typeof r.nextCursor !== "string" || r.peers.length === 0) break
+          cursor = r.nextCursor
+        }
+        st.peers = new Set(peers)
+        return peers as ReadonlyArray<string>
+      }),
       requestPublicKey: (targetId) =>
         request<{ publicKey: string | null }>("request_public_key", () => Effect.succeed({ targetId }), ["public_key_response"], timeouts.request)
           .pipe(Effect.map((r) => r.publicKey ?? null)),

@@ -77,21 +77,35 @@ export const root = (leaves: ReadonlyArray<string>): string => {
   return toHex(level[0]!)
 }
 
-/** Sibling hashes from the leaf at `index` up to the root. */
-export const path = (leaves: ReadonlyArray<string>, index: number): Array<PathStep> => {
-  const steps: Array<PathStep> = []
+/** Every level of the tree, leaves first, root last: what `pathIn` reads a path from (cached per batch). */
+export const levels = (leaves: ReadonlyArray<string>): Array<Array<Uint8Array>> => {
   let level: Array<Uint8Array> = leaves.map(fromHex)
-  let i = index
+  const all = [level]
   while (level.length > 1) {
-    const sibling = i % 2 === 0 ? i + 1 : i - 1
-    if (sibling < level.length) steps.push({ hash: toHex(level[sibling]!), side: sibling < i ? "left" : "right" })
     const up: Array<Uint8Array> = []
     for (let j = 0; j < level.length; j += 2) up.push(j + 1 < level.length ? nodeHash(level[j]!, level[j + 1]!) : level[j]!)
-    level = up
+    all.push(level = up)
+  }
+  return all
+}
+
+/** Sibling hashes from the leaf at `index` up to the root, read from the tree's `levels`. */
+export const pathIn = (tree: ReadonlyArray<ReadonlyArray<Uint8Array>>, index: number): Array<PathStep> => {
+  const steps: Array<PathStep> = []
+  let i = index
+  for (const level of tree.slice(0, -1)) {
+    const sibling = i % 2 === 0 ? i + 1 : i - 1
+    if (sibling < level.length) steps.push({ hash: toHex(level[sibling]!), side: sibling < i ? "left" : "right" })
     i = Math.floor(i / 2)
   }
   return steps
 }
+
+/** The leaf at `index` of the tree's `levels`, as hex. */
+export const leafIn = (tree: ReadonlyArray<ReadonlyArray<Uint8Array>>, index: number): string => toHex(tree[0]![index]!)
+
+/** Sibling hashes from the leaf at `index` up to the root. */
+export const path = (leaves: ReadonlyArray<string>, index: number): Array<PathStep> => pathIn(levels(leaves), index)
 
 /** Folds the path from the leaf; true when it reaches `expectedRoot`. */
 export const verifyInclusion = (leaf: string, steps: ReadonlyArray<PathStep>, expectedRoot: string): boolean => {

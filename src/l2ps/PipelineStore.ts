@@ -68,10 +68,17 @@ export interface PipelineStoreShape {
   /** Depths and ages for monitoring, per network that has any. */
   readonly stats: Effect.Effect<ReadonlyArray<NetworkStats>, StorageError>
   /**
-   * A message with its batch, the batch's leaf hashes in order and the message's position among them.
-   * Only a message `participant` sent or received in the network: a hash is unique per sender, so the one
-   * it sent comes first, then the oldest sent to it (`from` picks the sender).
+   * A message with its batch and its position in the batch (-1 when not batched), without the batch's
+   * leaves. Only a message `participant` sent or received in the network: a hash is unique per sender, so
+   * the one it sent comes first, then the oldest sent to it (`from` picks the sender).
    */
+  readonly placeOf: (query: InclusionQuery) => Effect.Effect<
+    { readonly message: StoredMessage; readonly batch: Batch | undefined; readonly index: number } | undefined,
+    StorageError
+  >
+  /** The leaf hashes of a batch, in order. */
+  readonly batchLeaves: (batchId: string) => Effect.Effect<ReadonlyArray<string>, StorageError>
+  /** `placeOf` with the batch's leaf hashes in order. */
   readonly inclusionOf: (query: InclusionQuery) => Effect.Effect<
     | {
       readonly message: StoredMessage

@@ -4,7 +4,7 @@ import * as Layer from "effect/Layer"
 import { COLUMNS, MESSAGES, type MessageRow, toMessage } from "../storage/MessageRow.ts"
 import { StorageError } from "../storage/Storage.ts"
 import { leafHash } from "./Merkle.ts"
-import { type Batch, type BatchStatus, type MempoolEntry, PipelineStore, type PipelineStoreShape } from "./PipelineStore.ts"
+import { type Batch, type BatchStatus, type InclusionQuery, type MempoolEntry, PipelineStore, type PipelineStoreShape } from "./PipelineStore.ts"
 
 interface BatchRow {
   readonly id: string | number
@@ -59,6 +59,24 @@ export const make = Effect.gen(function*() {
   const fail = (operation: string) => (cause: unknown) => new StorageError({ operation, cause })
   // Ids start at 1: 0 is "from the start". The reads are functions (migration 0007).
   const after = (afterId: string | undefined) => (afterId === undefined ? 0 : Number(afterId))
+
+  /** The message `q` names, among those its participant sent or received in the network. */
+  const ofParticipant = (q: InclusionQuery) =>
+    sql`m.message_hash = ${q.messageHash} AND m.l2ps_uid = ${q.l2psUid}
+      AND (m.from_key = ${q.participant} OR m.to_key = ${q.participant})
+      AND ${q.from === undefined ? sql`TRUE` : sql`m.from_key = ${q.from}`}`
+  const batchLeaves = (batchId: number) =>
+    Effect.gen(function*() {
+      const members = yield* sql<{ leaf: string | null }>`
+        SELECT leaf FROM l2ps_batch_messages WHERE batch_id = ${batchId} ORDER BY message_id`
+      if (members.every((r) => r.leaf !== null)) return members.map((r) => r.leaf!)
+      // A batch stored before leaves were kept (migration 0007): from its payloads.
+      const entries = yield* sql<EntryRow>`
+        SELECT m.id, m.l2ps_uid, m.message_hash, m.encrypted, m.ts
+        FROM l2ps_batch_messages bm JOIN l2ps_messages m ON m.id = bm.message_id
+        WHERE bm.batch_id = ${batchId} ORDER BY m.id`
+      return entries.map(toEntry).map(leafHash)
+    })
 
   const store: PipelineStoreShape = {
     // EXISTS is planned for its first row: along the index, whatever the statistics.
@@ -164,13 +182,29 @@ export const make = Effect.gen(function*() {
         }
       })
     }).pipe(Effect.mapError(fail("stats"))),
+    placeOf: (q) =>
+      Effect.gen(function*() {
+        const [m] = yield* sql<MessageRow & { batch_id: string | number | null }>`
+          SELECT ${sql.literal(COLUMNS)}, bm.batch_id FROM ${sql.literal(MESSAGES)}
+          WHERE ${ofParticipant(q)}
+          ORDER BY m.from_key = ${q.participant} DESC, m.id
+          LIMIT 1`
+        if (m === undefined) return undefined
+        const message = toMessage(m)
+        if (m.batch_id === null) return { message, batch: undefined, index: -1 }
+        const batchId = Number(m.batch_id)
+        const [b] = yield* sql<BatchRow>`SELECT * FROM l2ps_batches WHERE id = ${batchId}`
+        // Along l2ps_batch_messages_batch (batch_id, message_id): the members before it.
+        const [before] = yield* sql<{ n: string | number }>`
+          SELECT count(*) AS n FROM l2ps_batch_messages WHERE batch_id = ${batchId} AND message_id < ${message.id}`
+        return { message, batch: b === undefined ? undefined : toBatch(b), index: Number(before?.n ?? 0) }
+      }).pipe(Effect.mapError(fail("placeOf"))),
+    batchLeaves: (batchId) => batchLeaves(Number(batchId)).pipe(Effect.mapError(fail("batchLeaves"))),
     inclusionOf: (q) =>
       Effect.gen(function*() {
         const [m] = yield* sql<MessageRow & { batch_id: string | number | null }>`
           SELECT ${sql.literal(COLUMNS)}, bm.batch_id FROM ${sql.literal(MESSAGES)}
-          WHERE m.message_hash = ${q.messageHash} AND m.l2ps_uid = ${q.l2psUid}
-            AND (m.from_key = ${q.participant} OR m.to_key = ${q.participant})
-            AND ${q.from === undefined ? sql`TRUE` : sql`m.from_key = ${q.from}`}
+          WHERE ${ofParticipant(q)}
           ORDER BY m.from_key = ${q.participant} DESC, m.id
           LIMIT 1`
         if (m === undefined) return undefined
@@ -178,17 +212,11 @@ export const make = Effect.gen(function*() {
         if (m.batch_id === null) return { message, batch: undefined, leaves: [], index: -1 }
         const batchId = Number(m.batch_id)
         const [b] = yield* sql<BatchRow>`SELECT * FROM l2ps_batches WHERE id = ${batchId}`
-        const members = yield* sql<{ message_id: string | number; leaf: string | null }>`
-          SELECT message_id, leaf FROM l2ps_batch_messages WHERE batch_id = ${batchId} ORDER BY message_id`
+        const members = yield* sql<{ message_id: string | number }>`
+          SELECT message_id FROM l2ps_batch_messages WHERE batch_id = ${batchId} ORDER BY message_id`
         const index = members.findIndex((r) => String(r.message_id) === message.id)
         const batch = b === undefined ? undefined : toBatch(b)
-        if (members.every((r) => r.leaf !== null)) return { message, batch, leaves: members.map((r) => r.leaf!), index }
-        // A batch stored before leaves were kept (migration 0007): from its payloads.
-        const entries = yield* sql<EntryRow>`
-          SELECT m.id, m.l2ps_uid, m.message_hash, m.encrypted, m.ts
-          FROM l2ps_batch_messages bm JOIN l2ps_messages m ON m.id = bm.message_id
-          WHERE bm.batch_id = ${batchId} ORDER BY m.id`
-        return { message, batch, leaves: entries.map(toEntry).map(leafHash), index }
+        return { message, batch, leaves: yield* batchLeaves(batchId), index }
       }).pipe(Effect.mapError(fail("inclusionOf")))
   }
   return store

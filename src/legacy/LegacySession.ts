@@ -68,6 +68,9 @@ export const open = (
   let liveBytes = 0
   const wake = run(Queue.sliding<void>(1))
   const outbox = run(Queue.bounded<OutItem>(cfg.sessionOutbox))
+  /** Characters of every frame in the outbox; the processor waits while it holds `sessionOutputBytes`. */
+  let outBytes = 0
+  let outRoom: Deferred.Deferred<void> | undefined
   const closed = run(Deferred.make<void>())
   const id = ++nextId
   const questions = new Map<string, Deferred.Deferred<unknown, QuestionFailure>>()
@@ -117,7 +120,7 @@ export const open = (
       poke()
     },
     notify: (text) => {
-      if (!closing) outbox.unsafeOffer({ text })
+      if (!closing && outbox.unsafeOffer({ text })) outBytes += text.length
     },
     ask: (questionId, question) => {
       if (closing) return undefined
@@ -145,7 +148,7 @@ export const open = (
     get registration() {
       return registration
     },
-    reply: (type, payload) => Queue.offer(outbox, { text: encodeFrame(type, payload) }).pipe(Effect.asVoid),
+    reply: (type, payload) => toOutbox({ text: encodeFrame(type, payload) }),
     register: (clientId, publicKey, signer) =>
       registration = registration?.clientId === clientId
         ? { ...registration, publicKey, signer }
@@ -173,7 +176,7 @@ export const open = (
   }
 
   const errorFrame = (error: LegacyError) =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) => Queue.offer(outbox, { text: encodeError(error, now) }))
+    Effect.flatMap(Clock.currentTimeMillis, (now) => toOutbox({ text: encodeError(error, now) }))
 
   const writer = Effect.gen(function*() {
     while (true) {
@@ -183,6 +186,11 @@ export const open = (
         continue
       }
       if (item.live === true) liveBytes -= item.text.length
+      outBytes -= item.text.length
+      if (outRoom !== undefined) {
+        Deferred.unsafeDone(outRoom, Exit.void)
+        outRoom = undefined
+      }
       const result = conn.send(item.text)
       if (result === "closed") {
         if (item.messageId !== undefined) unwritten.push(item.messageId)
@@ -190,11 +198,37 @@ export const open = (
       }
       if (result === "backpressure") {
         drainSignal = yield* Deferred.make<void>()
-        yield* Deferred.await(drainSignal)
+        // A reader that takes nothing for this long is let go, with what waits for it.
+        const drained = yield* Deferred.await(drainSignal).pipe(Effect.timeout(cfg.stalledSocketMillis), Effect.option)
         drainSignal = undefined
+        if (Option.isNone(drained)) {
+          conn.terminate()
+          return
+        }
       }
     }
   })
+
+  /**
+   * Queues a frame of the session's own, waiting while the outbox holds `sessionOutputBytes` (one frame
+   * of any size goes into an empty one). Only the processor fiber queues this way, so there is one waiter.
+   */
+  const toOutbox = (item: Outgoing & { readonly live?: boolean }): Effect.Effect<void> =>
+    Effect.suspend(function wait(): Effect.Effect<void> {
+      if (outBytes > 0 && outBytes + item.text.length > cfg.sessionOutputBytes) {
+        return Effect.flatMap(Deferred.make<void>(), (room) => {
+          outRoom = room
+          // The writer may have taken frames since the check above, before there was a room to signal.
+          if (outBytes === 0 || outBytes + item.text.length <= cfg.sessionOutputBytes) return Effect.suspend(wait)
+          return Effect.zipRight(Deferred.await(room), Effect.suspend(wait))
+        }).pipe(
+          // A live message interrupted while it waits here goes back to the recipient's queue with the rest.
+          Effect.onInterrupt(() => Effect.sync(() => item.messageId !== undefined && unwritten.push(item.messageId)))
+        )
+      }
+      outBytes += item.text.length
+      return Queue.offer(outbox, item).pipe(Effect.asVoid)
+    })
 
   const written = Effect.flatMap(Deferred.make<boolean>(), (marker) =>
     Queue.offer(outbox, { marker }).pipe(Effect.zipRight(Deferred.await(marker))))
@@ -235,7 +269,7 @@ export const open = (
     if (reg === undefined) return Effect.void
     return catchUp(deps, reg.clientId, {
       pending: () => sizeOf(inbox) > 0,
-      send: (text) => Queue.offer(outbox, { text }).pipe(Effect.asVoid),
+      send: (text) => toOutbox({ text }),
       written
     }).pipe(
       Effect.map((done) => {
@@ -256,7 +290,7 @@ export const open = (
     const frame = yield* Queue.poll(inbox)
     if (Option.isSome(frame)) return yield* handle(frame.value)
     const mail = yield* Queue.poll(mailbox)
-    if (Option.isSome(mail)) return yield* Queue.offer(outbox, mail.value)
+    if (Option.isSome(mail)) return yield* toOutbox(mail.value)
     if (flushRequested && registration !== undefined) return yield* flush
     yield* Queue.take(wake)
   })

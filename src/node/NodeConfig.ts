@@ -106,6 +106,26 @@ export interface NodeConfigShape {
   readonly replayPerAddressMax: number
   /** Register/history proofs must name this node and the network (SECURITY.md 6); otherwise both forms are accepted. */
   readonly requireBoundProofs: boolean
+  /** Characters a session may have waiting to be written, its own replies and others' messages together. */
+  readonly sessionOutputBytes: number
+  /** A socket that takes nothing of what it is sent (no drain) for this long is closed. */
+  readonly stalledSocketMillis: number
+  /** Characters of messages in one history page; past it the page ends early with `hasMore`. */
+  readonly historyPageBytes: number
+  /** Read cost (rows, KiB) per key: a bucket of this size… */
+  readonly readBurstPerKey: number
+  /** …refilled at this rate per second. */
+  readonly readRatePerKey: number
+  /** Read cost per remote address: a bucket of this size… */
+  readonly readBurstPerAddress: number
+  /** …refilled at this rate per second. */
+  readonly readRatePerAddress: number
+  /** Most keys in one `discover_response`. */
+  readonly discoverMaxPeers: number
+  /** Presence changes of one key announced at once… */
+  readonly presenceBurst: number
+  /** …and then at most this many per minute; the rest are coalesced into its latest state. */
+  readonly presencePerMinute: number
 }
 
 /** The node's configuration port. */
@@ -170,7 +190,17 @@ export const defaults: NodeConfigShape = {
   proofFutureSkewMillis: 30_000,
   replayPerKeyMax: 1000,
   replayPerAddressMax: 10_000,
-  requireBoundProofs: false
+  requireBoundProofs: false,
+  sessionOutputBytes: 8 * 1024 * 1024,
+  stalledSocketMillis: 30_000,
+  historyPageBytes: 1024 * 1024,
+  readBurstPerKey: 10_000,
+  readRatePerKey: 2_000,
+  readBurstPerAddress: 40_000,
+  readRatePerAddress: 8_000,
+  discoverMaxPeers: 1000,
+  presenceBurst: 4,
+  presencePerMinute: 30
 }
 
 /** Tests and embedding hosts: defaults with overrides, `networks` given as uids or full limits. */
@@ -329,7 +359,17 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
     replayPerAddressMax: positive("REPLAY_CACHE_PER_ADDRESS", defaults.replayPerAddressMax),
     requireBoundProofs: Config.boolean("REQUIRE_BOUND_PROOFS").pipe(Config.withDefault(defaults.requireBoundProofs)),
     offlineBytesPerSender: positive("OFFLINE_BYTES_PER_SENDER", defaultLimits.offlineBytesPerSender),
-    offlineBytesPerRecipient: positive("OFFLINE_BYTES_PER_RECIPIENT", defaultLimits.offlineBytesPerRecipient)
+    offlineBytesPerRecipient: positive("OFFLINE_BYTES_PER_RECIPIENT", defaultLimits.offlineBytesPerRecipient),
+    sessionOutputBytes: positive("SESSION_OUTPUT_BYTES", defaults.sessionOutputBytes),
+    stalledSocketSeconds: positive("STALLED_SOCKET_SECONDS", defaults.stalledSocketMillis / 1000),
+    historyPageBytes: positive("HISTORY_PAGE_BYTES", defaults.historyPageBytes),
+    readBurstPerKey: positive("READ_BURST_PER_KEY", defaults.readBurstPerKey),
+    readRatePerKey: positive("READ_RATE_PER_KEY", defaults.readRatePerKey),
+    readBurstPerAddress: positive("READ_BURST_PER_ADDRESS", defaults.readBurstPerAddress),
+    readRatePerAddress: positive("READ_RATE_PER_ADDRESS", defaults.readRatePerAddress),
+    discoverMaxPeers: positive("DISCOVER_MAX_PEERS", defaults.discoverMaxPeers),
+    presenceBurst: positive("PRESENCE_BURST", defaults.presenceBurst),
+    presencePerMinute: positive("PRESENCE_PER_MINUTE", defaults.presencePerMinute)
   })
   const base: NetworkLimits = {
     rateLimitPerSec: env.rateLimitPerSec,
@@ -384,7 +424,17 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
     proofFutureSkewMillis: env.proofFutureSkewSeconds * 1000,
     replayPerKeyMax: env.replayPerKeyMax,
     replayPerAddressMax: env.replayPerAddressMax,
-    requireBoundProofs: env.requireBoundProofs
+    requireBoundProofs: env.requireBoundProofs,
+    sessionOutputBytes: env.sessionOutputBytes,
+    stalledSocketMillis: env.stalledSocketSeconds * 1000,
+    historyPageBytes: env.historyPageBytes,
+    readBurstPerKey: env.readBurstPerKey,
+    readRatePerKey: env.readRatePerKey,
+    readBurstPerAddress: env.readBurstPerAddress,
+    readRatePerAddress: env.readRatePerAddress,
+    discoverMaxPeers: env.discoverMaxPeers,
+    presenceBurst: env.presenceBurst,
+    presencePerMinute: env.presencePerMinute
   }
 })
 

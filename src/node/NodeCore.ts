@@ -6,7 +6,9 @@ import * as AddressLimits from "../relay/AddressLimits.ts"
 import * as OfflineExpiry from "../ops/OfflineExpiry.ts"
 import * as Committer from "../relay/Committer.ts"
 import * as PendingProbe from "../relay/PendingProbe.ts"
+import * as Presence from "../relay/Presence.ts"
 import * as RateLimits from "../relay/RateLimits.ts"
+import * as ReadBudget from "../relay/ReadBudget.ts"
 import * as Relay from "../relay/Relay.ts"
 import * as ReplayGuard from "../relay/ReplayGuard.ts"
 import * as ServerClock from "../relay/ServerClock.ts"
@@ -20,8 +22,9 @@ const Internals = Layer.mergeAll(
   RateLimits.layer,
   ReplayGuard.layer,
   ServerClock.layer,
-  Sessions.layer
-).pipe(Layer.provideMerge(Mempool.layer))
+  Presence.layer,
+  ReadBudget.layer
+).pipe(Layer.provideMerge(Sessions.layer), Layer.provideMerge(Mempool.layer))
 
 /**
  * The node over its ports only (NodeConfig, Crypto, NodeKey, Storage, PipelineStore, ValidatorPool,

@@ -4,6 +4,7 @@ import * as Exit from "effect/Exit"
 import type { WriteResult } from "../transport/Transport.ts"
 import { Fifo } from "./Fifo.ts"
 import type { Outgoing } from "./SessionState.ts"
+import type { StallHooks } from "./StallWatch.ts"
 
 type Item =
   | { readonly text: string; readonly messageId: string | undefined; readonly live: boolean }
@@ -15,7 +16,9 @@ type Item =
  * No fiber per session is woken to write (that cost more than the write itself under load).
  *
  * `live` frames (messages pushed by other sessions) are also bounded in bytes, and stop short of the
- * last `reserved` slots so that the session's own replies always find room.
+ * last `reserved` slots so that the session's own replies always find room. Every frame together is
+ * bounded by `maxBytes` as well: a reply waits while the outbox holds that much (one reply of any size
+ * is taken when no other frame waits), so a client that asks and never reads holds a bounded amount.
  */
 export class Outbox {
   private readonly items = new Fifo<Item>()
@@ -25,14 +28,18 @@ export class Outbox {
   private roomWaiters: Array<Deferred.Deferred<void>> = []
   /** Bytes of live frames not yet written. */
   liveBytes = 0
+  /** Bytes of every frame not yet written. */
+  bytes = 0
 
   constructor(
     private readonly write: (text: string) => WriteResult,
     readonly capacity: number,
     private readonly reserved: number,
     private readonly maxLiveBytes: number,
+    private readonly maxBytes: number,
     /** Called after frames were written (the session may start a catch-up from storage). */
-    private readonly onWritten: () => void
+    private readonly onWritten: () => void,
+    private readonly stall: StallHooks
   ) {}
 
   get size(): number {
@@ -41,12 +48,16 @@ export class Outbox {
 
   /** Whether a live frame would be taken now. */
   hasRoomForLive(): boolean {
-    return !this.dead && this.size < this.capacity - this.reserved && this.liveBytes < this.maxLiveBytes
+    return !this.dead && this.size < this.capacity - this.reserved && this.liveBytes < this.maxLiveBytes &&
+      this.bytes < this.maxBytes
   }
 
   /** Non-blocking: false when full (the frame must then wait in storage). */
   pushLive(text: string, messageId: string | undefined): boolean {
-    if (this.dead || this.size >= this.capacity - this.reserved || this.liveBytes + text.length > this.maxLiveBytes) {
+    if (
+      this.dead || this.size >= this.capacity - this.reserved || this.liveBytes + text.length > this.maxLiveBytes ||
+      this.bytes + text.length > this.maxBytes
+    ) {
       return false
     }
     this.liveBytes += text.length
@@ -63,11 +74,14 @@ export class Outbox {
   offer(out: Outgoing): Effect.Effect<void> {
     return Effect.suspend(() => {
       if (this.dead) return Effect.void
-      if (this.size < this.capacity) {
+      if (this.hasRoomFor(out.text.length)) {
         this.enqueue({ text: out.text, messageId: out.messageId, live: false })
         return Effect.void
       }
       return Effect.flatMap(Deferred.make<void>(), (room) => {
+        // The socket may have drained since the check above: a waiter registered after the last wake-up
+        // would wait for a write that never comes.
+        if (this.dead || this.hasRoomFor(out.text.length)) return this.offer(out)
         this.roomWaiters.push(room)
         return Effect.zipRight(Deferred.await(room), this.offer(out))
       })
@@ -84,8 +98,13 @@ export class Outbox {
     })
   })
 
+  private hasRoomFor(length: number): boolean {
+    return this.size < this.capacity && (this.bytes === 0 || this.bytes + length <= this.maxBytes)
+  }
+
   /** The socket can take more. */
   drain(): void {
+    if (this.blocked) this.stall.drained()
     this.blocked = false
     this.pump()
   }
@@ -99,11 +118,14 @@ export class Outbox {
       else if (item.messageId !== undefined) unwritten.push(item.messageId)
     }
     this.liveBytes = 0
+    this.bytes = 0
+    this.stall.drained()
     this.wakeWaiters()
     return unwritten
   }
 
   private enqueue(item: Item): void {
+    if ("text" in item) this.bytes += item.text.length
     this.items.push(item)
     if (!this.blocked && !this.pumping) this.pump()
   }
@@ -127,8 +149,12 @@ export class Outbox {
         }
         this.items.shift()
         wrote = true
+        this.bytes -= item.text.length
         if (item.live) this.liveBytes -= item.text.length
-        if (result === "backpressure") this.blocked = true
+        if (result === "backpressure") {
+          this.blocked = true
+          this.stall.blocked()
+        }
       }
     } finally {
       this.pumping = false
@@ -138,7 +164,7 @@ export class Outbox {
   }
 
   private wakeWaiters(): void {
-    if (this.roomWaiters.length === 0 || (!this.dead && this.size >= this.capacity)) return
+    if (this.roomWaiters.length === 0 || (!this.dead && (this.size >= this.capacity || this.bytes >= this.maxBytes))) return
     const waiters = this.roomWaiters
     this.roomWaiters = []
     for (const w of waiters) Deferred.unsafeDone(w, Exit.void)

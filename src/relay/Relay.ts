@@ -4,7 +4,6 @@ import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Runtime from "effect/Runtime"
-import { NodeKey } from "../crypto/NodeKey.ts"
 import * as Metrics from "../ops/Metrics.ts"
 import type { ConnectionHandler } from "../transport/Transport.ts"
 import * as AddressLimits from "./AddressLimits.ts"
@@ -18,6 +17,7 @@ import { send, sendNow } from "./handlers/Send.ts"
 import * as RegistrationDeadline from "./RegistrationDeadline.ts"
 import * as RelayDeps from "./RelayDeps.ts"
 import * as Session from "./Session.ts"
+import * as StallWatch from "./StallWatch.ts"
 
 /** The L2PS messaging protocol as a connection handler, independent of any server. */
 export class Relay extends Context.Tag("im/Relay")<Relay, ConnectionHandler>() {}
@@ -26,11 +26,11 @@ export const layer = Layer.scoped(
   Relay,
   Effect.gen(function*() {
     const deps = yield* RelayDeps.make
-    const nodeKey = yield* NodeKey
     const runtime = yield* Effect.runtime<never>()
     // Sessions live in the relay's scope: stopping the node interrupts them and runs their cleanup.
     const sessions = yield* FiberSet.make()
     const fork = yield* FiberSet.runtime(sessions)<never>()
+    const stalls = yield* StallWatch.make(deps.cfg.stalledSocketMillis)
     // A quiet session has no fiber to interrupt: the open ones are closed (and cleaned up) here, first.
     const open = new Set<Effect.Effect<void>>()
     yield* Effect.addFinalizer(() => Effect.forEach(open, (close) => close, { concurrency: "unbounded", discard: true }))
@@ -41,7 +41,7 @@ export const layer = Layer.scoped(
       discover: discover(deps),
       request_public_key: requestPublicKey(deps),
       ack: ack(deps),
-      proof_request: proofRequest(deps.pipeline, nodeKey.publicKeyHex),
+      proof_request: proofRequest(deps),
       node_info: nodeInfo(deps)
     }
     const fastHandlers: Record<string, Session.FastHandler> = { send: sendNow(deps) }
@@ -51,7 +51,7 @@ export const layer = Layer.scoped(
       open: (conn) =>
         deadline.guard(conn, (registered) => AddressLimits.guard(deps.addressLimits, conn, () => {
           run(Metric.increment(Metrics.connections))
-          const { shutdown, ...events } = Session.open(deps, handlers, fastHandlers, fork, conn, registered)
+          const { shutdown, ...events } = Session.open(deps, handlers, fastHandlers, fork, conn, stalls, registered)
           open.add(shutdown)
           return {
             ...events,

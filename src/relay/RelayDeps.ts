@@ -8,7 +8,9 @@ import { AddressLimits } from "./AddressLimits.ts"
 import { nodeIdOf } from "./BoundProof.ts"
 import { Committer } from "./Committer.ts"
 import { PendingProbe } from "./PendingProbe.ts"
+import { Presence } from "./Presence.ts"
 import { RateLimits } from "./RateLimits.ts"
+import { ReadBudget } from "./ReadBudget.ts"
 import { ReplayGuard } from "./ReplayGuard.ts"
 import { ServerClock } from "./ServerClock.ts"
 import { Sessions } from "./Sessions.ts"
@@ -29,6 +31,8 @@ export interface RelayDeps {
   /** The node's ML-DSA-65 public key (hex) and its SHA-256, the node's name in bound proofs. */
   readonly nodeKey: string
   readonly nodeId: string
+  readonly presence: typeof Presence.Service
+  readonly readBudget: typeof ReadBudget.Service
   /** The current time for plain code (the connection's callbacks), from the same `Clock` as effects. */
   readonly now: () => number
 }
@@ -47,5 +51,7 @@ export const make = Effect.flatMap(NodeKey, (key) => Effect.all({
   pipeline: PipelineStore,
   addressLimits: AddressLimits,
   pendingProbe: PendingProbe,
+  presence: Presence,
+  readBudget: ReadBudget,
   now: Effect.map(Effect.clock, (clock) => () => clock.unsafeCurrentTimeMillis())
 }))

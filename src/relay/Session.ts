@@ -14,6 +14,7 @@ import type { Connection, ConnectionEvents } from "../transport/Transport.ts"
 import { flushPending } from "./handlers/Delivery.ts"
 import { Inbox } from "./Inbox.ts"
 import { Outbox } from "./Outbox.ts"
+import type { StallWatch } from "./StallWatch.ts"
 import { unregister } from "./handlers/Unregister.ts"
 import type { RelayDeps } from "./RelayDeps.ts"
 import type { Peer } from "./Sessions.ts"
@@ -75,6 +76,7 @@ export const open = (
   fastHandlers: Readonly<Record<string, FastHandler>>,
   fork: (actor: Effect.Effect<void>) => Fiber.RuntimeFiber<void>,
   conn: Connection,
+  stalls: StallWatch,
   registered: () => void = () => {}
 ): ConnectionEvents & { readonly shutdown: Effect.Effect<void> } => {
   const { cfg } = deps
@@ -98,7 +100,9 @@ export const open = (
     cfg.sessionOutbox,
     Math.min(RESERVED, Math.floor(cfg.sessionOutbox / 4)),
     cfg.sessionOutboxBytes,
-    () => flushRequested && scheduleFlush()
+    cfg.sessionOutputBytes,
+    () => flushRequested && scheduleFlush(),
+    stalls.hooks(id, conn.terminate)
   )
 
   // Messages handed to this session and not yet acknowledged by it; past the bound the oldest are

@@ -36,6 +36,8 @@ export class Sessions extends Context.Tag("im/Sessions")<Sessions, {
   /** `online` from plain code. */
   readonly onlineNow: (l2psUid: string, key: string) => ReadonlyArray<Peer>
   readonly keys: (l2psUid: string) => Effect.Effect<ReadonlyArray<string>>
+  /** At most `max` keys from the `offset`-th, in registration order, and how many the network has. */
+  readonly keysPage: (l2psUid: string, offset: number, max: number) => Effect.Effect<{ readonly keys: ReadonlyArray<string>; readonly total: number }>
   /**
    * Sends a presence frame to every session of the network but those of `exceptKey`: one publish to the
    * network's topic, so that a registration storm costs one write per socket and loop turn, not one per
@@ -85,6 +87,19 @@ export const layer: Layer.Layer<Sessions> = Layer.sync(Sessions, () => {
     online: (l2psUid, key) => Effect.sync(() => onlineNow(l2psUid, key)),
     onlineNow,
     keys: (l2psUid) => Effect.sync(() => [...(networks.get(l2psUid)?.keys() ?? [])]),
+    keysPage: (l2psUid, offset, max) =>
+      Effect.sync(() => {
+        const keys = networks.get(l2psUid)
+        if (keys === undefined) return { keys: [], total: 0 }
+        const page: Array<string> = []
+        let i = 0
+        for (const key of keys.keys()) {
+          if (i++ < offset) continue
+          if (page.length === max) break
+          page.push(key)
+        }
+        return { keys: page, total: keys.size }
+      }),
     broadcast: (l2psUid, exceptKey, text) =>
       Effect.sync(() => {
         const keys = networks.get(l2psUid)

@@ -9,6 +9,7 @@ import { BATCH_JOIN, COLUMNS, MESSAGES, type MessageRow, toMessage } from "./Mes
 import {
   type CommitRequest,
   type CommitResult,
+  HISTORY_ROW_OVERHEAD,
   isPending,
   type NewMessage,
   OFFLINE_MESSAGE_OVERHEAD,
@@ -296,17 +297,28 @@ export const make = Effect.gen(function*() {
     )
 
   // Along `l2ps_messages_conversation` (migration 0006): the hash finds the rows, the text rechecks them.
-  const history: StorageShape["history"] = (l2psUid, me, peer, before, limit) => {
+  // With `maxChars`, the sizes are summed over the page only (the window runs after its LIMIT).
+  const history: StorageShape["history"] = (l2psUid, me, peer, before, limit, maxChars) => {
     const conversation = conversationOf(me, peer)
-    return sql<MessageRow>`
-      SELECT ${columns} FROM (
+    const page = sql`
         SELECT * FROM l2ps_messages
         WHERE l2ps_uid = ${l2psUid} AND hashtextextended(conversation, 0) = hashtextextended(${conversation}, 0)
           AND conversation = ${conversation}
           AND delivery_status <> 'failed'
           AND ${before === undefined ? sql`TRUE` : sql`ts < ${before}`}
         ORDER BY ts DESC, id DESC
-        LIMIT ${limit}) m ${batchJoin}
+        LIMIT ${limit}`
+    // Every row the page may hold, and the first it may not (so the caller knows there is more): rows
+    // whose predecessors fit, and the second row whatever the first's size (a page holds at least one).
+    const bounded = maxChars === undefined ? page : sql`
+        SELECT * FROM (
+          SELECT p.*, sum(length(p.encrypted::text) + ${HISTORY_ROW_OVERHEAD}) OVER w
+            - (length(p.encrypted::text) + ${HISTORY_ROW_OVERHEAD}) AS chars_before, row_number() OVER w AS rn
+          FROM (${page}) p
+          WINDOW w AS (ORDER BY p.ts DESC, p.id DESC)) w
+        WHERE w.rn <= 2 OR w.chars_before <= ${maxChars}`
+    return sql<MessageRow>`
+      SELECT ${columns} FROM (${bounded}) m ${batchJoin}
       ORDER BY m.ts DESC, m.id DESC`.pipe(Effect.map((rows) => rows.map(toMessage)), Effect.mapError(fail("history")))
   }
 

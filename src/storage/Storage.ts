@@ -110,13 +110,18 @@ export interface StorageShape {
     hashes: ReadonlyArray<string>,
     at: number
   ) => Effect.Effect<ReadonlyArray<{ readonly messageHash: string; readonly from: string }>, StorageError>
-  /** Newest first, `before` exclusive, failed messages left out. */
+  /**
+   * Newest first, `before` exclusive, failed messages left out. With `maxChars`, the rows stop after the
+   * first one whose `historyCharsOf`, with its predecessors', passes it (and after the second at the
+   * least): a page of large messages is never read whole, and one more row than fits says there is more.
+   */
   readonly history: (
     l2psUid: string,
     me: string,
     peer: string,
     before: number | undefined,
-    limit: number
+    limit: number,
+    maxChars?: number
   ) => Effect.Effect<ReadonlyArray<StoredMessage>, StorageError>
   /** A message by its key: the hash is unique per network and sender. */
   readonly byHash: (l2psUid: string, from: string, messageHash: string) => Effect.Effect<StoredMessage | undefined, StorageError>
@@ -135,3 +140,7 @@ export class Storage extends Context.Tag("im/Storage")<Storage, StorageShape>() 
 /** The reference `status`: the most advanced of the L2PS and delivery states. */
 export const statusOf = (m: Pick<StoredMessage, "deliveryStatus" | "l2psStatus">): string =>
   m.l2psStatus === "l2ps_pending" ? m.deliveryStatus : m.l2psStatus
+
+/** What a message counts against a history page: its payload's JSON and room for every other field. */
+export const HISTORY_ROW_OVERHEAD = 1024
+export const historyCharsOf = (m: StoredMessage): number => m.encryptedJson.length + HISTORY_ROW_OVERHEAD

@@ -48,6 +48,7 @@ const start = (options: ServeOptions, sockets: Set<ServerWebSocket<SocketData>>,
             return r > 0 ? "ok" : r === -1 ? "backpressure" : "closed"
           },
           close: (code, reason) => ws.close(code, reason),
+          terminate: () => ws.terminate(),
           subscribe: (topic) => {
             if (ws.readyState === 1) ws.subscribe(topic)
           },

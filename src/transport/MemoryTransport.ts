@@ -94,6 +94,7 @@ export const layer: Layer.Layer<Transport | MemoryTransport> = Layer.effectConte
             return "ok"
           },
           close: (code, reason) => finish(code, reason),
+          terminate: () => finish(1006, ""),
           subscribe: (topic) => {
             if (isClosed) return
             subscribed.add(topic)

@@ -12,6 +12,8 @@ export interface Connection {
   readonly remoteAddress: string
   readonly send: (text: string) => WriteResult
   readonly close: (code: number, reason: string) => void
+  /** Ends the connection at once, without a closing handshake (for a peer that reads nothing). */
+  readonly terminate: () => void
   /** Topics: a frame published to one is written by the transport to every socket subscribed to it. */
   readonly subscribe: (topic: string) => void
   readonly unsubscribe: (topic: string) => void

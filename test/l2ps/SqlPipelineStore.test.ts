@@ -94,6 +94,10 @@ for (const db of await databases()) {
         expect(inclusion?.batch?.id).toBe(second.id)
         expect(inclusion?.leaves).toEqual(leavesOf(ids.slice(2)))
         expect(inclusion?.index).toBe(1)
+        // The proof path's reads apart (finding 8): its place without the leaves, the leaves once per batch.
+        const place = yield* store.placeOf({ l2psUid: "n1", participant: last!.from_key, messageHash: last!.message_hash })
+        expect({ batch: place?.batch?.id, index: place?.index }).toEqual({ batch: second.id, index: 1 })
+        expect(yield* store.batchLeaves(second.id)).toEqual(leavesOf(ids.slice(2)))
         // The same sequence number again (another writer's batch): refused by the network's sequence.
         const ids2 = yield* stored("n1", 1)
         expect(yield* Effect.flip(store.saveBatch(batch("n1", 2, 1), ids2, leavesOf(ids2)))).toMatchObject({ operation: "saveBatch" })

@@ -10,13 +10,17 @@ export const targetOf = (raw: string) => {
   return id !== undefined ? Effect.succeed(id) : refuse("PEER_NOT_FOUND", `Target peer not found: invalid client ID (${CLIENT_ID_RULE})`)
 }
 
-/** Every registered clientId, the caller's included, in registration order. */
+/**
+ * The registered clientIds, the caller's included, in registration order: at most `discoverMaxPeers`
+ * (the 2.9.1 client takes one answer, so there is no next page).
+ */
 export const discover = (deps: LegacyDeps) => (session: LegacySessionState, _frame: LegacyEnvelope) =>
   Effect.gen(function*() {
     if (session.registration === undefined) {
       return yield* refuse("REGISTRATION_REQUIRED", "You must register before discovering peers")
     }
-    yield* session.reply("discover", { peers: yield* deps.peers.ids })
+    const ids = yield* deps.peers.ids
+    yield* session.reply("discover", { peers: ids.length > deps.cfg.discoverMaxPeers ? ids.slice(0, deps.cfg.discoverMaxPeers) : ids })
   })
 
 const decodeTarget = payloadOf(TargetPayload, "Missing target ID")

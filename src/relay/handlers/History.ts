@@ -2,7 +2,8 @@ import * as Effect from "effect/Effect"
 import { invalid, refuse } from "../../domain/ErrorCode.ts"
 import { type Envelope, HistoryPayload, JsonText, payloadOf } from "../../domain/Frames.ts"
 import { isPublicKey, normalizeKey } from "../../domain/Keys.ts"
-import { statusOf, type StoredMessage } from "../../storage/Storage.ts"
+import { historyCharsOf, statusOf, type StoredMessage } from "../../storage/Storage.ts"
+import { readCost } from "../ReadBudget.ts"
 import type { RelayDeps } from "../RelayDeps.ts"
 import type { SessionState } from "../SessionState.ts"
 import { verifyProof } from "./Proofs.ts"
@@ -23,6 +24,24 @@ export const messageJson = (m: StoredMessage): string => {
   return `${head.slice(0, -1)},"encrypted":${m.encryptedJson},${tail.slice(1)}`
 }
 
+/**
+ * At most `limit` messages and, past the first, at most `maxChars` of them as storage counts them
+ * (`historyCharsOf`, an upper bound of their JSON): a page of large messages ends early with `hasMore`,
+ * and the client asks again from its oldest message as for a full page.
+ */
+export const page = (rows: ReadonlyArray<StoredMessage>, limit: number, maxChars: number) => {
+  const parts: Array<string> = []
+  let chars = 0
+  for (const row of rows) {
+    if (parts.length === limit) break
+    const size = historyCharsOf(row)
+    if (parts.length > 0 && chars + size > maxChars) break
+    parts.push(messageJson(row))
+    chars += size
+  }
+  return { json: parts.join(","), hasMore: rows.length > parts.length, count: parts.length, chars }
+}
+
 export const history = (deps: RelayDeps) => (session: SessionState, frame: Envelope) =>
   Effect.gen(function*() {
     const reg = session.registration
@@ -38,8 +57,11 @@ export const history = (deps: RelayDeps) => (session: SessionState, frame: Envel
     if (before !== undefined && (typeof before !== "number" || !Number.isSafeInteger(before) || before < 0)) {
       return yield* invalid("before must be a timestamp in ms (a non-negative integer)")
     }
+    const reader = { l2psUid: reg.l2psUid, key: reg.key, address: session.remoteAddress }
+    if (!(yield* deps.readBudget.allow(reader))) return yield* refuse("RATE_LIMITED", "Too many reads")
     yield* verifyProof(deps, "history", p.peerKey, frame.timestamp, reg.key, reg.keyBytes, p.proof, session.remoteAddress, reg.l2psUid, p.proofVersion)
-    const rows = yield* deps.storage.history(reg.l2psUid, reg.key, normalizeKey(p.peerKey), before, limit + 1)
-    const messages = rows.slice(0, limit).map(messageJson).join(",")
-    yield* session.reply("history_response", new JsonText(`{"messages":[${messages}],"hasMore":${rows.length > limit}}`), frame.requestId)
+    const rows = yield* deps.storage.history(reg.l2psUid, reg.key, normalizeKey(p.peerKey), before, limit + 1, deps.cfg.historyPageBytes)
+    const { json, hasMore, chars } = page(rows, limit, deps.cfg.historyPageBytes)
+    yield* deps.readBudget.charge(reader, readCost(rows.length, chars))
+    yield* session.reply("history_response", new JsonText(`{"messages":[${json}],"hasMore":${hasMore}}`), frame.requestId)
   })

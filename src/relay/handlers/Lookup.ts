@@ -2,15 +2,38 @@ import * as Effect from "effect/Effect"
 import { invalid, refuse } from "../../domain/ErrorCode.ts"
 import { type Envelope, payloadOf, PublicKeyPayload } from "../../domain/Frames.ts"
 import { isPublicKey, normalizeKey } from "../../domain/Keys.ts"
+import { readCost } from "../ReadBudget.ts"
 import type { RelayDeps } from "../RelayDeps.ts"
 import type { SessionState } from "../SessionState.ts"
 
+/** A cursor is the offset of the next page, as a decimal string (opaque to clients). */
+const CURSOR = /^[0-9]{1,9}$/
+
+/**
+ * The keys online in the caller's network, at most `discoverMaxPeers` a page. Without arguments (the
+ * SDK's client) the first page, which is all of them on all but the largest networks; our client follows
+ * `nextCursor` (present only when more remain) with `{cursor}`, and may ask a smaller `limit`. Pages are
+ * taken in registration order: a key that comes or goes between pages may be skipped or seen twice.
+ */
 export const discover = (deps: RelayDeps) => (session: SessionState, frame: Envelope) =>
   Effect.gen(function*() {
     const reg = session.registration
     if (reg === undefined) return yield* refuse("REGISTRATION_REQUIRED", "Register before discovering peers")
-    const peers = yield* deps.sessions.keys(reg.l2psUid)
-    yield* session.reply("discover_response", { peers }, frame.requestId)
+    const p = frame.payload as { readonly cursor?: unknown; readonly limit?: unknown }
+    const max = deps.cfg.discoverMaxPeers
+    if (p.cursor !== undefined && (typeof p.cursor !== "string" || !CURSOR.test(p.cursor))) {
+      return yield* invalid("cursor must be the nextCursor of a discover_response")
+    }
+    if (p.limit !== undefined && (typeof p.limit !== "number" || !Number.isInteger(p.limit) || p.limit < 1 || p.limit > max)) {
+      return yield* invalid(`limit must be an integer from 1 to ${max}`)
+    }
+    const reader = { l2psUid: reg.l2psUid, key: reg.key, address: session.remoteAddress }
+    if (!(yield* deps.readBudget.allow(reader))) return yield* refuse("RATE_LIMITED", "Too many reads")
+    const offset = p.cursor === undefined ? 0 : Number(p.cursor)
+    const { keys, total } = yield* deps.sessions.keysPage(reg.l2psUid, offset, (p.limit as number | undefined) ?? max)
+    yield* deps.readBudget.charge(reader, readCost(keys.length, keys.length * 67))
+    const next = offset + keys.length
+    yield* session.reply("discover_response", next < total ? { peers: keys, nextCursor: String(next) } : { peers: keys }, frame.requestId)
   })
 
 const decodeTarget = payloadOf(PublicKeyPayload, "Missing targetId")

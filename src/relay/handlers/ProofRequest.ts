@@ -2,59 +2,81 @@ import * as Effect from "effect/Effect"
 import { refuse } from "../../domain/ErrorCode.ts"
 import { type Envelope, payloadOf, ProofRequestPayload } from "../../domain/Frames.ts"
 import { normalizeKey } from "../../domain/Keys.ts"
-import { leafHash, path } from "../../l2ps/Merkle.ts"
-import type { PipelineStoreShape } from "../../l2ps/PipelineStore.ts"
+import { leafHash, leafIn, levels, pathIn } from "../../l2ps/Merkle.ts"
+import { ProofCache } from "../ProofCache.ts"
+import { readCost } from "../ReadBudget.ts"
+import type { RelayDeps } from "../RelayDeps.ts"
 import type { SessionState } from "../SessionState.ts"
 
 const decode = payloadOf(ProofRequestPayload, "Missing messageHash")
 
+/** Batches whose trees are kept: a batch of 500 is ~32 KB of hashes. */
+const CACHED_BATCHES = 64
+
 /**
  * The Merkle path of a message to its batch root, with the batch header and its L1 status. Only the
  * sender and the recipient may ask; anyone else is told the message is not found, as for an unknown hash.
+ * Charged to the reader's budget: one row, and the batch's leaves when its tree is not cached.
  * The header comes with what its ML-DSA signature covers (`createdAt`, so the client can recompute
  * `batchHash`), the signature and the node's public key (`signer`): a client that pinned the node's key
  * then trusts the root only as far as that key signed it (SECURITY.md 15).
  */
-export const proofRequest = (store: PipelineStoreShape, signer: string) => (session: SessionState, frame: Envelope) =>
-  Effect.gen(function*() {
-    const reg = session.registration
-    if (reg === undefined) return yield* refuse("REGISTRATION_REQUIRED", "Register before requesting proofs")
-    const { from, messageHash } = yield* decode(frame.payload)
-    const found = yield* store.inclusionOf({
-      l2psUid: reg.l2psUid,
-      participant: reg.key,
-      messageHash,
-      from: from === undefined ? undefined : normalizeKey(from)
+export const proofRequest = (deps: RelayDeps) => {
+  const store = deps.pipeline
+  const trees = new ProofCache<ReturnType<typeof levels>>(CACHED_BATCHES)
+  return (session: SessionState, frame: Envelope) =>
+    Effect.gen(function*() {
+      const reg = session.registration
+      if (reg === undefined) return yield* refuse("REGISTRATION_REQUIRED", "Register before requesting proofs")
+      const { from, messageHash } = yield* decode(frame.payload)
+      const reader = { l2psUid: reg.l2psUid, key: reg.key, address: session.remoteAddress }
+      if (!(yield* deps.readBudget.allow(reader))) return yield* refuse("RATE_LIMITED", "Too many reads")
+      const found = yield* store.placeOf({
+        l2psUid: reg.l2psUid,
+        participant: reg.key,
+        messageHash,
+        from: from === undefined ? undefined : normalizeKey(from)
+      })
+      const m = found?.message
+      if (found === undefined || m === undefined || m.l2psUid !== reg.l2psUid || (m.from !== reg.key && m.to !== reg.key)) {
+        yield* deps.readBudget.charge(reader, readCost(1, 0))
+        return yield* refuse("PEER_NOT_FOUND", "Message not found")
+      }
+      const b = found.batch
+      if (b === undefined) {
+        yield* deps.readBudget.charge(reader, readCost(1, 0))
+        const leaf = leafHash({ ...m, encrypted: JSON.parse(m.encryptedJson) })
+        return yield* session.reply("proof_response", { messageHash, leaf, batch: null, path: [], l2psStatus: m.l2psStatus }, frame.requestId)
+      }
+      let tree = trees.get(b.id)
+      if (tree === undefined) {
+        const leaves = yield* store.batchLeaves(b.id)
+        tree = levels(leaves)
+        trees.set(b.id, tree)
+        yield* deps.readBudget.charge(reader, readCost(1 + leaves.length, 0))
+      } else {
+        yield* deps.readBudget.charge(reader, readCost(1, 0))
+      }
+      yield* session.reply("proof_response", {
+        messageHash,
+        leaf: leafIn(tree, found.index),
+        l2psStatus: m.l2psStatus,
+        batch: {
+          id: b.id,
+          l2psUid: b.l2psUid,
+          seq: b.seq,
+          root: b.root,
+          size: b.size,
+          prevBatchHash: b.prevBatchHash,
+          batchHash: b.batchHash,
+          l2psTxHash: b.l2psTxHash,
+          status: b.status,
+          createdAt: b.createdAt,
+          signature: b.signature,
+          signer: deps.nodeKey,
+          ...(b.blockNumber === null ? {} : { blockNumber: b.blockNumber, blockHash: b.blockHash })
+        },
+        path: pathIn(tree, found.index)
+      }, frame.requestId)
     })
-    const m = found?.message
-    if (found === undefined || m === undefined || m.l2psUid !== reg.l2psUid || (m.from !== reg.key && m.to !== reg.key)) {
-      return yield* refuse("PEER_NOT_FOUND", "Message not found")
-    }
-    const b = found.batch
-    // A batched message's leaf is stored with the batch; an unbatched one's is computed here.
-    const leaf = found.leaves[found.index] ?? leafHash({ ...m, encrypted: JSON.parse(m.encryptedJson) })
-    if (b === undefined) {
-      return yield* session.reply("proof_response", { messageHash, leaf, batch: null, path: [], l2psStatus: m.l2psStatus }, frame.requestId)
-    }
-    yield* session.reply("proof_response", {
-      messageHash,
-      leaf,
-      l2psStatus: m.l2psStatus,
-      batch: {
-        id: b.id,
-        l2psUid: b.l2psUid,
-        seq: b.seq,
-        root: b.root,
-        size: b.size,
-        prevBatchHash: b.prevBatchHash,
-        batchHash: b.batchHash,
-        l2psTxHash: b.l2psTxHash,
-        status: b.status,
-        createdAt: b.createdAt,
-        signature: b.signature,
-        signer,
-        ...(b.blockNumber === null ? {} : { blockNumber: b.blockNumber, blockHash: b.blockHash })
-      },
-      path: path(found.leaves, found.index)
-    }, frame.requestId)
-  })
+}

@@ -1,7 +1,6 @@
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import * as Metrics from "../../ops/Metrics.ts"
-import * as Clock from "effect/Clock"
 import { invalid, refuse } from "../../domain/ErrorCode.ts"
 import { encodeFrame, type Envelope, payloadOf, RegisterPayload } from "../../domain/Frames.ts"
 import { hexToBytes, isPublicKey, isStrictPublicKey, normalizeKey } from "../../domain/Keys.ts"
@@ -47,17 +46,16 @@ export const register = (deps: RelayDeps) => (session: SessionState, frame: Enve
     yield* Metric.incrementBy(Metrics.sessions, 1 - evicted.length)
     for (const old of evicted) old.close(EVICTED_CODE, "Replaced by a newer session of the same key")
 
-    const onlinePeers = (yield* deps.sessions.keys(reg.l2psUid)).filter((k) => k !== key)
+    // Bounded as a discover page is (the rest through `discover`'s cursor).
+    const max = deps.cfg.discoverMaxPeers
+    const onlinePeers = (yield* deps.sessions.keysPage(reg.l2psUid, 0, max + 1)).keys.filter((k) => k !== key).slice(0, max)
     yield* session.reply("registered", {
       success: true,
       publicKey: p.publicKey,
       l2psUid: p.l2psUid,
       onlinePeers
     }, frame.requestId)
-    if (first) {
-      const now = yield* Clock.currentTimeMillis
-      yield* deps.sessions.broadcast(reg.l2psUid, key, encodeFrame("peer_joined", { publicKey: key }, now))
-    }
+    if (first) yield* deps.presence.changed(reg.l2psUid, key, true)
     // Most keys have nothing waiting; a message committed after the probe is pushed live to this session.
     if (yield* deps.pendingProbe.hasWaiting(reg.l2psUid, key)) yield* flushPending(deps, session, reg, true)
   })

@@ -1,12 +1,10 @@
-import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import * as Metrics from "../../ops/Metrics.ts"
-import { encodeFrame } from "../../domain/Frames.ts"
 import type { RelayDeps } from "../RelayDeps.ts"
 import type { SessionState } from "../SessionState.ts"
 
-/** Takes the session out of the registry; the key's last session going away is a `peer_left`. */
+/** Takes the session out of the registry; the key's last session going away is a `peer_left` (see `Presence`). */
 export const unregister = (deps: RelayDeps, session: SessionState) =>
   Effect.gen(function*() {
     const reg = session.registration
@@ -14,8 +12,5 @@ export const unregister = (deps: RelayDeps, session: SessionState) =>
     session.registration = undefined
     const { last, removed } = yield* deps.sessions.remove(reg.peer)
     if (removed) yield* Metric.incrementBy(Metrics.sessions, -1)
-    if (last) {
-      const now = yield* Clock.currentTimeMillis
-      yield* deps.sessions.broadcast(reg.l2psUid, reg.key, encodeFrame("peer_left", { publicKey: reg.key }, now))
-    }
+    if (last) yield* deps.presence.changed(reg.l2psUid, reg.key, false)
   })

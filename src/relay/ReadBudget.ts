@@ -1,0 +1,96 @@
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
+import { NodeConfig } from "../node/NodeConfig.ts"
+import { addressGroup } from "../transport/IpAddress.ts"
+
+/**
+ * A bucket that may go into debt: a read's cost is known only once it is read, so it is let through
+ * while the bucket is in credit and charged in full after; the debt is paid back by the refill before
+ * the next read. What one key or address reads per second is thus bounded by the rate, plus one read.
+ */
+class CostBucket {
+  private tokens: number
+  private at: number
+
+  constructor(readonly capacity: number, readonly perSecond: number, now: number) {
+    this.tokens = capacity
+    this.at = now
+  }
+
+  private refill(now: number): void {
+    if (now > this.at) {
+      this.tokens = Math.min(this.capacity, this.tokens + ((now - this.at) / 1000) * this.perSecond)
+      this.at = now
+    }
+  }
+
+  inCredit(now: number): boolean {
+    this.refill(now)
+    return this.tokens > 0
+  }
+
+  charge(now: number, cost: number): void {
+    this.refill(now)
+    this.tokens -= cost
+  }
+
+  isFull(now: number): boolean {
+    this.refill(now)
+    return this.tokens >= this.capacity
+  }
+}
+
+/** What a read costs: one for asking, one per row, one per 4 KiB answered. */
+export const readCost = (rows: number, chars: number): number => 1 + rows + Math.floor(chars / 4096)
+
+/** Who reads: the key (in its network) and the remote address it reads from (an IPv6 one counts as its /64). */
+export interface Reader {
+  readonly l2psUid: string
+  readonly key: string
+  readonly address: string
+}
+
+/**
+ * Reads (history, proof_request, discover) budgeted by their cost, per key and per address, on top of the
+ * connection's frame budget: many sockets of one key, or many keys of one host, share one budget.
+ */
+export class ReadBudget extends Context.Tag("im/ReadBudget")<ReadBudget, {
+  /** Whether the reader may read now: its key and its address are both in credit. */
+  readonly allow: (reader: Reader) => Effect.Effect<boolean>
+  /** Charges a read's cost (see `readCost`) to its key and its address. */
+  readonly charge: (reader: Reader, cost: number) => Effect.Effect<void>
+  readonly size: Effect.Effect<{ readonly keys: number; readonly addresses: number }>
+}>() {}
+
+export const layer: Layer.Layer<ReadBudget, never, NodeConfig> = Layer.scoped(
+  ReadBudget,
+  Effect.gen(function*() {
+    const cfg = yield* NodeConfig
+    const keys = new Map<string, CostBucket>()
+    const addresses = new Map<string, CostBucket>()
+    const keyOf = (r: Reader) => `${r.l2psUid}\u0000${r.key}`
+    const bucket = (map: Map<string, CostBucket>, id: string, burst: number, rate: number, now: number) => {
+      let b = map.get(id)
+      if (b === undefined) map.set(id, b = new CostBucket(burst, rate, now))
+      return b
+    }
+    // Full buckets hold nothing worth keeping: state is bounded by who read lately.
+    yield* Effect.map(Clock.currentTimeMillis, (now) => {
+      for (const map of [keys, addresses]) for (const [id, b] of map) if (b.isFull(now)) map.delete(id)
+    }).pipe(Effect.repeat(Schedule.spaced("30 seconds")), Effect.forkScoped)
+    return {
+      allow: (r) =>
+        Effect.map(Clock.currentTimeMillis, (now) =>
+          (keys.get(keyOf(r))?.inCredit(now) ?? true) && (addresses.get(addressGroup(r.address))?.inCredit(now) ?? true)),
+      charge: (r, cost) =>
+        Effect.map(Clock.currentTimeMillis, (now) => {
+          bucket(keys, keyOf(r), cfg.readBurstPerKey, cfg.readRatePerKey, now).charge(now, cost)
+          bucket(addresses, addressGroup(r.address), cfg.readBurstPerAddress, cfg.readRatePerAddress, now).charge(now, cost)
+        }),
+      size: Effect.sync(() => ({ keys: keys.size, addresses: addresses.size }))
+    }
+  })
+)
