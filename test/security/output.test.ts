@@ -38,6 +38,9 @@ describe("a client that stops reading (real sockets)", () => {
       RATE_LIMIT_PER_SEC: "1000",
       EPOCH_QUOTA: "100000",
       OFFLINE_QUEUE_PER_PAIR: "1000",
+      // 200 messages of ~100 KB wait for the reader: past the default byte quotas (SECURITY.md 7).
+      OFFLINE_BYTES_PER_SENDER: String(64 * 1024 * 1024),
+      OFFLINE_BYTES_PER_RECIPIENT: String(64 * 1024 * 1024),
       STALLED_SOCKET_SECONDS: String(STALL_SECONDS),
     }, { readyTimeoutMs: 90_000 })
   }, 100_000)
