@@ -2,25 +2,33 @@ import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import { SAME_MILLI_MAX } from "../domain/Timestamps.ts"
 
 /** Most a message's timestamp may run ahead of the node's clock; past it the message is refused. */
 export const MAX_AHEAD_MILLIS = 1000
+
+/** Messages a second one conversation carries before its timestamps would run past `MAX_AHEAD_MILLIS`. */
+export const CONVERSATION_MAX_PER_SECOND = SAME_MILLI_MAX * 1000
 
 /** Cells of "last timestamp"; conversations share a cell only by (secret) hash collision. */
 const SLOTS = 65_536
 
 /**
- * Message timestamps: strictly increasing per conversation (network and unordered pair of keys), so
- * paging a conversation by `before` never skips or repeats. A node-wide counter would have to run ahead
- * of real time under honest load (~30,000 messages/s, one ms each) and could be pushed ahead for good by
- * one peer; per conversation a slot runs ahead only past 1,000 messages/s in it, and then the message is
+ * Message timestamps: never decreasing per conversation (network and unordered pair of keys), at most
+ * `SAME_MILLI_MAX` of them equal, so that history pages, which never end inside a group of equal
+ * timestamps, never skip or repeat when paged by `before`. A node-wide counter would have to run ahead of
+ * real time under honest load (~30,000 messages/s) and could be pushed ahead for good by one peer; per
+ * conversation a slot runs ahead only past `CONVERSATION_MAX_PER_SECOND` in it, and then the message is
  * refused rather than the clock moved more than `MAX_AHEAD_MILLIS` ahead.
  */
 export class ServerClock extends Context.Tag("im/ServerClock")<ServerClock, {
   /** The next timestamp of the conversation of `a` and `b` at `now`; undefined when it would run too far ahead. */
   readonly nextAt: (network: string, a: string, b: string, now: number) => number | undefined
-  /** `nextAt` on the node's clock. */
-  readonly next: (network: string, a: string, b: string) => Effect.Effect<number | undefined>
+  /**
+   * `nextAt` on the node's clock, at most `sameMilli` equal timestamps in a row (1 for the legacy server,
+   * whose message hash covers the timestamp: equal ones could make two messages one).
+   */
+  readonly next: (network: string, a: string, b: string, sameMilli?: number) => Effect.Effect<number | undefined>
 }>() {}
 
 /**
@@ -43,19 +51,31 @@ const slotOf = (seed: Uint32Array, network: string, a: string, b: string): numbe
 
 export const make = (): typeof ServerClock.Service => {
   const last = new Float64Array(SLOTS)
+  // How many timestamps the slot has handed out at `last`.
+  const used = new Uint8Array(SLOTS)
   // Not key material, but it must stay unknown to peers: the platform CSPRNG, once per process.
   const seed = crypto.getRandomValues(new Uint32Array(4))
-  const nextAt = (network: string, a: string, b: string, now: number): number | undefined => {
+  const nextAt = (network: string, a: string, b: string, now: number, sameMilli = SAME_MILLI_MAX): number | undefined => {
     const i = slotOf(seed, network, a, b)
     const prev = last[i]!
-    const ts = now > prev ? now : prev + 1
+    if (now > prev) {
+      last[i] = now
+      used[i] = 1
+      return now
+    }
+    if (used[i]! < sameMilli) {
+      used[i]!++
+      return prev
+    }
+    const ts = prev + 1
     if (ts - now > MAX_AHEAD_MILLIS) return undefined
     last[i] = ts
+    used[i] = 1
     return ts
   }
   return {
-    nextAt,
-    next: (network, a, b) => Effect.map(Clock.currentTimeMillis, (now) => nextAt(network, a, b, now))
+    nextAt: (network, a, b, now) => nextAt(network, a, b, now),
+    next: (network, a, b, sameMilli) => Effect.map(Clock.currentTimeMillis, (now) => nextAt(network, a, b, now, sameMilli))
   }
 }
 

@@ -6,6 +6,7 @@ import { isStorableText, jsonbRefusal } from "../domain/JsonbRefusal.ts"
 import { conversationOf } from "../domain/Keys.ts"
 import { isDataError } from "./isDataError.ts"
 import { BATCH_JOIN, COLUMNS, MESSAGES, type MessageRow, toMessage } from "./MessageRow.ts"
+import { SAME_MILLI_MAX } from "../domain/Timestamps.ts"
 import {
   type CommitRequest,
   type CommitResult,
@@ -309,14 +310,15 @@ export const make = Effect.gen(function*() {
         ORDER BY ts DESC, id DESC
         LIMIT ${limit}`
     // Every row the page may hold, and the first it may not (so the caller knows there is more): rows
-    // whose predecessors fit, and the second row whatever the first's size (a page holds at least one).
+    // whose predecessors fit, and the rows a first group of equal timestamps may need whatever their
+    // sizes (a page holds at least one message and never ends inside such a group).
     const bounded = maxChars === undefined ? page : sql`
         SELECT * FROM (
           SELECT p.*, sum(length(p.encrypted::text) + ${HISTORY_ROW_OVERHEAD}) OVER w
             - (length(p.encrypted::text) + ${HISTORY_ROW_OVERHEAD}) AS chars_before, row_number() OVER w AS rn
           FROM (${page}) p
           WINDOW w AS (ORDER BY p.ts DESC, p.id DESC)) w
-        WHERE w.rn <= 2 OR w.chars_before <= ${maxChars}`
+        WHERE w.rn <= ${SAME_MILLI_MAX + 1} OR w.chars_before <= ${maxChars}`
     return sql<MessageRow>`
       SELECT ${columns} FROM (${bounded}) m ${batchJoin}
       ORDER BY m.ts DESC, m.id DESC`.pipe(Effect.map((rows) => rows.map(toMessage)), Effect.mapError(fail("history")))

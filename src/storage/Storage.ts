@@ -112,8 +112,8 @@ export interface StorageShape {
   ) => Effect.Effect<ReadonlyArray<{ readonly messageHash: string; readonly from: string }>, StorageError>
   /**
    * Newest first, `before` exclusive, failed messages left out. With `maxChars`, the rows stop after the
-   * first one whose `historyCharsOf`, with its predecessors', passes it (and after the second at the
-   * least): a page of large messages is never read whole, and one more row than fits says there is more.
+   * first one whose `historyCharsOf`, with its predecessors', passes it (and after `SAME_MILLI_MAX + 1`
+   * rows at the least, for a first group of equal timestamps): a page of large messages is never read whole, and one more row than fits says there is more.
    */
   readonly history: (
     l2psUid: string,

@@ -2,6 +2,7 @@
 import { describe, expect, test } from "bun:test"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect, Layer } from "effect"
+import { SAME_MILLI_MAX } from "../../src/domain/Timestamps.ts"
 import { page } from "../../src/relay/handlers/History.ts"
 import * as Migrations from "../../src/storage/Migrations.ts"
 import * as SqlStorage from "../../src/storage/SqlStorage.ts"
@@ -32,33 +33,37 @@ for (const db of await databases()) {
     )
 
   describe(`history bounded in characters on ${db.name}`, () => {
-    test("rows stop one past what fits, so the page knows there is more; never fewer than two; none past the end", () =>
+    test("rows stop one past what fits, so the page knows there is more; a first group of equal timestamps is read whole; none past the end", () =>
       run(Effect.gen(function*() {
         const s = yield* Storage
-        // Ten messages of 10,000 characters (11,024 each with the overhead), newest at ts 10.
-        yield* s.commit(Array.from({ length: 10 }, (_, i) => ({ message: msg(10_000, i + 1), pairLimit: 200 })))
-        const all = yield* s.history("net", A, B, undefined, 11)
-        expect(all.length).toBe(10)
+        // Thirty messages of 10,000 characters (11,024 each with the overhead), newest at ts 30.
+        const n = 30
+        yield* s.commit(Array.from({ length: n }, (_, i) => ({ message: msg(10_000, i + 1), pairLimit: 200 })))
+        const all = yield* s.history("net", A, B, undefined, n + 1)
+        expect(all.length).toBe(n)
         // encrypted::text as stored (jsonb spells it its own way): the same for every row here.
         const each = historyCharsOf(all[0]!)
         expect(each).toBeGreaterThan(10_000 + HISTORY_ROW_OVERHEAD - 40)
         expect(all.every((r) => historyCharsOf(r) === each)).toBe(true)
-        // Exactly three fit: the fourth is read too, to tell that there is more; the fifth is not read.
-        const rows = yield* s.history("net", A, B, undefined, 11, 3 * each)
-        expect(rows.map((r) => r.timestamp)).toEqual([10, 9, 8, 7])
-        expect([page(rows, 10, 3 * each).count, page(rows, 10, 3 * each).hasMore]).toEqual([3, true])
-        // One character less: two fit, the third tells.
-        const tighter = yield* s.history("net", A, B, undefined, 11, 3 * each - 1)
-        expect(tighter.map((r) => r.timestamp)).toEqual([10, 9, 8])
-        expect([page(tighter, 10, 3 * each - 1).count, page(tighter, 10, 3 * each - 1).hasMore]).toEqual([2, true])
-        // A first message larger than the bound comes alone, and the second tells there is more.
-        const tiny = yield* s.history("net", A, B, undefined, 11, 1)
-        expect(tiny.length).toBe(2)
-        expect([page(tiny, 10, 1).count, page(tiny, 10, 1).hasMore]).toEqual([1, true])
+        const stamps = (rows: ReadonlyArray<{ timestamp: number }>) => rows.map((r) => r.timestamp)
+        const newest = (k: number) => Array.from({ length: k }, (_, i) => n - i)
+        // Exactly twenty fit: the 21st is read too, to tell that there is more; the 22nd is not read.
+        const rows = yield* s.history("net", A, B, undefined, n + 1, 20 * each)
+        expect(stamps(rows)).toEqual(newest(21))
+        expect([page(rows, n, 20 * each).count, page(rows, n, 20 * each).hasMore]).toEqual([20, true])
+        // One character less: nineteen fit, the twentieth tells.
+        const tighter = yield* s.history("net", A, B, undefined, n + 1, 20 * each - 1)
+        expect(stamps(tighter)).toEqual(newest(20))
+        expect([page(tighter, n, 20 * each - 1).count, page(tighter, n, 20 * each - 1).hasMore]).toEqual([19, true])
+        // A bound smaller than one message: the rows a first group of equal timestamps may need are read
+        // whatever their size (SAME_MILLI_MAX and one more); the page holds the first message alone.
+        const tiny = yield* s.history("net", A, B, undefined, n + 1, 1)
+        expect(stamps(tiny)).toEqual(newest(SAME_MILLI_MAX + 1))
+        expect([page(tiny, n, 1).count, page(tiny, n, 1).hasMore]).toEqual([1, true])
         // The end of the conversation: no more rows, no hasMore.
-        const last = yield* s.history("net", A, B, 3, 11, 3 * each)
-        expect(last.map((r) => r.timestamp)).toEqual([2, 1])
-        expect(page(last, 10, 3 * each).hasMore).toBe(false)
+        const last = yield* s.history("net", A, B, 3, n + 1, 3 * each)
+        expect(stamps(last)).toEqual([2, 1])
+        expect(page(last, n, 3 * each).hasMore).toBe(false)
       })))
   })
 }

@@ -51,7 +51,8 @@ export const message = (deps: LegacyDeps) => (session: LegacySessionState, frame
     if (target === undefined && (yield* deps.storage.client(targetId)) === undefined) {
       return yield* refuse("PEER_NOT_FOUND", `Target peer ${targetId} not found`)
     }
-    const timestamp = yield* deps.clock.next(LEGACY_UID, reg.clientId, p.targetId)
+    // Distinct timestamps: the legacy message hash covers it, and two messages must not become one.
+    const timestamp = yield* deps.clock.next(LEGACY_UID, reg.clientId, targetId, 1)
     if (timestamp === undefined) {
       return yield* refuse("RATE_LIMITED", "Too many messages in this conversation (more than 1000/s), try again shortly")
     }

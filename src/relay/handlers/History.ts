@@ -2,6 +2,7 @@ import * as Effect from "effect/Effect"
 import { invalid, refuse } from "../../domain/ErrorCode.ts"
 import { type Envelope, HistoryPayload, JsonText, payloadOf } from "../../domain/Frames.ts"
 import { isPublicKey, normalizeKey } from "../../domain/Keys.ts"
+import { SAME_MILLI_MAX } from "../../domain/Timestamps.ts"
 import { historyCharsOf, statusOf, type StoredMessage } from "../../storage/Storage.ts"
 import { readCost } from "../ReadBudget.ts"
 import type { RelayDeps } from "../RelayDeps.ts"
@@ -27,19 +28,32 @@ export const messageJson = (m: StoredMessage): string => {
 /**
  * At most `limit` messages and, past the first, at most `maxChars` of them as storage counts them
  * (`historyCharsOf`, an upper bound of their JSON): a page of large messages ends early with `hasMore`,
- * and the client asks again from its oldest message as for a full page.
+ * and the client asks again from its oldest message as for a full page. A page never ends inside a group
+ * of equal timestamps (`SAME_MILLI_MAX` at most), since the next page starts strictly before its oldest
+ * timestamp: it ends before the group or, when the group is all it holds, takes the whole group. `rows`
+ * must reach at least one row past that: `limit + SAME_MILLI_MAX` of them, newest first.
  */
 export const page = (rows: ReadonlyArray<StoredMessage>, limit: number, maxChars: number) => {
-  const parts: Array<string> = []
+  let n = 0
   let chars = 0
-  for (const row of rows) {
-    if (parts.length === limit) break
-    const size = historyCharsOf(row)
-    if (parts.length > 0 && chars + size > maxChars) break
-    parts.push(messageJson(row))
+  while (n < rows.length && n < limit) {
+    const size = historyCharsOf(rows[n]!)
+    if (n > 0 && chars + size > maxChars) break
     chars += size
+    n++
   }
-  return { json: parts.join(","), hasMore: rows.length > parts.length, count: parts.length, chars }
+  const cut = rows[n - 1]?.timestamp
+  if (n < rows.length && rows[n]!.timestamp === cut) {
+    let start = n - 1
+    while (start > 0 && rows[start - 1]!.timestamp === cut) start--
+    if (start > 0) n = start
+    else while (n < rows.length && rows[n]!.timestamp === cut) n++
+    chars = 0
+    for (let i = 0; i < n; i++) chars += historyCharsOf(rows[i]!)
+  }
+  const parts: Array<string> = []
+  for (let i = 0; i < n; i++) parts.push(messageJson(rows[i]!))
+  return { json: parts.join(","), hasMore: rows.length > n, count: n, chars }
 }
 
 export const history = (deps: RelayDeps) => (session: SessionState, frame: Envelope) =>
@@ -60,7 +74,7 @@ export const history = (deps: RelayDeps) => (session: SessionState, frame: Envel
     const reader = { l2psUid: reg.l2psUid, key: reg.key, address: session.remoteAddress }
     if (!(yield* deps.readBudget.allow(reader))) return yield* refuse("RATE_LIMITED", "Too many reads")
     yield* verifyProof(deps, "history", p.peerKey, frame.timestamp, reg.key, reg.keyBytes, p.proof, session.remoteAddress, reg.l2psUid, p.proofVersion)
-    const rows = yield* deps.storage.history(reg.l2psUid, reg.key, normalizeKey(p.peerKey), before, limit + 1, deps.cfg.historyPageBytes)
+    const rows = yield* deps.storage.history(reg.l2psUid, reg.key, normalizeKey(p.peerKey), before, limit + SAME_MILLI_MAX, deps.cfg.historyPageBytes)
     const { json, hasMore, chars } = page(rows, limit, deps.cfg.historyPageBytes)
     yield* deps.readBudget.charge(reader, readCost(rows.length, chars))
     yield* session.reply("history_response", new JsonText(`{"messages":[${json}],"hasMore":${hasMore}}`), frame.requestId)

@@ -16,6 +16,7 @@ import type { Registration, SessionState } from "../SessionState.ts"
 import type { Completion } from "../Committer.ts"
 import type { Verdict } from "../RateLimits.ts"
 import type { NetworkLimits } from "../../node/NodeConfig.ts"
+import { CONVERSATION_MAX_PER_SECOND } from "../ServerClock.ts"
 import { messageFrame } from "./Delivery.ts"
 
 const MAX_HASH = 256
@@ -123,7 +124,10 @@ const stamp = (deps: RelayDeps, message: Mutable<NewMessage>, now: number): bool
   return true
 }
 
-const conversationBusy = refuse("RATE_LIMITED", `Too many messages in this conversation (more than 1000/s), try again shortly`)
+const conversationBusy = refuse(
+  "RATE_LIMITED",
+  `Too many messages in this conversation (more than ${CONVERSATION_MAX_PER_SECOND}/s), try again shortly`
+)
 
 const completion = (deps: RelayDeps, session: SessionState, requestId: RequestId | undefined, message: NewMessage, live: ReadonlyArray<Peer>): Completion =>
 (outcome, now) => {
