@@ -2,8 +2,8 @@ import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 import type { StorageError } from "../storage/Storage.ts"
 
-/** The network uid of legacy messages in `l2ps_messages` and in the batch pipeline. */
-export { LEGACY_UID } from "../l2ps/Networks.ts"
+/** @deprecated kept for hosts that read it here; its home is `domain/LegacyUid.ts`, exported by the package root. */
+export { LEGACY_UID } from "../domain/LegacyUid.ts"
 
 /** A clientId's owner: the ML-DSA key that first registered it and its current ML-KEM key. */
 export interface LegacyClient {

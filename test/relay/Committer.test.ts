@@ -1,7 +1,7 @@
 import { expect, test } from "bun:test"
 import { Deferred, Effect, Exit, Layer } from "effect"
 import * as Mempool from "../../src/l2ps/Mempool.ts"
-import * as NodeConfig from "../../src/node/NodeConfig.ts"
+import * as NodeConfig from "../../src/config/NodeConfig.ts"
 import * as CommitterModule from "../../src/relay/Committer.ts"
 import { Committer } from "../../src/relay/Committer.ts"
 import { type CommitRequest, type NewMessage, Storage, type StorageShape } from "../../src/storage/Storage.ts"

@@ -1,7 +1,7 @@
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import { jsonbRefusal } from "../../domain/JsonbRefusal.ts"
-import { LEGACY_UID } from "../../l2ps/Networks.ts"
+import { LEGACY_UID } from "../../domain/LegacyUid.ts"
 import type { CryptoShape } from "../../crypto/Crypto.ts"
 import type { LegacyDeps } from "../LegacyDeps.ts"
 import { type LegacyEnvelope, MessagePayload, payloadOf, refuse } from "../LegacyFrames.ts"
