@@ -1,6 +1,6 @@
 import * as Layer from "effect/Layer"
 import * as LegacyServer from "../legacy/LegacyServer.ts"
-import * as Mempool from "../l2ps/Mempool.ts"
+import * as BatchWakeups from "../l2ps/BatchWakeups.ts"
 import * as Networks from "../l2ps/Networks.ts"
 import * as AddressLimits from "../limits/AddressLimits.ts"
 import * as OfflineExpiry from "../ops/OfflineExpiry.ts"
@@ -24,7 +24,7 @@ const Internals = Layer.mergeAll(
   ServerClock.layer,
   Presence.layer,
   ReadBudget.layer
-).pipe(Layer.provideMerge(Sessions.layer), Layer.provideMerge(Mempool.layer))
+).pipe(Layer.provideMerge(Sessions.layer), Layer.provideMerge(BatchWakeups.layer))
 
 /**
  * The node over its ports only (NodeConfig, Crypto, NodeKey, Storage, PipelineStore, ValidatorPool,

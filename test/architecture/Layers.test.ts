@@ -26,7 +26,7 @@ describe("src/ layers", () => {
 describe("the checker", () => {
   const down: ReadonlyArray<{ from: string; to: string }> = [
     { from: "relay/handlers/Send.ts", to: "domain/Frames.ts" },
-    { from: "relay/Committer.ts", to: "l2ps/Mempool.ts" },
+    { from: "relay/Committer.ts", to: "l2ps/BatchWakeups.ts" },
     { from: "node/NodeCore.ts", to: "relay/Relay.ts" },
     { from: "index.ts", to: "node/NodeCore.ts" },
     { from: "cli/chat.ts", to: "client/Messenger.ts" },
@@ -45,7 +45,7 @@ describe("the checker", () => {
 
   test("names a cycle between folders of one layer", () => {
     expect(checkLayers([...down, { from: "l2ps/Batcher.ts", to: "relay/Committer.ts" }])).toEqual([
-      "folder cycle l2ps, relay: l2ps/Batcher.ts imports relay/Committer.ts; relay/Committer.ts imports l2ps/Mempool.ts"
+      "folder cycle l2ps, relay: l2ps/Batcher.ts imports relay/Committer.ts; relay/Committer.ts imports l2ps/BatchWakeups.ts"
     ])
   })
 

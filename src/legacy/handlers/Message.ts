@@ -69,7 +69,7 @@ export const message = (deps: LegacyDeps) => (session: LegacySessionState, frame
         Effect.catchTag("StorageError", (e) => Effect.logError("legacy store failed", e.cause).pipe(Effect.as(undefined)))
       )
       if (stored?._tag !== "Stored") return yield* storeFailed("Failed to store message")
-      yield* deps.mempool.wake(LEGACY_UID, 1)
+      yield* deps.wakeups.wake(LEGACY_UID, 1)
       if (live && target.deliver(liveFrame(p.message, reg.clientId), stored.id)) return
       // Its mailbox filled up since the check: the message waits in storage like a queued one.
       if (live) yield* deps.storage.requeue([stored.id])
@@ -86,7 +86,7 @@ export const message = (deps: LegacyDeps) => (session: LegacySessionState, frame
       )
     }
     if (stored?._tag !== "Stored") return yield* storeFailed("Failed to store offline message")
-    yield* deps.mempool.wake(LEGACY_UID, 1)
+    yield* deps.wakeups.wake(LEGACY_UID, 1)
     // The owner may have registered since the check; it then catches up.
     ;(yield* deps.peers.get(targetId))?.requestFlush()
     yield* session.reply("message_queued", {
