@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from "bun:test"
 import { Clock, Effect, TestServices } from "effect"
-/** The bound the node promises (SECURITY.md): `MAX_AHEAD_MILLIS` of src/relay/ServerClock.ts. */
+/** The bound the node promises (SECURITY.md): `MAX_AHEAD_MILLIS` of src/limits/ServerClock.ts. */
 const MAX_AHEAD_MILLIS = 1000
 import { Storage } from "../../src/storage/Storage.ts"
 import { encrypted, type Frame, hash, identity, peer, scenario } from "../support/TestNode.ts"
