@@ -2,7 +2,7 @@ import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 import type { StorageError } from "../storage/Storage.ts"
 
-/** @deprecated kept for hosts that read it here; its home is `domain/LegacyUid.ts`, exported by the package root. */
+/** Part of this port's contract (a host's own store writes legacy messages under it); defined in `domain/LegacyUid.ts`. */
 export { LEGACY_UID } from "../domain/LegacyUid.ts"
 
 /** A clientId's owner: the ML-DSA key that first registered it and its current ML-KEM key. */
