@@ -6,7 +6,7 @@ import * as Layer from "effect/Layer"
 import * as nodeCrypto from "node:crypto"
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { NodeConfig } from "../node/NodeConfig.ts"
+import { NodeConfig } from "../config/NodeConfig.ts"
 
 /** The node's ML-DSA-65 identity; it signs batch headers. */
 export interface NodeKeyShape {

@@ -5,8 +5,8 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import { Crypto } from "../crypto/Crypto.ts"
-import { canonicalJson } from "../l2ps/Merkle.ts"
-import { NodeConfig } from "../node/NodeConfig.ts"
+import { canonicalJson } from "../domain/Merkle.ts"
+import { NodeConfig } from "../config/NodeConfig.ts"
 import { L1, L1Error } from "./L1.ts"
 
 const GENESIS_PARENT = "0".repeat(64)

@@ -5,7 +5,7 @@ import * as Schedule from "effect/Schedule"
 import type { CryptoShape } from "../crypto/Crypto.ts"
 import type { NodeKeyShape } from "../crypto/NodeKey.ts"
 import { type L1, L1Error } from "../l1/L1.ts"
-import type { NodeConfigShape } from "../node/NodeConfig.ts"
+import type { NodeConfigShape } from "../config/NodeConfig.ts"
 import type { Batch, PipelineStoreShape } from "./PipelineStore.ts"
 import { anchorOfBatch } from "./Prover.ts"
 

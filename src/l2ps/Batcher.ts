@@ -2,9 +2,9 @@ import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Queue from "effect/Queue"
-import type { NodeConfigShape } from "../node/NodeConfig.ts"
+import type { NodeConfigShape } from "../config/NodeConfig.ts"
 import type { StorageError } from "../storage/Storage.ts"
-import type { Mempool } from "./Mempool.ts"
+import type { BatchWakeups } from "./BatchWakeups.ts"
 import type { MempoolEntry, PipelineStoreShape } from "./PipelineStore.ts"
 
 /** Messages for one batch, handed to the prover; `saved` completes once they are claimed in storage. */
@@ -24,7 +24,7 @@ export const run = (
   uid: string,
   cfg: NodeConfigShape,
   store: PipelineStoreShape,
-  mempool: typeof Mempool.Service,
+  wakeups: typeof BatchWakeups.Service,
   drafts: Queue.Enqueue<Draft>,
   /** Shared by the node's batchers (see `Networks`). */
   reads: Effect.Semaphore
@@ -33,7 +33,7 @@ export const run = (
     const max = cfg.maxBatchSize
     /** Messages committed meanwhile, or undefined when `ms` passed first. */
     const waitFor = (ms: number) =>
-      Effect.raceFirst(Effect.map(mempool.woken(uid), (n): number | undefined => n), Effect.as(Effect.sleep(Math.max(0, ms)), undefined))
+      Effect.raceFirst(Effect.map(wakeups.woken(uid), (n): number | undefined => n), Effect.as(Effect.sleep(Math.max(0, ms)), undefined))
     const count = reads.withPermits(1)(store.countPending(uid, undefined, max))
     let pending = yield* count
     let firstSeen: number | undefined

@@ -1,9 +1,8 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { LEGACY_UID, NodeConfig } from "../node/NodeConfig.ts"
+import { NodeConfig } from "../config/NodeConfig.ts"
+import { LEGACY_UID } from "../domain/LegacyUid.ts"
 import * as Pipeline from "./Pipeline.ts"
-
-export { LEGACY_UID }
 
 /**
  * Runs one pipeline per served network (and the legacy one); each supervises its own stages. Their

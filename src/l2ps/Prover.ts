@@ -6,7 +6,7 @@ import type { CryptoShape } from "../crypto/Crypto.ts"
 import type { NodeKeyShape } from "../crypto/NodeKey.ts"
 import type { BatchAnchor, L1Transaction } from "../l1/L1.ts"
 import type { Draft } from "./Batcher.ts"
-import { canonicalJson, leafHash, root } from "./Merkle.ts"
+import { canonicalJson, leafHash, root } from "../domain/Merkle.ts"
 import type { Batch, PipelineStoreShape } from "./PipelineStore.ts"
 
 export const GENESIS_BATCH_HASH = "0".repeat(64)

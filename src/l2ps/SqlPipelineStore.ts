@@ -3,7 +3,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { COLUMNS, MESSAGES, type MessageRow, toMessage } from "../storage/MessageRow.ts"
 import { StorageError } from "../storage/Storage.ts"
-import { leafHash } from "./Merkle.ts"
+import { leafHash } from "../domain/Merkle.ts"
 import { type Batch, type BatchStatus, type InclusionQuery, type MempoolEntry, PipelineStore, type PipelineStoreShape } from "./PipelineStore.ts"
 
 interface BatchRow {

@@ -1,11 +1,11 @@
 import * as Effect from "effect/Effect"
 import { Crypto, type CryptoShape } from "../crypto/Crypto.ts"
-import { Mempool } from "../l2ps/Mempool.ts"
-import { NodeConfig, type NodeConfigShape } from "../node/NodeConfig.ts"
-import { AddressLimits } from "../relay/AddressLimits.ts"
+import { BatchWakeups } from "../l2ps/BatchWakeups.ts"
+import { NodeConfig, type NodeConfigShape } from "../config/NodeConfig.ts"
+import { AddressLimits } from "../limits/AddressLimits.ts"
 import { NodeKey, type NodeKeyShape } from "../crypto/NodeKey.ts"
-import { RateLimits } from "../relay/RateLimits.ts"
-import { ServerClock } from "../relay/ServerClock.ts"
+import { RateLimits } from "../limits/RateLimits.ts"
+import { ServerClock } from "../limits/ServerClock.ts"
 import { ValidatorPool, type ValidatorPoolShape } from "../validators/ValidatorPool.ts"
 import { LegacyPeers } from "./LegacyPeers.ts"
 import { LegacyStorage, type LegacyStorageShape } from "./LegacyStorage.ts"
@@ -17,7 +17,7 @@ export interface LegacyDeps {
   readonly validators: ValidatorPoolShape
   readonly peers: typeof LegacyPeers.Service
   readonly clock: typeof ServerClock.Service
-  readonly mempool: typeof Mempool.Service
+  readonly wakeups: typeof BatchWakeups.Service
   readonly crypto: CryptoShape
   readonly addressLimits: typeof AddressLimits.Service
   readonly rateLimits: typeof RateLimits.Service
@@ -30,7 +30,7 @@ export const make = Effect.all({
   validators: ValidatorPool,
   peers: LegacyPeers,
   clock: ServerClock,
-  mempool: Mempool,
+  wakeups: BatchWakeups,
   crypto: Crypto,
   addressLimits: AddressLimits,
   rateLimits: RateLimits,

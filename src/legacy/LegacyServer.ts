@@ -1,7 +1,7 @@
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { NodeConfig } from "../node/NodeConfig.ts"
+import { NodeConfig } from "../config/NodeConfig.ts"
 import { type Listening, Transport } from "../transport/Transport.ts"
 import * as LegacyPeers from "./LegacyPeers.ts"
 import { LegacyRelay } from "./LegacyRelay.ts"

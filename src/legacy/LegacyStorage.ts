@@ -2,8 +2,8 @@ import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 import type { StorageError } from "../storage/Storage.ts"
 
-/** The network uid of legacy messages in `l2ps_messages` and in the batch pipeline. */
-export { LEGACY_UID } from "../l2ps/Networks.ts"
+/** Part of this port's contract (a host's own store writes legacy messages under it); defined in `domain/LegacyUid.ts`. */
+export { LEGACY_UID } from "../domain/LegacyUid.ts"
 
 /** A clientId's owner: the ML-DSA key that first registered it and its current ML-KEM key. */
 export interface LegacyClient {

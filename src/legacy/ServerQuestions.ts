@@ -4,7 +4,7 @@ import * as Deferred from "effect/Deferred"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { NodeConfig } from "../node/NodeConfig.ts"
+import { NodeConfig } from "../config/NodeConfig.ts"
 import { uuidV4 } from "./handlers/Questions.ts"
 import { LegacyPeers } from "./LegacyPeers.ts"
 

@@ -2,7 +2,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { conversationOf } from "../domain/Keys.ts"
-import { LEGACY_UID } from "../l2ps/Networks.ts"
+import { LEGACY_UID } from "../domain/LegacyUid.ts"
 import { StorageError } from "../storage/Storage.ts"
 import { type LegacyClient, LegacyStorage, type LegacyStorageShape } from "./LegacyStorage.ts"
 

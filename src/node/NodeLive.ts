@@ -13,9 +13,9 @@ import { makePrivate } from "../storage/PrivateDir.ts"
 import * as SqlStorage from "../storage/SqlStorage.ts"
 import * as BunTransport from "../transport/BunTransport.ts"
 import * as ValidatorPool from "../validators/ValidatorPool.ts"
-import { L2psServer } from "./L2psServer.ts"
-import { NodeConfig } from "./NodeConfig.ts"
-import * as NodeConfigLive from "./NodeConfig.ts"
+import { L2psServer } from "../relay/L2psServer.ts"
+import { NodeConfig } from "../config/NodeConfig.ts"
+import * as NodeConfigLive from "../config/NodeConfig.ts"
 import { NodeCore } from "./NodeCore.ts"
 
 const Sql = Layer.mergeAll(SqlStorage.layer, SqlLegacyStorage.layer, SqlPipelineStore.layer, LocalL1.layer).pipe(

@@ -6,10 +6,10 @@ import * as Runtime from "effect/Runtime"
 import pkg from "../../package.json" with { type: "json" }
 import { NodeKey } from "../crypto/NodeKey.ts"
 import { PipelineStore } from "../l2ps/PipelineStore.ts"
-import { NodeConfig } from "../node/NodeConfig.ts"
+import { NodeConfig } from "../config/NodeConfig.ts"
 import { Sessions } from "../relay/Sessions.ts"
 import { Storage } from "../storage/Storage.ts"
-import * as Metrics from "./Metrics.ts"
+import * as Metrics from "../internal/Metrics.ts"
 
 export const VERSION: string = pkg.version
 

@@ -4,9 +4,9 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Schedule from "effect/Schedule"
-import { NodeConfig } from "../node/NodeConfig.ts"
+import { NodeConfig } from "../config/NodeConfig.ts"
 import { Storage } from "../storage/Storage.ts"
-import * as Metrics from "./Metrics.ts"
+import * as Metrics from "../internal/Metrics.ts"
 
 const MAX_SWEEP_INTERVAL = 3_600_000
 

@@ -1,7 +1,7 @@
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import { Fifo } from "./Fifo.ts"
+import { Fifo } from "../internal/Fifo.ts"
 
 /**
  * The input of a writer that serves requests a batch at a time (the group commit, the pending probe):

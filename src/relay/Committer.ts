@@ -8,9 +8,9 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import { ioTurn } from "../internal/ioTurn.ts"
-import { Mempool } from "../l2ps/Mempool.ts"
-import { NodeConfig } from "../node/NodeConfig.ts"
-import * as Metrics from "../ops/Metrics.ts"
+import { BatchWakeups } from "../l2ps/BatchWakeups.ts"
+import { NodeConfig } from "../config/NodeConfig.ts"
+import * as Metrics from "../internal/Metrics.ts"
 import { BatchQueue } from "./BatchQueue.ts"
 import { isDataError } from "../storage/isDataError.ts"
 import { type CommitRequest, type CommitResult, isPending, Storage, StorageError } from "../storage/Storage.ts"
@@ -65,12 +65,12 @@ const messageOf = (error: StorageError): string =>
 /** Roughly what a request holds in memory: its payload (as text and parsed) and an allowance for the rest. */
 const weightOf = (request: CommitRequest): number => 512 + 2 * request.message.encryptedJson.length
 
-export const layer: Layer.Layer<Committer, never, Storage | NodeConfig | Mempool> = Layer.scoped(
+export const layer: Layer.Layer<Committer, never, Storage | NodeConfig | BatchWakeups> = Layer.scoped(
   Committer,
   Effect.gen(function*() {
     const storage = yield* Storage
     const cfg = yield* NodeConfig
-    const mempool = yield* Mempool
+    const wakeups = yield* BatchWakeups
     const queue = new BatchQueue<Pending>(cfg.commitBatchMax * 8, BATCH_BYTES * 8, (p) => weightOf(p.request))
     const wakeBatchers = (batch: ReadonlyArray<Pending>, results: ReadonlyArray<CommitResult | undefined>) => {
       const stored = new Map<string, number>()
@@ -78,7 +78,7 @@ export const layer: Layer.Layer<Committer, never, Storage | NodeConfig | Mempool
         const uid = p.request.message.l2psUid
         if (results[i]?._tag === "Stored") stored.set(uid, (stored.get(uid) ?? 0) + 1)
       })
-      return Effect.forEach(stored, ([uid, n]) => mempool.wake(uid, n), { discard: true })
+      return Effect.forEach(stored, ([uid, n]) => wakeups.wake(uid, n), { discard: true })
     }
 
     const scope = yield* Effect.scope

@@ -1,4 +1,4 @@
-import { Fifo } from "./Fifo.ts"
+import { Fifo } from "../internal/Fifo.ts"
 
 /**
  * A session's incoming frames: bounded, FIFO. Plain fields rather than an Effect `Queue`: every

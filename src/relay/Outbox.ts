@@ -2,7 +2,7 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type { WriteResult } from "../transport/Transport.ts"
-import { Fifo } from "./Fifo.ts"
+import { Fifo } from "../internal/Fifo.ts"
 import type { Outgoing } from "./SessionState.ts"
 import type { StallHooks } from "./StallWatch.ts"
 

@@ -4,9 +4,9 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import { encodeFrame } from "../domain/Frames.ts"
-import { NodeConfig } from "../node/NodeConfig.ts"
+import { NodeConfig } from "../config/NodeConfig.ts"
 import { Sessions } from "./Sessions.ts"
-import { TokenBucket } from "./TokenBucket.ts"
+import { TokenBucket } from "../limits/TokenBucket.ts"
 
 interface KeyPresence {
   readonly l2psUid: string

@@ -3,8 +3,8 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
-import { NodeConfig } from "../node/NodeConfig.ts"
-import { addressGroup } from "../transport/IpAddress.ts"
+import { NodeConfig } from "../config/NodeConfig.ts"
+import { addressGroup } from "../domain/IpAddress.ts"
 
 /**
  * A bucket that may go into debt: a read's cost is known only once it is read, so it is let through

@@ -3,9 +3,9 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
-import { NodeConfig } from "../node/NodeConfig.ts"
-import * as Metrics from "../ops/Metrics.ts"
-import { addressGroup } from "../transport/IpAddress.ts"
+import { NodeConfig } from "../config/NodeConfig.ts"
+import * as Metrics from "../internal/Metrics.ts"
+import { addressGroup } from "../domain/IpAddress.ts"
 
 /**
  * "busy": the cache is full and the claimant is among its big holders; "key" / "address": the claimant

@@ -8,7 +8,7 @@ import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import { invalid, refuse, type RequestError } from "../domain/ErrorCode.ts"
 import { decodeFrame, encodeFrame, type Envelope, type RequestId } from "../domain/Frames.ts"
-import * as Metrics from "../ops/Metrics.ts"
+import * as Metrics from "../internal/Metrics.ts"
 import type { StorageError } from "../storage/Storage.ts"
 import type { Connection, ConnectionEvents } from "../transport/Transport.ts"
 import { flushPending } from "./handlers/Delivery.ts"
@@ -19,7 +19,7 @@ import { unregister } from "./handlers/Unregister.ts"
 import type { RelayDeps } from "./RelayDeps.ts"
 import type { Peer } from "./Sessions.ts"
 import type { Registration, SessionState } from "./SessionState.ts"
-import { TokenBucket } from "./TokenBucket.ts"
+import { TokenBucket } from "../limits/TokenBucket.ts"
 
 /** Handles one decoded frame; `text` is the frame as received (for payloads relayed as they came). */
 export type Handler = (

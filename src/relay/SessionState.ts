@@ -1,7 +1,7 @@
 import type * as Effect from "effect/Effect"
 import type { RequestError } from "../domain/ErrorCode.ts"
 import type { RequestId } from "../domain/Frames.ts"
-import type { NetworkLimits } from "../node/NodeConfig.ts"
+import type { NetworkLimits } from "../config/NodeConfig.ts"
 import type { Peer } from "./Sessions.ts"
 
 export interface Registration {

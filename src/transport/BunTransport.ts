@@ -1,7 +1,7 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type { Server, ServerWebSocket } from "bun"
-import { clientAddress } from "./ClientAddress.ts"
+import { clientAddress } from "../domain/ClientAddress.ts"
 import { type ConnectionEvents, type ServeOptions, Transport, TransportError, type WriteResult } from "./Transport.ts"
 
 interface SocketData {

@@ -2,7 +2,7 @@ import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import type * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import type { Cidr } from "./IpAddress.ts"
+import type { Cidr } from "../domain/IpAddress.ts"
 
 /** Result of writing one frame: written, buffered past the socket's limit (wait for drain), or gone. */
 export type WriteResult = "ok" | "backpressure" | "closed"

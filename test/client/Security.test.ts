@@ -11,7 +11,7 @@ import { L2PSMessagingPeer } from "../../src/client/L2PSMessagingPeer.ts"
 import { generateIdentity, type Identity, messageHashOf, sealFor, signFnOf } from "../../src/client/L2psCrypto.ts"
 import * as Messenger from "../../src/client/Messenger.ts"
 import type { ProofResponsePayload } from "../../src/client/Wire.ts"
-import { canonicalJson, path as merklePath, root as merkleRoot } from "../../src/l2ps/Merkle.ts"
+import { canonicalJson, path as merklePath, root as merkleRoot } from "../../src/domain/Merkle.ts"
 import { type NodeProcess, startNode } from "../support/NodeProcess.ts"
 
 let node: NodeProcess

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import pg from "pg"
-import { leafHash, verifyInclusion } from "../../src/l2ps/Merkle.ts"
+import { leafHash, verifyInclusion } from "../../src/domain/Merkle.ts"
 import { encryptedFor, L2psClient, makeIdentity, randomHash } from "../support/L2psClient.ts"
 import { type NodeProcess, startNode } from "../support/NodeProcess.ts"
 

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test"
 import fc from "fast-check"
 import { createHash } from "node:crypto"
-import { canonicalJson, leafData, leafHash, path, root, verifyInclusion } from "../../src/l2ps/Merkle.ts"
+import { canonicalJson, leafData, leafHash, path, root, verifyInclusion } from "../../src/domain/Merkle.ts"
 
 const h = (...parts: Array<Buffer>) => createHash("sha256").update(Buffer.concat(parts)).digest()
 const leafOf = (i: number) => h(Buffer.from([0]), Buffer.from(`leaf-${i}`)).toString("hex")

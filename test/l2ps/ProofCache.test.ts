@@ -1,6 +1,6 @@
 /** Finding 8: proof paths are read from a batch's cached Merkle levels, kept for the most recent batches. */
 import { describe, expect, test } from "bun:test"
-import { leafHash, levels, path, pathIn, root } from "../../src/l2ps/Merkle.ts"
+import { leafHash, levels, path, pathIn, root } from "../../src/domain/Merkle.ts"
 import { ProofCache } from "../../src/relay/ProofCache.ts"
 
 describe("proof paths per batch", () => {

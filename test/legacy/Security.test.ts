@@ -5,7 +5,7 @@
 import { describe, expect, test } from "bun:test"
 import { ml_dsa65 } from "@noble/post-quantum/ml-dsa.js"
 import { Effect, TestClock } from "effect"
-import { defaultLimits } from "../../src/node/NodeConfig.ts"
+import { defaultLimits } from "../../src/config/NodeConfig.ts"
 import { legacyChallengeMessage } from "../../src/domain/LegacyChallenge.ts"
 import {
   type LegacyClient,

@@ -1,7 +1,7 @@
 import { expect, test } from "bun:test"
 import { Deferred, Effect, Exit, Layer } from "effect"
-import * as Mempool from "../../src/l2ps/Mempool.ts"
-import * as NodeConfig from "../../src/node/NodeConfig.ts"
+import * as BatchWakeups from "../../src/l2ps/BatchWakeups.ts"
+import * as NodeConfig from "../../src/config/NodeConfig.ts"
 import * as CommitterModule from "../../src/relay/Committer.ts"
 import { Committer } from "../../src/relay/Committer.ts"
 import { type CommitRequest, type NewMessage, Storage, type StorageShape } from "../../src/storage/Storage.ts"
@@ -40,7 +40,7 @@ test("two commits in flight under a backlog complete in submission order; a batc
     const started: Array<Array<string>> = []
     const completed: Array<string> = []
     const layer = CommitterModule.layer.pipe(
-      Layer.provide(Layer.mergeAll(gatedStorage(gate, started), NodeConfig.layer({ commitBatchMax: 4 }), Mempool.layer))
+      Layer.provide(Layer.mergeAll(gatedStorage(gate, started), NodeConfig.layer({ commitBatchMax: 4 }), BatchWakeups.layer))
     )
     yield* Effect.gen(function*() {
       const committer = yield* Committer

@@ -8,8 +8,8 @@ import { describe, expect, test } from "bun:test"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
 import { Effect, Exit, Layer } from "effect"
-import * as Mempool from "../../src/l2ps/Mempool.ts"
-import * as NodeConfig from "../../src/node/NodeConfig.ts"
+import * as BatchWakeups from "../../src/l2ps/BatchWakeups.ts"
+import * as NodeConfig from "../../src/config/NodeConfig.ts"
 import * as CommitterModule from "../../src/relay/Committer.ts"
 import { Committer, REFUSED_BY_STORAGE, SPLIT_COMMITS } from "../../src/relay/Committer.ts"
 import * as Migrations from "../../src/storage/Migrations.ts"
@@ -79,7 +79,7 @@ for (const db of await databases()) {
   const run = <A, E>(body: Effect.Effect<A, E, Committer | SqlClient.SqlClient>) => {
     const storage = SqlStorage.layer.pipe(Layer.provideMerge(Layer.effectDiscard(Migrations.run).pipe(Layer.provideMerge(db.layer))))
     const layer = CommitterModule.layer.pipe(
-      Layer.provideMerge(Layer.mergeAll(storage, NodeConfig.layer({ commitBatchMax: 256 }), Mempool.layer))
+      Layer.provideMerge(Layer.mergeAll(storage, NodeConfig.layer({ commitBatchMax: 256 }), BatchWakeups.layer))
     )
     return Effect.runPromise(body.pipe(Effect.provide(layer), Effect.scoped) as Effect.Effect<A, E>)
   }
@@ -154,7 +154,7 @@ const sqlFailure = (state: string) => () =>
 const runFake = <A, E>(storage: Layer.Layer<Storage>, body: Effect.Effect<A, E, Committer>) =>
   Effect.runPromise(body.pipe(
     Effect.provide(CommitterModule.layer.pipe(
-      Layer.provide(Layer.mergeAll(storage, NodeConfig.layer({ commitBatchMax: 2048 }), Mempool.layer))
+      Layer.provide(Layer.mergeAll(storage, NodeConfig.layer({ commitBatchMax: 2048 }), BatchWakeups.layer))
     )),
     Effect.scoped
   ) as Effect.Effect<A, E>)

@@ -6,7 +6,7 @@
  */
 import { describe, expect, test } from "bun:test"
 import { Clock, Effect, TestClock } from "effect"
-import * as Metrics from "../../src/ops/Metrics.ts"
+import * as Metrics from "../../src/internal/Metrics.ts"
 import { type Identity, identity, peer, scenario } from "../support/TestNode.ts"
 
 const config = {

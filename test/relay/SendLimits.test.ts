@@ -6,7 +6,7 @@
 import { describe, expect, test } from "bun:test"
 import { Clock, Effect, TestServices } from "effect"
 import { SAME_MILLI_MAX } from "../../src/domain/Timestamps.ts"
-import { MAX_AHEAD_MILLIS } from "../../src/relay/ServerClock.ts"
+import { MAX_AHEAD_MILLIS } from "../../src/limits/ServerClock.ts"
 import { Storage } from "../../src/storage/Storage.ts"
 import { encrypted, type Frame, hash, identity, peer, scenario } from "../support/TestNode.ts"
 

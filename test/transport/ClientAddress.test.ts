@@ -4,8 +4,8 @@
  * proxies, the right-most untrusted hop).
  */
 import { describe, expect, test } from "bun:test"
-import { clientAddress, MAX_HOPS, parseTrustedProxies } from "../../src/transport/ClientAddress.ts"
-import { addressGroup, cidrContains, parseCidr, parseIp } from "../../src/transport/IpAddress.ts"
+import { clientAddress, MAX_HOPS, parseTrustedProxies } from "../../src/domain/ClientAddress.ts"
+import { addressGroup, cidrContains, parseCidr, parseIp } from "../../src/domain/IpAddress.ts"
 
 const proxies = (text: string) => {
   const { proxies, bad } = parseTrustedProxies(text)

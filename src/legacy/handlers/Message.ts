@@ -1,7 +1,7 @@
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import { jsonbRefusal } from "../../domain/JsonbRefusal.ts"
-import { LEGACY_UID } from "../../l2ps/Networks.ts"
+import { LEGACY_UID } from "../../domain/LegacyUid.ts"
 import type { CryptoShape } from "../../crypto/Crypto.ts"
 import type { LegacyDeps } from "../LegacyDeps.ts"
 import { type LegacyEnvelope, MessagePayload, payloadOf, refuse } from "../LegacyFrames.ts"
@@ -70,7 +70,7 @@ export const message = (deps: LegacyDeps) => (session: LegacySessionState, frame
         Effect.catchTag("StorageError", (e) => Effect.logError("legacy store failed", e.cause).pipe(Effect.as(undefined)))
       )
       if (stored?._tag !== "Stored") return yield* storeFailed("Failed to store message")
-      yield* deps.mempool.wake(LEGACY_UID, 1)
+      yield* deps.wakeups.wake(LEGACY_UID, 1)
       if (live && target.deliver(liveFrame(p.message, reg.clientId), stored.id)) return
       // Its mailbox filled up since the check: the message waits in storage like a queued one.
       if (live) yield* deps.storage.requeue([stored.id])
@@ -87,7 +87,7 @@ export const message = (deps: LegacyDeps) => (session: LegacySessionState, frame
       )
     }
     if (stored?._tag !== "Stored") return yield* storeFailed("Failed to store offline message")
-    yield* deps.mempool.wake(LEGACY_UID, 1)
+    yield* deps.wakeups.wake(LEGACY_UID, 1)
     // The owner may have registered since the check; it then catches up.
     ;(yield* deps.peers.get(targetId))?.requestFlush()
     yield* session.reply("message_queued", {

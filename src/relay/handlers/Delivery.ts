@@ -1,7 +1,7 @@
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
-import * as Metrics from "../../ops/Metrics.ts"
+import * as Metrics from "../../internal/Metrics.ts"
 import type { StorageError, StoredMessage } from "../../storage/Storage.ts"
 import type { RelayDeps } from "../RelayDeps.ts"
 import type { Registration, SessionState } from "../SessionState.ts"

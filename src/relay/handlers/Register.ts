@@ -1,6 +1,6 @@
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
-import * as Metrics from "../../ops/Metrics.ts"
+import * as Metrics from "../../internal/Metrics.ts"
 import { invalid, refuse } from "../../domain/ErrorCode.ts"
 import { encodeFrame, type Envelope, payloadOf, RegisterPayload } from "../../domain/Frames.ts"
 import { hexToBytes, isPublicKey, isStrictPublicKey, normalizeKey } from "../../domain/Keys.ts"

@@ -1,6 +1,6 @@
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
-import * as Metrics from "../../ops/Metrics.ts"
+import * as Metrics from "../../internal/Metrics.ts"
 import type { RelayDeps } from "../RelayDeps.ts"
 import type { SessionState } from "../SessionState.ts"
 

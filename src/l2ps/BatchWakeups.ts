@@ -5,8 +5,11 @@ import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 
-/** Wake-ups for the batchers: the mempool itself is the `l2ps_pending` rows in storage. */
-export class Mempool extends Context.Tag("im/Mempool")<Mempool, {
+/**
+ * Wake-ups for the batchers, per network: a commit wakes its network's batcher instead of the batcher
+ * polling storage. The mempool itself is the `l2ps_mempool` rows in storage; this holds only counts.
+ */
+export class BatchWakeups extends Context.Tag("im/BatchWakeups")<BatchWakeups, {
   /** Tells the network's batcher that `count` more committed messages wait. */
   readonly wake: (l2psUid: string, count: number) => Effect.Effect<void>
   /**
@@ -21,7 +24,7 @@ interface Signal {
   waiter: Deferred.Deferred<void> | undefined
 }
 
-export const layer: Layer.Layer<Mempool> = Layer.sync(Mempool, () => {
+export const layer: Layer.Layer<BatchWakeups> = Layer.sync(BatchWakeups, () => {
   // One entry per network that has had a batcher or a commit: bounded by the configured networks.
   const signals = new Map<string, Signal>()
   const signal = (uid: string) => {

@@ -3,7 +3,7 @@ import { ConfigProvider, Effect, Either, Option } from "effect"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import * as NodeConfig from "../../src/node/NodeConfig.ts"
+import * as NodeConfig from "../../src/config/NodeConfig.ts"
 
 const fromEnv = (env: Record<string, string>) =>
   Effect.runSync(Effect.either(NodeConfig.fromEnv.pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)))))))

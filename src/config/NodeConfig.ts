@@ -11,8 +11,9 @@ import * as ParseResult from "effect/ParseResult"
 import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { readFileSync } from "node:fs"
-import { parseTrustedProxies } from "../transport/ClientAddress.ts"
-import type { Cidr } from "../transport/IpAddress.ts"
+import { parseTrustedProxies } from "../domain/ClientAddress.ts"
+import type { Cidr } from "../domain/IpAddress.ts"
+import { LEGACY_UID } from "../domain/LegacyUid.ts"
 
 /** Limits that may differ per L2PS network. */
 export interface NetworkLimits {
@@ -132,9 +133,6 @@ export interface NodeConfigShape {
 export class NodeConfig extends Context.Tag("im/NodeConfig")<NodeConfig, NodeConfigShape>() {}
 
 export const UID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/
-
-/** The network of messages relayed by the legacy signaling server; no L2PS network may take it. */
-export const LEGACY_UID = "legacy"
 
 export const defaultLimits: NetworkLimits = {
   rateLimitPerSec: 20,

@@ -1,7 +1,7 @@
 import * as Effect from "effect/Effect"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
-import type { NodeConfigShape } from "../node/NodeConfig.ts"
+import type { NodeConfigShape } from "../config/NodeConfig.ts"
 import type { Connection, ConnectionEvents } from "../transport/Transport.ts"
 
 /** Closes a socket that did not register in time. */

@@ -5,7 +5,7 @@
 import { describe, expect, test } from "bun:test"
 import { Effect } from "effect"
 import { SAME_MILLI_MAX } from "../../src/domain/Timestamps.ts"
-import { make, MAX_AHEAD_MILLIS } from "../../src/relay/ServerClock.ts"
+import { make, MAX_AHEAD_MILLIS } from "../../src/limits/ServerClock.ts"
 
 const A = "a".repeat(64)
 const B = "b".repeat(64)

@@ -1,9 +1,9 @@
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { Relay } from "../relay/Relay.ts"
+import { Relay } from "./Relay.ts"
 import { type Listening, Transport } from "../transport/Transport.ts"
-import { NodeConfig } from "./NodeConfig.ts"
+import { NodeConfig } from "../config/NodeConfig.ts"
 
 /** The L2PS messaging server, listening while its layer is alive. */
 export class L2psServer extends Context.Tag("im/L2psServer")<L2psServer, Listening>() {}

@@ -3,7 +3,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
-import type { NetworkLimits } from "../node/NodeConfig.ts"
+import type { NetworkLimits } from "../config/NodeConfig.ts"
 import { TokenBucket } from "./TokenBucket.ts"
 
 interface KeyState {

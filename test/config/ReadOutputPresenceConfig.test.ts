@@ -1,7 +1,7 @@
 /** The settings of findings 3, 8 and 17: documented defaults, values read, bad values named at start. */
 import { describe, expect, test } from "bun:test"
 import { ConfigProvider, Effect, Either } from "effect"
-import * as NodeConfig from "../../src/node/NodeConfig.ts"
+import * as NodeConfig from "../../src/config/NodeConfig.ts"
 
 const fromEnv = (env: Record<string, string>) =>
   Effect.runSync(Effect.either(NodeConfig.fromEnv.pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)))))))
