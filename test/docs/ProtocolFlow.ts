@@ -29,7 +29,8 @@ const config = {
 
 /** A test clock that starts at T0: moving one from 0 would run every timer of the node's loops through 56 years. */
 const clockAtT0 = TestClock.live(TestClock.makeData(T0, Chunk.empty())).pipe(
-  Layer.provide(Layer.merge(TestServices.liveLayer(), TestServices.annotationsLayer()))
+  Layer.provide(Layer.merge(TestServices.liveLayer(), TestServices.annotationsLayer())),
+  Layer.provide(TestContext.LiveContext)
 )
 
 export const runFlow = (frames: ClientFrames, legacyChallengeRegister: (nonce: string, node: string) => string) =>

@@ -5,6 +5,7 @@
 import { ed25519 } from "@noble/curves/ed25519.js"
 import { ml_dsa65 } from "@noble/post-quantum/ml-dsa.js"
 import { messageHashOf } from "../../src/client/L2psCrypto.ts"
+import { makeNative } from "../../src/crypto/Crypto.ts"
 import * as NodeKey from "../../src/crypto/NodeKey.ts"
 import { legacyChallengeMessage } from "../../src/domain/LegacyChallenge.ts"
 import { canonicalJson, leafData, leafHash, path, root } from "../../src/l2ps/Merkle.ts"
@@ -16,7 +17,7 @@ import { sha256 } from "@noble/hashes/sha2.js"
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex")
 const utf8 = (s: string) => new TextEncoder().encode(s)
 const sha256hex = (s: string) => hex(sha256(utf8(s)))
-const crypto = { sha256: (b: Uint8Array) => sha256(b) }
+const crypto = makeNative()
 
 /** 2026-01-01T00:00:00Z: the time of every example and vector. */
 export const T0 = 1767225600000
