@@ -141,7 +141,11 @@ describe("docs/PROTOCOL.md", () => {
       await played
       const shown = of("s2c").map((b) => ({ server: b.name as "l2ps" | "legacy", frame: JSON.parse(b.body) }))
       for (const { server, frame } of shown) {
-        const same = received.filter((r) => r.server === server && JSON.parse(r.text).type === frame.type)
+        // A reply is compared with the node's reply to that very request; a pushed frame with those of its type.
+        const same = received.filter((r) => {
+          const sent = JSON.parse(r.text)
+          return r.server === server && sent.type === frame.type && sent.requestId === frame.requestId
+        })
         const match = same.some((r) => Bun.deepEquals(shape(JSON.parse(r.text)), shape(frame)))
         expect({ server, type: frame.type, match, sent: same.map((r) => shape(JSON.parse(r.text))) }).toMatchObject({ server, type: frame.type, match: true })
       }
