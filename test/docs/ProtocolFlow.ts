@@ -124,12 +124,14 @@ const flow = (frames: ClientFrames, legacyChallengeRegister: (nonce: string, nod
     yield* expect("alice", "error")
     // The batch closes, is anchored and confirmed.
     const sql = yield* SqlClient.SqlClient
-    for (let i = 0; i < 100; i++) {
+    let confirmed = false
+    for (let i = 0; i < 500 && !confirmed; i++) {
       yield* TestClock.adjust(500)
       yield* live(Effect.sleep(20))
       const [b] = yield* sql<{ status: string }>`SELECT status FROM l2ps_batches ORDER BY id LIMIT 1`
-      if (b?.status === "confirmed") break
+      confirmed = b?.status === "confirmed"
     }
+    if (!confirmed) return yield* Effect.die(new Error("the example batch was not confirmed within 10 s"))
     yield* send("bob", "l2ps/proof_request-from")
     yield* expect("bob", "proof_response")
     yield* sockets.get("carol")!.socket.close
