@@ -11,11 +11,13 @@ import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import { existsSync, readFileSync } from "node:fs"
 import { dirname, join, resolve } from "node:path"
+import { makeNative } from "../../src/crypto/Crypto.ts"
 import * as NodeKey from "../../src/crypto/NodeKey.ts"
 import { ErrorCode } from "../../src/domain/ErrorCode.ts"
 import * as Frames from "../../src/domain/Frames.ts"
 import { legacyChallengeMessage } from "../../src/domain/LegacyChallenge.ts"
-import { leafHash, root, verifyInclusion } from "../../src/l2ps/Merkle.ts"
+import { canonicalJson, leafHash, root, verifyInclusion } from "../../src/l2ps/Merkle.ts"
+import { anchorOf } from "../../src/l2ps/Prover.ts"
 import * as LegacyFrames from "../../src/legacy/LegacyFrames.ts"
 import { challengeRegister, clientFrames } from "./ProtocolExamples.ts"
 import { type Received, runFlow } from "./ProtocolFlow.ts"
@@ -195,6 +197,21 @@ describe("docs/PROTOCOL.md", () => {
       expect(NodeKey.verify(v["node.publicKey"]!, Buffer.from(v["batch.batchHash"]!, "hex"), v["batch.signature"]!)).toBe(true)
       expect(Buffer.from(sha256(new TextEncoder().encode(v["batch.anchor"]!))).toString("hex")).toBe(v["batch.l2psTxHash"]!)
     })
+  })
+
+  test("the documented proof_response checks out: leaf and path to the root, batch hash, signature, L1 transaction", () => {
+    const proof = of("s2c").map((b) => JSON.parse(b.body)).find((f) => f.type === "proof_response" && f.payload.batch !== null)!.payload
+    const sent = JSON.parse(of("c2s").find((b) => b.name === "l2ps/send")!.body).payload
+    const stored = JSON.parse(of("s2c").find((b) => JSON.parse(b.body).type === "history_response")!.body).payload.messages[0]
+    expect(stored.messageHash).toBe(proof.messageHash)
+    expect(leafHash({ l2psUid: "default", messageHash: sent.messageHash, encrypted: sent.encrypted, timestamp: stored.timestamp })).toBe(proof.leaf)
+    const b = proof.batch
+    expect(verifyInclusion(proof.leaf, proof.path, b.root)).toBe(true)
+    const header = { l2psUid: b.l2psUid, seq: b.seq, root: b.root, size: b.size, prevBatchHash: b.prevBatchHash, createdAt: b.createdAt }
+    expect(Buffer.from(sha256(new TextEncoder().encode(canonicalJson(header)))).toString("hex")).toBe(b.batchHash)
+    expect(NodeKey.verify(b.signer, Buffer.from(b.batchHash, "hex"), b.signature)).toBe(true)
+    const { createdAt: _, ...anchored } = header
+    expect(anchorOf(makeNative(), { ...anchored, batchHash: b.batchHash, signature: b.signature, signer: b.signer }).hash).toBe(b.l2psTxHash)
   })
 
   test("every relative link of README.md and docs/PROTOCOL.md resolves inside the repository", () => {
