@@ -56,10 +56,7 @@ const flow = (frames: ClientFrames, legacyChallengeRegister: (nonce: string, nod
       if (text === undefined) throw new Error(`no example ${name}`)
       return text
     }
-    const send = (who: string, name: string) => {
-      if (process.env.FLOW_DEBUG) console.error("send", who, name)
-      return sockets.get(who)!.socket.send(frame(name))
-    }
+    const send = (who: string, name: string) => sockets.get(who)!.socket.send(frame(name))
     /** The next frame `who` gets, which must be of `type`. */
     const expect = (who: string, type: string) =>
       Effect.gen(function*() {
