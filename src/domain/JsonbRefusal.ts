@@ -1,3 +1,5 @@
+import { stringEnd } from "./RawJson.ts"
+
 /**
  * Why Postgres `jsonb` would refuse a JSON text that `JSON.parse` accepted, or undefined when it would
  * not: a `\u0000` escape (jsonb values are text, which has no NUL), an escaped surrogate without its
@@ -48,19 +50,6 @@ const escapeRefusal = (text: string): string | undefined => {
     i = text.indexOf("\\", i + 6)
   }
   return undefined
-}
-
-/** End (exclusive) of the string whose opening quote is at `i`. */
-const stringEnd = (text: string, i: number): number => {
-  let from = i + 1
-  while (true) {
-    const quote = text.indexOf('"', from)
-    if (quote < 0) return text.length
-    let backslashes = 0
-    while (text.charCodeAt(quote - 1 - backslashes) === 0x5c) backslashes++
-    if (backslashes % 2 === 0) return quote + 1
-    from = quote + 1
-  }
 }
 
 const isNumberChar = (c: number) =>

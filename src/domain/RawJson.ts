@@ -12,7 +12,7 @@ const skipSpace = (text: string, i: number): number => {
 }
 
 /** End (exclusive) of the string starting at `i` (its opening quote); `indexOf` crosses long ciphertexts fast. */
-const stringEnd = (text: string, i: number): number => {
+export const stringEnd = (text: string, i: number): number => {
   let from = i + 1
   while (true) {
     const quote = text.indexOf('"', from)

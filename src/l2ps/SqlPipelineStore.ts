@@ -78,6 +78,25 @@ export const make = Effect.gen(function*() {
       return entries.map(toEntry).map(leafHash)
     })
 
+
+  const placeOf: PipelineStoreShape["placeOf"] = (q) =>
+    Effect.gen(function*() {
+      const [m] = yield* sql<MessageRow & { batch_id: string | number | null }>`
+        SELECT ${sql.literal(COLUMNS)}, bm.batch_id FROM ${sql.literal(MESSAGES)}
+        WHERE ${ofParticipant(q)}
+        ORDER BY m.from_key = ${q.participant} DESC, m.id
+        LIMIT 1`
+      if (m === undefined) return undefined
+      const message = toMessage(m)
+      if (m.batch_id === null) return { message, batch: undefined, index: -1 }
+      const batchId = Number(m.batch_id)
+      const [b] = yield* sql<BatchRow>`SELECT * FROM l2ps_batches WHERE id = ${batchId}`
+      // Along l2ps_batch_messages_batch (batch_id, message_id): the members before it.
+      const [before] = yield* sql<{ n: string | number }>`
+        SELECT count(*) AS n FROM l2ps_batch_messages WHERE batch_id = ${batchId} AND message_id < ${message.id}`
+      return { message, batch: b === undefined ? undefined : toBatch(b), index: Number(before?.n ?? 0) }
+    }).pipe(Effect.mapError(fail("placeOf")))
+
   const store: PipelineStoreShape = {
     // EXISTS is planned for its first row: along the index, whatever the statistics.
     anyPending: (uid) =>
@@ -182,42 +201,17 @@ export const make = Effect.gen(function*() {
         }
       })
     }).pipe(Effect.mapError(fail("stats"))),
-    placeOf: (q) =>
-      Effect.gen(function*() {
-        const [m] = yield* sql<MessageRow & { batch_id: string | number | null }>`
-          SELECT ${sql.literal(COLUMNS)}, bm.batch_id FROM ${sql.literal(MESSAGES)}
-          WHERE ${ofParticipant(q)}
-          ORDER BY m.from_key = ${q.participant} DESC, m.id
-          LIMIT 1`
-        if (m === undefined) return undefined
-        const message = toMessage(m)
-        if (m.batch_id === null) return { message, batch: undefined, index: -1 }
-        const batchId = Number(m.batch_id)
-        const [b] = yield* sql<BatchRow>`SELECT * FROM l2ps_batches WHERE id = ${batchId}`
-        // Along l2ps_batch_messages_batch (batch_id, message_id): the members before it.
-        const [before] = yield* sql<{ n: string | number }>`
-          SELECT count(*) AS n FROM l2ps_batch_messages WHERE batch_id = ${batchId} AND message_id < ${message.id}`
-        return { message, batch: b === undefined ? undefined : toBatch(b), index: Number(before?.n ?? 0) }
-      }).pipe(Effect.mapError(fail("placeOf"))),
+    placeOf,
     batchLeaves: (batchId) => batchLeaves(Number(batchId)).pipe(Effect.mapError(fail("batchLeaves"))),
     inclusionOf: (q) =>
       Effect.gen(function*() {
-        const [m] = yield* sql<MessageRow & { batch_id: string | number | null }>`
-          SELECT ${sql.literal(COLUMNS)}, bm.batch_id FROM ${sql.literal(MESSAGES)}
-          WHERE ${ofParticipant(q)}
-          ORDER BY m.from_key = ${q.participant} DESC, m.id
-          LIMIT 1`
-        if (m === undefined) return undefined
-        const message = toMessage(m)
-        if (m.batch_id === null) return { message, batch: undefined, leaves: [], index: -1 }
-        const batchId = Number(m.batch_id)
-        const [b] = yield* sql<BatchRow>`SELECT * FROM l2ps_batches WHERE id = ${batchId}`
-        const members = yield* sql<{ message_id: string | number }>`
-          SELECT message_id FROM l2ps_batch_messages WHERE batch_id = ${batchId} ORDER BY message_id`
-        const index = members.findIndex((r) => String(r.message_id) === message.id)
-        const batch = b === undefined ? undefined : toBatch(b)
-        return { message, batch, leaves: yield* batchLeaves(batchId), index }
-      }).pipe(Effect.mapError(fail("inclusionOf")))
+        const place = yield* placeOf(q)
+        if (place === undefined) return undefined
+        const leaves = place.batch === undefined
+          ? []
+          : yield* batchLeaves(Number(place.batch.id)).pipe(Effect.mapError(fail("inclusionOf")))
+        return { ...place, leaves }
+      })
   }
   return store
 })
