@@ -78,7 +78,6 @@ export const make = Effect.gen(function*() {
       return entries.map(toEntry).map(leafHash)
     })
 
-
   const placeOf: PipelineStoreShape["placeOf"] = (q) =>
     Effect.gen(function*() {
       const [m] = yield* sql<MessageRow & { batch_id: string | number | null }>`
