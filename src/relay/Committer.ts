@@ -14,6 +14,7 @@ import * as Metrics from "../ops/Metrics.ts"
 import { BatchQueue } from "./BatchQueue.ts"
 import { isDataError } from "../storage/isDataError.ts"
 import { type CommitRequest, type CommitResult, isPending, Storage, StorageError } from "../storage/Storage.ts"
+import { supervise } from "../internal/supervise.ts"
 
 /**
  * Runs in submission order once the request's commit ended (or failed), with the time then. Plain
@@ -96,8 +97,9 @@ export const layer: Layer.Layer<Committer, never, Storage | NodeConfig | Mempool
 
     // A defect fails the waiting sends too: @effect/sql dies when COMMIT fails (e.g. the database went
     // away mid-transaction), and the writer must outlive it or every later send hangs.
+    // (suspended: a storage that throws instead of failing is a defect like any other).
     const commitOf = (requests: ReadonlyArray<CommitRequest>) =>
-      storage.commit(requests).pipe(
+      Effect.suspend(() => storage.commit(requests)).pipe(
         Metric.trackDuration(Metrics.commitLatency),
         Effect.sandbox,
         Effect.mapError((cause) =>
@@ -214,7 +216,7 @@ export const layer: Layer.Layer<Committer, never, Storage | NodeConfig | Mempool
       yield* Effect.forkIn(store(batch, previous, completed), scope)
       if (exclusive) yield* Deferred.await(completed)
     })
-    yield* writeNext.pipe(Effect.forever, Effect.forkScoped)
+    yield* supervise("commit-writer", Effect.forever(writeNext))
     // On shutdown, whatever was submitted before the writer stopped is still committed.
     yield* Effect.addFinalizer(() =>
       Effect.suspend(() => {

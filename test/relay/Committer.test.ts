@@ -70,3 +70,40 @@ test("two commits in flight under a backlog complete in submission order; a batc
       expect(started).toEqual([first, second, [pending]].map((b) => b.map((r) => r.message.messageHash)))
     }).pipe(Effect.provide(layer), Effect.scoped)
   }).pipe(Effect.runPromise))
+
+test("a commit that dies (thrown or as a defect) fails its own sends only; later sends are stored", () =>
+  Effect.gen(function*() {
+    for (const dies of ["throws", "defect"] as const) {
+      let calls = 0
+      const storage = Layer.succeed(Storage, {
+        commit: (batch) => {
+          if (++calls === 1) {
+            if (dies === "throws") throw new Error("driver bug")
+            return Effect.die(new Error("COMMIT lost with the connection"))
+          }
+          return Effect.succeed(batch.map((_, i) => ({ _tag: "Stored" as const, id: String(i) })))
+        }
+      } as Partial<StorageShape> as StorageShape)
+      const layer = CommitterModule.layer.pipe(
+        Layer.provide(Layer.mergeAll(storage, NodeConfig.layer({ commitBatchMax: 4 }), Mempool.layer))
+      )
+      yield* Effect.gen(function*() {
+        const committer = yield* Committer
+        const send = Effect.gen(function*() {
+          const done = yield* Deferred.make<Exit.Exit<unknown, unknown>>()
+          yield* committer.submit(request(), (outcome) => {
+            Deferred.unsafeDone(done, Exit.succeed(outcome))
+            return undefined
+          })
+          // Without an answer the sender would wait forever: bounded here so the test fails instead.
+          return yield* Deferred.await(done).pipe(Effect.timeoutFail({ duration: "2 seconds", onTimeout: () => "no answer" }))
+        })
+        const first = yield* send
+        expect(Exit.isFailure(first)).toBe(true)
+        for (let i = 0; i < 3; i++) {
+          const later = yield* send
+          expect(Exit.isSuccess(later) && later.value).toEqual({ _tag: "Stored", id: "0" })
+        }
+      }).pipe(Effect.provide(layer), Effect.scoped)
+    }
+  }).pipe(Effect.runPromise))
