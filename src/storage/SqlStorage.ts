@@ -6,6 +6,7 @@ import { isStorableText, jsonbRefusal } from "../domain/JsonbRefusal.ts"
 import { conversationOf } from "../domain/Keys.ts"
 import { isDataError } from "./isDataError.ts"
 import { BATCH_JOIN, COLUMNS, MESSAGES, type MessageRow, toMessage } from "./MessageRow.ts"
+import { spanned } from "../internal/spanned.ts"
 import {
   type CommitRequest,
   type CommitResult,
@@ -350,7 +351,12 @@ export const make = Effect.gen(function*() {
 
   const ping: StorageShape["ping"] = sql`SELECT 1`.pipe(Effect.asVoid, Effect.mapError(fail("ping")))
 
-  return Storage.of({ commit, pending, waiting, markHanded, requeue, acknowledge, history, byHash, expirePending, ping })
+  // The group commit, deliveries and acknowledgements run per message: no span on them.
+  return Storage.of(spanned(
+    "storage",
+    { commit, pending, waiting, markHanded, requeue, acknowledge, history, byHash, expirePending, ping },
+    ["pending", "waiting", "requeue", "history", "byHash", "expirePending"]
+  ))
 })
 
 export const layer: Layer.Layer<Storage, never, SqlClient.SqlClient> = Layer.effect(Storage, make)
