@@ -44,6 +44,9 @@ export class Committer extends Context.Tag("im/Committer")<Committer, {
   readonly hasRoomFor: (request: CommitRequest) => boolean
 }>() {}
 
+/** How long stopping waits for the group commits in flight. */
+const SHUTDOWN_WAIT = "10 seconds"
+
 /** Group commits written at once. */
 const IN_FLIGHT = 2
 
@@ -213,17 +216,26 @@ export const layer: Layer.Layer<Committer, never, Storage | NodeConfig | Mempool
       const previous = last
       const completed = last = yield* Deferred.make<void>()
       inFlight.push(completed)
-      yield* Effect.forkIn(store(batch, previous, completed), scope)
+      // A daemon: stopping waits for it in the finalizer below, for a bounded time.
+      yield* Effect.forkDaemon(store(batch, previous, completed))
       if (exclusive) yield* Deferred.await(completed)
     })
     yield* supervise("commit-writer", Effect.forever(writeNext))
-    // On shutdown, whatever was submitted before the writer stopped is still committed.
+    // On shutdown, whatever was submitted before the writer stopped is still committed; but a database
+    // that does not answer holds the node's stop only for SHUTDOWN_WAIT (the wait is interruptible, or
+    // its timeout could not fire in this finalizer), its senders left unanswered as their sockets close.
     yield* Effect.addFinalizer(() =>
-      Effect.suspend(() => {
+      Effect.gen(function*() {
         const rest = queue.takeUpTo(Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER)
-        return rest.length === 0
-          ? Deferred.await(last)
-          : Effect.flatMap(Deferred.make<void>(), (completed) => store(rest, last, completed))
+        if (rest.length > 0) {
+          const completed = yield* Deferred.make<void>()
+          yield* Effect.forkDaemon(store(rest, last, completed))
+          last = completed
+        }
+        const done = yield* Deferred.await(last).pipe(Effect.interruptible, Effect.timeout(SHUTDOWN_WAIT), Effect.option)
+        if (done._tag === "None") {
+          yield* Effect.logWarning(`stopping without the group commits still in flight: storage did not answer within ${SHUTDOWN_WAIT}`)
+        }
       })
     )
 

@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test"
-import { Deferred, Effect, Exit, Layer } from "effect"
+import { Chunk, Clock, Context, Deferred, Effect, Exit, Fiber, Layer, Scope, TestClock, TestContext, TestServices } from "effect"
 import * as Mempool from "../../src/l2ps/Mempool.ts"
 import * as NodeConfig from "../../src/node/NodeConfig.ts"
 import * as CommitterModule from "../../src/relay/Committer.ts"
@@ -107,3 +107,29 @@ test("a commit that dies (thrown or as a defect) fails its own sends only; later
       }).pipe(Effect.provide(layer), Effect.scoped)
     }
   }).pipe(Effect.runPromise))
+
+test("stopping while a commit hangs (a database that does not answer) waits 10 s for it, then stops all the same", () =>
+  Effect.gen(function*() {
+    const started = yield* Deferred.make<void>()
+    const hung = Layer.succeed(Storage, {
+      commit: () => Effect.zipRight(Deferred.succeed(started, undefined), Effect.never)
+    } as Partial<StorageShape> as StorageShape)
+    const layer = CommitterModule.layer.pipe(
+      Layer.provide(Layer.mergeAll(hung, NodeConfig.layer({ commitBatchMax: 4 }), Mempool.layer))
+    )
+    const scope = yield* Scope.make()
+    const committer = yield* Layer.buildWithScope(layer, scope).pipe(Effect.map(Context.get(Committer)))
+    yield* committer.submit(request(), () => undefined)
+    yield* Deferred.await(started)
+    // Another send waits in the queue behind the hung commit: stopping hands it to storage too.
+    yield* committer.submit(request(), () => undefined)
+    const t = yield* Clock.currentTimeMillis
+    const stopping = yield* Effect.forkDaemon(Scope.close(scope, Exit.void))
+    while (!Chunk.some(yield* TestClock.sleeps(), (at) => at === t + 10_000)) yield* Effect.yieldNow()
+    yield* TestClock.adjust(9_999)
+    expect(stopping.unsafePoll()).toBe(null)
+    yield* TestClock.adjust(1)
+    // Live time bounds the wait, so that the test fails rather than hangs without the bound.
+    const stopped = yield* TestServices.provideLive(Fiber.await(stopping).pipe(Effect.timeout("2 seconds"), Effect.option))
+    expect(stopped._tag).toBe("Some")
+  }).pipe(Effect.provide(TestContext.TestContext), Effect.runPromise))
