@@ -1,7 +1,7 @@
 import * as Effect from "effect/Effect"
 
 /**
- * The service with each named method's calls in a span `${prefix}.${name}` (with `Effect.fn`), so that
+ * The service with each named method's calls in a span `${prefix}.${name}` (with `Effect.fn`, named Service.method), so that
  * a failure's trace names the call it came from. Cold paths only: a span costs an allocation per call,
  * which a method called per message must not pay.
  */

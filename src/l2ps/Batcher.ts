@@ -51,7 +51,7 @@ export const run = (
         continue
       }
       const entries = yield* reads.withPermits(1)(store.takePending(uid, undefined, max)).pipe(
-        Effect.withSpan("pipeline.batch", { attributes: { l2psUid: uid, pending } })
+        Effect.withSpan("Batcher.batch", { attributes: { l2psUid: uid, pending } })
       )
       firstSeen = undefined
       if (entries.length === 0) {

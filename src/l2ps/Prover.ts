@@ -72,7 +72,7 @@ export const run = (
         const tx = anchorOf(crypto, { ...anchored, batchHash, signature, signer: key.publicKeyHex })
         return yield* store.saveBatch({ ...header, batchHash, signature, l2psTxHash: tx.hash }, entries.map((e) => e.id), leaves)
       }).pipe(
-        Effect.withSpan("pipeline.prove", { attributes: { l2psUid: uid, size: entries.length } }),
+        Effect.withSpan("Prover.prove", { attributes: { l2psUid: uid, size: entries.length } }),
         Effect.tapErrorCause((cause) => Deferred.failCause(saved, cause))
       )
       known = { last: batch }

@@ -220,7 +220,7 @@ export const make = Effect.gen(function*() {
         return { message, batch, leaves: yield* batchLeaves(batchId), index }
       }).pipe(Effect.mapError(fail("inclusionOf")))
   }
-  return spanned("pipeline-store", store, [
+  return spanned("PipelineStore", store, [
     "anyPending",
     "countPending",
     "takePending",

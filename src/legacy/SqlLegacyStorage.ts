@@ -145,7 +145,7 @@ export const make = Effect.gen(function*() {
 
   // `store` and `markSent` run per message: no span on them.
   return LegacyStorage.of(spanned(
-    "legacy-storage",
+    "LegacyStorage",
     { client, bind, store, queued, markSent, requeue, queuedFrom },
     ["client", "bind", "queued", "requeue", "queuedFrom"]
   ))

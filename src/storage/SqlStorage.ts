@@ -353,7 +353,7 @@ export const make = Effect.gen(function*() {
 
   // The group commit, deliveries and acknowledgements run per message: no span on them.
   return Storage.of(spanned(
-    "storage",
+    "Storage",
     { commit, pending, waiting, markHanded, requeue, acknowledge, history, byHash, expirePending, ping },
     ["pending", "waiting", "requeue", "history", "byHash", "expirePending"]
   ))

@@ -36,7 +36,7 @@ export const REPLACED_KEYS_MAX = 64
  * by what the offline store holds for the client.
  */
 export const register = (deps: LegacyDeps) =>
-  Effect.fn("legacy.register")(function*(session: LegacySessionState, frame: LegacyEnvelope) {
+  Effect.fn("LegacyRelay.register")(function*(session: LegacySessionState, frame: LegacyEnvelope) {
     // Taken first, so a nonce serves one attempt even when the request is refused.
     const nonce = session.takeNonce()
     const p = yield* decode(frame.payload)

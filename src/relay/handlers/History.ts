@@ -43,7 +43,7 @@ export const page = (rows: ReadonlyArray<StoredMessage>, limit: number, maxChars
 }
 
 export const history = (deps: RelayDeps) =>
-  Effect.fn("relay.history")(function*(session: SessionState, frame: Envelope) {
+  Effect.fn("Relay.history")(function*(session: SessionState, frame: Envelope) {
     const reg = session.registration
     if (reg === undefined) return yield* refuse("REGISTRATION_REQUIRED", "Register first")
     const p = yield* decode(frame.payload)

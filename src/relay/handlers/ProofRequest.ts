@@ -24,7 +24,7 @@ const CACHED_BATCHES = 64
 export const proofRequest = (deps: RelayDeps) => {
   const store = deps.pipeline
   const trees = new ProofCache<ReturnType<typeof levels>>(CACHED_BATCHES)
-  return Effect.fn("relay.proof_request")(function*(session: SessionState, frame: Envelope) {
+  return Effect.fn("Relay.proofRequest")(function*(session: SessionState, frame: Envelope) {
     const reg = session.registration
     if (reg === undefined) return yield* refuse("REGISTRATION_REQUIRED", "Register before requesting proofs")
     const { from, messageHash } = yield* decode(frame.payload)
