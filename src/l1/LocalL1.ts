@@ -8,6 +8,7 @@ import { Crypto } from "../crypto/Crypto.ts"
 import { canonicalJson } from "../domain/Merkle.ts"
 import { NodeConfig } from "../config/NodeConfig.ts"
 import { L1, L1Error } from "./L1.ts"
+import { supervise } from "../internal/supervise.ts"
 
 const GENESIS_PARENT = "0".repeat(64)
 const MAX_TXS_PER_BLOCK = 10_000
@@ -41,10 +42,12 @@ export const make = Effect.gen(function*() {
     }).pipe(sql.withTransaction)
   })
 
-  yield* produce.pipe(
-    Effect.catchAllCause((cause) => Effect.logWarning("local L1 block production failed", cause)),
-    Effect.repeat(Schedule.spaced(cfg.blockIntervalMillis)),
-    Effect.forkScoped
+  yield* supervise(
+    "local-l1",
+    produce.pipe(
+      Effect.catchAllCause((cause) => Effect.logWarning("local L1 block production failed", cause)),
+      Effect.repeat(Schedule.spaced(cfg.blockIntervalMillis))
+    )
   )
 
   return L1.of({

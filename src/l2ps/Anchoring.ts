@@ -37,7 +37,8 @@ export const submitter = (
       Effect.tapError((e) => Effect.logWarning(`L1 submit of ${uid}#${b.seq} failed, retrying: ${e.message}`)),
       Effect.retry(retryL1),
       Effect.zipRight(store.markSubmitted(b.id)),
-      Effect.zipRight(Queue.offer(submitted, undefined))
+      Effect.zipRight(Queue.offer(submitted, undefined)),
+      Effect.withSpan("Anchoring.submit", { attributes: { l2psUid: uid, seq: b.seq } })
     )
   return Effect.gen(function*() {
     for (const b of yield* store.batches(uid, "batched")) yield* submit(b)
@@ -76,7 +77,10 @@ export const finality = (
         }
       }
       return confirmed < open.length
-    }).pipe(Effect.catchTag("L1Error", (e) => Effect.as(Effect.logWarning(`L1 unavailable for finality: ${e.message}`), true)))
+    }).pipe(
+      Effect.catchTag("L1Error", (e) => Effect.as(Effect.logWarning(`L1 unavailable for finality: ${e.message}`), true)),
+      Effect.withSpan("Anchoring.finality", { attributes: { l2psUid: uid } })
+    )
     // With nothing open, a network's finality waits for its submitter rather than polling storage every
     // block (a node serving a hundred networks would run a hundred queries a second for nothing).
     let open = true

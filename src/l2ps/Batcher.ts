@@ -50,7 +50,9 @@ export const run = (
         pending += (yield* waitFor(firstSeen + cfg.batchIntervalMillis - now)) ?? 0
         continue
       }
-      const entries = yield* reads.withPermits(1)(store.takePending(uid, undefined, max))
+      const entries = yield* reads.withPermits(1)(store.takePending(uid, undefined, max)).pipe(
+        Effect.withSpan("Batcher.batch", { attributes: { l2psUid: uid, pending } })
+      )
       firstSeen = undefined
       if (entries.length === 0) {
         pending = 0

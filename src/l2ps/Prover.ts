@@ -71,7 +71,10 @@ export const run = (
         const { createdAt: _, ...anchored } = header
         const tx = anchorOf(crypto, { ...anchored, batchHash, signature, signer: key.publicKeyHex })
         return yield* store.saveBatch({ ...header, batchHash, signature, l2psTxHash: tx.hash }, entries.map((e) => e.id), leaves)
-      }).pipe(Effect.tapErrorCause((cause) => Deferred.failCause(saved, cause)))
+      }).pipe(
+        Effect.withSpan("Prover.prove", { attributes: { l2psUid: uid, size: entries.length } }),
+        Effect.tapErrorCause((cause) => Deferred.failCause(saved, cause))
+      )
       known = { last: batch }
       yield* Deferred.succeed(saved, undefined)
       yield* Queue.offer(proven, batch)

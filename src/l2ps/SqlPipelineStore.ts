@@ -5,6 +5,7 @@ import { COLUMNS, MESSAGES, type MessageRow, toMessage } from "../storage/Messag
 import { StorageError } from "../storage/Storage.ts"
 import { leafHash } from "../domain/Merkle.ts"
 import { type Batch, type BatchStatus, type InclusionQuery, type MempoolEntry, PipelineStore, type PipelineStoreShape } from "./PipelineStore.ts"
+import { spanned } from "../internal/spanned.ts"
 
 interface BatchRow {
   readonly id: string | number
@@ -212,7 +213,20 @@ export const make = Effect.gen(function*() {
         return { ...place, leaves }
       })
   }
-  return store
+  return spanned("PipelineStore", store, [
+    "anyPending",
+    "countPending",
+    "takePending",
+    "lastBatch",
+    "saveBatch",
+    "batches",
+    "markSubmitted",
+    "markIncluded",
+    "confirm",
+    "placeOf",
+    "batchLeaves",
+    "inclusionOf"
+  ])
 })
 
 export const layer: Layer.Layer<PipelineStore, never, SqlClient.SqlClient> = Layer.effect(PipelineStore, make)

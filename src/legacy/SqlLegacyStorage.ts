@@ -5,6 +5,7 @@ import { conversationOf } from "../domain/Keys.ts"
 import { LEGACY_UID } from "../domain/LegacyUid.ts"
 import { StorageError } from "../storage/Storage.ts"
 import { type LegacyClient, LegacyStorage, type LegacyStorageShape } from "./LegacyStorage.ts"
+import { spanned } from "../internal/spanned.ts"
 
 interface ClientRow {
   readonly client_id: string
@@ -142,7 +143,12 @@ export const make = Effect.gen(function*() {
       Effect.mapError(fail("queuedFrom"))
     )
 
-  return LegacyStorage.of({ client, bind, store, queued, markSent, requeue, queuedFrom })
+  // `store` and `markSent` run per message: no span on them.
+  return LegacyStorage.of(spanned(
+    "LegacyStorage",
+    { client, bind, store, queued, markSent, requeue, queuedFrom },
+    ["client", "bind", "queued", "requeue", "queuedFrom"]
+  ))
 })
 
 export const layer: Layer.Layer<LegacyStorage, never, SqlClient.SqlClient> = Layer.effect(LegacyStorage, make)

@@ -7,6 +7,7 @@ import { NodeConfig } from "../config/NodeConfig.ts"
 import { addressGroup } from "../domain/IpAddress.ts"
 import type { Connection, ConnectionEvents } from "../transport/Transport.ts"
 import { TokenBucket } from "./TokenBucket.ts"
+import { supervise } from "../internal/supervise.ts"
 
 /**
  * Per remote address: a cap on open connections and a registration bucket, so one host cannot flood.
@@ -27,9 +28,9 @@ export const layer: Layer.Layer<AddressLimits, never, NodeConfig> = Layer.scoped
     const cfg = yield* NodeConfig
     const open = new Map<string, number>()
     const buckets = new Map<string, TokenBucket>()
-    yield* Effect.map(Clock.currentTimeMillis, (now) => {
+    yield* supervise("address-limits/prune", Effect.repeat(Effect.map(Clock.currentTimeMillis, (now) => {
       for (const [address, bucket] of buckets) if (bucket.isFull(now)) buckets.delete(address)
-    }).pipe(Effect.repeat(Schedule.spaced("30 seconds")), Effect.forkScoped)
+    }), Schedule.spaced("30 seconds")))
     return {
       connect: (remote) => {
         const address = addressGroup(remote)

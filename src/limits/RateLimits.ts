@@ -5,6 +5,7 @@ import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import type { NetworkLimits } from "../config/NodeConfig.ts"
 import { TokenBucket } from "./TokenBucket.ts"
+import { supervise } from "../internal/supervise.ts"
 
 interface KeyState {
   readonly bucket: TokenBucket
@@ -52,7 +53,7 @@ export const layer: Layer.Layer<RateLimits> = Layer.scoped(
       s.used++
       return "ok"
     }
-    yield* prune.pipe(Effect.repeat(Schedule.spaced(PRUNE_EVERY)), Effect.forkScoped)
+    yield* supervise("rate-limits/prune", Effect.repeat(prune, Schedule.spaced(PRUNE_EVERY)))
     return {
       size: Effect.sync(() => states.size),
       take: (l2psUid, key, limits) => Effect.map(Clock.currentTimeMillis, (now) => takeAt(l2psUid, key, limits, now)),

@@ -3,6 +3,7 @@ import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import type { NodeConfigShape } from "../config/NodeConfig.ts"
 import type { Connection, ConnectionEvents } from "../transport/Transport.ts"
+import { supervise } from "../internal/supervise.ts"
 
 /** Closes a socket that did not register in time. */
 export const TIMEOUT_CODE = 4008
@@ -47,7 +48,7 @@ export const make = (cfg: NodeConfigShape): Effect.Effect<RegistrationDeadline, 
       }
       return Queue.take(opened)
     })
-    yield* Effect.forkScoped(Effect.forever(sweep))
+    yield* supervise("registration-deadline", Effect.forever(sweep))
     return {
       guard: (conn, open) => {
         if (deadlines.size >= share) {

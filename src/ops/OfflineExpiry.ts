@@ -7,6 +7,7 @@ import * as Schedule from "effect/Schedule"
 import { NodeConfig } from "../config/NodeConfig.ts"
 import { Storage } from "../storage/Storage.ts"
 import * as Metrics from "../internal/Metrics.ts"
+import { supervise } from "../internal/supervise.ts"
 
 const MAX_SWEEP_INTERVAL = 3_600_000
 
@@ -35,6 +36,6 @@ export const layer = Layer.scopedDiscard(
       )
     )
     const every = Math.max(1000, Math.min(MAX_SWEEP_INTERVAL, Math.floor(cfg.offlineTtlMillis / 10)))
-    yield* sweep.pipe(Effect.repeat(Schedule.spaced(every)), Effect.forkScoped)
+    yield* supervise("offline-expiry", Effect.repeat(sweep, Schedule.spaced(every)))
   })
 )

@@ -14,6 +14,7 @@ import * as Metrics from "../internal/Metrics.ts"
 import { BatchQueue } from "./BatchQueue.ts"
 import { isDataError } from "../storage/isDataError.ts"
 import { type CommitRequest, type CommitResult, isPending, Storage, StorageError } from "../storage/Storage.ts"
+import { supervise } from "../internal/supervise.ts"
 
 /**
  * Runs in submission order once the request's commit ended (or failed), with the time then. Plain
@@ -42,6 +43,9 @@ export class Committer extends Context.Tag("im/Committer")<Committer, {
   /** Whether `trySubmit` of the request would succeed now. */
   readonly hasRoomFor: (request: CommitRequest) => boolean
 }>() {}
+
+/** How long stopping waits for the group commits in flight. */
+const SHUTDOWN_WAIT = "10 seconds"
 
 /** Group commits written at once. */
 const IN_FLIGHT = 2
@@ -96,8 +100,9 @@ export const layer: Layer.Layer<Committer, never, Storage | NodeConfig | BatchWa
 
     // A defect fails the waiting sends too: @effect/sql dies when COMMIT fails (e.g. the database went
     // away mid-transaction), and the writer must outlive it or every later send hangs.
+    // (suspended: a storage that throws instead of failing is a defect like any other).
     const commitOf = (requests: ReadonlyArray<CommitRequest>) =>
-      storage.commit(requests).pipe(
+      Effect.suspend(() => storage.commit(requests)).pipe(
         Metric.trackDuration(Metrics.commitLatency),
         Effect.sandbox,
         Effect.mapError((cause) =>
@@ -211,17 +216,26 @@ export const layer: Layer.Layer<Committer, never, Storage | NodeConfig | BatchWa
       const previous = last
       const completed = last = yield* Deferred.make<void>()
       inFlight.push(completed)
-      yield* Effect.forkIn(store(batch, previous, completed), scope)
+      // A daemon: stopping waits for it in the finalizer below, for a bounded time.
+      yield* Effect.forkDaemon(store(batch, previous, completed))
       if (exclusive) yield* Deferred.await(completed)
     })
-    yield* writeNext.pipe(Effect.forever, Effect.forkScoped)
-    // On shutdown, whatever was submitted before the writer stopped is still committed.
+    yield* supervise("commit-writer", Effect.forever(writeNext))
+    // On shutdown, whatever was submitted before the writer stopped is still committed; but a database
+    // that does not answer holds the node's stop only for SHUTDOWN_WAIT (the wait is interruptible, or
+    // its timeout could not fire in this finalizer), its senders left unanswered as their sockets close.
     yield* Effect.addFinalizer(() =>
-      Effect.suspend(() => {
+      Effect.gen(function*() {
         const rest = queue.takeUpTo(Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER)
-        return rest.length === 0
-          ? Deferred.await(last)
-          : Effect.flatMap(Deferred.make<void>(), (completed) => store(rest, last, completed))
+        if (rest.length > 0) {
+          const completed = yield* Deferred.make<void>()
+          yield* Effect.forkDaemon(store(rest, last, completed))
+          last = completed
+        }
+        const done = yield* Deferred.await(last).pipe(Effect.interruptible, Effect.timeout(SHUTDOWN_WAIT), Effect.option)
+        if (done._tag === "None") {
+          yield* Effect.logWarning(`stopping without the group commits still in flight: storage did not answer within ${SHUTDOWN_WAIT}`)
+        }
       })
     )
 

@@ -5,8 +5,9 @@ import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import { ioTurn } from "../internal/ioTurn.ts"
-import { Storage, type StorageError } from "../storage/Storage.ts"
+import { Storage, StorageError } from "../storage/Storage.ts"
 import { BatchQueue } from "./BatchQueue.ts"
+import { supervise } from "../internal/supervise.ts"
 
 interface Ask {
   readonly l2psUid: string
@@ -37,10 +38,15 @@ export const layer: Layer.Layer<PendingProbe, never, Storage> = Layer.scoped(
       yield* asks.nonEmpty
       yield* ioTurn
       const batch = asks.takeUpTo(BATCH, Number.MAX_SAFE_INTEGER)
-      const exit = yield* Effect.exit(storage.waiting(batch))
+      // A defect (thrown, or a lost connection in @effect/sql) answers like a failed query: the asks
+      // of this batch get an error, the probe goes on.
+      const exit = yield* Effect.suspend(() => storage.waiting(batch)).pipe(
+        Effect.catchAllDefect((cause) => Effect.fail(new StorageError({ operation: "waiting", cause }))),
+        Effect.exit
+      )
       batch.forEach((a, i) => Deferred.unsafeDone(a.answer, Exit.map(exit, (found) => found[i] ?? true)))
     })
-    yield* answerNext.pipe(Effect.forever, Effect.forkScoped)
+    yield* supervise("pending-probe", Effect.forever(answerNext))
     return {
       hasWaiting: (l2psUid, to) =>
         Effect.suspend(() => {

@@ -7,6 +7,7 @@ import { encodeFrame } from "../domain/Frames.ts"
 import { NodeConfig } from "../config/NodeConfig.ts"
 import { Sessions } from "./Sessions.ts"
 import { TokenBucket } from "../limits/TokenBucket.ts"
+import { supervise } from "../internal/supervise.ts"
 
 interface KeyPresence {
   readonly l2psUid: string
@@ -64,7 +65,7 @@ export const layer: Layer.Layer<Presence, never, NodeConfig | Sessions> = Layer.
       for (const [id, s] of states) if (!s.pending && s.bucket.isFull(now)) states.delete(id)
     })
     const every = Math.max(100, Math.min(1000, Math.floor(1000 / perSecond)))
-    yield* sweep.pipe(Effect.repeat(Schedule.spaced(every)), Effect.forkScoped)
+    yield* supervise("presence/sweep", Effect.repeat(sweep, Schedule.spaced(every)))
 
     return {
       size: Effect.sync(() => states.size),

@@ -5,6 +5,7 @@ import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import { NodeConfig } from "../config/NodeConfig.ts"
 import { addressGroup } from "../domain/IpAddress.ts"
+import { supervise } from "../internal/supervise.ts"
 
 /**
  * A bucket that may go into debt: a read's cost is known only once it is read, so it is let through
@@ -78,9 +79,9 @@ export const layer: Layer.Layer<ReadBudget, never, NodeConfig> = Layer.scoped(
       return b
     }
     // Full buckets hold nothing worth keeping: state is bounded by who read lately.
-    yield* Effect.map(Clock.currentTimeMillis, (now) => {
+    yield* supervise("read-budget/prune", Effect.repeat(Effect.map(Clock.currentTimeMillis, (now) => {
       for (const map of [keys, addresses]) for (const [id, b] of map) if (b.isFull(now)) map.delete(id)
-    }).pipe(Effect.repeat(Schedule.spaced("30 seconds")), Effect.forkScoped)
+    }), Schedule.spaced("30 seconds")))
     return {
       allow: (r) =>
         Effect.map(Clock.currentTimeMillis, (now) =>

@@ -6,6 +6,7 @@ import * as Schedule from "effect/Schedule"
 import { NodeConfig } from "../config/NodeConfig.ts"
 import * as Metrics from "../internal/Metrics.ts"
 import { addressGroup } from "../domain/IpAddress.ts"
+import { supervise } from "../internal/supervise.ts"
 
 /**
  * "busy": the cache is full and the claimant is among its big holders; "key" / "address": the claimant
@@ -66,7 +67,7 @@ export const layer: Layer.Layer<ReplayGuard, never, NodeConfig> = Layer.scoped(
       }
       fill()
     })
-    yield* prune.pipe(Effect.repeat(Schedule.spaced(Math.max(1000, Math.floor(window / 4)))), Effect.forkScoped)
+    yield* supervise("replay-guard/prune", Effect.repeat(prune, Schedule.spaced(Math.max(1000, Math.floor(window / 4)))))
     const fits = (now: number, timestamp: number) => timestamp >= now - window && timestamp <= now + skew
     return {
       size: Effect.sync(() => seen.size),

@@ -291,7 +291,9 @@ export const open = (
     // are dropped with the socket).
     if (sending > 0) {
       allSent = yield* Deferred.make<void>()
-      yield* Deferred.await(allSent).pipe(Effect.timeout("10 seconds"), Effect.ignore)
+      // Interruptible, or the timeout (which interrupts the wait) could not fire in this uninterruptible
+      // cleanup, and a hung commit would hold the session as long as the database does.
+      yield* Deferred.await(allSent).pipe(Effect.interruptible, Effect.timeout("10 seconds"), Effect.ignore)
     }
     yield* unregister(deps, state)
     // Live messages still in the outbox were never written: they go back to the recipient's queue.

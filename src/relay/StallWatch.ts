@@ -1,5 +1,6 @@
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
+import { supervise } from "../internal/supervise.ts"
 
 /** What a session tells the watch: its socket stopped taking frames, or took them again. */
 export interface StallHooks {
@@ -53,6 +54,6 @@ export const make = (limitMillis: number) =>
     const clock = yield* Effect.clock
     const watch = new StallWatch(() => clock.unsafeCurrentTimeMillis(), limitMillis)
     const every = Math.max(100, Math.min(1000, Math.floor(limitMillis / 4)))
-    yield* Effect.sync(() => watch.sweep()).pipe(Effect.repeat(Schedule.spaced(every)), Effect.forkScoped)
+    yield* supervise("stall-watch/sweep", Effect.repeat(Effect.sync(() => watch.sweep()), Schedule.spaced(every)))
     return watch
   })

@@ -23,6 +23,13 @@ export interface BunPgOptions {
 const errorMessage = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
 
 /**
+ * Closes the pool, waiting at most 2 s: a release runs uninterruptibly, so the wait itself is made
+ * interruptible, or the timeout could not end it and a hung database would hold the node's stop.
+ */
+export const closePool = (pool: Pick<SQL, "close">): Effect.Effect<void> =>
+  Effect.promise(() => pool.close({ timeout: 1 })).pipe(Effect.interruptible, Effect.timeoutOption("2 seconds"), Effect.asVoid)
+
+/**
  * A `SqlClient` over Bun's native Postgres driver. `pg` writes through Bun's `node:net`, which cost
  * the relay a fifth of its CPU under load (the group commit's large Bind messages); this driver
  * speaks the wire protocol natively. Statements compile with `@effect/sql-pg`'s compiler, as on PGlite.
@@ -42,7 +49,7 @@ export const make = (options: BunPgOptions): Effect.Effect<SqlClient.SqlClient, 
           bigint: false
         })
       ),
-      (pool) => Effect.promise(() => pool.close({ timeout: 1 })).pipe(Effect.timeoutOption("2 seconds"))
+      closePool
     )
 
     const query = (db: Session, sql: string, params: ReadonlyArray<unknown>, values: boolean) =>

@@ -7,6 +7,7 @@ import { conversationOf } from "../domain/Keys.ts"
 import { isDataError } from "./isDataError.ts"
 import { BATCH_JOIN, COLUMNS, MESSAGES, type MessageRow, toMessage } from "./MessageRow.ts"
 import { SAME_MILLI_MAX } from "../domain/Timestamps.ts"
+import { spanned } from "../internal/spanned.ts"
 import {
   type CommitRequest,
   type CommitResult,
@@ -352,7 +353,12 @@ export const make = Effect.gen(function*() {
 
   const ping: StorageShape["ping"] = sql`SELECT 1`.pipe(Effect.asVoid, Effect.mapError(fail("ping")))
 
-  return Storage.of({ commit, pending, waiting, markHanded, requeue, acknowledge, history, byHash, expirePending, ping })
+  // The group commit, deliveries and acknowledgements run per message: no span on them.
+  return Storage.of(spanned(
+    "Storage",
+    { commit, pending, waiting, markHanded, requeue, acknowledge, history, byHash, expirePending, ping },
+    ["pending", "waiting", "requeue", "history", "byHash", "expirePending"]
+  ))
 })
 
 export const layer: Layer.Layer<Storage, never, SqlClient.SqlClient> = Layer.effect(Storage, make)

@@ -9,6 +9,7 @@ import { Crypto, makeNative } from "../crypto/Crypto.ts"
 import { verifier, type VerifyRequest } from "./Verify.ts"
 import * as MlDsa from "../crypto/MlDsa.ts"
 import type { WorkerInit, WorkerJob, WorkerResult } from "./VerifyWorker.ts"
+import { supervise } from "../internal/supervise.ts"
 
 export type { VerifyRequest } from "./Verify.ts"
 
@@ -83,6 +84,7 @@ export const layerWorkers = (options: WorkersOptions = {}): Layer.Layer<Validato
           worker.postMessage({ id, requests } satisfies WorkerJob)
         })
 
+      // In its own scope, so that a server restarted after a defect terminates the thread it had.
       const serve = Effect.gen(function*() {
         let worker = spawn()
         yield* Effect.addFinalizer(() => Effect.sync(() => worker.terminate()))
@@ -103,7 +105,7 @@ export const layerWorkers = (options: WorkersOptions = {}): Layer.Layer<Validato
           )
           yield* Effect.forEach(batch, (j, i) => Deferred.succeed(j.done, results[i] === true), { discard: true })
         }
-      })
+      }).pipe(Effect.scoped)
       // Callers still waiting when the pool stops are interrupted, never left hanging.
       yield* Effect.addFinalizer(() =>
         Queue.takeAll(jobs).pipe(
@@ -111,7 +113,7 @@ export const layerWorkers = (options: WorkersOptions = {}): Layer.Layer<Validato
           Effect.zipRight(Queue.shutdown(jobs))
         )
       )
-      for (let i = 0; i < workers; i++) yield* Effect.forkScoped(serve)
+      for (let i = 0; i < workers; i++) yield* supervise(`validator-worker-${i}`, serve)
 
       const queued = (request: VerifyRequest) =>
         Effect.flatMap(Deferred.make<boolean>(), (done) =>

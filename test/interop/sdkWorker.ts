@@ -68,6 +68,20 @@ const commands: Record<string, (...args: Array<any>) => unknown> = {
   discover: () => peer.discoverPeers(),
   requestPublicKey: async (id: string) => Array.from(await peer.requestPublicKey(id)),
   sendMessage: (id: string, text: string) => peer.sendMessage(id, text),
+  /**
+   * Sends `count` messages back to back, as an application sending as fast as the client lets it (each
+   * waits only for its key request's reply); returns how many were sent, and the error that stopped it.
+   */
+  async sendMany(id: string, prefix: string, count: number) {
+    for (let i = 0; i < count; i++) {
+      try {
+        await peer.sendMessage(id, `${prefix}${i}`)
+      } catch (e) {
+        return { sent: i, error: e instanceof Error ? e.message : String(e) }
+      }
+    }
+    return { sent: count }
+  },
   ask: (type: string, payload: unknown, expected: string) => peer.sendToServerAndWait({ type, payload }, expected),
   respond: (questionId: string, response: unknown) => peer.respondToServer(questionId, response),
   disconnect: () => peer.disconnect(),

@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test"
-import { Deferred, Effect, Exit, Layer } from "effect"
+import { Chunk, Clock, Context, Deferred, Effect, Exit, Fiber, Layer, Scope, TestClock, TestContext, TestServices } from "effect"
 import * as BatchWakeups from "../../src/l2ps/BatchWakeups.ts"
 import * as NodeConfig from "../../src/config/NodeConfig.ts"
 import * as CommitterModule from "../../src/relay/Committer.ts"
@@ -70,3 +70,66 @@ test("two commits in flight under a backlog complete in submission order; a batc
       expect(started).toEqual([first, second, [pending]].map((b) => b.map((r) => r.message.messageHash)))
     }).pipe(Effect.provide(layer), Effect.scoped)
   }).pipe(Effect.runPromise))
+
+test("a commit that dies (thrown or as a defect) fails its own sends only; later sends are stored", () =>
+  Effect.gen(function*() {
+    for (const dies of ["throws", "defect"] as const) {
+      let calls = 0
+      const storage = Layer.succeed(Storage, {
+        commit: (batch) => {
+          if (++calls === 1) {
+            if (dies === "throws") throw new Error("driver bug")
+            return Effect.die(new Error("COMMIT lost with the connection"))
+          }
+          return Effect.succeed(batch.map((_, i) => ({ _tag: "Stored" as const, id: String(i) })))
+        }
+      } as Partial<StorageShape> as StorageShape)
+      const layer = CommitterModule.layer.pipe(
+        Layer.provide(Layer.mergeAll(storage, NodeConfig.layer({ commitBatchMax: 4 }), BatchWakeups.layer))
+      )
+      yield* Effect.gen(function*() {
+        const committer = yield* Committer
+        const send = Effect.gen(function*() {
+          const done = yield* Deferred.make<Exit.Exit<unknown, unknown>>()
+          yield* committer.submit(request(), (outcome) => {
+            Deferred.unsafeDone(done, Exit.succeed(outcome))
+            return undefined
+          })
+          // Without an answer the sender would wait forever: bounded here so the test fails instead.
+          return yield* Deferred.await(done).pipe(Effect.timeoutFail({ duration: "2 seconds", onTimeout: () => "no answer" }))
+        })
+        const first = yield* send
+        expect(Exit.isFailure(first)).toBe(true)
+        for (let i = 0; i < 3; i++) {
+          const later = yield* send
+          expect(Exit.isSuccess(later) && later.value).toEqual({ _tag: "Stored", id: "0" })
+        }
+      }).pipe(Effect.provide(layer), Effect.scoped)
+    }
+  }).pipe(Effect.runPromise))
+
+test("stopping while a commit hangs (a database that does not answer) waits 10 s for it, then stops all the same", () =>
+  Effect.gen(function*() {
+    const started = yield* Deferred.make<void>()
+    const hung = Layer.succeed(Storage, {
+      commit: () => Effect.zipRight(Deferred.succeed(started, undefined), Effect.never)
+    } as Partial<StorageShape> as StorageShape)
+    const layer = CommitterModule.layer.pipe(
+      Layer.provide(Layer.mergeAll(hung, NodeConfig.layer({ commitBatchMax: 4 }), BatchWakeups.layer))
+    )
+    const scope = yield* Scope.make()
+    const committer = yield* Layer.buildWithScope(layer, scope).pipe(Effect.map(Context.get(Committer)))
+    yield* committer.submit(request(), () => undefined)
+    yield* Deferred.await(started)
+    // Another send waits in the queue behind the hung commit: stopping hands it to storage too.
+    yield* committer.submit(request(), () => undefined)
+    const t = yield* Clock.currentTimeMillis
+    const stopping = yield* Effect.forkDaemon(Scope.close(scope, Exit.void))
+    while (!Chunk.some(yield* TestClock.sleeps(), (at) => at === t + 10_000)) yield* Effect.yieldNow()
+    yield* TestClock.adjust(9_999)
+    expect(stopping.unsafePoll()).toBe(null)
+    yield* TestClock.adjust(1)
+    // Live time bounds the wait, so that the test fails rather than hangs without the bound.
+    const stopped = yield* TestServices.provideLive(Fiber.await(stopping).pipe(Effect.timeout("2 seconds"), Effect.option))
+    expect(stopped._tag).toBe("Some")
+  }).pipe(Effect.provide(TestContext.TestContext), Effect.runPromise))

@@ -42,3 +42,28 @@ test("a failed query fails every ask of its batch, and the probe goes on", async
   const ok = await ask(10, calls)
   expect(ok.every((a) => a._tag === "Right")).toBe(true)
 })
+
+test("a query that dies (thrown or as a defect) fails its asks with a storage error, and later asks are answered", async () => {
+  for (const dies of ["throws", "defect"] as const) {
+    let calls = 0
+    const storage = Layer.succeed(Storage, {
+      waiting: (recipients) => {
+        if (++calls === 1) {
+          if (dies === "throws") throw new Error("driver bug")
+          return Effect.die(new Error("connection lost"))
+        }
+        return Effect.succeed(recipients.map(() => true))
+      }
+    } as Partial<StorageShape> as StorageShape)
+    const [first, second] = await Effect.runPromise(
+      Effect.gen(function*() {
+        const probe = yield* PendingProbe.PendingProbe
+        const first = yield* Effect.either(probe.hasWaiting("net", "k1")).pipe(Effect.timeout("2 seconds"))
+        const second = yield* Effect.either(probe.hasWaiting("net", "k2")).pipe(Effect.timeout("2 seconds"))
+        return [first, second] as const
+      }).pipe(Effect.provide(PendingProbe.layer.pipe(Layer.provide(storage))), Effect.scoped)
+    )
+    expect(first._tag === "Left" && first.left.operation).toBe("waiting")
+    expect(second._tag === "Right" && second.right).toBe(true)
+  }
+})

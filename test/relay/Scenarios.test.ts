@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test"
-import { Deferred, Effect, Fiber, Layer, TestClock, TestServices } from "effect"
+import { Chunk, Clock, Deferred, Effect, Fiber, Layer, TestClock, TestServices } from "effect"
 import * as SqlStorage from "../../src/storage/SqlStorage.ts"
 import { Storage } from "../../src/storage/Storage.ts"
 import { AddressLimits } from "../../src/limits/AddressLimits.ts"
@@ -121,6 +121,24 @@ describe("TestClock scenarios", () => {
       yield* Deferred.succeed(gate, undefined)
       expect(yield* b.next()).toMatchObject({ type: "message", payload: { from: a.key, messageHash: h, offline: false } })
     }), undefined, gated)
+  })
+
+  test("a sender that leaves while its commit hangs: its session closes 10 s later all the same (peer_left), not when the database answers", () => {
+    const { entered, gate, gated } = gatedCommits()
+    return scenario({}, Effect.gen(function*() {
+      const { a, b } = yield* pair
+      yield* a.frame("send", { to: b.key, encrypted: encrypted("stuck"), messageHash: hash() })
+      yield* Deferred.await(entered)
+      const closedAt = yield* Clock.currentTimeMillis
+      yield* a.socket.close
+      // The signal that the session's cleanup waits for the send: its 10 s timer is on the clock.
+      while (!Chunk.some(yield* TestClock.sleeps(), (at) => at === closedAt + 10_000)) yield* Effect.yieldNow()
+      yield* TestClock.adjust(9_999)
+      yield* b.nothing()
+      yield* TestClock.adjust(1)
+      expect(yield* b.next()).toMatchObject({ type: "peer_left", payload: { publicKey: a.key } })
+      // The commit hangs until now: it ends here so that the node can stop (whatever the test's outcome).
+    }).pipe(Effect.ensuring(Deferred.succeed(gate, undefined))), undefined, gated)
   })
 
   test("a burst past the session's pipeline and its rate limit: each send answered once, the accepted delivered in order", () => {

@@ -6,7 +6,10 @@ import { type Head, L1, L1Error, type L1Transaction } from "../../src/l1/L1.ts"
  * A host-supplied L1, as a larger Demos node would plug in its own chain: in memory, mined by hand,
  * and able to go down.
  */
-export const makeTestL1 = () => {
+export const makeTestL1 = (
+  /** Called after every call of the chain (a test's signal that the pipeline tried it). */
+  called: () => void = () => {}
+) => {
   const txs = new Map<string, { tx: L1Transaction; block: number | undefined }>()
   const blocks: Array<Head> = []
   const accepted: Array<string> = []
@@ -39,7 +42,7 @@ export const makeTestL1 = () => {
           accepted.push(tx.hash)
         }
         return Effect.void
-      }),
+      }).pipe(Effect.ensuring(Effect.sync(called))),
     inclusion: (hash) =>
       Effect.suspend(() => {
         if (down) return Effect.fail(new L1Error({ message: "L1 unreachable" }))

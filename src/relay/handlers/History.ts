@@ -56,8 +56,8 @@ export const page = (rows: ReadonlyArray<StoredMessage>, limit: number, maxChars
   return { json: parts.join(","), hasMore: rows.length > n, count: n, chars }
 }
 
-export const history = (deps: RelayDeps) => (session: SessionState, frame: Envelope) =>
-  Effect.gen(function*() {
+export const history = (deps: RelayDeps) =>
+  Effect.fn("Relay.history")(function*(session: SessionState, frame: Envelope) {
     const reg = session.registration
     if (reg === undefined) return yield* refuse("REGISTRATION_REQUIRED", "Register first")
     const p = yield* decode(frame.payload)

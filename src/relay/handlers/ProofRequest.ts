@@ -24,59 +24,58 @@ const CACHED_BATCHES = 64
 export const proofRequest = (deps: RelayDeps) => {
   const store = deps.pipeline
   const trees = new ProofCache<ReturnType<typeof levels>>(CACHED_BATCHES)
-  return (session: SessionState, frame: Envelope) =>
-    Effect.gen(function*() {
-      const reg = session.registration
-      if (reg === undefined) return yield* refuse("REGISTRATION_REQUIRED", "Register before requesting proofs")
-      const { from, messageHash } = yield* decode(frame.payload)
-      const reader = { l2psUid: reg.l2psUid, key: reg.key, address: session.remoteAddress }
-      if (!(yield* deps.readBudget.allow(reader))) return yield* refuse("RATE_LIMITED", "Too many reads")
-      const found = yield* store.placeOf({
-        l2psUid: reg.l2psUid,
-        participant: reg.key,
-        messageHash,
-        from: from === undefined ? undefined : normalizeKey(from)
-      })
-      const m = found?.message
-      if (found === undefined || m === undefined || m.l2psUid !== reg.l2psUid || (m.from !== reg.key && m.to !== reg.key)) {
-        yield* deps.readBudget.charge(reader, readCost(1, 0))
-        return yield* refuse("PEER_NOT_FOUND", "Message not found")
-      }
-      const b = found.batch
-      if (b === undefined) {
-        yield* deps.readBudget.charge(reader, readCost(1, 0))
-        const leaf = leafHash({ ...m, encrypted: JSON.parse(m.encryptedJson) })
-        return yield* session.reply("proof_response", { messageHash, leaf, batch: null, path: [], l2psStatus: m.l2psStatus }, frame.requestId)
-      }
-      let tree = trees.get(b.id)
-      if (tree === undefined) {
-        const leaves = yield* store.batchLeaves(b.id)
-        tree = levels(leaves)
-        trees.set(b.id, tree)
-        yield* deps.readBudget.charge(reader, readCost(1 + leaves.length, 0))
-      } else {
-        yield* deps.readBudget.charge(reader, readCost(1, 0))
-      }
-      yield* session.reply("proof_response", {
-        messageHash,
-        leaf: leafIn(tree, found.index),
-        l2psStatus: m.l2psStatus,
-        batch: {
-          id: b.id,
-          l2psUid: b.l2psUid,
-          seq: b.seq,
-          root: b.root,
-          size: b.size,
-          prevBatchHash: b.prevBatchHash,
-          batchHash: b.batchHash,
-          l2psTxHash: b.l2psTxHash,
-          status: b.status,
-          createdAt: b.createdAt,
-          signature: b.signature,
-          signer: deps.nodeKey,
-          ...(b.blockNumber === null ? {} : { blockNumber: b.blockNumber, blockHash: b.blockHash })
-        },
-        path: pathIn(tree, found.index)
-      }, frame.requestId)
+  return Effect.fn("Relay.proofRequest")(function*(session: SessionState, frame: Envelope) {
+    const reg = session.registration
+    if (reg === undefined) return yield* refuse("REGISTRATION_REQUIRED", "Register before requesting proofs")
+    const { from, messageHash } = yield* decode(frame.payload)
+    const reader = { l2psUid: reg.l2psUid, key: reg.key, address: session.remoteAddress }
+    if (!(yield* deps.readBudget.allow(reader))) return yield* refuse("RATE_LIMITED", "Too many reads")
+    const found = yield* store.placeOf({
+      l2psUid: reg.l2psUid,
+      participant: reg.key,
+      messageHash,
+      from: from === undefined ? undefined : normalizeKey(from)
     })
+    const m = found?.message
+    if (found === undefined || m === undefined || m.l2psUid !== reg.l2psUid || (m.from !== reg.key && m.to !== reg.key)) {
+      yield* deps.readBudget.charge(reader, readCost(1, 0))
+      return yield* refuse("PEER_NOT_FOUND", "Message not found")
+    }
+    const b = found.batch
+    if (b === undefined) {
+      yield* deps.readBudget.charge(reader, readCost(1, 0))
+      const leaf = leafHash({ ...m, encrypted: JSON.parse(m.encryptedJson) })
+      return yield* session.reply("proof_response", { messageHash, leaf, batch: null, path: [], l2psStatus: m.l2psStatus }, frame.requestId)
+    }
+    let tree = trees.get(b.id)
+    if (tree === undefined) {
+      const leaves = yield* store.batchLeaves(b.id)
+      tree = levels(leaves)
+      trees.set(b.id, tree)
+      yield* deps.readBudget.charge(reader, readCost(1 + leaves.length, 0))
+    } else {
+      yield* deps.readBudget.charge(reader, readCost(1, 0))
+    }
+    yield* session.reply("proof_response", {
+      messageHash,
+      leaf: leafIn(tree, found.index),
+      l2psStatus: m.l2psStatus,
+      batch: {
+        id: b.id,
+        l2psUid: b.l2psUid,
+        seq: b.seq,
+        root: b.root,
+        size: b.size,
+        prevBatchHash: b.prevBatchHash,
+        batchHash: b.batchHash,
+        l2psTxHash: b.l2psTxHash,
+        status: b.status,
+        createdAt: b.createdAt,
+        signature: b.signature,
+        signer: deps.nodeKey,
+        ...(b.blockNumber === null ? {} : { blockNumber: b.blockNumber, blockHash: b.blockHash })
+      },
+      path: pathIn(tree, found.index)
+    }, frame.requestId)
+  })
 }
