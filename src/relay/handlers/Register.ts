@@ -14,8 +14,8 @@ const decode = payloadOf(RegisterPayload, "Missing publicKey, l2psUid, or proof"
 
 export const EVICTED_CODE = 4001
 
-export const register = (deps: RelayDeps) =>
-  Effect.fn("Relay.register")(function*(session: SessionState, frame: Envelope) {
+export const register = (deps: RelayDeps) => (session: SessionState, frame: Envelope) =>
+  Effect.gen(function*() {
     const p = yield* decode(frame.payload)
     if (!isPublicKey(p.publicKey)) return yield* invalid("Invalid publicKey format (expected 64 hex characters)")
     const limits = deps.cfg.networks.get(p.l2psUid)
