@@ -93,17 +93,17 @@ export const fromInstance = (
  * Its files private to the process's user, before and after PGlite opens them: it creates them 0666
  * and 0777 under whatever umask the host process has (the node sets 0077; an embedding host may not).
  */
-const privateDir = (dataDir: string | undefined) =>
+const privateDir = (dataDir: string | undefined, warn: boolean) =>
   dataDir === undefined
     ? Effect.void
-    : makePrivate(dataDir).pipe(Effect.mapError((e) => new SqlError({ cause: e, message: e.message })))
+    : makePrivate(dataDir, warn).pipe(Effect.mapError((e) => new SqlError({ cause: e, message: e.message })))
 
 /** Opens PGlite on `dataDir` (in memory without one) for the scope, then closes it. */
 export const make = (
   options: { readonly dataDir?: string | undefined }
 ): Effect.Effect<SqlClient.SqlClient, SqlError, Scope.Scope | Reactivity.Reactivity> =>
   Effect.acquireRelease(
-    privateDir(options.dataDir).pipe(Effect.zipRight(Effect.tryPromise({
+    privateDir(options.dataDir, true).pipe(Effect.zipRight(Effect.tryPromise({
       try: () => PGlite.create(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
       catch: (cause) =>
         new SqlError({
@@ -112,7 +112,11 @@ export const make = (
         })
     }))),
     (pglite) => Effect.promise(() => pglite.close())
-  ).pipe(Effect.tap(() => privateDir(options.dataDir)), Effect.flatMap(fromInstance))
+  ).pipe(
+    // What PGlite has just created, 0666 whatever the umask; the directory (0700) already kept others out.
+    Effect.tap(() => privateDir(options.dataDir, false)),
+    Effect.flatMap(fromInstance)
+  )
 
 export const layer = (
   options: { readonly dataDir?: string | undefined }

@@ -23,9 +23,10 @@ const isGone = (e: unknown) => typeof e === "object" && e !== null && "code" in 
  * included: anyone who can read it has the key, anyone who can write it can change what the node
  * runs. Entries are fixed rather than refused, because earlier versions of the node created them
  * 0666/0777 themselves; what cannot be fixed (owned by another user) stops the start. Symbolic links
- * are neither followed nor changed.
+ * are neither followed nor changed. `warn: false` for files the node has just made itself (PGlite
+ * creates its files 0666 whatever the umask): nothing there for an operator to check.
  */
-export const makePrivate = (dir: string): Effect.Effect<PrivateDirReport, PrivateDirError> =>
+export const makePrivate = (dir: string, warn = true): Effect.Effect<PrivateDirReport, PrivateDirError> =>
   Effect.try({
     try: () => {
       mkdirSync(dir, { recursive: true, mode: 0o700 })
@@ -68,7 +69,7 @@ export const makePrivate = (dir: string): Effect.Effect<PrivateDirReport, Privat
     catch: (cause) => new PrivateDirError({ message: `cannot make ${dir} private to the node's user: ${String(cause)}`, cause })
   }).pipe(
     Effect.tap(({ fixed, writable }) =>
-      fixed === 0 ? Effect.void : Effect.logWarning(
+      fixed === 0 || !warn ? Effect.void : Effect.logWarning(
         `${dir}: made ${fixed} files and directories private to the node's user (0700/0600)` +
           (writable > 0 ? `; ${writable} of them could be written by other users: if others can log in to this host, check the data` : "")
       )
