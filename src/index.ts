@@ -1,6 +1,7 @@
 /** Public surface for hosts that embed the node and for clients that share its wire types. */
 export { NodeCore } from "./node/NodeCore.ts"
 export { NodeLive } from "./node/NodeLive.ts"
+export { NodeStatus } from "./ops/NodeStatus.ts"
 export * as NodeConfig from "./config/NodeConfig.ts"
 export { L2psServer } from "./relay/L2psServer.ts"
 export * as Crypto from "./crypto/Crypto.ts"

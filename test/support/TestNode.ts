@@ -7,7 +7,7 @@ import type { L1 } from "../../src/l1/L1.ts"
 import * as LocalL1 from "../../src/l1/LocalL1.ts"
 import type { PipelineStore } from "../../src/l2ps/PipelineStore.ts"
 import * as NodeConfig from "../../src/config/NodeConfig.ts"
-import { NodeCore } from "../../src/node/NodeCore.ts"
+import { NodeCoreInternal } from "../../src/node/NodeCore.ts"
 import * as SqlStores from "../../src/node/SqlStores.ts"
 import * as Migrations from "../../src/storage/Migrations.ts"
 import type { Storage } from "../../src/storage/Storage.ts"
@@ -26,17 +26,17 @@ export const migratedPglite = () => Layer.effectDiscard(Migrations.run).pipe(Lay
 export const TEST_SEED = new Uint8Array(32).fill(7)
 
 /**
- * NodeCore over in-memory connections and a fresh PGlite, with its own configuration; the embedded
- * local L1 unless the scenario brings its own.
+ * The node's ports over in-memory connections and a fresh PGlite, with its own configuration; the
+ * embedded local L1 unless the scenario brings its own.
  */
-export const testNode = (
+export const testPorts = (
   config: Parameters<typeof NodeConfig.make>[0] = {},
   l1: Layer.Layer<L1, never, SqlClient.SqlClient | NodeConfig.NodeConfig | Crypto.Crypto> = LocalL1.layer,
   sql: Layer.Layer<SqlClient.SqlClient, unknown> = pgliteLayer(),
   storage?: Layer.Layer<Storage, never, SqlClient.SqlClient>,
   pipeline?: Layer.Layer<PipelineStore, never, SqlClient.SqlClient>
-) => {
-  const ports = Layer.mergeAll(
+) =>
+  Layer.mergeAll(
     l1,
     ValidatorPool.layerInline,
     MemoryTransportLayer.layer,
@@ -51,8 +51,13 @@ export const testNode = (
     Layer.provideMerge(NodeConfig.layer({ blockIntervalMillis: DAY, batchIntervalMillis: DAY, ...config })),
     Layer.provideMerge(sql)
   )
-  return NodeCore.pipe(Layer.provideMerge(ports))
-}
+
+/**
+ * `NodeCoreInternal` over `testPorts`, so that scenarios can reach the node's internal services
+ * (Sessions, RateLimits, …) that a host does not see.
+ */
+export const testNode = (...args: Parameters<typeof testPorts>) =>
+  NodeCoreInternal.pipe(Layer.provideMerge(testPorts(...args)))
 
 /** Runs a scenario on TestClock with its own node; the node stops when the scenario ends. */
 export const scenario = <A, E>(
