@@ -62,9 +62,8 @@ const onlyPublic = Layer.effectContext(
  * ValidatorPool, L1, Transport): what a host embeds with its own adapters. Its output is `Public` and
  * nothing else, so a host cannot come to depend on the node's internals.
  */
-export const NodeCore: Layer.Layer<Public, Layer.Layer.Error<typeof NodeCoreInternal>, Layer.Layer.Context<typeof NodeCoreInternal>> =
-  onlyPublic.pipe(
-    Layer.provide(Features),
-    Layer.provide(Relay.layer),
-    Layer.provide(Internals)
-  )
+export const NodeCore: Layer.Layer<
+  Public,
+  Layer.Layer.Error<typeof NodeCoreInternal>,
+  Layer.Layer.Context<typeof NodeCoreInternal>
+> = onlyPublic.pipe(Layer.provide(Features), Layer.provide(Relay.layer), Layer.provide(Internals))
