@@ -17,15 +17,12 @@ import { availableParallelism } from "node:os"
 import * as Crypto from "../src/crypto/Crypto.ts"
 import * as MlDsa from "../src/crypto/MlDsa.ts"
 import * as NodeKey from "../src/crypto/NodeKey.ts"
-import * as SqlPipelineStore from "../src/l2ps/SqlPipelineStore.ts"
 import * as LocalL1 from "../src/l1/LocalL1.ts"
 import { LegacyServer } from "../src/legacy/LegacyServer.ts"
-import * as SqlLegacyStorage from "../src/legacy/SqlLegacyStorage.ts"
 import * as NodeConfig from "../src/config/NodeConfig.ts"
 import { NodeCore } from "../src/node/NodeCore.ts"
-import * as Migrations from "../src/storage/Migrations.ts"
+import * as SqlStores from "../src/node/SqlStores.ts"
 import * as PgliteClient from "../src/storage/PgliteClient.ts"
-import * as SqlStorage from "../src/storage/SqlStorage.ts"
 import * as BunTransport from "../src/transport/BunTransport.ts"
 import { verifier, type VerifyRequest } from "../src/validators/Verify.ts"
 import { ValidatorPool } from "../src/validators/ValidatorPool.ts"
@@ -50,16 +47,14 @@ const poolLayer = (pool: Pool, impl: Impl): Layer.Layer<ValidatorPool> =>
 // ── Server mode (child process): NodeCore with the chosen pool, prints its legacy port ─────────────
 
 const serve = async (pool: Pool, impl: Impl) => {
-  const sql = Layer.effectDiscard(Migrations.run).pipe(Layer.provideMerge(PgliteClient.layer({})))
+  const sql = PgliteClient.layer({})
   const ports = Layer.mergeAll(
-    SqlStorage.layer,
-    SqlLegacyStorage.layer,
-    SqlPipelineStore.layer,
     LocalL1.layer,
     poolLayer(pool, impl),
     BunTransport.layer,
     NodeKey.layerFromSeed(new Uint8Array(32).fill(3))
   ).pipe(
+    Layer.provideMerge(SqlStores.layer),
     Layer.provideMerge(Crypto.layerNative),
     Layer.provideMerge(NodeConfig.layer({
       host: "127.0.0.1",

@@ -1,6 +1,7 @@
 /** Public surface for hosts that embed the node and for clients that share its wire types. */
 export { NodeCore } from "./node/NodeCore.ts"
 export { NodeLive } from "./node/NodeLive.ts"
+export { NodeStatus } from "./ops/NodeStatus.ts"
 export * as NodeConfig from "./config/NodeConfig.ts"
 export { L2psServer } from "./relay/L2psServer.ts"
 export * as Crypto from "./crypto/Crypto.ts"
@@ -28,3 +29,4 @@ export { LegacyServer } from "./legacy/LegacyServer.ts"
 export * as ServerQuestions from "./legacy/ServerQuestions.ts"
 export * as LegacyStorage from "./legacy/LegacyStorage.ts"
 export * as SqlLegacyStorage from "./legacy/SqlLegacyStorage.ts"
+export * as SqlStores from "./node/SqlStores.ts"

@@ -1,8 +1,11 @@
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as LegacyServer from "../legacy/LegacyServer.ts"
 import * as BatchWakeups from "../l2ps/BatchWakeups.ts"
 import * as Networks from "../l2ps/Networks.ts"
 import * as AddressLimits from "../limits/AddressLimits.ts"
+import * as NodeStatus from "../ops/NodeStatus.ts"
 import * as OfflineExpiry from "../ops/OfflineExpiry.ts"
 import * as Committer from "../relay/Committer.ts"
 import * as PendingProbe from "../relay/PendingProbe.ts"
@@ -26,11 +29,41 @@ const Internals = Layer.mergeAll(
   ReadBudget.layer
 ).pipe(Layer.provideMerge(Sessions.layer), Layer.provideMerge(BatchWakeups.layer))
 
+const Features = Layer.mergeAll(
+  L2psServer.layer,
+  Networks.layer,
+  OfflineExpiry.layer,
+  LegacyServer.layer,
+  NodeStatus.layer
+)
+
 /**
- * The node over its ports only (NodeConfig, Crypto, NodeKey, Storage, PipelineStore, ValidatorPool,
- * L1, Transport): what a host embeds with its own adapters.
+ * The node with every internal service in its output (Sessions, Committer, RateLimits, ReplayGuard,
+ * …), for tests that drive or inspect them. A host uses `NodeCore`.
  */
-export const NodeCore = Layer.mergeAll(L2psServer.layer, Networks.layer, OfflineExpiry.layer, LegacyServer.layer).pipe(
+export const NodeCoreInternal = Features.pipe(
   Layer.provideMerge(Relay.layer),
   Layer.provideMerge(Internals)
 )
+
+/** What a host gets from the node: the two servers, listening while the layer lives, and its status. */
+export type Public = L2psServer.L2psServer | LegacyServer.LegacyServer | NodeStatus.NodeStatus
+
+// `LegacyServer.layer` also outputs the legacy relay's own services; only the public ones are kept.
+const onlyPublic = Layer.effectContext(
+  Effect.map(
+    Effect.context<Public>(),
+    Context.pick(L2psServer.L2psServer, LegacyServer.LegacyServer, NodeStatus.NodeStatus)
+  )
+)
+
+/**
+ * The node over its ports only (NodeConfig, Crypto, NodeKey, Storage, LegacyStorage, PipelineStore,
+ * ValidatorPool, L1, Transport): what a host embeds with its own adapters. Its output is `Public` and
+ * nothing else, so a host cannot come to depend on the node's internals.
+ */
+export const NodeCore: Layer.Layer<
+  Public,
+  Layer.Layer.Error<typeof NodeCoreInternal>,
+  Layer.Layer.Context<typeof NodeCoreInternal>
+> = onlyPublic.pipe(Layer.provide(Features), Layer.provide(Relay.layer), Layer.provide(Internals))

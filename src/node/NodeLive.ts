@@ -3,24 +3,21 @@ import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Crypto from "../crypto/Crypto.ts"
 import * as NodeKey from "../crypto/NodeKey.ts"
-import * as SqlPipelineStore from "../l2ps/SqlPipelineStore.ts"
 import { LegacyServer } from "../legacy/LegacyServer.ts"
-import * as SqlLegacyStorage from "../legacy/SqlLegacyStorage.ts"
 import * as LocalL1 from "../l1/LocalL1.ts"
 import * as AdminServer from "../ops/AdminServer.ts"
 import * as Database from "../storage/Database.ts"
 import { makePrivate } from "../storage/PrivateDir.ts"
-import * as SqlStorage from "../storage/SqlStorage.ts"
 import * as BunTransport from "../transport/BunTransport.ts"
 import * as ValidatorPool from "../validators/ValidatorPool.ts"
 import { L2psServer } from "../relay/L2psServer.ts"
 import { NodeConfig } from "../config/NodeConfig.ts"
 import * as NodeConfigLive from "../config/NodeConfig.ts"
 import { NodeCore } from "./NodeCore.ts"
+import * as SqlStores from "./SqlStores.ts"
 
-const Sql = Layer.mergeAll(SqlStorage.layer, SqlLegacyStorage.layer, SqlPipelineStore.layer, LocalL1.layer).pipe(
-  Layer.provide(Database.layer)
-)
+/** The local L1 keeps its chain in the node's database, so it is built after the migrations. */
+const Sql = LocalL1.layer.pipe(Layer.provideMerge(SqlStores.layer), Layer.provide(Database.layer))
 
 /** DATA_DIR checked (and made private) before the database or the key is opened. */
 const PrivateDataDir = Layer.effectDiscard(Effect.flatMap(NodeConfig, (cfg) => makePrivate(cfg.dataDir)))

@@ -3,47 +3,42 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Runtime from "effect/Runtime"
-import pkg from "../../package.json" with { type: "json" }
-import { NodeKey } from "../crypto/NodeKey.ts"
-import { PipelineStore } from "../l2ps/PipelineStore.ts"
 import { NodeConfig } from "../config/NodeConfig.ts"
-import { Sessions } from "../relay/Sessions.ts"
-import { Storage } from "../storage/Storage.ts"
 import * as Metrics from "../internal/Metrics.ts"
+import { NodeStatus } from "./NodeStatus.ts"
 
-export const VERSION: string = pkg.version
+export { VERSION } from "./NodeStatus.ts"
 
-/** `GET /health` and `GET /metrics` (Prometheus text) on ADMIN_PORT; started by `bun run node` only. */
+/**
+ * `GET /health` and `GET /metrics` (Prometheus text) on ADMIN_PORT; started by `bun run node` only.
+ * It reads the node through `NodeStatus` alone, as a host embedding `NodeCore` would.
+ */
 export const layer = Layer.scopedDiscard(
   Effect.gen(function*() {
     const cfg = yield* NodeConfig
     if (cfg.adminPort === 0) return
-    const storage = yield* Storage
-    const pipeline = yield* PipelineStore
-    const sessions = yield* Sessions
-    const key = yield* NodeKey
-    const startedAt = yield* Clock.currentTimeMillis
+    const status = yield* NodeStatus
     const runtime = yield* Effect.runtime<never>()
     yield* Metrics.touch
     const run = Runtime.runPromise(runtime)
 
     const health = Effect.gen(function*() {
-      const db = yield* Effect.either(storage.ping)
+      const db = yield* Effect.either(status.storage)
       const now = yield* Clock.currentTimeMillis
       const body = {
         status: Either.isRight(db) ? "ok" : "degraded",
-        version: VERSION,
-        nodeKey: key.publicKeyHex.slice(0, 64),
-        uptimeSeconds: Math.floor((now - startedAt) / 1000),
+        version: status.version,
+        nodeKey: status.nodeKey,
+        uptimeSeconds: Math.floor((now - status.startedAt) / 1000),
         storage: Either.isRight(db) ? "ok" : "unreachable",
-        sessions: yield* sessions.count
+        sessions: yield* status.sessions
       }
       return Response.json(body, { status: Either.isRight(db) ? 200 : 503 })
     })
 
     const metrics = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
-      const stats = yield* Effect.orElseSucceed(pipeline.stats, () => [])
+      const stats = yield* Effect.orElseSucceed(status.networks, () => [])
       const samples: Array<Metrics.Sample> = stats.flatMap((s) => [
         ["im_queued_messages", "Messages waiting for their recipient", { l2ps_uid: s.l2psUid }, s.queued],
         ["im_mempool_messages", "Messages not yet batched", { l2ps_uid: s.l2psUid }, s.pending],

@@ -8,7 +8,6 @@ import { mkdirSync } from "node:fs"
 import { join } from "node:path"
 import { NodeConfig, type NodeConfigShape } from "../config/NodeConfig.ts"
 import * as BunPgClient from "./BunPgClient.ts"
-import * as Migrations from "./Migrations.ts"
 import * as PgliteClient from "./PgliteClient.ts"
 
 /** Where the node keeps its data, for the start-up line (never the password). */
@@ -21,12 +20,11 @@ export const describe = (cfg: NodeConfigShape): string =>
     }
   })
 
-/** Runs the migrations before anything can use the client. */
-const migrated = <E, R>(client: Layer.Layer<SqlClient.SqlClient, E, R>) =>
-  Layer.effectDiscard(Migrations.run).pipe(Layer.provideMerge(client))
-
-/** Postgres when DATABASE_URL is set, else embedded PGlite under DATA_DIR; migrated either way. */
-export const layer = Layer.unwrapEffect(
+/**
+ * Postgres when DATABASE_URL is set, else embedded PGlite under DATA_DIR. Not migrated: the node's
+ * storage layer (`SqlStores`) runs the migrations before its stores, as it does over a host's client.
+ */
+export const layer: Layer.Layer<SqlClient.SqlClient, SqlError, NodeConfig> = Layer.unwrapEffect(
   Effect.map(NodeConfig, (cfg) =>
     Option.match(cfg.databaseUrl, {
       onNone: () => {
@@ -35,9 +33,9 @@ export const layer = Layer.unwrapEffect(
           Effect.try({
             try: () => mkdirSync(dataDir, { recursive: true, mode: 0o700 }),
             catch: (cause) => new SqlError({ message: `cannot create data directory ${dataDir}`, cause })
-          }).pipe(Effect.as(migrated(PgliteClient.layer({ dataDir }))))
+          }).pipe(Effect.as(PgliteClient.layer({ dataDir })))
         )
       },
-      onSome: (url) => migrated(BunPgClient.layer({ url, maxConnections: 8 }))
+      onSome: (url) => BunPgClient.layer({ url, maxConnections: 8 })
     }))
 )

@@ -8,8 +8,9 @@ import * as Package from "../../src/index.ts"
 const NAMES = [
   "AdminServer", "BunTransport", "Crypto", "Database", "ErrorCode", "Frames", "L1", "L2psServer",
   "LegacyServer", "LegacyStorage", "LocalL1", "MemoryTransport", "Merkle", "Metrics", "Migrations",
-  "NodeConfig", "NodeCore", "NodeKey", "NodeLive", "PgliteClient", "PipelineStore", "ServerQuestions",
-  "SqlLegacyStorage", "SqlPipelineStore", "SqlStorage", "Storage", "Transport", "ValidatorPool"
+  "NodeConfig", "NodeCore", "NodeKey", "NodeLive", "NodeStatus", "PgliteClient", "PipelineStore",
+  "ServerQuestions", "SqlLegacyStorage", "SqlPipelineStore", "SqlStorage", "SqlStores", "Storage",
+  "Transport", "ValidatorPool"
 ]
 
 test("the package root exports the names it always did, and LEGACY_UID from its one home", () => {

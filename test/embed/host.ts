@@ -6,13 +6,10 @@ import {
   BunTransport,
   Crypto,
   L1,
-  Migrations,
   NodeConfig,
   NodeCore,
   NodeKey,
-  SqlLegacyStorage,
-  SqlPipelineStore,
-  SqlStorage,
+  SqlStores,
   ValidatorPool
 } from "demos-im-node"
 
@@ -53,12 +50,8 @@ export const messagingLayer = (options: MessagingOptions) => {
     networks: ["chat"],
     limits: { rateLimitPerSec: 50, rateLimitBurst: 100 }
   })
-  const migrated = Layer.effectDiscard(Migrations.run).pipe(Layer.provideMerge(options.sql))
-  const storage = Layer.mergeAll(SqlStorage.layer, SqlLegacyStorage.layer, SqlPipelineStore.layer).pipe(
-    Layer.provide(migrated)
-  )
   const adapters = Layer.mergeAll(
-    storage,
+    SqlStores.layer.pipe(Layer.provide(options.sql)),
     hostL1(options.chain),
     ValidatorPool.layerInline,
     BunTransport.layer,

@@ -6,12 +6,10 @@ import * as NodeKey from "../../src/crypto/NodeKey.ts"
 import type { L1 } from "../../src/l1/L1.ts"
 import * as LocalL1 from "../../src/l1/LocalL1.ts"
 import type { PipelineStore } from "../../src/l2ps/PipelineStore.ts"
-import * as SqlPipelineStore from "../../src/l2ps/SqlPipelineStore.ts"
-import * as SqlLegacyStorage from "../../src/legacy/SqlLegacyStorage.ts"
 import * as NodeConfig from "../../src/config/NodeConfig.ts"
-import { NodeCore } from "../../src/node/NodeCore.ts"
+import { NodeCoreInternal } from "../../src/node/NodeCore.ts"
+import * as SqlStores from "../../src/node/SqlStores.ts"
 import * as Migrations from "../../src/storage/Migrations.ts"
-import * as SqlStorage from "../../src/storage/SqlStorage.ts"
 import type { Storage } from "../../src/storage/Storage.ts"
 import { MemoryTransport, type MemorySocket } from "../../src/transport/MemoryTransport.ts"
 import * as MemoryTransportLayer from "../../src/transport/MemoryTransport.ts"
@@ -28,33 +26,38 @@ export const migratedPglite = () => Layer.effectDiscard(Migrations.run).pipe(Lay
 export const TEST_SEED = new Uint8Array(32).fill(7)
 
 /**
- * NodeCore over in-memory connections and a fresh PGlite, with its own configuration; the embedded
- * local L1 unless the scenario brings its own.
+ * The node's ports over in-memory connections and a fresh PGlite, with its own configuration; the
+ * embedded local L1 unless the scenario brings its own.
  */
-export const testNode = (
+export const testPorts = (
   config: Parameters<typeof NodeConfig.make>[0] = {},
   l1: Layer.Layer<L1, never, SqlClient.SqlClient | NodeConfig.NodeConfig | Crypto.Crypto> = LocalL1.layer,
-  sql: Layer.Layer<SqlClient.SqlClient, unknown> = migratedPglite(),
-  storage: Layer.Layer<Storage, never, SqlClient.SqlClient> = SqlStorage.layer,
-  pipeline: Layer.Layer<PipelineStore, never, SqlClient.SqlClient> = SqlPipelineStore.layer
-) => {
-  const ports = Layer.mergeAll(
-    storage,
-    SqlLegacyStorage.layer,
-    pipeline,
+  sql: Layer.Layer<SqlClient.SqlClient, unknown> = pgliteLayer(),
+  storage?: Layer.Layer<Storage, never, SqlClient.SqlClient>,
+  pipeline?: Layer.Layer<PipelineStore, never, SqlClient.SqlClient>
+) =>
+  Layer.mergeAll(
     l1,
     ValidatorPool.layerInline,
     MemoryTransportLayer.layer,
     NodeKey.layerFromSeed(TEST_SEED)
   ).pipe(
+    // The same storage layer as the node's and a host's: migrations first, then the stores (and the
+    // local L1, which keeps its chain in the same database).
+    Layer.provideMerge(SqlStores.make({ storage, pipeline })),
     Layer.provideMerge(Crypto.layerNative),
     // Block production and batching wait for a day unless a scenario is about the pipeline, so that
     // scenarios moving the clock by minutes do not also mine thousands of blocks.
     Layer.provideMerge(NodeConfig.layer({ blockIntervalMillis: DAY, batchIntervalMillis: DAY, ...config })),
     Layer.provideMerge(sql)
   )
-  return NodeCore.pipe(Layer.provideMerge(ports))
-}
+
+/**
+ * `NodeCoreInternal` over `testPorts`, so that scenarios can reach the node's internal services
+ * (Sessions, RateLimits, …) that a host does not see.
+ */
+export const testNode = (...args: Parameters<typeof testPorts>) =>
+  NodeCoreInternal.pipe(Layer.provideMerge(testPorts(...args)))
 
 /** Runs a scenario on TestClock with its own node; the node stops when the scenario ends. */
 export const scenario = <A, E>(
