@@ -4,6 +4,7 @@
  * case, `Keys.normalizeKey`, but echoed as sent).
  */
 import * as Schema from "effect/Schema"
+import { isStorableText } from "./JsonbRefusal.ts"
 
 /** An ed25519 public key: 64 hex characters, in either case. */
 export const PublicKey = Schema.String.pipe(Schema.pattern(/^[0-9a-fA-F]{64}$/), Schema.brand("PublicKey"))
@@ -13,8 +14,13 @@ export type PublicKey = typeof PublicKey.Type
 export const L2psUid = Schema.NonEmptyString.pipe(Schema.brand("L2psUid"))
 export type L2psUid = typeof L2psUid.Type
 
-/** The sender's name of a message, unique per network and sender: 1..256 characters. */
-export const MessageHash = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(256), Schema.brand("MessageHash"))
+/** The sender's name of a message, unique per network and sender: 1..256 characters, stored as text. */
+export const MessageHash = Schema.String.pipe(
+  Schema.minLength(1),
+  Schema.maxLength(256),
+  Schema.filter(isStorableText, { description: "text without NUL or unpaired surrogates" }),
+  Schema.brand("MessageHash")
+)
 export type MessageHash = typeof MessageHash.Type
 
 /** A legacy server's client id (`register.payload.clientId`). */
