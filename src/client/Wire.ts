@@ -1,7 +1,7 @@
 /**
- * The L2PS messaging protocol as a client sees it (PROTOCOL-REFERENCE.md §2, §3.2; DECISIONS.md):
- * payload types of the SDK's `l2ps_types.ts` plus this node's extensions, and the decoder of
- * server frames.
+ * The L2PS messaging protocol as a client sees it (docs/PROTOCOL.md): the payload types, under the names
+ * of the SDK's `l2ps_types.ts`, of the server frame Schemas (src/domain/ServerFrames.ts), and the
+ * decoders of server frames through those Schemas.
  */
 import * as Data from "effect/Data"
 import * as Either from "effect/Either"
