@@ -19,7 +19,6 @@ import * as Effect from "effect/Effect"
 import * as FiberHandle from "effect/FiberHandle"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Predicate from "effect/Predicate"
 import * as PubSub from "effect/PubSub"
 import * as Queue from "effect/Queue"
 import * as Random from "effect/Random"
@@ -31,18 +30,22 @@ import { type ReconnectOptions, reconnectOptions } from "./Reconnect.ts"
 import {
   type AckResponsePayload,
   type ConnectionState,
+  decodePayload,
   decodeServerFrame,
   type ErrorPayload,
   errorOf,
   type HistoryPayload,
   type IncomingFrame,
   type IncomingMessagePayload,
+  isServerFrameType,
   type OutgoingFrame,
+  type PayloadOf,
   type ProofResponsePayload,
   type ReceiptPayload,
   type RegisteredPayload,
   type SendResult,
-  type SerializedEncryptedMessage
+  type SerializedEncryptedMessage,
+  type ServerFrameType
 } from "./Wire.ts"
 
 /** Acknowledgements waiting to be sent at once. */
@@ -53,7 +56,10 @@ const DISCOVER_PAGES_MAX = 100
 
 /** A refused or failed request; `message` is the SDK's rejection text. */
 export class L2psError extends Data.TaggedError("L2psError")<{
-  /** a server error code, or TIMEOUT / NOT_REGISTERED / DISCONNECTED / CONNECT_TIMEOUT */
+  /**
+   * a server error code, or TIMEOUT / NOT_REGISTERED / DISCONNECTED / CONNECT_TIMEOUT, or MALFORMED_FRAME
+   * (the reply does not decode with its Schema, src/domain/ServerFrames.ts)
+   */
   readonly code: string
   readonly message: string
 }> {}
@@ -129,7 +135,7 @@ export interface L2psPeerShape {
 export class L2psPeer extends Context.Tag("im-client/L2psPeer")<L2psPeer, L2psPeerShape>() {}
 
 interface Pending {
-  readonly types: ReadonlyArray<string>
+  readonly types: ReadonlyArray<ServerFrameType>
   readonly deferred: Deferred.Deferred<unknown, L2psError>
   readonly build: Effect.Effect<OutgoingFrame, L2psError>
   /** The socket generation it was written on (0: not yet). */
@@ -206,20 +212,21 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
         if (yield* link.send(JSON.stringify(frame.right))) p.sentOn = st.generation
       })
 
-    const await_ = <A>(id: string, p: Pending, timeoutMs: number) =>
+    const await_ = <T extends ServerFrameType>(id: string, p: Pending, timeoutMs: number) =>
       Deferred.await(p.deferred).pipe(
         Effect.timeoutFail({
           duration: Duration.millis(timeoutMs),
           onTimeout: () => fail("TIMEOUT", `Timeout waiting for ${p.types.join("|")} (${timeoutMs}ms)`)
         }),
         Effect.ensuring(Effect.sync(() => st.pending.delete(id))),
-        Effect.map((payload) => payload as A)
+        // `dispatch` settles the deferred only with a payload decoded by the Schema of one of `p.types`.
+        Effect.map((payload) => payload as PayloadOf<T>)
       )
 
-    const request = <A>(
+    const request = <T extends ServerFrameType>(
       type: string,
       payload: (timestamp: number) => Effect.Effect<Record<string, unknown>, L2psError>,
-      types: ReadonlyArray<string>,
+      types: ReadonlyArray<T>,
       timeoutMs: number,
       register = false
     ) =>
@@ -235,7 +242,7 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
         const p: Pending = { types, deferred: yield* Deferred.make<unknown, L2psError>(), build, sentOn: 0, register }
         st.pending.set(id, p)
         yield* write(p)
-        return yield* await_<A>(id, p, timeoutMs)
+        return yield* await_<T>(id, p, timeoutMs)
       })
 
     /** The string a proof signs: bound to the network and node (proofVersion 2) once the node's id is known. */
@@ -255,40 +262,47 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
     /** Before registering: the node's id for bound proofs; a node that does not know `node_info` gets the reference's. */
     const learnNodeId: Effect.Effect<void, L2psError> = config.nodeId !== undefined || config.boundProofs !== true
       ? Effect.void
-      : request<{ nodeId?: unknown }>("node_info", () => Effect.succeed({}), ["node_info_response"], Math.min(timeouts.request, NODE_INFO_TIMEOUT), true).pipe(
-        Effect.map((info) => typeof info.nodeId === "string" && /^[0-9a-f]{64}$/.test(info.nodeId) ? info.nodeId : undefined),
+      : request("node_info", () => Effect.succeed({}), ["node_info_response"], Math.min(timeouts.request, NODE_INFO_TIMEOUT), true).pipe(
+        Effect.map((info) => /^[0-9a-f]{64}$/.test(info.nodeId) ? info.nodeId : undefined),
         // A node without the extension answers "Unknown type" (a reference node may not echo the requestId,
-        // hence the timeout too); only a pinned nodeId makes bound proofs certain.
-        Effect.catchIf((e) => e.code === "INVALID_MESSAGE" || e.code === "TIMEOUT", () => Effect.succeed(undefined)),
+        // hence the timeout too), or something else by that name; only a pinned nodeId makes bound proofs certain.
+        Effect.catchIf((e) => e.code === "INVALID_MESSAGE" || e.code === "TIMEOUT" || e.code === "MALFORMED_FRAME", () => Effect.succeed(undefined)),
         Effect.map((nodeId) => void (st.nodeId = nodeId))
       )
 
-    const deliverMessage = (payload: unknown) =>
+    const deliverMessage = (m: PayloadOf<"message">) =>
       Effect.gen(function*() {
-        if (!Predicate.isRecord(payload) || typeof payload.from !== "string") return
-        const m = payload as unknown as IncomingMessagePayload
-        const hash = typeof m.messageHash === "string" ? m.messageHash : undefined
         // A hash is unique per sender only: another sender's message with the same hash is another message.
-        const id = hash === undefined ? undefined : `${m.from}:${hash}`
-        const fresh = id === undefined || !st.seen.has(id)
-        if (id !== undefined && fresh) {
+        const id = `${m.from}:${m.messageHash}`
+        const fresh = !st.seen.has(id)
+        if (fresh) {
           st.seen.add(id)
           if (st.seen.size > SEEN_MAX) st.seen.delete(st.seen.values().next().value!)
+          yield* emit({ _tag: "Message", message: m })
         }
-        if (fresh) yield* emit({ _tag: "Message", message: m })
-        if (config.autoAck === true && hash !== undefined) yield* Queue.offer(acks, hash)
+        if (config.autoAck === true) yield* Queue.offer(acks, m.messageHash)
       })
+
+    /** A pushed frame of a known type whose payload does not decode: reported, not acted upon. */
+    const malformed = (type: ServerFrameType, message: string) =>
+      emit({ _tag: "Error", error: { code: "MALFORMED_FRAME", message, details: type } })
 
     const dispatch = (text: string) =>
       Effect.gen(function*() {
         const decoded = decodeServerFrame(text)
         if (Option.isNone(decoded)) return
         const frame: IncomingFrame = decoded.value
+        // Frames of types this client does not know are ignored, as the SDK does.
+        if (!isServerFrameType(frame.type)) return
+        const type = frame.type
         const p = frame.requestId === undefined ? undefined : st.pending.get(frame.requestId)
         if (p !== undefined && frame.requestId !== undefined) {
-          if (p.types.includes(frame.type)) {
+          if (p.types.includes(type)) {
             st.pending.delete(frame.requestId)
-            return yield* Deferred.succeed(p.deferred, frame.payload)
+            const reply = decodePayload(type, frame.payload)
+            return yield* reply._tag === "Right"
+              ? Deferred.succeed(p.deferred, reply.right)
+              : Deferred.fail(p.deferred, fail("MALFORMED_FRAME", reply.left.message))
           }
           if (frame.type === "error") {
             st.pending.delete(frame.requestId)
@@ -296,24 +310,31 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
             return yield* Deferred.fail(p.deferred, fail(String(e.code), e.message))
           }
         }
-        const payload = frame.payload as Record<string, unknown> | undefined
-        switch (frame.type) {
-          case "message":
-            return yield* deliverMessage(frame.payload)
+        switch (type) {
+          case "message": {
+            const m = decodePayload(type, frame.payload)
+            return yield* m._tag === "Right" ? deliverMessage(m.right) : malformed(type, m.left.message)
+          }
           case "peer_joined":
           case "peer_left": {
-            const key = payload?.publicKey
-            if (typeof key !== "string") return
-            if (frame.type === "peer_joined") st.peers.add(key)
+            const peer = decodePayload(type, frame.payload)
+            if (peer._tag === "Left") return yield* malformed(type, peer.left.message)
+            const key = peer.right.publicKey
+            if (type === "peer_joined") st.peers.add(key)
             else st.peers.delete(key)
-            return yield* emit({ _tag: frame.type === "peer_joined" ? "PeerJoined" : "PeerLeft", publicKey: key })
+            return yield* emit({ _tag: type === "peer_joined" ? "PeerJoined" : "PeerLeft", publicKey: key })
           }
           case "error":
+            // Read as the SDK reads it (missing members get its defaults), not refused.
             return yield* emit({ _tag: "Error", error: errorOf(frame.payload) })
-          case "message_delivered":
-            if (typeof payload?.messageHash !== "string") return
-            return yield* emit({ _tag: "Delivered", receipt: payload as unknown as ReceiptPayload })
+          case "message_delivered": {
+            const receipt = decodePayload(type, frame.payload)
+            return yield* receipt._tag === "Right"
+              ? emit({ _tag: "Delivered", receipt: receipt.right })
+              : malformed(type, receipt.left.message)
+          }
           default:
+            // Replies nobody waits for (late, or another request's) are dropped, as the SDK does.
             return
         }
       })
@@ -341,14 +362,14 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
         }),
       handshake: (link) =>
         Effect.raceFirst(
-          Effect.zipRight(learnNodeId, request<RegisteredPayload>("register", registerFrame, ["registered"], timeouts.request, true)),
+          Effect.zipRight(learnNodeId, request("register", registerFrame, ["registered"], timeouts.request, true)),
           Effect.zipRight(Deferred.await(link.closed), Effect.fail(fail("DISCONNECTED", "Disconnected")))
         ),
       registered: (r, reconnect) =>
         Effect.gen(function*() {
           st.registered = true
           st.everRegistered = true
-          st.peers = new Set(Array.isArray(r.onlinePeers) ? r.onlinePeers : [])
+          st.peers = new Set(r.onlinePeers)
           yield* emit({ _tag: "Registered", registered: r, reconnect })
           if (reconnect) yield* setState("connected")
           for (const p of [...st.pending.values()]) if (p.sentOn !== st.generation) yield* write(p)
@@ -430,7 +451,7 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
     yield* Stream.fromQueue(acks).pipe(
       Stream.groupedWithin(500, Duration.millis(20)),
       Stream.mapEffect((chunk) =>
-        request<AckResponsePayload>("ack", () => Effect.succeed({ messageHashes: [...new Set(chunk)] }), ["ack_response"], timeouts.request).pipe(
+        request("ack", () => Effect.succeed({ messageHashes: [...new Set(chunk)] }), ["ack_response"], timeouts.request).pipe(
           Effect.catchAll((e) => e.code === "NOT_REGISTERED" || e.code === "DISCONNECTED" ? Effect.void : emit({ _tag: "Error", error: { code: e.code, message: `ack failed: ${e.message}` } }))
         )),
       Stream.runDrain,
@@ -445,9 +466,9 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
       connect,
       disconnect: stop,
       send: (to, encrypted, messageHash) =>
-        request<SendResult>("send", () => Effect.succeed({ to, encrypted, messageHash }), ["message_sent", "message_queued"], timeouts.send),
+        request("send", () => Effect.succeed({ to, encrypted, messageHash }), ["message_sent", "message_queued"], timeouts.send),
       history: (peerKey, options = {}) =>
-        request<HistoryPayload>(
+        request(
           "history",
           (ts) => Effect.map(sign(proofString("history", peerKey, ts)), (proof) => ({
             peerKey,
@@ -464,26 +485,26 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
         const peers: Array<string> = []
         let cursor: string | undefined
         for (let page = 0; page < DISCOVER_PAGES_MAX; page++) {
-          const r = yield* request<{ peers: ReadonlyArray<string>; nextCursor?: unknown }>(
+          const r = yield* request(
             "discover",
             () => Effect.succeed(cursor === undefined ? {} : { cursor }),
             ["discover_response"],
             timeouts.request
           )
           peers.push(...r.peers)
-          if (typeof r.nextCursor !== "string" || r.peers.length === 0) break
+          if (r.nextCursor === undefined || r.peers.length === 0) break
           cursor = r.nextCursor
         }
         st.peers = new Set(peers)
         return peers as ReadonlyArray<string>
       }),
       requestPublicKey: (targetId) =>
-        request<{ publicKey: string | null }>("request_public_key", () => Effect.succeed({ targetId }), ["public_key_response"], timeouts.request)
-          .pipe(Effect.map((r) => r.publicKey ?? null)),
+        request("request_public_key", () => Effect.succeed({ targetId }), ["public_key_response"], timeouts.request)
+          .pipe(Effect.map((r) => r.publicKey)),
       ack: (messageHashes) =>
-        request<AckResponsePayload>("ack", () => Effect.succeed({ messageHashes: [...messageHashes] }), ["ack_response"], timeouts.request),
+        request("ack", () => Effect.succeed({ messageHashes: [...messageHashes] }), ["ack_response"], timeouts.request),
       proofRequest: (messageHash, from) =>
-        request<ProofResponsePayload>("proof_request", () => Effect.succeed(from === undefined ? { messageHash } : { messageHash, from }), ["proof_response"], timeouts.request),
+        request("proof_request", () => Effect.succeed(from === undefined ? { messageHash } : { messageHash, from }), ["proof_response"], timeouts.request),
       events,
       subscribe: PubSub.subscribe(hub),
       messages: Stream.filterMap(events, (e) => isEvent("Message")(e) ? Option.some(e.message) : Option.none()),

@@ -2,7 +2,7 @@ import { ml_dsa65 } from "@noble/post-quantum/ml-dsa.js"
 import { sha256 } from "@noble/hashes/sha2.js"
 import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js"
 import { canonicalJson, leafHash, verifyInclusion } from "../domain/Merkle.ts"
-import type { ProofResponsePayload, SerializedEncryptedMessage } from "./Wire.ts"
+import type { BatchHeader, ProofResponsePayload, SerializedEncryptedMessage } from "./Wire.ts"
 
 /** What a client knows of its own message: enough to recompute its leaf. */
 export interface KnownMessage {
@@ -43,7 +43,7 @@ const HEX = /^[0-9a-f]+$/i
  * (`sha256(canonicalJson({l2psUid, seq, root, size, prevBatchHash, createdAt}))`) must be `batchHash`,
  * and `signature` must verify under `signer`. The reason when not.
  */
-export const batchSigner = (b: NonNullable<ProofResponsePayload["batch"]>): { readonly signer: string } | { readonly reason: string } => {
+export const batchSigner = (b: BatchHeader): { readonly signer: string } | { readonly reason: string } => {
   if (b.signature === undefined || b.signer === undefined || b.createdAt === undefined || b.batchHash === undefined || b.seq === undefined) {
     return { reason: "the node sent no batch signature" }
   }

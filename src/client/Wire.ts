@@ -1,130 +1,47 @@
 /**
- * The L2PS messaging protocol as a client sees it (PROTOCOL-REFERENCE.md §2, §3.2; DECISIONS.md):
- * payload types of the SDK's `l2ps_types.ts` plus this node's extensions, and the decoder of
- * server frames.
+ * The L2PS messaging protocol as a client sees it (docs/PROTOCOL.md): the payload types, under the names
+ * of the SDK's `l2ps_types.ts`, of the server frame Schemas (src/domain/ServerFrames.ts), and the
+ * decoders of server frames through those Schemas.
  */
+import * as Data from "effect/Data"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
+import type * as ParseResult from "effect/ParseResult"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import type { ErrorCode } from "../domain/ErrorCode.ts"
+import * as Frames from "../domain/ServerFrames.ts"
 
 export type { ErrorCode }
+export { isServerFrameType, type ServerFrameType } from "../domain/ServerFrames.ts"
+
+export type { L2psUid, MessageHash, PublicKey } from "../domain/Ids.ts"
+
+// The payload types apps name are the Schemas' encoded sides (plain strings): an app may build one
+// (a proof to verify, a message to store); what the client decodes is the branded side, assignable to it.
 
 /** What the server relays and stores without reading it: `{ciphertext, nonce, ephemeralKey?}`. */
-export interface SerializedEncryptedMessage {
-  /** base64 */
-  readonly ciphertext: string
-  /** base64 AES-GCM nonce */
-  readonly nonce: string
-  /** hex, opaque to the server */
-  readonly ephemeralKey?: string
-}
-
-export interface RegisteredPayload {
-  readonly success: boolean
-  readonly publicKey: string
-  readonly l2psUid: string
-  readonly onlinePeers: ReadonlyArray<string>
-}
-
-export interface IncomingMessagePayload {
-  readonly from: string
-  readonly encrypted: SerializedEncryptedMessage
-  readonly messageHash: string
-  readonly offline?: boolean
-}
-
-export interface MessageSentPayload {
-  readonly messageHash: string
-  readonly l2psStatus: "submitted" | "failed"
-}
-
-export interface MessageQueuedPayload {
-  readonly messageHash: string
-  readonly status: "queued"
-}
-
+export type SerializedEncryptedMessage = typeof Frames.SerializedEncryptedMessage.Encoded
+export type NodeInfoPayload = typeof Frames.NodeInfoResponse.Encoded
+export type RegisteredPayload = typeof Frames.Registered.Encoded
+export type DiscoverPayload = typeof Frames.DiscoverResponse.Encoded
+export type PublicKeyResponsePayload = typeof Frames.PublicKeyResponse.Encoded
+export type IncomingMessagePayload = typeof Frames.IncomingMessage.Encoded
+export type MessageSentPayload = typeof Frames.MessageSent.Encoded
+export type MessageQueuedPayload = typeof Frames.MessageQueued.Encoded
 export type SendResult = MessageSentPayload | MessageQueuedPayload
-
-export type MessageStatus =
-  | "delivered"
-  | "queued"
-  | "sent"
-  | "failed"
-  | "l2ps_pending"
-  | "l2ps_batched"
-  | "l2ps_confirmed"
-
-export interface StoredMessage {
-  readonly id: string
-  readonly from: string
-  readonly to: string
-  readonly messageHash: string
-  readonly encrypted: SerializedEncryptedMessage
-  readonly l2psUid: string
-  readonly l2psTxHash: string | null
-  readonly timestamp: number
-  readonly status: MessageStatus
-  /** this node only (DECISIONS.md 12) */
-  readonly deliveryStatus?: "queued" | "delivered" | "sent" | "failed"
-  /** this node only (DECISIONS.md 12) */
-  readonly l2psStatus?: "l2ps_pending" | "l2ps_batched" | "l2ps_confirmed"
-}
-
-export interface HistoryPayload {
-  readonly messages: ReadonlyArray<StoredMessage>
-  readonly hasMore: boolean
-}
-
-export interface ErrorPayload {
-  readonly code: ErrorCode | string
-  readonly message: string
-  readonly details?: string
-}
-
+export type MessageStatus = typeof Frames.MessageStatus.Encoded
+export type StoredMessage = typeof Frames.StoredMessage.Encoded
+export type HistoryPayload = typeof Frames.HistoryResponse.Encoded
+export type ErrorPayload = typeof Frames.ErrorPayload.Encoded
 /** Extension (DECISIONS.md 9): the recipient acknowledged `messageHash` at `at` (server ms). */
-export interface ReceiptPayload {
-  readonly messageHash: string
-  readonly at: number
-}
-
+export type ReceiptPayload = typeof Frames.MessageDelivered.Encoded
 /** Extension (DECISIONS.md 9): the hashes the server marked delivered. */
-export interface AckResponsePayload {
-  readonly messageHashes: ReadonlyArray<string>
-}
-
-export interface PathStep {
-  readonly hash: string
-  readonly side: "left" | "right"
-}
-
+export type AckResponsePayload = typeof Frames.AckResponse.Encoded
+export type PathStep = typeof Frames.PathStep.Encoded
+export type BatchHeader = typeof Frames.BatchHeader.Encoded
 /** Extension (DECISIONS.md 13): `batch` is null until the message is batched. */
-export interface ProofResponsePayload {
-  readonly messageHash: string
-  readonly leaf: string
-  readonly l2psStatus?: string
-  readonly batch: {
-    readonly id: string
-    readonly l2psUid: string
-    readonly seq?: number
-    readonly root: string
-    readonly size: number
-    readonly prevBatchHash: string | null
-    readonly batchHash?: string
-    readonly l2psTxHash: string | null
-    readonly status: string
-    readonly blockNumber?: number
-    readonly blockHash?: string
-    /** what `batchHash` covers besides the other fields (SECURITY.md 15) */
-    readonly createdAt?: number
-    /** hex ML-DSA-65 signature of the 32 bytes of `batchHash` */
-    readonly signature?: string
-    /** hex ML-DSA-65 public key of the node answering */
-    readonly signer?: string
-  } | null
-  readonly path: ReadonlyArray<PathStep>
-}
+export type ProofResponsePayload = typeof Frames.ProofResponse.Encoded
 
 export type ConnectionState = "connected" | "disconnected" | "reconnecting"
 
@@ -143,13 +60,7 @@ export interface IncomingFrame {
   readonly requestId: string | undefined
 }
 
-const ServerEnvelope = Schema.Struct({
-  type: Schema.String,
-  payload: Schema.optional(Schema.Unknown),
-  requestId: Schema.optional(Schema.Unknown)
-})
-
-const decodeEnvelope = Schema.decodeUnknownEither(Schema.parseJson(ServerEnvelope))
+const decodeEnvelope = Schema.decodeUnknownEither(Schema.parseJson(Frames.ServerEnvelope))
 
 /** A server frame, or none when it does not parse (the SDK ignores those silently). */
 export const decodeServerFrame = (text: string): Option.Option<IncomingFrame> =>
@@ -161,6 +72,33 @@ export const decodeServerFrame = (text: string): Option.Option<IncomingFrame> =>
         payload: e.payload,
         requestId: typeof e.requestId === "string" ? e.requestId : typeof e.requestId === "number" ? String(e.requestId) : undefined
       })
+  })
+
+/** A server frame whose payload is not what its type's Schema says. */
+export class MalformedFrame extends Data.TaggedError("MalformedFrame")<{
+  readonly type: string
+  readonly message: string
+}> {}
+
+/** A payload as decoded: its ids branded (`PublicKey`, `MessageHash`, `L2psUid`). */
+export type PayloadOf<T extends Frames.ServerFrameType> = (typeof Frames.ServerPayloads)[T]["Type"]
+
+const decoderOf = (schema: Schema.Schema.AnyNoContext): (u: unknown) => Either.Either<unknown, ParseResult.ParseError> =>
+  Schema.decodeUnknownEither(schema)
+
+const decoders = new Map<string, (u: unknown) => Either.Either<unknown, ParseResult.ParseError>>(
+  Object.entries(Frames.ServerPayloads).map(([type, schema]) => [type, decoderOf(schema)])
+)
+
+/** The payload of a server frame of a known type, decoded by its Schema once, where the frame arrives. */
+export const decodePayload = <T extends Frames.ServerFrameType>(
+  type: T,
+  payload: unknown
+): Either.Either<PayloadOf<T>, MalformedFrame> =>
+  Either.mapBoth(decoders.get(type)!(payload), {
+    onLeft: (e) => new MalformedFrame({ type, message: `Malformed ${type}: ${e.message}` }),
+    // The decoder of `type` is `ServerPayloads[type]`'s: its output is that Schema's type.
+    onRight: (a) => a as PayloadOf<T>
   })
 
 /** `payload.message` of an error frame, as the SDK reads it. */

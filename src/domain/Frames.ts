@@ -2,6 +2,8 @@ import * as Either from "effect/Either"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import { invalid, type RequestError } from "./ErrorCode.ts"
+import { MessageHash, PublicKey } from "./Ids.ts"
+import { isStorableText } from "./JsonbRefusal.ts"
 
 /** A request id is opaque: echoed exactly as received (its size is bounded by the frame's). */
 export type RequestId = string | number
@@ -119,6 +121,42 @@ export const AckPayload = Schema.Struct({
     Schema.maxItems(500)
   )
 })
+
+export const MAX_MESSAGE_HASH = 256
+/** The most characters of `nonce` and of `ephemeralKey` in a send. */
+export const MAX_ENCRYPTED_FIELD = 4096
+
+/**
+ * The `encrypted` object as written in the frame, at most: its three members at their limits, with room
+ * for names, quotes and a little whitespace. Repeated members (`JSON.parse` keeps the last) count too.
+ */
+export const maxEncryptedChars = (maxCiphertextChars: number): number => maxCiphertextChars + 2 * MAX_ENCRYPTED_FIELD + 1024
+
+/** Text Postgres stores as it is (no NUL, no half surrogate pair): the members of a stored `encrypted`. */
+const StorableString = Schema.String.pipe(Schema.filter(isStorableText, { description: "text without NUL or unpaired surrogates" }))
+
+/**
+ * A send's `encrypted`: exactly what the real clients write (PROTOCOL-REFERENCE.md §3.2.6), each member
+ * storable, and the whole within `maxEncryptedChars` as `JSON.stringify` writes it (the node measures the
+ * text as the sender wrote it: the same for a compactly written frame).
+ */
+export const sendEncrypted = (maxCiphertextChars: number) =>
+  Schema.Struct({
+    ciphertext: StorableString.pipe(Schema.minLength(1), Schema.maxLength(maxCiphertextChars)),
+    nonce: StorableString.pipe(Schema.minLength(1), Schema.maxLength(MAX_ENCRYPTED_FIELD)),
+    ephemeralKey: Schema.optionalWith(StorableString.pipe(Schema.maxLength(MAX_ENCRYPTED_FIELD)), { exact: true })
+  }).pipe(
+    Schema.filter((e) => JSON.stringify(e).length <= maxEncryptedChars(maxCiphertextChars), {
+      description: `an encrypted object of at most ${maxEncryptedChars(maxCiphertextChars)} characters`
+    })
+  ).annotations({ parseOptions: { onExcessProperty: "error" } })
+
+/**
+ * The `send` payload on a node taking ciphertexts of `maxCiphertextChars`. Other payload members are
+ * ignored. The hot path checks the same in plain code (`validate` in src/relay/handlers/Send.ts).
+ */
+export const sendPayload = (maxCiphertextChars: number) =>
+  Schema.Struct({ to: PublicKey, encrypted: sendEncrypted(maxCiphertextChars), messageHash: MessageHash })
 
 /** `from` (extension) picks the sender when several sent the asker the same hash. */
 export const ProofRequestPayload = Schema.Struct({ messageHash: Schema.NonEmptyString, from: Schema.optional(Hex64) })

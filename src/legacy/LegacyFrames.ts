@@ -1,6 +1,7 @@
 import * as Either from "effect/Either"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
+import { ClientId } from "../domain/Ids.ts"
 import { MAX_JSON_DEPTH, nestedDeeperThan } from "../domain/Frames.ts"
 
 /** Error types of the legacy signaling protocol (`ImErrorType` of the reference), plus RATE_LIMITED. */
@@ -60,7 +61,7 @@ const Base64 = Schema.String.pipe(Schema.maxLength(MAX_B64))
 
 /** `register`: the ML-KEM key as a byte array and an ML-DSA proof (SerializedSignedObject). */
 export const RegisterPayload = Schema.Struct({
-  clientId: Schema.NonEmptyString.pipe(Schema.maxLength(MAX_CLIENT_ID)),
+  clientId: ClientId.pipe(Schema.maxLength(MAX_CLIENT_ID)),
   publicKey: Schema.Unknown,
   verification: Schema.Struct({
     algorithm: Schema.String,

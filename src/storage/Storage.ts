@@ -138,7 +138,7 @@ export interface StorageShape {
 export class Storage extends Context.Tag("im/Storage")<Storage, StorageShape>() {}
 
 /** The reference `status`: the most advanced of the L2PS and delivery states. */
-export const statusOf = (m: Pick<StoredMessage, "deliveryStatus" | "l2psStatus">): string =>
+export const statusOf = (m: Pick<StoredMessage, "deliveryStatus" | "l2psStatus">): DeliveryStatus | L2psStatus =>
   m.l2psStatus === "l2ps_pending" ? m.deliveryStatus : m.l2psStatus
 
 /** What a message counts against a history page: its payload's JSON and room for every other field. */

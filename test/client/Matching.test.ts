@@ -18,6 +18,9 @@ interface Frame {
 }
 
 const received: Array<Frame> = []
+// Keys are checked by the client's Schemas (src/domain/ServerFrames.ts): 64 hex characters.
+const P1 = "1".repeat(64)
+const ME = "2".repeat(64)
 let server: Server<undefined>
 
 const out = (ws: ServerWebSocket<undefined>, type: string, payload: unknown, requestId?: string) =>
@@ -26,16 +29,20 @@ const out = (ws: ServerWebSocket<undefined>, type: string, payload: unknown, req
 const script = (ws: ServerWebSocket<undefined>, f: Frame) => {
   switch (f.type) {
     case "register":
-      return out(ws, "registered", { success: true, publicKey: f.payload.publicKey, l2psUid: f.payload.l2psUid, onlinePeers: ["p1"] }, f.requestId)
+      return out(ws, "registered", { success: true, publicKey: f.payload.publicKey, l2psUid: f.payload.l2psUid, onlinePeers: [P1] }, f.requestId)
     case "discover":
       out(ws, "discover_response", { peers: ["wrong"] })
       out(ws, "message_sent", { messageHash: "h" }, f.requestId)
       out(ws, "error", { code: "RATE_LIMITED", message: "not yours" }, "req_other")
       ws.send("not json {")
-      out(ws, "message", { from: "p1", encrypted: { ciphertext: "c", nonce: "n" }, messageHash: "m1" })
-      out(ws, "message", { from: "p1", encrypted: { ciphertext: "c", nonce: "n" }, messageHash: "m1" })
-      return out(ws, "discover_response", { peers: ["p1", "me"] }, f.requestId)
+      out(ws, "message", { from: P1, encrypted: { ciphertext: "c", nonce: "n" }, messageHash: "m1" })
+      out(ws, "message", { from: P1, encrypted: { ciphertext: "c", nonce: "n" }, messageHash: "m1" })
+      // malformed pushes: reported as errors, never delivered
+      out(ws, "message", { from: "p1", encrypted: { ciphertext: "c", nonce: "n" }, messageHash: "m2" })
+      out(ws, "message", { from: P1, encrypted: { ciphertext: 7, nonce: "n" }, messageHash: "m3" })
+      return out(ws, "discover_response", { peers: [P1, ME] }, f.requestId)
     case "request_public_key":
+      if (f.payload.targetId === "malformed") return out(ws, "public_key_response", { targetId: "malformed", publicKey: 42 }, f.requestId)
       return f.payload.targetId === "bare"
         ? out(ws, "error", { code: "INTERNAL_ERROR" }, f.requestId)
         : out(ws, "error", { code: "PEER_NOT_FOUND", message: "no such peer" }, f.requestId)
@@ -79,17 +86,23 @@ describe("reply matching, against a scripted server", () => {
     client.onError((e) => errors.push(e))
     client.onMessage((m) => messages.push(m))
     try {
-      expect((await client.connect()).onlinePeers).toEqual(["p1"])
-      expect(client.peers).toEqual(["p1"])
+      expect((await client.connect()).onlinePeers).toEqual([P1])
+      expect(client.peers).toEqual([P1])
       const reg = received.find((f) => f.type === "register")!
       expect(reg.requestId).toMatch(/^req_\d+_[0-9a-f]{10}$/)
       expect(reg.payload.capabilities).toEqual(["ack"])
       const signed = new TextEncoder().encode(`register:${id.publicKey}:${reg.timestamp}`)
       expect(ed25519.verify(Buffer.from(reg.payload.proof, "hex"), signed, Buffer.from(id.publicKey, "hex"))).toBe(true)
 
-      expect(await client.discover()).toEqual(["p1", "me"])
-      expect(client.peers).toEqual(["p1", "me"])
-      expect(errors).toEqual([{ code: "RATE_LIMITED", message: "not yours" }])
+      expect(await client.discover()).toEqual([P1, ME])
+      expect(client.peers).toEqual([P1, ME])
+      expect(errors.map((e) => [e.code, e.details])).toEqual([
+        ["RATE_LIMITED", undefined],
+        ["MALFORMED_FRAME", "message"],
+        ["MALFORMED_FRAME", "message"]
+      ])
+      expect(errors[0]).toEqual({ code: "RATE_LIMITED", message: "not yours" })
+      expect(errors[1]!.message).toContain(`actual "p1"`)
       // one message (de-duplicated by messageHash), acknowledged
       expect(messages.map((m) => m.messageHash)).toEqual(["m1"])
       const until = Date.now() + 2000
@@ -99,6 +112,8 @@ describe("reply matching, against a scripted server", () => {
 
       await expect(client.requestPublicKey("x")).rejects.toThrow("no such peer")
       await expect(client.requestPublicKey("bare")).rejects.toThrow("Server error")
+      // a reply that does not decode fails its request at once, with what was wrong
+      await expect(client.requestPublicKey("malformed")).rejects.toThrow("Malformed public_key_response")
       await expect(client.history("f".repeat(64), { limit: 5 })).rejects.toThrow("Timeout waiting for history_response (300ms)")
       const h = received.find((f) => f.type === "history")!
       expect(h.payload).toMatchObject({ peerKey: "f".repeat(64), limit: 5 })

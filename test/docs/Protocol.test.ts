@@ -15,6 +15,7 @@ import { makeNative } from "../../src/crypto/Crypto.ts"
 import * as NodeKey from "../../src/crypto/NodeKey.ts"
 import { ErrorCode } from "../../src/domain/ErrorCode.ts"
 import * as Frames from "../../src/domain/Frames.ts"
+import { ServerFrame } from "../../src/domain/ServerFrames.ts"
 import { legacyChallengeMessage } from "../../src/domain/LegacyChallenge.ts"
 import { canonicalJson, leafHash, root, verifyInclusion } from "../../src/domain/Merkle.ts"
 import { anchorOf } from "../../src/l2ps/Prover.ts"
@@ -51,7 +52,7 @@ const l2psPayloads: Record<string, Schema.Schema<any, any>> = {
   register: Frames.RegisterPayload,
   discover: Schema.Struct({ cursor: Schema.optional(Schema.String), limit: Schema.optional(Schema.Int) }),
   request_public_key: Frames.PublicKeyPayload,
-  send: Schema.Struct({ to: Frames.Hex64, messageHash: Schema.NonEmptyString, encrypted: Frames.EncryptedPayload }),
+  send: Frames.sendPayload(131_072),
   history: Frames.HistoryPayload,
   ack: Frames.AckPayload,
   proof_request: Frames.ProofRequestPayload
@@ -85,6 +86,12 @@ const decodeProblem = (name: string, text: string): string | undefined => {
   return undefined
 }
 
+const decodeServerFrame = Schema.decodeUnknownEither(ServerFrame)
+
+/** Why an L2PS server frame does not decode with `ServerFrame` (src/domain/ServerFrames.ts), or undefined. */
+const serverFrameProblem = (frame: unknown): string | undefined =>
+  Either.match(decodeServerFrame(frame), { onLeft: (e) => e.message.slice(0, 2000), onRight: () => undefined })
+
 /** A JSON value's shape: object keys (sorted) with their shapes, the first element of an array, a type name. */
 const shape = (v: unknown): unknown =>
   v === null
@@ -115,6 +122,12 @@ describe("docs/PROTOCOL.md", () => {
       expect({ name, problem: decodeProblem(name, text) }).toEqual({ name, problem: undefined })
       if (name !== "legacy/register-challenge") expect({ name, frame: JSON.parse(body) }).toEqual({ name, frame: JSON.parse(expected[name]!) })
     }
+  })
+
+  test("L2PS server frames: each example decodes with the server frames' Schema", () => {
+    const shown = of("s2c").filter((b) => b.name === "l2ps").map((b) => JSON.parse(b.body) as { type: string })
+    expect(shown.length).toBeGreaterThan(15)
+    for (const frame of shown) expect({ type: frame.type, problem: serverFrameProblem(frame) }).toEqual({ type: frame.type, problem: undefined })
   })
 
   test("the legacy challenge registration signs the documented string for its nonce, with the documented node key", () => {
@@ -161,6 +174,13 @@ describe("docs/PROTOCOL.md", () => {
         else expect(Schema.is(LegacyFrames.LegacyErrorType)(frame.payload.errorType)).toBe(true)
       }
       expect(new Set(received.map((r) => serverOf(`${r.server}/`)))).toEqual(new Set(["l2ps", "legacy"]))
+    }, 60_000)
+
+    test("every frame the L2PS server sent decodes with the server frames' Schema", async () => {
+      await played
+      const sent = received.filter((r) => r.server === "l2ps").map((r) => JSON.parse(r.text) as { type: string })
+      expect(sent.length).toBeGreaterThan(15)
+      for (const frame of sent) expect({ type: frame.type, problem: serverFrameProblem(frame) }).toEqual({ type: frame.type, problem: undefined })
     }, 60_000)
   })
 

@@ -1,3 +1,4 @@
+import type { PayloadEncoded } from "../../domain/ServerFrames.ts"
 import * as Effect from "effect/Effect"
 import { invalid, refuse } from "../../domain/ErrorCode.ts"
 import { type Envelope, HistoryPayload, JsonText, payloadOf } from "../../domain/Frames.ts"
@@ -12,8 +13,11 @@ import { verifyProof } from "./Proofs.ts"
 const decode = payloadOf(HistoryPayload, "Missing peerKey or proof")
 
 /** A stored message as the wire's JSON, its payload's text spliced in unparsed. */
+/** A message of `history_response` as its Schema writes it (src/domain/ServerFrames.ts). */
+type Row = PayloadEncoded<"history_response">["messages"][number]
+
 export const messageJson = (m: StoredMessage): string => {
-  const head = JSON.stringify({ id: m.id, from: m.from, to: m.to, messageHash: m.messageHash })
+  const head = JSON.stringify({ id: m.id, from: m.from, to: m.to, messageHash: m.messageHash } satisfies Pick<Row, "id" | "from" | "to" | "messageHash">)
   const tail = JSON.stringify({
     l2psUid: m.l2psUid,
     l2psTxHash: m.l2psTxHash,
@@ -21,7 +25,7 @@ export const messageJson = (m: StoredMessage): string => {
     status: statusOf(m),
     deliveryStatus: m.deliveryStatus,
     l2psStatus: m.l2psStatus
-  })
+  } satisfies Omit<Row, "id" | "from" | "to" | "messageHash" | "encrypted">)
   return `${head.slice(0, -1)},"encrypted":${m.encryptedJson},${tail.slice(1)}`
 }
 

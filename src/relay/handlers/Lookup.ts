@@ -1,7 +1,9 @@
 import * as Effect from "effect/Effect"
 import { invalid, refuse } from "../../domain/ErrorCode.ts"
 import { type Envelope, payloadOf, PublicKeyPayload } from "../../domain/Frames.ts"
+import { PublicKey } from "../../domain/Ids.ts"
 import { isPublicKey, normalizeKey } from "../../domain/Keys.ts"
+import { encodePayload, type PayloadEncoded } from "../../domain/ServerFrames.ts"
 import { readCost } from "../ReadBudget.ts"
 import type { RelayDeps } from "../RelayDeps.ts"
 import type { SessionState } from "../SessionState.ts"
@@ -33,7 +35,9 @@ export const discover = (deps: RelayDeps) => (session: SessionState, frame: Enve
     const { keys, total } = yield* deps.sessions.keysPage(reg.l2psUid, offset, (p.limit as number | undefined) ?? max)
     yield* deps.readBudget.charge(reader, readCost(keys.length, keys.length * 67))
     const next = offset + keys.length
-    yield* session.reply("discover_response", next < total ? { peers: keys, nextCursor: String(next) } : { peers: keys }, frame.requestId)
+    // Typed by its Schema, not encoded through it: a check per key would cost more than the page (ServerFrames.ts).
+    const page: PayloadEncoded<"discover_response"> = next < total ? { peers: keys, nextCursor: String(next) } : { peers: keys }
+    yield* session.reply("discover_response", page, frame.requestId)
   })
 
 const decodeTarget = payloadOf(PublicKeyPayload, "Missing targetId")
@@ -47,8 +51,8 @@ export const requestPublicKey = (deps: RelayDeps) => (session: SessionState, fra
     if (!isPublicKey(targetId)) return yield* invalid("Invalid targetId format (expected 64 hex characters)")
     const key = normalizeKey(targetId)
     const online = yield* deps.sessions.online(reg.l2psUid, key)
-    yield* session.reply("public_key_response", {
+    yield* session.reply("public_key_response", encodePayload("public_key_response", {
       targetId,
-      publicKey: online.length > 0 ? key : null
-    }, frame.requestId)
+      publicKey: online.length > 0 ? PublicKey.make(key) : null
+    }), frame.requestId)
   })

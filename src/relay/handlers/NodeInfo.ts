@@ -1,4 +1,5 @@
 import type { Envelope } from "../../domain/Frames.ts"
+import { encodePayload } from "../../domain/ServerFrames.ts"
 import type { RelayDeps } from "../RelayDeps.ts"
 import type { SessionState } from "../SessionState.ts"
 
@@ -7,9 +8,9 @@ import type { SessionState } from "../SessionState.ts"
  * (SECURITY.md 6), and whether this node requires one.
  */
 export const nodeInfo = (deps: RelayDeps) => (session: SessionState, frame: Envelope) =>
-  session.reply("node_info_response", {
+  session.reply("node_info_response", encodePayload("node_info_response", {
     nodeId: deps.nodeId,
     nodeKey: deps.nodeKey,
     proofVersions: deps.cfg.requireBoundProofs ? [2] : [1, 2]
-  }, frame.requestId)
+  }), frame.requestId)
 

@@ -2,7 +2,9 @@ import * as Effect from "effect/Effect"
 import { refuse } from "../../domain/ErrorCode.ts"
 import { type Envelope, payloadOf, ProofRequestPayload } from "../../domain/Frames.ts"
 import { normalizeKey } from "../../domain/Keys.ts"
+import { L2psUid, MessageHash } from "../../domain/Ids.ts"
 import { leafHash, leafIn, levels, pathIn } from "../../domain/Merkle.ts"
+import { encodePayload } from "../../domain/ServerFrames.ts"
 import { ProofCache } from "../ProofCache.ts"
 import { readCost } from "../ReadBudget.ts"
 import type { RelayDeps } from "../RelayDeps.ts"
@@ -45,7 +47,11 @@ export const proofRequest = (deps: RelayDeps) => {
     if (b === undefined) {
       yield* deps.readBudget.charge(reader, readCost(1, 0))
       const leaf = leafHash({ ...m, encrypted: JSON.parse(m.encryptedJson) })
-      return yield* session.reply("proof_response", { messageHash, leaf, batch: null, path: [], l2psStatus: m.l2psStatus }, frame.requestId)
+      return yield* session.reply(
+        "proof_response",
+        encodePayload("proof_response", { messageHash: MessageHash.make(messageHash), leaf, batch: null, path: [], l2psStatus: m.l2psStatus }),
+        frame.requestId
+      )
     }
     let tree = trees.get(b.id)
     if (tree === undefined) {
@@ -56,13 +62,13 @@ export const proofRequest = (deps: RelayDeps) => {
     } else {
       yield* deps.readBudget.charge(reader, readCost(1, 0))
     }
-    yield* session.reply("proof_response", {
-      messageHash,
+    yield* session.reply("proof_response", encodePayload("proof_response", {
+      messageHash: MessageHash.make(messageHash),
       leaf: leafIn(tree, found.index),
       l2psStatus: m.l2psStatus,
       batch: {
         id: b.id,
-        l2psUid: b.l2psUid,
+        l2psUid: L2psUid.make(b.l2psUid),
         seq: b.seq,
         root: b.root,
         size: b.size,
@@ -73,9 +79,10 @@ export const proofRequest = (deps: RelayDeps) => {
         createdAt: b.createdAt,
         signature: b.signature,
         signer: deps.nodeKey,
-        ...(b.blockNumber === null ? {} : { blockNumber: b.blockNumber, blockHash: b.blockHash })
+        ...(b.blockNumber === null ? {} : { blockNumber: b.blockNumber }),
+        ...(b.blockNumber === null || b.blockHash === null ? {} : { blockHash: b.blockHash })
       },
       path: pathIn(tree, found.index)
-    }, frame.requestId)
+    }), frame.requestId)
   })
 }

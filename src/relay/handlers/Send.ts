@@ -5,7 +5,13 @@ import * as Exit from "effect/Exit"
 import * as Predicate from "effect/Predicate"
 import * as Metrics from "../../internal/Metrics.ts"
 import { invalid, refuse, RequestError } from "../../domain/ErrorCode.ts"
-import { type Envelope, type RequestId } from "../../domain/Frames.ts"
+import {
+  type Envelope,
+  MAX_ENCRYPTED_FIELD as MAX_FIELD,
+  MAX_MESSAGE_HASH as MAX_HASH,
+  maxEncryptedChars,
+  type RequestId
+} from "../../domain/Frames.ts"
 import { isStorableText, jsonbRefusal } from "../../domain/JsonbRefusal.ts"
 import { rawMember } from "../../domain/RawJson.ts"
 import { isPublicKey, normalizeKey } from "../../domain/Keys.ts"
@@ -19,16 +25,9 @@ import type { NetworkLimits } from "../../config/NodeConfig.ts"
 import { CONVERSATION_MAX_PER_SECOND } from "../../limits/ServerClock.ts"
 import { messageFrame } from "./Delivery.ts"
 
-const MAX_HASH = 256
+export { maxEncryptedChars }
 
 export const REUSED_HASH = "Duplicate message: this messageHash was already sent to another recipient"
-const MAX_FIELD = 4096
-
-/**
- * The `encrypted` object as written in the frame, at most: its three members at their limits, with room
- * for names, quotes and a little whitespace. Repeated members (`JSON.parse` keeps the last) count too.
- */
-export const maxEncryptedChars = (maxCiphertextChars: number): number => maxCiphertextChars + 2 * MAX_FIELD + 1024
 
 interface Valid {
   readonly to: string
@@ -37,8 +36,12 @@ interface Valid {
   readonly encryptedJson: string
 }
 
-/** The send's payload checked, in plain code: every send goes through it. */
-const validate = (deps: RelayDeps, reg: Registration, p: Record<string, unknown>, text: string): Valid | RequestError => {
+/**
+ * The send's payload checked, in plain code: every send goes through it. It accepts what `sendPayload`
+ * (src/domain/Frames.ts) accepts, a send to `self` aside (test/domain/FastPath.test.ts); `text` is the
+ * whole frame as received, whose `encrypted` member is stored as written.
+ */
+export const validate = (maxCiphertextChars: number, self: string, p: Record<string, unknown>, text: string): Valid | RequestError => {
   if (
     typeof p.to !== "string" || p.to.length === 0 || typeof p.messageHash !== "string" || p.messageHash.length === 0 ||
     !Predicate.isRecord(p.encrypted)
@@ -56,8 +59,8 @@ const validate = (deps: RelayDeps, reg: Registration, p: Record<string, unknown>
   if (typeof ciphertext !== "string" || ciphertext.length === 0 || typeof nonce !== "string" || nonce.length === 0) {
     return invalid("Encrypted payload must have ciphertext and nonce")
   }
-  if (ciphertext.length > deps.cfg.maxCiphertextChars) {
-    return invalid(`Ciphertext too large (max ${deps.cfg.maxCiphertextChars} bytes)`)
+  if (ciphertext.length > maxCiphertextChars) {
+    return invalid(`Ciphertext too large (max ${maxCiphertextChars} bytes)`)
   }
   if (nonce.length > MAX_FIELD || (ephemeralKey !== undefined && (typeof ephemeralKey !== "string" || ephemeralKey.length > MAX_FIELD))) {
     return invalid(`nonce and ephemeralKey must be strings of at most ${MAX_FIELD} characters`)
@@ -69,10 +72,10 @@ const validate = (deps: RelayDeps, reg: Registration, p: Record<string, unknown>
   }
   if (!isPublicKey(p.to)) return invalid("Invalid recipient key (expected 64 hex characters)")
   const to = normalizeKey(p.to)
-  if (to === reg.key) return invalid("Cannot send message to yourself")
+  if (to === self) return invalid("Cannot send message to yourself")
   // Found whenever the frame parsed with an object there; serialised only if the scan ever disagreed.
   const encryptedJson = rawMember(text, ["payload", "encrypted"]) ?? JSON.stringify(p.encrypted)
-  const max = maxEncryptedChars(deps.cfg.maxCiphertextChars)
+  const max = maxEncryptedChars(maxCiphertextChars)
   if (encryptedJson.length > max) return invalid(`Encrypted payload too large (max ${max} characters as sent)`)
   // Written compactly without escapes (as JSON.stringify writes it), the text is exactly its members as
   // strings: nothing jsonb could refuse, known in O(1). Anything else is scanned.
@@ -143,7 +146,7 @@ const completion = (deps: RelayDeps, session: SessionState, requestId: RequestId
 export const sendNow = (deps: RelayDeps) => (session: SessionState, frame: Envelope, text: string, now: number): boolean => {
   const reg = session.registration
   if (reg === undefined) return false
-  const p = validate(deps, reg, frame.payload, text)
+  const p = validate(deps.cfg.maxCiphertextChars, reg.key, frame.payload, text)
   if (p instanceof RequestError || !session.tryBeginSend()) return false
   const { live, message } = prepare(deps, reg, p)
   const request = { message, pairLimit: reg.limits.offlineQueuePerPair, quota: reg.limits }
@@ -165,7 +168,7 @@ export const send = (deps: RelayDeps) => (session: SessionState, frame: Envelope
   Effect.gen(function*() {
     const reg = session.registration
     if (reg === undefined) return yield* refuse("REGISTRATION_REQUIRED", "Register before sending")
-    const p = validate(deps, reg, frame.payload, text)
+    const p = validate(deps.cfg.maxCiphertextChars, reg.key, frame.payload, text)
     if (p instanceof RequestError) return yield* p
     const refused = refusal(yield* deps.rateLimits.take(reg.l2psUid, reg.key, reg.limits), reg.limits)
     if (refused !== undefined) return yield* refused
