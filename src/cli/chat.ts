@@ -277,7 +277,7 @@ const program = Effect.gen(function*() {
           }
           const mine = records.right.filter((r) => r.direction === "out").slice(-10)
           for (const r of mine) {
-            if (r.l2psStatus === "l2ps_batched" || r.l2psStatus === "l2ps_confirmed") yield* m.confirm(r.messageHash).pipe(Effect.ignore)
+            if (r.l2psStatus === "l2ps_batched" || r.l2psStatus === "l2ps_confirmed") yield* m.confirm(r.messageHash, r.direction === "in" ? r.peer : undefined).pipe(Effect.ignore)
           }
           const fresh = yield* m.conversation(who)
           const lines = fresh.filter((r) => r.direction === "out").slice(-10).map(statusLine)

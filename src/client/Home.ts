@@ -79,7 +79,7 @@ export interface MessengerHandle {
   peers(): Promise<ReadonlyArray<string>>
   conversation(peer: string, limit?: number): Promise<ReadonlyArray<MessageStore.ChatRecord>>
   refresh(peer: string): Promise<ReadonlyArray<MessageStore.ChatRecord>>
-  confirm(messageHash: string): Promise<ProofCheck>
+  confirm(messageHash: string, from?: string): Promise<ProofCheck>
   connect(): Promise<RegisteredPayload>
   /** Received (decrypted, stored) messages. */
   onMessage(handler: (record: MessageStore.ChatRecord) => void): void
@@ -117,7 +117,7 @@ export const openMessenger = async (o: OpenOptions): Promise<MessengerHandle> =>
       peers: () => run((x) => x.onlinePeers),
       conversation: (peer, limit) => run((x) => x.conversation(peer, limit)),
       refresh: (peer) => run((x) => x.refresh(peer)),
-      confirm: (hash) => run((x) => x.confirm(hash)),
+      confirm: (hash, from) => run((x) => x.confirm(hash, from)),
       connect: () => run((x) => x.connect),
       onMessage: (h) => void messageHandlers.add(h),
       onEvent: (h) => void eventHandlers.add(h),

@@ -87,10 +87,17 @@ export interface LogReport {
 const CLEAN: LogReport = { lines: 0, problems: [], migrated: false }
 
 export interface MessageStoreShape {
-  /** Adds a record; false (and nothing written) when its `messageHash` is already there. */
+  /**
+   * Adds a record; false (and nothing written) when it is already there: an outgoing one by its
+   * `messageHash`, an incoming one by its sender and `messageHash` (a hash is unique per sender only).
+   */
   readonly put: (record: ChatRecord) => Effect.Effect<boolean, MessageStoreError>
-  readonly update: (messageHash: string, patch: ChatPatch) => Effect.Effect<ChatRecord | undefined, MessageStoreError>
-  readonly get: (messageHash: string) => Effect.Effect<ChatRecord | undefined>
+  /**
+   * The record of `messageHash`: with `from`, the one received from that sender; without, ours, or else
+   * the first one received under that hash.
+   */
+  readonly update: (messageHash: string, patch: ChatPatch, from?: string) => Effect.Effect<ChatRecord | undefined, MessageStoreError>
+  readonly get: (messageHash: string, from?: string) => Effect.Effect<ChatRecord | undefined>
   /** The last `limit` records with `peer`, oldest first. */
   readonly conversation: (peer: string, limit?: number) => Effect.Effect<ReadonlyArray<ChatRecord>>
   /** The last `limit` records with anyone, oldest first. */
@@ -99,20 +106,39 @@ export interface MessageStoreShape {
   readonly report: LogReport
 }
 
-type Entry = { readonly op: "put"; readonly record: ChatRecord } | { readonly op: "patch"; readonly messageHash: string; readonly patch: ChatPatch }
+type Entry =
+  | { readonly op: "put"; readonly record: ChatRecord }
+  | { readonly op: "patch"; readonly messageHash: string; readonly from?: string; readonly patch: ChatPatch }
+
+/** Outgoing records by their hash (ours, unique); incoming ones by sender and hash. */
+const keyOf = (messageHash: string, from: string | undefined): string =>
+  from === undefined ? messageHash : `${from}\u0000${messageHash}`
+const recordKey = (r: ChatRecord): string => keyOf(r.messageHash, r.direction === "in" ? r.peer : undefined)
 
 const make = (
   persist: (entry: Entry) => Effect.Effect<void, MessageStoreError>,
   initial: ReadonlyArray<Entry>,
   report: LogReport = CLEAN
 ): MessageStoreShape => {
-  const byHash = new Map<string, ChatRecord>()
+  const byKey = new Map<string, ChatRecord>()
+  /**
+   * The key of what `messageHash` and `from` name. Without a sender, a hash that names no record of ours
+   * is taken for the first record received under it (as logs written before records were keyed by
+   * sender, and callers that know only the hash, mean it).
+   */
+  const find = (messageHash: string, from: string | undefined): string | undefined => {
+    const key = keyOf(messageHash, from)
+    if (byKey.has(key) || from !== undefined) return byKey.has(key) ? key : undefined
+    for (const r of byKey.values()) if (r.messageHash === messageHash) return recordKey(r)
+    return undefined
+  }
   const apply = (e: Entry) => {
     if (e.op === "put") {
-      if (!byHash.has(e.record.messageHash)) byHash.set(e.record.messageHash, e.record)
+      const key = recordKey(e.record)
+      if (!byKey.has(key)) byKey.set(key, e.record)
     } else {
-      const r = byHash.get(e.messageHash)
-      if (r !== undefined) byHash.set(e.messageHash, { ...r, ...e.patch })
+      const key = find(e.messageHash, e.from)
+      if (key !== undefined) byKey.set(key, { ...byKey.get(key)!, ...e.patch })
     }
   }
   initial.forEach(apply)
@@ -123,22 +149,30 @@ const make = (
   return {
     put: (record) =>
       Effect.suspend(() => {
-        if (byHash.has(record.messageHash)) return Effect.succeed(false)
+        if (byKey.has(recordKey(record))) return Effect.succeed(false)
         const entry: Entry = { op: "put", record }
         apply(entry)
         return Effect.as(persist(entry), true)
       }),
-    update: (messageHash, patch) =>
+    update: (messageHash, patch, from) =>
       Effect.suspend(() => {
-        if (!byHash.has(messageHash)) return Effect.succeed(undefined)
-        const entry: Entry = { op: "patch", messageHash, patch }
+        const key = find(messageHash, from)
+        if (key === undefined) return Effect.succeed(undefined)
+        const r = byKey.get(key)!
+        const entry: Entry = r.direction === "in"
+          ? { op: "patch", messageHash, from: r.peer, patch }
+          : { op: "patch", messageHash, patch }
         apply(entry)
-        return Effect.as(persist(entry), byHash.get(messageHash))
+        return Effect.as(persist(entry), byKey.get(key))
       }),
-    get: (messageHash) => Effect.sync(() => byHash.get(messageHash)),
+    get: (messageHash, from) =>
+      Effect.sync(() => {
+        const key = find(messageHash, from)
+        return key === undefined ? undefined : byKey.get(key)
+      }),
     conversation: (peer, limit = 100) =>
-      Effect.sync(() => last([...byHash.values()].filter((r) => r.peer === peer), limit)),
-    recent: (limit = 100) => Effect.sync(() => last(byHash.values(), limit)),
+      Effect.sync(() => last([...byKey.values()].filter((r) => r.peer === peer), limit)),
+    recent: (limit = 100) => Effect.sync(() => last(byKey.values(), limit)),
     report
   }
 }

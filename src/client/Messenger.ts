@@ -74,7 +74,8 @@ export interface MessengerShape {
   /** Reads the server's history with `peer` and records the pipeline status of the messages. */
   readonly refresh: (peer: string) => Effect.Effect<ReadonlyArray<MessageStore.ChatRecord>, L2psPeer.L2psError | MessengerError>
   /** Asks the inclusion proof of a message and checks it offline against what was sent. */
-  readonly confirm: (messageHash: string) => Effect.Effect<ProofCheck, L2psPeer.L2psError | MessengerError>
+  /** Checks a message's inclusion proof: one we sent, or with `from` one received from that sender. */
+  readonly confirm: (messageHash: string, from?: string) => Effect.Effect<ProofCheck, L2psPeer.L2psError | MessengerError>
   readonly events: Stream.Stream<ChatEvent>
   readonly subscribe: Effect.Effect<Queue.Dequeue<ChatEvent>, never, Scope.Scope>
   readonly snapshot: Effect.Effect<L2psPeer.Snapshot>
@@ -218,16 +219,18 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
         const page = yield* peer.history(other.toLowerCase(), { limit: 200 })
         for (const m of page.messages) {
           const l2psStatus = m.l2psStatus ?? (m.status.startsWith("l2ps_") ? m.status : undefined)
-          yield* store.update(m.messageHash, { serverTimestamp: m.timestamp, ...(l2psStatus === undefined ? {} : { l2psStatus }) }).pipe(
+          // A message of the other party's is kept under its sender too: hashes are unique per sender only.
+          const from = m.from.toLowerCase() === other.toLowerCase() ? m.from : undefined
+          yield* store.update(m.messageHash, { serverTimestamp: m.timestamp, ...(l2psStatus === undefined ? {} : { l2psStatus }) }, from).pipe(
             Effect.mapError(storeError)
           )
         }
         return yield* store.conversation(other.toLowerCase())
       })
 
-    const confirm = (messageHash: string) =>
+    const confirm = (messageHash: string, from?: string) =>
       Effect.gen(function*() {
-        const record = yield* store.get(messageHash)
+        const record = yield* store.get(messageHash, from)
         const proof = yield* peer.proofRequest(messageHash, record?.direction === "in" ? record.peer : undefined)
         const known = record?.encrypted !== undefined && record.serverTimestamp !== undefined
           ? { l2psUid: record.l2psUid, messageHash, encrypted: record.encrypted, timestamp: record.serverTimestamp }
@@ -256,7 +259,7 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
             ...(check.signer === undefined ? {} : { signer: check.signer }),
             ...(check.reason === undefined ? {} : { reason: check.reason })
           }
-        }).pipe(Effect.mapError(storeError))
+        }, from).pipe(Effect.mapError(storeError))
         return check
       })
 

@@ -226,3 +226,33 @@ describe("14. the message log is a chain: what was changed is reported", () => {
     fs.rmSync(home, { recursive: true, force: true })
   })
 })
+
+describe("13. a messageHash is unique per sender only: the history keeps records by sender", () => {
+  const incoming = (hash: string, peer: string, text: string): MessageStore.ChatRecord => ({
+    messageHash: hash, peer, direction: "in", text, at: 1, l2psUid: "default", status: "received"
+  })
+  const A = "a".repeat(64)
+  const B = "b".repeat(64)
+
+  test("two senders' messages under one hash are both kept, each patched apart; a sender's redelivery is not kept twice", async () => {
+    const file = path.join(tmp(), "messages.log")
+    const key = secureRandom(32)
+    const s = await run(MessageStore.file(file, key))
+    expect(await run(s.put(incoming("same", A, "from a")))).toBe(true)
+    expect(await run(s.put(incoming("same", B, "from b")))).toBe(true)
+    expect(await run(s.put(incoming("same", A, "from a again")))).toBe(false)
+    // Ours under the same hash too.
+    expect(await run(s.put({ ...incoming("same", B, "to b"), direction: "out", status: "sent" }))).toBe(true)
+    await run(s.update("same", { serverTimestamp: 7 }, B))
+    await run(s.update("same", { status: "delivered" }))
+    const reopened = await run(MessageStore.file(file, key))
+    const all = await run(reopened.recent())
+    expect(all.map((r) => [r.direction, r.peer.slice(0, 1), r.text, r.serverTimestamp ?? null, r.status])).toEqual([
+      ["in", "a", "from a", null, "received"],
+      ["in", "b", "from b", 7, "received"],
+      ["out", "b", "to b", null, "delivered"]
+    ])
+    expect((await run(reopened.get("same", A)))?.text).toBe("from a")
+    expect((await run(reopened.get("same")))?.text).toBe("to b")
+  })
+})
