@@ -1,7 +1,7 @@
 /**
  * The SDK's `L2PSMessagingPeer` (PROTOCOL-REFERENCE.md §3.2): the same constructor, methods, events
  * and rejection texts, as a thin Promise wrapper over the Effect client `L2psPeer`, run on its own
- * `ManagedRuntime`. Extensions (DECISIONS.md 9, 13): `capabilities` / `autoAck`, `ack()`,
+ * `ManagedRuntime`. Extensions (docs/PROTOCOL.md rule 10 and inclusion proofs): `capabilities` / `autoAck`, `ack()`,
  * `onMessageDelivered`, `proofRequest()`.
  */
 import * as Effect from "effect/Effect"
@@ -87,13 +87,13 @@ export class L2PSMessagingPeer {
     return this.run((p) => p.requestPublicKey(targetId))
   }
 
-  /** Extension (DECISIONS.md 9). */
+  /** Extension (docs/PROTOCOL.md rule 10). */
   ack(messageHashes: ReadonlyArray<string>): Promise<AckResponsePayload> {
     return this.run((p) => p.ack(messageHashes))
   }
 
   /**
-   * Extension (DECISIONS.md 13); check the answer offline with `verifyProof`. A hash is unique per sender
+   * Extension (docs/PROTOCOL.md, inclusion proofs); check the answer offline with `verifyProof`. A hash is unique per sender
    * only: `from` names the sender of a received message.
    */
   proofRequest(messageHash: string, from?: string): Promise<ProofResponsePayload> {

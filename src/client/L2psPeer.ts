@@ -1,12 +1,12 @@
 /**
  * The L2PS client on Effect: the SDK's `L2PSMessagingPeer` semantics (PROTOCOL-REFERENCE.md §3.2) plus
- * this node's extensions (DECISIONS.md 9 and 13). `L2PSMessagingPeer.ts` wraps it in the SDK's Promise
+ * this node's extensions (docs/PROTOCOL.md rule 10 and its inclusion proofs). `L2PSMessagingPeer.ts` wraps it in the SDK's Promise
  * API. Time and request ids come from `Clock` and `Random`; reconnection runs on a `Schedule`.
  *
  * Where it differs from the SDK, on purpose:
  * - requests made while the client reconnects by itself wait for the re-registration (within their
  *   timeout) instead of failing with "Not registered", and requests in flight when the socket drops
- *   are sent again once re-registered (sends are idempotent by `messageHash`, DECISIONS.md 6);
+ *   are sent again once re-registered (sends are idempotent by `messageHash`, docs/PROTOCOL.md rule 7);
  * - a refused first registration stops the client (the SDK keeps an unregistered socket open);
  * - giving up after the last attempt is reported as an `INTERNAL_ERROR` event.
  */
@@ -89,7 +89,7 @@ export interface L2psPeerConfig {
   readonly l2psUid: string
   /** hex ed25519 signature of the UTF-8 bytes of `message` */
   readonly signFn: (message: string) => string | Promise<string>
-  /** Put in `register` (DECISIONS.md 9), e.g. `["ack"]`. */
+  /** Put in `register` (docs/PROTOCOL.md rule 10), e.g. `["ack"]`. */
   readonly capabilities?: ReadonlyArray<string> | undefined
   /** Acknowledge every received message once its handlers ran (implies the `ack` capability). */
   readonly autoAck?: boolean | undefined
@@ -146,7 +146,7 @@ interface Pending {
 const SEEN_MAX = 10_000
 /** A node that does not answer `node_info` this fast gets the reference's proofs (within the connect timeout). */
 const NODE_INFO_TIMEOUT = 3000
-/** The close code of a session evicted by a newer one of the same key (DECISIONS.md 4). */
+/** The close code of a session evicted by a newer one of the same key (docs/PROTOCOL.md rule 5). */
 const EVICTED = 4001
 const hex = (n: number, width: number) => n.toString(16).padStart(width, "0")
 

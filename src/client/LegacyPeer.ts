@@ -1,5 +1,5 @@
 /**
- * The legacy signaling client on Effect (PROTOCOL-REFERENCE.md §1, §3.3; DECISIONS.md legacy rules),
+ * The legacy signaling client on Effect (PROTOCOL-REFERENCE.md §1, §3.3; docs/PROTOCOL.md's rules on the legacy server),
  * wrapped by `MessagingPeer.ts` in the 2.9.1 SDK's Promise API. Unlike the SDK it really reconnects:
  * after any drop it backs off (1 s doubling to 30 s, 10 attempts), registers again with a fresh
  * ML-DSA proof, then sends what was asked meanwhile.

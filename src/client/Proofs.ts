@@ -62,7 +62,7 @@ export const batchSigner = (b: BatchHeader): { readonly signer: string } | { rea
 }
 
 /**
- * Checks a `proof_response` offline (DECISIONS.md 13, RFC 6962 hashing): folding `path` from `leaf`
+ * Checks a `proof_response` offline (docs/PROTOCOL.md, inclusion proofs, RFC 6962 hashing): folding `path` from `leaf`
  * must give `batch.root`; with `message`, the leaf must also be the hash of that very message; with
  * `trust`, the root must be in a batch header signed by `trust.nodeKey` (the root and status a node
  * reports are otherwise its own word).

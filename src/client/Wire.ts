@@ -34,13 +34,13 @@ export type MessageStatus = typeof Frames.MessageStatus.Encoded
 export type StoredMessage = typeof Frames.StoredMessage.Encoded
 export type HistoryPayload = typeof Frames.HistoryResponse.Encoded
 export type ErrorPayload = typeof Frames.ErrorPayload.Encoded
-/** Extension (DECISIONS.md 9): the recipient acknowledged `messageHash` at `at` (server ms). */
+/** Extension (docs/PROTOCOL.md rule 10): the recipient acknowledged `messageHash` at `at` (server ms). */
 export type ReceiptPayload = typeof Frames.MessageDelivered.Encoded
-/** Extension (DECISIONS.md 9): the hashes the server marked delivered. */
+/** Extension (docs/PROTOCOL.md rule 10): the hashes the server marked delivered. */
 export type AckResponsePayload = typeof Frames.AckResponse.Encoded
 export type PathStep = typeof Frames.PathStep.Encoded
 export type BatchHeader = typeof Frames.BatchHeader.Encoded
-/** Extension (DECISIONS.md 13): `batch` is null until the message is batched. */
+/** Extension (docs/PROTOCOL.md, inclusion proofs): `batch` is null until the message is batched. */
 export type ProofResponsePayload = typeof Frames.ProofResponse.Encoded
 
 export type ConnectionState = "connected" | "disconnected" | "reconnecting"

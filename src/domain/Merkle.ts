@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto"
 
 /**
- * Inclusion proofs as DECISIONS.md fixes them (RFC 6962 hashing): leaf = SHA-256(0x00 ‖ data),
+ * Inclusion proofs as docs/PROTOCOL.md fixes them (RFC 6962 hashing): leaf = SHA-256(0x00 ‖ data),
  * node = SHA-256(0x01 ‖ left ‖ right), an odd node at the end of a level is promoted unchanged.
  * Pure and dependency-light so clients can verify offline.
  */

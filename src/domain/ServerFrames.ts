@@ -72,9 +72,9 @@ export const StoredMessage = Schema.Struct({
   l2psTxHash: Schema.NullOr(Schema.String),
   timestamp: Schema.Number,
   status: MessageStatus,
-  /** this node only (DECISIONS.md 12) */
+  /** this node only (docs/PROTOCOL.md, message statuses) */
   deliveryStatus: Schema.optionalWith(Schema.Literal("queued", "delivered", "sent", "failed"), { exact: true }),
-  /** this node only (DECISIONS.md 12) */
+  /** this node only (docs/PROTOCOL.md, message statuses) */
   l2psStatus: Schema.optionalWith(Schema.Literal("l2ps_pending", "l2ps_batched", "l2ps_confirmed"), { exact: true })
 })
 
@@ -112,7 +112,7 @@ export const BatchHeader = Schema.Struct({
   signer: Schema.optionalWith(Schema.String, { exact: true })
 })
 
-/** Extension (DECISIONS.md 13): `batch` is null until the message is batched. */
+/** Extension (docs/PROTOCOL.md, inclusion proofs): `batch` is null until the message is batched. */
 export const ProofResponse = Schema.Struct({
   messageHash: MessageHash,
   leaf: Schema.String,
@@ -135,7 +135,7 @@ export const IncomingMessage = Schema.Struct({
   offline: Schema.optionalWith(Schema.Boolean, { exact: true })
 })
 
-/** Extension (DECISIONS.md 9): the recipient acknowledged `messageHash` at `at` (server ms). */
+/** Extension (docs/PROTOCOL.md rule 10): the recipient acknowledged `messageHash` at `at` (server ms). */
 export const MessageDelivered = Schema.Struct({ messageHash: MessageHash, at: Schema.Number })
 
 export const PeerPresence = Schema.Struct({ publicKey: PublicKey })
