@@ -249,12 +249,19 @@ describe("security over real sockets", () => {
     expect(first).toMatchObject({ type: "error", payload: { code: "RATE_LIMITED", message: limited } })
     expect(accepted).toBeGreaterThan(0)
     expect(accepted).toBeLessThanOrEqual(REGISTRATION_BURST + 2)
-    // right after: refused before the proof is even checked (a bad proof gets RATE_LIMITED too), on any socket
+    // right after: refused before the proof is even checked (a bad proof gets RATE_LIMITED too), on any
+    // socket. The bucket refills continuously: the first refusal may have left it just short of a token,
+    // so one of these may find a token again (and then fail its proof), never more in a few ms.
     const fresh = await socket()
-    const bad = registerFrame(makeIdentity(), UID)
-    await expectRequestError(fresh, { ...bad, payload: { ...(bad["payload"] as object), proof: "00".repeat(64) } }, "RATE_LIMITED", limited, false)
-    const requestId = newRequestId()
-    expectError(await ask(fresh, registerFrame(makeIdentity(), UID, { requestId })), "RATE_LIMITED", limited, requestId)
+    let proofChecked = 0
+    for (let i = 0; i < 5; i++) {
+      const requestId = newRequestId()
+      const bad = registerFrame(makeIdentity(), UID, { requestId })
+      const reply = await ask(fresh, { ...bad, payload: { ...(bad["payload"] as object), proof: "00".repeat(64) } })
+      if (reply.payload?.["code"] === "INVALID_PROOF") proofChecked++
+      else expectError(reply, "RATE_LIMITED", limited, requestId)
+    }
+    expect(proofChecked).toBeLessThanOrEqual(1)
 
     // registered sessions are not affected
     const hash = randomHash()
