@@ -1,4 +1,7 @@
-/** A token bucket read against a clock the caller passes in, so TestClock drives refills. */
+/**
+ * A token bucket read against a clock the caller passes in, so TestClock drives refills. `charge` may
+ * take it into debt, for costs known only after the fact (a read's rows): the refill pays it back.
+ */
 export class TokenBucket {
   private tokens: number
   private at: number
@@ -24,6 +27,18 @@ export class TokenBucket {
     if (this.tokens < n) return false
     this.tokens -= n
     return true
+  }
+
+  /** Whether anything is left: a cost charged afterwards may then go past it. */
+  inCredit(now: number): boolean {
+    this.refill(now)
+    return this.tokens > 0
+  }
+
+  /** Takes `cost` whatever is left, into debt if need be. */
+  charge(now: number, cost: number): void {
+    this.refill(now)
+    this.tokens -= cost
   }
 
   /** Full again: the bucket holds no state worth keeping. */

@@ -6,43 +6,7 @@ import * as Schedule from "effect/Schedule"
 import { NodeConfig } from "../config/NodeConfig.ts"
 import { addressGroup } from "../domain/IpAddress.ts"
 import { supervise } from "../internal/supervise.ts"
-
-/**
- * A bucket that may go into debt: a read's cost is known only once it is read, so it is let through
- * while the bucket is in credit and charged in full after; the debt is paid back by the refill before
- * the next read. What one key or address reads per second is thus bounded by the rate, plus one read.
- */
-class CostBucket {
-  private tokens: number
-  private at: number
-
-  constructor(readonly capacity: number, readonly perSecond: number, now: number) {
-    this.tokens = capacity
-    this.at = now
-  }
-
-  private refill(now: number): void {
-    if (now > this.at) {
-      this.tokens = Math.min(this.capacity, this.tokens + ((now - this.at) / 1000) * this.perSecond)
-      this.at = now
-    }
-  }
-
-  inCredit(now: number): boolean {
-    this.refill(now)
-    return this.tokens > 0
-  }
-
-  charge(now: number, cost: number): void {
-    this.refill(now)
-    this.tokens -= cost
-  }
-
-  isFull(now: number): boolean {
-    this.refill(now)
-    return this.tokens >= this.capacity
-  }
-}
+import { TokenBucket } from "../limits/TokenBucket.ts"
 
 /** What a read costs: one for asking, one per row, one per 4 KiB answered. */
 export const readCost = (rows: number, chars: number): number => 1 + rows + Math.floor(chars / 4096)
@@ -70,12 +34,12 @@ export const layer: Layer.Layer<ReadBudget, never, NodeConfig> = Layer.scoped(
   ReadBudget,
   Effect.gen(function*() {
     const cfg = yield* NodeConfig
-    const keys = new Map<string, CostBucket>()
-    const addresses = new Map<string, CostBucket>()
+    const keys = new Map<string, TokenBucket>()
+    const addresses = new Map<string, TokenBucket>()
     const keyOf = (r: Reader) => `${r.l2psUid}\u0000${r.key}`
-    const bucket = (map: Map<string, CostBucket>, id: string, burst: number, rate: number, now: number) => {
+    const bucket = (map: Map<string, TokenBucket>, id: string, burst: number, rate: number, now: number) => {
       let b = map.get(id)
-      if (b === undefined) map.set(id, b = new CostBucket(burst, rate, now))
+      if (b === undefined) map.set(id, b = new TokenBucket(burst, rate, now))
       return b
     }
     // Full buckets hold nothing worth keeping: state is bounded by who read lately.
