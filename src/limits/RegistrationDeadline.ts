@@ -1,9 +1,8 @@
 import * as Effect from "effect/Effect"
-import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import type { NodeConfigShape } from "../config/NodeConfig.ts"
 import type { Connection, ConnectionEvents } from "../transport/Transport.ts"
-import { supervise } from "../internal/supervise.ts"
+import * as Deadlines from "../internal/Deadlines.ts"
 
 /** Closes a socket that did not register in time. */
 export const TIMEOUT_CODE = 4008
@@ -32,31 +31,15 @@ const refused: ConnectionEvents = { message: () => {}, drain: () => {}, closed: 
 /** One per server, for the scope: its sweeper runs until the scope closes. */
 export const make = (cfg: NodeConfigShape): Effect.Effect<RegistrationDeadline, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const clock = yield* Effect.clock
     const share = Math.max(1, cfg.maxConnections - Math.floor(cfg.maxConnections * cfg.reservedConnectionsPercent / 100))
-    // Deadlines by socket; insertion order is deadline order, as every socket gets the same time.
-    const deadlines = new Map<Connection, number>()
-    // One fiber sleeps until the first deadline, or, with none, until a socket opens: a quiet server
-    // (or a test moving its clock by hours) has no timer firing.
-    const opened = yield* Queue.sliding<void>(1)
-    const sweep = Effect.suspend(() => {
-      const now = clock.unsafeCurrentTimeMillis()
-      for (const [conn, deadline] of deadlines) {
-        if (deadline > now) return Effect.sleep(deadline - now)
-        deadlines.delete(conn)
-        conn.close(TIMEOUT_CODE, TIMEOUT_REASON)
-      }
-      return Queue.take(opened)
-    })
-    yield* supervise("registration-deadline", Effect.forever(sweep))
+    const deadlines = yield* Deadlines.make<Connection>("registration-deadline", cfg.registrationTimeoutMillis)
     return {
       guard: (conn, open) => {
-        if (deadlines.size >= share) {
+        if (deadlines.size() >= share) {
           conn.close(BUSY_CODE, BUSY_REASON)
           return refused
         }
-        if (deadlines.size === 0) opened.unsafeOffer(undefined)
-        deadlines.set(conn, clock.unsafeCurrentTimeMillis() + cfg.registrationTimeoutMillis)
+        deadlines.add(conn, () => conn.close(TIMEOUT_CODE, TIMEOUT_REASON))
         const events = open(() => {
           deadlines.delete(conn)
         })
@@ -68,6 +51,6 @@ export const make = (cfg: NodeConfigShape): Effect.Effect<RegistrationDeadline, 
           }
         }
       },
-      pending: () => deadlines.size
+      pending: deadlines.size
     }
   })
