@@ -4,11 +4,11 @@
  * sender could never use it, and a sender reusing one of its hashes for another recipient was answered
  * as a retry while nothing was sent. Now a hash is unique per network and sender.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test"
+import { describe, expect, test } from "bun:test"
+import { nodeUnderTest } from "./nodeUnderTest.ts"
 import { randomHash } from "../support/L2psClient.ts"
-import type { NodeProcess } from "../support/NodeProcess.ts"
 import * as RawSocket from "../support/RawSocket.ts"
-import { ask, encrypted, expectError, type Identity, makeIdentity, newRequestId, registerFrame, requestFrame, sleep, startE2eNode } from "../e2e/helpers.ts"
+import { ask, encrypted, expectError, makeIdentity, newRequestId, requestFrame, sleep } from "../e2e/helpers.ts"
 
 const UID = "default"
 const REUSED = "Duplicate message: this messageHash was already sent to another recipient"
@@ -17,28 +17,10 @@ const send = (to: string, messageHash: string, ciphertext = "Y2lwaGVy") =>
   requestFrame("send", { to, encrypted: encrypted(ciphertext), messageHash }, newRequestId())
 
 describe("messageHash scope over real sockets", () => {
-  let node: NodeProcess
-  const open: RawSocket.RawSocket[] = []
-  const registered = async (id: Identity = makeIdentity(), capabilities?: ReadonlyArray<string>) => {
-    const s = await RawSocket.open(node.url)
-    open.push(s)
-    const requestId = newRequestId()
-    const reply = await ask(s, registerFrame(id, UID, capabilities === undefined ? { requestId } : { requestId, capabilities }))
-    expect(reply).toMatchObject({ type: "registered", requestId })
-    return { s, id, key: id.publicKey }
-  }
+  const { registered } = nodeUnderTest({ L2PS_NETWORKS: UID, L2PS_BATCH_INTERVAL_MS: "600000" }, UID)
   const messagesOf = (s: RawSocket.RawSocket) =>
     s.received.map((f) => JSON.parse(f.raw)).filter((f) => f.type === "message").map((f) => f.payload)
 
-  beforeAll(async () => {
-    node = await startE2eNode({ L2PS_NETWORKS: UID, L2PS_BATCH_INTERVAL_MS: "600000" }, { readyTimeoutMs: 90_000 })
-  }, 100_000)
-  afterEach(async () => {
-    await Promise.all(open.splice(0).map((s) => (s.isClosed ? s.closed : s.close())))
-  })
-  afterAll(async () => {
-    await node?.dispose()
-  })
 
   test("another sender's hash is no oracle: the same hash from a second sender is sent, and both messages arrive", async () => {
     const alice = await registered()

@@ -3,10 +3,9 @@
  * byte quotas set in its environment: one key queuing to fresh keys, and throwaway keys queuing on one
  * victim, are both stopped with RATE_LIMITED while everyone else goes on.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test"
-import type { NodeProcess } from "../support/NodeProcess.ts"
-import * as RawSocket from "../support/RawSocket.ts"
-import { ask, encrypted, expectError, type Identity, makeIdentity, newRequestId, registerFrame, requestFrame, startE2eNode } from "../e2e/helpers.ts"
+import { describe, expect, test } from "bun:test"
+import { nodeUnderTest } from "./nodeUnderTest.ts"
+import { ask, encrypted, expectError, makeIdentity, newRequestId, requestFrame } from "../e2e/helpers.ts"
 
 const UID = "default"
 /** A queued message's weight: its payload's JSON text plus 1 KiB (README). */
@@ -17,29 +16,11 @@ const PER_RECIPIENT = 8 * W
 const send = (to: string) => requestFrame("send", { to, encrypted: encrypted(), messageHash: crypto.randomUUID() }, newRequestId())
 
 describe("offline byte quotas over real sockets", () => {
-  let node: NodeProcess
-  const open: RawSocket.RawSocket[] = []
-  const registered = async (id: Identity = makeIdentity()) => {
-    const s = await RawSocket.open(node.url)
-    open.push(s)
-    const requestId = newRequestId()
-    expect(await ask(s, registerFrame(id, UID, { requestId }))).toMatchObject({ type: "registered", requestId })
-    return { s, key: id.publicKey }
-  }
-
-  beforeAll(async () => {
-    node = await startE2eNode({
-      L2PS_NETWORKS: UID,
-      OFFLINE_BYTES_PER_SENDER: String(PER_SENDER),
-      OFFLINE_BYTES_PER_RECIPIENT: String(PER_RECIPIENT)
-    }, { readyTimeoutMs: 90_000 })
-  }, 100_000)
-  afterEach(async () => {
-    await Promise.all(open.splice(0).map((s) => (s.isClosed ? s.closed : s.close())))
-  })
-  afterAll(async () => {
-    await node?.dispose()
-  })
+  const { registered } = nodeUnderTest({
+    L2PS_NETWORKS: UID,
+    OFFLINE_BYTES_PER_SENDER: String(PER_SENDER),
+    OFFLINE_BYTES_PER_RECIPIENT: String(PER_RECIPIENT)
+  }, UID)
 
   test("one key queuing to fresh keys stops at OFFLINE_BYTES_PER_SENDER; its live messages still go", async () => {
     const a = await registered()

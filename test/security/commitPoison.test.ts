@@ -4,11 +4,11 @@
  * the whole group commit it shared, so every other sender in it got L2PS_SUBMIT_FAILED. Now such a send
  * is refused alone with INVALID_MESSAGE and the others are stored and delivered.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test"
+import { describe, expect, test } from "bun:test"
+import { nodeUnderTest } from "./nodeUnderTest.ts"
 import { randomHash } from "../support/L2psClient.ts"
-import type { NodeProcess } from "../support/NodeProcess.ts"
 import * as RawSocket from "../support/RawSocket.ts"
-import { ask, encrypted, expectError, type Identity, makeIdentity, newRequestId, nextReply, registerFrame, startE2eNode, waitUntil } from "../e2e/helpers.ts"
+import { ask, encrypted, expectError, newRequestId, nextReply, waitUntil } from "../e2e/helpers.ts"
 
 const UID = "default"
 
@@ -39,25 +39,7 @@ const POISONS: ReadonlyArray<{ readonly name: string; readonly json: string; rea
 const LEGIT_PER_SENDER = 5
 
 describe("finding 1: one poisoned send no longer fails everyone's group commit (real sockets)", () => {
-  let node: NodeProcess
-  const open: RawSocket.RawSocket[] = []
-  const registered = async (id: Identity = makeIdentity()) => {
-    const s = await RawSocket.open(node.url)
-    open.push(s)
-    const requestId = newRequestId()
-    expect(await ask(s, registerFrame(id, UID, { requestId }))).toMatchObject({ type: "registered", requestId })
-    return { s, key: id.publicKey }
-  }
-
-  beforeAll(async () => {
-    node = await startE2eNode({ L2PS_BATCH_INTERVAL_MS: "600000" }, { readyTimeoutMs: 90_000 })
-  }, 100_000)
-  afterEach(async () => {
-    await Promise.all(open.splice(0).map((s) => (s.isClosed ? s.closed : s.close())))
-  })
-  afterAll(async () => {
-    await node?.dispose()
-  })
+  const { registered } = nodeUnderTest({ L2PS_BATCH_INTERVAL_MS: "600000" }, UID)
 
   test("poisoned sends written among 20 legitimate ones: each poisoned one gets INVALID_MESSAGE, every legitimate one is stored and delivered", async () => {
     const recipient = await registered()

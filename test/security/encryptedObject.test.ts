@@ -5,13 +5,13 @@
  * members (what every real client writes: PROTOCOL-REFERENCE.md §3.2.6, src/client/L2psCrypto.ts) and its
  * text, as sent, is bounded as a whole.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test"
+import { describe, expect, test } from "bun:test"
+import { nodeUnderTest } from "./nodeUnderTest.ts"
 import { generateIdentity, sealFor } from "../../src/client/L2psCrypto.ts"
 import { maxEncryptedChars } from "../../src/relay/handlers/Send.ts"
 import { encryptedFor, randomHash } from "../support/L2psClient.ts"
-import type { NodeProcess } from "../support/NodeProcess.ts"
 import * as RawSocket from "../support/RawSocket.ts"
-import { ask, expectAlive, expectError, type Identity, makeIdentity, newRequestId, nextReply, registerFrame, sleep, startE2eNode } from "../e2e/helpers.ts"
+import { ask, expectAlive, expectError, newRequestId, nextReply, sleep } from "../e2e/helpers.ts"
 
 const UID = "default"
 const MAX_CIPHERTEXT = 131_072
@@ -25,28 +25,11 @@ const noMessage = async (s: RawSocket.RawSocket) => {
 const TOO_LARGE = `Encrypted payload too large (max ${MAX_ENCRYPTED} characters as sent)`
 
 describe("finding 19: the encrypted object is bounded as a whole and holds only known members (real sockets)", () => {
-  let node: NodeProcess
-  const open: RawSocket.RawSocket[] = []
-  const registered = async (id: Identity = makeIdentity()) => {
-    const s = await RawSocket.open(node.url)
-    open.push(s)
-    const requestId = newRequestId()
-    expect(await ask(s, registerFrame(id, UID, { requestId }))).toMatchObject({ type: "registered", requestId })
-    return { s, key: id.publicKey }
-  }
+  const { registered } = nodeUnderTest({ L2PS_BATCH_INTERVAL_MS: "600000" }, UID)
   /** A send frame as raw text, so repeated members and padding reach the node as written. */
   const sendText = (to: string, encryptedJson: string, requestId: string, messageHash: string = randomHash()) =>
     `{"type":"send","payload":{"to":"${to}","encrypted":${encryptedJson},"messageHash":"${messageHash}"},"timestamp":${Date.now()},"requestId":"${requestId}"}`
 
-  beforeAll(async () => {
-    node = await startE2eNode({ L2PS_BATCH_INTERVAL_MS: "600000" }, { readyTimeoutMs: 90_000 })
-  }, 100_000)
-  afterEach(async () => {
-    await Promise.all(open.splice(0).map((s) => (s.isClosed ? s.closed : s.close())))
-  })
-  afterAll(async () => {
-    await node?.dispose()
-  })
 
   test("what real clients send is accepted and relayed unchanged, up to every member's own limit", async () => {
     const recipient = await registered()
