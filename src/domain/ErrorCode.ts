@@ -9,7 +9,13 @@ export const ErrorCode = Schema.Literal(
   "L2PS_SUBMIT_FAILED",
   "PEER_NOT_FOUND",
   "RATE_LIMITED",
-  "INTERNAL_ERROR"
+  "INTERNAL_ERROR",
+  /** A prekey whose signature by the account key does not verify (docs/PROTOCOL.md, "Prekeys"). */
+  "INVALID_SIGNATURE",
+  /** A device's one-time prekey pool, or an account's devices, would pass their bound. */
+  "PREKEY_LIMIT",
+  /** No such device of this account on this node. */
+  "DEVICE_NOT_FOUND"
 )
 export type ErrorCode = typeof ErrorCode.Type
 
