@@ -12,7 +12,7 @@ const NAMES = ["BUNDLE_FETCH_BURST", "BUNDLE_FETCH_PER_MINUTE", "PREKEY_PUBLISH_
 describe("prekey settings", () => {
   test("defaults as in the README, values from the environment", () => {
     expect(pick(Either.getOrThrow(fromEnv({})))).toEqual([20, 10, 10, 10])
-    expect(pick(Either.getOrThrow(fromEnv(Object.fromEntries(NAMES.map((n, i) => [n, String(i + 1)]))))) ).toEqual([1, 2, 3, 4])
+    expect(pick(Either.getOrThrow(fromEnv(Object.fromEntries(NAMES.map((n, i) => [n, String(i + 1)])))))).toEqual([1, 2, 3, 4])
   })
 
   test("a bad value stops the start with the variable's name", () => {
