@@ -75,6 +75,8 @@ export const startBenchNode = async (storage: StorageChoice): Promise<Target> =>
       READ_RATE_PER_ADDRESS: BIG,
       BUNDLE_FETCH_BURST: BIG,
       BUNDLE_FETCH_PER_MINUTE: BIG,
+      BUNDLE_FETCH_BURST_PER_ADDRESS: BIG,
+      BUNDLE_FETCH_PER_MINUTE_PER_ADDRESS: BIG,
       PREKEY_PUBLISH_BURST: BIG,
       PREKEY_PUBLISH_PER_MINUTE: BIG,
       // BENCH_NODE_ENV="K=V,K=V": more settings for the node, to measure one part against another.

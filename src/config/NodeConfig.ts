@@ -131,6 +131,10 @@ export interface NodeConfigShape {
   readonly bundleFetchBurst: number
   /** …refilled at this many per minute (each fetch takes a one-time key of every device of its target). */
   readonly bundleFetchPerMinute: number
+  /** `bundle_fetch`es per remote address, all its keys together: a bucket of this size… */
+  readonly bundleFetchBurstPerAddress: number
+  /** …refilled at this many per minute. */
+  readonly bundleFetchPerMinutePerAddress: number
   /** `prekeys_publish`es per key (each checks up to 152 signatures): a bucket of this size… */
   readonly prekeyPublishBurst: number
   /** …refilled at this many per minute. */
@@ -209,6 +213,8 @@ export const defaults: NodeConfigShape = {
   presencePerMinute: 30,
   bundleFetchBurst: 20,
   bundleFetchPerMinute: 10,
+  bundleFetchBurstPerAddress: 100,
+  bundleFetchPerMinutePerAddress: 60,
   prekeyPublishBurst: 10,
   prekeyPublishPerMinute: 10
 }
@@ -382,6 +388,8 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
     presencePerMinute: positive("PRESENCE_PER_MINUTE", defaults.presencePerMinute),
     bundleFetchBurst: positive("BUNDLE_FETCH_BURST", defaults.bundleFetchBurst),
     bundleFetchPerMinute: positive("BUNDLE_FETCH_PER_MINUTE", defaults.bundleFetchPerMinute),
+    bundleFetchBurstPerAddress: positive("BUNDLE_FETCH_BURST_PER_ADDRESS", defaults.bundleFetchBurstPerAddress),
+    bundleFetchPerMinutePerAddress: positive("BUNDLE_FETCH_PER_MINUTE_PER_ADDRESS", defaults.bundleFetchPerMinutePerAddress),
     prekeyPublishBurst: positive("PREKEY_PUBLISH_BURST", defaults.prekeyPublishBurst),
     prekeyPublishPerMinute: positive("PREKEY_PUBLISH_PER_MINUTE", defaults.prekeyPublishPerMinute)
   })
@@ -451,6 +459,8 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
     presencePerMinute: env.presencePerMinute,
     bundleFetchBurst: env.bundleFetchBurst,
     bundleFetchPerMinute: env.bundleFetchPerMinute,
+    bundleFetchBurstPerAddress: env.bundleFetchBurstPerAddress,
+    bundleFetchPerMinutePerAddress: env.bundleFetchPerMinutePerAddress,
     prekeyPublishBurst: env.prekeyPublishBurst,
     prekeyPublishPerMinute: env.prekeyPublishPerMinute
   }

@@ -75,6 +75,9 @@ describe("prekey bundles", () => {
       MAX_SESSIONS_PER_KEY: "3",
       BUNDLE_FETCH_BURST: "6",
       BUNDLE_FETCH_PER_MINUTE: "1",
+      // every socket here comes from 127.0.0.1: the tests before the last take fewer than 40 in all
+      BUNDLE_FETCH_BURST_PER_ADDRESS: "40",
+      BUNDLE_FETCH_PER_MINUTE_PER_ADDRESS: "1",
     })
     admin = `http://127.0.0.1:${adminPort}`
   }, 60000)
@@ -324,5 +327,25 @@ describe("prekey bundles", () => {
     expect(fresh.payload.devices).toHaveLength(1)
     expect(fresh.payload.devices[0].registrationId).toBe(201)
     expect(fresh.payload.devices[0].oneTimePreKey).toBeUndefined()
+  }, 30000)
+
+  test("bundle fetches are limited per address too, whatever keys it uses", async () => {
+    const alice = await session()
+    const d = device(alice.id, 1, 3)
+    await alice.publish(d, { spk: d.spk(1), lrk: d.lrk(1) })
+    let refused: Awaited<ReturnType<typeof alice.fetch>> | undefined
+    let fetched = 0
+    // fresh keys of six fetches each (their own bucket holds six) until the address's bucket is spent
+    for (let k = 0; k < 10 && refused === undefined; k++) {
+      const stranger = await session()
+      for (let i = 0; i < 6 && refused === undefined; i++) {
+        const reply = await stranger.fetch(alice.key)
+        if (reply.type === "error") refused = reply
+        else fetched++
+      }
+    }
+    expect(refused).toBeDefined()
+    expectError(refused!, "RATE_LIMITED", "Too many bundle fetches from this address (1 per minute)", refused!.requestId as string)
+    expect(fetched).toBeLessThanOrEqual(40)
   }, 30000)
 })

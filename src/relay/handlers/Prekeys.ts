@@ -74,6 +74,8 @@ const verifyAll = (
       (ok) => ok ? Effect.void : Effect.fail(refuse("INVALID_SIGNATURE", `The ${NAMES[kind]} ${k.keyId} is not signed by this key`))
     ), { discard: true })
 
+const requesterOf = (session: SessionState, reg: Registration) => ({ l2psUid: reg.l2psUid, key: reg.key, address: session.remoteAddress })
+
 const firstDuplicate = (keys: ReadonlyArray<SignedPreKey>): number | undefined => {
   const seen = new Set<number>()
   for (const k of keys) {
@@ -98,7 +100,7 @@ export const prekeysPublish = (deps: RelayDeps) => (session: SessionState, frame
       const dup = firstDuplicate(keys)
       if (dup !== undefined) return yield* invalid(`${name} holds keyId ${dup} twice`)
     }
-    if (!(yield* deps.prekeyLimits.take("publish", reg.l2psUid, reg.key))) {
+    if ((yield* deps.prekeyLimits.take("publish", requesterOf(session, reg))) !== "ok") {
       yield* Metric.increment(Metrics.prekeyRefused("prekeys_publish"))
       return yield* refuse("RATE_LIMITED", `Too many prekey uploads (${deps.cfg.prekeyPublishPerMinute} per minute)`)
     }
@@ -155,9 +157,15 @@ export const bundleFetch = (deps: RelayDeps) => (session: SessionState, frame: E
   Effect.gen(function*() {
     const reg = yield* registered(session, "fetching bundles")
     const p = yield* decodeFetch(frame.payload)
-    if (!(yield* deps.prekeyLimits.take("fetch", reg.l2psUid, reg.key))) {
+    const verdict = yield* deps.prekeyLimits.take("fetch", requesterOf(session, reg))
+    if (verdict !== "ok") {
       yield* Metric.increment(Metrics.prekeyRefused("bundle_fetch"))
-      return yield* refuse("RATE_LIMITED", `Too many bundle fetches (${deps.cfg.bundleFetchPerMinute} per minute)`)
+      return yield* refuse(
+        "RATE_LIMITED",
+        verdict === "key"
+          ? `Too many bundle fetches (${deps.cfg.bundleFetchPerMinute} per minute)`
+          : `Too many bundle fetches from this address (${deps.cfg.bundleFetchPerMinutePerAddress} per minute)`
+      )
     }
     const account = normalizeKey(p.publicKey)
     const devices = yield* deps.prekeys.claim(reg.l2psUid, account)
