@@ -16,6 +16,8 @@ export { VERSION } from "./NodeStatus.ts"
 /** Bodies of the admin's POSTs are a key and a reason: anything larger is refused by the server. */
 const MAX_BODY_BYTES = 16 * 1024
 const MAX_SESSIONS_LISTED = 10_000
+/** What changes the node: POST only, so that no link or prefetch can. */
+const POSTS = new Set(["/api/kick", "/api/ban", "/api/unban"])
 
 const json = (body: unknown, status = 200) =>
   new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" } })
@@ -190,7 +192,7 @@ export const layer = Layer.scopedDiscard(
               return refused
             }
             if (req.method === "GET") return run(answer(get(url)))
-            if (req.method === "POST" && url.pathname.startsWith("/api/")) return run(answer(post(url.pathname, req)))
+            if (req.method === "POST" && POSTS.has(url.pathname)) return run(answer(post(url.pathname, req)))
             return new Response("Method not allowed", { status: 405 })
           }
         })

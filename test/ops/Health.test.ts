@@ -106,7 +106,7 @@ describe("health and readiness", () => {
       const back = yield* get(port, "/ready")
       expect(back.status).toBe(200)
       expect(back.body.reasons).toEqual([])
-    }), l1.layer)
+    }).pipe(Effect.scoped), l1.layer)
   }, 60_000)
 
   test("a message unbatched past HEALTH_BATCH_LAG_SECONDS degrades the node", () =>
