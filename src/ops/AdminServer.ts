@@ -186,9 +186,9 @@ export const layer = Layer.scopedDiscard(
             }
             if (!allowed(req)) {
               const refused = json({ error: "unauthorized" }, 401)
-              // Basic too, so that a browser asks for it (any user name, the token as password).
-              refused.headers.append("www-authenticate", 'Basic realm="admin", charset="UTF-8"')
-              refused.headers.append("www-authenticate", "Bearer")
+              // Basic, so that a browser asks for it (any user name, the token as password); a bearer
+              // token is taken as well. One challenge only: Bun would join two into one header.
+              refused.headers.set("www-authenticate", 'Basic realm="admin", charset="UTF-8"')
               return refused
             }
             if (req.method === "GET") return run(answer(get(url)))
