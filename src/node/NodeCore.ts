@@ -60,7 +60,7 @@ const onlyPublic = Layer.effectContext(
 )
 
 /**
- * The node over its ports only (NodeConfig, Crypto, NodeKey, Storage, LegacyStorage, PipelineStore,
+ * The node over its ports only (NodeConfig, Crypto, NodeKey, Storage, LegacyStorage, PipelineStore, BanStore,
  * ValidatorPool, L1, Transport): what a host embeds with its own adapters. Its output is `Public` and
  * nothing else, so a host cannot come to depend on the node's internals.
  */
