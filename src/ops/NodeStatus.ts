@@ -17,6 +17,7 @@ import { supervise } from "../internal/supervise.ts"
 import { L1 } from "../l1/L1.ts"
 import { type NetworkStats, PipelineStore } from "../l2ps/PipelineStore.ts"
 import { normalizeClientId } from "../legacy/ClientId.ts"
+import { bannedFormOf } from "../legacy/handlers/Register.ts"
 import { LegacyPeers } from "../legacy/LegacyPeers.ts"
 import { BAN_KEY_MAX, Bans } from "../limits/Bans.ts"
 import { Sessions } from "../relay/Sessions.ts"
@@ -313,7 +314,7 @@ export const layer = Layer.scoped(
     const closeAll = (k: string, code: number, reason: string) =>
       Effect.gen(function*() {
         const l2ps = yield* sessions.ofKey(k)
-        const legacy = (yield* legacyPeers.list).filter((p) => p.clientId === k || p.signer === k)
+        const legacy = (yield* legacyPeers.list).filter((p) => bannedFormOf(p.clientId) === k || p.signer === k)
         for (const p of l2ps) p.close(code, reason)
         for (const p of legacy) p.close(code, reason)
         return l2ps.length + legacy.length
