@@ -114,6 +114,13 @@ describe("banning and kicking a key", () => {
       expect((yield* again.socket.closed).code).toBe(BANNED_CODE)
       const other = yield* legacyClient(alice)
       expect((yield* other.register("alice2")).payload.errorType).toBe("KEY_BANNED")
+      // A clientId of 64 hex digits is named in lower case, as a key.
+      const hexId = "AB".repeat(32)
+      const hex = yield* registered(hexId)
+      expect((yield* status.admin.ban(hexId, "")).ban.key).toBe(hexId.toLowerCase())
+      expect((yield* hex.socket.closed).code).toBe(BANNED_CODE)
+      expect((yield* (yield* legacyClient()).register(hexId)).payload.errorType).toBe("KEY_BANNED")
+
       // The other client goes on (told of the closed sessions first).
       let reply = yield* b.request("discover", {})
       while (reply.type === "peer_disconnected") reply = yield* b.next()
