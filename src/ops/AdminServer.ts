@@ -16,6 +16,15 @@ export { VERSION } from "./NodeStatus.ts"
 /** Bodies of the admin's POSTs are a key and a reason: anything larger is refused by the server. */
 const MAX_BODY_BYTES = 16 * 1024
 const MAX_SESSIONS_LISTED = 10_000
+/** A message hash is at most 256 characters, a network uid 64. */
+const MAX_SEGMENT = 256
+const decoded = (segment: string): string | undefined => {
+  try {
+    return decodeURIComponent(segment)
+  } catch {
+    return undefined
+  }
+}
 /** What changes the node: POST only, so that no link or prefetch can. */
 const POSTS = new Set(["/api/kick", "/api/ban", "/api/unban"])
 
@@ -138,7 +147,8 @@ export const layer = Layer.scopedDiscard(
 
     const get = (url: URL) =>
       Effect.gen(function*() {
-        const parts = url.pathname.split("/").filter((p) => p.length > 0).map(decodeURIComponent)
+        const parts = url.pathname.split("/").filter((p) => p.length > 0).map(decoded)
+        if (parts.some((p) => p === undefined || p.length > MAX_SEGMENT)) return json({ error: "malformed path" }, 400)
         switch (url.pathname) {
           case "/":
             return new Response(page, { headers: { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" } })

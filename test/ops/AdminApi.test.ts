@@ -101,6 +101,19 @@ describe("admin port access", () => {
   })
 })
 
+describe("bad requests", () => {
+  test("a malformed path, an overlong hash, a bad seq or key: 400 with the reason; the server goes on", async () => {
+    expect(await api("/api/messages/%E0%A4%A")).toEqual({ status: 400, body: { error: "malformed path" } })
+    expect((await api(`/api/messages/${"a".repeat(257)}`)).status).toBe(400)
+    expect(await api("/api/batches/default/-1")).toEqual({ status: 400, body: { error: "seq must be a non-negative integer" } })
+    const post = (body: string) => fetch(`${admin}/api/kick`, { method: "POST", headers: bearer, body }).then(async (r) => [r.status, await r.json()])
+    expect(await post("{")).toEqual([400, { error: "the body must be a JSON object" }])
+    expect(await post("{}")).toEqual([400, { error: "missing key" }])
+    expect((await post(JSON.stringify({ key: "not a key!" })))[0]).toBe(400)
+    expect((await api("/api/status")).status).toBe(200)
+  })
+})
+
 describe("metrics", () => {
   test("every served network appears at zero, each family's series together", async () => {
     const text = await (await fetch(`${admin}/metrics`, { headers: bearer })).text()
