@@ -140,6 +140,15 @@ export const normalizeAdminKey = (raw: string): Either.Either<string, AdminError
     : Either.right(clientId)
 }
 
+const zero = (l2psUid: string): NetworkStats => ({
+  l2psUid,
+  pending: 0,
+  oldestPending: null,
+  queued: 0,
+  unconfirmedBatches: 0,
+  oldestUnconfirmed: null
+})
+
 const lagSeconds = (now: number, since: number | null) => (since === null ? 0 : Math.max(0, now - since) / 1000)
 
 export const layer = Layer.scoped(
@@ -170,14 +179,6 @@ export const layer = Layer.scoped(
 
     const networks = Effect.map(pipeline.stats, (stats) => {
       const byUid = new Map(stats.map((s) => [s.l2psUid, s]))
-      const zero = (l2psUid: string): NetworkStats => ({
-        l2psUid,
-        pending: 0,
-        oldestPending: null,
-        queued: 0,
-        unconfirmedBatches: 0,
-        oldestUnconfirmed: null
-      })
       return [...served.map((uid) => byUid.get(uid) ?? zero(uid)), ...stats.filter((s) => !served.includes(s.l2psUid))]
     })
 
@@ -228,7 +229,8 @@ export const layer = Layer.scoped(
       const [stats, l1r] = yield* Effect.all([readNetworks, l1Report], { concurrency: 2 })
       const now = yield* Clock.currentTimeMillis
       const counts = yield* sessionCounts
-      const nets = yield* Effect.forEach(stats ?? served.map((l2psUid) => ({ l2psUid } as NetworkStats)), (s) =>
+      // Storage down: the networks at zero, and the health says why.
+      const nets = yield* Effect.forEach(stats ?? served.map(zero), (s) =>
         Effect.gen(function*() {
           const batches = stats === undefined
             ? []
@@ -238,8 +240,8 @@ export const layer = Layer.scoped(
             ...s,
             sessions: c?.sessions ?? 0,
             keys: c?.keys ?? 0,
-            batchLagSeconds: lagSeconds(now, s.oldestPending ?? null),
-            finalityLagSeconds: lagSeconds(now, s.oldestUnconfirmed ?? null),
+            batchLagSeconds: lagSeconds(now, s.oldestPending),
+            finalityLagSeconds: lagSeconds(now, s.oldestUnconfirmed),
             batches: batches.map(summaryOf)
           }
         }))
