@@ -151,7 +151,8 @@ export const prekeysCount = (deps: RelayDeps) => (session: SessionState, frame: 
 
 /**
  * The bundles of every device of a key in the caller's network, each with one one-time key of each kind
- * while its pools last (taken out as they are served), else the signed and last-resort keys alone.
+ * while its pools last (taken out as they are served), else the signed and last-resort keys alone; none
+ * for a key the operator banned.
  */
 export const bundleFetch = (deps: RelayDeps) => (session: SessionState, frame: Envelope) =>
   Effect.gen(function*() {
@@ -168,7 +169,8 @@ export const bundleFetch = (deps: RelayDeps) => (session: SessionState, frame: E
       )
     }
     const account = normalizeKey(p.publicKey)
-    const devices = yield* deps.prekeys.claim(reg.l2psUid, account)
+    // A banned key cannot register to read what a new session would bring: its keys are kept, unserved.
+    const devices = deps.bans.isBanned(account) ? [] : yield* deps.prekeys.claim(reg.l2psUid, account)
     let opk = 0
     let okem = 0
     for (const d of devices) {
