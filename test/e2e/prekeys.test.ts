@@ -255,6 +255,12 @@ describe("prekey bundles", () => {
       const reply = await alice.request("prekeys_publish", payload)
       expectError(reply, "INVALID_MESSAGE", `Invalid prekeys_publish payload at ${message}`, reply.requestId as string)
     }
+    // the right size, signed, but not an ML-KEM-768 key: its first coefficient is 0xfff (q = 3329)
+    const notKem = d.sign("lrk", 3, "ff0f" + lrk.publicKey.slice(4))
+    const badKem = await alice.publish(d, { spk, lrk: notKem })
+    expectError(badKem, "INVALID_MESSAGE", "The last-resort ML-KEM key 3 is not an ML-KEM-768 public key (a coefficient is not below 3329)", badKem.requestId as string)
+    const badOneTime = await alice.publish(d, { spk, lrk, kems: [d.okem(1), d.sign("okem", 2, notKem.publicKey)] })
+    expectError(badOneTime, "INVALID_MESSAGE", "The one-time ML-KEM key 2 is not an ML-KEM-768 public key (a coefficient is not below 3329)", badOneTime.requestId as string)
     const twice = await alice.publish(d, { spk, lrk, opks: [d.opk(1), d.opk(1)] })
     expectError(twice, "INVALID_MESSAGE", "oneTimePreKeys holds keyId 1 twice", twice.requestId as string)
     const bare = await alice.publish(d, { opks: [d.opk(1)] })

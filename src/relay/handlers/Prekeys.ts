@@ -11,6 +11,7 @@ import {
   BundleResponse,
   DevicesResponse,
   DevicePayload,
+  isMlKem768PublicKeyHex,
   MAX_ONE_TIME_KEYS_PER_KIND,
   type PrekeyKind,
   PrekeysPublishPayload,
@@ -99,6 +100,11 @@ export const prekeysPublish = (deps: RelayDeps) => (session: SessionState, frame
     for (const [name, keys] of [["oneTimePreKeys", opks], ["oneTimeKems", kems]] as const) {
       const dup = firstDuplicate(keys)
       if (dup !== undefined) return yield* invalid(`${name} holds keyId ${dup} twice`)
+    }
+    for (const [name, k] of [["last-resort ML-KEM key", p.lastResortKem], ...kems.map((k) => ["one-time ML-KEM key", k] as const)] as const) {
+      if (k !== undefined && !isMlKem768PublicKeyHex(k.publicKey)) {
+        return yield* invalid(`The ${name} ${k.keyId} is not an ML-KEM-768 public key (a coefficient is not below 3329)`)
+      }
     }
     if ((yield* deps.prekeyLimits.take("publish", requesterOf(session, reg))) !== "ok") {
       yield* Metric.increment(Metrics.prekeyRefused("prekeys_publish"))
