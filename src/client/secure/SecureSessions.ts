@@ -1,0 +1,176 @@
+/**
+ * Secure sessions of one device over a state store: `encryptFor` a list of devices (the recipient's,
+ * and this account's other devices), `decrypt` what one device sent. Sessions are keyed by (peer
+ * account, peer device); each key holds the active session and a few archived ones, because two
+ * devices that start sessions with each other at once each get one, and messages of both may be in
+ * flight: the one that opens a message becomes active. Every change (device prekeys and sessions) is
+ * one `commit` of the store, made only after the operation succeeded; secrets of the replaced states
+ * are overwritten after it.
+ */
+import * as Clock from "effect/Clock"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import { equal, utf8, wipe } from "./Bytes.ts"
+import type { AccountIdentity, BundleData, DeviceState, OwnPreKey } from "./DeviceKeys.ts"
+import { decodeEnvelope, type Envelope } from "./Envelope.ts"
+import { type Cadence, defaultCadence, initiate, respond } from "./Pqxdh.ts"
+import { decryptEnvelope, encrypt, type SessionState, wipeSession } from "./Ratchet.ts"
+import { safetyNumber } from "./SafetyNumber.ts"
+import { SecureError } from "./SecureError.ts"
+
+/** Archived sessions kept per peer device, besides the active one. */
+export const MAX_ARCHIVED_SESSIONS = 4
+
+export interface SessionRecord {
+  readonly active: SessionState
+  readonly archived: ReadonlyArray<SessionState>
+}
+
+export class SecureStoreError extends Data.TaggedError("SecureStoreError")<{ readonly message: string }> {}
+
+export interface SessionChange {
+  readonly peer: string
+  readonly deviceId: number
+  /** undefined removes the peer device's sessions */
+  readonly record: SessionRecord | undefined
+}
+
+/** Where the states live (the encrypted secrets store); `commit` applies all of its changes or none. */
+export interface SecureStore {
+  readonly loadDevice: Effect.Effect<DeviceState, SecureStoreError>
+  readonly loadSession: (peer: string, deviceId: number) => Effect.Effect<SessionRecord | undefined, SecureStoreError>
+  readonly commit: (change: { readonly device?: DeviceState; readonly sessions: ReadonlyArray<SessionChange> }) => Effect.Effect<void, SecureStoreError>
+}
+
+const sessionKey = (peer: string, deviceId: number) => `${peer.toLowerCase()}/${deviceId}`
+
+/** A store in memory (tests, and a base for others): states are kept as given, never copied. */
+export const memoryStore = (device: DeviceState): SecureStore & { readonly sessions: Map<string, SessionRecord>; current: () => DeviceState } => {
+  let current = device
+  const sessions = new Map<string, SessionRecord>()
+  return {
+    sessions,
+    current: () => current,
+    loadDevice: Effect.sync(() => current),
+    loadSession: (peer, deviceId) => Effect.sync(() => sessions.get(sessionKey(peer, deviceId))),
+    commit: (change) =>
+      Effect.sync(() => {
+        if (change.device !== undefined) current = change.device
+        for (const s of change.sessions) {
+          if (s.record === undefined) sessions.delete(sessionKey(s.peer, s.deviceId))
+          else sessions.set(sessionKey(s.peer, s.deviceId), s.record)
+        }
+      })
+  }
+}
+
+/** One device of a peer (or of this account) to encrypt for: its fetched bundle is needed when no session exists yet. */
+export interface Target {
+  readonly peer: string
+  readonly deviceId: number
+  readonly bundle?: BundleData
+}
+
+export interface Sealed {
+  readonly peer: string
+  readonly deviceId: number
+  readonly bytes: Uint8Array
+}
+
+const attempt = <A>(f: () => A): Effect.Effect<A, SecureError> =>
+  Effect.try({
+    try: f,
+    catch: (e) => e instanceof SecureError ? e : new SecureError({ reason: "Malformed", message: e instanceof Error ? e.message : String(e) })
+  })
+
+const toBytes = (plaintext: Uint8Array | string) => typeof plaintext === "string" ? utf8(plaintext) : plaintext
+
+export interface SecureSessions {
+  readonly encryptFor: (targets: ReadonlyArray<Target>, plaintext: Uint8Array | string) => Effect.Effect<ReadonlyArray<Sealed>, SecureError | SecureStoreError>
+  readonly decrypt: (from: string, deviceId: number, bytes: Uint8Array) => Effect.Effect<Uint8Array, SecureError | SecureStoreError>
+  /** The safety number of this account and `peer` (SafetyNumber.ts). */
+  readonly safetyNumber: (peer: string) => string
+}
+
+export const make = (identity: AccountIdentity, store: SecureStore, cadence: Cadence = defaultCadence): SecureSessions => {
+  const encryptFor: SecureSessions["encryptFor"] = (targets, plaintext) =>
+    Effect.gen(function*() {
+      const data = toBytes(plaintext)
+      const now = yield* Clock.currentTimeMillis
+      const device = yield* store.loadDevice
+      const sealed: Array<Sealed> = []
+      const changes: Array<SessionChange> = []
+      const replaced: Array<SessionState> = []
+      for (const t of targets) {
+        const record = yield* store.loadSession(t.peer, t.deviceId)
+        // A bundle of another installation than the session's means the device was reinstalled: start over.
+        const fresh = t.bundle !== undefined && (record === undefined || record.active.peerRegistrationId !== t.bundle.registrationId)
+        if (!fresh && record === undefined) {
+          return yield* new SecureError({ reason: "NoSession", message: `no session with ${t.peer} device ${t.deviceId} and no bundle to start one` })
+        }
+        const session = fresh ? yield* attempt(() => initiate(identity, device, t.peer, t.bundle!, now, cadence)) : record!.active
+        const out = yield* attempt(() => encrypt(session, data, now))
+        sealed.push({ peer: t.peer.toLowerCase(), deviceId: t.deviceId, bytes: out.bytes })
+        const archived = record === undefined ? [] : fresh ? [record.active, ...record.archived] : record.archived
+        changes.push({ peer: t.peer, deviceId: t.deviceId, record: { active: out.state, archived: archived.slice(0, MAX_ARCHIVED_SESSIONS) } })
+        replaced.push(session)
+        for (const old of archived.slice(MAX_ARCHIVED_SESSIONS)) replaced.push(old)
+      }
+      yield* store.commit({ sessions: changes })
+      for (const old of replaced) wipeSession(old)
+      return sealed
+    })
+
+  const openWith = (session: SessionState, envelope: Envelope, now: number) => attempt(() => decryptEnvelope(session, envelope, now))
+
+  const decrypt: SecureSessions["decrypt"] = (from, deviceId, bytes) =>
+    Effect.gen(function*() {
+      const envelope = yield* attempt(() => decodeEnvelope(bytes))
+      const h = envelope.header
+      if (h.senderDevice !== deviceId) {
+        return yield* new SecureError({ reason: "WrongDevice", message: `the message names device ${h.senderDevice}, not ${deviceId}` })
+      }
+      const now = yield* Clock.currentTimeMillis
+      const record = yield* store.loadSession(from, deviceId)
+      const all = record === undefined ? [] : [record.active, ...record.archived]
+      const keep = (opened: SessionState, used: SessionState, device?: DeviceState, consumed: ReadonlyArray<OwnPreKey> = []) =>
+        Effect.gen(function*() {
+          const others = all.filter((s) => s !== used)
+          const archived = others.slice(0, MAX_ARCHIVED_SESSIONS)
+          yield* store.commit({
+            ...(device === undefined ? {} : { device }),
+            sessions: [{ peer: from, deviceId, record: { active: opened, archived } }]
+          })
+          wipeSession(used)
+          for (const old of others.slice(MAX_ARCHIVED_SESSIONS)) wipeSession(old)
+          for (const k of consumed) wipe(k.secretKey)
+        })
+      const p = h.prekey
+      if (p !== undefined) {
+        const same = all.find((s) => !s.initiator && s.baseKey !== undefined && equal(s.baseKey, p.baseKey))
+        if (same !== undefined) {
+          const out = yield* openWith(same, envelope, now)
+          yield* keep(out.state, same)
+          return out.plaintext
+        }
+        const device = yield* store.loadDevice
+        const started = yield* attempt(() => respond(identity, device, from, envelope, now, cadence))
+        const out = yield* openWith(started.session, envelope, now).pipe(Effect.tapError(() => Effect.sync(() => wipeSession(started.session))))
+        yield* keep(out.state, started.session, started.device, started.consumed)
+        return out.plaintext
+      }
+      if (all.length === 0) return yield* new SecureError({ reason: "NoSession", message: `no session with ${from} device ${deviceId}` })
+      let firstError: SecureError | undefined
+      for (const session of all) {
+        const out = yield* Effect.either(openWith(session, envelope, now))
+        if (out._tag === "Right") {
+          yield* keep(out.right.state, session)
+          return out.right.plaintext
+        }
+        firstError ??= out.left
+      }
+      return yield* firstError!
+    })
+
+  return { encryptFor, decrypt, safetyNumber: (peer) => safetyNumber(identity.publicKey, peer) }
+}
