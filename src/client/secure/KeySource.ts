@@ -21,8 +21,8 @@ export interface KeyPair {
 export interface KeyHooks {
   /** Receives each fresh X25519 secret and returns the one to use. */
   x25519Secret?: ((fresh: Uint8Array) => Uint8Array) | undefined
-  /** Receives each message key (AES key ‖ nonce) as it is derived. */
-  messageKey?: ((key: Uint8Array) => void) | undefined
+  /** Receives each message key (AES key ‖ nonce) as it is derived, and the chain's seed it came from. */
+  messageKey?: ((key: Uint8Array, seed: Uint8Array) => void) | undefined
 }
 
 export const hooks: KeyHooks = {}

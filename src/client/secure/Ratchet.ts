@@ -112,7 +112,7 @@ export const kdfChain = (chainKey: Uint8Array): { readonly seed: Uint8Array; rea
 /** AES-256 key ‖ 12-byte nonce: each key opens one message, so the nonce may be derived with it. */
 export const messageKey = (epochKey: Uint8Array, seed: Uint8Array): Uint8Array => {
   const mk = hkdf(sha256, seed, epochKey, INFO_MESSAGE, 44)
-  hooks.messageKey?.(mk)
+  hooks.messageKey?.(mk, seed)
   return mk
 }
 
