@@ -1,8 +1,9 @@
 /**
  * Where secure sessions get key material: the platform CSPRNG (`crypto.getRandomValues`), never
- * Effect's seedable `Random`. Two hooks exist for the security tests only, both unset by default: one
+ * Effect's seedable `Random`. Hooks exist for the security tests only, all unset by default: one
  * sees (and may substitute) every X25519 secret generated, to model an attacker who can break X25519;
- * one sees every message key, to check that a stored state holds none of the keys already used.
+ * two see every message key and every root or chain key stepped past, to check that a stored state
+ * holds none of the keys already used.
  */
 import { x25519 } from "@noble/curves/ed25519.js"
 import { ml_kem768 } from "@noble/post-quantum/ml-kem.js"
@@ -23,6 +24,8 @@ export interface KeyHooks {
   x25519Secret?: ((fresh: Uint8Array) => Uint8Array) | undefined
   /** Receives each message key (AES key ‖ nonce) as it is derived, and the chain's seed it came from. */
   messageKey?: ((key: Uint8Array, seed: Uint8Array) => void) | undefined
+  /** Receives each root or chain key as it is stepped past (and so no longer needed). */
+  spentKey?: ((key: Uint8Array) => void) | undefined
 }
 
 export const hooks: KeyHooks = {}

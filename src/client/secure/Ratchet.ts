@@ -97,6 +97,7 @@ export interface SessionState {
 }
 
 export const kdfRoot = (rootKey: Uint8Array, dhOut: Uint8Array): [Uint8Array, Uint8Array] => {
+  hooks.spentKey?.(rootKey)
   const out = hkdf(sha256, dhOut, rootKey, INFO_ROOT, 64)
   return [out.slice(0, 32), out.slice(32, 64)]
 }
@@ -104,10 +105,10 @@ export const kdfRoot = (rootKey: Uint8Array, dhOut: Uint8Array): [Uint8Array, Ui
 const ONE = Uint8Array.of(1)
 const TWO = Uint8Array.of(2)
 
-export const kdfChain = (chainKey: Uint8Array): { readonly seed: Uint8Array; readonly next: Uint8Array } => ({
-  seed: hmac(sha256, chainKey, ONE),
-  next: hmac(sha256, chainKey, TWO)
-})
+export const kdfChain = (chainKey: Uint8Array): { readonly seed: Uint8Array; readonly next: Uint8Array } => {
+  hooks.spentKey?.(chainKey)
+  return { seed: hmac(sha256, chainKey, ONE), next: hmac(sha256, chainKey, TWO) }
+}
 
 /** AES-256 key ‖ 12-byte nonce: each key opens one message, so the nonce may be derived with it. */
 export const messageKey = (epochKey: Uint8Array, seed: Uint8Array): Uint8Array => {

@@ -31,12 +31,15 @@ const contains = (haystack: Uint8Array, needle: Uint8Array) => {
 }
 
 describe("forward secrecy", () => {
-  test("a device's state taken after message k opens none of messages 1..k-1 and holds none of their keys", () => {
+  test("a device's state taken after message k opens none of messages 1..k-1 and holds none of their keys or old chain keys", () => {
     const { alice, bob } = pair({ everyMessages: 3, everyMs: 1e15 })
     const used: Array<Uint8Array> = []
     const toBob: Array<Uint8Array> = []
     hooks.messageKey = (key, seed) => {
       used.push(key.slice(), seed.slice())
+    }
+    hooks.spentKey = (key) => {
+      used.push(key.slice())
     }
     try {
       for (let round = 0; round < 6; round++) {
@@ -54,8 +57,10 @@ describe("forward secrecy", () => {
       expect(bob.receive(k)).toBe("message k")
     } finally {
       hooks.messageKey = undefined
+      hooks.spentKey = undefined
     }
-    const earlier = used.slice(0, used.length - 2)
+    // every message key and seed so far (message k's too: used and gone), every root and chain key stepped past
+    const earlier = used
     const sessionJson = encodeSession(bob.session!)
     const deviceJson = encodeDevice(bob.device)
     const snapshot = decodeSession(sessionJson)
