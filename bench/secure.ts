@@ -125,13 +125,27 @@ conversation(true)
 baseline()
 firstMessage()
 
-const base = median(rounds(baseline))
-const alternating = rounds(() => median(conversation(true, NO_PQ).plain))
-const inARow = rounds(() => median(conversation(false, NO_PQ).plain))
-const pq = rounds(() => conversation(true))
-const pqKey = median(pq.flatMap((t) => t.pqKey))
-const pqCt = median(pq.flatMap((t) => t.pqCiphertext))
-const firsts = rounds(firstMessage)
+// Rounds interleave every measure with the baseline, so that a busy machine weighs on both alike;
+// each figure is the median over rounds, and its ratio the median of the rounds' ratios.
+const perRound = rounds(() => {
+  const base = baseline()
+  const pq = conversation(true)
+  const first = firstMessage()
+  return {
+    base,
+    alternating: median(conversation(true, NO_PQ).plain),
+    inARow: median(conversation(false, NO_PQ).plain),
+    pqKey: median(pq.pqKey),
+    pqCt: median(pq.pqCiphertext),
+    firstSend: first.send,
+    firstReceive: first.receive,
+    firstBytes: first.bytes
+  }
+})
+type Figure = Exclude<keyof (typeof perRound)[number], "base" | "firstBytes">
+const base = median(perRound.map((r) => r.base))
+const figure = (k: Figure) => median(perRound.map((r) => r[k]))
+const ratioOf = (k: Figure) => median(perRound.map((r) => r[k] / r.base))
 const l2psExtra = (() => {
   const e = sealFor(generateIdentity(), generateIdentity().publicKey, PLAINTEXT)
   return fromBase64(e.ciphertext).length + fromBase64(e.nonce).length + e.ephemeralKey!.length / 2 - PLAINTEXT.length
@@ -141,24 +155,24 @@ const steady = (() => {
   return encrypt(sa, PLAINTEXT, NOW).bytes.length - PLAINTEXT.length
 })()
 
-const row = (name: string, us: number) => console.log(`| ${name} | ${fmt(us, 1)} µs | ${fmt(base, 1)} µs | ${(us / base).toFixed(2)}x |`)
+const row = (name: string, k: Figure) => console.log(`| ${name} | ${fmt(figure(k), 1)} µs | ${fmt(base, 1)} µs | ${ratioOf(k).toFixed(2)}x |`)
 console.log(`rounds ${ROUNDS}, ${MESSAGES} messages of ${PLAINTEXT.length} bytes per conversation, load ${(await Bun.file("/proc/loadavg").text()).split(" ").slice(0, 3).join(" ")}`)
 console.log("\n| per message, encrypt + decrypt | secure session | L2PS today | ratio |\n|---|---|---|---|")
-row("steady state, direction alternating (a DH step each message)", median(alternating))
-row("steady state, one side in a row (chain steps only)", median(inARow))
-row("ML-KEM step: message with the encapsulation key", pqKey)
-row("ML-KEM step: message with the ciphertext", pqCt)
-row("first message: sender (bundle check, PQXDH, encrypt)", median(firsts.map((f) => f.send)))
-row("first message: receiver (PQXDH, decrypt)", median(firsts.map((f) => f.receive)))
+row("steady state, direction alternating (a DH step each message)", "alternating")
+row("steady state, one side in a row (chain steps only)", "inARow")
+row("ML-KEM step: message with the encapsulation key", "pqKey")
+row("ML-KEM step: message with the ciphertext", "pqCt")
+row("first message: sender (bundle check, PQXDH, encrypt)", "firstSend")
+row("first message: receiver (PQXDH, decrypt)", "firstReceive")
 console.log(`\n| bytes over the plaintext | secure session | L2PS today |\n|---|---|---|`)
 console.log(`| steady state (raw bytes) | ${steady} | ${l2psExtra} |`)
-console.log(`| first message | ${firsts[0]!.bytes} | ${l2psExtra} |`)
+console.log(`| first message | ${perRound[0]!.firstBytes} | ${l2psExtra} |`)
 for (const every of [25, 50, 100]) {
   for (const pattern of ["alternate", "bursts"] as const) {
     const o = overhead({ everyMessages: every, everyMs: 1e15 }, pattern, 2_000)
     console.log(`| ML-KEM every ${every} messages, ${pattern === "alternate" ? "alternating" : "bursts of 5"}: mean (largest) | ${fmt(o.mean, 1)} (${o.largest}) | ${l2psExtra} |`)
   }
 }
-const json = { base, alternating: median(alternating), inARow: median(inARow), pqKey, pqCt, firstSend: median(firsts.map((f) => f.send)), firstReceive: median(firsts.map((f) => f.receive)), steady, l2psExtra }
-console.log(JSON.stringify(json))
+console.log(`load ${(await Bun.file("/proc/loadavg").text()).split(" ").slice(0, 3).join(" ")} at the end`)
+console.log(JSON.stringify({ base, ...Object.fromEntries((["alternating", "inARow", "pqKey", "pqCt", "firstSend", "firstReceive"] as const).map((k) => [k, figure(k)])), steady, l2psExtra }))
 export type { SessionState }

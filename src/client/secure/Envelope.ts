@@ -135,7 +135,7 @@ export const decodeEnvelope = (bytes: Uint8Array): Envelope => {
 }
 
 /** Which scheme a stored or received `{ciphertext, nonce, ephemeralKey?}` uses. */
-export const schemeOf = (encrypted: { readonly ciphertext: string; readonly ephemeralKey?: string | undefined }): "x25519-aes-256-gcm/v1" | "secure/v1" | "unknown" => {
+export const schemeOf = (encrypted: { readonly ciphertext: string; readonly nonce?: string; readonly ephemeralKey?: string | undefined }): "x25519-aes-256-gcm/v1" | "secure/v1" | "unknown" => {
   if (encrypted.ephemeralKey !== undefined) return "x25519-aes-256-gcm/v1"
   // base64 of a first byte 0x01 starts with "A" followed by one of Q, R, S, T.
   return /^A[QRST]/.test(encrypted.ciphertext) ? "secure/v1" : "unknown"
