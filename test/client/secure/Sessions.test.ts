@@ -4,7 +4,7 @@
  * left untouched by every refused message.
  */
 import { describe, expect, test } from "bun:test"
-import { Effect, TestContext } from "effect"
+import { Effect, TestClock, TestContext } from "effect"
 import { generateIdentity, type Identity } from "../../../src/client/L2psCrypto.ts"
 import { bundleOf, createDevice, type DeviceState } from "../../../src/client/secure/DeviceKeys.ts"
 import { decodeEnvelope } from "../../../src/client/secure/Envelope.ts"
@@ -269,6 +269,30 @@ describe("erasure", () => {
     expect(old.rootKey.every((b) => b === 0)).toBe(true)
     expect(old.recv!.key.every((b) => b === 0)).toBe(true)
     expect(old.dhSelf.secretKey.every((b) => b === 0)).toBe(true)
+  })
+})
+
+describe("the clock", () => {
+  test("the ML-KEM step of a quiet conversation comes from Effect's Clock: due 24 hours after the epoch began", async () => {
+    const alice = deviceOf(generateIdentity(), 1)
+    const bob = deviceOf(generateIdentity(), 2)
+    const pqKeyEpoch = await Effect.runPromise(
+      Effect.gen(function*() {
+        const first = (yield* alice.sessions.encryptFor([target(bob)], "hello"))[0]!.bytes
+        yield* bob.sessions.decrypt(alice.identity.publicKey, 1, first)
+        const reply = (yield* bob.sessions.encryptFor([known(alice)], "hi"))[0]!.bytes
+        yield* alice.sessions.decrypt(bob.identity.publicKey, 2, reply)
+        yield* TestClock.adjust("23 hours")
+        const early = (yield* alice.sessions.encryptFor([known(bob)], "not yet"))[0]!.bytes
+        expect(decodeEnvelope(early).header.pqKey).toBeUndefined()
+        yield* TestClock.adjust("1 hour")
+        const due = (yield* alice.sessions.encryptFor([known(bob)], "a day later"))[0]!.bytes
+        expect(text(yield* bob.sessions.decrypt(alice.identity.publicKey, 1, early))).toBe("not yet")
+        expect(text(yield* bob.sessions.decrypt(alice.identity.publicKey, 1, due))).toBe("a day later")
+        return decodeEnvelope(due).header.pqKey?.epoch
+      }).pipe(Effect.provide(TestContext.TestContext))
+    )
+    expect(pqKeyEpoch).toBe(1)
   })
 })
 
