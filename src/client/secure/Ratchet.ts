@@ -163,7 +163,7 @@ const due = (s: SessionState, part: { untilResend: number }) => {
     part.untilResend--
     return false
   }
-  part.untilResend = s.pq.everyMessages
+  part.untilResend = s.pq.everyMessages - 1
   return true
 }
 

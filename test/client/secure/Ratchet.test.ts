@@ -144,6 +144,29 @@ describe("the ML-KEM ratchet's cadence", () => {
     expect(messages).toBe(200)
   })
 
+  test("an encapsulation key not yet answered goes again every 50 messages; the peer encapsulates once", () => {
+    const { alice, bob } = pair()
+    bob.receive(alice.send("hello"))
+    alice.receive(bob.send("hi"))
+    const withKey: Array<number> = []
+    let firstCiphertext: Uint8Array | undefined
+    for (let i = 0; i < 160; i++) {
+      const m = alice.send(`m${i}`)
+      if (decodeEnvelope(m).header.pqKey !== undefined) withKey.push(i)
+      bob.receive(m)
+      firstCiphertext ??= bob.session!.pq.ownCiphertext?.cipherText.slice()
+    }
+    // "hello" and "hi" count: the step is due at the epoch's 50th message, then goes again every 50
+    expect(withKey).toEqual([48, 98, 148])
+    // the key sent again is the same: bob encapsulated once and holds that ciphertext
+    expect(bob.session!.pq.ownCiphertext!.cipherText).toEqual(firstCiphertext!)
+    const reply = bob.send("answer")
+    expect(decodeEnvelope(reply).header.pqCiphertext?.epoch).toBe(1)
+    alice.receive(reply)
+    expect(alice.session!.pq.sendEpoch).toBe(1)
+    expect(alice.session!.pq.ownKey).toBeUndefined()
+  })
+
   test("a quiet conversation steps after 24 hours even below 50 messages", () => {
     const { alice, bob } = pair()
     bob.receive(alice.send("a"))
