@@ -20,6 +20,8 @@ import { bundleOf, createDevice } from "../src/client/secure/DeviceKeys.ts"
 import { decodeEnvelope } from "../src/client/secure/Envelope.ts"
 import { type Cadence, initiate, respond } from "../src/client/secure/Pqxdh.ts"
 import { decrypt, decryptEnvelope, encrypt, type SessionState } from "../src/client/secure/Ratchet.ts"
+import { x25519 } from "@noble/curves/ed25519.js"
+import { mlKemDecapsulate, mlKemEncapsulate, mlKemKeyPair, x25519KeyPair } from "../src/client/secure/KeySource.ts"
 import { fmt, median } from "./Stats.ts"
 
 const arg = (name: string, fallback: number) => {
@@ -120,6 +122,17 @@ const overhead = (cadence: Cadence, pattern: "alternate" | "bursts", n: number) 
 
 const rounds = <A>(f: () => A) => Array.from({ length: ROUNDS }, f)
 
+/** µs of one call, median of 50: the primitives the figures are made of. */
+const primitive = (f: () => unknown) => {
+  const times: Array<number> = []
+  for (let i = 0; i < 50; i++) {
+    const t0 = performance.now()
+    f()
+    times.push((performance.now() - t0) * 1000)
+  }
+  return median(times)
+}
+
 // warm-up: JIT and noble's precomputed tables
 conversation(true)
 baseline()
@@ -164,6 +177,15 @@ row("ML-KEM step: message with the encapsulation key", "pqKey")
 row("ML-KEM step: message with the ciphertext", "pqCt")
 row("first message: sender (bundle check, PQXDH, encrypt)", "firstSend")
 row("first message: receiver (PQXDH, decrypt)", "firstReceive")
+const kem = mlKemKeyPair()
+const enc = mlKemEncapsulate(kem.publicKey)
+const pair = x25519KeyPair()
+const other = x25519KeyPair()
+console.log(
+  `\nprimitives (µs, median of 50): X25519 ${fmt(primitive(() => x25519.getSharedSecret(pair.secretKey, other.publicKey)), 0)}, ` +
+    `ML-KEM-768 keygen ${fmt(primitive(mlKemKeyPair), 0)}, encapsulate ${fmt(primitive(() => mlKemEncapsulate(kem.publicKey)), 0)}, ` +
+    `decapsulate ${fmt(primitive(() => mlKemDecapsulate(enc.cipherText, kem.secretKey)), 0)}`
+)
 console.log(`\n| bytes over the plaintext | secure session | L2PS today |\n|---|---|---|`)
 console.log(`| steady state (raw bytes) | ${steady} | ${l2psExtra} |`)
 console.log(`| first message | ${perRound[0]!.firstBytes} | ${l2psExtra} |`)
