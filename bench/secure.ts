@@ -19,7 +19,7 @@ import { fromBase64 } from "../src/client/MlKemAes.ts"
 import { bundleOf, createDevice } from "../src/client/secure/DeviceKeys.ts"
 import { decodeEnvelope } from "../src/client/secure/Envelope.ts"
 import { type Cadence, initiate, respond } from "../src/client/secure/Pqxdh.ts"
-import { decrypt, decryptEnvelope, encrypt, type SessionState } from "../src/client/secure/Ratchet.ts"
+import { decrypt, decryptEnvelope, encrypt } from "../src/client/secure/Ratchet.ts"
 import { x25519 } from "@noble/curves/ed25519.js"
 import { mlKemDecapsulate, mlKemEncapsulate, mlKemKeyPair, x25519KeyPair } from "../src/client/secure/KeySource.ts"
 import { fmt, median } from "./Stats.ts"
@@ -197,4 +197,3 @@ for (const every of [25, 50, 100]) {
 }
 console.log(`load ${(await Bun.file("/proc/loadavg").text()).split(" ").slice(0, 3).join(" ")} at the end`)
 console.log(JSON.stringify({ base, ...Object.fromEntries((["alternating", "inARow", "pqKey", "pqCt", "firstSend", "firstReceive"] as const).map((k) => [k, figure(k)])), steady, l2psExtra }))
-export type { SessionState }

@@ -14,7 +14,7 @@ import { decodeEnvelope, schemeOf } from "../../../src/client/secure/Envelope.ts
 import { decrypt, MAX_SKIP, MAX_SKIPPED_KEYS, type SessionState, SKIPPED_KEY_TTL_MS } from "../../../src/client/secure/Ratchet.ts"
 import { SecureError } from "../../../src/client/secure/SecureError.ts"
 import { decodeDevice, decodeSession, encodeDevice, encodeSession } from "../../../src/client/secure/StateCodec.ts"
-import { pair, T0, text } from "./Conversation.ts"
+import { pair, T0 } from "./Conversation.ts"
 
 const reasonOf = (f: () => unknown) => {
   try {
@@ -299,5 +299,3 @@ describe("serialization", () => {
     expect(reasonOf(() => decodeSession("not json"))).toBe("Malformed")
   })
 })
-
-export { text }

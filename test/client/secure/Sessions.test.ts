@@ -6,7 +6,7 @@
 import { describe, expect, test } from "bun:test"
 import { Effect, TestClock, TestContext } from "effect"
 import { generateIdentity, type Identity } from "../../../src/client/L2psCrypto.ts"
-import { bundleOf, createDevice, type DeviceState } from "../../../src/client/secure/DeviceKeys.ts"
+import { bundleOf, createDevice } from "../../../src/client/secure/DeviceKeys.ts"
 import { decodeEnvelope } from "../../../src/client/secure/Envelope.ts"
 import { SecureError } from "../../../src/client/secure/SecureError.ts"
 import * as SecureSessions from "../../../src/client/secure/SecureSessions.ts"
@@ -306,5 +306,3 @@ describe("safety numbers", () => {
     expect(alice.sessions.safetyNumber(generateIdentity().publicKey)).not.toBe(n)
   })
 })
-
-export type { DeviceState }
