@@ -85,9 +85,22 @@ const attempt = <A>(f: () => A): Effect.Effect<A, SecureError> =>
 
 const toBytes = (plaintext: Uint8Array | string) => typeof plaintext === "string" ? utf8(plaintext) : plaintext
 
+/**
+ * An opened message whose new states are not stored yet: the caller stores `change` (with the message,
+ * in one transaction, before acknowledging it), then calls `release` to erase what it replaced.
+ */
+export interface Opened {
+  readonly plaintext: Uint8Array
+  readonly change: { readonly device?: DeviceState; readonly sessions: ReadonlyArray<SessionChange> }
+  readonly release: () => void
+}
+
 export interface SecureSessions {
   readonly encryptFor: (targets: ReadonlyArray<Target>, plaintext: Uint8Array | string) => Effect.Effect<ReadonlyArray<Sealed>, SecureError | SecureStoreError>
+  /** Opens a message and commits the new states; a refused message changes nothing. */
   readonly decrypt: (from: string, deviceId: number, bytes: Uint8Array) => Effect.Effect<Uint8Array, SecureError | SecureStoreError>
+  /** Opens a message without storing anything: for a caller that stores the states together with the message. */
+  readonly prepareDecrypt: (from: string, deviceId: number, bytes: Uint8Array) => Effect.Effect<Opened, SecureError | SecureStoreError>
   /** The safety number of this account and `peer` (SafetyNumber.ts). */
   readonly safetyNumber: (peer: string) => string
 }
@@ -123,7 +136,7 @@ export const make = (identity: AccountIdentity, store: SecureStore, cadence: Cad
 
   const openWith = (session: SessionState, envelope: Envelope, now: number) => attempt(() => decryptEnvelope(session, envelope, now))
 
-  const decrypt: SecureSessions["decrypt"] = (from, deviceId, bytes) =>
+  const prepareDecrypt: SecureSessions["prepareDecrypt"] = (from, deviceId, bytes) =>
     Effect.gen(function*() {
       const envelope = yield* attempt(() => decodeEnvelope(bytes))
       const h = envelope.header
@@ -133,44 +146,50 @@ export const make = (identity: AccountIdentity, store: SecureStore, cadence: Cad
       const now = yield* Clock.currentTimeMillis
       const record = yield* store.loadSession(from, deviceId)
       const all = record === undefined ? [] : [record.active, ...record.archived]
-      const keep = (opened: SessionState, used: SessionState, device?: DeviceState, consumed: ReadonlyArray<OwnPreKey> = []) =>
-        Effect.gen(function*() {
-          const others = all.filter((s) => s !== used)
-          const archived = others.slice(0, MAX_ARCHIVED_SESSIONS)
-          yield* store.commit({
+      const opened = (plaintext: Uint8Array, state: SessionState, used: SessionState, device?: DeviceState, consumed: ReadonlyArray<OwnPreKey> = []): Opened => {
+        const others = all.filter((s) => s !== used)
+        return {
+          plaintext,
+          change: {
             ...(device === undefined ? {} : { device }),
-            sessions: [{ peer: from, deviceId, record: { active: opened, archived } }]
-          })
-          wipeSession(used)
-          for (const old of others.slice(MAX_ARCHIVED_SESSIONS)) wipeSession(old)
-          for (const k of consumed) wipe(k.secretKey)
-        })
+            sessions: [{ peer: from, deviceId, record: { active: state, archived: others.slice(0, MAX_ARCHIVED_SESSIONS) } }]
+          },
+          release: () => {
+            wipeSession(used)
+            for (const old of others.slice(MAX_ARCHIVED_SESSIONS)) wipeSession(old)
+            for (const k of consumed) wipe(k.secretKey)
+          }
+        }
+      }
       const p = h.prekey
       if (p !== undefined) {
         const same = all.find((s) => !s.initiator && s.baseKey !== undefined && equal(s.baseKey, p.baseKey))
         if (same !== undefined) {
           const out = yield* openWith(same, envelope, now)
-          yield* keep(out.state, same)
-          return out.plaintext
+          return opened(out.plaintext, out.state, same)
         }
         const device = yield* store.loadDevice
         const started = yield* attempt(() => respond(identity, device, from, envelope, now, cadence))
         const out = yield* openWith(started.session, envelope, now).pipe(Effect.tapError(() => Effect.sync(() => wipeSession(started.session))))
-        yield* keep(out.state, started.session, started.device, started.consumed)
-        return out.plaintext
+        return opened(out.plaintext, out.state, started.session, started.device, started.consumed)
       }
       if (all.length === 0) return yield* new SecureError({ reason: "NoSession", message: `no session with ${from} device ${deviceId}` })
       let firstError: SecureError | undefined
       for (const session of all) {
         const out = yield* Effect.either(openWith(session, envelope, now))
-        if (out._tag === "Right") {
-          yield* keep(out.right.state, session)
-          return out.right.plaintext
-        }
+        if (out._tag === "Right") return opened(out.right.plaintext, out.right.state, session)
         firstError ??= out.left
       }
       return yield* firstError!
     })
 
-  return { encryptFor, decrypt, safetyNumber: (peer) => safetyNumber(identity.publicKey, peer) }
+  const decrypt: SecureSessions["decrypt"] = (from, deviceId, bytes) =>
+    Effect.gen(function*() {
+      const out = yield* prepareDecrypt(from, deviceId, bytes)
+      yield* store.commit(out.change)
+      out.release()
+      return out.plaintext
+    })
+
+  return { encryptFor, decrypt, prepareDecrypt, safetyNumber: (peer) => safetyNumber(identity.publicKey, peer) }
 }

@@ -254,6 +254,26 @@ describe("refused messages leave every state as it was", () => {
   })
 })
 
+describe("opening without storing", () => {
+  test("a message opened but not stored (a crash before the commit) opens again; once stored, it is a replay", async () => {
+    const alice = deviceOf(generateIdentity(), 1)
+    const bob = deviceOf(generateIdentity(), 2)
+    const first = await sealOne(alice, bob, "first", true)
+    const before = snapshot(bob)
+    const lost = await run(bob.sessions.prepareDecrypt(alice.identity.publicKey, 1, first))
+    expect(text(lost.plaintext)).toBe("first")
+    // the process dies here: nothing was stored, and the one-time keys are still there
+    expect(snapshot(bob)).toBe(before)
+    const again = await run(bob.sessions.prepareDecrypt(alice.identity.publicKey, 1, first))
+    expect(text(again.plaintext)).toBe("first")
+    await run(bob.store.commit(again.change))
+    again.release()
+    expect(bob.store.current().oneTimePreKeys.length).toBe(2)
+    expect(await reasonOf(bob.sessions.decrypt(alice.identity.publicKey, 1, first))).toBe("Replay")
+    expect(await open(bob, alice, await sealOne(alice, bob, "second"))).toBe("second")
+  })
+})
+
 describe("erasure", () => {
   test("after a message opens, the replaced state's secrets and the used one-time keys are overwritten", async () => {
     const alice = deviceOf(generateIdentity(), 1)
