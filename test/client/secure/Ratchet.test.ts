@@ -8,7 +8,8 @@ import { ed25519 } from "@noble/curves/ed25519.js"
 import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js"
 import { generateIdentity, sealFor } from "../../../src/client/L2psCrypto.ts"
 import { toBase64 } from "../../../src/client/MlKemAes.ts"
-import { prekeySigningString } from "../../../src/domain/Prekeys.ts"
+import * as Schema from "effect/Schema"
+import { DeviceBundle, PrekeysPublishPayload, prekeySigningString } from "../../../src/domain/Prekeys.ts"
 import { addOneTimeKeys, bundleOf, createDevice, publishPayload, rotateSignedPreKeys, verifyBundle } from "../../../src/client/secure/DeviceKeys.ts"
 import { decodeEnvelope, schemeOf } from "../../../src/client/secure/Envelope.ts"
 import { decrypt, MAX_SKIP, MAX_SKIPPED_KEYS, type SessionState, SKIPPED_KEY_TTL_MS } from "../../../src/client/secure/Ratchet.ts"
@@ -235,7 +236,10 @@ describe("prekeys", () => {
     expect(payload.oneTimePreKeys!.length).toBe(2)
     expect(hexToBytes(payload.lastResortKem!.publicKey).length).toBe(1184)
 
+    // what the device publishes and what a node serves decode with the shared Schemas
+    expect(() => Schema.decodeUnknownSync(PrekeysPublishPayload)(payload)).not.toThrow()
     const bundle = bundleOf(device)
+    expect(() => Schema.decodeUnknownSync(DeviceBundle)(bundle)).not.toThrow()
     expect(verifyBundle(id.publicKey, bundle).kem.oneTime).toBe(true)
     expect(reasonOf(() => verifyBundle(generateIdentity().publicKey, bundle))).toBe("BadSignature")
     // a one-time key presented as the signed prekey: the kind is in the signed string
