@@ -26,7 +26,7 @@ export const u32 = (n: number): Uint8Array => {
   return out
 }
 
-/** Constant-time only in the sense that it reads every byte; used for keys, never on secrets' timing paths. */
+/** Reads every byte whatever the first difference (public keys are compared with it, so timing says nothing either way). */
 export const equal = (a: Uint8Array, b: Uint8Array): boolean => {
   if (a.length !== b.length) return false
   let diff = 0

@@ -114,8 +114,14 @@ export const make = (identity: AccountIdentity, store: SecureStore, cadence: Cad
       const sealed: Array<Sealed> = []
       const changes: Array<SessionChange> = []
       const replaced: Array<SessionState> = []
+      // A device named twice gets one message per naming from successive states, never one key twice.
+      const pending = new Map<string, SessionRecord>()
       for (const t of targets) {
-        const record = yield* store.loadSession(t.peer, t.deviceId)
+        if (t.bundle !== undefined && t.bundle.deviceId !== t.deviceId) {
+          return yield* new SecureError({ reason: "Malformed", message: `a bundle of device ${t.bundle.deviceId} given for device ${t.deviceId}` })
+        }
+        const key = sessionKey(t.peer, t.deviceId)
+        const record = pending.get(key) ?? (yield* store.loadSession(t.peer, t.deviceId))
         // A bundle of another installation than the session's means the device was reinstalled: start over.
         const fresh = t.bundle !== undefined && (record === undefined || record.active.peerRegistrationId !== t.bundle.registrationId)
         if (!fresh && record === undefined) {
@@ -125,7 +131,10 @@ export const make = (identity: AccountIdentity, store: SecureStore, cadence: Cad
         const out = yield* attempt(() => encrypt(session, data, now))
         sealed.push({ peer: t.peer.toLowerCase(), deviceId: t.deviceId, bytes: out.bytes })
         const archived = record === undefined ? [] : fresh ? [record.active, ...record.archived] : record.archived
-        changes.push({ peer: t.peer, deviceId: t.deviceId, record: { active: out.state, archived: archived.slice(0, MAX_ARCHIVED_SESSIONS) } })
+        const next = { active: out.state, archived: archived.slice(0, MAX_ARCHIVED_SESSIONS) }
+        if (!pending.has(key)) changes.push({ peer: t.peer, deviceId: t.deviceId, record: next })
+        else changes[changes.findIndex((c) => sessionKey(c.peer, c.deviceId) === key)] = { peer: t.peer, deviceId: t.deviceId, record: next }
+        pending.set(key, next)
         replaced.push(session)
         for (const old of archived.slice(MAX_ARCHIVED_SESSIONS)) replaced.push(old)
       }

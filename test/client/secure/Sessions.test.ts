@@ -153,6 +153,18 @@ describe("several devices", () => {
     expect(await open(b2, b1, reply[2]!.bytes)).toBe("reply from b1")
   })
 
+  test("a device named twice gets two messages from successive keys; a bundle of another device is refused", async () => {
+    const alice = deviceOf(generateIdentity(), 1)
+    const bob = deviceOf(generateIdentity(), 2)
+    const twice = await run(alice.sessions.encryptFor([target(bob), known(bob)], "twice"))
+    expect(decodeEnvelope(twice[0]!.bytes).header.n).toBe(0)
+    expect(decodeEnvelope(twice[1]!.bytes).header.n).toBe(1)
+    expect(await open(bob, alice, twice[1]!.bytes)).toBe("twice")
+    expect(await open(bob, alice, twice[0]!.bytes)).toBe("twice")
+    const other = deviceOf(bob.identity, 3)
+    expect(await reasonOf(alice.sessions.encryptFor([{ peer: bob.identity.publicKey, deviceId: 2, bundle: other.claimBundle() }], "x"))).toBe("Malformed")
+  })
+
   test("a reinstalled device (a new registration id) gets a new session; the old installation's messages no longer open there", async () => {
     const alice = deviceOf(generateIdentity(), 1)
     const bob = deviceOf(generateIdentity(), 2)
