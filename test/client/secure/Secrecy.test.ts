@@ -9,7 +9,8 @@
 import { describe, expect, test } from "bun:test"
 import { bytesToHex } from "@noble/hashes/utils.js"
 import { decodeEnvelope } from "../../../src/client/secure/Envelope.ts"
-import { hooks, mlKemKeyPair } from "../../../src/client/secure/KeySource.ts"
+import { generateIdentity } from "../../../src/client/L2psCrypto.ts"
+import { hooks, mlKemKeyPair, x25519KeyPair } from "../../../src/client/secure/KeySource.ts"
 import { cloneSession, decrypt, type SessionState } from "../../../src/client/secure/Ratchet.ts"
 import { decodeDevice, decodeSession, encodeDevice, encodeSession } from "../../../src/client/secure/StateCodec.ts"
 import { attempt, pair, Party, recordingX25519, replayingX25519, T0 } from "./Conversation.ts"
@@ -75,6 +76,27 @@ describe("forward secrecy", () => {
     // the snapshot is a working state: it opens what comes next
     const next = alice.send("after k")
     expect(decrypt(snapshot, next, T0).plaintext).toEqual(new TextEncoder().encode("after k"))
+  })
+})
+
+describe("hybrid", () => {
+  test("with every ML-KEM secret but none of the X25519 ones (the account key included), nothing opens", () => {
+    const cadence = { everyMessages: 4, everyMs: 1e15 }
+    const { alice, bob } = pair(cadence)
+    const deviceAtStart = structuredClone(bob.device)
+    const sent: Array<Uint8Array> = []
+    for (let round = 0; round < 4; round++) {
+      const m = alice.send(`a${round}`)
+      sent.push(m)
+      bob.receive(m)
+      alice.receive(bob.send(`b${round}`))
+    }
+    // bob's ML-KEM prekeys, but X25519 prekeys and an account key that are not his
+    const stranger = generateIdentity()
+    const x = (k: typeof deviceAtStart.signedPreKey) => ({ ...k, secretKey: x25519KeyPair().secretKey })
+    const device = { ...deviceAtStart, signedPreKey: x(deviceAtStart.signedPreKey), oneTimePreKeys: deviceAtStart.oneTimePreKeys.map(x) }
+    const thief = new Party({ publicKey: bob.identity.publicKey, secretKey: stranger.secretKey }, device, alice.identity.publicKey, cadence)
+    expect(sent.map((m) => attempt(() => thief.receive(m)))).toEqual([undefined, undefined, undefined, undefined])
   })
 })
 
