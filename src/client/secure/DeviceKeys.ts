@@ -17,7 +17,7 @@ import {
   type SignedPreKey,
   X25519_KEY_BYTES
 } from "../../domain/Prekeys.ts"
-import { utf8, wipe } from "./Bytes.ts"
+import { utf8 } from "./Bytes.ts"
 import { type KeyPair, mlKemKeyPair, randomBytes, x25519KeyPair } from "./KeySource.ts"
 import { fail } from "./SecureError.ts"
 
@@ -150,19 +150,24 @@ export const addOneTimeKeys = (
 
 /**
  * New signed X25519 and last-resort ML-KEM keys; the current ones become the previous ones (first
- * messages already sent to them still open) and the ones before are erased.
+ * messages already sent to them still open). The ones before are `retired`: erase them (`wipe` their
+ * secret keys) once the new state is stored, not before, so that a failed write loses nothing.
  */
-export const rotateSignedPreKeys = (device: DeviceState, identity: AccountIdentity, now: number): DeviceState => {
-  wipe(device.previousSignedPreKey?.secretKey, device.previousLastResortKem?.secretKey)
-  return {
+export const rotateSignedPreKeys = (
+  device: DeviceState,
+  identity: AccountIdentity,
+  now: number
+): { readonly device: DeviceState; readonly retired: ReadonlyArray<OwnPreKey> } => ({
+  device: {
     ...device,
     previousSignedPreKey: device.signedPreKey,
     previousLastResortKem: device.lastResortKem,
     signedPreKey: makeKey(identity, "spk", device.deviceId, device.registrationId, device.nextKeyId.spk, now),
     lastResortKem: makeKey(identity, "lrk", device.deviceId, device.registrationId, device.nextKeyId.lrk, now),
     nextKeyId: { ...device.nextKeyId, spk: device.nextKeyId.spk + 1, lrk: device.nextKeyId.lrk + 1 }
-  }
-}
+  },
+  retired: [device.previousSignedPreKey, device.previousLastResortKem].filter((k): k is OwnPreKey => k !== undefined)
+})
 
 /** A bundle whose signatures checked: the bytes PQXDH needs. */
 export interface VerifiedBundle {

@@ -261,9 +261,18 @@ describe("prekeys", () => {
     // a first message sent to the old signed prekey opens after one rotation
     const { alice, bob } = pair()
     const first = alice.send("sent before the rotation")
-    bob.device = rotateSignedPreKeys(bob.device, bob.identity, T0 + 1)
+    const once = rotateSignedPreKeys(bob.device, bob.identity, T0 + 1)
+    expect(once.retired).toEqual([])
+    bob.device = once.device
     expect(bob.device.signedPreKey.keyId).toBe(1)
     expect(bob.receive(first)).toBe("sent before the rotation")
+    // a second rotation retires the first keys: a first message to them no longer opens
+    const { alice: carol, bob: dave } = pair()
+    const late = carol.send("two rotations late")
+    const twice = rotateSignedPreKeys(rotateSignedPreKeys(dave.device, dave.identity, T0 + 1).device, dave.identity, T0 + 2)
+    expect(twice.retired.map((k) => k.keyId)).toEqual([0, 0])
+    dave.device = twice.device
+    expect(reasonOf(() => dave.receive(late))).toBe("UnknownPrekey")
   })
 })
 
