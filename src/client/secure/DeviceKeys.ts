@@ -128,25 +128,60 @@ export const publishPayload = (device: DeviceState): PublishData => ({
     oneTimeKems: device.oneTimeKems.map(published)
 })
 
-/** Adds one-time keys to the pools (a refill); returns the new state and the public keys to publish. */
+/**
+ * One-time keys a device keeps per kind. The node hands keys out without telling the device, and a
+ * key fetched by someone who never writes stays here: past this many the oldest (lowest ids, handed
+ * out first) are retired.
+ */
+export const MAX_LOCAL_ONE_TIME_KEYS = 1_000
+/** Refill when the node holds fewer than this many one-time keys of a kind. */
+export const REFILL_BELOW = 10
+
+/** How many one-time keys of each kind to publish, given what the node says it still holds. */
+export const refillCounts = (
+  onNode: { readonly oneTimePreKeys: number; readonly oneTimeKems: number },
+  target: { readonly preKeys: number; readonly kems: number } = { preKeys: DEFAULT_ONE_TIME_PREKEYS, kems: DEFAULT_ONE_TIME_KEMS }
+): { readonly preKeys: number; readonly kems: number } => ({
+  preKeys: onNode.oneTimePreKeys < REFILL_BELOW ? Math.max(0, target.preKeys - onNode.oneTimePreKeys) : 0,
+  kems: onNode.oneTimeKems < REFILL_BELOW ? Math.max(0, target.kems - onNode.oneTimeKems) : 0
+})
+
+/**
+ * Adds one-time keys to the pools (a refill); returns the new state, the public keys to publish, and
+ * the keys retired past `MAX_LOCAL_ONE_TIME_KEYS` (erase them once the new state is stored).
+ */
 export const addOneTimeKeys = (
   device: DeviceState,
   identity: AccountIdentity,
   counts: { readonly preKeys: number; readonly kems: number; readonly now: number }
-): { readonly device: DeviceState; readonly oneTimePreKeys: ReadonlyArray<SignedPreKey>; readonly oneTimeKems: ReadonlyArray<SignedPreKey> } => {
+): {
+  readonly device: DeviceState
+  readonly oneTimePreKeys: ReadonlyArray<SignedPreKey>
+  readonly oneTimeKems: ReadonlyArray<SignedPreKey>
+  readonly retired: ReadonlyArray<OwnPreKey>
+} => {
   const opk = range(counts.preKeys).map((i) => makeKey(identity, "opk", device.deviceId, device.registrationId, (device.nextKeyId.opk + i) % (MAX_ID + 1), counts.now))
   const okem = range(counts.kems).map((i) => makeKey(identity, "okem", device.deviceId, device.registrationId, (device.nextKeyId.okem + i) % (MAX_ID + 1), counts.now))
+  const preKeys = [...device.oneTimePreKeys, ...opk]
+  const kems = [...device.oneTimeKems, ...okem]
+  const dropPre = Math.max(0, preKeys.length - MAX_LOCAL_ONE_TIME_KEYS)
+  const dropKem = Math.max(0, kems.length - MAX_LOCAL_ONE_TIME_KEYS)
   return {
     device: {
       ...device,
-      oneTimePreKeys: [...device.oneTimePreKeys, ...opk],
-      oneTimeKems: [...device.oneTimeKems, ...okem],
+      oneTimePreKeys: preKeys.slice(dropPre),
+      oneTimeKems: kems.slice(dropKem),
       nextKeyId: { ...device.nextKeyId, opk: device.nextKeyId.opk + counts.preKeys, okem: device.nextKeyId.okem + counts.kems }
     },
     oneTimePreKeys: opk.map(published),
-    oneTimeKems: okem.map(published)
+    oneTimeKems: okem.map(published),
+    retired: [...preKeys.slice(0, dropPre), ...kems.slice(0, dropKem)]
   }
 }
+
+/** Whether the signed prekeys are due for rotation (`everyMs` after they were made; one week by default). */
+export const rotationDue = (device: DeviceState, now: number, everyMs = 7 * 24 * 3_600_000): boolean =>
+  now - device.signedPreKey.createdAt >= everyMs
 
 /**
  * New signed X25519 and last-resort ML-KEM keys; the current ones become the previous ones (first

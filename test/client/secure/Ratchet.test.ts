@@ -10,7 +10,7 @@ import { generateIdentity, sealFor } from "../../../src/client/L2psCrypto.ts"
 import { toBase64 } from "../../../src/client/MlKemAes.ts"
 import * as Schema from "effect/Schema"
 import { DeviceBundle, PrekeysPublishPayload, prekeySigningString } from "../../../src/domain/Prekeys.ts"
-import { addOneTimeKeys, bundleOf, createDevice, publishPayload, rotateSignedPreKeys, verifyBundle } from "../../../src/client/secure/DeviceKeys.ts"
+import { addOneTimeKeys, bundleOf, createDevice, MAX_LOCAL_ONE_TIME_KEYS, publishPayload, refillCounts, rotateSignedPreKeys, rotationDue, verifyBundle } from "../../../src/client/secure/DeviceKeys.ts"
 import { decodeEnvelope, schemeOf } from "../../../src/client/secure/Envelope.ts"
 import { decrypt, MAX_SKIP, MAX_SKIPPED_KEYS, type SessionState, SKIPPED_KEY_TTL_MS } from "../../../src/client/secure/Ratchet.ts"
 import { SecureError } from "../../../src/client/secure/SecureError.ts"
@@ -257,6 +257,17 @@ describe("prekeys", () => {
     expect(refilled.oneTimePreKeys.map((k) => k.keyId)).toEqual([2, 3, 4])
     expect(refilled.device.oneTimeKems.map((k) => k.keyId)).toEqual([0, 1, 2])
     expect(verifyBundle(id.publicKey, bundleOf({ ...refilled.device, oneTimePreKeys: refilled.device.oneTimePreKeys.slice(4) })).oneTimePreKey!.keyId).toBe(4)
+    expect(refilled.retired).toEqual([])
+    // refill only below 10 on the node, back to the pool size
+    expect(refillCounts({ oneTimePreKeys: 10, oneTimeKems: 9 })).toEqual({ preKeys: 0, kems: 16 })
+    expect(refillCounts({ oneTimePreKeys: 0, oneTimeKems: 30 })).toEqual({ preKeys: 100, kems: 0 })
+    // keys handed out but never used do not pile up: past the bound the oldest are retired
+    const full = addOneTimeKeys(refilled.device, id, { preKeys: MAX_LOCAL_ONE_TIME_KEYS, kems: 0, now: T0 })
+    expect(full.device.oneTimePreKeys.length).toBe(MAX_LOCAL_ONE_TIME_KEYS)
+    expect(full.retired.map((k) => k.keyId)).toEqual([0, 1, 2, 3, 4])
+    expect(full.device.oneTimePreKeys[0]!.keyId).toBe(5)
+    expect(rotationDue(device, T0 + 7 * 24 * 3_600_000 - 1)).toBe(false)
+    expect(rotationDue(device, T0 + 7 * 24 * 3_600_000)).toBe(true)
 
     // a first message sent to the old signed prekey opens after one rotation
     const { alice, bob } = pair()
