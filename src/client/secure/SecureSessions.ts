@@ -99,15 +99,27 @@ export interface SecureSessions {
   readonly encryptFor: (targets: ReadonlyArray<Target>, plaintext: Uint8Array | string) => Effect.Effect<ReadonlyArray<Sealed>, SecureError | SecureStoreError>
   /** Opens a message and commits the new states; a refused message changes nothing. */
   readonly decrypt: (from: string, deviceId: number, bytes: Uint8Array) => Effect.Effect<Uint8Array, SecureError | SecureStoreError>
-  /** Opens a message without storing anything: for a caller that stores the states together with the message. */
+  /**
+   * Opens a message without storing anything: for a caller that stores the states together with the
+   * message. Run it and that commit inside `exclusive`, so that no other operation reads the states
+   * in between.
+   */
   readonly prepareDecrypt: (from: string, deviceId: number, bytes: Uint8Array) => Effect.Effect<Opened, SecureError | SecureStoreError>
+  /**
+   * Runs `effect` while no other operation of these sessions runs: two encryptions from one state
+   * would use one message key twice. `encryptFor` and `decrypt` take it themselves.
+   */
+  readonly exclusive: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   /** The safety number of this account and `peer` (SafetyNumber.ts). */
   readonly safetyNumber: (peer: string) => string
 }
 
 export const make = (identity: AccountIdentity, store: SecureStore, cadence: Cadence = defaultCadence): SecureSessions => {
+  const lock = Effect.unsafeMakeSemaphore(1)
+  const exclusive = <A, E, R>(effect: Effect.Effect<A, E, R>) => lock.withPermits(1)(effect)
+
   const encryptFor: SecureSessions["encryptFor"] = (targets, plaintext) =>
-    Effect.gen(function*() {
+    exclusive(Effect.gen(function*() {
       const data = toBytes(plaintext)
       const now = yield* Clock.currentTimeMillis
       const device = yield* store.loadDevice
@@ -141,7 +153,7 @@ export const make = (identity: AccountIdentity, store: SecureStore, cadence: Cad
       yield* store.commit({ sessions: changes })
       for (const old of replaced) wipeSession(old)
       return sealed
-    })
+    }))
 
   const openWith = (session: SessionState, envelope: Envelope, now: number) => attempt(() => decryptEnvelope(session, envelope, now))
 
@@ -193,12 +205,12 @@ export const make = (identity: AccountIdentity, store: SecureStore, cadence: Cad
     })
 
   const decrypt: SecureSessions["decrypt"] = (from, deviceId, bytes) =>
-    Effect.gen(function*() {
+    exclusive(Effect.gen(function*() {
       const out = yield* prepareDecrypt(from, deviceId, bytes)
       yield* store.commit(out.change)
       out.release()
       return out.plaintext
-    })
+    }))
 
-  return { encryptFor, decrypt, prepareDecrypt, safetyNumber: (peer) => safetyNumber(identity.publicKey, peer) }
+  return { encryptFor, decrypt, prepareDecrypt, exclusive, safetyNumber: (peer) => safetyNumber(identity.publicKey, peer) }
 }

@@ -266,6 +266,25 @@ describe("refused messages leave every state as it was", () => {
   })
 })
 
+describe("concurrency", () => {
+  test("encryptions started at once run one at a time: no message key is used twice", async () => {
+    const alice = deviceOf(generateIdentity(), 1)
+    const bob = deviceOf(generateIdentity(), 2)
+    // a store that yields on every read, as a real one does, so that unguarded operations interleave
+    const slow: SecureSessions.SecureStore = {
+      loadDevice: Effect.zipRight(Effect.yieldNow(), alice.store.loadDevice),
+      loadSession: (peer, deviceId) => Effect.zipRight(Effect.yieldNow(), alice.store.loadSession(peer, deviceId)),
+      commit: (change) => Effect.zipRight(Effect.yieldNow(), alice.store.commit(change))
+    }
+    const sessions = SecureSessions.make(alice.identity, slow)
+    await run(sessions.encryptFor([target(bob)], "first"))
+    const sealed = await run(Effect.all(Array.from({ length: 8 }, (_, i) => sessions.encryptFor([known(bob)], `m${i}`)), { concurrency: "unbounded" }))
+    const counters = sealed.map((s) => decodeEnvelope(s[0]!.bytes).header.n)
+    expect(new Set(counters).size).toBe(8)
+    for (let i = 0; i < 8; i++) expect(await open(bob, alice, sealed[i]![0]!.bytes)).toBe(`m${i}`)
+  })
+})
+
 describe("opening without storing", () => {
   test("a message opened but not stored (a crash before the commit) opens again; once stored, it is a replay", async () => {
     const alice = deviceOf(generateIdentity(), 1)
@@ -276,10 +295,13 @@ describe("opening without storing", () => {
     expect(text(lost.plaintext)).toBe("first")
     // the process dies here: nothing was stored, and the one-time keys are still there
     expect(snapshot(bob)).toBe(before)
-    const again = await run(bob.sessions.prepareDecrypt(alice.identity.publicKey, 1, first))
+    const again = await run(bob.sessions.exclusive(Effect.gen(function*() {
+      const opened = yield* bob.sessions.prepareDecrypt(alice.identity.publicKey, 1, first)
+      yield* bob.store.commit(opened.change)
+      opened.release()
+      return opened
+    })))
     expect(text(again.plaintext)).toBe("first")
-    await run(bob.store.commit(again.change))
-    again.release()
     expect(bob.store.current().oneTimePreKeys.length).toBe(2)
     expect(await reasonOf(bob.sessions.decrypt(alice.identity.publicKey, 1, first))).toBe("Replay")
     expect(await open(bob, alice, await sealOne(alice, bob, "second"))).toBe("second")
