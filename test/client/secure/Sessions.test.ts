@@ -244,6 +244,21 @@ describe("refused messages leave every state as it was", () => {
     expect(snapshot(bob)).toBe(before)
   })
 
+  test("a tampered first message is refused and uses up no one-time key; the intact one opens", async () => {
+    const alice = deviceOf(generateIdentity(), 1)
+    const bob = deviceOf(generateIdentity(), 2)
+    const first = await sealOne(alice, bob, "first", true)
+    const before = snapshot(bob)
+    for (const at of [40, 300, first.length - 1]) {
+      const bad = first.slice()
+      bad[at]! ^= 0x01
+      expect(await reasonOf(bob.sessions.decrypt(alice.identity.publicKey, 1, bad))).toBe("DecryptFailed")
+    }
+    expect(snapshot(bob)).toBe(before)
+    expect(bob.store.current().oneTimePreKeys.every((k) => k.secretKey.some((b) => b !== 0))).toBe(true)
+    expect(await open(bob, alice, first)).toBe("first")
+  })
+
   test("a first message replayed after its one-time keys were used is refused", async () => {
     const alice = deviceOf(generateIdentity(), 1)
     const bob = deviceOf(generateIdentity(), 2)
