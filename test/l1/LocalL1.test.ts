@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from "bun:test"
 import * as SqlClient from "@effect/sql/SqlClient"
-import { Clock, Effect, Layer, Option, TestClock, TestContext } from "effect"
+import { Clock, Effect, Layer, Option, type Scope, TestClock, TestContext } from "effect"
 import * as Crypto from "../../src/crypto/Crypto.ts"
 import * as NodeConfig from "../../src/config/NodeConfig.ts"
 import { L1 } from "../../src/l1/L1.ts"
@@ -51,7 +51,7 @@ const blocks = (from: number, k: number) =>
 /** The local L1 over a migrated database; the L1 layer itself is built by each scenario (twice for a restart). */
 const scenario = (
   db: Layer.Layer<SqlClient.SqlClient, unknown>,
-  body: Effect.Effect<void, unknown, SqlClient.SqlClient | NodeConfig.NodeConfig | Crypto.Crypto>
+  body: Effect.Effect<void, unknown, SqlClient.SqlClient | NodeConfig.NodeConfig | Crypto.Crypto | Scope.Scope>
 ) =>
   Effect.runPromise(
     body.pipe(
