@@ -1,3 +1,4 @@
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
@@ -15,6 +16,7 @@ import { NodeConfig } from "../config/NodeConfig.ts"
 import * as NodeConfigLive from "../config/NodeConfig.ts"
 import { NodeCore } from "./NodeCore.ts"
 import * as SqlStores from "./SqlStores.ts"
+import { PortInUse } from "./StartupFailure.ts"
 
 /** The local L1 keeps its chain in the node's database, so it is built after the migrations. */
 const Sql = LocalL1.layer.pipe(Layer.provideMerge(SqlStores.layer), Layer.provide(Database.layer))
@@ -22,12 +24,41 @@ const Sql = LocalL1.layer.pipe(Layer.provideMerge(SqlStores.layer), Layer.provid
 /** DATA_DIR checked (and made private) before the database or the key is opened. */
 const PrivateDataDir = Layer.effectDiscard(Effect.flatMap(NodeConfig, (cfg) => makePrivate(cfg.dataDir)))
 
+/** A busy ADMIN_PORT stops the start as a busy WebSocket port does, by the setting's name. */
+const Admin = Layer.unwrapEffect(
+  Effect.map(NodeConfig, (cfg) =>
+    AdminServer.layer.pipe(
+      Layer.catchAllCause((cause) =>
+        [...Cause.failures(cause), ...Cause.defects(cause)].some(BunTransport.isAddressInUse)
+          ? Layer.fail(new PortInUse({ server: "admin", host: cfg.host, port: cfg.adminPort }))
+          : Layer.failCause(cause)
+      )
+    ))
+)
+
+/**
+ * The ports are tried before the database opens (PGlite takes seconds to start): a taken one is
+ * reported at once. The servers' own binds still fail the same way if one is taken in between.
+ */
+const FreePorts = Layer.effectDiscard(
+  Effect.flatMap(NodeConfig, (cfg) =>
+    Effect.forEach(
+      [["l2ps", cfg.l2psPort], ["legacy", cfg.legacyPort], ["admin", cfg.adminPort]] as const,
+      ([server, port]) =>
+        port === 0 ? Effect.void : Effect.try({
+          try: () => Bun.listen({ hostname: cfg.host, port, socket: { data() {} } }).stop(true),
+          catch: (e) => BunTransport.isAddressInUse(e) ? new PortInUse({ server, host: cfg.host, port }) : e
+        }).pipe(Effect.catchIf((e) => !(e instanceof PortInUse), (e) => Effect.die(e))),
+      { discard: true }
+    ))
+)
+
 const Adapters = Layer.mergeAll(
   Sql,
   ValidatorPool.layerWorkers(),
   BunTransport.layer,
   NodeKey.layerFromDataDir
-).pipe(Layer.provideMerge(Crypto.layer), Layer.provide(PrivateDataDir))
+).pipe(Layer.provideMerge(Crypto.layer), Layer.provide(PrivateDataDir), Layer.provide(FreePorts))
 
 const Announce = Layer.effectDiscard(
   Effect.gen(function*() {
@@ -46,8 +77,11 @@ const Logging = Layer.unwrapEffect(
   Effect.map(NodeConfig, (cfg) => Layer.merge(Logger.json, Logger.minimumLogLevel(cfg.logLevel)))
 )
 
-/** The node as `bun run node` starts it: configuration from the environment, real adapters. */
-export const NodeLive = Layer.mergeAll(Announce, AdminServer.layer).pipe(
+/**
+ * The node as `bun run node` starts it: configuration from the environment, real adapters. The admin
+ * port is taken before the node says it listens, so that nothing is announced that then fails.
+ */
+export const NodeLive = Announce.pipe(Layer.provide(Admin)).pipe(
   Layer.provideMerge(NodeCore),
   Layer.provideMerge(Adapters),
   Layer.provide(Logging),

@@ -9,9 +9,7 @@ interface SocketData {
   events: ConnectionEvents | undefined
 }
 
-const PORT_ATTEMPTS = 100
-
-const isAddressInUse = (e: unknown) =>
+export const isAddressInUse = (e: unknown): boolean =>
   typeof e === "object" && e !== null && (("code" in e && e.code === "EADDRINUSE") || /in use/i.test(String(e)))
 
 const start = (options: ServeOptions, sockets: Set<ServerWebSocket<SocketData>>, port: number) => {
@@ -79,20 +77,19 @@ const start = (options: ServeOptions, sockets: Set<ServerWebSocket<SocketData>>,
 export const make = Transport.of({
   serve: (options) =>
     Effect.acquireRelease(
+      // A busy port fails the start: moving to the next free one would leave clients and load
+      // balancers knocking on the configured one.
       Effect.try({
         try: () => {
           const sockets = new Set<ServerWebSocket<SocketData>>()
-          for (let i = 0; i < PORT_ATTEMPTS; i++) {
-            const port = options.port === 0 ? 0 : options.port + i
-            try {
-              return { server: start(options, sockets, port), sockets }
-            } catch (e) {
-              if (!isAddressInUse(e) || options.port === 0) throw e
-            }
-          }
-          throw new Error(`no free port in ${options.port}-${options.port + PORT_ATTEMPTS - 1}`)
+          return { server: start(options, sockets, options.port), sockets }
         },
-        catch: (cause) => new TransportError({ message: `${options.name}: cannot listen: ${String(cause)}`, cause })
+        catch: (cause) =>
+          new TransportError({
+            message: `${options.name}: cannot listen on ${options.host}:${options.port}: ${cause instanceof Error ? cause.message : String(cause)}`,
+            cause,
+            addressInUse: isAddressInUse(cause) ? { name: options.name, host: options.host, port: options.port } : undefined
+          })
       }),
       ({ server, sockets }) =>
         Effect.sync(() => {
