@@ -7,6 +7,8 @@ import { afterEach, describe, expect, test } from "bun:test"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import pkg from "../../package.json" with { type: "json" }
+import { SETTINGS } from "../../src/config/Settings.ts"
 import { freePort, type NodeRun, runNode } from "../support/NodeProcess.ts"
 
 const held: Array<{ stop: (force?: boolean) => void }> = []
@@ -77,5 +79,31 @@ describe("start-up mistakes stop the node with one line naming the setting", () 
     } finally {
       fs.rmSync(dir, { recursive: true, force: true })
     }
+  }, 30_000)
+})
+
+describe("--help and --version, as npm runs them", () => {
+  const npm = (script: string) => ["npm", "run", "--silent", script, "--"]
+
+  test("npm run node -- --help lists every setting with its default and exits 0; --version prints the version", async () => {
+    const help = await runNode({ cmd: npm("node"), args: ["--help"] })
+    expect({ code: help.code, stderr: help.stderr }).toEqual({ code: 0, stderr: [] })
+    const text = help.stdout.join("\n")
+    for (const s of SETTINGS) expect(text).toContain(`  ${s.name} `)
+    expect(help.stdout).toContain(`  ${"L2PS_MESSAGING_PORT".padEnd(Math.max(...SETTINGS.map((s) => s.name.length)))}  3006`)
+    const version = await runNode({ cmd: npm("node"), args: ["--version"] })
+    expect(version).toEqual({ code: 0, stdout: [pkg.version], stderr: [] })
+    const unknown = await runNode({ args: ["--port", "3006"] })
+    expect(unknown.code).toBe(2)
+    expect(unknown.stderr).toEqual([expect.stringContaining('unknown argument "--port"')])
+  }, 30_000)
+
+  test("npm run chat -- --help prints its options and exits without asking for a passphrase; --version too", async () => {
+    const help = await runNode({ cmd: npm("chat"), args: ["--help"], env: { CHAT_PASSPHRASE: undefined }, timeoutMs: 15_000 })
+    expect({ code: help.code, stderr: help.stderr }).toEqual({ code: 0, stderr: [] })
+    const text = help.stdout.join("\n")
+    for (const word of ["--home", "--server", "--network", "CHAT_PASSPHRASE", "CHAT_NODE_KEY", "/quit"]) expect(text).toContain(word)
+    expect(text).not.toContain("passphrase (protects")
+    expect(await runNode({ cmd: npm("chat"), args: ["--version"], timeoutMs: 15_000 })).toEqual({ code: 0, stdout: [pkg.version], stderr: [] })
   }, 30_000)
 })
