@@ -84,6 +84,8 @@ export interface NodeConfigShape {
   readonly registrationRatePerAddress: number
   /** Queued messages older than this become `failed`. */
   readonly offlineTtlMillis: number
+  /** Confirmed messages older than this are removed (their batch headers stay); null keeps everything. */
+  readonly messageRetentionMillis: number | null
   /** Admin HTTP port for /health and /metrics; 0 disables it. */
   readonly adminPort: number
   readonly logLevel: LogLevel.LogLevel
@@ -177,6 +179,7 @@ export const defaults: NodeConfigShape = {
   registrationBurstPerAddress: 60,
   registrationRatePerAddress: 2,
   offlineTtlMillis: 30 * 86_400_000,
+  messageRetentionMillis: null,
   adminPort: 9464,
   logLevel: LogLevel.Info,
   registrationTimeoutMillis: 30_000,
@@ -299,6 +302,17 @@ const readNetworksFile = (path: string) =>
     )
   })
 
+const SHORT_UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }
+
+/** `30d`, `12h`, `90m`, `45s`, `2w`, or an Effect duration (`30 days`); positive. */
+export const parseRetention = (text: string): number | undefined => {
+  const short = /^\s*(\d+)\s*([smhdw])\s*$/.exec(text)
+  const millis = short !== null
+    ? Number(short[1]) * SHORT_UNITS[short[2]!]!
+    : Option.match(Duration.decodeUnknown(text.trim()), { onNone: () => NaN, onSome: Duration.toMillis })
+  return Number.isFinite(millis) && millis > 0 ? millis : undefined
+}
+
 /** A Postgres URL with a host; the value itself is never repeated (it holds the password). */
 const isPostgresUrl = (url: Redacted.Redacted): boolean => {
   try {
@@ -365,6 +379,14 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
       Config.withDefault(Duration.millis(defaults.offlineTtlMillis)),
       Config.validate({ message: "OFFLINE_TTL must be a positive duration, e.g. \"30 days\"", validation: (d) => Duration.toMillis(d) > 0 })
     ),
+    messageRetention: Config.option(Config.string("MESSAGE_RETENTION").pipe(
+      Config.mapOrFail((text) => {
+        const millis = parseRetention(text)
+        return millis === undefined
+          ? Either.left(ConfigError.InvalidData(["MESSAGE_RETENTION"], `must be a positive duration such as 30d, 12h or "30 days", not ${JSON.stringify(text.slice(0, 64))}`))
+          : Either.right(millis)
+      })
+    )),
     adminPort: Config.integer("ADMIN_PORT").pipe(
       Config.withDefault(defaults.adminPort),
       Config.validate({ message: "ADMIN_PORT must be 0 (off) or a port number", validation: (n) => n >= 0 && n <= 65535 })
@@ -448,6 +470,7 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
     registrationBurstPerAddress: env.registrationBurstPerAddress,
     registrationRatePerAddress: env.registrationRatePerAddress,
     offlineTtlMillis: Duration.toMillis(env.offlineTtl),
+    messageRetentionMillis: Option.getOrNull(env.messageRetention),
     adminPort: env.adminPort,
     logLevel: env.logLevel,
     registrationTimeoutMillis: env.registrationTimeoutSeconds * 1000,

@@ -39,6 +39,7 @@ export const SETTINGS: ReadonlyArray<Setting> = [
   { name: "REGISTRATION_BURST_PER_ADDRESS", default: "60", meaning: "registrations per remote address: a bucket of this size…" },
   { name: "REGISTRATION_RATE_PER_ADDRESS", default: "2", meaning: "…refilled at this many per second; past it `RATE_LIMITED`" },
   { name: "OFFLINE_TTL", default: "30 days", meaning: "queued messages older than this expire and are deleted once batched (an Effect duration: `12 hours`, `7 days`)" },
+  { name: "MESSAGE_RETENTION", default: "(unset)", meaning: "how long confirmed (`l2ps_confirmed`) messages are kept: `30d`, `12h`, `2w` or an Effect duration (`30 days`); older ones are removed in chunks of 500 (their batch headers stay, their inclusion proofs go: see Batches and L1 anchoring); a message still waiting for its recipient is left to `OFFLINE_TTL`. Unset: everything is kept" },
   { name: "ADMIN_PORT", default: "9464", meaning: "HTTP port of `/health` and `/metrics`; 0 turns it off" },
   { name: "LOG_LEVEL", default: "info", meaning: "`all`, `trace`, `debug`, `info`, `warning`, `error`, `fatal` or `none`" },
   { name: "REGISTRATION_TIMEOUT_SECONDS", default: "30", meaning: "a socket that has not registered this long after it opened is closed (4008 \"Not registered in time\"), on both servers" },

@@ -6,6 +6,7 @@ import * as BatchWakeups from "../l2ps/BatchWakeups.ts"
 import * as Networks from "../l2ps/Networks.ts"
 import * as AddressLimits from "../limits/AddressLimits.ts"
 import * as NodeStatus from "../ops/NodeStatus.ts"
+import * as MessageRetention from "../ops/MessageRetention.ts"
 import * as OfflineExpiry from "../ops/OfflineExpiry.ts"
 import * as Committer from "../relay/Committer.ts"
 import * as PendingProbe from "../relay/PendingProbe.ts"
@@ -33,6 +34,7 @@ const Features = Layer.mergeAll(
   L2psServer.layer,
   Networks.layer,
   OfflineExpiry.layer,
+  MessageRetention.layer,
   LegacyServer.layer,
   NodeStatus.layer
 )
