@@ -1,5 +1,6 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Runtime from "effect/Runtime"
 import type { Server, ServerWebSocket } from "bun"
 import { clientAddress } from "../domain/ClientAddress.ts"
 import { type ConnectionEvents, type ServeOptions, Transport, TransportError, type WriteResult } from "./Transport.ts"
@@ -12,7 +13,12 @@ interface SocketData {
 export const isAddressInUse = (e: unknown): boolean =>
   typeof e === "object" && e !== null && (("code" in e && e.code === "EADDRINUSE") || /in use/i.test(String(e)))
 
-const start = (options: ServeOptions, sockets: Set<ServerWebSocket<SocketData>>, port: number) => {
+/** Opens and closes, counted at `debug`: no address or key, only how many are open. */
+interface Counting {
+  readonly debug: (message: string) => void
+}
+
+const start = (options: ServeOptions, sockets: Set<ServerWebSocket<SocketData>>, port: number, counting: Counting) => {
   const proxies = options.trustedProxies ?? []
   const server: Server<SocketData> = Bun.serve<SocketData>({
     hostname: options.host,
@@ -39,6 +45,7 @@ const start = (options: ServeOptions, sockets: Set<ServerWebSocket<SocketData>>,
       perMessageDeflate: false,
       open(ws) {
         sockets.add(ws)
+        counting.debug(`${options.name}: connection opened (${sockets.size} open)`)
         ws.data.events = options.handler.open({
           remoteAddress: ws.data.remoteAddress,
           send: (text): WriteResult => {
@@ -66,6 +73,7 @@ const start = (options: ServeOptions, sockets: Set<ServerWebSocket<SocketData>>,
       },
       close(ws, code, reason) {
         sockets.delete(ws)
+        counting.debug(`${options.name}: connection closed ${code} (${sockets.size} open)`)
         ws.data.events?.closed(code, reason)
       }
     }
@@ -76,32 +84,38 @@ const start = (options: ServeOptions, sockets: Set<ServerWebSocket<SocketData>>,
 /** WebSockets on `Bun.serve`: own payload limit, backpressure and close codes. */
 export const make = Transport.of({
   serve: (options) =>
-    Effect.acquireRelease(
-      // A busy port fails the start: moving to the next free one would leave clients and load
-      // balancers knocking on the configured one.
-      Effect.try({
-        try: () => {
-          const sockets = new Set<ServerWebSocket<SocketData>>()
-          return { server: start(options, sockets, options.port), sockets }
-        },
-        catch: (cause) =>
-          new TransportError({
-            message: `${options.name}: cannot listen on ${options.host}:${options.port}: ${cause instanceof Error ? cause.message : String(cause)}`,
-            cause,
-            addressInUse: isAddressInUse(cause) ? { name: options.name, host: options.host, port: options.port } : undefined
+    Effect.flatMap(Effect.runtime<never>(), (runtime) => {
+      const run = Runtime.runSync(runtime)
+      const counting: Counting = { debug: (message) => run(Effect.logDebug(message)) }
+      return Effect.acquireRelease(
+        // A busy port fails the start: moving to the next free one would leave clients and load
+        // balancers knocking on the configured one.
+        Effect.try({
+          try: () => {
+            const sockets = new Set<ServerWebSocket<SocketData>>()
+            return { server: start(options, sockets, options.port, counting), sockets }
+          },
+          catch: (cause) =>
+            new TransportError({
+              message: `${options.name}: cannot listen on ${options.host}:${options.port}: ${cause instanceof Error ? cause.message : String(cause)}`,
+              cause,
+              addressInUse: isAddressInUse(cause) ? { name: options.name, host: options.host, port: options.port } : undefined
+            })
+        }),
+        ({ server, sockets }) =>
+          Effect.suspend(() => {
+            const open = sockets.size
+            for (const ws of sockets) ws.close(1001, "Server shutting down")
+            server.stop(true)
+            return Effect.logInfo(`shutdown: ${options.name} stopped listening and closed ${open} connections (1001)`)
           })
-      }),
-      ({ server, sockets }) =>
-        Effect.sync(() => {
-          for (const ws of sockets) ws.close(1001, "Server shutting down")
-          server.stop(true)
+      ).pipe(
+        Effect.map(({ server }) => {
+          const host = options.host === "0.0.0.0" ? "0.0.0.0" : server.hostname
+          return { port: server.port!, url: `ws://${host}:${server.port}` }
         })
-    ).pipe(
-      Effect.map(({ server }) => {
-        const host = options.host === "0.0.0.0" ? "0.0.0.0" : server.hostname
-        return { port: server.port!, url: `ws://${host}:${server.port}` }
-      })
-    )
+      )
+    })
 })
 
 export const layer: Layer.Layer<Transport> = Layer.succeed(Transport, make)
