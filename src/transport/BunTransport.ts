@@ -1,5 +1,8 @@
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
+import * as FiberRefs from "effect/FiberRefs"
 import * as Layer from "effect/Layer"
+import * as LogLevel from "effect/LogLevel"
 import * as Runtime from "effect/Runtime"
 import type { Server, ServerWebSocket } from "bun"
 import { clientAddress } from "../domain/ClientAddress.ts"
@@ -86,7 +89,9 @@ export const make = Transport.of({
   serve: (options) =>
     Effect.flatMap(Effect.runtime<never>(), (runtime) => {
       const run = Runtime.runSync(runtime)
-      const counting: Counting = { debug: (message) => run(Effect.logDebug(message)) }
+      // Decided once: below `debug` an open or close costs nothing (registration storms open thousands).
+      const debugOn = LogLevel.lessThanEqual(FiberRefs.getOrDefault(runtime.fiberRefs, FiberRef.currentMinimumLogLevel), LogLevel.Debug)
+      const counting: Counting = { debug: debugOn ? (message) => run(Effect.logDebug(message)) : () => {} }
       return Effect.acquireRelease(
         // A busy port fails the start: moving to the next free one would leave clients and load
         // balancers knocking on the configured one.
