@@ -88,6 +88,14 @@ export interface NodeConfigShape {
   readonly messageRetentionMillis: number | null
   /** Admin HTTP port for /health and /metrics; 0 disables it. */
   readonly adminPort: number
+  /** Interface of the admin server: loopback unless the operator opens it. */
+  readonly adminHost: string
+  /** Bearer token for everything on the admin port but `/health`; none: no check. */
+  readonly adminToken: Option.Option<Redacted.Redacted>
+  /** `/ready` is degraded when a network's oldest unbatched message is older than this… */
+  readonly healthBatchLagMillis: number
+  /** …or its oldest batch not yet final on L1 is older than this. */
+  readonly healthFinalityLagMillis: number
   readonly logLevel: LogLevel.LogLevel
   /** A socket that has not registered this long after it opened is closed (4008), on both servers. */
   readonly registrationTimeoutMillis: number
@@ -181,6 +189,10 @@ export const defaults: NodeConfigShape = {
   offlineTtlMillis: 30 * 86_400_000,
   messageRetentionMillis: null,
   adminPort: 9464,
+  adminHost: "127.0.0.1",
+  adminToken: Option.none(),
+  healthBatchLagMillis: 60_000,
+  healthFinalityLagMillis: 300_000,
   logLevel: LogLevel.Info,
   registrationTimeoutMillis: 30_000,
   reservedConnectionsPercent: 25,
@@ -391,6 +403,10 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
       Config.withDefault(defaults.adminPort),
       Config.validate({ message: "ADMIN_PORT must be 0 (off) or a port number", validation: (n) => n >= 0 && n <= 65535 })
     ),
+    adminHost: Config.string("ADMIN_HOST").pipe(Config.withDefault(defaults.adminHost)),
+    adminToken: Config.option(Config.redacted("ADMIN_TOKEN")),
+    healthBatchLagSeconds: positive("HEALTH_BATCH_LAG_SECONDS", defaults.healthBatchLagMillis / 1000),
+    healthFinalityLagSeconds: positive("HEALTH_FINALITY_LAG_SECONDS", defaults.healthFinalityLagMillis / 1000),
     logLevel: Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(defaults.logLevel)),
     registrationTimeoutSeconds: positive("REGISTRATION_TIMEOUT_SECONDS", defaults.registrationTimeoutMillis / 1000),
     reservedConnectionsPercent: Config.integer("RESERVED_CONNECTIONS_PERCENT").pipe(
@@ -472,6 +488,11 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
     offlineTtlMillis: Duration.toMillis(env.offlineTtl),
     messageRetentionMillis: Option.getOrNull(env.messageRetention),
     adminPort: env.adminPort,
+    adminHost: env.adminHost,
+    // An empty token would let anyone in who sends an empty one: unset it is.
+    adminToken: Option.filter(env.adminToken, (t) => Redacted.value(t).length > 0),
+    healthBatchLagMillis: env.healthBatchLagSeconds * 1000,
+    healthFinalityLagMillis: env.healthFinalityLagSeconds * 1000,
     logLevel: env.logLevel,
     registrationTimeoutMillis: env.registrationTimeoutSeconds * 1000,
     reservedConnectionsPercent: env.reservedConnectionsPercent,

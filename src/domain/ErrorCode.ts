@@ -9,7 +9,8 @@ export const ErrorCode = Schema.Literal(
   "L2PS_SUBMIT_FAILED",
   "PEER_NOT_FOUND",
   "RATE_LIMITED",
-  "INTERNAL_ERROR"
+  "INTERNAL_ERROR",
+  "KEY_BANNED"
 )
 export type ErrorCode = typeof ErrorCode.Type
 

@@ -94,6 +94,17 @@ export interface PipelineStoreShape {
     { readonly messages: number; readonly batches: number; readonly next: PruneCursor | undefined },
     StorageError
   >
+  /** The newest `max` batches of a network, newest first. */
+  readonly recentBatches: (l2psUid: string, max: number) => Effect.Effect<ReadonlyArray<Batch>, StorageError>
+  readonly batchAt: (l2psUid: string, seq: number) => Effect.Effect<Batch | undefined, StorageError>
+  /**
+   * For the operator: every stored message with this hash in any network and from any sender (at most
+   * `max`, oldest first), each with its batch and position as in `placeOf`.
+   */
+  readonly messagesByHash: (messageHash: string, max: number) => Effect.Effect<
+    ReadonlyArray<{ readonly message: StoredMessage; readonly batch: Batch | undefined; readonly index: number }>,
+    StorageError
+  >
   /** The leaf hashes of a batch, in order. */
   readonly batchLeaves: (batchId: string) => Effect.Effect<ReadonlyArray<string>, StorageError>
   /** `placeOf` with the batch's leaf hashes in order. */

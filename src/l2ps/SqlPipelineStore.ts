@@ -79,14 +79,9 @@ export const make = Effect.gen(function*() {
       return entries.map(toEntry).map(leafHash)
     })
 
-  const placeOf: PipelineStoreShape["placeOf"] = (q) =>
+  /** A message row with its batch and its position among the batch's members. */
+  const placed = (m: MessageRow & { batch_id: string | number | null }) =>
     Effect.gen(function*() {
-      const [m] = yield* sql<MessageRow & { batch_id: string | number | null }>`
-        SELECT ${sql.literal(COLUMNS)}, bm.batch_id FROM ${sql.literal(MESSAGES)}
-        WHERE ${ofParticipant(q)}
-        ORDER BY m.from_key = ${q.participant} DESC, m.id
-        LIMIT 1`
-      if (m === undefined) return undefined
       const message = toMessage(m)
       if (m.batch_id === null) return { message, batch: undefined, index: -1 }
       const batchId = Number(m.batch_id)
@@ -95,6 +90,16 @@ export const make = Effect.gen(function*() {
       const [before] = yield* sql<{ n: string | number }>`
         SELECT count(*) AS n FROM l2ps_batch_messages WHERE batch_id = ${batchId} AND message_id < ${message.id}`
       return { message, batch: b === undefined ? undefined : toBatch(b), index: Number(before?.n ?? 0) }
+    })
+
+  const placeOf: PipelineStoreShape["placeOf"] = (q) =>
+    Effect.gen(function*() {
+      const [m] = yield* sql<MessageRow & { batch_id: string | number | null }>`
+        SELECT ${sql.literal(COLUMNS)}, bm.batch_id FROM ${sql.literal(MESSAGES)}
+        WHERE ${ofParticipant(q)}
+        ORDER BY m.from_key = ${q.participant} DESC, m.id
+        LIMIT 1`
+      return m === undefined ? undefined : yield* placed(m)
     }).pipe(Effect.mapError(fail("placeOf")))
 
   const store: PipelineStoreShape = {
@@ -235,6 +240,24 @@ export const make = Effect.gen(function*() {
         return { messages: deleted.length, batches: 1, next: { ...at, past: true } }
       }).pipe(Effect.mapError(fail("prune"))),
     placeOf,
+    recentBatches: (uid, max) =>
+      sql<BatchRow>`SELECT * FROM l2ps_batches WHERE l2ps_uid = ${uid} ORDER BY seq DESC LIMIT ${max}`.pipe(
+        Effect.map((rows) => rows.map(toBatch)),
+        Effect.mapError(fail("recentBatches"))
+      ),
+    batchAt: (uid, seq) =>
+      sql<BatchRow>`SELECT * FROM l2ps_batches WHERE l2ps_uid = ${uid} AND seq = ${seq}`.pipe(
+        Effect.map((rows) => (rows[0] === undefined ? undefined : toBatch(rows[0]))),
+        Effect.mapError(fail("batchAt"))
+      ),
+    // Along l2ps_messages_sender_hash (message_hash, l2ps_uid, from_key).
+    messagesByHash: (messageHash, max) =>
+      Effect.gen(function*() {
+        const rows = yield* sql<MessageRow & { batch_id: string | number | null }>`
+          SELECT ${sql.literal(COLUMNS)}, bm.batch_id FROM ${sql.literal(MESSAGES)}
+          WHERE m.message_hash = ${messageHash} ORDER BY m.id LIMIT ${max}`
+        return yield* Effect.forEach(rows, placed)
+      }).pipe(Effect.mapError(fail("messagesByHash"))),
     batchLeaves: (batchId) => batchLeaves(Number(batchId)).pipe(Effect.mapError(fail("batchLeaves"))),
     inclusionOf: (q) =>
       Effect.gen(function*() {
@@ -258,6 +281,9 @@ export const make = Effect.gen(function*() {
     "confirm",
     "prune",
     "placeOf",
+    "recentBatches",
+    "batchAt",
+    "messagesByHash",
     "batchLeaves",
     "inclusionOf"
   ])

@@ -3,6 +3,7 @@ import { Crypto, type CryptoShape } from "../crypto/Crypto.ts"
 import { BatchWakeups } from "../l2ps/BatchWakeups.ts"
 import { NodeConfig, type NodeConfigShape } from "../config/NodeConfig.ts"
 import { AddressLimits } from "../limits/AddressLimits.ts"
+import { Bans } from "../limits/Bans.ts"
 import { NodeKey, type NodeKeyShape } from "../crypto/NodeKey.ts"
 import { RateLimits } from "../limits/RateLimits.ts"
 import { ServerClock } from "../limits/ServerClock.ts"
@@ -20,6 +21,7 @@ export interface LegacyDeps {
   readonly wakeups: typeof BatchWakeups.Service
   readonly crypto: CryptoShape
   readonly addressLimits: typeof AddressLimits.Service
+  readonly bans: typeof Bans.Service
   readonly rateLimits: typeof RateLimits.Service
   readonly nodeKey: NodeKeyShape
 }
@@ -33,6 +35,7 @@ export const make = Effect.all({
   wakeups: BatchWakeups,
   crypto: Crypto,
   addressLimits: AddressLimits,
+  bans: Bans,
   rateLimits: RateLimits,
   nodeKey: NodeKey
 })

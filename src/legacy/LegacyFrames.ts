@@ -4,7 +4,7 @@ import * as Schema from "effect/Schema"
 import { ClientId } from "../domain/Ids.ts"
 import { MAX_JSON_DEPTH, nestedDeeperThan } from "../domain/Frames.ts"
 
-/** Error types of the legacy signaling protocol (`ImErrorType` of the reference), plus RATE_LIMITED. */
+/** Error types of the legacy signaling protocol (`ImErrorType` of the reference), plus RATE_LIMITED, SESSION_REPLACED and KEY_BANNED. */
 export const LegacyErrorType = Schema.Literal(
   "INVALID_MESSAGE",
   "CLIENT_ID_TAKEN",
@@ -14,7 +14,8 @@ export const LegacyErrorType = Schema.Literal(
   "INTERNAL_ERROR",
   "INVALID_PROOF",
   "RATE_LIMITED",
-  "SESSION_REPLACED"
+  "SESSION_REPLACED",
+  "KEY_BANNED"
 )
 export type LegacyErrorType = typeof LegacyErrorType.Type
 

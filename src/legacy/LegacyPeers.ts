@@ -10,6 +10,8 @@ export type QuestionFailure = "Disconnected" | "Busy"
 export interface LegacyPeer {
   readonly sessionId: number
   readonly clientId: string
+  /** Its signing key's SHA-256 (hex). */
+  readonly signer: string
   /** The ML-KEM public key as registered (the JSON byte array handed to senders). */
   readonly publicKey: ReadonlyArray<number>
   /** Whether a live message may be handed to it now (not catching up from storage, room in its mailbox). */
@@ -36,6 +38,8 @@ export class LegacyPeers extends Context.Tag("im/LegacyPeers")<LegacyPeers, {
   readonly release: (peer: LegacyPeer) => Effect.Effect<boolean>
   readonly get: (clientId: string) => Effect.Effect<LegacyPeer | undefined>
   readonly ids: Effect.Effect<ReadonlyArray<string>>
+  /** Every registered session, in registration order. */
+  readonly list: Effect.Effect<ReadonlyArray<LegacyPeer>>
   /** Sends a frame at once to every registered session. */
   readonly notifyAll: (text: string) => Effect.Effect<void>
   readonly count: Effect.Effect<number>
@@ -57,6 +61,7 @@ export const layer: Layer.Layer<LegacyPeers> = Layer.sync(LegacyPeers, () => {
       Effect.sync(() => peers.get(peer.clientId) === peer && peers.delete(peer.clientId)),
     get: (clientId) => Effect.sync(() => peers.get(clientId)),
     ids: Effect.sync(() => [...peers.keys()]),
+    list: Effect.sync(() => [...peers.values()]),
     notifyAll: (text) => Effect.sync(() => peers.forEach((p) => p.notify(text))),
     count: Effect.sync(() => peers.size)
   }

@@ -98,9 +98,10 @@ export const open = (
     questions.set(questionId, d)
   }
 
-  const peerOf = (clientId: string, publicKey: ReadonlyArray<number>): LegacyPeer => ({
+  const peerOf = (clientId: string, publicKey: ReadonlyArray<number>, signer: string): LegacyPeer => ({
     sessionId: id,
     clientId,
+    signer,
     get publicKey() {
       return registration?.publicKey ?? publicKey
     },
@@ -152,7 +153,7 @@ export const open = (
     register: (clientId, publicKey, signer) =>
       registration = registration?.clientId === clientId
         ? { ...registration, publicKey, signer }
-        : { clientId, publicKey, signer, peer: peerOf(clientId, publicKey) },
+        : { clientId, publicKey, signer, peer: peerOf(clientId, publicKey, signer) },
     registered,
     unregister: () => {
       registration = undefined

@@ -5,6 +5,7 @@ import * as LegacyServer from "../legacy/LegacyServer.ts"
 import * as BatchWakeups from "../l2ps/BatchWakeups.ts"
 import * as Networks from "../l2ps/Networks.ts"
 import * as AddressLimits from "../limits/AddressLimits.ts"
+import * as Bans from "../limits/Bans.ts"
 import * as NodeStatus from "../ops/NodeStatus.ts"
 import * as MessageRetention from "../ops/MessageRetention.ts"
 import * as OfflineExpiry from "../ops/OfflineExpiry.ts"
@@ -21,6 +22,7 @@ import * as L2psServer from "../relay/L2psServer.ts"
 
 const Internals = Layer.mergeAll(
   AddressLimits.layer,
+  Bans.layer,
   Committer.layer,
   PendingProbe.layer,
   RateLimits.layer,
@@ -30,14 +32,14 @@ const Internals = Layer.mergeAll(
   ReadBudget.layer
 ).pipe(Layer.provideMerge(Sessions.layer), Layer.provideMerge(BatchWakeups.layer))
 
-const Features = Layer.mergeAll(
+// NodeStatus reads the legacy server's registry, which `LegacyServer.layer` outputs.
+const Features = NodeStatus.layer.pipe(Layer.provideMerge(Layer.mergeAll(
   L2psServer.layer,
   Networks.layer,
   OfflineExpiry.layer,
   MessageRetention.layer,
-  LegacyServer.layer,
-  NodeStatus.layer
-)
+  LegacyServer.layer
+)))
 
 /**
  * The node with every internal service in its output (Sessions, Committer, RateLimits, ReplayGuard,
@@ -60,7 +62,7 @@ const onlyPublic = Layer.effectContext(
 )
 
 /**
- * The node over its ports only (NodeConfig, Crypto, NodeKey, Storage, LegacyStorage, PipelineStore,
+ * The node over its ports only (NodeConfig, Crypto, NodeKey, Storage, LegacyStorage, PipelineStore, BanStore,
  * ValidatorPool, L1, Transport): what a host embeds with its own adapters. Its output is `Public` and
  * nothing else, so a host cannot come to depend on the node's internals.
  */

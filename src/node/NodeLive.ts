@@ -30,7 +30,7 @@ const Admin = Layer.unwrapEffect(
     AdminServer.layer.pipe(
       Layer.catchAllCause((cause) =>
         [...Cause.failures(cause), ...Cause.defects(cause)].some(BunTransport.isAddressInUse)
-          ? Layer.fail(new PortInUse({ server: "admin", host: cfg.host, port: cfg.adminPort }))
+          ? Layer.fail(new PortInUse({ server: "admin", host: cfg.adminHost, port: cfg.adminPort }))
           : Layer.failCause(cause)
       )
     ))
@@ -43,11 +43,11 @@ const Admin = Layer.unwrapEffect(
 const FreePorts = Layer.effectDiscard(
   Effect.flatMap(NodeConfig, (cfg) =>
     Effect.forEach(
-      [["l2ps", cfg.l2psPort], ["legacy", cfg.legacyPort], ["admin", cfg.adminPort]] as const,
-      ([server, port]) =>
+      [["l2ps", cfg.host, cfg.l2psPort], ["legacy", cfg.host, cfg.legacyPort], ["admin", cfg.adminHost, cfg.adminPort]] as const,
+      ([server, host, port]) =>
         port === 0 ? Effect.void : Effect.try({
-          try: () => Bun.listen({ hostname: cfg.host, port, socket: { data() {} } }).stop(true),
-          catch: (e) => BunTransport.isAddressInUse(e) ? new PortInUse({ server, host: cfg.host, port }) : e
+          try: () => Bun.listen({ hostname: host, port, socket: { data() {} } }).stop(true),
+          catch: (e) => BunTransport.isAddressInUse(e) ? new PortInUse({ server, host, port }) : e
         }).pipe(Effect.catchIf((e) => !(e instanceof PortInUse), (e) => Effect.die(e))),
       { discard: true }
     ))

@@ -6,11 +6,13 @@ import * as SqlPipelineStore from "../l2ps/SqlPipelineStore.ts"
 import type { PipelineStore } from "../l2ps/PipelineStore.ts"
 import type { LegacyStorage } from "../legacy/LegacyStorage.ts"
 import * as SqlLegacyStorage from "../legacy/SqlLegacyStorage.ts"
+import type { BanStore } from "../storage/BanStore.ts"
 import * as Migrations from "../storage/Migrations.ts"
+import * as SqlBanStore from "../storage/SqlBanStore.ts"
 import * as SqlStorage from "../storage/SqlStorage.ts"
 import type { Storage } from "../storage/Storage.ts"
 
-export type Stores = Storage | LegacyStorage | PipelineStore
+export type Stores = Storage | LegacyStorage | PipelineStore | BanStore
 
 /** A store that replaces one of the SQL stores (a test's fault injection, a host's own adapter). */
 export interface Overrides {
@@ -23,12 +25,13 @@ export interface Overrides {
 // else on the same client (LocalL1) is built after this layer to get the same guarantee.
 const Migrated = Layer.effectDiscard(Migrations.run)
 
-/** The node's three stores over the host's or the node's `SqlClient`, after the migrations. */
+/** The node's stores over the host's or the node's `SqlClient`, after the migrations. */
 export const make = (overrides: Overrides = {}): Layer.Layer<Stores, SqlError | MigrationError, SqlClient.SqlClient> =>
   Layer.mergeAll(
     overrides.storage ?? SqlStorage.layer,
     overrides.legacy ?? SqlLegacyStorage.layer,
-    overrides.pipeline ?? SqlPipelineStore.layer
+    overrides.pipeline ?? SqlPipelineStore.layer,
+    SqlBanStore.layer
   ).pipe(Layer.provide(Migrated))
 
 export const layer = make()

@@ -5,6 +5,7 @@ import { NodeConfig, type NodeConfigShape } from "../config/NodeConfig.ts"
 import { Storage, type StorageShape } from "../storage/Storage.ts"
 import { ValidatorPool, type ValidatorPoolShape } from "../validators/ValidatorPool.ts"
 import { AddressLimits } from "../limits/AddressLimits.ts"
+import { Bans } from "../limits/Bans.ts"
 import { nodeIdOf } from "./BoundProof.ts"
 import { Committer } from "./Committer.ts"
 import { PendingProbe } from "./PendingProbe.ts"
@@ -27,6 +28,7 @@ export interface RelayDeps {
   readonly sessions: typeof Sessions.Service
   readonly pipeline: PipelineStoreShape
   readonly addressLimits: typeof AddressLimits.Service
+  readonly bans: typeof Bans.Service
   readonly pendingProbe: typeof PendingProbe.Service
   /** The node's ML-DSA-65 public key (hex) and its SHA-256, the node's name in bound proofs. */
   readonly nodeKey: string
@@ -50,6 +52,7 @@ export const make = Effect.flatMap(NodeKey, (key) => Effect.all({
   sessions: Sessions,
   pipeline: PipelineStore,
   addressLimits: AddressLimits,
+  bans: Bans,
   pendingProbe: PendingProbe,
   presence: Presence,
   readBudget: ReadBudget,

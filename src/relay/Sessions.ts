@@ -45,6 +45,12 @@ export class Sessions extends Context.Tag("im/Sessions")<Sessions, {
    */
   readonly broadcast: (l2psUid: string, exceptKey: string, text: string) => Effect.Effect<void>
   readonly count: Effect.Effect<number>
+  /** Every session, of one network or of all, in registration order per network. */
+  readonly list: (l2psUid?: string) => Effect.Effect<ReadonlyArray<Peer>>
+  /** Every session of a key, in any network. */
+  readonly ofKey: (key: string) => Effect.Effect<ReadonlyArray<Peer>>
+  /** Sessions and keys per network that has any. */
+  readonly perNetwork: Effect.Effect<ReadonlyArray<{ readonly l2psUid: string; readonly sessions: number; readonly keys: number }>>
 }>() {}
 
 const none: ReadonlyArray<Peer> = []
@@ -55,6 +61,19 @@ export const layer: Layer.Layer<Sessions> = Layer.sync(Sessions, () => {
   const onlineNow = (l2psUid: string, key: string) => networks.get(l2psUid)?.get(key) ?? none
   return {
     count: Effect.sync(() => total),
+    list: (l2psUid) =>
+      Effect.sync(() => {
+        const nets = l2psUid === undefined ? [...networks.values()] : [networks.get(l2psUid) ?? new Map<string, Array<Peer>>()]
+        return nets.flatMap((keys) => [...keys.values()].flat())
+      }),
+    ofKey: (key) => Effect.sync(() => [...networks.values()].flatMap((keys) => keys.get(key) ?? none)),
+    perNetwork: Effect.sync(() =>
+      [...networks].map(([l2psUid, keys]) => {
+        let sessions = 0
+        for (const list of keys.values()) sessions += list.length
+        return { l2psUid, sessions, keys: keys.size }
+      })
+    ),
     add: (peer, maxPerKey) =>
       Effect.sync(() => {
         let keys = networks.get(peer.l2psUid)

@@ -44,7 +44,7 @@ describe("start-up mistakes stop the node with one line naming the setting", () 
 
   test("a busy ADMIN_PORT, before anything says listening", async () => {
     const port = busyPort()
-    refused(await runNode({ env: { ADMIN_PORT: String(port) } }), new RegExp(`: ADMIN_PORT: port ${port} is already in use \\(on 0\\.0\\.0\\.0\\)$`))
+    refused(await runNode({ env: { ADMIN_PORT: String(port) } }), new RegExp(`: ADMIN_PORT: port ${port} is already in use \\(on 127\\.0\\.0\\.1\\)$`))
   }, 30_000)
 
   test("a bad value: the variable and what was wrong, every one of them", async () => {

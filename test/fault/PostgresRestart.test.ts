@@ -37,6 +37,34 @@ if (unavailable !== undefined && !process.env["CI"]) {
     })
 
     test("sends fail clearly while it is down, the node reconnects by itself, nothing acknowledged is lost", async () => {
+      // A failure says where it happened and what the node, the senders and Postgres saw by then.
+      let phase = "setup"
+      let all: () => SendOutcome[] = () => []
+      const step = (name: string) => {
+        phase = `${name} (at ${Math.round(performance.now() - began)} ms)`
+      }
+      const began = performance.now()
+      try {
+        await scenario(step, (f) => {
+          all = f
+        })
+      } catch (e) {
+        const outcomes = all()
+        const tally = new Map<string, number>()
+        for (const o of outcomes) {
+          const kind = o.reply === undefined ? `no reply: ${String(o.failure)}` : o.reply.type === "error" ? `error ${JSON.stringify(o.reply.payload)}` : o.reply.type
+          tally.set(kind, (tally.get(kind) ?? 0) + 1)
+        }
+        const tail = (text: string) => text.split("\n").slice(-40).join("\n")
+        throw new Error(
+          `${e instanceof Error ? e.message : String(e)}\nphase: ${phase}\nsends: ${JSON.stringify([...tally])}\n` +
+            `--- node output ---\n${tail(node?.outputText() ?? "")}\n--- postgres log ---\n${tail(cluster?.log() ?? "")}`
+        )
+      }
+    }, 150_000)
+
+    const scenario = async (step: (name: string) => void, expose: (all: () => SendOutcome[]) => void) => {
+      step("creating the cluster")
       cluster = await ThrowawayPostgres.create()
       await adminQuery(cluster.adminUrl, "CREATE DATABASE im_fault")
       node = await startE2eNode({
@@ -61,10 +89,14 @@ if (unavailable !== undefined && !process.env["CI"]) {
       const recipients = [...live.map((c) => c.key), offlineId.publicKey]
       const loops = senders.map((s) => sendLoop(s, recipients, 2))
       const all = (): SendOutcome[] => loops.flatMap((l) => l.outcomes)
+      expose(all)
 
+      step("load before the outage")
       // 1. Load, then Postgres stops (immediate: like a crash) under it.
-      await waitUntil(() => all().filter(isAck).length >= 100, "100 acknowledgements before the outage", 30_000)
+      await waitUntil(() => all().filter(isAck).length >= 100, "100 acknowledgements before the outage", 45_000)
+      step("stopping Postgres")
       await cluster.stop("immediate")
+      step("outage")
       const downAt = Date.now()
 
       // 2. Every sender is refused, promptly and clearly, several times; sessions stay open.
@@ -86,12 +118,14 @@ if (unavailable !== undefined && !process.env["CI"]) {
       expect(refused.size).toBeGreaterThanOrEqual(15)
 
       // 3. Postgres comes back; the same process serves again without a restart.
+      step("starting Postgres")
       await cluster.start()
+      step("recovery")
       const upAt = Date.now()
       await waitUntil(() => loops.every((l) => l.outcomes.some((o) => o.startedAt > upAt && isAck(o))), "an acknowledged send per sender after Postgres is back", 30_000)
       const recoveredIn = Math.max(...loops.map((l) => l.outcomes.find((o) => o.startedAt > upAt && isAck(o))!.at)) - upAt
       const acksAfter = () => all().filter((o) => o.startedAt > upAt && isAck(o)).length
-      await waitUntil(() => acksAfter() >= 100, "100 acknowledgements after the outage", 30_000)
+      await waitUntil(() => acksAfter() >= 100, "100 acknowledgements after the outage", 45_000)
       await Promise.all(loops.map((l) => l.stop()))
       expect(node.pid).toBe(pid)
       expect(node.signalCode()).toBeNull()
@@ -100,6 +134,7 @@ if (unavailable !== undefined && !process.env["CI"]) {
       const lateErrors = all().filter((o) => o.startedAt > upAt + recoveredIn && !isAck(o))
       expect(lateErrors.map((o) => o.reply ?? o.failure)).toEqual([])
 
+      step("history and delivery after the outage")
       // 4. Every acknowledged message is in history, once; refused ones were never delivered live.
       const acked = all().filter(isAck)
       const stored = new Map<string, Set<string>>(recipients.map((r) => [r, new Set()]))
@@ -137,6 +172,7 @@ if (unavailable !== undefined && !process.env["CI"]) {
       expect(new Set(got).size).toBe(got.length)
       expect(new Set(got)).toEqual(stored.get(offlineId.publicKey)!)
 
+      step("pipeline after the outage")
       // 5. The pipeline stages survived the outage: everything stored reaches l2ps_confirmed.
       const total = [...stored.values()].reduce((n, s) => n + s.size, 0)
       const confirmed = () => [...l2psStatus.values()].filter((s) => s === "l2ps_confirmed").length
@@ -147,6 +183,6 @@ if (unavailable !== undefined && !process.env["CI"]) {
         await readHistory()
       }
       expect(recoveredIn).toBeLessThan(20_000)
-    }, 90_000)
+    }
   })
 }

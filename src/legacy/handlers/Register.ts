@@ -16,6 +16,9 @@ import type { LegacySessionState } from "../LegacySessionState.ts"
 
 const decode = payloadOf(RegisterPayload, "Invalid message schema")
 
+/** A clientId as a ban names it: one of 64 hex digits is taken for a key, in lower case. */
+export const bannedFormOf = (clientId: string): string => (/^[0-9A-Fa-f]{64}$/.test(clientId) ? clientId.toLowerCase() : clientId)
+
 const taken = (clientId: string) => refuse("CLIENT_ID_TAKEN", `Client ID ${clientId} is already taken`)
 
 const sameBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i])
@@ -81,6 +84,11 @@ export const register = (deps: LegacyDeps) => (session: LegacySessionState, fram
       return yield* refuse("INVALID_PROOF", "This node requires a challenge-signed registration (see `challenge`)")
     }
 
+    // After the proofs: whether an id or a key is banned is told only to who holds it.
+    const signer = Buffer.from(deps.crypto.sha256(signingKey)).toString("hex")
+    if (deps.bans.isBanned(bannedFormOf(clientId)) || deps.bans.isBanned(signer)) {
+      return yield* refuse("KEY_BANNED", "This client ID or signing key is banned on this node")
+    }
     const now = yield* Clock.currentTimeMillis
     const bound = yield* deps.storage.bind({ clientId, signingKey, publicKey, registeredAt: now }, {
       challenged,
@@ -102,7 +110,7 @@ export const register = (deps: LegacyDeps) => (session: LegacySessionState, fram
       case "Bound":
         break
     }
-    const reg = session.register(clientId, Array.from(publicKey), Buffer.from(deps.crypto.sha256(signingKey)).toString("hex"))
+    const reg = session.register(clientId, Array.from(publicKey), signer)
     // Live delivery starts once the offline store is delivered, so nothing overtakes older messages.
     reg.peer.requestFlush()
     const previous = yield* deps.peers.takeOver(reg.peer)

@@ -14,6 +14,7 @@ import { unregister } from "./Unregister.ts"
 const decode = payloadOf(RegisterPayload, "Missing publicKey, l2psUid, or proof")
 
 export const EVICTED_CODE = 4001
+export const BANNED_MESSAGE = "This key is banned on this node"
 
 export const register = (deps: RelayDeps) => (session: SessionState, frame: Envelope) =>
   Effect.gen(function*() {
@@ -30,6 +31,8 @@ export const register = (deps: RelayDeps) => (session: SessionState, frame: Enve
       return yield* invalid("Invalid publicKey: not the canonical encoding of an ed25519 key of full order")
     }
     yield* verifyProof(deps, "register", p.publicKey, frame.timestamp, key, keyBytes, p.proof, session.remoteAddress, p.l2psUid, p.proofVersion)
+    // After the proof: whether a key is banned is told only to who holds it.
+    if (deps.bans.isBanned(key)) return yield* refuse("KEY_BANNED", BANNED_MESSAGE)
 
     if (session.registration !== undefined) yield* unregister(deps, session)
     const base = {
