@@ -2,11 +2,13 @@ import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
+import * as Option from "effect/Option"
 import * as Crypto from "../crypto/Crypto.ts"
 import * as NodeKey from "../crypto/NodeKey.ts"
 import { LegacyServer } from "../legacy/LegacyServer.ts"
 import * as LocalL1 from "../l1/LocalL1.ts"
 import * as AdminServer from "../ops/AdminServer.ts"
+import { NodeStatus } from "../ops/NodeStatus.ts"
 import * as Database from "../storage/Database.ts"
 import { makePrivate } from "../storage/PrivateDir.ts"
 import * as BunTransport from "../transport/BunTransport.ts"
@@ -72,6 +74,31 @@ const Announce = Layer.effectDiscard(
   })
 )
 
+/**
+ * What a stop leaves behind, logged first when it begins (the servers still up): the sessions about
+ * to be closed and what waits in storage for the next start. The database gets 2 s to answer.
+ */
+const ShutdownReport = Layer.scopedDiscard(
+  Effect.gen(function*() {
+    const status = yield* NodeStatus
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        const sessions = yield* status.sessions
+        const networks = yield* status.networks.pipe(Effect.interruptible, Effect.timeout("2 seconds"), Effect.option)
+        const waiting = Option.match(networks, {
+          onNone: () => "storage did not answer for the queues",
+          onSome: (stats) => {
+            const queued = stats.reduce((n, s) => n + s.queued, 0)
+            const pending = stats.reduce((n, s) => n + s.pending, 0)
+            return `${queued} messages wait in storage for their recipients, ${pending} for a batch`
+          }
+        })
+        yield* Effect.logInfo(`shutdown: closing ${sessions} sessions; ${waiting} (kept for the next start)`)
+      })
+    )
+  })
+)
+
 /** JSON lines at LOG_LEVEL. */
 const Logging = Layer.unwrapEffect(
   Effect.map(NodeConfig, (cfg) => Layer.merge(Logger.json, Logger.minimumLogLevel(cfg.logLevel)))
@@ -81,7 +108,7 @@ const Logging = Layer.unwrapEffect(
  * The node as `bun run node` starts it: configuration from the environment, real adapters. The admin
  * port is taken before the node says it listens, so that nothing is announced that then fails.
  */
-export const NodeLive = Announce.pipe(Layer.provide(Admin)).pipe(
+export const NodeLive = ShutdownReport.pipe(Layer.provide(Announce), Layer.provide(Admin)).pipe(
   Layer.provideMerge(NodeCore),
   Layer.provideMerge(Adapters),
   Layer.provide(Logging),

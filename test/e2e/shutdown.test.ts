@@ -1,6 +1,6 @@
 /**
  * What an operator reads in the logs: connection opens and closes counted at `debug`, and on SIGTERM
- * what the node flushed (group commits) and closed (each server's connections).
+ * what the node closed (sessions, each server's connections), flushed (group commits) and left in storage.
  */
 import { afterAll, expect, test } from "bun:test"
 import { encryptedFor, randomHash } from "../support/L2psClient.ts"
@@ -32,8 +32,11 @@ test("opens and closes are counted at debug; SIGTERM logs what was flushed and c
   const b = await pool.connect(n.url, "default")
   await a.client.send(b.key, encryptedFor("before the stop"), randomHash())
   await b.waitInbox(1)
+  // To a key that is not online: it waits in storage across the stop.
+  await a.client.send("ab".repeat(32), encryptedFor("to someone away"), randomHash())
   expect(await n.stop()).toBe(0)
   const logged = messages(n, "INFO")
+  expect(logged.some((m) => /^shutdown: closing 2 sessions; 1 messages wait in storage for their recipients, \d+ for a batch \(kept for the next start\)$/.test(m))).toBe(true)
   expect(logged).toContain("shutdown: l2ps stopped listening and closed 2 connections (1001)")
   expect(logged).toContain("shutdown: legacy stopped listening and closed 0 connections (1001)")
   expect(logged.some((m) => /^shutdown: flushed \d+ group commits \(\d+ sends were still waiting for one\)$/.test(m))).toBe(true)
