@@ -42,12 +42,16 @@ describe("packaging", () => {
     }
   })
 
-  test("compose refuses to start without POSTGRES_PASSWORD and runs the image the README builds", () => {
+  test("compose refuses to start without POSTGRES_PASSWORD or ADMIN_TOKEN and runs the image the README builds", () => {
     const compose = read("docker/compose.yml")
     const uses = [...compose.matchAll(/\$\{POSTGRES_PASSWORD([^}]*)\}/g)].map((m) => m[1]!)
     expect(uses.length).toBeGreaterThanOrEqual(2)
     for (const use of uses) expect(use).toMatch(/^:\?\S/)
     expect(compose).not.toContain("change-me")
+    // The admin port it publishes answers only with a token.
+    expect(compose).toMatch(/^      ADMIN_HOST: 0\.0\.0\.0$/m)
+    expect(compose).toMatch(/^      ADMIN_TOKEN: \$\{ADMIN_TOKEN:\?\S/m)
+    expect(compose).toContain(`"127.0.0.1:9464:9464"`)
     const built = /docker build -f docker\/Dockerfile -t (\S+) \./.exec(read("README.md"))
     expect(built).not.toBeNull()
     expect(compose).toMatch(new RegExp(`^    image: ${built![1]}$`, "m"))
