@@ -72,12 +72,12 @@ for (const db of await databases()) {
       scenario(db.layer, Effect.gen(function*() {
         const t0 = yield* Clock.currentTimeMillis
         const l1 = yield* Effect.provide(L1, yield* Layer.build(LocalL1.layer))
-        yield* blocks(t0 + BLOCK, 10)
+        yield* blocks(t0 + BLOCK, 5)
         expect(yield* blockCount).toBe(0)
         expect(yield* l1.head).toEqual(Option.none())
 
         yield* l1.submit(tx("a".repeat(64)))
-        const t1 = t0 + 11 * BLOCK
+        const t1 = t0 + 6 * BLOCK
         yield* blocks(t1, 1)
         const included = yield* l1.inclusion("a".repeat(64))
         expect(Option.getOrThrow(included).blockNumber).toBe(0)
@@ -85,13 +85,13 @@ for (const db of await databases()) {
         yield* blocks(t1 + BLOCK, DEPTH)
         expect(Option.getOrThrow(yield* l1.head).number).toBe(DEPTH)
         // …and then nothing more while idle.
-        yield* blocks(t1 + (1 + DEPTH) * BLOCK, 5)
+        yield* blocks(t1 + (1 + DEPTH) * BLOCK, 3)
         expect(yield* blockCount).toBe(1 + DEPTH)
 
         // A second transaction later: its block links to the last one, and DEPTH more follow.
         yield* l1.submit(tx("b".repeat(64)))
-        const t2 = t1 + (6 + DEPTH) * BLOCK
-        yield* blocks(t2, 1 + DEPTH + 3)
+        const t2 = t1 + (4 + DEPTH) * BLOCK
+        yield* blocks(t2, 1 + DEPTH + 2)
         expect(Option.getOrThrow(yield* l1.inclusion("b".repeat(64))).blockNumber).toBe(1 + DEPTH)
         expect(Option.getOrThrow(yield* l1.head).number).toBe(1 + 2 * DEPTH)
         expect(yield* blockCount).toBe(2 + 2 * DEPTH)
@@ -114,7 +114,7 @@ for (const db of await databases()) {
         expect(yield* blockCount).toBe(1)
         const t1 = yield* Clock.currentTimeMillis
         const l1 = yield* Effect.provide(L1, yield* Layer.build(LocalL1.layer))
-        yield* blocks(t1 + BLOCK, 5)
+        yield* blocks(t1 + BLOCK, 4)
         expect(Option.getOrThrow(yield* l1.head).number).toBe(DEPTH)
         expect(yield* blockCount).toBe(1 + DEPTH)
       })), 30_000)
