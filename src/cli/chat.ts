@@ -17,6 +17,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as os from "node:os"
 import * as path from "node:path"
+import pkg from "../../package.json" with { type: "json" }
 import * as AliasBook from "../client/AliasBook.ts"
 import type { ChatEvent, MessengerShape } from "../client/Messenger.ts"
 import * as Home from "../client/Home.ts"
@@ -27,7 +28,7 @@ import * as Terminal from "./Terminal.ts"
 
 const EVENTS_MAX = 10_000
 
-const HELP = [
+const HELP_COMMANDS = [
   "commands:",
   "  /peers                  who is online in the network",
   "  /alias <name> <key>     give a key a name (then use the name anywhere)",
@@ -40,6 +41,25 @@ const HELP = [
   "  /reconnect              connect again after giving up",
   "  /help                   this list",
   "  /quit                   leave"
+].join("\n")
+
+const USAGE = [
+  `demos-im chat ${pkg.version}: a terminal chat against a running node (L2PS protocol)`,
+  "",
+  "usage: npm run chat [-- --home DIR] [--server ws://host:port] [--network UID] | --help | --version",
+  "",
+  "  --home DIR        identity and history (CHAT_HOME, default ~/.demos-im)",
+  "  --server URL      the node (CHAT_SERVER, default ws://127.0.0.1:3006)",
+  "  --network UID     the L2PS network (CHAT_NETWORK, default \"default\")",
+  "",
+  "environment:",
+  "  CHAT_PASSPHRASE     protects your keys and history (asked when unset)",
+  `  CHAT_SCRYPT_N       scrypt cost for a new identity, a power of two from 16384 to 262144 (default ${defaultKdf.N})`,
+  "  CHAT_REQUIRE_BOUND  true: refuse messages not bound to their hash (default false)",
+  "  CHAT_NODE_KEY       the node's ML-DSA public key (hex) that must sign the batches /status checks",
+  "                      (default: the first one seen is pinned in the home)",
+  "",
+  HELP_COMMANDS
 ].join("\n")
 
 const arg = (name: string): string | undefined => {
@@ -200,7 +220,7 @@ const program = Effect.gen(function*() {
         case "/exit":
           return false
         case "/help":
-          yield* say(HELP)
+          yield* say(HELP_COMMANDS)
           break
         case "/whoami":
           yield* say(`your key: ${m.publicKey}`)
@@ -308,4 +328,12 @@ const program = Effect.gen(function*() {
   yield* say("bye")
 }).pipe(Effect.scoped)
 
-program.pipe(BunRuntime.runMain({ disablePrettyLogger: true }))
+// Before anything asks for a passphrase.
+const flags = process.argv.slice(2)
+if (flags.includes("--help") || flags.includes("-h")) {
+  process.stdout.write(`${USAGE}\n`)
+} else if (flags.includes("--version") || flags.includes("-v")) {
+  process.stdout.write(`${pkg.version}\n`)
+} else {
+  program.pipe(BunRuntime.runMain({ disablePrettyLogger: true }))
+}
