@@ -12,6 +12,7 @@ import * as ManagedRuntime from "effect/ManagedRuntime"
 import type { HomeStorage } from "./HomeStorage.ts"
 import { runPromise } from "./internal/run.ts"
 import type { Identity } from "./L2psCrypto.ts"
+import type * as L2psPeer from "./L2psPeer.ts"
 import * as MessageStore from "./MessageStore.ts"
 import { type ChatEvent, make, Messenger, type MessengerShape } from "./Messenger.ts"
 import * as NodePins from "./NodePins.ts"
@@ -33,6 +34,8 @@ export interface MessengerOptions {
   readonly l2psUid?: string
   readonly kdf?: SecretStore.KdfParams
   readonly reconnect?: Partial<ReconnectOptions>
+  /** in ms (default: connect 10000, requests 10000, send 15000) */
+  readonly timeouts?: L2psPeer.L2psPeerConfig["timeouts"]
   /** the node's ML-DSA public key (hex) when known; otherwise pinned on first use in `node-keys.json` */
   readonly nodeKey?: string
   /** refuse messages not bound to their hash (see `MessengerConfig.requireBound`) */
@@ -63,6 +66,7 @@ export const fromStorage = (
       identity: secrets.identity,
       store,
       reconnect: o.reconnect,
+      timeouts: o.timeouts,
       onEvent: o.onEvent,
       requireBound: o.requireBound,
       nodeKey: o.nodeKey,
