@@ -6,6 +6,7 @@
  */
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 
 export class StorageError extends Data.TaggedError("StorageError")<{ readonly message: string }> {}
 
@@ -18,6 +19,11 @@ export interface HomeStorage {
   readonly write: (name: string, text: string) => Effect.Effect<void, StorageError>
   /** Adds `text` at the end of `name` (created if missing). */
   readonly append: (name: string, text: string) => Effect.Effect<void, StorageError>
+  /**
+   * Holds the files for one messenger until the scope closes; fails when another holds them (a second
+   * tab on the same identity would fork the history chain). Backends that cannot tell have none.
+   */
+  readonly hold?: Effect.Effect<void, StorageError, Scope.Scope>
 }
 
 /** Files in memory, lost with the process; `files` lets a test look at (or change) what was written. */

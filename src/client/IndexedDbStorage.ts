@@ -1,7 +1,9 @@
 /**
  * A client's files in a browser's IndexedDB: one database per identity (the name the app gives), each
  * file kept as numbered chunks so that appending a line to the history writes that line only, and a
- * replace deletes the old chunks and writes the new text in one transaction (all or nothing).
+ * replace deletes the old chunks and writes the new text in one transaction (all or nothing). One
+ * messenger at a time holds a database (`hold`, a Web Lock): a second tab is refused, not let fork
+ * the history chain.
  */
 import * as Effect from "effect/Effect"
 import type { HomeStorage } from "./HomeStorage.ts"
@@ -51,7 +53,26 @@ export const make = (database: string): HomeStorage => {
     const cursor = await request("cursor", () => store.openCursor(rangeOf(name), "prev"))
     return cursor === null ? -1 : ((cursor.key as [string, number])[1])
   }
+  const hold = Effect.acquireRelease(
+    Effect.tryPromise({
+      try: () =>
+        new Promise<() => void>((resolve, reject) => {
+          if (typeof navigator === "undefined" || navigator.locks === undefined) return resolve(() => undefined)
+          // The lock is held while the callback's promise is pending: released by calling `release`.
+          navigator.locks.request(`demos-im-client:${database}`, { ifAvailable: true }, (lock) => {
+            if (lock === null) {
+              reject(new Error("this identity is open in another tab or window: close it there first"))
+              return undefined
+            }
+            return new Promise<void>((release) => resolve(release))
+          }).catch(reject)
+        }),
+      catch: (e) => new StorageError({ message: `cannot open indexedDB:${database}: ${e instanceof Error ? e.message : String(e)}` })
+    }),
+    (release) => Effect.sync(release)
+  ).pipe(Effect.asVoid)
   return {
+    hold,
     describe: where,
     read: (name) =>
       attempt("read", name, async (db) => {

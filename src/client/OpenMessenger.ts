@@ -14,7 +14,7 @@ import { runPromise } from "./internal/run.ts"
 import type { Identity } from "./L2psCrypto.ts"
 import type * as L2psPeer from "./L2psPeer.ts"
 import * as MessageStore from "./MessageStore.ts"
-import { type ChatEvent, make, Messenger, type MessengerShape } from "./Messenger.ts"
+import { type ChatEvent, make, Messenger, MessengerError, type MessengerShape } from "./Messenger.ts"
 import * as NodePins from "./NodePins.ts"
 import type { ProofCheck } from "./Proofs.ts"
 import type { ReconnectOptions } from "./Reconnect.ts"
@@ -50,6 +50,7 @@ export const fromStorage = (
   o: Omit<MessengerOptions, "connect"> & { readonly onEvent?: (event: ChatEvent) => void }
 ) =>
   Effect.gen(function*() {
+    if (storage.hold !== undefined) yield* storage.hold.pipe(Effect.mapError((e) => new MessengerError({ message: e.message })))
     const { secrets, created, migrated } = yield* SecretStore.loadOrCreate(storage, o.passphrase, o.kdf)
     const store = yield* MessageStore.open(storage, HISTORY_FILE, storeKeyOf(secrets.identity))
     const pinned = yield* NodePins.open(storage, secrets.identity)

@@ -2,7 +2,8 @@
  * The browser entry in headless Chromium: the bundle (`bun build --target browser`) is served from
  * 127.0.0.1, two messengers in two browser contexts (two profiles: their own IndexedDB) exchange a
  * message with its receipt through a real node, and after a reload the same identity and history
- * unlock from IndexedDB with the passphrase, a wrong one refused. What IndexedDB holds is sealed.
+ * unlock from IndexedDB with the passphrase, a wrong one refused. What IndexedDB holds is sealed; a
+ * second tab on an identity already open is refused.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import * as fs from "node:fs"
@@ -143,7 +144,16 @@ if (unavailable !== undefined && !process.env["CI"]) {
       expect(guest).toMatchObject({ created: true })
       expect(await guestPage.evaluate(() => indexedDB.databases().then((ds) => ds.map((d) => d.name)))).toEqual([])
 
-      for (const page of [alicePage, bobPage, guestPage]) await page.evaluate(() => window.m.close())
+      // A second tab on Alice's identity is refused while the first holds it (it would fork the
+      // history chain), and opens once the first has closed.
+      const aliceTab2 = await openPage(contexts[0])
+      expect(await open(aliceTab2, "alice's passphrase", { connect: false })).toEqual({
+        error: "cannot open indexedDB:demos-im: this identity is open in another tab or window: close it there first"
+      })
+      await alicePage.evaluate(() => window.m.close())
+      expect(await open(aliceTab2, "alice's passphrase", { connect: false })).toEqual({ publicKey: alice.publicKey!, created: false })
+
+      for (const page of [aliceTab2, bobPage, guestPage]) await page.evaluate(() => window.m.close())
       expect(problems).toEqual([])
     }, 60_000)
   })
