@@ -56,13 +56,13 @@ const DISCOVER_PAGES_MAX = 100
 
 /**
  * A refused or failed request; `message` is the SDK's rejection text, except for a connection that
- * could not be made, whose message names the URL and what happened (`connectFailure`).
+ * could not be made, whose message names the URL and what happened (`connectError`).
  */
 export class L2psError extends Data.TaggedError("L2psError")<{
   /**
    * a server error code, or TIMEOUT / NOT_REGISTERED / DISCONNECTED, or MALFORMED_FRAME (the reply
    * does not decode with its Schema, src/domain/ServerFrames.ts), or for `connect`
-   * CONNECTION_REFUSED / CONNECT_TIMEOUT / CONNECTION_CLOSED / NO_WEBSOCKET (see `connectFailure`)
+   * CONNECTION_REFUSED / CONNECT_TIMEOUT / CONNECTION_CLOSED / NO_WEBSOCKET (see `connectError`)
    */
   readonly code: string
   readonly message: string
@@ -187,6 +187,7 @@ export const connectError = (url: string, why: ConnectFailure): L2psError => {
 
 export const NO_WEBSOCKET =
   "this runtime has no WebSocket: use Node 22 or later, start Node 20 with --experimental-websocket, or set globalThis.WebSocket (e.g. to the ws package's)"
+
 const hex = (n: number, width: number) => n.toString(16).padStart(width, "0")
 
 export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never, Scope.Scope> =>
