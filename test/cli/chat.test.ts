@@ -190,6 +190,8 @@ describe("bun run chat", () => {
     const sentAt = Date.now() - 2 * 86_400_000
     const peer = new L2PSMessagingPeer({ serverUrl: node.url, publicKey: sender.publicKey, l2psUid: "default", signFn: signFnOf(sender) })
     await peer.connect()
+    // Until the node has seen Erin's chat go, a send would be delivered live.
+    for (const until = Date.now() + 5000; (await peer.discover()).includes(keyE) && Date.now() < until;) await Bun.sleep(50)
     const { encrypted, messageHash } = sealBound(sender, keyE, "written while you were away", sentAt)
     expect(await peer.send(keyE, encrypted, messageHash)).toMatchObject({ status: "queued" })
     await peer.dispose()
