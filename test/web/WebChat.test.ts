@@ -184,6 +184,10 @@ if (unavailable !== undefined && !process.env["CI"]) {
       await alice.page.locator("#unlock-status", { hasText: "wrong passphrase" }).waitFor({ timeout: 10_000 })
       expect(await alice.page.locator("#chat").isVisible()).toBe(false)
       expect(await unlock(alice, "alice's passphrase")).toBe(keyA)
+      // the history stayed in the browser, sealed, with what the check found
+      await peerButton(alice, keyB).click()
+      await message(alice, "hi alice").waitFor()
+      expect(await message(alice, "hello bob, from the browser").locator(".chain").textContent()).toMatch(/^confirmed on chain \(block \d+\) · inclusion proof checked ✓/)
 
       expect(alice.errors).toEqual([])
       expect(bob.errors).toEqual([])

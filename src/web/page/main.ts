@@ -182,6 +182,12 @@ class Session {
     // Only our own messages: for them the client recomputes the leaf from what it sent.
     if (record.direction === "out" && (record.status === "sent" || record.status === "queued" || record.status === "delivered")) {
       const chain = had?.li.querySelector<HTMLElement>(".chain") ?? el("span", { className: "chain" })
+      // What an earlier check found, as the history keeps it.
+      if (had === undefined && record.proof !== undefined) {
+        const state = chainStateOf({ ...record.proof, status: record.l2psStatus ?? "" })
+        chain.textContent = state.text
+        chain.dataset["state"] = state._tag
+      }
       const check = had?.li.querySelector<HTMLButtonElement>("button.check") ?? el("button", { className: "check", text: "check on chain" })
       check.type = "button"
       check.onclick = () => void this.checkOnChain(record, check, chain)
