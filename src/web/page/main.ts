@@ -16,6 +16,12 @@ interface PageConfig {
 /** How often, and how long, "check on chain" asks again while a message waits for its batch or block. */
 const CHECK_EVERY_MS = 1000
 const CHECK_TRIES = 60
+/** Messages kept on screen in the open conversation, and people listed: peers can send without end. */
+const SHOWN_MAX = 500
+const KNOWN_MAX = 200
+const ONLINE_MAX = 10_000
+/** People listed at once; the one you talk with is always among them. */
+const LISTED_MAX = 300
 
 const byId = <T extends HTMLElement>(id: string): T => {
   const el = document.getElementById(id)
@@ -90,7 +96,8 @@ class Session {
         ui.connection.dataset["state"] = "connected"
         return this.renderPeers()
       case "PeerJoined":
-        this.online.add(e.publicKey.toLowerCase())
+        // Past the bound a join is not listed; the next registration's list has everyone.
+        if (this.online.size < ONLINE_MAX) this.online.add(e.publicKey.toLowerCase())
         return this.renderPeers()
       case "PeerLeft":
         this.online.delete(e.publicKey.toLowerCase())
@@ -105,7 +112,7 @@ class Session {
         ui.connection.textContent = `node unreachable; retry ${e.attempt} in ${Math.round(e.delayMillis / 1000)} s`
         return
       case "Received":
-        this.known.add(e.record.peer)
+        this.remember(e.record.peer)
         if (e.record.peer === this.current) return this.show(e.record)
         this.unread.set(e.record.peer, (this.unread.get(e.record.peer) ?? 0) + 1)
         return this.renderPeers()
@@ -122,8 +129,25 @@ class Session {
     }
   }
 
+  /** Lists `key` among the people talked with; past `KNOWN_MAX` the longest-known offline ones go. */
+  remember(key: string) {
+    this.known.delete(key)
+    this.known.add(key)
+    for (const k of this.known) {
+      if (this.known.size <= KNOWN_MAX) break
+      if (k !== this.current && !this.online.has(k)) {
+        this.known.delete(k)
+        this.unread.delete(k)
+      }
+    }
+  }
+
   renderPeers() {
-    const keys = [...new Set([...this.online, ...this.known])].sort((a, b) => Number(this.online.has(b)) - Number(this.online.has(a)) || a.localeCompare(b))
+    // Those you talked with first, then everyone else online; within each, online first.
+    const rank = (k: string) => (this.known.has(k) ? 0 : 2) + (this.online.has(k) ? 0 : 1)
+    const sorted = [...new Set([...this.known, ...this.online])].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b))
+    const keys = sorted.slice(0, LISTED_MAX)
+    if (this.current !== undefined && !keys.includes(this.current)) keys.unshift(this.current)
     ui.peers.replaceChildren(...keys.map((key) => {
       const li = el("li")
       const button = el("button", { className: "peer", title: key })
@@ -143,7 +167,7 @@ class Session {
 
   async open(peer: string) {
     this.current = peer
-    this.known.add(peer)
+    this.remember(peer)
     this.unread.delete(peer)
     this.renderPeers()
     ui.title.textContent = `Talking to ${shortKey(peer)}`
@@ -196,6 +220,11 @@ class Session {
     li.replaceChildren(text, meta)
     if (had === undefined) ui.messages.append(li)
     this.shown.set(id, { li, record })
+    for (const [oldest, { li: gone }] of this.shown) {
+      if (this.shown.size <= SHOWN_MAX) break
+      gone.remove()
+      this.shown.delete(oldest)
+    }
     li.scrollIntoView({ block: "nearest" })
   }
 
