@@ -455,6 +455,10 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
         ),
       gaveUp: Effect.gen(function*() {
         st.running = false
+        // A first connect that ran out of attempts fails now, not at its timeout.
+        if (st.connecting !== undefined && !st.everRegistered) {
+          yield* Deferred.fail(st.connecting, connectError(config.serverUrl, st.lastFailure ?? { _tag: "TimedOut", millis: timeouts.connect }))
+        }
         yield* emit({
           _tag: "Error",
           error: { code: "INTERNAL_ERROR", message: `Gave up reconnecting to ${config.serverUrl}`, details: "no attempt left" }

@@ -11,6 +11,8 @@ import * as path from "node:path"
 import { openMessenger } from "../../src/client/Home.ts"
 import { generateIdentity, signFnOf } from "../../src/client/L2psCrypto.ts"
 import { L2PSMessagingPeer } from "../../src/client/L2PSMessagingPeer.ts"
+import * as L2psPeer from "../../src/client/L2psPeer.ts"
+import { Effect } from "effect"
 import { freePort } from "../support/NodeProcess.ts"
 
 const FAST_KDF = { N: 2 ** 14, r: 8, p: 1 }
@@ -91,5 +93,33 @@ describe("connection errors", () => {
     })
     cleanup.push(() => void peer.dispose())
     expect(await peer.connect().then(() => "connected", (e: Error) => e.message)).toBe("Connection timeout (1s)")
+  })
+})
+
+describe("reconnecting", () => {
+  test("announces attempts 1..maxAttempts, never one past the last, then gives up", async () => {
+    const id = generateIdentity()
+    const events: Array<string> = []
+    await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const peer = yield* L2psPeer.make({
+        serverUrl: `ws://127.0.0.1:${freePort()}`,
+        publicKey: id.publicKey,
+        l2psUid: "default",
+        signFn: signFnOf(id),
+        reconnect: { baseDelayMillis: 5, maxDelayMillis: 5, maxAttempts: 3 },
+        timeouts: { connect: 3000 },
+        onEvent: (e) => {
+          if (e._tag === "Retrying") events.push(`retry ${e.attempt}`)
+          if (e._tag === "Error") events.push(e.error.message)
+        }
+      })
+      const started = Date.now()
+      const failed = yield* Effect.flip(peer.connect)
+      // Out of attempts, a first connect fails at once, saying why, not at its timeout.
+      expect(failed.code).toBe("CONNECTION_REFUSED")
+      expect(Date.now() - started).toBeLessThan(2500)
+    })))
+    expect(events).toEqual(["retry 1", "retry 2", "retry 3", "Gave up reconnecting to " + events.at(-1)!.slice("Gave up reconnecting to ".length)])
+    expect(events.at(-1)).toStartWith("Gave up reconnecting to ws://127.0.0.1:")
   })
 })
