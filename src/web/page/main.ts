@@ -44,6 +44,7 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 const ui = {
   connection: byId<HTMLSpanElement>("connection"),
   me: byId<HTMLInputElement>("me"),
+  meLabel: byId<HTMLLabelElement>("me-label"),
   lock: byId<HTMLButtonElement>("lock"),
   unlock: byId<HTMLFormElement>("unlock"),
   passphrase: byId<HTMLInputElement>("passphrase"),
@@ -296,6 +297,7 @@ const start = async () => {
         ui.unlock.hidden = true
         ui.chat.hidden = false
         ui.lock.hidden = false
+        ui.meLabel.hidden = false
         if (chat.created) notice("created a new identity in this browser: keep your passphrase, it cannot be recovered")
         for (const n of chat.notices) notice(n)
         session = new Session(chat)
@@ -313,6 +315,7 @@ const start = async () => {
     session = undefined
     ui.chat.hidden = true
     ui.lock.hidden = true
+    ui.meLabel.hidden = true
     ui.unlock.hidden = false
     ui.unlockButton.disabled = false
     ui.me.value = ""
