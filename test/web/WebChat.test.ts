@@ -135,7 +135,7 @@ if (unavailable !== undefined && !process.env["CI"]) {
 
     const shoot = (p: Person, what: string) => p.page.screenshot({ path: path.join(OUTPUT, `${what}-${p.name}.png`), fullPage: true })
 
-    test("two people chat through the node: presence, messages both ways, ✓✓, a confirmation with a checked proof", async () => {
+    test("two people chat through the node: presence, messages both ways, ✓ and ✓✓, a confirmation with a checked proof, lock and unlock", async () => {
       const alice = await open("alice")
       const bob = await open("bob")
       const [keyA, keyB] = await Promise.all([unlock(alice, "alice's passphrase"), unlock(bob, "bob's passphrase")])
@@ -190,6 +190,19 @@ if (unavailable !== undefined && !process.env["CI"]) {
       await peerButton(alice, keyB).click()
       await message(alice, "hi alice").waitFor()
       expect(await message(alice, "hello bob, from the browser").locator(".chain").textContent()).toMatch(/^confirmed on chain \(block \d+\) · inclusion proof checked ✓/)
+
+      // bob away: the node keeps alice's message (✓), bob gets it when back, alice then sees ✓✓
+      await bob.page.click("#lock")
+      await peerButton(alice, keyB).and(alice.page.locator("[data-online=false]")).waitFor()
+      await say(alice, "for when you are back")
+      await message(alice, "for when you are back").and(alice.page.locator("[data-status=queued]")).waitFor()
+      expect(await message(alice, "for when you are back").locator(".receipt").textContent()).toBe("✓")
+      expect(await unlock(bob, "bob's passphrase")).toBe(keyB)
+      await peerButton(bob, keyA).locator(".unread", { hasText: "1" }).waitFor()
+      await peerButton(bob, keyA).click()
+      await message(bob, "for when you are back").locator(".flag", { hasText: "while you were away" }).waitFor()
+      await message(alice, "for when you are back").and(alice.page.locator("[data-status=delivered]")).waitFor()
+      expect(await message(alice, "for when you are back").locator(".receipt").textContent()).toBe("✓✓")
 
       expect(alice.errors).toEqual([])
       expect(bob.errors).toEqual([])
