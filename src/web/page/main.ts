@@ -78,6 +78,7 @@ class Session {
   /** the message elements of the open conversation, by direction and hash (a hash is unique per sender) */
   readonly shown = new Map<string, { readonly li: HTMLLIElement; record: ChatRecord }>()
   current: string | undefined
+  closed = false
 
   constructor(readonly chat: ChatHandle) {}
 
@@ -88,7 +89,14 @@ class Session {
     this.chat.connect().catch((e) => notice(`cannot reach the node: ${errorText(e)}`))
   }
 
+  /** Closes the connection; nothing it still reports reaches the page. */
+  stop() {
+    this.closed = true
+    return this.chat.close()
+  }
+
   onEvent(e: ChatEvent) {
+    if (this.closed) return
     switch (e._tag) {
       case "Registered":
         this.online.clear()
@@ -119,9 +127,11 @@ class Session {
         return this.renderPeers()
       case "Sent":
       case "Delivered":
-      case "SendFailed":
         if (e.record.peer === this.current) this.show(e.record)
-        if (e._tag === "SendFailed") notice(`not sent to ${shortKey(e.record.peer)}: ${e.error}`)
+        return
+      case "SendFailed":
+        // In the open conversation the message's own bubble says so (`send`).
+        if (e.record.peer !== this.current) notice(`not sent to ${shortKey(e.record.peer)}: ${e.error}`)
         return
       case "Undecryptable":
         return notice(`a message from ${shortKey(e.from)} is not shown: ${e.reason}`)
@@ -269,6 +279,8 @@ class Session {
       pending.remove()
       if (this.current === to) this.show(record)
     } catch (e) {
+      if (this.closed) return
+      if (this.current !== to) notice(`not sent to ${shortKey(to)}: ${errorText(e)}`)
       pending.dataset["status"] = "failed"
       pending.lastElementChild?.replaceChildren(el("span", { className: "receipt", text: "✗", title: "not sent" }), el("span", { className: "error", text: `not sent: ${errorText(e)}` }))
     }
@@ -324,7 +336,7 @@ const start = async () => {
     ui.peers.replaceChildren()
     ui.messages.replaceChildren()
     ui.notices.replaceChildren()
-    void closing?.chat.close()
+    void closing?.stop()
   })
 
   ui.talkTo.addEventListener("submit", (e) => {
