@@ -3,6 +3,9 @@
  * message's place on the chain. Plain DOM. Everything a peer or the node sends reaches the page as
  * text (`textContent`), never as markup.
  */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
 import { type ChatEvent, type ChatHandle, type ChatRecord, openChat } from "./ChatClient.ts"
 import { type ChainState, chainStateOf, newer, receiptOf, shortKey, timeOf } from "./Labels.ts"
 
@@ -14,7 +17,7 @@ interface PageConfig {
 }
 
 /** How often, and how long, "check on chain" asks again while a message waits for its batch or block. */
-const CHECK_EVERY_MS = 1000
+const CHECK_EVERY = Duration.seconds(1)
 const CHECK_TRIES = 60
 /** Messages kept on screen in the open conversation, and people listed: peers can send without end. */
 const SHOWN_MAX = 500
@@ -38,8 +41,6 @@ const el = <K extends keyof HTMLElementTagNameMap>(tag: K, props: { className?: 
 }
 
 const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e))
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
 const ui = {
   connection: byId<HTMLSpanElement>("connection"),
@@ -247,20 +248,20 @@ class Session {
       out.dataset["state"] = state._tag
     }
     say({ _tag: "Waiting", text: "asking the node for the proof…" })
-    try {
-      for (let i = 0; i < CHECK_TRIES; i++) {
-        // History gives the node's timestamp of the message: with it the client recomputes the leaf.
-        await this.chat.refresh(record.peer)
-        const state = chainStateOf(await this.chat.confirm(record.messageHash))
-        say(state)
-        if (state._tag !== "Waiting") return
-        await sleep(CHECK_EVERY_MS)
-      }
-    } catch (e) {
-      say({ _tag: "Failed", text: `could not check: ${errorText(e)}` })
-    } finally {
-      button.disabled = false
-    }
+    const ask = Effect.tryPromise(async () => {
+      // History gives the node's timestamp of the message: with it the client recomputes the leaf.
+      await this.chat.refresh(record.peer)
+      const state = chainStateOf(await this.chat.confirm(record.messageHash))
+      say(state)
+      return state
+    })
+    await Effect.runPromise(
+      ask.pipe(
+        Effect.repeat({ schedule: Schedule.spaced(CHECK_EVERY), while: (state) => state._tag === "Waiting" && !this.closed, times: CHECK_TRIES - 1 }),
+        Effect.catchAll((e) => Effect.sync(() => say({ _tag: "Failed", text: `could not check: ${errorText(e.error)}` })))
+      )
+    )
+    button.disabled = false
   }
 
   async send(text: string) {
