@@ -113,9 +113,11 @@ if (unavailable !== undefined && !process.env["CI"]) {
       return person
     }
 
-    /** Unlocks (or creates) the identity with `passphrase`; the key shown on the page. */
-    const unlock = async (p: Person, passphrase: string): Promise<string> => {
+    /** Unlocks the identity this browser holds, or creates one (the passphrase typed twice); the key shown. */
+    const unlock = async (p: Person, passphrase: string, create = false): Promise<string> => {
+      await p.page.locator("#unlock-button", { hasText: create ? "Create identity" : "Unlock" }).and(p.page.locator(":enabled")).waitFor()
       await p.page.fill("#passphrase", passphrase)
+      if (create) await p.page.fill("#passphrase-again", passphrase)
       await p.page.click("#unlock-button")
       await p.page.locator("#chat").waitFor({ state: "visible", timeout: 15_000 })
       await p.page.locator("#connection[data-state=connected]").waitFor({ timeout: 10_000 })
@@ -138,7 +140,13 @@ if (unavailable !== undefined && !process.env["CI"]) {
     test("two people chat through the node: presence, messages both ways, ✓ and ✓✓, a confirmation with a checked proof, lock and unlock", async () => {
       const alice = await open("alice")
       const bob = await open("bob")
-      const [keyA, keyB] = await Promise.all([unlock(alice, "alice's passphrase"), unlock(bob, "bob's passphrase")])
+      // a new identity's passphrase is typed twice, and must match
+      await alice.page.locator("#unlock-intro", { hasText: "No identity in this browser yet" }).waitFor()
+      await alice.page.fill("#passphrase", "alice's passphrase")
+      await alice.page.fill("#passphrase-again", "alice's passphrasf")
+      await alice.page.click("#unlock-button")
+      await alice.page.locator("#unlock-status", { hasText: "the two passphrases differ" }).waitFor()
+      const [keyA, keyB] = await Promise.all([unlock(alice, "alice's passphrase", true), unlock(bob, "bob's passphrase", true)])
       expect(keyA).not.toBe(keyB)
       await alice.page.locator("#notices", { hasText: "created a new identity" }).waitFor()
 
@@ -179,7 +187,7 @@ if (unavailable !== undefined && !process.env["CI"]) {
 
       // locked, then unlocked: a wrong passphrase is refused, the right one opens the same identity
       await alice.page.click("#lock")
-      await alice.page.locator("#unlock").waitFor({ state: "visible" })
+      await alice.page.locator("#unlock-intro", { hasText: `This browser holds the identity ${keyA.slice(0, 6)}…${keyA.slice(-4)}` }).waitFor()
       await alice.page.fill("#passphrase", "not alice's passphrase")
       await alice.page.click("#unlock-button")
       await alice.page.locator("#unlock-status", { hasText: "wrong passphrase" }).waitFor({ timeout: 10_000 })
@@ -217,7 +225,7 @@ if (unavailable !== undefined && !process.env["CI"]) {
       const dave = await open("dave")
       const [keyC, keyD] = await Promise.all([
         tmux.waitFor("carol", /your key: ([0-9a-f]{64})/, 15_000).then((m) => m[1]!),
-        unlock(dave, "dave's passphrase")
+        unlock(dave, "dave's passphrase", true)
       ])
       await tmux.waitFor("carol", /✓ connected to ws:\/\//)
 

@@ -6,7 +6,7 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
-import { type ChatEvent, type ChatHandle, type ChatRecord, openChat } from "./ChatClient.ts"
+import { type ChatEvent, type ChatHandle, type ChatRecord, openChat, storedKey } from "./ChatClient.ts"
 import { type ChainState, chainStateOf, newer, receiptOf, shortKey, timeOf } from "./Labels.ts"
 
 /** What the server tells the page (`/config.json`). */
@@ -48,7 +48,10 @@ const ui = {
   meLabel: byId<HTMLLabelElement>("me-label"),
   lock: byId<HTMLButtonElement>("lock"),
   unlock: byId<HTMLFormElement>("unlock"),
+  unlockIntro: byId<HTMLParagraphElement>("unlock-intro"),
   passphrase: byId<HTMLInputElement>("passphrase"),
+  passphraseAgain: byId<HTMLInputElement>("passphrase-again"),
+  passphraseAgainLabel: byId<HTMLLabelElement>("passphrase-again-label"),
   unlockButton: byId<HTMLButtonElement>("unlock-button"),
   unlockStatus: byId<HTMLParagraphElement>("unlock-status"),
   chat: byId<HTMLElement>("chat"),
@@ -291,21 +294,42 @@ class Session {
 const start = async () => {
   const config = (await (await fetch("/config.json")).json()) as PageConfig
   let session: Session | undefined
+  const database = `demos-im/${config.network}`
+  let creating = false
+
+  // A passphrase is typed twice only when it is about to seal a new identity: a typo then would lock
+  // its owner out for good.
+  const prepareUnlock = async () => {
+    const key = await storedKey(database)
+    creating = key === undefined
+    ui.passphraseAgainLabel.hidden = !creating
+    ui.passphraseAgain.required = creating
+    ui.unlockButton.textContent = creating ? "Create identity" : "Unlock"
+    ui.unlockIntro.textContent = key === undefined
+      ? "No identity in this browser yet. Choose a passphrase: it seals your new keys and history here, and nobody can recover it for you."
+      : `This browser holds the identity ${shortKey(key)}. Unlock it with its passphrase.`
+    ui.unlockButton.disabled = false
+  }
 
   ui.unlock.addEventListener("submit", (e) => {
     e.preventDefault()
     const passphrase = ui.passphrase.value
+    if (creating && passphrase !== ui.passphraseAgain.value) {
+      ui.unlockStatus.textContent = "the two passphrases differ"
+      return
+    }
     ui.unlockButton.disabled = true
-    ui.unlockStatus.textContent = "opening your identity…"
+    ui.unlockStatus.textContent = creating ? "creating your identity…" : "opening your identity…"
     openChat({
       serverUrl: config.nodeUrl,
       l2psUid: config.network,
       passphrase,
-      database: `demos-im/${config.network}`,
+      database,
       kdf: { N: config.scryptN, r: 8, p: 1 }
     }).then(
       (chat) => {
         ui.passphrase.value = ""
+        ui.passphraseAgain.value = ""
         ui.unlockStatus.textContent = ""
         ui.unlock.hidden = true
         ui.chat.hidden = false
@@ -330,7 +354,7 @@ const start = async () => {
     ui.lock.hidden = true
     ui.meLabel.hidden = true
     ui.unlock.hidden = false
-    ui.unlockButton.disabled = false
+    ui.unlockButton.disabled = true
     ui.me.value = ""
     ui.connection.textContent = "locked"
     delete ui.connection.dataset["state"]
@@ -338,6 +362,7 @@ const start = async () => {
     ui.messages.replaceChildren()
     ui.notices.replaceChildren()
     void closing?.stop()
+    void prepareUnlock()
   })
 
   ui.talkTo.addEventListener("submit", (e) => {
@@ -359,6 +384,7 @@ const start = async () => {
   ui.me.addEventListener("focus", () => ui.me.select())
   ui.peerKey.addEventListener("focus", () => ui.peerKey.select())
   ui.connection.textContent = `node ${config.nodeUrl}`
+  await prepareUnlock()
 }
 
 start().catch((e) => notice(`the page could not start: ${errorText(e)}`))
