@@ -185,7 +185,8 @@ export const connectError = (url: string, why: ConnectFailure): L2psError => {
   }
 }
 
-export const NO_WEBSOCKET = "this runtime has no WebSocket: use Node 22 or later, or start Node 20 with --experimental-websocket"
+export const NO_WEBSOCKET =
+  "this runtime has no WebSocket: use Node 22 or later, start Node 20 with --experimental-websocket, or set globalThis.WebSocket (e.g. to the ws package's)"
 const hex = (n: number, width: number) => n.toString(16).padStart(width, "0")
 
 export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never, Scope.Scope> =>

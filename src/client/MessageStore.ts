@@ -1,7 +1,7 @@
 /**
- * A client's message history. `open` keeps it in a `HomeStorage` (a folder, IndexedDB) as an append-only log (one record or status
- * change per line, each line AES-256-GCM-sealed when a key is given), read back into memory when
- * opened; a torn last line from a crash is skipped.
+ * A client's message history. `open` keeps it in a `HomeStorage` (a folder, IndexedDB) as an
+ * append-only log (one record or status change per line, each line AES-256-GCM-sealed when a key is
+ * given), read back into memory when opened; a torn last line from a crash is skipped.
  *
  * With a key the log is a chain (SECURITY.md 14): each sealed line carries its sequence number and
  * the SHA-256 of the previous line, and a sealed head file (`<file>.head`) holds the count and the
@@ -14,7 +14,7 @@ import { sha256 } from "@noble/hashes/sha2.js"
 import { bytesToHex } from "@noble/hashes/utils.js"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
-import type { HomeStorage } from "./HomeStorage.ts"
+import type { HomeStorage, StorageError } from "./HomeStorage.ts"
 import { fromBase64, secureRandom, toBase64 } from "./MlKemAes.ts"
 import type { SerializedEncryptedMessage } from "./Wire.ts"
 
@@ -275,15 +275,16 @@ export const open = (
   options: { readonly strict?: boolean } = {}
 ): Effect.Effect<MessageStoreShape, MessageStoreError> => {
   const where = storage.describe(name)
-  const cannot = (what: string) => (e: { readonly message: string }) => new MessageStoreError({ message: `cannot ${what} ${where}: ${e.message}` })
+  // Storage errors already name the place and the operation.
+  const failed = (e: StorageError) => new MessageStoreError({ message: e.message })
   return Effect.gen(function*() {
-    const text = (yield* storage.read(name).pipe(Effect.mapError((e) => new MessageStoreError({ message: e.message })))) ?? ""
+    const text = (yield* storage.read(name).pipe(Effect.mapError(failed))) ?? ""
     const tornTail = text.length > 0 && !text.endsWith("\n")
     const all = text.split("\n")
     // A torn last line (a crash mid-write) is ended, so the next record starts on its own line;
     // in a chained log it is cut off instead: it was never counted in the head.
-    if (tornTail && key === undefined) yield* storage.append(name, "\n").pipe(Effect.mapError(cannot("open")))
-    if (tornTail && key !== undefined) yield* storage.write(name, text.slice(0, text.length - all[all.length - 1]!.length)).pipe(Effect.mapError(cannot("open")))
+    if (tornTail && key === undefined) yield* storage.append(name, "\n").pipe(Effect.mapError(failed))
+    if (tornTail && key !== undefined) yield* storage.write(name, text.slice(0, text.length - all[all.length - 1]!.length)).pipe(Effect.mapError(failed))
     const lines = all.slice(0, -1).filter((l) => l.length > 0)
     if (key === undefined) {
       const entries = [...lines, ...(tornTail ? [all[all.length - 1]!] : [])].flatMap((l) => {
@@ -293,10 +294,10 @@ export const open = (
           return []
         }
       })
-      return make((entry) => storage.append(name, JSON.stringify(entry) + "\n").pipe(Effect.mapError(cannot("write"))), entries)
+      return make((entry) => storage.append(name, JSON.stringify(entry) + "\n").pipe(Effect.mapError(failed)), entries)
     }
     const headName = `${name}.head`
-    const headText = (yield* storage.read(headName).pipe(Effect.mapError(cannot("open"))))?.trim()
+    const headText = (yield* storage.read(headName).pipe(Effect.mapError(failed)))?.trim()
     const headOpened = headText === undefined ? undefined : openSealed(key, headText, HEAD_AAD)
     const head: Head | "none" | "damaged" = headText === undefined
       ? "none"
@@ -325,10 +326,10 @@ export const open = (
           return line
         })
         if (lines.length > 0) {
-          yield* storage.write(name, out.map((l) => l + "\n").join("")).pipe(Effect.mapError(cannot("open")))
+          yield* storage.write(name, out.map((l) => l + "\n").join("")).pipe(Effect.mapError(failed))
           migrated = true
         }
-        yield* writeHead({ count: out.length, last: prev }).pipe(Effect.mapError(cannot("open")))
+        yield* writeHead({ count: out.length, last: prev }).pipe(Effect.mapError(failed))
         read = { entries, problems, seq: out.length, prev }
       }
     } else {
@@ -353,7 +354,7 @@ export const open = (
             prev = hashOf(line)
             return writeHead({ count: seq, last: prev, ...(legacy === 0 ? {} : { legacy }) })
           }),
-          Effect.mapError(cannot("write"))
+          Effect.mapError(failed)
         )
       }))
     return make(persist, read.entries, report)

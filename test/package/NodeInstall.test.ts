@@ -68,7 +68,7 @@ describe("the client package", () => {
     expect(files.filter((f) => /\.(d\.ts|js)$/.test(f) && relativeTs.test(fs.readFileSync(path.join(installed, f), "utf8")))).toEqual([])
   })
 
-  test("plain Node runs two messengers from it: messages both ways, each with its receipt", () => {
+  test("plain Node runs two messengers from it: messages both ways, each with its receipt; the browser entry runs too", () => {
     const script = path.join(app, "two-clients.mjs")
     fs.copyFileSync(path.join(import.meta.dir, "fixtures/two-clients.mjs"), script)
     const major = Number(/^v(\d+)/.exec(run("node", ["--version"], app).trim())?.[1])
@@ -84,6 +84,7 @@ describe("the client package", () => {
     expect(r.reply).toEqual({ text: "hello Alice", from: r.bob })
     expect(r.replyDelivered).toBe("delivered")
     expect(r.history).toEqual([["out", "hello Bob, from Node", "delivered"], ["in", "hello Alice", "received"]])
+    expect(r.carol).toEqual({ text: "hello Carol", fromAlice: true, created: true })
     // Keys and history went to the folders, sealed: no plaintext on disk.
     const log = fs.readFileSync(path.join(work, "homes", "alice", "messages.log"), "utf8")
     expect(log.length).toBeGreaterThan(0)
