@@ -16,7 +16,7 @@ export const contentSecurityPolicy = (nodeUrl: string): string =>
     "script-src 'self'",
     "style-src 'self'",
     "img-src data:",
-    `connect-src 'self' ${new URL(nodeUrl).origin.replace(/^http/, "ws")}`,
+    `connect-src 'self' ${new URL(nodeUrl).origin}`,
     "base-uri 'none'",
     "form-action 'none'",
     "frame-ancestors 'none'"
