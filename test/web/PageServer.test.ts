@@ -61,6 +61,11 @@ describe("the server", () => {
     expect(await (await fetch(`${base}/app.js`)).text()).toBe(page.js)
   })
 
+  test("the page may connect to the node's origin, whatever path its URL has", () => {
+    expect(PageServer.contentSecurityPolicy("wss://chat.example/im")).toContain("connect-src 'self' wss://chat.example;")
+    expect(PageServer.contentSecurityPolicy("ws://10.0.0.2:3006")).toContain("connect-src 'self' ws://10.0.0.2:3006;")
+  })
+
   test("nothing else: other paths are 404, other methods 405", async () => {
     expect((await fetch(`${base}/../package.json`)).status).toBe(404)
     expect((await fetch(`${base}/page/main.ts`)).status).toBe(404)
