@@ -7,6 +7,7 @@ import * as Networks from "../l2ps/Networks.ts"
 import * as AddressLimits from "../limits/AddressLimits.ts"
 import * as Bans from "../limits/Bans.ts"
 import * as NodeStatus from "../ops/NodeStatus.ts"
+import * as MessageRetention from "../ops/MessageRetention.ts"
 import * as OfflineExpiry from "../ops/OfflineExpiry.ts"
 import * as Committer from "../relay/Committer.ts"
 import * as PendingProbe from "../relay/PendingProbe.ts"
@@ -38,6 +39,7 @@ const Features = NodeStatus.layer.pipe(Layer.provideMerge(Layer.mergeAll(
   L2psServer.layer,
   Networks.layer,
   OfflineExpiry.layer,
+  MessageRetention.layer,
   LegacyServer.layer
 )))
 

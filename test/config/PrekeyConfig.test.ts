@@ -1,4 +1,4 @@
-/** The prekey settings (SECURITY.md 22): documented defaults, values read, bad values named at start. */
+/** The prekey settings (SECURITY.md 24): documented defaults, values read, bad values named at start. */
 import { describe, expect, test } from "bun:test"
 import { ConfigProvider, Effect, Either } from "effect"
 import * as NodeConfig from "../../src/config/NodeConfig.ts"

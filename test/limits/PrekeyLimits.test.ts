@@ -1,5 +1,5 @@
 /**
- * Prekey requests (SECURITY.md 22): bundle fetches per key and per address, uploads per key, each
+ * Prekey requests (SECURITY.md 24): bundle fetches per key and per address, uploads per key, each
  * bucket refilled by the node's clock (TestClock here).
  */
 import { describe, expect, test } from "bun:test"
