@@ -107,6 +107,11 @@ export const make = (
       worker.addEventListener("error", (event) => die(`error: ${(event as ErrorEvent).message}`))
       worker.addEventListener("close", () => die("its thread exited"))
       worker.postMessage({ open: { dataDir: options.dataDir, loadDataDir } } satisfies WorkerRequest)
+      // Interrupted while opening (the scope closed meanwhile): the thread goes too.
+      return Effect.sync(() => {
+        opening = false
+        die("the open was interrupted")
+      })
     })
 
     let thread = yield* spawn(options.loadDataDir)
