@@ -30,6 +30,23 @@ const withDataDir = async <A>(f: (dataDir: string) => Promise<A>): Promise<A> =>
 }
 
 describe("PGlite in a worker thread", () => {
+  test("the event loop runs while PGlite runs a statement", () =>
+    run(Effect.gen(function*() {
+      const { sql } = yield* open({})
+      // On the calling thread, PGlite's 400 ms statement would hold every timer for 400 ms.
+      const ticks: Array<number> = []
+      const timer = setInterval(() => ticks.push(performance.now()), 5)
+      const started = performance.now()
+      yield* sql`SELECT pg_sleep(0.4)`
+      const ended = performance.now()
+      clearInterval(timer)
+      const gaps = ticks.map((t, i) => t - (i === 0 ? started : ticks[i - 1]!))
+      expect(ended - started).toBeGreaterThanOrEqual(390)
+      expect(ticks.length).toBeGreaterThan(10)
+      // Generous for a loaded machine: far under the statement's 400 ms.
+      expect(Math.max(...gaps)).toBeLessThan(200)
+    })), timeout)
+
   test("another caller's statements never run inside a transaction", () =>
     run(Effect.gen(function*() {
       const { sql } = yield* open({})
