@@ -95,9 +95,12 @@ export const make = (
   options: { readonly dataDir?: string | undefined; readonly maxPending?: number | undefined }
 ): Effect.Effect<SqlClient.SqlClient, SqlError, Scope.Scope | Reactivity.Reactivity> =>
   privateDir(options.dataDir, true).pipe(
-    Effect.zipRight(PgliteWorkerClient.make(options)),
-    // What PGlite has just created, 0666 whatever the umask; the directory (0700) already kept others out.
-    Effect.tap(() => privateDir(options.dataDir, false)),
+    Effect.zipRight(PgliteWorkerClient.make({
+      ...options,
+      // What PGlite has just created (at the first open or a reopen), 0666 whatever the umask; the
+      // directory (0700) already kept others out.
+      afterOpen: privateDir(options.dataDir, false)
+    })),
     Effect.map((worker) => worker.sql)
   )
 

@@ -21,6 +21,8 @@ export interface WorkerOptions {
   readonly loadDataDir?: ArrayBuffer | undefined
   /** Statements posted to the worker and not yet answered; callers wait for room past it (default 64). */
   readonly maxPending?: number | undefined
+  /** Runs after every open, the first and each reopen after the thread died. */
+  readonly afterOpen?: Effect.Effect<void, SqlError> | undefined
 }
 
 export interface PgliteWorker {
@@ -114,12 +116,13 @@ export const make = (
       })
     })
 
-    let thread = yield* spawn(options.loadDataDir)
+    const afterOpen = options.afterOpen ?? Effect.void
+    let thread = yield* Effect.tap(spawn(options.loadDataDir), () => afterOpen)
     // Under the lock: one reopen at a time, and never while a transaction holds the old thread.
     const current = Effect.suspend(() =>
       thread.dead === undefined || options.dataDir === undefined
         ? Effect.succeed(thread)
-        : Effect.tap(spawn(undefined), (t) => Effect.sync(() => { thread = t }))
+        : Effect.tap(spawn(undefined), (t) => Effect.zipRight(Effect.sync(() => { thread = t }), afterOpen))
     )
 
     /** Posts one statement (holding a slot until it is answered); the answer completes the Deferred. */
