@@ -29,7 +29,7 @@ export interface PgliteWorker {
   readonly sql: SqlClient.SqlClient
   /** Statements posted to the worker and not yet answered. */
   readonly inFlight: () => number
-  /** Stops the thread at once, as a crash of the worker would. */
+  /** Stops the thread at once, as a crash of the worker would (seen at once, not when its exit is reported). */
   readonly kill: () => void
 }
 
@@ -41,6 +41,8 @@ interface Thread {
   readonly pending: Map<number, (response: WorkerResponse) => void>
   /** Set once the thread has stopped: every statement after it fails with this. */
   dead: SqlError | undefined
+  /** Ends the thread, failing what it held. */
+  stop: (reason: string) => void
 }
 
 const errorOf = (e: WorkerError): Error =>
@@ -75,7 +77,7 @@ export const make = (
 
     const spawn = (loadDataDir: ArrayBuffer | undefined) => Effect.async<Thread, SqlError>((resume) => {
       const worker = new Worker(WORKER_URL)
-      const thread: Thread = { worker, pending: new Map(), dead: undefined }
+      const thread: Thread = { worker, pending: new Map(), dead: undefined, stop: () => undefined }
       let opening = true
       const opened = (result: Effect.Effect<Thread, SqlError>) => {
         if (!opening) return
@@ -91,6 +93,7 @@ export const make = (
         worker.terminate()
         opened(Effect.fail(thread.dead))
       }
+      thread.stop = die
       worker.onmessage = (event: MessageEvent<WorkerResponse>) => {
         const data = event.data
         if ("id" in data) {
@@ -241,5 +244,5 @@ export const make = (
       })
     )
 
-    return { sql, inFlight: () => inFlight, kill: () => thread.worker.terminate() }
+    return { sql, inFlight: () => inFlight, kill: () => thread.stop("killed") }
   })
