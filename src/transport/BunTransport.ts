@@ -29,6 +29,8 @@ const deflate = (c: WsCompression): boolean | { compress: WebSocketCompressor; d
 
 const start = (options: ServeOptions, sockets: Set<ServerWebSocket<SocketData>>, port: number, counting: Counting) => {
   const proxies = options.trustedProxies ?? []
+  // Bun compresses only the frames sent with this flag, and only to peers that negotiated it.
+  const compress = (options.compression ?? "off") !== "off"
   const server: Server<SocketData> = Bun.serve<SocketData>({
     hostname: options.host,
     port,
@@ -58,7 +60,7 @@ const start = (options: ServeOptions, sockets: Set<ServerWebSocket<SocketData>>,
         ws.data.events = options.handler.open({
           remoteAddress: ws.data.remoteAddress,
           send: (text): WriteResult => {
-            const r = ws.send(text)
+            const r = ws.send(text, compress)
             return r > 0 ? "ok" : r === -1 ? "backpressure" : "closed"
           },
           close: (code, reason) => ws.close(code, reason),
@@ -70,7 +72,7 @@ const start = (options: ServeOptions, sockets: Set<ServerWebSocket<SocketData>>,
             if (ws.readyState === 1) ws.unsubscribe(topic)
           },
           publish: (topic, text) => {
-            server.publish(topic, text)
+            server.publish(topic, text, compress)
           }
         })
       },
