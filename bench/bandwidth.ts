@@ -57,6 +57,7 @@ const loBytes = () => {
   return Number(line.split(":")[1]!.trim().split(/\s+/)[0])
 }
 const TICKS = 100
+const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024
 
 type Counts = Record<string, { frames: number; chars: number }>
 const merge = (all: ReadonlyArray<Counts>): Counts => {
@@ -115,10 +116,10 @@ for (const compression of compressions) {
     const side = (chars: number, frames: number) => (chars * payloadRatio + frames * headerPerFrame) / msgs
     log(`  [${compression}] ${fmt(msgs)} messages in ${fmt(secs, 1)} s (${fmt(msgs / secs, 1)} msg/s), ${fmt(f("in:message").frames)} delivered, ${fmt(f("in:message_delivered").frames)} receipts, ${b.sockets} sockets${marks.some((m) => m.errors > 0) ? `, ${marks.reduce((s, m) => s + m.errors, 0)} errors: ${marks.find((m) => m.firstError)?.firstError}` : ""}${marks.some((m) => m.closed > 0) ? `, ${marks.reduce((s, m) => s + m.closed, 0)} closed` : ""}`)
     log(`  [${compression}] wire ${fmt(mbps, 2)} Mbps (up ${fmt(up * 8 / secs / 1e6, 2)} + down ${fmt(down * 8 / secs / 1e6, 2)} payload, ${fmt(segs * TCPIP * 8 / secs / 1e6, 2)} TCP/IP headers of ${fmt(segs / secs)} segments/s); ${fmt(perMsg)} B a message: sender side ~${fmt(side(senderChars, senderFrames))} B, recipient side ~${fmt(side(recipientChars, recipientFrames))} B; frames before compression ${fmt(allChars / msgs)} chars a message, on the wire ${fmt(payloadRatio * 100, 1)}% of that`)
-    log(`  [${compression}] node CPU ${fmt(cpu / secs * 100, 1)}% of a core, ${fmt(cpu / msgs * 1e6)} µs a message; loopback interface (all of the machine's loopback traffic) ${fmt((lb - la) * 8 / secs / 1e6, 2)} Mbps`)
+    log(`  [${compression}] node RSS ${fmt(rssMb(node.pid))} MB; node CPU ${fmt(cpu / secs * 100, 1)}% of a core, ${fmt(cpu / msgs * 1e6)} µs a message; loopback interface (all of the machine's loopback traffic) ${fmt((lb - la) * 8 / secs / 1e6, 2)} Mbps`)
     const other = Object.entries(c).filter(([k]) => !["out:send", "in:message_sent", "in:message_delivered", "in:message", "out:ack", "in:ack_response"].includes(k))
     if (other.length > 0) log(`  [${compression}] other frames in the window: ${other.map(([k, v]) => `${k} ${v.frames}`).join(", ")}`)
-    results.push({ compression, users, seconds: secs, msgs, mbps, bytesPerMessage: perMsg, up, down, segs, senderSide: side(senderChars, senderFrames), recipientSide: side(recipientChars, recipientFrames), charsPerMessage: allChars / msgs, cpuMicrosPerMessage: cpu / msgs * 1e6 })
+    results.push({ compression, users, seconds: secs, msgs, mbps, bytesPerMessage: perMsg, up, down, segs, senderSide: side(senderChars, senderFrames), recipientSide: side(recipientChars, recipientFrames), charsPerMessage: allChars / msgs, cpuMicrosPerMessage: cpu / msgs * 1e6, rssMb: rssMb(node.pid) })
     await gens.all(() => ({ cmd: "close" }))
   } finally {
     await gens.stop()
