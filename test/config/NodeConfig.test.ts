@@ -62,6 +62,11 @@ describe("NodeConfig from the environment", () => {
     expect(String(Either.flip(fromEnv({ REQUIRE_BOUND_PROOFS: "maybe" })).pipe(Either.getOrElse(() => "")))).toContain("REQUIRE_BOUND_PROOFS")
   })
 
+  test("WS_COMPRESSION: each documented value, and a bad one names the variable", () => {
+    for (const c of ["off", "shared", "4KB", "8KB", "16KB", "32KB"]) expect(Either.getOrThrow(fromEnv({ WS_COMPRESSION: c })).wsCompression).toBe(c)
+    expect(String(Either.flip(fromEnv({ WS_COMPRESSION: "256KB" })).pipe(Either.getOrElse(() => "")))).toContain("WS_COMPRESSION")
+  })
+
   test("a bad value is a start-up error naming the variable, never a silent default", () => {
     const cases: Array<[Record<string, string>, string]> = [
       [{ RATE_LIMIT_PER_SEC: "abc" }, "RATE_LIMIT_PER_SEC"],
