@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test"
+import { WS_COMPRESSIONS } from "../../src/config/WsCompression.ts"
 import { ConfigProvider, Effect, Either, Option } from "effect"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -63,7 +64,7 @@ describe("NodeConfig from the environment", () => {
   })
 
   test("WS_COMPRESSION: each documented value, and a bad one names the variable", () => {
-    for (const c of ["off", "shared", "4KB", "8KB", "16KB", "32KB"]) expect(Either.getOrThrow(fromEnv({ WS_COMPRESSION: c })).wsCompression).toBe(c)
+    for (const c of WS_COMPRESSIONS) expect(Either.getOrThrow(fromEnv({ WS_COMPRESSION: c })).wsCompression).toBe(c)
     expect(String(Either.flip(fromEnv({ WS_COMPRESSION: "256KB" })).pipe(Either.getOrElse(() => "")))).toContain("WS_COMPRESSION")
   })
 
