@@ -4,11 +4,14 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
-import * as Option from "effect/Option"
-import * as Queue from "effect/Queue"
-import * as Runtime from "effect/Runtime"
+import type * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
+import { ConnectionActor } from "../connection/ConnectionActor.ts"
+import { frameText, FrameTextError } from "../connection/FrameText.ts"
+import type { Outgoing } from "../connection/Outbox.ts"
+import type { StallWatch } from "../connection/StallWatch.ts"
+import { Fifo } from "../internal/Fifo.ts"
 import type { StorageError } from "../storage/Storage.ts"
-import { TokenBucket } from "../limits/TokenBucket.ts"
 import type { Connection, ConnectionEvents } from "../transport/Transport.ts"
 import { catchUp } from "./handlers/Delivery.ts"
 import type { LegacyDeps } from "./LegacyDeps.ts"
@@ -21,73 +24,102 @@ export type LegacyHandler = (
   frame: LegacyEnvelope
 ) => Effect.Effect<void, LegacyError | StorageError>
 
-/** A frame for the socket; `messageId` marks a live message whose delivery is tracked in storage. */
-interface Outgoing {
-  readonly text: string
-  readonly messageId?: string | undefined
-}
 /** `live`: delivered by another session, counted against the byte budget until written. */
-type OutItem = (Outgoing & { readonly live?: boolean }) | { readonly marker: Deferred.Deferred<boolean> }
+type Mail = Outgoing & { readonly live: boolean }
 
-export const INBOX_FULL_CODE = 1008
 /** Questions a peer may leave unanswered at once; past it the oldest is dropped. */
 const QUESTIONS_MAX = 32
 
-const utf8 = new TextDecoder("utf-8", { fatal: true })
-const decodeUtf8 = (bytes: Uint8Array): string | undefined => {
-  try {
-    return utf8.decode(bytes)
-  } catch {
-    return undefined
-  }
-}
-
-let nextId = 0
-
 /**
- * One actor per legacy connection. The 2.9.1 client takes the next frame after a request as its reply,
- * so one processor fiber handles, in order and one at a time: the client's frames first, then (only
- * while none wait) live messages and server questions from its mailbox, then catching up on what
- * storage holds for it. Every reply thus follows its request with nothing in between but
- * `peer_disconnected`, which the client handles apart. One writer fiber drains the bounded outbox with
- * socket backpressure.
+ * The legacy protocol on a connection actor (`ConnectionActor`). The 2.9.1 client takes the next frame
+ * after a request as its reply, so the processor handles, in order and one at a time: the client's
+ * frames first, then (only while none wait) live messages and server questions from its mailbox, then
+ * catching up on what storage holds for it. Every reply thus follows its request with nothing in
+ * between but `peer_disconnected`, which the client handles apart and which goes straight to the outbox.
  */
 export const open = (
   deps: LegacyDeps,
   handlers: Readonly<Record<string, LegacyHandler>>,
-  runtime: Runtime.Runtime<never>,
-  fork: (actor: Effect.Effect<void>) => unknown,
+  fork: (effect: Effect.Effect<void>) => Fiber.RuntimeFiber<void>,
   conn: Connection,
+  stalls: StallWatch,
   registered: () => void = () => {}
-): ConnectionEvents => {
+): ConnectionEvents & { readonly shutdown: Effect.Effect<void> } => {
   const { cfg } = deps
-  const run = Runtime.runSync(runtime)
-  const inbox = run(Queue.bounded<string | Uint8Array>(cfg.sessionInbox))
-  const mailbox = run(Queue.bounded<Outgoing & { readonly live?: boolean }>(cfg.sessionOutbox))
-  /** Characters of live messages in the mailbox and the outbox, not yet written to the socket. */
-  let liveBytes = 0
-  const wake = run(Queue.sliding<void>(1))
-  const outbox = run(Queue.bounded<OutItem>(cfg.sessionOutbox))
-  /** Characters of every frame in the outbox; the processor waits while it holds `sessionOutputBytes`. */
-  let outBytes = 0
-  let outRoom: Deferred.Deferred<void> | undefined
-  const closed = run(Deferred.make<void>())
-  const id = ++nextId
+  /** Live messages and questions held while a request is handled; bounded by `sessionOutbox`. */
+  const mailbox = new Fifo<Mail>()
+  /** Characters of live messages in the mailbox (the outbox counts its own). */
+  let mailBytes = 0
   const questions = new Map<string, Deferred.Deferred<unknown, QuestionFailure>>()
-  const unwritten: Array<string> = []
+  /** Live messages taken from the mailbox and dropped on their way to the outbox by the close. */
+  const dropped: Array<string> = []
   let registration: LegacyRegistration | undefined
   let nonce: string | undefined
-  let closing = false
   /** Storage may hold messages for it: live delivery waits until it has caught up. */
   let flushRequested = false
   /** A catch-up is under way (possibly paused for a request): live messages go through storage. */
   let flushing = false
-  let drainSignal: Deferred.Deferred<void> | undefined
 
-  const sizeOf = (q: { readonly unsafeSize: () => Option.Option<number> }) => Option.getOrElse(q.unsafeSize(), () => 0)
-  const poke = () => {
-    wake.unsafeOffer(undefined)
+  // Requests first; then live mail (older than anything queued since, as queueing starts when the
+  // mailbox overflows and live delivery stays off while catching up); catching up last.
+  const next = () => {
+    const frame = actor.inbox.poll()
+    if (frame !== undefined) return handle(frame)
+    const mail = mailbox.shift()
+    if (mail !== undefined) {
+      if (mail.live) mailBytes -= mail.text.length
+      const moved = actor.outbox.offer(mail, mail.live)
+      // A live message interrupted while it waits for room goes back to the recipient's queue with the rest.
+      return mail.messageId === undefined ? moved : Effect.onInterrupt(moved, () => Effect.sync(() => dropped.push(mail.messageId!)))
+    }
+    if (flushRequested && registration !== undefined) return flush
+    return undefined
   }
+
+  /** The id the session held when it closed: its unwritten messages may go to the session holding it now. */
+  let heldId: string | undefined
+  /** Leaves the registry, so the id is free and its peers are told. */
+  const leave = Effect.suspend(() => {
+    const reg = registration
+    registration = undefined
+    if (reg === undefined) return Effect.void
+    heldId = reg.clientId
+    return Effect.flatMap(deps.peers.release(reg.peer), (released) =>
+      released ? deps.peers.notifyAll(encodeFrame("peer_disconnected", { peerId: reg.clientId })) : Effect.void)
+  })
+  const failQuestions = Effect.sync(() => {
+    for (const d of questions.values()) Deferred.unsafeDone(d, Exit.fail("Disconnected"))
+    questions.clear()
+  })
+  // Live messages never written go back to the recipient's queue.
+  const requeueUnwritten = Effect.gen(function*() {
+    const unwritten = [...dropped, ...actor.outbox.close()]
+    for (const mail of mailbox.clear()) if (mail.messageId !== undefined) unwritten.push(mail.messageId)
+    mailBytes = 0
+    if (unwritten.length === 0) return
+    yield* deps.storage.requeue(unwritten).pipe(
+      Effect.catchAll((e) => Effect.logError("requeue of unwritten legacy messages failed", e.cause))
+    )
+    // A session that took the id over meanwhile has caught up already: it gets them now.
+    if (heldId !== undefined) (yield* deps.peers.get(heldId))?.requestFlush()
+  })
+
+  const actor: ConnectionActor<string | Uint8Array> = new ConnectionActor<string | Uint8Array>({
+    conn,
+    inboxCapacity: cfg.sessionInbox,
+    outbox: { capacity: cfg.sessionOutbox, reserved: 0, maxLiveBytes: cfg.sessionOutboxBytes, maxBytes: cfg.sessionOutputBytes },
+    frameRate: cfg.connectionFrameRate,
+    frameBurst: cfg.connectionFrameBurst,
+    stalls,
+    fork,
+    next,
+    // A socket that drained may make room for a catch-up asked for while it was full.
+    written: () => {
+      if (flushRequested && registration !== undefined) actor.unsafeWake()
+    },
+    teardown: [leave, failQuestions, requeueUnwritten]
+  })
+  const { id, outbox } = actor
 
   const remember = (questionId: string, d: Deferred.Deferred<unknown, QuestionFailure>) => {
     if (questions.size >= QUESTIONS_MAX) {
@@ -98,6 +130,8 @@ export const open = (
     questions.set(questionId, d)
   }
 
+  const liveBytes = () => mailBytes + outbox.liveBytes
+
   const peerOf = (clientId: string, publicKey: ReadonlyArray<number>): LegacyPeer => ({
     sessionId: id,
     clientId,
@@ -105,30 +139,30 @@ export const open = (
       return registration?.publicKey ?? publicKey
     },
     canAccept: () =>
-      !closing && !flushRequested && !flushing && sizeOf(mailbox) < cfg.sessionOutbox && liveBytes < cfg.sessionOutboxBytes,
+      !actor.isClosing && !flushRequested && !flushing && mailbox.size < cfg.sessionOutbox && liveBytes() < cfg.sessionOutboxBytes,
     deliver: (text, messageId) => {
-      if (closing || liveBytes + text.length > cfg.sessionOutboxBytes || !mailbox.unsafeOffer({ text, messageId, live: true })) {
+      if (actor.isClosing || mailbox.size >= cfg.sessionOutbox || liveBytes() + text.length > cfg.sessionOutboxBytes) {
         flushRequested = true
         return false
       }
-      liveBytes += text.length
-      poke()
+      mailbox.push({ text, messageId, live: true })
+      mailBytes += text.length
+      actor.unsafeWake()
       return true
     },
     requestFlush: () => {
       flushRequested = true
-      poke()
+      actor.unsafeWake()
     },
     notify: (text) => {
-      if (!closing && outbox.unsafeOffer({ text })) outBytes += text.length
+      if (!actor.isClosing && outbox.size < outbox.capacity) outbox.pushOwn(text)
     },
     ask: (questionId, question) => {
-      if (closing) return undefined
-      const text = encodeFrame("server_question", { questionId, question })
-      if (!mailbox.unsafeOffer({ text })) return undefined
-      const d = run(Deferred.make<unknown, QuestionFailure>())
+      if (actor.isClosing || mailbox.size >= cfg.sessionOutbox) return undefined
+      mailbox.push({ text: encodeFrame("server_question", { questionId, question }), live: false })
+      const d = Deferred.unsafeMake<unknown, QuestionFailure>(FiberId.none)
       remember(questionId, d)
-      poke()
+      actor.unsafeWake()
       return d
     },
     forget: (questionId) => {
@@ -136,7 +170,7 @@ export const open = (
     },
     close: (code, reason) => conn.close(code, reason),
     evict: (text, code, reason) => {
-      closing = true
+      actor.unsafeStop()
       conn.send(text)
       conn.close(code, reason)
     }
@@ -148,14 +182,18 @@ export const open = (
     get registration() {
       return registration
     },
-    reply: (type, payload) => toOutbox({ text: encodeFrame(type, payload) }),
+    reply: (type, payload) => outbox.offer({ text: encodeFrame(type, payload) }),
     register: (clientId, publicKey, signer) =>
       registration = registration?.clientId === clientId
         ? { ...registration, publicKey, signer }
         : { clientId, publicKey, signer, peer: peerOf(clientId, publicKey) },
-    registered,
+    registered: () => {
+      actor.unsafeRegistered()
+      registered()
+    },
     unregister: () => {
       registration = undefined
+      actor.unsafeUnregistered()
     },
     issueNonce: (n) => {
       nonce = n
@@ -165,7 +203,7 @@ export const open = (
       nonce = undefined
       return n
     },
-    expect: (questionId) => remember(questionId, run(Deferred.make<unknown, QuestionFailure>())),
+    expect: (questionId) => remember(questionId, Deferred.unsafeMake<unknown, QuestionFailure>(FiberId.none)),
     answer: (questionId, response) => {
       const d = questions.get(questionId)
       if (d === undefined) return false
@@ -176,75 +214,17 @@ export const open = (
   }
 
   const errorFrame = (error: LegacyError) =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) => toOutbox({ text: encodeError(error, now) }))
+    Effect.flatMap(Clock.currentTimeMillis, (now) => outbox.offer({ text: encodeError(error, now) }))
 
-  const writer = Effect.gen(function*() {
-    while (true) {
-      const item = yield* Queue.take(outbox)
-      if ("marker" in item) {
-        yield* Deferred.succeed(item.marker, true)
-        continue
-      }
-      if (item.live === true) liveBytes -= item.text.length
-      outBytes -= item.text.length
-      if (outRoom !== undefined) {
-        Deferred.unsafeDone(outRoom, Exit.void)
-        outRoom = undefined
-      }
-      const result = conn.send(item.text)
-      if (result === "closed") {
-        if (item.messageId !== undefined) unwritten.push(item.messageId)
-        return
-      }
-      if (result === "backpressure") {
-        drainSignal = yield* Deferred.make<void>()
-        // A reader that takes nothing for this long is let go, with what waits for it.
-        const drained = yield* Deferred.await(drainSignal).pipe(Effect.timeout(cfg.stalledSocketMillis), Effect.option)
-        drainSignal = undefined
-        if (Option.isNone(drained)) {
-          conn.terminate()
-          return
-        }
-      }
-    }
-  })
-
-  /**
-   * Queues a frame of the session's own, waiting while the outbox holds `sessionOutputBytes` (one frame
-   * of any size goes into an empty one). Only the processor fiber queues this way, so there is one waiter.
-   */
-  const toOutbox = (item: Outgoing & { readonly live?: boolean }): Effect.Effect<void> =>
-    Effect.suspend(function wait(): Effect.Effect<void> {
-      if (outBytes > 0 && outBytes + item.text.length > cfg.sessionOutputBytes) {
-        return Effect.flatMap(Deferred.make<void>(), (room) => {
-          outRoom = room
-          // The writer may have taken frames since the check above, before there was a room to signal.
-          if (outBytes === 0 || outBytes + item.text.length <= cfg.sessionOutputBytes) return Effect.suspend(wait)
-          return Effect.zipRight(Deferred.await(room), Effect.suspend(wait))
-        }).pipe(
-          // A live message interrupted while it waits here goes back to the recipient's queue with the rest.
-          Effect.onInterrupt(() => Effect.sync(() => item.messageId !== undefined && unwritten.push(item.messageId)))
-        )
-      }
-      outBytes += item.text.length
-      return Queue.offer(outbox, item).pipe(Effect.asVoid)
-    })
-
-  const written = Effect.flatMap(Deferred.make<boolean>(), (marker) =>
-    Queue.offer(outbox, { marker }).pipe(Effect.zipRight(Deferred.await(marker))))
-
-  const frameBucket = new TokenBucket(cfg.connectionFrameBurst, cfg.connectionFrameRate, 0)
+  const tooLarge = refuse("INVALID_MESSAGE", `Message too large (max ${cfg.maxFrameChars} characters)`)
+  const notUtf8 = refuse("INVALID_MESSAGE", "Binary frame is not valid UTF-8")
 
   const handle = (data: string | Uint8Array) =>
     Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
-      if (!frameBucket.tryTake(now)) return yield* errorFrame(refuse("RATE_LIMITED", "Too many frames"))
-      const size = typeof data === "string" ? data.length : data.byteLength
-      if (size > cfg.maxFrameChars) {
-        return yield* errorFrame(refuse("INVALID_MESSAGE", `Message too large (max ${cfg.maxFrameChars} characters)`))
-      }
-      const text = typeof data === "string" ? data : decodeUtf8(data)
-      if (text === undefined) return yield* errorFrame(refuse("INVALID_MESSAGE", "Binary frame is not valid UTF-8"))
+      if (!actor.frameBudget.tryTake(now)) return yield* errorFrame(refuse("RATE_LIMITED", "Too many frames"))
+      const text = frameText(data, cfg.maxFrameChars)
+      if (text instanceof FrameTextError) return yield* errorFrame(text === FrameTextError.TooLarge ? tooLarge : notUtf8)
       const decoded = decodeFrame(text)
       if (Either.isLeft(decoded)) return yield* errorFrame(decoded.left)
       const frame = decoded.right
@@ -256,6 +236,7 @@ export const open = (
         Effect.catchTag("LegacyError", errorFrame),
         Effect.catchAllCause((cause) =>
           Cause.isInterruptedOnly(cause) ? Effect.failCause(cause) : Effect.logError(`legacy ${frame.type} failed`, cause).pipe(
+            Effect.annotateLogs({ legacySession: id }),
             Effect.zipRight(errorFrame(refuse("INTERNAL_ERROR", "Internal server error")))
           )
         )
@@ -268,87 +249,29 @@ export const open = (
     const reg = registration
     if (reg === undefined) return Effect.void
     return catchUp(deps, reg.clientId, {
-      pending: () => sizeOf(inbox) > 0,
-      send: (text) => toOutbox({ text }),
-      written
+      pending: () => actor.inbox.size > 0,
+      send: (text) => outbox.offer({ text }),
+      written: outbox.written
     }).pipe(
       Effect.map((done) => {
         if (done) flushing = false
         else flushRequested = true
       }),
       Effect.catchAllCause((cause) =>
-        Effect.logError("legacy catch-up delivery failed", cause).pipe(Effect.ensuring(Effect.sync(() => {
-          flushing = false
-        })))
+        Effect.logError("legacy catch-up delivery failed", cause).pipe(
+          Effect.annotateLogs({ legacySession: id }),
+          Effect.ensuring(Effect.sync(() => {
+            flushing = false
+          }))
+        )
       )
     )
   })
 
-  // Requests first; then live mail (older than anything queued since, as queueing starts when the
-  // mailbox overflows and live delivery stays off while catching up); catching up last.
-  const step = Effect.gen(function*() {
-    const frame = yield* Queue.poll(inbox)
-    if (Option.isSome(frame)) return yield* handle(frame.value)
-    const mail = yield* Queue.poll(mailbox)
-    if (Option.isSome(mail)) return yield* toOutbox(mail.value)
-    if (flushRequested && registration !== undefined) return yield* flush
-    yield* Queue.take(wake)
-  })
-
-  /** Leaves the registry at once, so the id is free and its peers told even before in-flight work ends. */
-  const leave = Effect.suspend(() => {
-    closing = true
-    const reg = registration
-    if (reg === undefined) return Effect.void
-    return Effect.flatMap(deps.peers.release(reg.peer), (released) =>
-      released ? deps.peers.notifyAll(encodeFrame("peer_disconnected", { peerId: reg.clientId })) : Effect.void)
-  })
-
-  const cleanup = Effect.gen(function*() {
-    // Again: a registration that completed while the socket was closing.
-    yield* leave
-    const clientId = registration?.clientId
-    registration = undefined
-    for (const d of questions.values()) Deferred.unsafeDone(d, Exit.fail("Disconnected"))
-    questions.clear()
-    // Live messages never written go back to the recipient's queue.
-    for (const item of yield* Queue.takeAll(mailbox)) if (item.messageId !== undefined) unwritten.push(item.messageId)
-    for (const item of yield* Queue.takeAll(outbox)) {
-      if ("text" in item && item.messageId !== undefined) unwritten.push(item.messageId)
-    }
-    if (unwritten.length > 0) {
-      yield* deps.storage.requeue(unwritten).pipe(
-        Effect.catchAll((e) => Effect.logError("requeue of unwritten legacy messages failed", e.cause))
-      )
-      // A session that took the id over meanwhile has caught up already: it gets them now.
-      if (clientId !== undefined) (yield* deps.peers.get(clientId))?.requestFlush()
-    }
-    yield* Queue.shutdown(inbox)
-    yield* Queue.shutdown(mailbox)
-    yield* Queue.shutdown(outbox)
-    yield* Queue.shutdown(wake)
-  })
-
-  const actor = Effect.gen(function*() {
-    yield* Effect.forkScoped(writer)
-    yield* Effect.forkScoped(Effect.forever(step))
-    yield* Deferred.await(closed)
-  }).pipe(Effect.scoped, Effect.ensuring(cleanup), Effect.annotateLogs({ legacySession: id }))
-
-  fork(actor)
-
   return {
-    message: (data) => {
-      if (closing) return
-      if (!inbox.unsafeOffer(data)) return conn.close(INBOX_FULL_CODE, "Too many frames in flight")
-      poke()
-    },
-    drain: () => {
-      if (drainSignal !== undefined) Deferred.unsafeDone(drainSignal, Exit.void)
-    },
-    closed: () => {
-      run(leave)
-      Deferred.unsafeDone(closed, Exit.void)
-    }
+    message: (data) => actor.unsafeOffer(data),
+    drain: () => outbox.drain(),
+    closed: () => actor.unsafeClose(),
+    shutdown: actor.close
   }
 }

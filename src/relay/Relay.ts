@@ -2,8 +2,6 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
-import * as Metric from "effect/Metric"
-import * as Runtime from "effect/Runtime"
 import * as Metrics from "../internal/Metrics.ts"
 import type { ConnectionHandler } from "../transport/Transport.ts"
 import * as AddressLimits from "../limits/AddressLimits.ts"
@@ -17,7 +15,7 @@ import { send, sendNow } from "./handlers/Send.ts"
 import * as RegistrationDeadline from "../limits/RegistrationDeadline.ts"
 import * as RelayDeps from "./RelayDeps.ts"
 import * as Session from "./Session.ts"
-import * as StallWatch from "./StallWatch.ts"
+import * as StallWatch from "../connection/StallWatch.ts"
 
 /** The L2PS messaging protocol as a connection handler, independent of any server. */
 export class Relay extends Context.Tag("im/Relay")<Relay, ConnectionHandler>() {}
@@ -26,7 +24,6 @@ export const layer = Layer.scoped(
   Relay,
   Effect.gen(function*() {
     const deps = yield* RelayDeps.make
-    const runtime = yield* Effect.runtime<never>()
     // Sessions live in the relay's scope: stopping the node interrupts them and runs their cleanup.
     const sessions = yield* FiberSet.make()
     const fork = yield* FiberSet.runtime(sessions)<never>()
@@ -45,19 +42,18 @@ export const layer = Layer.scoped(
       node_info: nodeInfo(deps)
     }
     const fastHandlers: Record<string, Session.FastHandler> = { send: sendNow(deps) }
-    const run = Runtime.runSync(runtime)
     const deadline = yield* RegistrationDeadline.make(deps.cfg)
     return {
       open: (conn) =>
         deadline.guard(conn, (registered) => AddressLimits.guard(deps.addressLimits, conn, () => {
-          run(Metric.increment(Metrics.connections))
+          Metrics.connections.unsafeModify(1, [])
           const { shutdown, ...events } = Session.open(deps, handlers, fastHandlers, fork, conn, stalls, registered)
           open.add(shutdown)
           return {
             ...events,
             closed: (code, reason) => {
               open.delete(shutdown)
-              run(Metric.incrementBy(Metrics.connections, -1))
+              Metrics.connections.unsafeModify(-1, [])
               events.closed(code, reason)
             }
           }

@@ -39,7 +39,7 @@ describe("the checker", () => {
 
   test("names an import that points up", () => {
     expect(checkLayers([...down, { from: "relay/Committer.ts", to: "ops/Metrics.ts" }])).toEqual([
-      "relay/Committer.ts imports ops/Metrics.ts: relay (layer 6 of 9) may not import ops (layer 7 of 9)"
+      "relay/Committer.ts imports ops/Metrics.ts: relay (layer 7 of 10) may not import ops (layer 8 of 10)"
     ])
   })
 

@@ -12,6 +12,7 @@ export const LAYERS: ReadonlyArray<ReadonlyArray<string>> = [
   ["internal"],
   ["crypto", "storage", "validators", "l1", "transport"],
   ["limits"],
+  ["connection"],
   ["l2ps", "relay", "legacy"],
   ["ops"],
   ["node"],

@@ -147,7 +147,7 @@ export const sendNow = (deps: RelayDeps) => (session: SessionState, frame: Envel
   const reg = session.registration
   if (reg === undefined) return false
   const p = validate(deps.cfg.maxCiphertextChars, reg.key, frame.payload, text)
-  if (p instanceof RequestError || !session.tryBeginSend()) return false
+  if (p instanceof RequestError || !session.unsafeBeginSend()) return false
   const { live, message } = prepare(deps, reg, p)
   const request = { message, pairLimit: reg.limits.offlineQueuePerPair, quota: reg.limits }
   // Room first: the rate limiter's token, once taken, cannot be given back.
@@ -158,7 +158,7 @@ export const sendNow = (deps: RelayDeps) => (session: SessionState, frame: Envel
   // Answered here: the token is spent, so the handler must not take another.
   if (!stamp(deps, message, now)) {
     session.endSend()
-    session.refuseSend(conversationBusy, frame.requestId, now)
+    session.unsafeRefuseSend(conversationBusy, frame.requestId, now)
     return true
   }
   return deps.committer.trySubmit(request, completion(deps, session, frame.requestId, message, live))
@@ -203,26 +203,26 @@ const complete = (
   now: number
 ): Effect.Effect<void> | undefined => {
   if (Exit.isFailure(outcome)) {
-    session.failNow(refuse("L2PS_SUBMIT_FAILED", "Storage unavailable, message not accepted"), requestId, now)
+    session.unsafeFail(refuse("L2PS_SUBMIT_FAILED", "Storage unavailable, message not accepted"), requestId, now)
     return Effect.logError("commit failed", Cause.map(outcome.cause, (e) => e.cause))
   }
   const result = outcome.value
   switch (result._tag) {
     case "PairLimit":
-      session.refuseSend(refuse("RATE_LIMITED", "Offline message limit reached"), requestId, now)
+      session.unsafeRefuseSend(refuse("RATE_LIMITED", "Offline message limit reached"), requestId, now)
       return undefined
     case "SenderQuota":
-      session.refuseSend(refuse("RATE_LIMITED", `Offline message limit reached (${result.limit} bytes waiting from this sender)`), requestId, now)
+      session.unsafeRefuseSend(refuse("RATE_LIMITED", `Offline message limit reached (${result.limit} bytes waiting from this sender)`), requestId, now)
       return undefined
     case "RecipientQuota":
-      session.refuseSend(refuse("RATE_LIMITED", `Offline message limit reached (${result.limit} bytes waiting for this recipient)`), requestId, now)
+      session.unsafeRefuseSend(refuse("RATE_LIMITED", `Offline message limit reached (${result.limit} bytes waiting for this recipient)`), requestId, now)
       return undefined
     case "Refused":
-      session.refuseSend(invalid(result.reason), requestId, now)
+      session.unsafeRefuseSend(invalid(result.reason), requestId, now)
       return undefined
     case "Duplicate":
       // A retry gets its original outcome; the same hash to someone else would be a message never sent.
-      if (result.to !== message.to) session.refuseSend(refuse("INVALID_MESSAGE", REUSED_HASH), requestId, now)
+      if (result.to !== message.to) session.unsafeRefuseSend(refuse("INVALID_MESSAGE", REUSED_HASH), requestId, now)
       else reply(session, result.outcome, message.messageHash, requestId, now)
       return undefined
     case "Stored": {
@@ -254,5 +254,5 @@ const complete = (
 
 const reply = (session: SessionState, outcome: "sent" | "queued", messageHash: string, requestId: RequestId | undefined, now: number) =>
   outcome === "sent"
-    ? session.replyNow("message_sent", { messageHash, l2psStatus: "submitted" }, requestId, now)
-    : session.replyNow("message_queued", { messageHash, status: "queued" }, requestId, now)
+    ? session.unsafeReply("message_sent", { messageHash, l2psStatus: "submitted" }, requestId, now)
+    : session.unsafeReply("message_queued", { messageHash, status: "queued" }, requestId, now)
