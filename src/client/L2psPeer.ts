@@ -24,7 +24,7 @@ import * as Queue from "effect/Queue"
 import * as Random from "effect/Random"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import * as Session from "./internal/Session.ts"
+import * as ReconnectingLink from "./internal/ReconnectingLink.ts"
 import type * as Link from "./internal/Link.ts"
 import { type ReconnectOptions, reconnectOptions } from "./Reconnect.ts"
 import {
@@ -348,7 +348,7 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
 
     const setState = (state: ConnectionState) => emit({ _tag: "ConnectionState", state })
 
-    const hooks: Session.Hooks<RegisteredPayload, L2psError> = {
+    const hooks: ReconnectingLink.Hooks<RegisteredPayload, L2psError> = {
       url: config.serverUrl,
       reconnect: reconnectOptions(config.reconnect),
       inboxCapacity: 100_000,
@@ -438,7 +438,7 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
       st.running = true
       st.everRegistered = false
       yield* setState("reconnecting")
-      yield* FiberHandle.run(loop, Session.run(hooks).pipe(Effect.ensuring(Effect.sync(() => void (st.running = false)))))
+      yield* FiberHandle.run(loop, ReconnectingLink.run(hooks).pipe(Effect.ensuring(Effect.sync(() => void (st.running = false)))))
       return yield* Deferred.await(done).pipe(
         Effect.timeoutFail({
           duration: Duration.millis(timeouts.connect),

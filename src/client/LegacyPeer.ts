@@ -23,7 +23,7 @@ import type * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as Link from "./internal/Link.ts"
-import * as Session from "./internal/Session.ts"
+import * as ReconnectingLink from "./internal/ReconnectingLink.ts"
 import { challengeProof, decryptSerialized, encryptSerialized, type LegacyKeys, registrationProof } from "./MlKemAes.ts"
 import { type ReconnectOptions, reconnectOptions } from "./Reconnect.ts"
 import { type ConnectionState, decodeServerFrame } from "./Wire.ts"
@@ -282,7 +282,7 @@ export const make = (config: LegacyPeerConfig): Effect.Effect<LegacyPeerShape, n
 
     const setState = (state: ConnectionState) => emit({ _tag: "ConnectionState", state })
 
-    const hooks: Session.Hooks<void, LegacyClientError> = {
+    const hooks: ReconnectingLink.Hooks<void, LegacyClientError> = {
       url: config.serverUrl,
       reconnect: reconnectOptions(config.reconnect),
       inboxCapacity: 100_000,
@@ -379,7 +379,7 @@ export const make = (config: LegacyPeerConfig): Effect.Effect<LegacyPeerShape, n
       st.running = true
       st.everRegistered = false
       yield* setState("reconnecting")
-      yield* FiberHandle.run(loop, Session.run(hooks).pipe(Effect.ensuring(Effect.sync(() => void (st.running = false)))))
+      yield* FiberHandle.run(loop, ReconnectingLink.run(hooks).pipe(Effect.ensuring(Effect.sync(() => void (st.running = false)))))
       yield* Deferred.await(opened).pipe(
         Effect.timeoutFail({ duration: Duration.millis(timeouts.connect), onTimeout: () => fail("CONNECTION_ERROR", "Connection timeout") })
       )

@@ -5,7 +5,7 @@ import * as Layer from "effect/Layer"
 import pkg from "../../package.json" with { type: "json" }
 import { NodeKey } from "../crypto/NodeKey.ts"
 import { type NetworkStats, PipelineStore } from "../l2ps/PipelineStore.ts"
-import { Sessions } from "../relay/Sessions.ts"
+import { Peers } from "../relay/Peers.ts"
 import { Storage, type StorageError } from "../storage/Storage.ts"
 
 export const VERSION: string = pkg.version
@@ -32,13 +32,13 @@ export const layer = Layer.effect(
   Effect.gen(function*() {
     const storage = yield* Storage
     const pipeline = yield* PipelineStore
-    const sessions = yield* Sessions
+    const peers = yield* Peers
     const key = yield* NodeKey
     return {
       version: VERSION,
       nodeKey: key.publicKeyHex.slice(0, 64),
       startedAt: yield* Clock.currentTimeMillis,
-      sessions: sessions.count,
+      sessions: peers.count,
       storage: storage.ping,
       networks: pipeline.stats
     }

@@ -11,10 +11,10 @@ import { discover, requestPublicKey } from "./handlers/Lookup.ts"
 import { nodeInfo } from "./handlers/NodeInfo.ts"
 import { proofRequest } from "./handlers/ProofRequest.ts"
 import { register } from "./handlers/Register.ts"
-import { send, sendNow } from "./handlers/Send.ts"
+import { send, unsafeSend } from "./handlers/Send.ts"
 import * as RegistrationDeadline from "../limits/RegistrationDeadline.ts"
 import * as RelayDeps from "./RelayDeps.ts"
-import * as Session from "./Session.ts"
+import * as RelayConnection from "./RelayConnection.ts"
 import * as StallWatch from "../connection/StallWatch.ts"
 
 /** The L2PS messaging protocol as a connection handler, independent of any server. */
@@ -24,14 +24,14 @@ export const layer = Layer.scoped(
   Relay,
   Effect.gen(function*() {
     const deps = yield* RelayDeps.make
-    // Sessions live in the relay's scope: stopping the node interrupts them and runs their cleanup.
+    // Connections live in the relay's scope: stopping the node interrupts them and runs their cleanup.
     const sessions = yield* FiberSet.make()
     const fork = yield* FiberSet.runtime(sessions)<never>()
     const stalls = yield* StallWatch.make(deps.cfg.stalledSocketMillis)
     // A quiet session has no fiber to interrupt: the open ones are closed (and cleaned up) here, first.
     const open = new Set<Effect.Effect<void>>()
     yield* Effect.addFinalizer(() => Effect.forEach(open, (close) => close, { concurrency: "unbounded", discard: true }))
-    const handlers: Record<string, Session.Handler> = {
+    const handlers: Record<string, RelayConnection.Handler> = {
       register: register(deps),
       send: send(deps),
       history: history(deps),
@@ -41,13 +41,13 @@ export const layer = Layer.scoped(
       proof_request: proofRequest(deps),
       node_info: nodeInfo(deps)
     }
-    const fastHandlers: Record<string, Session.FastHandler> = { send: sendNow(deps) }
+    const fastHandlers: Record<string, RelayConnection.FastHandler> = { send: unsafeSend(deps) }
     const deadline = yield* RegistrationDeadline.make(deps.cfg)
     return {
       open: (conn) =>
         deadline.guard(conn, (registered) => AddressLimits.guard(deps.addressLimits, conn, () => {
           Metrics.connections.unsafeModify(1, [])
-          const { shutdown, ...events } = Session.open(deps, handlers, fastHandlers, fork, conn, stalls, registered)
+          const { shutdown, ...events } = RelayConnection.open(deps, handlers, fastHandlers, fork, conn, stalls, registered)
           open.add(shutdown)
           return {
             ...events,

@@ -34,7 +34,7 @@ describe("the checker", () => {
   ]
 
   test("passes imports that point down or stay in their folder", () => {
-    expect(checkLayers([...down, { from: "relay/Session.ts", to: "relay/handlers/Send.ts" }])).toEqual([])
+    expect(checkLayers([...down, { from: "relay/RelayConnection.ts", to: "relay/handlers/Send.ts" }])).toEqual([])
   })
 
   test("names an import that points up", () => {
@@ -52,11 +52,11 @@ describe("the checker", () => {
   test("keeps the client library to domain, and the server out of it", () => {
     expect(checkLayers([
       { from: "client/Proofs.ts", to: "l2ps/Merkle.ts" },
-      { from: "relay/Session.ts", to: "client/Wire.ts" },
+      { from: "relay/RelayConnection.ts", to: "client/Wire.ts" },
       { from: "cli/chat.ts", to: "node/NodeLive.ts" }
     ])).toEqual([
       "client/Proofs.ts imports l2ps/Merkle.ts: client may import only domain",
-      "relay/Session.ts imports client/Wire.ts: client is outside the server's layers",
+      "relay/RelayConnection.ts imports client/Wire.ts: client is outside the server's layers",
       "cli/chat.ts imports node/NodeLive.ts: cli may import only domain, client"
     ])
   })
@@ -91,7 +91,7 @@ describe("the checker", () => {
       "./side.ts",
       "../legacy/F.ts"
     ])
-    expect(edgesOf("relay/Session.ts", text).map((e) => e.to)).toEqual([
+    expect(edgesOf("relay/RelayConnection.ts", text).map((e) => e.to)).toEqual([
       "ops/Metrics.ts",
       "relay/C.ts",
       "node/D.ts",

@@ -28,7 +28,7 @@ export const APART: Readonly<Record<string, ReadonlyArray<string>>> = {
   cli: ["domain", "client"]
 }
 
-/** One import: both ends as paths relative to `src/`, e.g. `relay/Session.ts` → `domain/Frames.ts`. */
+/** One import: both ends as paths relative to `src/`, e.g. `relay/RelayConnection.ts` → `domain/Frames.ts`. */
 export interface Edge {
   readonly from: string
   readonly to: string

@@ -17,10 +17,10 @@ import { catchUp } from "./handlers/Delivery.ts"
 import type { LegacyDeps } from "./LegacyDeps.ts"
 import { decodeFrame, encodeError, encodeFrame, type LegacyEnvelope, type LegacyError, refuse } from "./LegacyFrames.ts"
 import type { LegacyPeer, QuestionFailure } from "./LegacyPeers.ts"
-import type { LegacyRegistration, LegacySessionState } from "./LegacySessionState.ts"
+import type { LegacyRegistration, LegacyConnectionContext } from "./LegacyConnectionContext.ts"
 
 export type LegacyHandler = (
-  session: LegacySessionState,
+  session: LegacyConnectionContext,
   frame: LegacyEnvelope
 ) => Effect.Effect<void, LegacyError | StorageError>
 
@@ -176,7 +176,7 @@ export const open = (
     }
   })
 
-  const state: LegacySessionState = {
+  const state: LegacyConnectionContext = {
     id,
     remoteAddress: conn.remoteAddress,
     get registration() {

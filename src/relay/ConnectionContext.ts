@@ -3,7 +3,7 @@ import type { RequestError } from "../domain/ErrorCode.ts"
 import type { RequestId } from "../domain/Frames.ts"
 import type { NetworkLimits } from "../config/NodeConfig.ts"
 import type { Outgoing } from "../connection/Outbox.ts"
-import type { Peer } from "./Sessions.ts"
+import type { Peer } from "./Peers.ts"
 
 export interface Registration {
   /** Lower case; the spelling of the frame is kept in `keyAsSent`. */
@@ -18,7 +18,7 @@ export interface Registration {
 
 
 /** What frame handlers see of their session. */
-export interface SessionState {
+export interface ConnectionContext {
   readonly id: number
   readonly remoteAddress: string
   registration: Registration | undefined

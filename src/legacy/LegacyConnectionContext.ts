@@ -10,7 +10,7 @@ export interface LegacyRegistration {
 }
 
 /** What legacy frame handlers see of their session. */
-export interface LegacySessionState {
+export interface LegacyConnectionContext {
   readonly id: number
   readonly remoteAddress: string
   readonly registration: LegacyRegistration | undefined

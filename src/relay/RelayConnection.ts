@@ -17,12 +17,12 @@ import type { Connection, ConnectionEvents } from "../transport/Transport.ts"
 import { flushPending } from "./handlers/Delivery.ts"
 import { unregister } from "./handlers/Unregister.ts"
 import type { RelayDeps } from "./RelayDeps.ts"
-import type { Peer } from "./Sessions.ts"
-import type { Registration, SessionState } from "./SessionState.ts"
+import type { Peer } from "./Peers.ts"
+import type { Registration, ConnectionContext } from "./ConnectionContext.ts"
 
 /** Handles one decoded frame; `text` is the frame as received (for payloads relayed as they came). */
 export type Handler = (
-  session: SessionState,
+  session: ConnectionContext,
   frame: Envelope,
   text: string
 ) => Effect.Effect<void, RequestError | StorageError>
@@ -31,7 +31,7 @@ export type Handler = (
  * Handles one decoded frame from plain code, in the connection's callback, when it can without waiting
  * (the common case of a frequent request); false, with nothing changed, hands it to its `Handler`.
  */
-export type FastHandler = (session: SessionState, frame: Envelope, text: string, now: number) => boolean
+export type FastHandler = (session: ConnectionContext, frame: Envelope, text: string, now: number) => boolean
 
 /** Catch-up signal from the outbox to the processor, carried in the inbox to keep storage work in order. */
 const FLUSH = Symbol("flush")
@@ -137,7 +137,7 @@ export const open = (
     if (handed.size > HANDED_MAX) handed.delete(handed.values().next().value!)
   }
 
-  const state: SessionState = {
+  const state: ConnectionContext = {
     id,
     remoteAddress: conn.remoteAddress,
     get registration() {
