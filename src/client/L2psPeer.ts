@@ -25,6 +25,7 @@ import * as Random from "effect/Random"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as ReconnectingLink from "./internal/ReconnectingLink.ts"
+import { supervise, supervised } from "./internal/supervise.ts"
 import type * as Link from "./internal/Link.ts"
 import { type ReconnectOptions, reconnectOptions } from "./Reconnect.ts"
 import {
@@ -438,7 +439,7 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
       st.running = true
       st.everRegistered = false
       yield* setState("reconnecting")
-      yield* FiberHandle.run(loop, ReconnectingLink.run(hooks).pipe(Effect.ensuring(Effect.sync(() => void (st.running = false)))))
+      yield* FiberHandle.run(loop, supervised("reconnect", ReconnectingLink.run(hooks)).pipe(Effect.ensuring(Effect.sync(() => void (st.running = false)))))
       return yield* Deferred.await(done).pipe(
         Effect.timeoutFail({
           duration: Duration.millis(timeouts.connect),
@@ -448,15 +449,14 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
       )
     })
 
-    yield* Stream.fromQueue(acks).pipe(
+    yield* supervise("acks", Stream.fromQueue(acks).pipe(
       Stream.groupedWithin(500, Duration.millis(20)),
       Stream.mapEffect((chunk) =>
         request("ack", () => Effect.succeed({ messageHashes: [...new Set(chunk)] }), ["ack_response"], timeouts.request).pipe(
           Effect.catchAll((e) => e.code === "NOT_REGISTERED" || e.code === "DISCONNECTED" ? Effect.void : emit({ _tag: "Error", error: { code: e.code, message: `ack failed: ${e.message}` } }))
         )),
-      Stream.runDrain,
-      Effect.forkScoped
-    )
+      Stream.runDrain
+    ))
     yield* Effect.addFinalizer(() => stop)
 
     const isEvent = <T extends PeerEvent["_tag"]>(tag: T) => (e: PeerEvent): e is Extract<PeerEvent, { _tag: T }> => e._tag === tag
