@@ -2,6 +2,8 @@ import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import { refuse } from "../../domain/ErrorCode.ts"
 import { AckPayload, encodeFrame, type Envelope, payloadOf } from "../../domain/Frames.ts"
+import { MessageHash } from "../../domain/Ids.ts"
+import { encodePayload } from "../../domain/ServerFrames.ts"
 import type { RelayDeps } from "../RelayDeps.ts"
 import type { ConnectionContext } from "../ConnectionContext.ts"
 
@@ -19,8 +21,12 @@ export const ack = (deps: RelayDeps) => (session: ConnectionContext, frame: Enve
     const at = yield* Clock.currentTimeMillis
     const acked = mine.length === 0 ? [] : yield* deps.storage.acknowledge(reg.l2psUid, reg.key, mine, at)
     for (const { messageHash, from } of acked) {
-      const text = encodeFrame("message_delivered", { messageHash, at }, at)
+      const text = encodeFrame("message_delivered", encodePayload("message_delivered", { messageHash: MessageHash.make(messageHash), at }), at)
       for (const p of yield* deps.peers.online(reg.l2psUid, from)) p.push(text)
     }
-    yield* session.reply("ack_response", { messageHashes: acked.map((a) => a.messageHash) }, frame.requestId)
+    yield* session.reply(
+      "ack_response",
+      encodePayload("ack_response", { messageHashes: acked.map((a) => MessageHash.make(a.messageHash)) }),
+      frame.requestId
+    )
   })
