@@ -43,8 +43,11 @@ export interface ActorOptions<Item> {
   readonly next: () => Effect.Effect<void, unknown> | undefined
   /** Frames were written to the socket: the outbox has room again. */
   readonly written?: () => void
-  /** The teardown, in the order it runs: the finalizers of the connection's scope. */
-  readonly teardown: ReadonlyArray<Effect.Effect<void>>
+  /**
+   * The teardown, in the order it runs: the finalizers of the connection's scope. Built when the scope
+   * is, so that a held connection carries none of it.
+   */
+  readonly teardown: () => ReadonlyArray<Effect.Effect<void>>
 }
 
 let lastId = 0
@@ -73,7 +76,7 @@ export class ConnectionActor<Item> {
   private readonly conn: Connection
   private readonly fork: (effect: Effect.Effect<void>) => Fiber.RuntimeFiber<void>
   private readonly next: () => Effect.Effect<void, unknown> | undefined
-  private readonly teardown: ReadonlyArray<Effect.Effect<void>>
+  private readonly teardown: () => ReadonlyArray<Effect.Effect<void>>
 
   constructor(options: ActorOptions<Item>) {
     const { conn, outbox } = options
@@ -153,22 +156,24 @@ export class ConnectionActor<Item> {
     return Effect.zipRight(step, this.loop)
   })
 
-  private readonly work: Effect.Effect<void> = Effect.suspend(() =>
-    this.scope === undefined ? Effect.zipRight(this.openScope, this.loop) : this.loop
-  ).pipe(Effect.orDie)
+  private readonly work: Effect.Effect<void> = Effect.orDie(this.loop)
 
   /**
-   * The connection's scope, made by its first effect (its processor's first run, or its close): the
-   * transport's callbacks are plain code, and a scope is made by an effect.
+   * The connection's scope, made when first needed (by its close, or by a finalizer added before): the
+   * transport's callbacks are plain code, a scope is made by an effect, and a held connection is spared
+   * carrying one (tens of thousands are held at once).
    */
-  private readonly openScope: Effect.Effect<Scope.CloseableScope> = Effect.suspend(() => {
-    if (this.scope !== undefined) return Effect.succeed(this.scope)
-    return Effect.flatMap(Scope.make(), (scope) => {
-      this.scope = scope
-      // A scope runs its finalizers last added first.
-      return Effect.as(Effect.forEach([...this.teardown].reverse(), (fin) => Scope.addFinalizer(scope, fin), { discard: true }), scope)
+  private get openScope(): Effect.Effect<Scope.CloseableScope> {
+    return Effect.suspend(() => {
+      if (this.scope !== undefined) return Effect.succeed(this.scope)
+      return Effect.flatMap(Scope.make(), (scope) => {
+        this.scope = scope
+        // A scope runs its finalizers last added first.
+        const teardown = [...this.teardown()].reverse()
+        return Effect.as(Effect.forEach(teardown, (fin) => Scope.addFinalizer(scope, fin), { discard: true }), scope)
+      })
     })
-  })
+  }
 
   /** Adds a step to the teardown, run before those already there (as a scope's finalizers are). */
   addFinalizer(finalizer: Effect.Effect<void>): Effect.Effect<void> {
@@ -180,7 +185,11 @@ export class ConnectionActor<Item> {
    * interrupted), those still queued are dropped, then the scope is closed, running the teardown. Every
    * caller returns once it has run.
    */
-  readonly close: Effect.Effect<void> = Effect.suspend(() => {
+  get close(): Effect.Effect<void> {
+    return Effect.suspend(() => this.closeOnce())
+  }
+
+  private closeOnce(): Effect.Effect<void> {
     if (this.teardownDone !== undefined) return Deferred.await(this.teardownDone)
     const done = this.teardownDone = Deferred.unsafeMake<void>(FiberId.none)
     this.currentPhase = "closing"
@@ -194,7 +203,7 @@ export class ConnectionActor<Item> {
       })),
       Effect.uninterruptible
     )
-  })
+  }
 
   /** `close` from the transport's callback, run in the server's scope. */
   unsafeClose(): void {

@@ -44,7 +44,7 @@ export const open = (
   conn: Connection,
   stalls: StallWatch,
   registered: () => void = () => {}
-): ConnectionEvents & { readonly shutdown: Effect.Effect<void> } => {
+): ConnectionEvents & { readonly shutdown: () => Effect.Effect<void> } => {
   const { cfg } = deps
   /** Live messages and questions held while a request is handled; bounded by `sessionOutbox`. */
   const mailbox = new Fifo<Mail>()
@@ -117,7 +117,7 @@ export const open = (
     written: () => {
       if (flushRequested && registration !== undefined) actor.unsafeWake()
     },
-    teardown: [leave, failQuestions, requeueUnwritten]
+    teardown: () => [leave, failQuestions, requeueUnwritten]
   })
   const { id, outbox } = actor
 
@@ -272,6 +272,6 @@ export const open = (
     message: (data) => actor.unsafeOffer(data),
     drain: () => outbox.drain(),
     closed: () => actor.unsafeClose(),
-    shutdown: actor.close
+    shutdown: () => actor.close
   }
 }

@@ -29,8 +29,8 @@ export const layer = Layer.scoped(
     const fork = yield* FiberSet.runtime(sessions)<never>()
     const stalls = yield* StallWatch.make(deps.cfg.stalledSocketMillis)
     // A quiet session has no fiber to interrupt: the open ones are closed (and cleaned up) here, first.
-    const open = new Set<Effect.Effect<void>>()
-    yield* Effect.addFinalizer(() => Effect.forEach(open, (close) => close, { concurrency: "unbounded", discard: true }))
+    const open = new Set<() => Effect.Effect<void>>()
+    yield* Effect.addFinalizer(() => Effect.forEach(open, (close) => close(), { concurrency: "unbounded", discard: true }))
     const handlers: Record<string, RelayConnection.Handler> = {
       register: register(deps),
       send: send(deps),

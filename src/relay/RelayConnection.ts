@@ -68,7 +68,7 @@ export const open = (
   conn: Connection,
   stalls: StallWatch,
   registered: () => void = () => {}
-): ConnectionEvents & { readonly shutdown: Effect.Effect<void> } => {
+): ConnectionEvents & { readonly shutdown: () => Effect.Effect<void> } => {
   const { cfg } = deps
   let lagging = false
   let flushRequested = false
@@ -94,7 +94,7 @@ export const open = (
 
   // Sends still committing reach their recipients before the key is announced gone (their replies
   // are dropped with the socket).
-  const awaitSends = Effect.suspend(() => {
+  const awaitSends = () => Effect.suspend(() => {
     if (sending === 0) return Effect.void
     allSent = Deferred.unsafeMake<void>(FiberId.none)
     // Interruptible, or the timeout (which interrupts the wait) could not fire in this uninterruptible
@@ -102,7 +102,7 @@ export const open = (
     return Deferred.await(allSent).pipe(Effect.interruptible, Effect.timeout(SENDS_GRACE), Effect.ignore)
   })
   // Live messages still in the outbox were never written: they go back to the recipient's queue.
-  const requeueUnwritten = Effect.suspend(() => {
+  const requeueUnwritten = () => Effect.suspend(() => {
     const unwritten = actor.outbox.close()
     if (unwritten.length === 0) return Effect.void
     return deps.storage.requeue(unwritten).pipe(
@@ -125,7 +125,7 @@ export const open = (
     fork,
     next: handleNext,
     written: () => flushRequested && scheduleFlush(),
-    teardown: [awaitSends, Effect.suspend(() => unregister(deps, state)), requeueUnwritten]
+    teardown: () => [awaitSends(), unregister(deps, state), requeueUnwritten()]
   })
   const { id, outbox, frameBudget } = actor
 
@@ -311,6 +311,6 @@ export const open = (
     },
     drain: () => outbox.drain(),
     closed: () => actor.unsafeClose(),
-    shutdown: actor.close
+    shutdown: () => actor.close
   }
 }

@@ -53,7 +53,7 @@ const harness = (steps: Record<string, (actor: ConnectionActor<string>) => Effec
         if (name === undefined) return undefined
         return Effect.zipRight(Effect.sync(() => log.push(name)), steps[name]!(actor))
       },
-      teardown: [
+      teardown: () => [
         Effect.sync(() => {
           log.push("unregister")
           registry.delete(actor.id)
