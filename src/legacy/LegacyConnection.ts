@@ -216,15 +216,18 @@ export const open = (
   const errorFrame = (error: LegacyError) =>
     Effect.flatMap(Clock.currentTimeMillis, (now) => outbox.offer({ text: encodeError(error, now) }))
 
-  const tooLarge = refuse("INVALID_MESSAGE", `Message too large (max ${cfg.maxFrameChars} characters)`)
-  const notUtf8 = refuse("INVALID_MESSAGE", "Binary frame is not valid UTF-8")
+  // Made when refused, not per connection: an error object holds its stack.
+  const textError = (e: FrameTextError) =>
+    e === FrameTextError.TooLarge
+      ? refuse("INVALID_MESSAGE", `Message too large (max ${cfg.maxFrameChars} characters)`)
+      : refuse("INVALID_MESSAGE", "Binary frame is not valid UTF-8")
 
   const handle = (data: string | Uint8Array) =>
     Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       if (!actor.frameBudget.tryTake(now)) return yield* errorFrame(refuse("RATE_LIMITED", "Too many frames"))
       const text = frameText(data, cfg.maxFrameChars)
-      if (text instanceof FrameTextError) return yield* errorFrame(text === FrameTextError.TooLarge ? tooLarge : notUtf8)
+      if (text instanceof FrameTextError) return yield* errorFrame(textError(text))
       const decoded = decodeFrame(text)
       if (Either.isLeft(decoded)) return yield* errorFrame(decoded.left)
       const frame = decoded.right

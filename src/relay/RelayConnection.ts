@@ -227,9 +227,10 @@ export const open = (
       Effect.zipRight(error.code === "RATE_LIMITED" ? Metric.increment(Metrics.rateLimited) : Effect.void)
     )
 
-  const tooManyFrames = refuse("RATE_LIMITED", "Too many frames")
-  const tooLarge = invalid(`Message too large (max ${cfg.maxFrameChars} bytes)`)
-  const notUtf8 = invalid("Binary frame is not valid UTF-8")
+  // Made when refused, not per connection: an error object (~200 bytes with its stack) in every held session.
+  const tooManyFrames = () => refuse("RATE_LIMITED", "Too many frames")
+  const textError = (e: FrameTextError) =>
+    e === FrameTextError.TooLarge ? invalid(`Message too large (max ${cfg.maxFrameChars} bytes)`) : invalid("Binary frame is not valid UTF-8")
 
   /**
    * A registered session's accepted sends have their own per-key limits (configurable per network), so
@@ -244,20 +245,20 @@ export const open = (
   const check = (data: string | Uint8Array, now: number): Checked => {
     const registered = actor.phase === "registered"
     // Unregistered, the budget is spent before any parsing; registered, a send is charged only if refused.
-    if (!registered && !frameBudget.tryTake(now)) return new Checked(undefined, "", tooManyFrames)
+    if (!registered && !frameBudget.tryTake(now)) return new Checked(undefined, "", tooManyFrames())
     const text = frameText(data, cfg.maxFrameChars)
     if (text instanceof FrameTextError) {
-      return rejected(registered, now, new Checked(undefined, "", text === FrameTextError.TooLarge ? tooLarge : notUtf8))
+      return rejected(registered, now, new Checked(undefined, "", textError(text)))
     }
     const decoded = decodeFrame(text)
     if (decoded._tag === "Bad") return rejected(registered, now, new Checked(undefined, text, decoded.error, decoded.requestId))
     const frame = decoded.frame
-    if (registered && frame.type !== "send" && !frameBudget.tryTake(now)) return new Checked(undefined, text, tooManyFrames)
+    if (registered && frame.type !== "send" && !frameBudget.tryTake(now)) return new Checked(undefined, text, tooManyFrames())
     return new Checked(frame, text)
   }
   /** A registered session's frame refused before its type was known: charged like any other. */
   const rejected = (registered: boolean, now: number, checked: Checked): Checked => {
-    if (registered && !frameBudget.tryTake(now)) return new Checked(undefined, checked.text, tooManyFrames, checked.requestId)
+    if (registered && !frameBudget.tryTake(now)) return new Checked(undefined, checked.text, tooManyFrames(), checked.requestId)
     return checked
   }
 
