@@ -24,7 +24,8 @@ import * as Queue from "effect/Queue"
 import * as Random from "effect/Random"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import * as Session from "./internal/Session.ts"
+import * as ReconnectingLink from "./internal/ReconnectingLink.ts"
+import { supervise, supervised } from "./internal/supervise.ts"
 import type * as Link from "./internal/Link.ts"
 import { type ReconnectOptions, reconnectOptions } from "./Reconnect.ts"
 import {
@@ -390,7 +391,7 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
 
     const setState = (state: ConnectionState) => emit({ _tag: "ConnectionState", state })
 
-    const hooks: Session.Hooks<RegisteredPayload, L2psError> = {
+    const hooks: ReconnectingLink.Hooks<RegisteredPayload, L2psError> = {
       url: config.serverUrl,
       reconnect: reconnectOptions(config.reconnect),
       inboxCapacity: 100_000,
@@ -490,7 +491,7 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
       st.running = true
       st.everRegistered = false
       yield* setState("reconnecting")
-      yield* FiberHandle.run(loop, Session.run(hooks).pipe(Effect.ensuring(Effect.sync(() => void (st.running = false)))))
+      yield* FiberHandle.run(loop, supervised("reconnect", ReconnectingLink.run(hooks)).pipe(Effect.ensuring(Effect.sync(() => void (st.running = false)))))
       return yield* Deferred.await(done).pipe(
         Effect.timeoutFail({
           duration: Duration.millis(timeouts.connect),
@@ -500,15 +501,14 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
       )
     })
 
-    yield* Stream.fromQueue(acks).pipe(
+    yield* supervise("acks", Stream.fromQueue(acks).pipe(
       Stream.groupedWithin(500, Duration.millis(20)),
       Stream.mapEffect((chunk) =>
         request("ack", () => Effect.succeed({ messageHashes: [...new Set(chunk)] }), ["ack_response"], timeouts.request).pipe(
           Effect.catchAll((e) => e.code === "NOT_REGISTERED" || e.code === "DISCONNECTED" ? Effect.void : emit({ _tag: "Error", error: { code: e.code, message: `ack failed: ${e.message}` } }))
         )),
-      Stream.runDrain,
-      Effect.forkScoped
-    )
+      Stream.runDrain
+    ))
     yield* Effect.addFinalizer(() => stop)
 
     const isEvent = <T extends PeerEvent["_tag"]>(tag: T) => (e: PeerEvent): e is Extract<PeerEvent, { _tag: T }> => e._tag === tag

@@ -21,6 +21,7 @@ import * as NodePins from "./NodePins.ts"
 import { batchSigner, type ProofCheck, verifyProof } from "./Proofs.ts"
 import type { ReconnectOptions } from "./Reconnect.ts"
 import type { ConnectionState, ErrorPayload, IncomingMessagePayload, RegisteredPayload } from "./Wire.ts"
+import { supervise } from "./internal/supervise.ts"
 
 /** Acknowledgements waiting to be sent at once. */
 const ACKS_MAX = 4096
@@ -181,13 +182,12 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
     }
 
     const events = yield* peer.subscribe
-    yield* Queue.take(events).pipe(Effect.flatMap(onPeerEvent), Effect.forever, Effect.forkScoped)
-    yield* Stream.fromQueue(acks).pipe(
+    yield* supervise("events", Queue.take(events).pipe(Effect.flatMap(onPeerEvent), Effect.forever))
+    yield* supervise("acks", Stream.fromQueue(acks).pipe(
       Stream.groupedWithin(500, Duration.millis(20)),
       Stream.mapEffect((hashes) => peer.ack([...new Set(hashes)]).pipe(Effect.ignore)),
-      Stream.runDrain,
-      Effect.forkScoped
-    )
+      Stream.runDrain
+    ))
 
     const send = (to: string, text: string) =>
       Effect.gen(function*() {

@@ -20,7 +20,7 @@ export type Verdict = "ok" | "rate" | "quota"
 export class RateLimits extends Context.Tag("im/RateLimits")<RateLimits, {
   readonly take: (l2psUid: string, key: string, limits: NetworkLimits) => Effect.Effect<Verdict>
   /** `take` from plain code at `now`; a refusal changes nothing, so it can be asked again. */
-  readonly takeAt: (l2psUid: string, key: string, limits: NetworkLimits, now: number) => Verdict
+  readonly unsafeTake: (l2psUid: string, key: string, limits: NetworkLimits, now: number) => Verdict
   readonly size: Effect.Effect<number>
 }>() {}
 
@@ -35,7 +35,7 @@ export const layer: Layer.Layer<RateLimits> = Layer.scoped(
         if (Math.floor(now / s.epochMillis) !== s.epoch && s.bucket.isFull(now)) states.delete(id)
       }
     })
-    const takeAt = (l2psUid: string, key: string, limits: NetworkLimits, now: number): Verdict => {
+    const unsafeTake = (l2psUid: string, key: string, limits: NetworkLimits, now: number): Verdict => {
       const id = `${l2psUid}\u0000${key}`
       const epochMillis = limits.epochSeconds * 1000
       const epoch = Math.floor(now / epochMillis)
@@ -56,8 +56,8 @@ export const layer: Layer.Layer<RateLimits> = Layer.scoped(
     yield* supervise("rate-limits/prune", Effect.repeat(prune, Schedule.spaced(PRUNE_EVERY)))
     return {
       size: Effect.sync(() => states.size),
-      take: (l2psUid, key, limits) => Effect.map(Clock.currentTimeMillis, (now) => takeAt(l2psUid, key, limits, now)),
-      takeAt
+      take: (l2psUid, key, limits) => Effect.map(Clock.currentTimeMillis, (now) => unsafeTake(l2psUid, key, limits, now)),
+      unsafeTake
     }
   })
 )

@@ -18,7 +18,7 @@ import * as ReadBudget from "../relay/ReadBudget.ts"
 import * as Relay from "../relay/Relay.ts"
 import * as ReplayGuard from "../relay/ReplayGuard.ts"
 import * as ServerClock from "../limits/ServerClock.ts"
-import * as Sessions from "../relay/Sessions.ts"
+import * as Peers from "../relay/Peers.ts"
 import * as L2psServer from "../relay/L2psServer.ts"
 
 const Internals = Layer.mergeAll(
@@ -32,7 +32,7 @@ const Internals = Layer.mergeAll(
   Presence.layer,
   ReadBudget.layer,
   PrekeyLimits.layer
-).pipe(Layer.provideMerge(Sessions.layer), Layer.provideMerge(BatchWakeups.layer))
+).pipe(Layer.provideMerge(Peers.layer), Layer.provideMerge(BatchWakeups.layer))
 
 // NodeStatus reads the legacy server's registry, which `LegacyServer.layer` outputs.
 const Features = NodeStatus.layer.pipe(Layer.provideMerge(Layer.mergeAll(
@@ -44,7 +44,7 @@ const Features = NodeStatus.layer.pipe(Layer.provideMerge(Layer.mergeAll(
 )))
 
 /**
- * The node with every internal service in its output (Sessions, Committer, RateLimits, ReplayGuard,
+ * The node with every internal service in its output (Peers, Committer, RateLimits, ReplayGuard,
  * …), for tests that drive or inspect them. A host uses `NodeCore`.
  */
 export const NodeCoreInternal = Features.pipe(

@@ -20,7 +20,7 @@ import { normalizeClientId } from "../legacy/ClientId.ts"
 import { bannedFormOf } from "../legacy/handlers/Register.ts"
 import { LegacyPeers } from "../legacy/LegacyPeers.ts"
 import { BAN_KEY_MAX, Bans } from "../limits/Bans.ts"
-import { Sessions } from "../relay/Sessions.ts"
+import { Peers } from "../relay/Peers.ts"
 import type { Ban } from "../storage/BanStore.ts"
 import { Storage, type StorageError } from "../storage/Storage.ts"
 import { type BatchDetail, type BatchSummary, detailOf, type L1Report, type MessageReport, messageReport, summaryOf } from "./Reports.ts"
@@ -157,7 +157,7 @@ export const layer = Layer.scoped(
     const cfg = yield* NodeConfig
     const storage = yield* Storage
     const pipeline = yield* PipelineStore
-    const sessions = yield* Sessions
+    const peers = yield* Peers
     const legacyPeers = yield* LegacyPeers
     const bans = yield* Bans
     const l1 = yield* L1
@@ -183,7 +183,7 @@ export const layer = Layer.scoped(
     })
 
     const sessionCounts = Effect.gen(function*() {
-      const counts = new Map((yield* sessions.perNetwork).map((n) => [n.l2psUid, n]))
+      const counts = new Map((yield* peers.perNetwork).map((n) => [n.l2psUid, n]))
       const legacy = yield* legacyPeers.count
       counts.set(LEGACY_UID, { l2psUid: LEGACY_UID, sessions: legacy, keys: legacy })
       return counts
@@ -279,7 +279,7 @@ export const layer = Layer.scoped(
         const out: Array<SessionInfo> = []
         if (l2psUid !== LEGACY_UID) {
           const byKey = new Map<string, { l2psUid: string; key: string; n: number }>()
-          for (const p of yield* sessions.list(l2psUid)) {
+          for (const p of yield* peers.list(l2psUid)) {
             const id = `${p.l2psUid}\u0000${p.key}`
             const entry = byKey.get(id)
             if (entry === undefined) byKey.set(id, { l2psUid: p.l2psUid, key: p.key, n: 1 })
@@ -315,7 +315,7 @@ export const layer = Layer.scoped(
     /** Closes the key's sessions on both servers; returns how many. */
     const closeAll = (k: string, code: number, reason: string) =>
       Effect.gen(function*() {
-        const l2ps = yield* sessions.ofKey(k)
+        const l2ps = yield* peers.ofKey(k)
         const legacy = (yield* legacyPeers.list).filter((p) => bannedFormOf(p.clientId) === k || p.signer === k)
         for (const p of l2ps) p.close(code, reason)
         for (const p of legacy) p.close(code, reason)
@@ -352,7 +352,7 @@ export const layer = Layer.scoped(
       version: VERSION,
       nodeKey: key.publicKeyHex.slice(0, 64),
       startedAt,
-      sessions: Effect.zipWith(sessions.count, legacyPeers.count, (a, b) => a + b),
+      sessions: Effect.zipWith(peers.count, legacyPeers.count, (a, b) => a + b),
       storage: storage.ping,
       networks,
       health,

@@ -16,7 +16,7 @@ import { RateLimits } from "../limits/RateLimits.ts"
 import { ReadBudget } from "./ReadBudget.ts"
 import { ReplayGuard } from "./ReplayGuard.ts"
 import { ServerClock } from "../limits/ServerClock.ts"
-import { Sessions } from "./Sessions.ts"
+import { Peers } from "./Peers.ts"
 
 /** The services frame handlers use, captured once so handlers need no context. */
 export interface RelayDeps {
@@ -27,7 +27,7 @@ export interface RelayDeps {
   readonly rateLimits: typeof RateLimits.Service
   readonly replay: typeof ReplayGuard.Service
   readonly clock: typeof ServerClock.Service
-  readonly sessions: typeof Sessions.Service
+  readonly peers: typeof Peers.Service
   readonly pipeline: PipelineStoreShape
   readonly addressLimits: typeof AddressLimits.Service
   readonly bans: typeof Bans.Service
@@ -53,7 +53,7 @@ export const make = Effect.flatMap(NodeKey, (key) => Effect.all({
   rateLimits: RateLimits,
   replay: ReplayGuard,
   clock: ServerClock,
-  sessions: Sessions,
+  peers: Peers,
   pipeline: PipelineStore,
   addressLimits: AddressLimits,
   bans: Bans,
