@@ -137,6 +137,12 @@ export interface NodeConfigShape {
   readonly presenceBurst: number
   /** …and then at most this many per minute; the rest are coalesced into its latest state. */
   readonly presencePerMinute: number
+  /** Invite records one key may keep in a network (docs/PROTOCOL.md, "Invites"). */
+  readonly invitesPerKey: number
+  /** Most characters of one sealed invite record. */
+  readonly inviteRecordMaxChars: number
+  /** Furthest ahead an invite record may expire. */
+  readonly inviteMaxTtlMillis: number
 }
 
 /** The node's configuration port. */
@@ -213,7 +219,10 @@ export const defaults: NodeConfigShape = {
   readRatePerAddress: 8_000,
   discoverMaxPeers: 1000,
   presenceBurst: 4,
-  presencePerMinute: 30
+  presencePerMinute: 30,
+  invitesPerKey: 20,
+  inviteRecordMaxChars: 8192,
+  inviteMaxTtlMillis: 30 * 86_400_000
 }
 
 /** Tests and embedding hosts: defaults with overrides, `networks` given as uids or full limits. */
@@ -445,7 +454,13 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
     readRatePerAddress: positive("READ_RATE_PER_ADDRESS", defaults.readRatePerAddress),
     discoverMaxPeers: positive("DISCOVER_MAX_PEERS", defaults.discoverMaxPeers),
     presenceBurst: positive("PRESENCE_BURST", defaults.presenceBurst),
-    presencePerMinute: positive("PRESENCE_PER_MINUTE", defaults.presencePerMinute)
+    presencePerMinute: positive("PRESENCE_PER_MINUTE", defaults.presencePerMinute),
+    invitesPerKey: positive("INVITES_PER_KEY", defaults.invitesPerKey),
+    inviteRecordMaxChars: positive("INVITE_RECORD_MAX_CHARS", defaults.inviteRecordMaxChars),
+    inviteMaxTtl: Config.duration("INVITE_MAX_TTL").pipe(
+      Config.withDefault(Duration.millis(defaults.inviteMaxTtlMillis)),
+      Config.validate({ message: "INVITE_MAX_TTL must be a positive duration, e.g. \"30 days\"", validation: (d) => Duration.toMillis(d) >= 1000 })
+    )
   })
   const base: NetworkLimits = {
     rateLimitPerSec: env.rateLimitPerSec,
@@ -516,7 +531,10 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
     readRatePerAddress: env.readRatePerAddress,
     discoverMaxPeers: env.discoverMaxPeers,
     presenceBurst: env.presenceBurst,
-    presencePerMinute: env.presencePerMinute
+    presencePerMinute: env.presencePerMinute,
+    invitesPerKey: env.invitesPerKey,
+    inviteRecordMaxChars: env.inviteRecordMaxChars,
+    inviteMaxTtlMillis: Duration.toMillis(env.inviteMaxTtl)
   }
 })
 

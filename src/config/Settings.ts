@@ -69,7 +69,10 @@ export const SETTINGS: ReadonlyArray<Setting> = [
   { name: "READ_RATE_PER_ADDRESS", default: "8000", meaning: "…refilled at this many per second" },
   { name: "DISCOVER_MAX_PEERS", default: "1000", meaning: "most keys in one `discover_response` (and in `registered.onlinePeers`, and in a legacy `discover`); the rest through `nextCursor`" },
   { name: "PRESENCE_BURST", default: "4", meaning: "presence changes (`peer_joined`/`peer_left`) of one key announced at once…" },
-  { name: "PRESENCE_PER_MINUTE", default: "30", meaning: "…then at most this many per minute; changes past it are coalesced and the key's latest state is announced when the bucket allows" }
+  { name: "PRESENCE_PER_MINUTE", default: "30", meaning: "…then at most this many per minute; changes past it are coalesced and the key's latest state is announced when the bucket allows" },
+  { name: "INVITES_PER_KEY", default: "20", meaning: "invite records (`invite_store`) one key may keep in a network; past it `INVITE_LIMIT` until one expires or is deleted" },
+  { name: "INVITE_RECORD_MAX_CHARS", default: "8192", meaning: "most characters of one sealed invite record; a larger one is `INVALID_MESSAGE`" },
+  { name: "INVITE_MAX_TTL", default: "30 days", meaning: "furthest ahead an invite record may expire (an Effect duration); expired records are deleted within a minute" }
 ]
 
 /** `npm run node -- --help`: every setting with its default, for a terminal. */

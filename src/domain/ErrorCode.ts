@@ -10,7 +10,13 @@ export const ErrorCode = Schema.Literal(
   "PEER_NOT_FOUND",
   "RATE_LIMITED",
   "INTERNAL_ERROR",
-  "KEY_BANNED"
+  "KEY_BANNED",
+  /** An invite record whose signature by the account key does not verify (docs/PROTOCOL.md, "Invites"). */
+  "INVALID_SIGNATURE",
+  /** The account has the most invite records allowed, or the id is taken. */
+  "INVITE_LIMIT",
+  /** No such invite record: never stored, expired, deleted, or a one-time record already fetched. */
+  "INVITE_NOT_FOUND"
 )
 export type ErrorCode = typeof ErrorCode.Type
 

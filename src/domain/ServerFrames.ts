@@ -5,6 +5,7 @@
  */
 import * as Schema from "effect/Schema"
 import { L2psUid, MessageHash, PublicKey } from "./Ids.ts"
+import { InviteDeleted, InviteResponse, InviteStored } from "./Invites.ts"
 
 /** What the server relays and stores without reading it. */
 export const SerializedEncryptedMessage = Schema.Struct({
@@ -155,7 +156,10 @@ export const ServerPayloads = {
   message: IncomingMessage,
   message_delivered: MessageDelivered,
   peer_joined: PeerPresence,
-  peer_left: PeerPresence
+  peer_left: PeerPresence,
+  invite_stored: InviteStored,
+  invite_response: InviteResponse,
+  invite_deleted: InviteDeleted
 } as const
 
 export type ServerFrameType = keyof typeof ServerPayloads

@@ -7,12 +7,14 @@ import type { PipelineStore } from "../l2ps/PipelineStore.ts"
 import type { LegacyStorage } from "../legacy/LegacyStorage.ts"
 import * as SqlLegacyStorage from "../legacy/SqlLegacyStorage.ts"
 import type { BanStore } from "../storage/BanStore.ts"
+import type { InviteStore } from "../storage/InviteStore.ts"
 import * as Migrations from "../storage/Migrations.ts"
 import * as SqlBanStore from "../storage/SqlBanStore.ts"
+import * as SqlInviteStore from "../storage/SqlInviteStore.ts"
 import * as SqlStorage from "../storage/SqlStorage.ts"
 import type { Storage } from "../storage/Storage.ts"
 
-export type Stores = Storage | LegacyStorage | PipelineStore | BanStore
+export type Stores = Storage | LegacyStorage | PipelineStore | BanStore | InviteStore
 
 /** A store that replaces one of the SQL stores (a test's fault injection, a host's own adapter). */
 export interface Overrides {
@@ -31,7 +33,8 @@ export const make = (overrides: Overrides = {}): Layer.Layer<Stores, SqlError | 
     overrides.storage ?? SqlStorage.layer,
     overrides.legacy ?? SqlLegacyStorage.layer,
     overrides.pipeline ?? SqlPipelineStore.layer,
-    SqlBanStore.layer
+    SqlBanStore.layer,
+    SqlInviteStore.layer
   ).pipe(Layer.provide(Migrated))
 
 export const layer = make()

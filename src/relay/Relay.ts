@@ -10,6 +10,7 @@ import * as AddressLimits from "../limits/AddressLimits.ts"
 import { ack } from "./handlers/Ack.ts"
 import { history } from "./handlers/History.ts"
 import { discover, requestPublicKey } from "./handlers/Lookup.ts"
+import { inviteDelete, inviteFetch, inviteStore } from "./handlers/Invites.ts"
 import { nodeInfo } from "./handlers/NodeInfo.ts"
 import { proofRequest } from "./handlers/ProofRequest.ts"
 import { register } from "./handlers/Register.ts"
@@ -42,7 +43,10 @@ export const layer = Layer.scoped(
       request_public_key: requestPublicKey(deps),
       ack: ack(deps),
       proof_request: proofRequest(deps),
-      node_info: nodeInfo(deps)
+      node_info: nodeInfo(deps),
+      invite_store: inviteStore(deps),
+      invite_fetch: inviteFetch(deps),
+      invite_delete: inviteDelete(deps)
     }
     const fastHandlers: Record<string, Session.FastHandler> = { send: sendNow(deps) }
     const run = Runtime.runSync(runtime)

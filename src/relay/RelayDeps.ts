@@ -2,6 +2,7 @@ import * as Effect from "effect/Effect"
 import { NodeKey } from "../crypto/NodeKey.ts"
 import { PipelineStore, type PipelineStoreShape } from "../l2ps/PipelineStore.ts"
 import { NodeConfig, type NodeConfigShape } from "../config/NodeConfig.ts"
+import { InviteStore, type InviteStoreShape } from "../storage/InviteStore.ts"
 import { Storage, type StorageShape } from "../storage/Storage.ts"
 import { ValidatorPool, type ValidatorPoolShape } from "../validators/ValidatorPool.ts"
 import { AddressLimits } from "../limits/AddressLimits.ts"
@@ -35,6 +36,7 @@ export interface RelayDeps {
   readonly nodeId: string
   readonly presence: typeof Presence.Service
   readonly readBudget: typeof ReadBudget.Service
+  readonly invites: InviteStoreShape
   /** The current time for plain code (the connection's callbacks), from the same `Clock` as effects. */
   readonly now: () => number
 }
@@ -56,5 +58,6 @@ export const make = Effect.flatMap(NodeKey, (key) => Effect.all({
   pendingProbe: PendingProbe,
   presence: Presence,
   readBudget: ReadBudget,
+  invites: InviteStore,
   now: Effect.map(Effect.clock, (clock) => () => clock.unsafeCurrentTimeMillis())
 }))
