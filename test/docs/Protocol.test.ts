@@ -15,6 +15,7 @@ import { makeNative } from "../../src/crypto/Crypto.ts"
 import * as NodeKey from "../../src/crypto/NodeKey.ts"
 import { ErrorCode } from "../../src/domain/ErrorCode.ts"
 import * as Frames from "../../src/domain/Frames.ts"
+import * as Invites from "../../src/domain/Invites.ts"
 import { ServerFrame } from "../../src/domain/ServerFrames.ts"
 import { legacyChallengeMessage } from "../../src/domain/LegacyChallenge.ts"
 import { canonicalJson, leafHash, root, verifyInclusion } from "../../src/domain/Merkle.ts"
@@ -55,7 +56,10 @@ const l2psPayloads: Record<string, Schema.Schema<any, any>> = {
   send: Frames.sendPayload(131_072),
   history: Frames.HistoryPayload,
   ack: Frames.AckPayload,
-  proof_request: Frames.ProofRequestPayload
+  proof_request: Frames.ProofRequestPayload,
+  invite_store: Invites.InviteStorePayload,
+  invite_fetch: Invites.InviteIdPayload,
+  invite_delete: Invites.InviteIdPayload
 }
 const legacyPayloads: Record<string, Schema.Schema<any, any>> = {
   challenge: Anything,
