@@ -119,6 +119,8 @@ export const parseLink = (text: string): InviteLink => {
     refuse("Malformed", "The invite link is cut short or mistyped")
   }
   const bytes = fromBase64url(token)
+  // Its last character has two spare bits: a link is read in its one spelling only.
+  if (base64url(bytes) !== token) refuse("Malformed", "The invite link is mistyped or was altered")
   const body = bytes.subarray(0, TOKEN_BYTES - CHECK_BYTES)
   if (!equal(bytes.subarray(TOKEN_BYTES - CHECK_BYTES), checkOf(nodeUrl, l2psUid, body))) {
     refuse("Malformed", "The invite link is mistyped or was altered (its check does not match)")
