@@ -5,6 +5,7 @@
  */
 import * as Schema from "effect/Schema"
 import { L2psUid, MessageHash, PublicKey } from "./Ids.ts"
+import { BundleResponse, DeviceRemoved, DevicesResponse, PrekeyCounts } from "./Prekeys.ts"
 import { InviteDeleted, InviteResponse, InviteStored } from "./Invites.ts"
 
 /** What the server relays and stores without reading it. */
@@ -157,6 +158,11 @@ export const ServerPayloads = {
   message_delivered: MessageDelivered,
   peer_joined: PeerPresence,
   peer_left: PeerPresence,
+  prekeys_published: PrekeyCounts,
+  prekeys_count_response: PrekeyCounts,
+  bundle_response: BundleResponse,
+  devices_response: DevicesResponse,
+  device_removed: DeviceRemoved,
   invite_stored: InviteStored,
   invite_response: InviteResponse,
   invite_deleted: InviteDeleted

@@ -12,6 +12,7 @@ import { history } from "./handlers/History.ts"
 import { discover, requestPublicKey } from "./handlers/Lookup.ts"
 import { inviteDelete, inviteFetch, inviteStore } from "./handlers/Invites.ts"
 import { nodeInfo } from "./handlers/NodeInfo.ts"
+import { bundleFetch, deviceRemove, devices, prekeysCount, prekeysPublish } from "./handlers/Prekeys.ts"
 import { proofRequest } from "./handlers/ProofRequest.ts"
 import { register } from "./handlers/Register.ts"
 import { send, sendNow } from "./handlers/Send.ts"
@@ -44,6 +45,11 @@ export const layer = Layer.scoped(
       ack: ack(deps),
       proof_request: proofRequest(deps),
       node_info: nodeInfo(deps),
+      prekeys_publish: prekeysPublish(deps),
+      prekeys_count: prekeysCount(deps),
+      bundle_fetch: bundleFetch(deps),
+      devices: devices(deps),
+      device_remove: deviceRemove(deps),
       invite_store: inviteStore(deps),
       invite_fetch: inviteFetch(deps),
       invite_delete: inviteDelete(deps)

@@ -18,7 +18,9 @@ const fromEnv = (env: Record<string, string>) =>
 
 describe("settings: one list for --help, the README and the node", () => {
   test("the README's table is the list, row for row", () => {
-    const rows = README.split("\n").flatMap((line) => {
+    // The node's table is the one under "## Configuration"; other programs (the web chat) have their own.
+    const configuration = README.slice(README.indexOf("\n## Configuration"), README.indexOf("\n## ", README.indexOf("\n## Configuration") + 1))
+    const rows = configuration.split("\n").flatMap((line) => {
       const m = /^\| `([A-Z0-9_]+)` \| (.*?) \| (.*) \|$/.exec(line)
       return m === null ? [] : [{ name: m[1]!, default: m[2]!, meaning: m[3]! }]
     })
