@@ -128,6 +128,17 @@ export interface L2psPeerShape {
   /** Extension: the inclusion proof of a message (check it with `verifyProof`). */
   /** `from` (extension) names the sender of a received message: another sender may use the same hash. */
   readonly proofRequest: (messageHash: string, from?: string) => Effect.Effect<ProofResponsePayload, L2psError>
+  /** Extension (docs/PROTOCOL.md, "Invites"): store an invite record sealed and signed by this key. */
+  readonly inviteStore: (invite: {
+    readonly inviteId: string
+    readonly record: string
+    readonly expiresAt: number
+    readonly oneTime: boolean
+    readonly signature: string
+  }) => Effect.Effect<PayloadOf<"invite_stored">, L2psError>
+  /** The record of an invite id (`INVITE_NOT_FOUND` when the node has none); a one-time one is gone after. */
+  readonly inviteFetch: (inviteId: string) => Effect.Effect<PayloadOf<"invite_response">, L2psError>
+  readonly inviteDelete: (inviteId: string) => Effect.Effect<PayloadOf<"invite_deleted">, L2psError>
   /** Every event from now on; subscribe before `connect` to see everything. */
   readonly events: Stream.Stream<PeerEvent>
   readonly subscribe: Effect.Effect<Queue.Dequeue<PeerEvent>, never, Scope.Scope>
@@ -557,6 +568,9 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
         request("ack", () => Effect.succeed({ messageHashes: [...messageHashes] }), ["ack_response"], timeouts.request),
       proofRequest: (messageHash, from) =>
         request("proof_request", () => Effect.succeed(from === undefined ? { messageHash } : { messageHash, from }), ["proof_response"], timeouts.request),
+      inviteStore: (invite) => request("invite_store", () => Effect.succeed({ ...invite }), ["invite_stored"], timeouts.request),
+      inviteFetch: (inviteId) => request("invite_fetch", () => Effect.succeed({ inviteId }), ["invite_response"], timeouts.request),
+      inviteDelete: (inviteId) => request("invite_delete", () => Effect.succeed({ inviteId }), ["invite_deleted"], timeouts.request),
       events,
       subscribe: PubSub.subscribe(hub),
       messages: Stream.filterMap(events, (e) => isEvent("Message")(e) ? Option.some(e.message) : Option.none()),

@@ -15,11 +15,14 @@ import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { type Identity, openMessage, type Opened, sealBound, signFnOf } from "./L2psCrypto.ts"
+import type { InviteError } from "./Invite.ts"
+import * as Invites from "./Invites.ts"
 import * as L2psPeer from "./L2psPeer.ts"
 import * as MessageStore from "./MessageStore.ts"
 import * as NodePins from "./NodePins.ts"
 import { batchSigner, type ProofCheck, verifyProof } from "./Proofs.ts"
 import type { ReconnectOptions } from "./Reconnect.ts"
+import { type BundleData, createDevice, bundleOf } from "./secure/DeviceKeys.ts"
 import type { ConnectionState, ErrorPayload, IncomingMessagePayload, RegisteredPayload } from "./Wire.ts"
 import { supervise } from "./internal/supervise.ts"
 
@@ -61,6 +64,16 @@ export interface MessengerConfig {
   readonly nodeKey?: string | undefined
   /** Where the node's key is pinned on first use when `nodeKey` is not given (default: in memory). */
   readonly pins?: NodePins.NodePinsShape | undefined
+  /**
+   * The device bundle invites carry. Secure sessions give their stored device's; without it a device
+   * is made on the first `invite` and kept in memory only (its invites open no session after a restart).
+   */
+  readonly inviteBundle?: Effect.Effect<BundleData> | undefined
+  /**
+   * Called by `join` with the inviter's verified bundle: where secure sessions start the session (a
+   * first message needs no answer from the inviter). Without it `join` only returns what it found.
+   */
+  readonly startSession?: ((joined: Invites.Joined) => Effect.Effect<void, MessengerError>) | undefined
 }
 
 export interface MessengerShape {
@@ -80,6 +93,12 @@ export interface MessengerShape {
   readonly events: Stream.Stream<ChatEvent>
   readonly subscribe: Effect.Effect<Queue.Dequeue<ChatEvent>, never, Scope.Scope>
   readonly snapshot: Effect.Effect<L2psPeer.Snapshot>
+  /** Stores an invite on the node; returns the link to give out (docs/PROTOCOL.md, "Invites"). */
+  readonly invite: (options?: Invites.InviteOptions) => Effect.Effect<string, L2psPeer.L2psError>
+  /** Opens a link: the inviter's key, name and bundle, and the session started when secure sessions are on. */
+  readonly join: (link: string) => Effect.Effect<Invites.Joined, InviteError | L2psPeer.L2psError | MessengerError>
+  /** Deletes one of this account's invites from the node. */
+  readonly withdrawInvite: (link: string) => Effect.Effect<boolean, InviteError | L2psPeer.L2psError>
   /** The underlying connection, for anything else. */
   readonly peer: L2psPeer.L2psPeerShape
 }
@@ -263,6 +282,21 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
         return check
       })
 
+    let device: BundleData | undefined
+    const invites = Invites.make({
+      peer,
+      identity: me,
+      nodeUrl: config.serverUrl,
+      l2psUid,
+      bundle: config.inviteBundle ?? Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.sync(() => {
+          device ??= bundleOf(createDevice(me, { now, oneTimePreKeys: 0, oneTimeKems: 0 }))
+          return device
+        }))
+    })
+    const join = (link: string) =>
+      Effect.tap(invites.join(link), (joined) => config.startSession === undefined ? Effect.void : config.startSession(joined))
+
     return {
       publicKey: me.publicKey,
       connect: peer.connect,
@@ -275,6 +309,9 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
       events: Stream.fromPubSub(hub),
       subscribe: PubSub.subscribe(hub),
       snapshot: peer.snapshot,
+      invite: invites.invite,
+      join,
+      withdrawInvite: invites.withdraw,
       peer
     } satisfies MessengerShape
   })

@@ -4,6 +4,7 @@
  * identity) and `node-keys.json` (NodePins). `fromStorage` for Effect code, `openWith` for Promise
  * code; `Home` (a folder) and `Browser` (IndexedDB) choose the storage.
  */
+import type { InviteOptions, Joined } from "./Invites.ts"
 import { hkdf } from "@noble/hashes/hkdf.js"
 import { sha256 } from "@noble/hashes/sha2.js"
 import * as Effect from "effect/Effect"
@@ -89,6 +90,10 @@ export interface MessengerHandle {
   refresh(peer: string): Promise<ReadonlyArray<MessageStore.ChatRecord>>
   confirm(messageHash: string, from?: string): Promise<ProofCheck>
   connect(): Promise<RegisteredPayload>
+  /** A link that lets someone start a conversation with this account (docs/PROTOCOL.md, "Invite links"). */
+  invite(options?: InviteOptions): Promise<string>
+  /** Opens someone's invite link: their key, name and device bundle; rejects with an `InviteError`. */
+  join(link: string): Promise<Joined>
   /** Received (decrypted, stored) messages. */
   onMessage(handler: (record: MessageStore.ChatRecord) => void): void
   onEvent(handler: (event: ChatEvent) => void): void
@@ -128,6 +133,8 @@ export const openWith = async (storage: HomeStorage, o: MessengerOptions): Promi
       refresh: (peer) => run((x) => x.refresh(peer)),
       confirm: (hash, from) => run((x) => x.confirm(hash, from)),
       connect: () => run((x) => x.connect),
+      invite: (options) => run((x) => x.invite(options)),
+      join: (link) => run((x) => x.join(link)),
       onMessage: (h) => void messageHandlers.add(h),
       onEvent: (h) => void eventHandlers.add(h),
       close: () => runtime.dispose()

@@ -149,6 +149,12 @@ export interface NodeConfigShape {
   readonly prekeyPublishBurst: number
   /** …refilled at this many per minute. */
   readonly prekeyPublishPerMinute: number
+  /** Invite records one key may keep in a network (docs/PROTOCOL.md, "Invites"). */
+  readonly invitesPerKey: number
+  /** Most characters of one sealed invite record. */
+  readonly inviteRecordMaxChars: number
+  /** Furthest ahead an invite record may expire. */
+  readonly inviteMaxTtlMillis: number
 }
 
 /** The node's configuration port. */
@@ -231,7 +237,10 @@ export const defaults: NodeConfigShape = {
   bundleFetchBurstPerAddress: 100,
   bundleFetchPerMinutePerAddress: 60,
   prekeyPublishBurst: 10,
-  prekeyPublishPerMinute: 10
+  prekeyPublishPerMinute: 10,
+  invitesPerKey: 20,
+  inviteRecordMaxChars: 8192,
+  inviteMaxTtlMillis: 30 * 86_400_000
 }
 
 /** Tests and embedding hosts: defaults with overrides, `networks` given as uids or full limits. */
@@ -469,7 +478,13 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
     bundleFetchBurstPerAddress: positive("BUNDLE_FETCH_BURST_PER_ADDRESS", defaults.bundleFetchBurstPerAddress),
     bundleFetchPerMinutePerAddress: positive("BUNDLE_FETCH_PER_MINUTE_PER_ADDRESS", defaults.bundleFetchPerMinutePerAddress),
     prekeyPublishBurst: positive("PREKEY_PUBLISH_BURST", defaults.prekeyPublishBurst),
-    prekeyPublishPerMinute: positive("PREKEY_PUBLISH_PER_MINUTE", defaults.prekeyPublishPerMinute)
+    prekeyPublishPerMinute: positive("PREKEY_PUBLISH_PER_MINUTE", defaults.prekeyPublishPerMinute),
+    invitesPerKey: positive("INVITES_PER_KEY", defaults.invitesPerKey),
+    inviteRecordMaxChars: positive("INVITE_RECORD_MAX_CHARS", defaults.inviteRecordMaxChars),
+    inviteMaxTtl: Config.duration("INVITE_MAX_TTL").pipe(
+      Config.withDefault(Duration.millis(defaults.inviteMaxTtlMillis)),
+      Config.validate({ message: "INVITE_MAX_TTL must be a positive duration, e.g. \"30 days\"", validation: (d) => Duration.toMillis(d) >= 1000 })
+    )
   })
   const base: NetworkLimits = {
     rateLimitPerSec: env.rateLimitPerSec,
@@ -546,7 +561,10 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
     bundleFetchBurstPerAddress: env.bundleFetchBurstPerAddress,
     bundleFetchPerMinutePerAddress: env.bundleFetchPerMinutePerAddress,
     prekeyPublishBurst: env.prekeyPublishBurst,
-    prekeyPublishPerMinute: env.prekeyPublishPerMinute
+    prekeyPublishPerMinute: env.prekeyPublishPerMinute,
+    invitesPerKey: env.invitesPerKey,
+    inviteRecordMaxChars: env.inviteRecordMaxChars,
+    inviteMaxTtlMillis: Duration.toMillis(env.inviteMaxTtl)
   }
 })
 

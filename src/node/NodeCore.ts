@@ -8,6 +8,7 @@ import * as AddressLimits from "../limits/AddressLimits.ts"
 import * as Bans from "../limits/Bans.ts"
 import * as NodeStatus from "../ops/NodeStatus.ts"
 import * as MessageRetention from "../ops/MessageRetention.ts"
+import * as InvitePrune from "../ops/InvitePrune.ts"
 import * as OfflineExpiry from "../ops/OfflineExpiry.ts"
 import * as Committer from "../relay/Committer.ts"
 import * as PendingProbe from "../relay/PendingProbe.ts"
@@ -39,6 +40,7 @@ const Features = NodeStatus.layer.pipe(Layer.provideMerge(Layer.mergeAll(
   L2psServer.layer,
   Networks.layer,
   OfflineExpiry.layer,
+  InvitePrune.layer,
   MessageRetention.layer,
   LegacyServer.layer
 )))
@@ -64,7 +66,7 @@ const onlyPublic = Layer.effectContext(
 )
 
 /**
- * The node over its ports only (NodeConfig, Crypto, NodeKey, Storage, LegacyStorage, PipelineStore, BanStore, PrekeyStore,
+ * The node over its ports only (NodeConfig, Crypto, NodeKey, Storage, LegacyStorage, PipelineStore, BanStore, PrekeyStore, InviteStore,
  * ValidatorPool, L1, Transport): what a host embeds with its own adapters. Its output is `Public` and
  * nothing else, so a host cannot come to depend on the node's internals.
  */

@@ -8,6 +8,7 @@ import * as AddressLimits from "../limits/AddressLimits.ts"
 import { ack } from "./handlers/Ack.ts"
 import { history } from "./handlers/History.ts"
 import { discover, requestPublicKey } from "./handlers/Lookup.ts"
+import { inviteDelete, inviteFetch, inviteStore } from "./handlers/Invites.ts"
 import { nodeInfo } from "./handlers/NodeInfo.ts"
 import { bundleFetch, deviceRemove, devices, prekeysCount, prekeysPublish } from "./handlers/Prekeys.ts"
 import { proofRequest } from "./handlers/ProofRequest.ts"
@@ -45,7 +46,10 @@ export const layer = Layer.scoped(
       prekeys_count: prekeysCount(deps),
       bundle_fetch: bundleFetch(deps),
       devices: devices(deps),
-      device_remove: deviceRemove(deps)
+      device_remove: deviceRemove(deps),
+      invite_store: inviteStore(deps),
+      invite_fetch: inviteFetch(deps),
+      invite_delete: inviteDelete(deps)
     }
     const fastHandlers: Record<string, RelayConnection.FastHandler> = { send: unsafeSend(deps) }
     const deadline = yield* RegistrationDeadline.make(deps.cfg)

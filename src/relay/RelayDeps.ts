@@ -3,6 +3,7 @@ import { NodeKey } from "../crypto/NodeKey.ts"
 import { PipelineStore, type PipelineStoreShape } from "../l2ps/PipelineStore.ts"
 import { NodeConfig, type NodeConfigShape } from "../config/NodeConfig.ts"
 import { PrekeyStore, type PrekeyStoreShape } from "../storage/PrekeyStore.ts"
+import { InviteStore, type InviteStoreShape } from "../storage/InviteStore.ts"
 import { Storage, type StorageShape } from "../storage/Storage.ts"
 import { ValidatorPool, type ValidatorPoolShape } from "../validators/ValidatorPool.ts"
 import { AddressLimits } from "../limits/AddressLimits.ts"
@@ -39,6 +40,7 @@ export interface RelayDeps {
   readonly readBudget: typeof ReadBudget.Service
   readonly prekeys: PrekeyStoreShape
   readonly prekeyLimits: typeof PrekeyLimits.Service
+  readonly invites: InviteStoreShape
   /** The current time for plain code (the connection's callbacks), from the same `Clock` as effects. */
   readonly now: () => number
 }
@@ -62,5 +64,6 @@ export const make = Effect.flatMap(NodeKey, (key) => Effect.all({
   readBudget: ReadBudget,
   prekeys: PrekeyStore,
   prekeyLimits: PrekeyLimits,
+  invites: InviteStore,
   now: Effect.map(Effect.clock, (clock) => () => clock.unsafeCurrentTimeMillis())
 }))

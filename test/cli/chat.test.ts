@@ -205,6 +205,28 @@ describe("bun run chat", () => {
     type("frank", "/quit")
   }, 30_000)
 
+  test("/invite prints a link and its QR code; /join <link> from another chat starts the conversation, and a used one-time link is refused", async () => {
+    startChat("inviter", "inviter's passphrase")
+    startChat("joiner", "joiner's passphrase")
+    const keyI = (await waitFor("inviter", /your key: ([0-9a-f]{64})/))[1]!
+    await waitFor("inviter", /✓ connected to ws:\/\//)
+    await waitFor("joiner", /✓ connected to ws:\/\//)
+    type("inviter", "/invite")
+    const link = (await waitFor("inviter", /^(demos-im:\S+)$/m))[1]!
+    await waitFor("inviter", /whoever joins from it shows up here/)
+    // The QR code: rows of half blocks between the link and the last line.
+    const qrRows = screen("inviter").split("\n").filter((l) => /^[ ▀▄█]{40,}$/.test(l.trimEnd()) && /[▀▄█]/.test(l))
+    expect(qrRows.length).toBeGreaterThan(15)
+    type("joiner", `/join ${link}`)
+    await waitFor("joiner", new RegExp(`joined \\(${keyI}\\): type a message to start`))
+    type("joiner", "hi, I came from your link")
+    await waitFor("inviter", /: hi, I came from your link/)
+    type("joiner", `/join ${link}`)
+    await waitFor("joiner", /! cannot join: This one-time invite was used already/)
+    type("joiner", "/join demos-im:nonsense")
+    await waitFor("joiner", /! cannot join: Not an invite link|! cannot join: The invite link is cut short/)
+  }, 30_000)
+
   test("CHAT_SCRYPT_N below the floor is refused before any identity is written", () => {
     const home = fs.mkdtempSync(path.join(os.tmpdir(), "im-chat-weak-"))
     homes.push(home)

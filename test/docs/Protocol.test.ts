@@ -16,6 +16,7 @@ import * as NodeKey from "../../src/crypto/NodeKey.ts"
 import { ErrorCode } from "../../src/domain/ErrorCode.ts"
 import * as Frames from "../../src/domain/Frames.ts"
 import * as Prekeys from "../../src/domain/Prekeys.ts"
+import * as Invites from "../../src/domain/Invites.ts"
 import { ServerFrame } from "../../src/domain/ServerFrames.ts"
 import { legacyChallengeMessage } from "../../src/domain/LegacyChallenge.ts"
 import { decodeLegacyPayload, isLegacyServerFrameType } from "../../src/domain/LegacyServerFrames.ts"
@@ -62,7 +63,10 @@ const l2psPayloads: Record<string, Schema.Schema<any, any>> = {
   prekeys_count: Prekeys.DevicePayload,
   bundle_fetch: Prekeys.BundleFetchPayload,
   devices: Anything,
-  device_remove: Prekeys.DevicePayload
+  device_remove: Prekeys.DevicePayload,
+  invite_store: Invites.InviteStorePayload,
+  invite_fetch: Invites.InviteIdPayload,
+  invite_delete: Invites.InviteIdPayload
 }
 const legacyPayloads: Record<string, Schema.Schema<any, any>> = {
   challenge: Anything,
