@@ -8,7 +8,7 @@ import { hexToBytes } from "../../domain/Keys.ts"
 import { encodePayload } from "../../domain/ServerFrames.ts"
 import { readCost } from "../ReadBudget.ts"
 import type { RelayDeps } from "../RelayDeps.ts"
-import type { SessionState } from "../SessionState.ts"
+import type { ConnectionContext } from "../ConnectionContext.ts"
 
 const decodeStore = payloadOf(
   InviteStorePayload,
@@ -25,13 +25,13 @@ const MISS_COST = 50
 
 const encoder = new TextEncoder()
 
-const registered = (session: SessionState, what: string) =>
+const registered = (session: ConnectionContext, what: string) =>
   session.registration === undefined
     ? Effect.fail(refuse("REGISTRATION_REQUIRED", `Register before ${what}`))
     : Effect.succeed(session.registration)
 
 /** `invite_store`: a record signed by the session's account, within the size, expiry and count bounds. */
-export const inviteStore = (deps: RelayDeps) => (session: SessionState, frame: Envelope) =>
+export const inviteStore = (deps: RelayDeps) => (session: ConnectionContext, frame: Envelope) =>
   Effect.gen(function*() {
     const reg = yield* registered(session, "storing an invite")
     const p = yield* decodeStore(frame.payload)
@@ -78,7 +78,7 @@ export const inviteStore = (deps: RelayDeps) => (session: SessionState, frame: E
  * `invite_fetch`: the record of an id, to any registered key (the link is the permission). Unknown,
  * expired, deleted and already-fetched one-time records are alike `INVITE_NOT_FOUND`.
  */
-export const inviteFetch = (deps: RelayDeps) => (session: SessionState, frame: Envelope) =>
+export const inviteFetch = (deps: RelayDeps) => (session: ConnectionContext, frame: Envelope) =>
   Effect.gen(function*() {
     const reg = yield* registered(session, "fetching an invite")
     const p = yield* decodeFetch(frame.payload)
@@ -100,7 +100,7 @@ export const inviteFetch = (deps: RelayDeps) => (session: SessionState, frame: E
   })
 
 /** `invite_delete`: the session's account withdraws one of its records. */
-export const inviteDelete = (deps: RelayDeps) => (session: SessionState, frame: Envelope) =>
+export const inviteDelete = (deps: RelayDeps) => (session: ConnectionContext, frame: Envelope) =>
   Effect.gen(function*() {
     const reg = yield* registered(session, "deleting an invite")
     const p = yield* decodeDelete(frame.payload)
