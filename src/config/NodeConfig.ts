@@ -135,12 +135,22 @@ export interface NodeConfigShape {
   readonly presenceBurst: number
   /** …and then at most this many per minute; the rest are coalesced into its latest state. */
   readonly presencePerMinute: number
+  /** The NATS servers of a cluster (comma-separated URLs); none: the node runs alone. */
+  readonly natsUrl: Option.Option<string>
+  /** This node's name in a cluster; none: generated once and kept in `DATA_DIR`. */
+  readonly nodeId: Option.Option<string>
+  /** NATS client pings this often; after `natsMaxPingOut` unanswered ones the link is dead. */
+  readonly natsPingIntervalMillis: number
+  readonly natsMaxPingOut: number
 }
 
 /** The node's configuration port. */
 export class NodeConfig extends Context.Tag("im/NodeConfig")<NodeConfig, NodeConfigShape>() {}
 
 export const UID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/
+
+/** A node id is one NATS subject token and a readable log field. */
+export const NODE_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/
 
 export const defaultLimits: NetworkLimits = {
   rateLimitPerSec: 20,
@@ -210,7 +220,11 @@ export const defaults: NodeConfigShape = {
   readRatePerAddress: 8_000,
   discoverMaxPeers: 1000,
   presenceBurst: 4,
-  presencePerMinute: 30
+  presencePerMinute: 30,
+  natsUrl: Option.none(),
+  nodeId: Option.none(),
+  natsPingIntervalMillis: 2000,
+  natsMaxPingOut: 2
 }
 
 /** Tests and embedding hosts: defaults with overrides, `networks` given as uids or full limits. */
@@ -383,8 +397,31 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
     readRatePerAddress: positive("READ_RATE_PER_ADDRESS", defaults.readRatePerAddress),
     discoverMaxPeers: positive("DISCOVER_MAX_PEERS", defaults.discoverMaxPeers),
     presenceBurst: positive("PRESENCE_BURST", defaults.presenceBurst),
-    presencePerMinute: positive("PRESENCE_PER_MINUTE", defaults.presencePerMinute)
+    presencePerMinute: positive("PRESENCE_PER_MINUTE", defaults.presencePerMinute),
+    natsUrl: Config.option(Config.string("NATS_URL")).pipe(
+      Config.map(Option.filter((s) => s.trim().length > 0)),
+      Config.validate({
+        message: "NATS_URL must be nats://host:port (several comma-separated)",
+        validation: (o) => Option.isNone(o) || o.value.split(",").every((u) => /^(nats|tls):\/\/[^\s/]+$/.test(u.trim()))
+      })
+    ),
+    nodeId: Config.option(Config.string("NODE_ID")).pipe(
+      Config.map(Option.filter((s) => s.length > 0)),
+      Config.validate({
+        message: "NODE_ID must be 1-64 characters of [A-Za-z0-9_-]",
+        validation: (o) => Option.isNone(o) || NODE_ID_PATTERN.test(o.value)
+      })
+    ),
+    natsPingIntervalMillis: positive("NATS_PING_INTERVAL_MS", defaults.natsPingIntervalMillis),
+    natsMaxPingOut: positive("NATS_MAX_PING_OUT", defaults.natsMaxPingOut)
   })
+  if (Option.isSome(env.natsUrl) && Option.isNone(env.databaseUrl)) {
+    // Nodes of a cluster share one database; an embedded PGlite is one node's own.
+    return yield* Effect.fail(ConfigError.InvalidData(
+      ["NATS_URL"],
+      "NATS_URL makes this node a cluster member, which needs DATABASE_URL (a Postgres shared by every node), not the embedded PGlite"
+    ))
+  }
   const base: NetworkLimits = {
     rateLimitPerSec: env.rateLimitPerSec,
     rateLimitBurst: env.rateLimitBurst,
@@ -453,7 +490,11 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
     readRatePerAddress: env.readRatePerAddress,
     discoverMaxPeers: env.discoverMaxPeers,
     presenceBurst: env.presenceBurst,
-    presencePerMinute: env.presencePerMinute
+    presencePerMinute: env.presencePerMinute,
+    natsUrl: env.natsUrl,
+    nodeId: env.nodeId,
+    natsPingIntervalMillis: env.natsPingIntervalMillis,
+    natsMaxPingOut: env.natsMaxPingOut
   }
 })
 
