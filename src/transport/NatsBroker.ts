@@ -83,8 +83,12 @@ export const make = (options: NatsOptions) =>
         }),
         Effect.ignore
       )
+    let failures = 0
     const connectForever = attempt.pipe(
-      Effect.tapError((e) => Effect.logWarning(`NATS unreachable, retrying: ${String(e.error)}`)),
+      // One warning, then one every 60 tries: a node waiting for its bus should not flood its log.
+      Effect.tapError((e) =>
+        failures++ % 60 === 0 ? Effect.logWarning(`NATS unreachable, retrying: ${String(e.error)}`) : Effect.void
+      ),
       Effect.retry(Schedule.spaced(RECONNECT_WAIT_MILLIS)),
       Effect.flatMap((conn) =>
         Effect.gen(function*() {

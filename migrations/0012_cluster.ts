@@ -1,0 +1,17 @@
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
+
+/**
+ * Nodes sharing one database. `cluster_owners`: one row per owned job (a network's pipeline, the
+ * local chain's block producer); its epoch grows at each change of owner and fences the old one out.
+ */
+export default Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`
+    CREATE TABLE cluster_owners (
+      name text PRIMARY KEY,
+      epoch bigint NOT NULL,
+      node_id text NOT NULL,
+      since bigint NOT NULL
+    )`
+})
