@@ -14,4 +14,7 @@ export default Effect.gen(function*() {
       node_id text NOT NULL,
       since bigint NOT NULL
     )`
+  // Registration and history proofs used on any node, until their window passes (see PgSeenProofs).
+  yield* sql`CREATE UNLOGGED TABLE cluster_seen_proofs (id text PRIMARY KEY, expiry bigint NOT NULL)`
+  yield* sql`CREATE INDEX cluster_seen_proofs_expiry ON cluster_seen_proofs (expiry)`
 })

@@ -5,6 +5,7 @@ import * as Option from "effect/Option"
 import * as NodeIdentity from "../config/NodeIdentity.ts"
 import * as Ownership from "../internal/Ownership.ts"
 import * as PgOwnership from "../storage/PgOwnership.ts"
+import * as PgSeenProofs from "../storage/PgSeenProofs.ts"
 import * as NatsBroker from "../transport/NatsBroker.ts"
 import * as Crypto from "../crypto/Crypto.ts"
 import * as NodeKey from "../crypto/NodeKey.ts"
@@ -27,9 +28,14 @@ const OwnershipLive = Layer.unwrapEffect(
   Effect.map(NodeConfig, (cfg) => Option.isSome(cfg.databaseUrl) ? PgOwnership.layer : Ownership.layerSingle)
 )
 
+/** A cluster member records the proofs it accepts where the other members see them; alone, memory is enough. */
+const SeenProofsLive = Layer.unwrapEffect(
+  Effect.map(NodeConfig, (cfg) => Option.isSome(cfg.natsUrl) ? PgSeenProofs.layer : Layer.empty)
+)
+
 /** The local L1 keeps its chain in the node's database, so it is built after the migrations. */
 const Sql = LocalL1.layer.pipe(
-  Layer.provideMerge(OwnershipLive),
+  Layer.provideMerge(Layer.merge(OwnershipLive, SeenProofsLive)),
   Layer.provideMerge(SqlStores.layer),
   Layer.provide(Database.layer)
 )

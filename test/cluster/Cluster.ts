@@ -6,7 +6,7 @@
 import { SQL } from "bun"
 import { startE2eNode } from "../e2e/helpers.ts"
 import { adminQuery } from "../support/AdminQuery.ts"
-import type { NodeProcess } from "../support/NodeProcess.ts"
+import { freePort, type NodeProcess } from "../support/NodeProcess.ts"
 import * as Nats from "./NatsServer.ts"
 
 export const unavailableReason = (): string | undefined =>
@@ -53,8 +53,9 @@ export const start = async (count = 3, env: Readonly<Record<string, string>> = {
   try {
     // The first node runs the migrations alone; the others start together once they are done.
     const common = { ...CLUSTER_ENV, DATABASE_URL: databaseUrl, NATS_URL: nats.url, ...env }
-    nodes.push(await startE2eNode({ ...common, NODE_ID: "n1" }))
-    nodes.push(...await Promise.all(Array.from({ length: count - 1 }, (_, i) => startE2eNode({ ...common, NODE_ID: `n${i + 2}` }))))
+    const admin = () => ({ ADMIN_PORT: String(freePort()), ADMIN_HOST: "127.0.0.1" })
+    nodes.push(await startE2eNode({ ...common, ...admin(), NODE_ID: "n1" }))
+    nodes.push(...await Promise.all(Array.from({ length: count - 1 }, (_, i) => startE2eNode({ ...common, ...admin(), NODE_ID: `n${i + 2}` }))))
   } catch (e) {
     await dispose()
     throw e
@@ -66,6 +67,12 @@ export const start = async (count = 3, env: Readonly<Record<string, string>> = {
     query: async <T>(text: string, params: ReadonlyArray<unknown> = []) => (await pool.unsafe(text, params as Array<unknown>)) as Array<T>,
     dispose
   }
+}
+
+/** `GET /health` of a node (its admin port is on loopback). */
+export const health = async (node: NodeProcess): Promise<Record<string, any>> => {
+  const res = await fetch(`http://127.0.0.1:${node.env["ADMIN_PORT"]}/health`)
+  return (await res.json()) as Record<string, any>
 }
 
 /** Which node id holds `name` now, with its epoch. */
