@@ -17,17 +17,19 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as os from "node:os"
 import * as path from "node:path"
+import pkg from "../../package.json" with { type: "json" }
 import * as AliasBook from "../client/AliasBook.ts"
 import type { ChatEvent, MessengerShape } from "../client/Messenger.ts"
 import * as Home from "../client/Home.ts"
 import type { ChatRecord } from "../client/MessageStore.ts"
+import { defaultReconnect } from "../client/Reconnect.ts"
 import { checkKdf, defaultKdf } from "../client/SecretStore.ts"
 import { body, printable } from "./Escape.ts"
 import * as Terminal from "./Terminal.ts"
 
 const EVENTS_MAX = 10_000
 
-const HELP = [
+const HELP_COMMANDS = [
   "commands:",
   "  /peers                  who is online in the network",
   "  /alias <name> <key>     give a key a name (then use the name anywhere)",
@@ -40,6 +42,25 @@ const HELP = [
   "  /reconnect              connect again after giving up",
   "  /help                   this list",
   "  /quit                   leave"
+].join("\n")
+
+const USAGE = [
+  `demos-im chat ${pkg.version}: a terminal chat against a running node (L2PS protocol)`,
+  "",
+  "usage: npm run chat [-- --home DIR] [--server ws://host:port] [--network UID] | --help | --version",
+  "",
+  "  --home DIR        identity and history (CHAT_HOME, default ~/.demos-im)",
+  "  --server URL      the node (CHAT_SERVER, default ws://127.0.0.1:3006)",
+  "  --network UID     the L2PS network (CHAT_NETWORK, default \"default\")",
+  "",
+  "environment:",
+  "  CHAT_PASSPHRASE     protects your keys and history (asked when unset)",
+  `  CHAT_SCRYPT_N       scrypt cost for a new identity, a power of two from 16384 to 262144 (default ${defaultKdf.N})`,
+  "  CHAT_REQUIRE_BOUND  true: refuse messages not bound to their hash (default false)",
+  "  CHAT_NODE_KEY       the node's ML-DSA public key (hex) that must sign the batches /status checks",
+  "                      (default: the first one seen is pinned in the home)",
+  "",
+  HELP_COMMANDS
 ].join("\n")
 
 const arg = (name: string): string | undefined => {
@@ -57,7 +78,35 @@ const settings = () => ({
 })
 
 const KEY = /^[0-9a-fA-F]{64}$/
+
+/** What happened to a message, in words (`/status`, `/history`). */
+const DELIVERY: Record<ChatRecord["status"], string> = {
+  sending: "sending",
+  sent: "sent",
+  queued: "waiting for them to come online",
+  delivered: "delivered ✓✓",
+  failed: "not sent",
+  received: "received",
+  undecryptable: "could not be decrypted"
+}
+
+/** Where a message is on its way to the chain (the node's `l2ps_*` status, with the proof's block). */
+const onChain = (r: ChatRecord) => {
+  switch (r.l2psStatus) {
+    case "l2ps_confirmed":
+      return r.proof?.blockNumber === undefined ? "confirmed on chain" : `confirmed on chain (block ${r.proof.blockNumber})`
+    case "l2ps_batched":
+      return "in a batch, waiting for the chain"
+    default:
+      return "not yet in a batch"
+  }
+}
 const clock = (ms: number) => new Date(ms).toTimeString().slice(0, 8)
+/** The time of day, with the date when it is not `today`'s (local time). */
+const when = (ms: number, today: number) => {
+  const day = (t: number) => new Date(t).toDateString()
+  return day(ms) === day(today) ? clock(ms) : `${new Date(ms).toLocaleDateString("en-CA")} ${clock(ms)}`
+}
 const short = (key: string) => `${key.slice(0, 6)}…${key.slice(-4)}`
 
 const program = Effect.gen(function*() {
@@ -110,7 +159,7 @@ const program = Effect.gen(function*() {
           return yield* said(
             `[${t}] ${nameOf(e.record.peer)}: `,
             e.record.text,
-            `${e.record.offline === true ? "   (sent while you were away)" : ""}${e.record.unbound === true ? "   (unbound: an older client's message, it could be a replay)" : ""}`
+            `${e.record.offline === true ? `   (sent ${e.record.sentAt === undefined ? "" : `${when(e.record.sentAt, e.record.at)} `}while you were away)` : ""}${e.record.unbound === true ? "   (unbound: an older client's message, it could be a replay)" : ""}`
           )
         case "Sent":
           return yield* said(
@@ -132,10 +181,10 @@ const program = Effect.gen(function*() {
         case "Connection":
           return e.state === "disconnected" && everConnected ? yield* say(`! lost the connection to the node (${cfg.server})`) : undefined
         case "Retrying":
-          if (everConnected) return yield* say(`! node unreachable; retry ${e.attempt}/10 in ${e.delayMillis / 1000}s`)
+          if (everConnected) return yield* say(`! node unreachable; retry ${e.attempt}/${defaultReconnect.maxAttempts} in ${e.delayMillis / 1000}s`)
           if (warnedDown) return
           warnedDown = true
-          return yield* say(`! cannot reach the node at ${cfg.server}: is it running? (start one with \`bun run node\`); still trying…`)
+          return yield* say(`! cannot reach the node at ${cfg.server}: is it running? (start one with \`npm run node\`); still trying…`)
         case "PeerJoined":
           return yield* say(`• ${nameOf(e.publicKey)} is online`)
         case "PeerLeft":
@@ -151,7 +200,8 @@ const program = Effect.gen(function*() {
   const connect = FiberHandle.run(
     connector,
     m.connect.pipe(
-      Effect.tapError((e) => say(`! cannot connect to ${cfg.server}: ${printable(e.message)}; trying again in 5s (/quit to leave)`)),
+      // The message names the server and says what happened (refused, timed out, closed).
+      Effect.tapError((e) => say(`! ${printable(e.message)}; trying again in 5s (/quit to leave)`)),
       Effect.retry(Schedule.spaced("5 seconds")),
       Effect.ignore
     )
@@ -181,15 +231,14 @@ const program = Effect.gen(function*() {
     )
 
   const statusLine = (r: ChatRecord) => {
-    const delivery = r.status === "delivered" ? "delivered ✓✓" : r.status
     // Whose attestation it is: the node key that signed the batch (pinned on first use or given).
     const by = r.proof?.signer === undefined ? "" : ` signed by node ${short(r.proof.signer)}`
     const proof = r.proof === undefined
       ? ""
       : r.proof.valid
-      ? ` · proof ✓${by}${r.proof.blockNumber === undefined ? "" : ` (block ${r.proof.blockNumber})`}`
+      ? ` · proof ✓${by}`
       : ` · proof ✗${r.proof.reason === undefined ? "" : ` (${printable(r.proof.reason)})`}`
-    return `  "${printable(r.text)}" → ${nameOf(r.peer)}: ${delivery} · ${r.l2psStatus ?? "l2ps_pending"}${proof}`
+    return `  "${printable(r.text)}" → ${nameOf(r.peer)}: ${DELIVERY[r.status]} · ${onChain(r)}${proof}`
   }
 
   const command = (line: string): Effect.Effect<boolean, never, Scope.Scope> =>
@@ -200,7 +249,7 @@ const program = Effect.gen(function*() {
         case "/exit":
           return false
         case "/help":
-          yield* say(HELP)
+          yield* say(HELP_COMMANDS)
           break
         case "/whoami":
           yield* say(`your key: ${m.publicKey}`)
@@ -256,7 +305,7 @@ const program = Effect.gen(function*() {
           const records = yield* m.conversation(who, 20)
           yield* say(records.length === 0 ? `no messages with ${nameOf(who)} yet` : records.map((r) => {
             const prefix = `  [${clock(r.at)}] ${r.direction === "out" ? "you" : nameOf(r.peer)}: `
-            return `${prefix}${body(r.text, prefix.length)}${r.direction === "out" ? `   [${r.status}]` : ""}`
+            return `${prefix}${body(r.text, prefix.length)}${r.direction === "out" ? `   [${DELIVERY[r.status]}]` : ""}`
           }).join("\n"))
           break
         }
@@ -308,4 +357,12 @@ const program = Effect.gen(function*() {
   yield* say("bye")
 }).pipe(Effect.scoped)
 
-program.pipe(BunRuntime.runMain({ disablePrettyLogger: true }))
+// Before anything asks for a passphrase.
+const flags = process.argv.slice(2)
+if (flags.includes("--help") || flags.includes("-h")) {
+  process.stdout.write(`${USAGE}\n`)
+} else if (flags.includes("--version") || flags.includes("-v")) {
+  process.stdout.write(`${pkg.version}\n`)
+} else {
+  program.pipe(BunRuntime.runMain({ disablePrettyLogger: true }))
+}

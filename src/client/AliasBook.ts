@@ -9,7 +9,7 @@ import * as Either from "effect/Either"
 import * as fs from "node:fs"
 import type { Identity } from "./L2psCrypto.ts"
 import { keyFor, openJson, sealJson } from "./SealedJson.ts"
-import { writePrivate } from "./SecretStore.ts"
+import { writePrivate } from "./FolderStorage.ts"
 
 export const ALIAS_FILE = "aliases.json"
 const PURPOSE = "aliases"

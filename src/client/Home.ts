@@ -1,130 +1,21 @@
 /**
- * A messenger whose keys and history live in a folder, encrypted under a passphrase:
- * `identity.json` (SecretStore) and `messages.log` (MessageStore, sealed with a key derived from the
- * identity). `fromHome` for Effect code, `openMessenger` for Promise code.
+ * A messenger whose keys and history live in a folder (Node and Bun), encrypted under a passphrase:
+ * `identity.json`, `messages.log`, `node-keys.json` (see `OpenMessenger`). `fromHome` for Effect
+ * code, `openMessenger` for Promise code.
  */
-import { hkdf } from "@noble/hashes/hkdf.js"
-import { sha256 } from "@noble/hashes/sha2.js"
-import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
-import * as ManagedRuntime from "effect/ManagedRuntime"
-import * as path from "node:path"
-import { runPromise } from "./internal/run.ts"
-import type { Identity } from "./L2psCrypto.ts"
-import * as MessageStore from "./MessageStore.ts"
-import * as NodePins from "./NodePins.ts"
-import { type ChatEvent, make, Messenger, type MessengerShape } from "./Messenger.ts"
-import type { ProofCheck } from "./Proofs.ts"
-import type { ReconnectOptions } from "./Reconnect.ts"
-import * as SecretStore from "./SecretStore.ts"
-import type { RegisteredPayload } from "./Wire.ts"
+import * as FolderStorage from "./FolderStorage.ts"
+import type { ChatEvent } from "./Messenger.ts"
+import { fromStorage, type MessengerHandle, type MessengerOptions, openWith } from "./OpenMessenger.ts"
 
-/** The history key: derived from the identity's secret, so history opens with the same passphrase. */
-export const storeKeyOf = (identity: Identity): Uint8Array =>
-  hkdf(sha256, identity.secretKey, new TextEncoder().encode(identity.publicKey), new TextEncoder().encode("demos-im/history/v1"), 32)
+export { HISTORY_FILE, type MessengerHandle, storeKeyOf } from "./OpenMessenger.ts"
 
-export const HISTORY_FILE = "messages.log"
-
-export interface OpenOptions {
-  readonly serverUrl: string
+export interface OpenOptions extends MessengerOptions {
   /** where keys (`identity.json`) and history (`messages.log`) live; created on first use */
   readonly home: string
-  readonly passphrase: string
-  readonly l2psUid?: string
-  readonly kdf?: SecretStore.KdfParams
-  readonly reconnect?: Partial<ReconnectOptions>
-  /** the node's ML-DSA public key (hex) when known; otherwise pinned on first use in `node-keys.json` */
-  readonly nodeKey?: string
-  /** refuse messages not bound to their hash (see `MessengerConfig.requireBound`) */
-  readonly requireBound?: boolean
-  /** connect right away (default true) */
-  readonly connect?: boolean
 }
 
 /** Loads (or creates) the identity and history in `home`, then builds the messenger. */
 export const fromHome = (o: Omit<OpenOptions, "connect"> & { readonly onEvent?: (event: ChatEvent) => void }) =>
-  Effect.gen(function*() {
-    const { secrets, created, migrated } = yield* SecretStore.loadOrCreate(o.home, o.passphrase, o.kdf)
-    const store = yield* MessageStore.file(path.join(o.home, HISTORY_FILE), storeKeyOf(secrets.identity))
-    const pinned = yield* NodePins.file(path.join(o.home, NodePins.PINS_FILE), secrets.identity)
-    /** What the app should tell its user about the folder (files that did not open as they should). */
-    const notices: Array<string> = pinned.problem === undefined ? [] : [pinned.problem]
-    const log = store.report.problems
-    if (log.length > 0) {
-      const shown = log.slice(0, 5).map((p) => (p.line === 0 ? p.problem : `line ${p.line}: ${p.problem}`)).join("; ")
-      notices.push(`your history (${HISTORY_FILE}) was changed or damaged, ${log.length} problem(s): ${shown}${log.length > 5 ? "; …" : ""}; what opened in order is shown`)
-    }
-    const messenger = yield* make({
-      serverUrl: o.serverUrl,
-      l2psUid: o.l2psUid,
-      identity: secrets.identity,
-      store,
-      reconnect: o.reconnect,
-      onEvent: o.onEvent,
-      requireBound: o.requireBound,
-      nodeKey: o.nodeKey,
-      pins: pinned.pins
-    })
-    return { messenger, created, migrated, secrets, notices }
-  })
+  fromStorage(FolderStorage.make(o.home), o)
 
-/** A messenger for Promise code; `close()` when done. */
-export interface MessengerHandle {
-  readonly publicKey: string
-  /** true when `home` had no identity yet */
-  readonly created: boolean
-  /** files in `home` that did not open as written (history, pinned node keys): to show the user */
-  readonly notices: ReadonlyArray<string>
-  send(to: string, text: string): Promise<MessageStore.ChatRecord>
-  peers(): Promise<ReadonlyArray<string>>
-  conversation(peer: string, limit?: number): Promise<ReadonlyArray<MessageStore.ChatRecord>>
-  refresh(peer: string): Promise<ReadonlyArray<MessageStore.ChatRecord>>
-  confirm(messageHash: string, from?: string): Promise<ProofCheck>
-  connect(): Promise<RegisteredPayload>
-  /** Received (decrypted, stored) messages. */
-  onMessage(handler: (record: MessageStore.ChatRecord) => void): void
-  onEvent(handler: (event: ChatEvent) => void): void
-  close(): Promise<void>
-}
-
-export const openMessenger = async (o: OpenOptions): Promise<MessengerHandle> => {
-  const messageHandlers = new Set<(record: MessageStore.ChatRecord) => void>()
-  const eventHandlers = new Set<(event: ChatEvent) => void>()
-  const onEvent = (e: ChatEvent) => {
-    for (const h of eventHandlers) h(e)
-    if (e._tag === "Received") for (const h of messageHandlers) h(e.record)
-  }
-  let created = false
-  let notices: ReadonlyArray<string> = []
-  const built = Layer.scoped(
-    Messenger,
-    Effect.map(fromHome({ ...o, onEvent }), (r) => {
-      created = r.created
-      notices = r.notices
-      return r.messenger
-    })
-  )
-  const runtime = ManagedRuntime.make(built)
-  const run = <A, E>(f: (m: MessengerShape) => Effect.Effect<A, E>) => runPromise(runtime, Effect.flatMap(Messenger, f))
-  try {
-    const m = await run((x) => Effect.succeed(x))
-    if (o.connect !== false) await run((x) => x.connect)
-    return {
-      publicKey: m.publicKey,
-      created,
-      notices,
-      send: (to, text) => run((x) => x.send(to, text)),
-      peers: () => run((x) => x.onlinePeers),
-      conversation: (peer, limit) => run((x) => x.conversation(peer, limit)),
-      refresh: (peer) => run((x) => x.refresh(peer)),
-      confirm: (hash, from) => run((x) => x.confirm(hash, from)),
-      connect: () => run((x) => x.connect),
-      onMessage: (h) => void messageHandlers.add(h),
-      onEvent: (h) => void eventHandlers.add(h),
-      close: () => runtime.dispose()
-    }
-  } catch (e) {
-    await runtime.dispose()
-    throw e
-  }
-}
+export const openMessenger = (o: OpenOptions): Promise<MessengerHandle> => openWith(FolderStorage.make(o.home), o)

@@ -29,6 +29,8 @@ export type PeerHandler = (publicKey: string) => void
 export type ConnectionStateHandler = (state: ConnectionState) => void
 export type DeliveredHandler = (receipt: ReceiptPayload) => void
 
+const CONNECT_FAILURES = new Set(["CONNECTION_REFUSED", "CONNECT_TIMEOUT", "CONNECTION_CLOSED"])
+
 export class L2PSMessagingPeer {
   private readonly runtime: ManagedRuntime.ManagedRuntime<L2psPeer.L2psPeer, never>
   private readonly messageHandlers = new Set<MessageHandler>()
@@ -39,7 +41,10 @@ export class L2PSMessagingPeer {
   private readonly deliveredHandlers = new Set<DeliveredHandler>()
   private state: L2psPeer.Snapshot = { connected: false, registered: false, peers: [] }
 
+  private readonly connectTimeout: number
+
   constructor(config: L2PSMessagingPeerConfig) {
+    this.connectTimeout = config.timeouts?.connect ?? 10_000
     this.runtime = ManagedRuntime.make(L2psPeer.layer({ ...config, onEvent: (e, s) => this.observe(e, s) }))
   }
 
@@ -56,7 +61,11 @@ export class L2PSMessagingPeer {
   }
 
   connect(): Promise<RegisteredPayload> {
-    return this.run((p) => p.connect)
+    // The SDK's text, whatever went wrong (its callers may match it); our clients say what did.
+    const sdkText = `Connection timeout (${this.connectTimeout / 1000}s)`
+    return this.run((p) =>
+      p.connect.pipe(Effect.mapError((e) => (CONNECT_FAILURES.has(e.code) ? new L2psPeer.L2psError({ code: "CONNECT_TIMEOUT", message: sdkText }) : e)))
+    )
   }
 
   disconnect(): void {

@@ -54,11 +54,15 @@ const ACKS_MAX = 4096
 /** Pages of `discover` followed at most (a node sends up to 1,000 keys a page by default). */
 const DISCOVER_PAGES_MAX = 100
 
-/** A refused or failed request; `message` is the SDK's rejection text. */
+/**
+ * A refused or failed request; `message` is the SDK's rejection text, except for a connection that
+ * could not be made, whose message names the URL and what happened (`connectError`).
+ */
 export class L2psError extends Data.TaggedError("L2psError")<{
   /**
-   * a server error code, or TIMEOUT / NOT_REGISTERED / DISCONNECTED / CONNECT_TIMEOUT, or MALFORMED_FRAME
-   * (the reply does not decode with its Schema, src/domain/ServerFrames.ts)
+   * a server error code, or TIMEOUT / NOT_REGISTERED / DISCONNECTED, or MALFORMED_FRAME (the reply
+   * does not decode with its Schema, src/domain/ServerFrames.ts), or for `connect`
+   * CONNECTION_REFUSED / CONNECT_TIMEOUT / CONNECTION_CLOSED / NO_WEBSOCKET (see `connectError`)
    */
   readonly code: string
   readonly message: string
@@ -148,6 +152,42 @@ const SEEN_MAX = 10_000
 const NODE_INFO_TIMEOUT = 3000
 /** The close code of a session evicted by a newer one of the same key (docs/PROTOCOL.md rule 5). */
 const EVICTED = 4001
+
+/** What went wrong with the last attempt to connect, when `connect` gives up. */
+export type ConnectFailure =
+  /** the socket did not open: nothing accepts connections there, or the address does not resolve */
+  | { readonly _tag: "Refused" }
+  /** no socket opened and registered within the connect timeout */
+  | { readonly _tag: "TimedOut"; readonly millis: number }
+  /** the server closed the socket before registration was answered */
+  | { readonly _tag: "Closed"; readonly code: number; readonly reason: string }
+
+const seconds = (millis: number) => `${millis / 1000}s`
+
+/** The connection error a developer can act on: the URL, what happened, and what to check. */
+export const connectError = (url: string, why: ConnectFailure): L2psError => {
+  switch (why._tag) {
+    case "Refused":
+      return new L2psError({
+        code: "CONNECTION_REFUSED",
+        message: `cannot connect to ${url}: the connection was refused (is a node running there? check the URL and port)`
+      })
+    case "TimedOut":
+      return new L2psError({
+        code: "CONNECT_TIMEOUT",
+        message: `cannot connect to ${url}: no answer within ${seconds(why.millis)} (connection timed out; a firewall, or not a Demos IM node?)`
+      })
+    case "Closed":
+      return new L2psError({
+        code: "CONNECTION_CLOSED",
+        message: `cannot connect to ${url}: the server closed the connection (code ${why.code}${why.reason === "" ? "" : `: ${why.reason}`})`
+      })
+  }
+}
+
+export const NO_WEBSOCKET =
+  "this runtime has no WebSocket: use Node 22 or later, start Node 20 with --experimental-websocket, or set globalThis.WebSocket (e.g. to the ws package's)"
+
 const hex = (n: number, width: number) => n.toString(16).padStart(width, "0")
 
 export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never, Scope.Scope> =>
@@ -175,7 +215,9 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
       lastProof: 0,
       /** The node's id while its bound proofs are used (undefined: the reference's proofs). */
       nodeId: config.nodeId as string | undefined,
-      connecting: undefined as Deferred.Deferred<RegisteredPayload, L2psError> | undefined
+      connecting: undefined as Deferred.Deferred<RegisteredPayload, L2psError> | undefined,
+      /** Why the last attempt of the current `connect` failed. */
+      lastFailure: undefined as ConnectFailure | undefined
     }
     const snapshotNow = (): Snapshot => ({ connected: st.connected, registered: st.registered, peers: [...st.peers] })
 
@@ -363,7 +405,10 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
       handshake: (link) =>
         Effect.raceFirst(
           Effect.zipRight(learnNodeId, request("register", registerFrame, ["registered"], timeouts.request, true)),
-          Effect.zipRight(Deferred.await(link.closed), Effect.fail(fail("DISCONNECTED", "Disconnected")))
+          Deferred.await(link.closed).pipe(
+            Effect.tap((info) => Effect.sync(() => void (st.lastFailure = { _tag: "Closed", code: info.code, reason: info.reason }))),
+            Effect.zipRight(Effect.fail(fail("DISCONNECTED", "Disconnected")))
+          )
         ),
       registered: (r, reconnect) =>
         Effect.gen(function*() {
@@ -392,6 +437,7 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
       closed: (opened, info) =>
         Effect.gen(function*() {
           const was = st.connected
+          if (!opened) st.lastFailure = { _tag: "Refused" }
           st.link = undefined
           st.connected = false
           st.registered = false
@@ -411,6 +457,10 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
         ),
       gaveUp: Effect.gen(function*() {
         st.running = false
+        // A first connect that ran out of attempts fails now, not at its timeout.
+        if (st.connecting !== undefined && !st.everRegistered) {
+          yield* Deferred.fail(st.connecting, connectError(config.serverUrl, st.lastFailure ?? { _tag: "TimedOut", millis: timeouts.connect }))
+        }
         yield* emit({
           _tag: "Error",
           error: { code: "INTERNAL_ERROR", message: `Gave up reconnecting to ${config.serverUrl}`, details: "no attempt left" }
@@ -433,8 +483,10 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
 
     const connect = Effect.gen(function*() {
       yield* stop
+      if (typeof globalThis.WebSocket !== "function") return yield* fail("NO_WEBSOCKET", NO_WEBSOCKET)
       const done = yield* Deferred.make<RegisteredPayload, L2psError>()
       st.connecting = done
+      st.lastFailure = undefined
       st.running = true
       st.everRegistered = false
       yield* setState("reconnecting")
@@ -442,7 +494,7 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
       return yield* Deferred.await(done).pipe(
         Effect.timeoutFail({
           duration: Duration.millis(timeouts.connect),
-          onTimeout: () => fail("CONNECT_TIMEOUT", `Connection timeout (${timeouts.connect / 1000}s)`)
+          onTimeout: () => connectError(config.serverUrl, st.lastFailure ?? { _tag: "TimedOut", millis: timeouts.connect })
         }),
         Effect.tapError(() => stop)
       )

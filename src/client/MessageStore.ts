@@ -1,7 +1,7 @@
 /**
- * A client's message history. `file` keeps it on disk as an append-only log (one record or status
- * change per line, each line AES-256-GCM-sealed when a key is given), read back into memory when
- * opened; a torn last line from a crash is skipped.
+ * A client's message history. `open` keeps it in a `HomeStorage` (a folder, IndexedDB) as an
+ * append-only log (one record or status change per line, each line AES-256-GCM-sealed when a key is
+ * given), read back into memory when opened; a torn last line from a crash is skipped.
  *
  * With a key the log is a chain (SECURITY.md 14): each sealed line carries its sequence number and
  * the SHA-256 of the previous line, and a sealed head file (`<file>.head`) holds the count and the
@@ -14,8 +14,7 @@ import { sha256 } from "@noble/hashes/sha2.js"
 import { bytesToHex } from "@noble/hashes/utils.js"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
-import * as fs from "node:fs"
-import * as path from "node:path"
+import type { HomeStorage, StorageError } from "./HomeStorage.ts"
 import { fromBase64, secureRandom, toBase64 } from "./MlKemAes.ts"
 import type { SerializedEncryptedMessage } from "./Wire.ts"
 
@@ -222,12 +221,6 @@ const isChained = (x: unknown): x is Chained =>
 
 const isEntry = (x: unknown): x is Entry => typeof x === "object" && x !== null && ((x as Entry).op === "put" || (x as Entry).op === "patch")
 
-const writeAtomic = (file: string, text: string) => {
-  const tmp = `${file}.${process.pid}.tmp`
-  fs.writeFileSync(tmp, text, { mode: 0o600 })
-  fs.renameSync(tmp, file)
-}
-
 /** Reads a chained log; the entries that open in order, what did not, and where the chain ends. */
 const readChain = (key: Uint8Array, lines: ReadonlyArray<string>, head: Head | "none" | "damaged", tornTail: boolean) => {
   const problems: Array<LogProblem> = []
@@ -271,100 +264,99 @@ const readChain = (key: Uint8Array, lines: ReadonlyArray<string>, head: Head | "
 }
 
 /**
- * History in the file `file` (created if missing), sealed line by line with `key` (32 bytes) when
+ * History in `name` of `storage` (created if missing), sealed line by line with `key` (32 bytes) when
  * given, and then chained (see the module's comment). `strict`: fail with the problems instead of
  * opening what can be read.
  */
-export const file = (
-  file: string,
+export const open = (
+  storage: HomeStorage,
+  name: string,
   key?: Uint8Array,
   options: { readonly strict?: boolean } = {}
-): Effect.Effect<MessageStoreShape, MessageStoreError> =>
-  Effect.try({
-    try: () => {
-      fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 })
-      const text = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : ""
-      const tornTail = text.length > 0 && !text.endsWith("\n")
-      const all = text.split("\n")
-      // A torn last line (a crash mid-write) is ended, so the next record starts on its own line;
-      // in a chained log it is cut off instead: it was never counted in the head.
-      if (tornTail && key === undefined) fs.appendFileSync(file, "\n")
-      if (tornTail && key !== undefined) fs.truncateSync(file, Buffer.byteLength(text) - Buffer.byteLength(all[all.length - 1]!))
-      const lines = all.slice(0, -1).filter((l) => l.length > 0)
-      if (key === undefined) {
-        const entries = [...lines, ...(tornTail ? [all[all.length - 1]!] : [])].flatMap((l) => {
-          try {
-            return [JSON.parse(l) as Entry]
-          } catch {
-            return []
-          }
-        })
-        const persist = (entry: Entry) =>
-          Effect.try({
-            try: () => fs.appendFileSync(file, JSON.stringify(entry) + "\n", { mode: 0o600 }),
-            catch: (e) => new MessageStoreError({ message: `cannot write ${file}: ${e instanceof Error ? e.message : String(e)}` })
-          })
-        return make(persist, entries)
-      }
-      const headFile = `${file}.head`
-      const headText = fs.existsSync(headFile) ? fs.readFileSync(headFile, "utf8").trim() : undefined
-      const headOpened = headText === undefined ? undefined : openSealed(key, headText, HEAD_AAD)
-      const head: Head | "none" | "damaged" = headText === undefined
-        ? "none"
-        : typeof headOpened === "object" && headOpened !== null && Number.isSafeInteger((headOpened as Head).count) && typeof (headOpened as Head).last === "string"
-        ? headOpened as Head
-        : "damaged"
-      const writeHead = (h: Head) => writeAtomic(headFile, sealWith(key, JSON.stringify(h), HEAD_AAD) + "\n")
-
-      let read: { entries: Array<Entry>; problems: Array<LogProblem>; seq: number; prev: string }
-      let migrated = false
-      let legacy = typeof head === "object" ? head.legacy ?? 0 : 0
-      const opened = lines.map((l) => openSealed(key, l))
-      if (head === "none" && !opened.some(isChained)) {
-        // Written before the chain: rewritten as a chain when every line opens. A line that does not
-        // (damaged, or another key's log) is reported and the file left as it is, never dropped.
-        const problems = opened.flatMap((o, i) => (isEntry(o) ? [] : [{ line: i + 1, problem: "does not open (damaged, or not written with your key)" }]))
-        const entries = opened.filter(isEntry)
-        if (problems.length > 0) {
-          read = { entries, problems, seq: 0, prev: "" }
-          legacy = lines.length
-        } else {
-          let prev = ""
-          const out = entries.map((e, i) => {
-            const line = sealWith(key, JSON.stringify({ v: 2, seq: i + 1, prev, e } satisfies Chained))
-            prev = hashOf(line)
-            return line
-          })
-          if (lines.length > 0) {
-            writeAtomic(file, out.map((l) => l + "\n").join(""))
-            migrated = true
-          }
-          writeHead({ count: out.length, last: prev })
-          read = { entries, problems, seq: out.length, prev }
+): Effect.Effect<MessageStoreShape, MessageStoreError> => {
+  const where = storage.describe(name)
+  // Storage errors already name the place and the operation.
+  const failed = (e: StorageError) => new MessageStoreError({ message: e.message })
+  return Effect.gen(function*() {
+    const text = (yield* storage.read(name).pipe(Effect.mapError(failed))) ?? ""
+    const tornTail = text.length > 0 && !text.endsWith("\n")
+    const all = text.split("\n")
+    // A torn last line (a crash mid-write) is ended, so the next record starts on its own line;
+    // in a chained log it is cut off instead: it was never counted in the head.
+    if (tornTail && key === undefined) yield* storage.append(name, "\n").pipe(Effect.mapError(failed))
+    if (tornTail && key !== undefined) yield* storage.write(name, text.slice(0, text.length - all[all.length - 1]!.length)).pipe(Effect.mapError(failed))
+    const lines = all.slice(0, -1).filter((l) => l.length > 0)
+    if (key === undefined) {
+      const entries = [...lines, ...(tornTail ? [all[all.length - 1]!] : [])].flatMap((l) => {
+        try {
+          return [JSON.parse(l) as Entry]
+        } catch {
+          return []
         }
+      })
+      return make((entry) => storage.append(name, JSON.stringify(entry) + "\n").pipe(Effect.mapError(failed)), entries)
+    }
+    const headName = `${name}.head`
+    const headText = (yield* storage.read(headName).pipe(Effect.mapError(failed)))?.trim()
+    const headOpened = headText === undefined ? undefined : openSealed(key, headText, HEAD_AAD)
+    const head: Head | "none" | "damaged" = headText === undefined
+      ? "none"
+      : typeof headOpened === "object" && headOpened !== null && Number.isSafeInteger((headOpened as Head).count) && typeof (headOpened as Head).last === "string"
+      ? headOpened as Head
+      : "damaged"
+    const writeHead = (h: Head) => storage.write(headName, sealWith(key, JSON.stringify(h), HEAD_AAD) + "\n")
+
+    let read: { entries: Array<Entry>; problems: Array<LogProblem>; seq: number; prev: string }
+    let migrated = false
+    let legacy = typeof head === "object" ? head.legacy ?? 0 : 0
+    const opened = lines.map((l) => openSealed(key, l))
+    if (head === "none" && !opened.some(isChained)) {
+      // Written before the chain: rewritten as a chain when every line opens. A line that does not
+      // (damaged, or another key's log) is reported and the file left as it is, never dropped.
+      const problems = opened.flatMap((o, i) => (isEntry(o) ? [] : [{ line: i + 1, problem: "does not open (damaged, or not written with your key)" }]))
+      const entries = opened.filter(isEntry)
+      if (problems.length > 0) {
+        read = { entries, problems, seq: 0, prev: "" }
+        legacy = lines.length
       } else {
-        read = readChain(key, lines, head, tornTail)
-      }
-      const report: LogReport = { lines: lines.length, problems: read.problems, migrated }
-      if (options.strict === true && report.problems.length > 0) {
-        throw new MessageStoreError({
-          message: `${file} does not open as written: ${report.problems.map((p) => (p.line === 0 ? p.problem : `line ${p.line}: ${p.problem}`)).join("; ")}`,
-          problems: report.problems
+        let prev = ""
+        const out = entries.map((e, i) => {
+          const line = sealWith(key, JSON.stringify({ v: 2, seq: i + 1, prev, e } satisfies Chained))
+          prev = hashOf(line)
+          return line
         })
+        if (lines.length > 0) {
+          yield* storage.write(name, out.map((l) => l + "\n").join("")).pipe(Effect.mapError(failed))
+          migrated = true
+        }
+        yield* writeHead({ count: out.length, last: prev }).pipe(Effect.mapError(failed))
+        read = { entries, problems, seq: out.length, prev }
       }
-      let { seq, prev } = read
-      const persist = (entry: Entry) =>
-        Effect.try({
-          try: () => {
-            const line = sealWith(key, JSON.stringify({ v: 2, seq: seq + 1, prev, e: entry } satisfies Chained))
-            fs.appendFileSync(file, line + "\n", { mode: 0o600 })
+    } else {
+      read = readChain(key, lines, head, tornTail)
+    }
+    const report: LogReport = { lines: lines.length, problems: read.problems, migrated }
+    if (options.strict === true && report.problems.length > 0) {
+      return yield* new MessageStoreError({
+        message: `${where} does not open as written: ${report.problems.map((p) => (p.line === 0 ? p.problem : `line ${p.line}: ${p.problem}`)).join("; ")}`,
+        problems: report.problems
+      })
+    }
+    let { seq, prev } = read
+    // One line at a time: each line carries the hash of the one before it.
+    const lock = yield* Effect.makeSemaphore(1)
+    const persist = (entry: Entry) =>
+      lock.withPermits(1)(Effect.suspend(() => {
+        const line = sealWith(key, JSON.stringify({ v: 2, seq: seq + 1, prev, e: entry } satisfies Chained))
+        return storage.append(name, line + "\n").pipe(
+          Effect.tap(() => {
             seq += 1
             prev = hashOf(line)
-            writeHead({ count: seq, last: prev, ...(legacy === 0 ? {} : { legacy }) })
-          },
-          catch: (e) => new MessageStoreError({ message: `cannot write ${file}: ${e instanceof Error ? e.message : String(e)}` })
-        })
-      return make(persist, read.entries, report)
-    },
-    catch: (e) => e instanceof MessageStoreError ? e : new MessageStoreError({ message: `cannot open ${file}: ${e instanceof Error ? e.message : String(e)}` })
+            return writeHead({ count: seq, last: prev, ...(legacy === 0 ? {} : { legacy }) })
+          }),
+          Effect.mapError(failed)
+        )
+      }))
+    return make(persist, read.entries, report)
   })
+}

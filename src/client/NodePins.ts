@@ -1,14 +1,13 @@
 /**
  * The ML-DSA key of each node a client talks to, pinned on first use (the first batch signature that
- * verifies) so that later inclusion proofs are checked against it (SECURITY.md 15). `file` keeps them
- * in `node-keys.json` sealed with the identity's secrets (`SealedJson`), one key per server URL.
+ * verifies) so that later inclusion proofs are checked against it (SECURITY.md 15). `open` keeps them
+ * in `node-keys.json` of a `HomeStorage` sealed with the identity's secrets (`SealedJson`), one key per server URL.
  */
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as fs from "node:fs"
+import type { HomeStorage } from "./HomeStorage.ts"
 import type { Identity } from "./L2psCrypto.ts"
 import { keyFor, openJson, sealJson } from "./SealedJson.ts"
-import { writePrivate } from "./SecretStore.ts"
 
 export const PINS_FILE = "node-keys.json"
 const PURPOSE = "node-keys"
@@ -36,23 +35,21 @@ const make = (initial: Record<string, string>, persist: (all: Record<string, str
 export const memory = (): NodePinsShape => make({}, () => Effect.void)
 
 /**
- * The pins in `file`; `problem` says why a file there was not used (changed or damaged: the node
+ * The pins in `storage`; `problem` says why a file there was not used (changed or damaged: the node
  * keys are then pinned again on first use). A pin that cannot be written is kept in memory.
  */
-export const file = (file: string, identity: Identity): Effect.Effect<{ readonly pins: NodePinsShape; readonly problem?: string }> =>
-  Effect.sync(() => {
+export const open = (storage: HomeStorage, identity: Identity): Effect.Effect<{ readonly pins: NodePinsShape; readonly problem?: string }> =>
+  Effect.gen(function*() {
     const key = keyFor(identity, PURPOSE)
-    const persist = (all: Record<string, string>) => writePrivate(file, sealJson(key, PURPOSE, all)).pipe(Effect.ignore)
-    let text: string | undefined
-    try {
-      text = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : undefined
-    } catch {
-      text = ""
-    }
+    const persist = (all: Record<string, string>) => storage.write(PINS_FILE, sealJson(key, PURPOSE, all)).pipe(Effect.ignore)
+    const text = yield* storage.read(PINS_FILE).pipe(Effect.orElseSucceed(() => ""))
     if (text === undefined) return { pins: make({}, persist) }
     const opened = openJson(key, PURPOSE, text)
     const valid = Either.isRight(opened) && typeof opened.right === "object" && opened.right !== null &&
       Object.values(opened.right).every((v) => typeof v === "string" && KEY.test(v))
     if (valid) return { pins: make(opened.right as Record<string, string>, persist) }
-    return { pins: make({}, persist), problem: `${file} does not open with your identity (changed or damaged): node keys will be pinned again` }
+    return {
+      pins: make({}, persist),
+      problem: `${storage.describe(PINS_FILE)} does not open with your identity (changed or damaged): node keys will be pinned again`
+    }
   })

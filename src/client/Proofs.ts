@@ -1,7 +1,7 @@
 import { ml_dsa65 } from "@noble/post-quantum/ml-dsa.js"
 import { sha256 } from "@noble/hashes/sha2.js"
 import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js"
-import { canonicalJson, leafHash, verifyInclusion } from "../domain/Merkle.ts"
+import { canonicalJson, leafHash, verifyInclusion } from "../domain/MerkleVerify.ts"
 import type { BatchHeader, ProofResponsePayload, SerializedEncryptedMessage } from "./Wire.ts"
 
 /** What a client knows of its own message: enough to recompute its leaf. */

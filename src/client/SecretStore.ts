@@ -1,5 +1,5 @@
 /**
- * A client's keys on disk, encrypted at rest: `identity.json` holds the public key in clear and the
+ * A client's keys in its `HomeStorage` (a folder, IndexedDB), encrypted at rest: `identity.json` holds the public key in clear and the
  * secrets (the ed25519 secret key for L2PS, the 128-byte master seed of the legacy ML-KEM / ML-DSA
  * keys) sealed with AES-256-GCM under a key derived from a passphrase with scrypt. The public key is
  * the AAD with the KDF parameters and salt (version 2), so a file whose clear key or KDF settings were
@@ -11,8 +11,7 @@ import { scryptAsync } from "@noble/hashes/scrypt.js"
 import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
-import * as fs from "node:fs"
-import * as path from "node:path"
+import type { HomeStorage, StorageError } from "./HomeStorage.ts"
 import { generateIdentity, type Identity, identityFromSecret } from "./L2psCrypto.ts"
 import { fromBase64, newMasterSeed, secureRandom, toBase64 } from "./MlKemAes.ts"
 
@@ -75,8 +74,7 @@ const encoder = new TextEncoder()
 const passphraseKey = (passphrase: string, salt: Uint8Array, kdf: KdfParams) =>
   Effect.promise(() => scryptAsync(encoder.encode(passphrase.normalize("NFKC")), salt, { ...kdf, dkLen: 32 }))
 
-const io = (message: string) => (e: unknown) =>
-  new SecretStoreError({ reason: "Io", message: `${message}: ${e instanceof Error ? e.message : String(e)}` })
+const io = (e: StorageError) => new SecretStoreError({ reason: "Io", message: e.message })
 
 /** New secrets from the platform CSPRNG. */
 export const generateSecrets = (): Secrets => ({ identity: generateIdentity(), masterSeed: newMasterSeed() })
@@ -144,43 +142,34 @@ export const unseal = (json: string, passphrase: string): Effect.Effect<Secrets,
     return { identity, masterSeed: hexToBytes(inner.masterSeed) }
   })
 
-/** Writes atomically (temp file + rename), readable by the owner only. */
-export const writePrivate = (file: string, text: string) =>
-  Effect.try({
-    try: () => {
-      fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 })
-      const tmp = `${file}.${process.pid}.tmp`
-      fs.writeFileSync(tmp, text, { mode: 0o600 })
-      fs.renameSync(tmp, file)
-    },
-    catch: io(`cannot write ${file}`)
-  })
-
 /**
- * The secrets in `home`, created (and saved) on first use. A version 1 file is rewritten as version 2
+ * The secrets in `storage`, created (and saved) on first use. A version 1 file is rewritten as version 2
  * with its own KDF parameters (`migrated`: this open was the first by a version 2 client).
  */
-export const loadOrCreate = (home: string, passphrase: string, kdf: KdfParams = defaultKdf) =>
+export const loadOrCreate = (storage: HomeStorage, passphrase: string, kdf: KdfParams = defaultKdf) =>
   Effect.gen(function*() {
-    const file = path.join(home, IDENTITY_FILE)
-    if (fs.existsSync(file)) {
-      const json = yield* Effect.try({ try: () => fs.readFileSync(file, "utf8"), catch: io(`cannot read ${file}`) })
+    const json = yield* storage.read(IDENTITY_FILE).pipe(Effect.mapError(io))
+    if (json !== undefined) {
       const secrets = yield* unseal(json, passphrase)
       const version = (JSON.parse(json) as IdentityFile).version
-      if (version === 1) yield* writePrivate(file, yield* seal(secrets, passphrase, kdfOf(json) ?? kdf))
+      if (version === 1) yield* storage.write(IDENTITY_FILE, yield* seal(secrets, passphrase, kdfOf(json) ?? kdf)).pipe(Effect.mapError(io))
       return { secrets, created: false, migrated: version === 1 }
     }
     const secrets = generateSecrets()
-    yield* writePrivate(file, yield* seal(secrets, passphrase, kdf))
+    yield* storage.write(IDENTITY_FILE, yield* seal(secrets, passphrase, kdf)).pipe(Effect.mapError(io))
     return { secrets, created: true, migrated: false }
   })
 
-/** The public key of the identity in `home`, without the passphrase (undefined when there is none). */
-export const publicKeyIn = (home: string): string | undefined => {
-  try {
-    const file = JSON.parse(fs.readFileSync(path.join(home, IDENTITY_FILE), "utf8")) as Partial<IdentityFile>
-    return typeof file.publicKey === "string" ? file.publicKey : undefined
-  } catch {
-    return undefined
-  }
-}
+/** The public key of the identity in `storage`, without the passphrase (undefined when there is none). */
+export const publicKeyIn = (storage: HomeStorage): Effect.Effect<string | undefined> =>
+  storage.read(IDENTITY_FILE).pipe(
+    Effect.map((json) => {
+      try {
+        const file = JSON.parse(json ?? "") as Partial<IdentityFile>
+        return typeof file.publicKey === "string" ? file.publicKey : undefined
+      } catch {
+        return undefined
+      }
+    }),
+    Effect.orElseSucceed(() => undefined)
+  )

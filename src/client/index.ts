@@ -1,5 +1,6 @@
 /**
- * Client library (`demos-im-node/client`). Promise API: `openMessenger` (a whole chat client),
+ * Client library for Node and Bun (`demos-im-client`; `browser.ts` is the browser's, with the same
+ * API over IndexedDB). Promise API: `openMessenger` (a whole chat client, keys and history in a folder),
  * `L2PSMessagingPeer` and `MessagingPeer` (the SDK's classes). Effect API: `Messenger`, `L2psPeer`
  * and `LegacyPeer` (services with Streams of events). Crypto: `L2psCrypto` (end-to-end encryption
  * over the L2PS server), `MlKemAes` (the SDK's `ml-kem-aes`), `verifyProof` (inclusion proofs).
@@ -7,7 +8,9 @@
 export { L2PSMessagingPeer, type L2PSMessagingPeerConfig } from "./L2PSMessagingPeer.ts"
 export { MessagingPeer, type MessagingPeerConfig } from "./MessagingPeer.ts"
 export type { ChatEvent } from "./Messenger.ts"
+export type { ChatRecord } from "./MessageStore.ts"
 export { type MessengerHandle, openMessenger, type OpenOptions } from "./Home.ts"
+export { type MessengerOptions, openWith } from "./OpenMessenger.ts"
 export {
   generateIdentity,
   type Identity,
@@ -32,3 +35,7 @@ export * as SecretStore from "./SecretStore.ts"
 export * as L2psCrypto from "./L2psCrypto.ts"
 export * as MlKemAes from "./MlKemAes.ts"
 export * as Reconnect from "./Reconnect.ts"
+export * as Secure from "./secure/index.ts"
+export * as OpenMessenger from "./OpenMessenger.ts"
+export * as HomeStorage from "./HomeStorage.ts"
+export * as FolderStorage from "./FolderStorage.ts"

@@ -35,7 +35,7 @@ export interface NetworkLimits {
 
 export interface NodeConfigShape {
   readonly host: string
-  /** Preferred L2PS port; the next free one is taken when it is busy. */
+  /** L2PS WebSocket port; a busy one stops the node at start. */
   readonly l2psPort: number
   readonly databaseUrl: Option.Option<Redacted.Redacted>
   readonly dataDir: string
@@ -70,7 +70,7 @@ export interface NodeConfigShape {
   readonly finalityDepth: number
   /** Block time of the embedded local L1 chain. */
   readonly blockIntervalMillis: number
-  /** Preferred legacy signaling port; the next free one is taken when it is busy. */
+  /** Legacy signaling WebSocket port; a busy one stops the node at start. */
   readonly legacyPort: number
   /** Queued (offline) legacy messages per sender, across its recipients. */
   readonly legacyOfflinePerSender: number
@@ -84,6 +84,8 @@ export interface NodeConfigShape {
   readonly registrationRatePerAddress: number
   /** Queued messages older than this become `failed`. */
   readonly offlineTtlMillis: number
+  /** Confirmed messages older than this are removed (their batch headers stay); null keeps everything. */
+  readonly messageRetentionMillis: number | null
   /** Admin HTTP port for /health and /metrics; 0 disables it. */
   readonly adminPort: number
   /** Interface of the admin server: loopback unless the operator opens it. */
@@ -135,6 +137,18 @@ export interface NodeConfigShape {
   readonly presenceBurst: number
   /** …and then at most this many per minute; the rest are coalesced into its latest state. */
   readonly presencePerMinute: number
+  /** `bundle_fetch`es per requesting key: a bucket of this size… */
+  readonly bundleFetchBurst: number
+  /** …refilled at this many per minute (each fetch takes a one-time key of every device of its target). */
+  readonly bundleFetchPerMinute: number
+  /** `bundle_fetch`es per remote address, all its keys together: a bucket of this size… */
+  readonly bundleFetchBurstPerAddress: number
+  /** …refilled at this many per minute. */
+  readonly bundleFetchPerMinutePerAddress: number
+  /** `prekeys_publish`es per key (each checks up to 152 signatures): a bucket of this size… */
+  readonly prekeyPublishBurst: number
+  /** …refilled at this many per minute. */
+  readonly prekeyPublishPerMinute: number
   /** The NATS servers of a cluster (comma-separated URLs); none: the node runs alone. */
   readonly natsUrl: Option.Option<string>
   /** This node's name in a cluster; none: generated once and kept in `DATA_DIR`. */
@@ -195,6 +209,7 @@ export const defaults: NodeConfigShape = {
   registrationBurstPerAddress: 60,
   registrationRatePerAddress: 2,
   offlineTtlMillis: 30 * 86_400_000,
+  messageRetentionMillis: null,
   adminPort: 9464,
   adminHost: "127.0.0.1",
   adminToken: Option.none(),
@@ -221,6 +236,12 @@ export const defaults: NodeConfigShape = {
   discoverMaxPeers: 1000,
   presenceBurst: 4,
   presencePerMinute: 30,
+  bundleFetchBurst: 20,
+  bundleFetchPerMinute: 10,
+  bundleFetchBurstPerAddress: 100,
+  bundleFetchPerMinutePerAddress: 60,
+  prekeyPublishBurst: 10,
+  prekeyPublishPerMinute: 10,
   natsUrl: Option.none(),
   nodeId: Option.none(),
   natsPingIntervalMillis: 2000,
@@ -261,51 +282,102 @@ const port = (name: string, fallback: number) =>
 
 const PositiveInt = Schema.Int.pipe(Schema.positive())
 
+const NetworkLimitsFields = Schema.Struct({
+  rateLimitPerSec: Schema.optionalWith(PositiveInt, { exact: true }),
+  rateLimitBurst: Schema.optionalWith(PositiveInt, { exact: true }),
+  epochQuota: Schema.optionalWith(PositiveInt, { exact: true }),
+  epochSeconds: Schema.optionalWith(PositiveInt, { exact: true }),
+  offlineQueuePerPair: Schema.optionalWith(PositiveInt, { exact: true }),
+  maxSessionsPerKey: Schema.optionalWith(PositiveInt, { exact: true }),
+  offlineBytesPerSender: Schema.optionalWith(PositiveInt, { exact: true }),
+  offlineBytesPerRecipient: Schema.optionalWith(PositiveInt, { exact: true })
+})
+
+/** The keys a network may set in L2PS_NETWORKS_FILE. */
+export const NETWORK_FILE_KEYS: ReadonlyArray<string> = Object.keys(NetworkLimitsFields.fields)
+
 /** The JSON file named by L2PS_NETWORKS_FILE: `{ "<uid>": { <limit>: <n>, … }, … }`. */
-const NetworksFile = Schema.parseJson(Schema.Record({
-  key: Schema.String,
-  value: Schema.Struct({
-    rateLimitPerSec: Schema.optional(PositiveInt),
-    rateLimitBurst: Schema.optional(PositiveInt),
-    epochQuota: Schema.optional(PositiveInt),
-    epochSeconds: Schema.optional(PositiveInt),
-    offlineQueuePerPair: Schema.optional(PositiveInt),
-    maxSessionsPerKey: Schema.optional(PositiveInt),
-    offlineBytesPerSender: Schema.optional(PositiveInt),
-    offlineBytesPerRecipient: Schema.optional(PositiveInt)
-  })
-}).pipe(
+const NetworksFile = Schema.Record({ key: Schema.String, value: NetworkLimitsFields }).pipe(
   // On the record, not its key schema: a refined key would drop the entry silently instead of failing.
   Schema.filter((networks) => {
     const bad = Object.keys(networks).find((uid) => !UID_PATTERN.test(uid) || uid === LEGACY_UID)
     return bad === undefined ||
       `network uid ${JSON.stringify(bad)}: use [A-Za-z0-9_-], at most 64 chars; "${LEGACY_UID}" is reserved for the legacy server`
   })
-))
+)
 
+const invalidFile = (path: string, what: string) => ConfigError.InvalidData(["L2PS_NETWORKS_FILE"], `${path}: ${what}`)
+
+/**
+ * Every mistake in the file on one line, by name: a misspelt limit would otherwise be ignored and
+ * the network run with the default the operator meant to change.
+ */
 const readNetworksFile = (path: string) =>
-  Effect.try({
-    try: () => readFileSync(path, "utf8"),
-    catch: (e) => ConfigError.InvalidData(["L2PS_NETWORKS_FILE"], `cannot read ${path}: ${String(e)}`)
-  }).pipe(
-    Effect.flatMap((text) =>
-      Schema.decodeUnknownEither(NetworksFile)(text).pipe(
-        Either.mapLeft((e) =>
-          ConfigError.InvalidData(
-            ["L2PS_NETWORKS_FILE"],
-            `${path}: ${ParseResult.TreeFormatter.formatErrorSync(e)}`
-          )
+  Effect.gen(function*() {
+    const text = yield* Effect.try({
+      try: () => readFileSync(path, "utf8"),
+      catch: (e) => invalidFile(path, `cannot read it (${e instanceof Error ? e.message : String(e)})`)
+    })
+    const json = yield* Effect.try({
+      try: () => JSON.parse(text) as unknown,
+      catch: (e) => invalidFile(path, `not JSON (${e instanceof Error ? e.message : String(e)})`)
+    })
+    if (typeof json === "object" && json !== null && !Array.isArray(json)) {
+      for (const [uid, limits] of Object.entries(json)) {
+        if (typeof limits !== "object" || limits === null || Array.isArray(limits)) continue
+        const unknown = Object.keys(limits).filter((k) => !NETWORK_FILE_KEYS.includes(k))
+        if (unknown.length > 0) {
+          return yield* Effect.fail(invalidFile(
+            path,
+            `network ${JSON.stringify(uid)}: unknown key${unknown.length > 1 ? "s" : ""} ${unknown.map((k) => JSON.stringify(k)).join(", ")} (accepted: ${NETWORK_FILE_KEYS.join(", ")})`
+          ))
+        }
+      }
+    }
+    return yield* Schema.decodeUnknownEither(NetworksFile)(json).pipe(
+      Either.mapLeft((e) =>
+        invalidFile(
+          path,
+          ParseResult.ArrayFormatter.formatErrorSync(e)
+            .map((issue) => `${issue.path.length > 0 ? `${issue.path.map(String).join(".")}: ` : ""}${issue.message}`)
+            .join("; ")
         )
       )
     )
-  )
+  })
+
+const SHORT_UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }
+
+/** `30d`, `12h`, `90m`, `45s`, `2w`, or an Effect duration (`30 days`); positive. */
+export const parseRetention = (text: string): number | undefined => {
+  const short = /^\s*(\d+)\s*([smhdw])\s*$/.exec(text)
+  const millis = short !== null
+    ? Number(short[1]) * SHORT_UNITS[short[2]!]!
+    : Option.match(Duration.decodeUnknown(text.trim()), { onNone: () => NaN, onSome: Duration.toMillis })
+  return Number.isFinite(millis) && millis > 0 ? millis : undefined
+}
+
+/** A Postgres URL with a host; the value itself is never repeated (it holds the password). */
+const isPostgresUrl = (url: Redacted.Redacted): boolean => {
+  try {
+    const u = new URL(Redacted.value(url))
+    return (u.protocol === "postgres:" || u.protocol === "postgresql:") && u.hostname.length > 0
+  } catch {
+    return false
+  }
+}
 
 /** Reads every setting from the environment; a bad value fails start-up with the variable's name. */
 export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = Effect.gen(function*() {
   const env = yield* Config.all({
     host: Config.string("HOST").pipe(Config.withDefault(defaults.host)),
     l2psPort: port("L2PS_MESSAGING_PORT", defaults.l2psPort),
-    databaseUrl: Config.option(Config.redacted("DATABASE_URL")),
+    databaseUrl: Config.option(Config.redacted("DATABASE_URL").pipe(
+      Config.validate({
+        message: "DATABASE_URL must be a URL such as postgres://user:password@host:5432/database",
+        validation: isPostgresUrl
+      })
+    )),
     dataDir: Config.string("DATA_DIR").pipe(Config.withDefault(defaults.dataDir)),
     networks: Config.string("L2PS_NETWORKS").pipe(
       Config.withDefault("default"),
@@ -351,6 +423,14 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
       Config.withDefault(Duration.millis(defaults.offlineTtlMillis)),
       Config.validate({ message: "OFFLINE_TTL must be a positive duration, e.g. \"30 days\"", validation: (d) => Duration.toMillis(d) > 0 })
     ),
+    messageRetention: Config.option(Config.string("MESSAGE_RETENTION").pipe(
+      Config.mapOrFail((text) => {
+        const millis = parseRetention(text)
+        return millis === undefined
+          ? Either.left(ConfigError.InvalidData(["MESSAGE_RETENTION"], `must be a positive duration such as 30d, 12h or "30 days", not ${JSON.stringify(text.slice(0, 64))}`))
+          : Either.right(millis)
+      })
+    )),
     adminPort: Config.integer("ADMIN_PORT").pipe(
       Config.withDefault(defaults.adminPort),
       Config.validate({ message: "ADMIN_PORT must be 0 (off) or a port number", validation: (n) => n >= 0 && n <= 65535 })
@@ -398,6 +478,12 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
     discoverMaxPeers: positive("DISCOVER_MAX_PEERS", defaults.discoverMaxPeers),
     presenceBurst: positive("PRESENCE_BURST", defaults.presenceBurst),
     presencePerMinute: positive("PRESENCE_PER_MINUTE", defaults.presencePerMinute),
+    bundleFetchBurst: positive("BUNDLE_FETCH_BURST", defaults.bundleFetchBurst),
+    bundleFetchPerMinute: positive("BUNDLE_FETCH_PER_MINUTE", defaults.bundleFetchPerMinute),
+    bundleFetchBurstPerAddress: positive("BUNDLE_FETCH_BURST_PER_ADDRESS", defaults.bundleFetchBurstPerAddress),
+    bundleFetchPerMinutePerAddress: positive("BUNDLE_FETCH_PER_MINUTE_PER_ADDRESS", defaults.bundleFetchPerMinutePerAddress),
+    prekeyPublishBurst: positive("PREKEY_PUBLISH_BURST", defaults.prekeyPublishBurst),
+    prekeyPublishPerMinute: positive("PREKEY_PUBLISH_PER_MINUTE", defaults.prekeyPublishPerMinute),
     natsUrl: Config.option(Config.string("NATS_URL")).pipe(
       Config.map(Option.filter((s) => s.trim().length > 0)),
       Config.validate({
@@ -461,6 +547,7 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
     registrationBurstPerAddress: env.registrationBurstPerAddress,
     registrationRatePerAddress: env.registrationRatePerAddress,
     offlineTtlMillis: Duration.toMillis(env.offlineTtl),
+    messageRetentionMillis: Option.getOrNull(env.messageRetention),
     adminPort: env.adminPort,
     adminHost: env.adminHost,
     // An empty token would let anyone in who sends an empty one: unset it is.
@@ -491,6 +578,12 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
     discoverMaxPeers: env.discoverMaxPeers,
     presenceBurst: env.presenceBurst,
     presencePerMinute: env.presencePerMinute,
+    bundleFetchBurst: env.bundleFetchBurst,
+    bundleFetchPerMinute: env.bundleFetchPerMinute,
+    bundleFetchBurstPerAddress: env.bundleFetchBurstPerAddress,
+    bundleFetchPerMinutePerAddress: env.bundleFetchPerMinutePerAddress,
+    prekeyPublishBurst: env.prekeyPublishBurst,
+    prekeyPublishPerMinute: env.prekeyPublishPerMinute,
     natsUrl: env.natsUrl,
     nodeId: env.nodeId,
     natsPingIntervalMillis: env.natsPingIntervalMillis,

@@ -1,15 +1,14 @@
 import { createHash } from "node:crypto"
+import { leafData, type LeafMessage, type PathStep } from "./MerkleVerify.ts"
+
+export { canonicalJson, leafData, type LeafMessage, type PathStep, verifyInclusion } from "./MerkleVerify.ts"
 
 /**
  * Inclusion proofs as docs/PROTOCOL.md fixes them (RFC 6962 hashing): leaf = SHA-256(0x00 ‖ data),
  * node = SHA-256(0x01 ‖ left ‖ right), an odd node at the end of a level is promoted unchanged.
- * Pure and dependency-light so clients can verify offline.
+ * The tree and proofs for the prover, hashed with node:crypto; what a client needs to check a proof
+ * (the leaf, the fold of a path) is in `MerkleVerify`, which runs in browsers too.
  */
-
-export interface PathStep {
-  readonly hash: string
-  readonly side: "left" | "right"
-}
 
 const toHex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.length).toString("hex")
 const fromHex = (h: string): Uint8Array => Buffer.from(h, "hex")
@@ -22,44 +21,6 @@ const prefixed = (prefix: 0 | 1, ...parts: ReadonlyArray<Uint8Array>): Uint8Arra
   for (const p of parts) h.update(p)
   return h.digest()
 }
-
-/** JSON with object keys sorted at every depth: the same bytes whatever order storage returns. */
-export const canonicalJson = (value: unknown): string => {
-  if (value === null || typeof value !== "object") return JSON.stringify(value) ?? "null"
-  if (Array.isArray(value)) {
-    let out = "["
-    for (let i = 0; i < value.length; i++) out += (i === 0 ? "" : ",") + canonicalJson(value[i])
-    return out + "]"
-  }
-  const record = value as Record<string, unknown>
-  // The prover runs this on every message: payloads usually come with their keys already in order.
-  const keys = Object.keys(record).filter((k) => record[k] !== undefined)
-  for (let i = 1; i < keys.length; i++) {
-    if (keys[i - 1]! > keys[i]!) {
-      keys.sort()
-      break
-    }
-  }
-  let out = "{"
-  for (let i = 0; i < keys.length; i++) out += (i === 0 ? "" : ",") + JSON.stringify(keys[i]) + ":" + canonicalJson(record[keys[i]!])
-  return out + "}"
-}
-
-/** What a leaf commits to: the message's hash, its encrypted payload, its network and its server timestamp. */
-export interface LeafMessage {
-  readonly l2psUid: string
-  readonly messageHash: string
-  readonly encrypted: unknown
-  readonly timestamp: number
-}
-
-export const leafData = (m: LeafMessage): Uint8Array =>
-  new TextEncoder().encode(canonicalJson({
-    encrypted: m.encrypted,
-    l2psUid: m.l2psUid,
-    messageHash: m.messageHash,
-    timestamp: m.timestamp
-  }))
 
 export const leafHash = (m: LeafMessage): string => toHex(prefixed(0x00, leafData(m)))
 
@@ -106,14 +67,3 @@ export const leafIn = (tree: ReadonlyArray<ReadonlyArray<Uint8Array>>, index: nu
 
 /** Sibling hashes from the leaf at `index` up to the root. */
 export const path = (leaves: ReadonlyArray<string>, index: number): Array<PathStep> => pathIn(levels(leaves), index)
-
-/** Folds the path from the leaf; true when it reaches `expectedRoot`. */
-export const verifyInclusion = (leaf: string, steps: ReadonlyArray<PathStep>, expectedRoot: string): boolean => {
-  if (!/^[0-9a-f]{64}$/.test(leaf) || !/^[0-9a-f]{64}$/.test(expectedRoot)) return false
-  let acc = fromHex(leaf)
-  for (const s of steps) {
-    if (!/^[0-9a-f]{64}$/.test(s.hash)) return false
-    acc = s.side === "left" ? nodeHash(fromHex(s.hash), acc) : nodeHash(acc, fromHex(s.hash))
-  }
-  return toHex(acc) === expectedRoot
-}

@@ -42,6 +42,14 @@ export interface NetworkStats {
   readonly oldestUnconfirmed: number | null
 }
 
+/** Where a retention sweep goes on: after this batch, in the order batches were created. */
+export interface PruneCursor {
+  readonly createdAt: number
+  readonly id: string
+  /** Whether the batch itself is done with (pruned, or passed over); otherwise it is worked on again. */
+  readonly past: boolean
+}
+
 /** The pipeline's durable state: the mempool holds every stored message not yet in a batch; batches list their messages. */
 export interface PipelineStoreShape {
   /** Whether any message is unbatched: one cheap statement, for sweeping every network often. */
@@ -79,6 +87,16 @@ export interface PipelineStoreShape {
    */
   readonly placeOf: (query: InclusionQuery) => Effect.Effect<
     { readonly message: StoredMessage; readonly batch: Batch | undefined; readonly index: number } | undefined,
+    StorageError
+  >
+  /**
+   * One step of MESSAGE_RETENTION: in the oldest confirmed batch created before `olderThan` (after
+   * `cursor`), deletes at most `chunk` messages that wait for no delivery. A batch left empty loses
+   * its member rows and is marked pruned; its header stays. `next` is where the following step starts,
+   * undefined when nothing is left to prune now; a batch with messages still waiting is passed over.
+   */
+  readonly prune: (olderThan: number, cursor: PruneCursor | undefined, chunk: number) => Effect.Effect<
+    { readonly messages: number; readonly batches: number; readonly next: PruneCursor | undefined },
     StorageError
   >
   /** The newest `max` batches of a network, newest first. */

@@ -216,6 +216,39 @@ export const make = Effect.gen(function*() {
         }
       })
     }).pipe(Effect.mapError(fail("stats"))),
+    prune: (olderThan, cursor, chunk) =>
+      Effect.gen(function*() {
+        const [batch] = yield* sql<{ id: string | number; created_at: string | number }>`
+          SELECT id, created_at FROM l2ps_batches
+          WHERE status = 'confirmed' AND NOT pruned AND created_at < ${olderThan}::int8
+            AND ${cursor === undefined ? sql`true` : cursor.past
+              ? sql`(created_at, id) > (${cursor.createdAt}::int8, ${Number(cursor.id)}::int8)`
+              : sql`(created_at, id) >= (${cursor.createdAt}::int8, ${Number(cursor.id)}::int8)`}
+          ORDER BY created_at, id LIMIT 1`
+        if (batch === undefined) return { messages: 0, batches: 0, next: undefined }
+        const id = Number(batch.id)
+        const at = { createdAt: Number(batch.created_at), id: String(batch.id) }
+        // Members without a leaf (batches older than the leaves) prove the others from their payloads.
+        const [legacy] = yield* sql`SELECT 1 FROM l2ps_batch_messages WHERE batch_id = ${id} AND leaf IS NULL LIMIT 1`
+        if (legacy !== undefined) return { messages: 0, batches: 0, next: { ...at, past: true } }
+        // Each statement commits on its own: no lock is held longer than one chunk's delete.
+        const deleted = yield* sql<{ id: string | number }>`
+          DELETE FROM l2ps_messages WHERE id IN (
+            SELECT bm.message_id FROM l2ps_batch_messages bm JOIN l2ps_messages m ON m.id = bm.message_id
+            WHERE bm.batch_id = ${id} AND m.delivery_status <> 'queued' AND NOT m.awaiting_ack
+            ORDER BY bm.message_id LIMIT ${chunk})
+          RETURNING id`
+        if (deleted.length === chunk) return { messages: deleted.length, batches: 0, next: { ...at, past: false } }
+        const [waiting] = yield* sql`
+          SELECT 1 FROM l2ps_batch_messages bm JOIN l2ps_messages m ON m.id = bm.message_id WHERE bm.batch_id = ${id} LIMIT 1`
+        if (waiting !== undefined) return { messages: deleted.length, batches: 0, next: { ...at, past: true } }
+        // The leaves go with the last message: no proof is left to compute from them.
+        yield* Effect.gen(function*() {
+          yield* sql`DELETE FROM l2ps_batch_messages WHERE batch_id = ${id}`
+          yield* sql`UPDATE l2ps_batches SET pruned = true WHERE id = ${id}`
+        }).pipe(sql.withTransaction)
+        return { messages: deleted.length, batches: 1, next: { ...at, past: true } }
+      }).pipe(Effect.mapError(fail("prune"))),
     placeOf,
     recentBatches: (uid, max) =>
       sql<BatchRow>`SELECT * FROM l2ps_batches WHERE l2ps_uid = ${uid} ORDER BY seq DESC LIMIT ${max}`.pipe(
@@ -256,6 +289,7 @@ export const make = Effect.gen(function*() {
     "markSubmitted",
     "markIncluded",
     "confirm",
+    "prune",
     "placeOf",
     "recentBatches",
     "batchAt",

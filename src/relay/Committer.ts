@@ -227,6 +227,7 @@ export const layer: Layer.Layer<Committer, never, Storage | NodeConfig | BatchWa
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
         const rest = queue.takeUpTo(Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER)
+        const commits = inFlight.length + (rest.length > 0 ? 1 : 0)
         if (rest.length > 0) {
           const completed = yield* Deferred.make<void>()
           yield* Effect.forkDaemon(store(rest, last, completed))
@@ -235,6 +236,8 @@ export const layer: Layer.Layer<Committer, never, Storage | NodeConfig | BatchWa
         const done = yield* Deferred.await(last).pipe(Effect.interruptible, Effect.timeout(SHUTDOWN_WAIT), Effect.option)
         if (done._tag === "None") {
           yield* Effect.logWarning(`stopping without the group commits still in flight: storage did not answer within ${SHUTDOWN_WAIT}`)
+        } else {
+          yield* Effect.logInfo(`shutdown: flushed ${commits} group commits (${rest.length} sends were still waiting for one)`)
         }
       })
     )

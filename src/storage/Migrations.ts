@@ -10,6 +10,8 @@ import m0008 from "../../migrations/0008_legacy_identity.ts"
 import m0009 from "../../migrations/0009_message_hash_scope.ts"
 import m0010 from "../../migrations/0010_offline_quota.ts"
 import m0011 from "../../migrations/0011_bans.ts"
+import m0012 from "../../migrations/0012_retention.ts"
+import m0013 from "../../migrations/0013_prekeys.ts"
 import m0014 from "../../migrations/0014_cluster.ts"
 
 /** The schema migrations of `migrations/`, bundled so an embedding host needs no file access. */
@@ -25,6 +27,8 @@ export const loader = Migrator.fromRecord({
   "0009_message_hash_scope": m0009,
   "0010_offline_quota": m0010,
   "0011_bans": m0011,
+  "0012_retention": m0012,
+  "0013_prekeys": m0013,
   "0014_cluster": m0014
 })
 

@@ -1,5 +1,9 @@
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
+import * as FiberRefs from "effect/FiberRefs"
 import * as Layer from "effect/Layer"
+import * as LogLevel from "effect/LogLevel"
+import * as Runtime from "effect/Runtime"
 import type { Server, ServerWebSocket } from "bun"
 import { clientAddress } from "../domain/ClientAddress.ts"
 import { type ConnectionEvents, type ServeOptions, Transport, TransportError, type WriteResult } from "./Transport.ts"
@@ -9,12 +13,15 @@ interface SocketData {
   events: ConnectionEvents | undefined
 }
 
-const PORT_ATTEMPTS = 100
-
-const isAddressInUse = (e: unknown) =>
+export const isAddressInUse = (e: unknown): boolean =>
   typeof e === "object" && e !== null && (("code" in e && e.code === "EADDRINUSE") || /in use/i.test(String(e)))
 
-const start = (options: ServeOptions, sockets: Set<ServerWebSocket<SocketData>>, port: number) => {
+/** Opens and closes, counted at `debug`: no address or key, only how many are open. */
+interface Counting {
+  readonly debug: (message: string) => void
+}
+
+const start = (options: ServeOptions, sockets: Set<ServerWebSocket<SocketData>>, port: number, counting: Counting) => {
   const proxies = options.trustedProxies ?? []
   const server: Server<SocketData> = Bun.serve<SocketData>({
     hostname: options.host,
@@ -41,6 +48,7 @@ const start = (options: ServeOptions, sockets: Set<ServerWebSocket<SocketData>>,
       perMessageDeflate: false,
       open(ws) {
         sockets.add(ws)
+        counting.debug(`${options.name}: connection opened (${sockets.size} open)`)
         ws.data.events = options.handler.open({
           remoteAddress: ws.data.remoteAddress,
           send: (text): WriteResult => {
@@ -68,6 +76,7 @@ const start = (options: ServeOptions, sockets: Set<ServerWebSocket<SocketData>>,
       },
       close(ws, code, reason) {
         sockets.delete(ws)
+        counting.debug(`${options.name}: connection closed ${code} (${sockets.size} open)`)
         ws.data.events?.closed(code, reason)
       }
     }
@@ -78,33 +87,40 @@ const start = (options: ServeOptions, sockets: Set<ServerWebSocket<SocketData>>,
 /** WebSockets on `Bun.serve`: own payload limit, backpressure and close codes. */
 export const make = Transport.of({
   serve: (options) =>
-    Effect.acquireRelease(
-      Effect.try({
-        try: () => {
-          const sockets = new Set<ServerWebSocket<SocketData>>()
-          for (let i = 0; i < PORT_ATTEMPTS; i++) {
-            const port = options.port === 0 ? 0 : options.port + i
-            try {
-              return { server: start(options, sockets, port), sockets }
-            } catch (e) {
-              if (!isAddressInUse(e) || options.port === 0) throw e
-            }
-          }
-          throw new Error(`no free port in ${options.port}-${options.port + PORT_ATTEMPTS - 1}`)
-        },
-        catch: (cause) => new TransportError({ message: `${options.name}: cannot listen: ${String(cause)}`, cause })
-      }),
-      ({ server, sockets }) =>
-        Effect.sync(() => {
-          for (const ws of sockets) ws.close(1001, "Server shutting down")
-          server.stop(true)
+    Effect.flatMap(Effect.runtime<never>(), (runtime) => {
+      const run = Runtime.runSync(runtime)
+      // Decided once: below `debug` an open or close costs nothing (registration storms open thousands).
+      const debugOn = LogLevel.lessThanEqual(FiberRefs.getOrDefault(runtime.fiberRefs, FiberRef.currentMinimumLogLevel), LogLevel.Debug)
+      const counting: Counting = { debug: debugOn ? (message) => run(Effect.logDebug(message)) : () => {} }
+      return Effect.acquireRelease(
+        // A busy port fails the start: moving to the next free one would leave clients and load
+        // balancers knocking on the configured one.
+        Effect.try({
+          try: () => {
+            const sockets = new Set<ServerWebSocket<SocketData>>()
+            return { server: start(options, sockets, options.port, counting), sockets }
+          },
+          catch: (cause) =>
+            new TransportError({
+              message: `${options.name}: cannot listen on ${options.host}:${options.port}: ${cause instanceof Error ? cause.message : String(cause)}`,
+              cause,
+              addressInUse: isAddressInUse(cause) ? { name: options.name, host: options.host, port: options.port } : undefined
+            })
+        }),
+        ({ server, sockets }) =>
+          Effect.suspend(() => {
+            const open = sockets.size
+            for (const ws of sockets) ws.close(1001, "Server shutting down")
+            server.stop(true)
+            return Effect.logInfo(`shutdown: ${options.name} stopped listening and closed ${open} connections (1001)`)
+          })
+      ).pipe(
+        Effect.map(({ server }) => {
+          const host = options.host === "0.0.0.0" ? "0.0.0.0" : server.hostname
+          return { port: server.port!, url: `ws://${host}:${server.port}` }
         })
-    ).pipe(
-      Effect.map(({ server }) => {
-        const host = options.host === "0.0.0.0" ? "0.0.0.0" : server.hostname
-        return { port: server.port!, url: `ws://${host}:${server.port}` }
-      })
-    )
+      )
+    })
 })
 
 export const layer: Layer.Layer<Transport> = Layer.succeed(Transport, make)

@@ -40,7 +40,7 @@ export interface ConnectionHandler {
 export interface ServeOptions {
   readonly name: string
   readonly host: string
-  /** Preferred port; the next free one is taken when it is busy. */
+  /** The port to listen on (0: any free one); a busy one fails with `TransportError.addressInUse`. */
   readonly port: number
   readonly maxPayloadBytes: number
   readonly maxConnections: number
@@ -62,6 +62,8 @@ export interface Listening {
 export class TransportError extends Data.TaggedError("TransportError")<{
   readonly message: string
   readonly cause?: unknown
+  /** Set when the port was taken: the server (`ServeOptions.name`) did not start. */
+  readonly addressInUse?: { readonly name: string; readonly host: string; readonly port: number } | undefined
 }> {}
 
 /** Accepts WebSocket connections; closing the scope stops accepting and closes every socket. */

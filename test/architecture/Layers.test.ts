@@ -30,6 +30,7 @@ describe("the checker", () => {
     { from: "node/NodeCore.ts", to: "relay/Relay.ts" },
     { from: "index.ts", to: "node/NodeCore.ts" },
     { from: "cli/chat.ts", to: "client/Messenger.ts" },
+    { from: "web/page/main.ts", to: "client/Proofs.ts" },
     { from: "client/Proofs.ts", to: "domain/Merkle.ts" }
   ]
 
@@ -53,11 +54,13 @@ describe("the checker", () => {
     expect(checkLayers([
       { from: "client/Proofs.ts", to: "l2ps/Merkle.ts" },
       { from: "relay/Session.ts", to: "client/Wire.ts" },
-      { from: "cli/chat.ts", to: "node/NodeLive.ts" }
+      { from: "cli/chat.ts", to: "node/NodeLive.ts" },
+      { from: "web/page/main.ts", to: "relay/Relay.ts" }
     ])).toEqual([
       "client/Proofs.ts imports l2ps/Merkle.ts: client may import only domain",
       "relay/Session.ts imports client/Wire.ts: client is outside the server's layers",
-      "cli/chat.ts imports node/NodeLive.ts: cli may import only domain, client"
+      "cli/chat.ts imports node/NodeLive.ts: cli may import only domain, client",
+      "web/page/main.ts imports relay/Relay.ts: web may import only domain, client"
     ])
   })
 

@@ -20,11 +20,12 @@ export const LAYERS: ReadonlyArray<ReadonlyArray<string>> = [
 
 /**
  * Folders outside the server's order: the client library ships to users without the server, so it and
- * the terminal client on top of it may import only these folders (and their own).
+ * the terminal and web chats on top of it may import only these folders (and their own).
  */
 export const APART: Readonly<Record<string, ReadonlyArray<string>>> = {
   client: ["domain"],
-  cli: ["domain", "client"]
+  cli: ["domain", "client"],
+  web: ["domain", "client"]
 }
 
 /** One import: both ends as paths relative to `src/`, e.g. `relay/Session.ts` → `domain/Frames.ts`. */

@@ -9,9 +9,9 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { Effect } from "effect"
 import { L2PSMessagingPeer } from "../../src/client/L2PSMessagingPeer.ts"
-import { generateIdentity, messageHashOf, sealFor, signFnOf } from "../../src/client/L2psCrypto.ts"
+import { generateIdentity, messageHashOf, sealBound, sealFor, signFnOf } from "../../src/client/L2psCrypto.ts"
 import * as Messenger from "../../src/client/Messenger.ts"
-import { bunBinary, type NodeProcess, REPO_ROOT, startNode } from "../support/NodeProcess.ts"
+import { bunBinary, freePort, type NodeProcess, REPO_ROOT, startNode } from "../support/NodeProcess.ts"
 
 const SOCKET = `im-chat-test-${process.pid}`
 const homes: Array<string> = []
@@ -40,9 +40,9 @@ const type = (session: string, line: string) => {
   tmux("send-keys", "-t", session, "Enter")
 }
 
-const startChat = (session: string, passphrase: string, home = fs.mkdtempSync(path.join(os.tmpdir(), `im-chat-${session}-`))) => {
+const startChat = (session: string, passphrase: string, home = fs.mkdtempSync(path.join(os.tmpdir(), `im-chat-${session}-`)), server = node.url) => {
   homes.push(home)
-  const env = { CHAT_HOME: home, CHAT_PASSPHRASE: passphrase, CHAT_SERVER: node.url, CHAT_SCRYPT_N: "16384" }
+  const env = { CHAT_HOME: home, CHAT_PASSPHRASE: passphrase, CHAT_SERVER: server, CHAT_SCRYPT_N: "16384" }
   const q = (v: string) => `'${v.replaceAll("'", `'\\''`)}'`
   const command = `env ${Object.entries(env).map(([k, v]) => `${k}=${q(v)}`).join(" ")} ${q(bunBinary())} run chat`
   tmux("new-session", "-d", "-s", session, "-x", "220", "-y", "50", "-c", REPO_ROOT, command, ";", "set-option", "-t", session, "remain-on-exit", "on")
@@ -91,7 +91,7 @@ describe("bun run chat", () => {
     for (let i = 0; i < 20 && !confirmed; i++) {
       type("alice", "/status")
       await Bun.sleep(250)
-      confirmed = /"hello from alice" → bob: delivered ✓✓ · l2ps_confirmed · proof ✓ signed by node [0-9a-f]{6}…[0-9a-f]{4} \(block \d+\)/.test(screen("alice"))
+      confirmed = /"hello from alice" → bob: delivered ✓✓ · confirmed on chain \(block \d+\) · proof ✓ signed by node [0-9a-f]{6}…[0-9a-f]{4}$/m.test(screen("alice"))
     }
     expect(confirmed).toBe(true)
 
@@ -114,7 +114,7 @@ describe("bun run chat", () => {
     await waitFor("alice", /✓✓ bob received "sent while the node was down"/)
 
     type("bob", "/history alice")
-    await waitFor("bob", /\] you: hi alice, bob here {3}\[delivered\]/)
+    await waitFor("bob", /\] you: hi alice, bob here {3}\[delivered ✓✓\]/)
     type("alice", "/help")
     await waitFor("alice", /\/alias <name> <key>/)
     type("alice", "/quit")
@@ -175,6 +175,34 @@ describe("bun run chat", () => {
     await waitFor("dave2", /no names yet/)
     expect(screen("dave2")).not.toContain(mallory)
     type("dave2", "/quit")
+  }, 30_000)
+
+  test("a message sent while you were away shows when it was sent; a missing node gets the command that starts one", async () => {
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), "im-chat-erin-"))
+    startChat("erin", "erin's passphrase", home)
+    const keyE = (await waitFor("erin", /your key: ([0-9a-f]{64})/))[1]!
+    await waitFor("erin", /✓ connected to ws:\/\//)
+    type("erin", "/quit")
+    await waitFor("erin", /^bye$/m)
+    tmux("kill-session", "-t", "erin")
+    // Sealed two days ago (the sender's clock, bound into the message), delivered from the queue now.
+    const sender = generateIdentity()
+    const sentAt = Date.now() - 2 * 86_400_000
+    const peer = new L2PSMessagingPeer({ serverUrl: node.url, publicKey: sender.publicKey, l2psUid: "default", signFn: signFnOf(sender) })
+    await peer.connect()
+    // Until the node has seen Erin's chat go, a send would be delivered live.
+    for (const until = Date.now() + 5000; (await peer.discover()).includes(keyE) && Date.now() < until;) await Bun.sleep(50)
+    const { encrypted, messageHash } = sealBound(sender, keyE, "written while you were away", sentAt)
+    expect(await peer.send(keyE, encrypted, messageHash)).toMatchObject({ status: "queued" })
+    await peer.dispose()
+    startChat("erin2", "erin's passphrase", home)
+    const day = `${new Date(sentAt).toLocaleDateString("en-CA")} ${new Date(sentAt).toTimeString().slice(0, 8)}`
+    await waitFor("erin2", new RegExp(`: written while you were away {3}\\(sent ${day} while you were away\\)`))
+    type("erin2", "/quit")
+
+    startChat("frank", "frank's passphrase", undefined, `ws://127.0.0.1:${freePort()}`)
+    await waitFor("frank", /! cannot reach the node at ws:\/\/127\.0\.0\.1:\d+: is it running\? \(start one with `npm run node`\); still trying…/)
+    type("frank", "/quit")
   }, 30_000)
 
   test("CHAT_SCRYPT_N below the floor is refused before any identity is written", () => {

@@ -5,6 +5,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { generateIdentity, messageHashOf, openFrom, openMessage, openTextFrom, sealBound, sealFor, signFnOf } from "../../src/client/L2psCrypto.ts"
+import * as FolderStorage from "../../src/client/FolderStorage.ts"
 import * as MessageStore from "../../src/client/MessageStore.ts"
 import * as MlKemAes from "../../src/client/MlKemAes.ts"
 import { verifyProof } from "../../src/client/Proofs.ts"
@@ -121,9 +122,9 @@ describe("L2PS end-to-end encryption (x25519-aes-256-gcm/v1)", () => {
 describe("secrets at rest", () => {
   test("created once, loaded with the passphrase, refused with another; the file holds no secret in clear", async () => {
     const home = tmp()
-    const first = await run(SecretStore.loadOrCreate(home, "correct horse", FAST_KDF))
+    const first = await run(SecretStore.loadOrCreate(FolderStorage.make(home), "correct horse", FAST_KDF))
     expect(first.created).toBe(true)
-    const again = await run(SecretStore.loadOrCreate(home, "correct horse", FAST_KDF))
+    const again = await run(SecretStore.loadOrCreate(FolderStorage.make(home), "correct horse", FAST_KDF))
     expect(again.created).toBe(false)
     expect(again.secrets.identity.publicKey).toBe(first.secrets.identity.publicKey)
     expect(Buffer.from(again.secrets.masterSeed).equals(Buffer.from(first.secrets.masterSeed))).toBe(true)
@@ -131,12 +132,12 @@ describe("secrets at rest", () => {
     expect(fs.statSync(file).mode & 0o777).toBe(0o600)
     const text = fs.readFileSync(file, "utf8")
     expect(text).not.toContain(Buffer.from(first.secrets.identity.secretKey).toString("hex"))
-    expect(SecretStore.publicKeyIn(home)).toBe(first.secrets.identity.publicKey)
-    const wrong = await run(Effect.either(SecretStore.loadOrCreate(home, "battery staple", FAST_KDF)))
+    expect(await run(SecretStore.publicKeyIn(FolderStorage.make(home)))).toBe(first.secrets.identity.publicKey)
+    const wrong = await run(Effect.either(SecretStore.loadOrCreate(FolderStorage.make(home), "battery staple", FAST_KDF)))
     expect(wrong._tag === "Left" && wrong.left.reason).toBe("WrongPassphrase")
     // swapping the clear public key breaks the seal (it is the AAD)
     fs.writeFileSync(file, text.replace(first.secrets.identity.publicKey, generateIdentity().publicKey))
-    const swapped = await run(Effect.either(SecretStore.loadOrCreate(home, "correct horse", FAST_KDF)))
+    const swapped = await run(Effect.either(SecretStore.loadOrCreate(FolderStorage.make(home), "correct horse", FAST_KDF)))
     expect(swapped._tag).toBe("Left")
     fs.rmSync(home, { recursive: true, force: true })
   })
@@ -151,21 +152,21 @@ describe("message store", () => {
     const dir = tmp()
     const file = path.join(dir, "messages.log")
     const key = MlKemAes.secureRandom(32)
-    const s1 = await run(MessageStore.file(file, key))
+    const s1 = await run(FolderStorage.messageStore(file, key))
     expect(await run(s1.put(record("h1")))).toBe(true)
     expect(await run(s1.put(record("h1")))).toBe(false)
     await run(s1.put(record("h2", "q".repeat(64))))
     await run(s1.update("h1", { status: "delivered", deliveredAt: 5 }))
     expect(fs.readFileSync(file, "utf8")).not.toContain("text h1")
     fs.appendFileSync(file, "garbage-without-newline")
-    const s2 = await run(MessageStore.file(file, key))
+    const s2 = await run(FolderStorage.messageStore(file, key))
     expect(await run(s2.get("h1"))).toMatchObject({ status: "delivered", deliveredAt: 5 })
     expect((await run(s2.conversation("p".repeat(64)))).map((r) => r.messageHash)).toEqual(["h1"])
     await run(s2.put(record("h3")))
-    const s3 = await run(MessageStore.file(file, key))
+    const s3 = await run(FolderStorage.messageStore(file, key))
     expect((await run(s3.recent())).map((r) => r.messageHash)).toEqual(["h1", "h2", "h3"])
     // another key reads nothing
-    expect(await run((await run(MessageStore.file(file, MlKemAes.secureRandom(32)))).recent())).toEqual([])
+    expect(await run((await run(FolderStorage.messageStore(file, MlKemAes.secureRandom(32)))).recent())).toEqual([])
     fs.rmSync(dir, { recursive: true, force: true })
   })
 })

@@ -11,6 +11,7 @@ import * as AliasBook from "../../src/client/AliasBook.ts"
 import * as Home from "../../src/client/Home.ts"
 import { generateIdentity } from "../../src/client/L2psCrypto.ts"
 import { secureRandom, toBase64 } from "../../src/client/MlKemAes.ts"
+import * as FolderStorage from "../../src/client/FolderStorage.ts"
 import * as MessageStore from "../../src/client/MessageStore.ts"
 import * as SecretStore from "../../src/client/SecretStore.ts"
 
@@ -37,13 +38,13 @@ const v1File = (secrets: SecretStore.Secrets, passphrase: string, kdf: SecretSto
 describe("20. the identity file's KDF parameters and the alias list", () => {
   test("a file tampered to ask a huge scrypt cost is refused before scrypt runs", async () => {
     const home = tmp()
-    await run(SecretStore.loadOrCreate(home, "pw", FAST_KDF))
+    await run(SecretStore.loadOrCreate(FolderStorage.make(home), "pw", FAST_KDF))
     const file = path.join(home, SecretStore.IDENTITY_FILE)
     const json = JSON.parse(fs.readFileSync(file, "utf8")) as { kdf: Record<string, unknown> }
     for (const kdf of [{ N: 2 ** 17, p: 1000 }, { N: 2 ** 20 }, { N: 2 ** 14, r: 64 }, { N: 1024 }, { N: 3 * 2 ** 14 }, { N: "16384" }]) {
       fs.writeFileSync(file, JSON.stringify({ ...json, kdf: { ...json.kdf, ...kdf } }))
       const started = performance.now()
-      const r = await run(SecretStore.loadOrCreate(home, "pw", FAST_KDF).pipe(
+      const r = await run(SecretStore.loadOrCreate(FolderStorage.make(home), "pw", FAST_KDF).pipe(
         Effect.either,
         Effect.timeoutFail({ duration: Duration.seconds(3), onTimeout: () => new Error(`${JSON.stringify(kdf)}: scrypt ran for 3 s`) })
       ))
@@ -76,11 +77,11 @@ describe("20. the identity file's KDF parameters and the alias list", () => {
     const secrets = SecretStore.generateSecrets()
     const file = path.join(home, SecretStore.IDENTITY_FILE)
     fs.writeFileSync(file, v1File(secrets, "pw", FAST_KDF))
-    const opened = await run(SecretStore.loadOrCreate(home, "pw"))
+    const opened = await run(SecretStore.loadOrCreate(FolderStorage.make(home), "pw"))
     expect(opened).toMatchObject({ created: false, migrated: true })
     expect(opened.secrets.identity.publicKey).toBe(secrets.identity.publicKey)
     expect(JSON.parse(fs.readFileSync(file, "utf8"))).toMatchObject({ version: 2, kdf: { N: FAST_KDF.N } })
-    expect(await run(SecretStore.loadOrCreate(home, "pw"))).toMatchObject({ migrated: false })
+    expect(await run(SecretStore.loadOrCreate(FolderStorage.make(home), "pw"))).toMatchObject({ migrated: false })
     fs.rmSync(home, { recursive: true, force: true })
   })
 
@@ -120,7 +121,7 @@ describe("14. the message log is a chain: what was changed is reported", () => {
   const written = async () => {
     const dir = tmp()
     const file = path.join(dir, "messages.log")
-    const s = await run(MessageStore.file(file, key))
+    const s = await run(FolderStorage.messageStore(file, key))
     for (const h of ["h1", "h2", "h3", "h4", "h5"]) await run(s.put(record(h)))
     await run(s.update("h2", { status: "undecryptable" }))
     const lines = fs.readFileSync(file, "utf8").split("\n").slice(0, -1)
@@ -129,8 +130,8 @@ describe("14. the message log is a chain: what was changed is reported", () => {
   }
   const reopened = async (file: string, lines: ReadonlyArray<string>) => {
     fs.writeFileSync(file, lines.map((l) => l + "\n").join(""))
-    const store = await run(MessageStore.file(file, key))
-    const strict = await run(Effect.either(MessageStore.file(file, key, { strict: true })))
+    const store = await run(FolderStorage.messageStore(file, key))
+    const strict = await run(Effect.either(FolderStorage.messageStore(file, key, { strict: true })))
     return { store, problems: store.report.problems, strict }
   }
 
@@ -142,7 +143,7 @@ describe("14. the message log is a chain: what was changed is reported", () => {
     expect((await run(store.recent())).map((r) => r.messageHash)).toEqual(["h1", "h2", "h3", "h4", "h5"])
     expect(await run(store.get("h2"))).toMatchObject({ status: "undecryptable" })
     await run(store.put(record("h6")))
-    expect((await run(MessageStore.file(file, key))).report.problems).toEqual([])
+    expect((await run(FolderStorage.messageStore(file, key))).report.problems).toEqual([])
     fs.rmSync(dir, { recursive: true, force: true })
   })
 
@@ -166,17 +167,17 @@ describe("14. the message log is a chain: what was changed is reported", () => {
     // the head file removed or replaced is reported too
     fs.writeFileSync(file, lines.map((l) => l + "\n").join(""))
     fs.rmSync(`${file}.head`)
-    expect((await run(MessageStore.file(file, key))).report.problems).toEqual([{ line: 0, problem: "the log's head file is missing" }])
+    expect((await run(FolderStorage.messageStore(file, key))).report.problems).toEqual([{ line: 0, problem: "the log's head file is missing" }])
     fs.rmSync(dir, { recursive: true, force: true })
   })
 
   test("a torn last line from a crash is cut off silently; a log written before the chain is read and chained", async () => {
     const { dir, file, lines } = await written()
     fs.writeFileSync(file, lines.map((l) => l + "\n").join("") + lines[5]!.slice(0, 30))
-    const torn = await run(MessageStore.file(file, key))
+    const torn = await run(FolderStorage.messageStore(file, key))
     expect(torn.report.problems).toEqual([])
     await run(torn.put(record("h6")))
-    expect((await run(MessageStore.file(file, key))).report.problems).toEqual([])
+    expect((await run(FolderStorage.messageStore(file, key))).report.problems).toEqual([])
 
     // unchained sealed lines, no head: as clients wrote them before
     const old = path.join(dir, "old.log")
@@ -185,10 +186,10 @@ describe("14. the message log is a chain: what was changed is reported", () => {
       return toBase64(Buffer.concat([nonce, gcm(key, nonce).encrypt(new TextEncoder().encode(JSON.stringify(entry)))]))
     }
     fs.writeFileSync(old, [v1({ op: "put", record: record("o1") }), v1({ op: "put", record: record("o2") }), v1({ op: "patch", messageHash: "o1", patch: { status: "failed" } })].join("\n") + "\n")
-    const migrated = await run(MessageStore.file(old, key))
+    const migrated = await run(FolderStorage.messageStore(old, key))
     expect(migrated.report).toMatchObject({ migrated: true, problems: [] })
     expect(await run(migrated.get("o1"))).toMatchObject({ status: "failed" })
-    const again = await run(MessageStore.file(old, key, { strict: true }))
+    const again = await run(FolderStorage.messageStore(old, key, { strict: true }))
     expect(again.report).toMatchObject({ migrated: false, problems: [] })
     expect((await run(again.recent())).map((r) => r.messageHash)).toEqual(["o1", "o2"])
 
@@ -196,17 +197,17 @@ describe("14. the message log is a chain: what was changed is reported", () => {
     const damaged = path.join(dir, "damaged.log")
     const before = [v1({ op: "put", record: record("d1") }), "AAAA" + v1({ op: "put", record: record("d2") }).slice(4)].join("\n") + "\n"
     fs.writeFileSync(damaged, before)
-    const kept = await run(MessageStore.file(damaged, key))
+    const kept = await run(FolderStorage.messageStore(damaged, key))
     expect(kept.report).toMatchObject({ migrated: false, problems: [{ line: 2, problem: expect.stringMatching(/does not open/) }] })
     expect(fs.readFileSync(damaged, "utf8")).toBe(before)
     await run(kept.put(record("d3")))
-    const reread = await run(MessageStore.file(damaged, key))
+    const reread = await run(FolderStorage.messageStore(damaged, key))
     expect((await run(reread.recent())).map((r) => r.messageHash)).toEqual(["d1", "d3"])
     expect(reread.report.problems.map((p) => p.line)).toEqual([2])
     // an old unchained line put back in front of a chained log is not taken
     const chained = fs.readFileSync(old, "utf8")
     fs.writeFileSync(old, v1({ op: "patch", messageHash: "o1", patch: { status: "delivered" } }) + "\n" + chained)
-    const injected = await run(MessageStore.file(old, key))
+    const injected = await run(FolderStorage.messageStore(old, key))
     expect(injected.report.problems).toEqual([{ line: 1, problem: "an unchained line inside the chain" }])
     expect(await run(injected.get("o1"))).toMatchObject({ status: "failed" })
     fs.rmSync(dir, { recursive: true, force: true })
@@ -214,9 +215,9 @@ describe("14. the message log is a chain: what was changed is reported", () => {
 
   test("a home whose history was changed opens with a notice the app shows", async () => {
     const home = tmp()
-    const { secrets } = await run(SecretStore.loadOrCreate(home, "pw", FAST_KDF))
+    const { secrets } = await run(SecretStore.loadOrCreate(FolderStorage.make(home), "pw", FAST_KDF))
     const file = path.join(home, Home.HISTORY_FILE)
-    const s = await run(MessageStore.file(file, Home.storeKeyOf(secrets.identity)))
+    const s = await run(FolderStorage.messageStore(file, Home.storeKeyOf(secrets.identity)))
     for (const h of ["h1", "h2", "h3"]) await run(s.put(record(h)))
     const lines = fs.readFileSync(file, "utf8").split("\n")
     fs.writeFileSync(file, [lines[0], lines[2], ""].join("\n"))
@@ -237,7 +238,7 @@ describe("13. a messageHash is unique per sender only: the history keeps records
   test("two senders' messages under one hash are both kept, each patched apart; a sender's redelivery is not kept twice", async () => {
     const file = path.join(tmp(), "messages.log")
     const key = secureRandom(32)
-    const s = await run(MessageStore.file(file, key))
+    const s = await run(FolderStorage.messageStore(file, key))
     expect(await run(s.put(incoming("same", A, "from a")))).toBe(true)
     expect(await run(s.put(incoming("same", B, "from b")))).toBe(true)
     expect(await run(s.put(incoming("same", A, "from a again")))).toBe(false)
@@ -245,7 +246,7 @@ describe("13. a messageHash is unique per sender only: the history keeps records
     expect(await run(s.put({ ...incoming("same", B, "to b"), direction: "out", status: "sent" }))).toBe(true)
     await run(s.update("same", { serverTimestamp: 7 }, B))
     await run(s.update("same", { status: "delivered" }))
-    const reopened = await run(MessageStore.file(file, key))
+    const reopened = await run(FolderStorage.messageStore(file, key))
     const all = await run(reopened.recent())
     expect(all.map((r) => [r.direction, r.peer.slice(0, 1), r.text, r.serverTimestamp ?? null, r.status])).toEqual([
       ["in", "a", "from a", null, "received"],

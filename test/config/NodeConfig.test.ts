@@ -152,3 +152,18 @@ describe("NodeConfig from the environment", () => {
     }
   })
 })
+
+describe("MESSAGE_RETENTION", () => {
+  test("unset keeps everything; 30d, 12h, 2w and Effect durations are read; anything else is refused by name", () => {
+    expect(Either.getOrThrow(fromEnv({})).messageRetentionMillis).toBeNull()
+    expect(Either.getOrThrow(fromEnv({ MESSAGE_RETENTION: "30d" })).messageRetentionMillis).toBe(30 * 86_400_000)
+    expect(Either.getOrThrow(fromEnv({ MESSAGE_RETENTION: "12h" })).messageRetentionMillis).toBe(12 * 3_600_000)
+    expect(Either.getOrThrow(fromEnv({ MESSAGE_RETENTION: "2w" })).messageRetentionMillis).toBe(14 * 86_400_000)
+    expect(Either.getOrThrow(fromEnv({ MESSAGE_RETENTION: "30 days" })).messageRetentionMillis).toBe(30 * 86_400_000)
+    for (const bad of ["0d", "forever", "-1d", "30x"]) {
+      const e = fromEnv({ MESSAGE_RETENTION: bad })
+      expect(Either.isLeft(e)).toBe(true)
+      expect(String(Either.isLeft(e) ? e.left : "")).toContain("MESSAGE_RETENTION")
+    }
+  })
+})

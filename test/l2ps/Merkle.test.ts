@@ -2,6 +2,7 @@ import { describe, expect, test } from "bun:test"
 import fc from "fast-check"
 import { createHash } from "node:crypto"
 import { canonicalJson, leafData, leafHash, path, root, verifyInclusion } from "../../src/domain/Merkle.ts"
+import * as MerkleVerify from "../../src/domain/MerkleVerify.ts"
 
 const h = (...parts: Array<Buffer>) => createHash("sha256").update(Buffer.concat(parts)).digest()
 const leafOf = (i: number) => h(Buffer.from([0]), Buffer.from(`leaf-${i}`)).toString("hex")
@@ -31,6 +32,21 @@ describe("Merkle (RFC 6962 hashing, odd node promoted)", () => {
         }
         expect(verifyInclusion(leafOf(1000), p, r)).toBe(false)
       }
+    }
+  })
+
+  test("the client's portable hashing (MerkleVerify, no node:crypto) gives the prover's leaves and accepts its paths", () => {
+    fc.assert(fc.property(
+      fc.record({ l2psUid: fc.string(), messageHash: fc.string(), encrypted: fc.jsonValue(), timestamp: fc.integer() }),
+      (m) => expect(MerkleVerify.leafHash(m)).toBe(leafHash(m))
+    ))
+    for (let n = 1; n <= 17; n++) {
+      const leaves = Array.from({ length: n }, (_, i) => leafOf(i))
+      const r = root(leaves)
+      leaves.forEach((leaf, i) => {
+        expect(MerkleVerify.verifyInclusion(leaf, path(leaves, i), r)).toBe(true)
+        if (n > 1) expect(MerkleVerify.verifyInclusion(leafOf(i + n), path(leaves, i), r)).toBe(false)
+      })
     }
   })
 

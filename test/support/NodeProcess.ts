@@ -277,3 +277,49 @@ export const startNode = async (options: StartNodeOptions = {}): Promise<NodePro
     throw e
   }
 }
+
+export interface NodeRun {
+  readonly code: number
+  readonly stdout: ReadonlyArray<string>
+  readonly stderr: ReadonlyArray<string>
+}
+
+/**
+ * Runs the node (or `args` after `src/main.ts`, e.g. `--help`) to its exit, as a user would, with the
+ * same defaults as `startNode` (a fresh `DATA_DIR`, free ports); for start-up mistakes and flags.
+ */
+export const runNode = async (
+  options: { readonly env?: Readonly<Record<string, string | undefined>>; readonly args?: ReadonlyArray<string>; readonly timeoutMs?: number; readonly cmd?: ReadonlyArray<string> } = {},
+): Promise<NodeRun> => {
+  const overrides: Record<string, string | undefined> = { ...(options.env ?? {}) }
+  let ownedDataDir: string | null = null
+  if (!("DATA_DIR" in overrides)) {
+    ownedDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "imnode-test-"))
+    overrides["DATA_DIR"] = ownedDataDir
+  }
+  for (const name of ["L2PS_MESSAGING_PORT", "SIGNALING_PORT", "ADMIN_PORT"]) {
+    if (!(name in overrides)) overrides[name] = String(freePort())
+  }
+  const proc = Bun.spawn([...(options.cmd ?? [bunBinary(), "run", "src/main.ts"]), ...(options.args ?? [])], {
+    cwd: REPO_ROOT,
+    env: buildEnv(overrides),
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  })
+  live.add(proc)
+  const timer = setTimeout(() => proc.kill("SIGKILL"), options.timeoutMs ?? 30000)
+  try {
+    const [stdout, stderr, code] = await Promise.all([
+      new Response(proc.stdout).text(),
+      new Response(proc.stderr).text(),
+      proc.exited,
+    ])
+    const lines = (text: string) => text.split("\n").filter((l) => l.length > 0)
+    return { code, stdout: lines(stdout), stderr: lines(stderr) }
+  } finally {
+    clearTimeout(timer)
+    live.delete(proc)
+    if (ownedDataDir) fs.rmSync(ownedDataDir, { recursive: true, force: true })
+  }
+}

@@ -46,8 +46,10 @@ export const open = (url: string, capacity: number): Effect.Effect<Link, LinkErr
     // `capacity` frames, and one place more for the close marker.
     const incoming = yield* Queue.bounded<Incoming>(capacity + 1)
     const closed = yield* Deferred.make<CloseInfo>()
+    // The opening is interruptible (its canceller closes the socket): a server that accepts the TCP
+    // connection and never answers would otherwise hold `connect` past its timeout, for ever.
     const ws = yield* Effect.acquireRelease(
-      Effect.async<WebSocket, LinkError>((resume) => {
+      Effect.interruptible(Effect.async<WebSocket, LinkError>((resume) => {
         let socket: WebSocket
         try {
           socket = new WebSocket(url)
@@ -80,7 +82,7 @@ export const open = (url: string, capacity: number): Effect.Effect<Link, LinkErr
           if (!opened) resume(Effect.fail(new LinkError({ message: `cannot connect to ${url}` })))
         }
         return Effect.sync(() => socket.close())
-      }),
+      })),
       (socket) => Effect.sync(() => socket.close())
     )
     const send = (text: string) =>

@@ -5,6 +5,7 @@ import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
+import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as Link from "./Link.ts"
 import { type ReconnectOptions, schedule } from "../Reconnect.ts"
 
@@ -70,7 +71,10 @@ const session = <R, E>(hooks: Hooks<R, E>, reconnect: boolean, onOpen: Effect.Ef
 export const run = <R, E>(hooks: Hooks<R, E>): Effect.Effect<void> =>
   Effect.gen(function*() {
     let attempt = 0
-    const delays = schedule(hooks.reconnect).pipe(Schedule.tapOutput((d) => hooks.retrying(d, attempt)))
+    // Announced only when there is an attempt to come: the last step (done) has an output too.
+    const delays = schedule(hooks.reconnect).pipe(
+      Schedule.onDecision((d, decision) => (ScheduleDecision.isContinue(decision) ? hooks.retrying(d, attempt) : Effect.void))
+    )
     const driver = yield* Schedule.driver(delays)
     const onOpen = Effect.zipRight(driver.reset, Effect.sync(() => void (attempt = 0)))
     let reconnect = false
