@@ -14,6 +14,13 @@ export default Effect.gen(function*() {
       node_id text NOT NULL,
       since bigint NOT NULL
     )`
+  // One row per node that ever joined: its heartbeat (its session-level lock `node/<id>` says it is alive).
+  yield* sql`
+    CREATE TABLE cluster_nodes (
+      node_id text PRIMARY KEY,
+      started_at bigint NOT NULL,
+      heartbeat_at bigint NOT NULL
+    )`
   // Registration and history proofs used on any node, until their window passes (see PgSeenProofs).
   yield* sql`CREATE UNLOGGED TABLE cluster_seen_proofs (id text PRIMARY KEY, expiry bigint NOT NULL)`
   yield* sql`CREATE INDEX cluster_seen_proofs_expiry ON cluster_seen_proofs (expiry)`

@@ -5,6 +5,7 @@ import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
 import * as NodeIdentity from "../config/NodeIdentity.ts"
 import * as Ownership from "../internal/Ownership.ts"
+import * as BunPgClient from "../storage/BunPgClient.ts"
 import * as PgOwnership from "../storage/PgOwnership.ts"
 import * as PgSeenProofs from "../storage/PgSeenProofs.ts"
 import * as NatsBroker from "../transport/NatsBroker.ts"
@@ -26,9 +27,16 @@ import { NodeCore } from "./NodeCore.ts"
 import * as SqlStores from "./SqlStores.ts"
 import { PortInUse } from "./StartupFailure.ts"
 
-/** On Postgres, nodes may share the database: owned jobs take advisory locks. PGlite is one node's. */
+/**
+ * On Postgres, nodes may share the database: owned jobs take advisory locks, held on a connection of
+ * their own so that the relay's pool keeps all of its connections. PGlite is one node's.
+ */
 const OwnershipLive = Layer.unwrapEffect(
-  Effect.map(NodeConfig, (cfg) => Option.isSome(cfg.databaseUrl) ? PgOwnership.layer : Ownership.layerSingle)
+  Effect.map(NodeConfig, (cfg) =>
+    Option.match(cfg.databaseUrl, {
+      onNone: () => Ownership.layerSingle,
+      onSome: (url) => PgOwnership.layer.pipe(Layer.provide(BunPgClient.layer({ url, maxConnections: 1 })))
+    }))
 )
 
 /** A cluster member records the proofs it accepts where the other members see them; alone, memory is enough. */

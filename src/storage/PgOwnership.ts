@@ -18,6 +18,9 @@ const LOCK_SPACE = 0x494d17
 /** How often a waiting node tries a lock and an owner checks it still holds its connection. */
 export const POLL_MILLIS = 500
 
+/** How often a node writes its heartbeat row. */
+export const HEARTBEAT_MILLIS = 2000
+
 interface Want {
   readonly name: string
   readonly start: (fence: Fence) => Effect.Effect<Fiber.RuntimeFiber<unknown, unknown>>
@@ -73,9 +76,34 @@ export const make = Effect.gen(function*() {
     const row = yield* one(conn, "SELECT pg_backend_pid()::text AS pid", []).pipe(
       Effect.onError(() => Scope.close(scope, Exit.void))
     )
+    // The node's own lock first: held by another process, the same NODE_ID runs twice, and this one
+    // must own nothing (both would take the same jobs under one name).
+    const mine = yield* one(conn, "SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok", [LOCK_SPACE, `node/${nodeId}`]).pipe(
+      Effect.onError(() => Scope.close(scope, Exit.void))
+    )
+    if (mine?.["ok"] !== true) {
+      yield* Scope.close(scope, Exit.void)
+      return yield* Effect.fail(new Error(`another running node holds NODE_ID ${nodeId}: each node needs its own`))
+    }
     held = { conn, pid: String(row?.["pid"]), scope }
     healthy = true
   })
+
+  const startedAt = yield* Clock.currentTimeMillis
+  let lastBeat = 0
+  let lastFailure = ""
+  const heartbeat = (conn: Connection) =>
+    Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      if (now - lastBeat < HEARTBEAT_MILLIS) return
+      lastBeat = now
+      yield* conn.execute(
+        `INSERT INTO cluster_nodes (node_id, started_at, heartbeat_at) VALUES ($1, $2, $3)
+         ON CONFLICT (node_id) DO UPDATE SET started_at = EXCLUDED.started_at, heartbeat_at = EXCLUDED.heartbeat_at`,
+        [nodeId, startedAt, now],
+        undefined
+      )
+    })
 
   const tryTake = (conn: Connection, w: Want) =>
     Effect.gen(function*() {
@@ -97,7 +125,14 @@ export const make = Effect.gen(function*() {
   const tick = Effect.gen(function*() {
     if (held === undefined) {
       const ok = yield* Effect.either(connect)
-      if (ok._tag === "Left") return yield* Effect.logWarning("cannot reserve a lock connection", ok.left)
+      if (ok._tag === "Left") {
+        // Said once per cause, not at every poll.
+        const why = String(ok.left)
+        if (why !== lastFailure) yield* Effect.logError("cannot hold this node's locks", ok.left)
+        lastFailure = why
+        return
+      }
+      lastFailure = ""
     }
     const h = held!
     const same = yield* one(h.conn, "SELECT pg_backend_pid()::text AS pid", []).pipe(
@@ -106,6 +141,7 @@ export const make = Effect.gen(function*() {
       Effect.orElseSucceed(() => false)
     )
     if (!same) return yield* dropConnection("no answer, or a new backend")
+    yield* heartbeat(h.conn)
     for (const w of wants.values()) {
       // A job whose work ended (a defect past its own supervision) hands its lock back to be tried anew.
       if (w.fiber !== undefined && Option.isSome(yield* Fiber.poll(w.fiber))) {

@@ -135,7 +135,8 @@ describe.skipIf(base === undefined)("ownership through Postgres advisory locks (
     t0 = Date.now()
     await admin(
       `SELECT pg_terminate_backend(l.pid) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-       WHERE l.locktype = 'advisory' AND l.granted AND a.datname = '${dbName}' AND l.classid = ${0x494d17}`
+       WHERE l.locktype = 'advisory' AND l.granted AND a.datname = '${dbName}' AND l.classid = ${0x494d17}
+         AND l.objid::bigint = (hashtext('pipeline/x')::bigint + 4294967296) % 4294967296`
     )
     const third = rest.find((m) => m !== second)!
     await until("the third takes over", () => third.active, 5000)
@@ -154,4 +155,26 @@ describe.skipIf(base === undefined)("ownership through Postgres advisory locks (
     expect(takeover).toBeLessThan(5000)
     await Promise.all(members.map((m) => m.close()))
   }, 40_000)
+
+  test("a node's heartbeat row advances; a second process with the same NODE_ID owns nothing while the first lives", async () => {
+    const first = await member("d1")
+    await until("d1 owns", () => first.active, 5000)
+    const twin = await member("d1")
+    const beat = async () =>
+      Number((await Effect.runPromise(Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        return yield* sql<{ heartbeat_at: string }>`SELECT heartbeat_at::text FROM cluster_nodes WHERE node_id = 'd1'`
+      }).pipe(Effect.provide(BunPgClient.layer({ url: Redacted.make(urlOf(dbName)), maxConnections: 1 })))))[0]?.heartbeat_at)
+    const b1 = await beat()
+    await Bun.sleep(2600)
+    expect(await beat()).toBeGreaterThan(b1)
+    expect(twin.active).toBe(false)
+    expect(twin.runs).toEqual([])
+    expect(await Effect.runPromise(twin.ownership.healthy)).toBe(false)
+    expect(await Effect.runPromise(first.ownership.healthy)).toBe(true)
+    // The first gone, the name is free again.
+    await first.close()
+    await until("the twin takes over under the freed name", () => twin.active, 5000)
+    await twin.close()
+  }, 30_000)
 })
