@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { Effect, Exit, Layer, Scope, Stream } from "effect"
 import { Broker, type BrokerShape, type BrokerState, layerMemory, matches } from "../../src/transport/Broker.ts"
 import * as NatsBroker from "../../src/transport/NatsBroker.ts"
+import * as Proxy from "./FreezableProxy.ts"
 import * as Nats from "./NatsServer.ts"
 
 const text = (d: Uint8Array) => new TextDecoder().decode(d)
@@ -132,6 +133,34 @@ describe.skipIf(skip !== undefined)("NATS broker", () => {
     })
     await a.close()
     await b.close()
+  }, 40_000)
+
+  test("a link that goes silent (no close, no reset) is found dead by pings within seconds, and comes back", async () => {
+    const proxy = await Proxy.create(server.port)
+    const cut = await open(natsLayer("cut", proxy.url))
+    const peer = await open(natsLayer("peer"))
+    await until("both connected", async () => (await cut.state()) === "connected" && (await peer.state()) === "connected")
+    await cut.subscribe("im.net.cut")
+    await until("subscription live", async () => {
+      await peer.publish("im.net.cut", "probe")
+      return cut.got.length > 0
+    })
+    proxy.freeze()
+    const frozenAt = Date.now()
+    // Pings every 500 ms, two unanswered: dead after about 1.5 s, not the client's default minutes.
+    await until("the silent link found dead", async () => (await cut.state()) !== "connected", 6000)
+    const found = Date.now() - frozenAt
+    expect(found).toBeLessThan(6000)
+    proxy.thaw()
+    await until("reconnected through the proxy", async () => (await cut.state()) === "connected", 15_000)
+    cut.got.length = 0
+    await until("subscription resumed", async () => {
+      await peer.publish("im.net.cut", "after")
+      return cut.got.includes("im.net.cut=after")
+    })
+    await cut.close()
+    await peer.close()
+    await proxy.close()
   }, 40_000)
 
   test("a node started before its bus connects when the bus comes up, with the subjects asked for meanwhile", async () => {
