@@ -21,6 +21,16 @@ export default Effect.gen(function*() {
       started_at bigint NOT NULL,
       heartbeat_at bigint NOT NULL
     )`
+  // Units of each key's epoch quota leased by the nodes (see PgQuotaLeases).
+  yield* sql`
+    CREATE UNLOGGED TABLE cluster_quota (
+      l2ps_uid text NOT NULL,
+      key text NOT NULL,
+      epoch bigint NOT NULL,
+      used bigint NOT NULL,
+      leased_at bigint NOT NULL,
+      PRIMARY KEY (l2ps_uid, key, epoch)
+    )`
   // Registration and history proofs used on any node, until their window passes (see PgSeenProofs).
   yield* sql`CREATE UNLOGGED TABLE cluster_seen_proofs (id text PRIMARY KEY, expiry bigint NOT NULL)`
   yield* sql`CREATE INDEX cluster_seen_proofs_expiry ON cluster_seen_proofs (expiry)`

@@ -7,6 +7,7 @@ import * as NodeIdentity from "../config/NodeIdentity.ts"
 import * as Ownership from "../internal/Ownership.ts"
 import * as BunPgClient from "../storage/BunPgClient.ts"
 import * as PgOwnership from "../storage/PgOwnership.ts"
+import * as PgQuotaLeases from "../storage/PgQuotaLeases.ts"
 import * as PgSeenProofs from "../storage/PgSeenProofs.ts"
 import * as NatsBroker from "../transport/NatsBroker.ts"
 import * as Crypto from "../crypto/Crypto.ts"
@@ -39,9 +40,9 @@ const OwnershipLive = Layer.unwrapEffect(
     }))
 )
 
-/** A cluster member records the proofs it accepts where the other members see them; alone, memory is enough. */
+/** A cluster member records accepted proofs and leases quota where the other members see them; alone, memory is enough. */
 const SeenProofsLive = Layer.unwrapEffect(
-  Effect.map(NodeConfig, (cfg) => Option.isSome(cfg.natsUrl) ? PgSeenProofs.layer : Layer.empty)
+  Effect.map(NodeConfig, (cfg) => Option.isSome(cfg.natsUrl) ? Layer.merge(PgSeenProofs.layer, PgQuotaLeases.layer) : Layer.empty)
 )
 
 /** The local L1 keeps its chain in the node's database, so it is built after the migrations. */
