@@ -58,7 +58,7 @@ describe.skipIf(skip !== undefined)("cluster members", () => {
       expect(h["cluster"]).toMatchObject({ bus: "connected", locks: "ok" })
     }
     const owned = all.flatMap((h) => h["cluster"]["owned"] as Array<string>).map((o) => o.replace(/#\d+$/, "")).sort()
-    expect(owned).toEqual(["l1/blocks", "pipeline/default", "pipeline/legacy"])
+    expect(owned).toEqual(["l1/blocks", "pipeline/default", "pipeline/legacy", "sweep/offline-expiry"])
   })
 
   test("with the bus down every node says so, and messages are still acknowledged and stored; back, it reconnects", async () => {
