@@ -97,7 +97,7 @@ export const checkBatches = async (cluster: Cluster, acked: ReadonlyArray<string
   const missing = acked.filter((h) => !byHash.has(h))
   const notInOneBatch = acked.filter((h) => byHash.has(h) && byHash.get(h) !== 1)
   const batches = await cluster.query<{ l2ps_uid: string; seq: string; batch_hash: string; prev_batch_hash: string }>(
-    "SELECT l2ps_uid, seq::text AS seq, batch_hash, prev_batch_hash FROM l2ps_batches ORDER BY l2ps_uid, seq"
+    "SELECT l2ps_uid, seq::text AS seq, batch_hash, prev_batch_hash FROM l2ps_batches b ORDER BY b.l2ps_uid, b.seq"
   )
   const gaps: Array<string> = []
   const byNetwork = new Map<string, typeof batches>()
