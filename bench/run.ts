@@ -1,7 +1,8 @@
 /**
  * `bun run bench [--quick]`: the node against a raw Bun.serve relay measured in the same run, on
- * loopback. Postgres when DATABASE_URL is set (in a throwaway database), PGlite otherwise; the full run
- * with DATABASE_URL also measures throughput on PGlite. The last line printed is one JSON object.
+ * loopback. Postgres when DATABASE_URL is set (in a throwaway database), PGlite otherwise; with
+ * DATABASE_URL, PGlite's throughput, ack latency at 5,000 msg/s and history pages are measured in the
+ * same run too, for the ratios between the two. The last line printed is one JSON object.
  */
 import * as fs from "node:fs"
 import { spawnGenerators } from "./Generators.ts"
@@ -51,13 +52,13 @@ const loadavg = () => fs.readFileSync("/proc/loadavg", "utf8").split(" ").slice(
 
 try {
   log(`machine load average at start: ${loadavg()} (other work on these cores skews every figure)`)
-  log(`bench: ${quick ? "quick" : "full"} run, ${navigator.hardwareConcurrency} cores, bun ${Bun.version}, storage ${primary}${adminUrl === undefined ? "" : " (+ pglite throughput in the full run)"}`)
+  log(`bench: ${quick ? "quick" : "full"} run, ${navigator.hardwareConcurrency} cores, bun ${Bun.version}, storage ${primary}${adminUrl === undefined ? "" : " (+ pglite: throughput, ack p99 at 5,000 msg/s, history)"}`)
   log(`load: ${GENERATORS} generator processes (pairs split over 2, sessions over ${GENERATORS}); each figure is the median of ${cfg.rounds} round(s)`)
 
   // ── throughput ─────────────────────────────────────────────────────────────────────────────
   const base1 = await tput(startBaseline, 1)
   const base100 = await tput(startBaseline, 100)
-  const kinds: Array<"postgres" | "pglite"> = quick || adminUrl === undefined ? [primary] : ["postgres", "pglite"]
+  const kinds: Array<"postgres" | "pglite"> = adminUrl === undefined ? [primary] : ["postgres", "pglite"]
   const node: Record<string, { one: Array<S.Throughput>; hundred: Array<S.Throughput> }> = {}
   // Each node on its own fresh database: a node started on the last one's would spend the rounds
   // batching and anchoring the ~100,000 messages it left in the pipeline.
@@ -98,6 +99,20 @@ try {
   } finally {
     await target.stop()
   }
+  // PGlite beside Postgres, on the scenarios where it was furthest behind: ack latency at 5,000 msg/s
+  // and history pages, on its own fresh data directory.
+  let pgliteSide: { lat: S.Latency; hist: S.HistoryLatency } | undefined
+  if (primary !== "pglite") {
+    const pgStorage = await storageFor("pglite")
+    const pgSeeded = await seedHistory(pgStorage, S.historyKey(historyRun), cfg.history, 1000)
+    const pgTarget = await startBenchNode(pgStorage)
+    try {
+      const pgHist = await S.historyPages(gens, pgTarget, historyRun, pgSeeded, cfg.historyRequests)
+      pgliteSide = { hist: pgHist, lat: await S.latencyAt(gens, pgTarget, run("p5000"), 100, 5000, cfg.rateTiming) }
+    } finally {
+      await pgTarget.stop()
+    }
+  }
   log("")
   log(`latency at fixed offered rates (100 pairs, open loop, from when each message was due; ${cfg.rateTiming.durationMs / 1000} s measured)`)
   for (let i = 0; i < RATES.length; i++) {
@@ -110,6 +125,13 @@ try {
   log("")
   log(`history pages (limit 50, half with a random \`before\`, signed proofs) over ${fmt(cfg.history)} stored messages in 1,000 conversations (seeded in ${fmt(seeded!.seconds, 1)} s)`)
   log(`  node ${primary}: p50 ${fmt(hist.p50, 2)} ms, p99 ${fmt(hist.p99, 2)} ms over ${hist.requests} requests, ${fmt(hist.messagesPerPage, 1)} messages/page${hist.errors > 0 ? `, ${hist.errors} refused` : ""} (paced at 90/s, under the per-connection frame budget; baseline round trip p50 ${fmt(baseHist.p50, 2)}, p99 ${fmt(baseHist.p99, 2)} ms; p99 ${ratio(hist.p99, baseHist.p99)})`)
+  if (pgliteSide !== undefined) {
+    const b5k = baseLat[RATES.indexOf(5000)]!
+    const n5k = lat[RATES.indexOf(5000)]!
+    const times = (a: number, b: number) => b > 0 ? `${(a / b).toFixed(2)}x` : "-"
+    log(`  node pglite: ack p99 at 5,000 msg/s ${fmt(pgliteSide.lat.ackP99, 1)} ms (${times(pgliteSide.lat.ackP99, n5k.ackP99)} postgres's, ${times(pgliteSide.lat.ackP99, b5k.ackP99)} the baseline's), completed ${fmt(pgliteSide.lat.completed * 100, 1)}%; ` +
+      `history p99 ${fmt(pgliteSide.hist.p99, 2)} ms (${times(pgliteSide.hist.p99, hist.p99)} postgres's)${pgliteSide.hist.errors > 0 ? `, ${pgliteSide.hist.errors} refused` : ""}`)
+  }
 
   // ── sessions held and registration storm, each on a fresh server ──────────────────────────
   const bsrv = await startBaseline()
@@ -137,6 +159,8 @@ try {
     ...(node["pglite"] !== undefined && primary !== "pglite" ? { pgliteMsgsPerSec100Pairs: Math.round(med(node["pglite"].hundred)), pgliteMsgsPerSec1Pair: Math.round(med(node["pglite"].one)) } : {}),
     ackP50MsAt5k: +at5k.ackP50.toFixed(2),
     ackP99MsAt5k: +at5k.ackP99.toFixed(2),
+    baselineAckP99MsAt5k: +baseLat[RATES.indexOf(5000)]!.ackP99.toFixed(2),
+    ...(pgliteSide === undefined ? {} : { pgliteAckP99MsAt5k: +pgliteSide.lat.ackP99.toFixed(2), pgliteHistoryP99Ms: +pgliteSide.hist.p99.toFixed(2) }),
     deliveryP99MsAt5k: +at5k.deliverP99.toFixed(2),
     ...(lat[2] === undefined ? {} : { ackP99MsAt20k: +lat[2].ackP99.toFixed(2) }),
     sessionsHeld: nSessions.sessions,

@@ -3,28 +3,17 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { Connection } from "@effect/sql/SqlConnection"
 import { SqlError } from "@effect/sql/SqlError"
-import { PGlite, types } from "@electric-sql/pglite"
 import type { PGliteInterface, QueryOptions, Results } from "@electric-sql/pglite"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import { parsers } from "./PgliteParsers.ts"
+import * as PgliteWorkerClient from "./PgliteWorkerClient.ts"
 import { makePrivate } from "./PrivateDir.ts"
 
 type TransformRows = (<A extends object>(rows: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
-
-/** The OID of `int8[]`, which PGlite's `types` does not name. */
-const INT8_ARRAY = 1016
-
-// Storage code reads int8 columns (bigserial ids, millisecond timestamps, counts) as JS numbers.
-// PGlite's default gives a BigInt above 2^53 and a number below, so force one type, like
-// node-postgres' parseInt8. Passed per query, not per instance, so that instances we did not
-// create (clones, `fromInstance`) behave the same.
-const parsers = {
-  [types.INT8]: Number,
-  [INT8_ARRAY]: (value: string) => types.arrayParser(value, Number, INT8_ARRAY)
-}
 
 const errorMessage = (cause: unknown): string =>
   cause instanceof Error ? cause.message : String(cause)
@@ -98,28 +87,25 @@ const privateDir = (dataDir: string | undefined, warn: boolean) =>
     ? Effect.void
     : makePrivate(dataDir, warn).pipe(Effect.mapError((e) => new SqlError({ cause: e, message: e.message })))
 
-/** Opens PGlite on `dataDir` (in memory without one) for the scope, then closes it. */
+/**
+ * Opens PGlite on `dataDir` (in memory without one) in a worker thread for the scope, then closes it:
+ * its statements run off the event loop (see `PgliteWorkerClient`).
+ */
 export const make = (
-  options: { readonly dataDir?: string | undefined }
+  options: { readonly dataDir?: string | undefined; readonly maxPending?: number | undefined }
 ): Effect.Effect<SqlClient.SqlClient, SqlError, Scope.Scope | Reactivity.Reactivity> =>
-  Effect.acquireRelease(
-    privateDir(options.dataDir, true).pipe(Effect.zipRight(Effect.tryPromise({
-      try: () => PGlite.create(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
-      catch: (cause) =>
-        new SqlError({
-          cause,
-          message: `Failed to open PGlite ${options.dataDir ?? "in memory"}: ${errorMessage(cause)}`
-        })
-    }))),
-    (pglite) => Effect.promise(() => pglite.close())
-  ).pipe(
-    // What PGlite has just created, 0666 whatever the umask; the directory (0700) already kept others out.
-    Effect.tap(() => privateDir(options.dataDir, false)),
-    Effect.flatMap(fromInstance)
+  privateDir(options.dataDir, true).pipe(
+    Effect.zipRight(PgliteWorkerClient.make({
+      ...options,
+      // What PGlite has just created (at the first open or a reopen), 0666 whatever the umask; the
+      // directory (0700) already kept others out.
+      afterOpen: privateDir(options.dataDir, false)
+    })),
+    Effect.map((worker) => worker.sql)
   )
 
 export const layer = (
-  options: { readonly dataDir?: string | undefined }
+  options: { readonly dataDir?: string | undefined; readonly maxPending?: number | undefined }
 ): Layer.Layer<SqlClient.SqlClient, SqlError> =>
   Layer.scoped(SqlClient.SqlClient, make(options)).pipe(Layer.provide(Reactivity.layer))
 

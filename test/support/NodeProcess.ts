@@ -61,15 +61,31 @@ export interface NodeProcess {
 }
 
 /** A free TCP port on 127.0.0.1, chosen by the OS. */
+/**
+ * A port nothing listens on, below the kernel's ephemeral range (32768-60999 here): a port the kernel
+ * handed out for `port: 0` may be taken as the local port of an outgoing connection (a test's
+ * WebSocket, a database connection) before the node binds it, and a taken port stops the node.
+ * Never the same port twice in one test process.
+ */
 export const freePort = (): number => {
-  const listener = Bun.listen({
-    hostname: "127.0.0.1",
-    port: 0,
-    socket: { data() {} },
-  })
-  const port = listener.port
-  listener.stop(true)
-  return port
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000)
+    if (handedOut.has(port)) continue
+    if (bindable(port, "0.0.0.0") && bindable(port, "127.0.0.1")) {
+      handedOut.add(port)
+      return port
+    }
+  }
+  throw new Error("freePort: no free port in 20000-31999 after 200 tries")
+}
+const handedOut = new Set<number>()
+const bindable = (port: number, hostname: string): boolean => {
+  try {
+    Bun.listen({ hostname, port, socket: { data() {} } }).stop(true)
+    return true
+  } catch {
+    return false
+  }
 }
 
 /** The bun binary: this very process when running under bun, else `bun` from PATH. */

@@ -8,6 +8,7 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as BunPgClient from "../../src/storage/BunPgClient.ts"
 import * as PgliteClient from "../../src/storage/PgliteClient.ts"
+import * as PgliteWorkerClient from "../../src/storage/PgliteWorkerClient.ts"
 
 export interface TestDatabase {
   readonly name: "pglite" | "postgres"
@@ -29,7 +30,7 @@ const template = () =>
     }
   })
 
-/** A fresh in-memory PGlite (a copy of an empty template). */
+/** A fresh in-memory PGlite (a copy of an empty template) on the calling thread (`fromInstance`). */
 export const pgliteLayer = (): Layer.Layer<SqlClient.SqlClient, SqlError> =>
   Layer.scoped(
     SqlClient.SqlClient,
@@ -43,6 +44,26 @@ export const pgliteLayer = (): Layer.Layer<SqlClient.SqlClient, SqlError> =>
         (pglite) => Effect.promise(() => pglite.close())
       )
       return yield* PgliteClient.fromInstance(pglite)
+    })
+  ).pipe(Layer.provide(Reactivity.layer))
+
+let templateBytes: Promise<ArrayBuffer> | undefined
+/** The dump of an empty PGlite database, taken once per process, as `loadDataDir` takes it. */
+export const pgliteTemplate = (): Promise<ArrayBuffer> => templateBytes ??= template().then((dump) => dump.arrayBuffer())
+
+/** A fresh in-memory PGlite (a copy of an empty template) in a worker thread, as the node runs it. */
+export const pgliteWorkerLayer = (
+  options: { readonly maxPending?: number } = {}
+): Layer.Layer<SqlClient.SqlClient, SqlError> =>
+  Layer.scoped(
+    SqlClient.SqlClient,
+    Effect.gen(function*() {
+      const loadDataDir = yield* Effect.tryPromise({
+        try: pgliteTemplate,
+        catch: fail("Failed to create the PGlite template")
+      })
+      const worker = yield* PgliteWorkerClient.make({ loadDataDir, maxPending: options.maxPending })
+      return worker.sql
     })
   ).pipe(Layer.provide(Reactivity.layer))
 
@@ -87,13 +108,14 @@ const reachable = (url: string): Promise<boolean> =>
 let available: Promise<ReadonlyArray<TestDatabase>> | undefined
 
 /**
- * The databases to run storage tests on: PGlite always, Postgres when TEST_DATABASE_URL is set.
+ * The databases to run storage tests on: PGlite always (in its worker thread, as the node runs it),
+ * Postgres when TEST_DATABASE_URL is set.
  * Outside CI an unreachable Postgres is skipped with a warning; in CI (`CI` set) it stays in the
  * list, so its tests fail.
  */
 export const databases = (): Promise<ReadonlyArray<TestDatabase>> =>
   available ??= (async () => {
-    const pglite: TestDatabase = { name: "pglite", layer: pgliteLayer() }
+    const pglite: TestDatabase = { name: "pglite", layer: pgliteWorkerLayer() }
     const url = testDatabaseUrl()
     if (url === undefined) return [pglite]
     const postgres: TestDatabase = { name: "postgres", layer: postgresLayer() }
