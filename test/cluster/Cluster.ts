@@ -7,6 +7,7 @@ import { SQL } from "bun"
 import { startE2eNode } from "../e2e/helpers.ts"
 import { adminQuery } from "../support/AdminQuery.ts"
 import { freePort, type NodeProcess } from "../support/NodeProcess.ts"
+import * as Proxy from "./FreezableProxy.ts"
 import * as Nats from "./NatsServer.ts"
 
 export const unavailableReason = (): string | undefined =>
@@ -29,12 +30,19 @@ export interface Cluster {
   readonly nats: Nats.NatsServer
   readonly databaseUrl: string
   readonly nodes: Array<NodeProcess>
+  /** The proxies between a node and NATS, by node index (see `start`'s `proxied`). */
+  readonly proxies: ReadonlyMap<number, Proxy.FreezableProxy>
   /** A query on the cluster's database. */
   query<T = Record<string, unknown>>(text: string, params?: ReadonlyArray<unknown>): Promise<Array<T>>
   dispose(): Promise<void>
 }
 
-export const start = async (count = 3, env: Readonly<Record<string, string>> = {}): Promise<Cluster> => {
+/** `proxied`: indexes of nodes that reach NATS through a proxy the test can freeze (a node cut off from the bus). */
+export const start = async (
+  count = 3,
+  env: Readonly<Record<string, string>> = {},
+  proxied: ReadonlyArray<number> = []
+): Promise<Cluster> => {
   const base = process.env["TEST_DATABASE_URL"]!
   const db = `im_cluster_${crypto.randomUUID().replaceAll("-", "")}`
   const url = new URL(base)
@@ -44,8 +52,12 @@ export const start = async (count = 3, env: Readonly<Record<string, string>> = {
   const nats = await Nats.create()
   const pool = new SQL(databaseUrl, { max: 2 })
   const nodes: Array<NodeProcess> = []
+  const proxies = new Map<number, Proxy.FreezableProxy>()
+  for (const i of proxied) proxies.set(i, await Proxy.create(nats.port))
+  const natsFor = (i: number) => proxies.get(i)?.url ?? nats.url
   const dispose = async () => {
     await Promise.all(nodes.map((n) => n.dispose()))
+    await Promise.all([...proxies.values()].map((p) => p.close()))
     await nats.stop()
     await pool.close({ timeout: 1 })
     await adminQuery(base, `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`)
@@ -54,8 +66,9 @@ export const start = async (count = 3, env: Readonly<Record<string, string>> = {
     // The first node runs the migrations alone; the others start together once they are done.
     const common = { ...CLUSTER_ENV, DATABASE_URL: databaseUrl, NATS_URL: nats.url, ...env }
     const admin = () => ({ ADMIN_PORT: String(freePort()), ADMIN_HOST: "127.0.0.1" })
-    nodes.push(await startE2eNode({ ...common, ...admin(), NODE_ID: "n1" }))
-    nodes.push(...await Promise.all(Array.from({ length: count - 1 }, (_, i) => startE2eNode({ ...common, ...admin(), NODE_ID: `n${i + 2}` }))))
+    nodes.push(await startE2eNode({ ...common, ...admin(), NATS_URL: natsFor(0), NODE_ID: "n1" }))
+    nodes.push(...await Promise.all(Array.from({ length: count - 1 }, (_, i) =>
+      startE2eNode({ ...common, ...admin(), NATS_URL: natsFor(i + 1), NODE_ID: `n${i + 2}` }))))
   } catch (e) {
     await dispose()
     throw e
@@ -64,6 +77,7 @@ export const start = async (count = 3, env: Readonly<Record<string, string>> = {
     nats,
     databaseUrl,
     nodes,
+    proxies,
     query: async <T>(text: string, params: ReadonlyArray<unknown> = []) => (await pool.unsafe(text, params as Array<unknown>)) as Array<T>,
     dispose
   }

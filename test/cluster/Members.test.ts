@@ -20,7 +20,7 @@ describe.skipIf(skip !== undefined)("cluster members", () => {
     return s
   }
   beforeAll(async () => {
-    cluster = await Cluster.start(3)
+    cluster = await Cluster.start(3, {}, [2])
   }, 55_000)
   afterAll(async () => {
     for (const s of sockets) if (!s.isClosed) await s.close().catch(() => undefined)
@@ -60,6 +60,39 @@ describe.skipIf(skip !== undefined)("cluster members", () => {
     const owned = all.flatMap((h) => h["cluster"]["owned"] as Array<string>).map((o) => o.replace(/#\d+$/, "")).sort()
     expect(owned).toEqual(["l1/blocks", "pipeline/default", "pipeline/legacy", "sweep/offline-expiry"])
   })
+
+  test("a node cut off from the bus (its link silent) says so within seconds and still takes messages; the others are fine", async () => {
+    const proxy = cluster.proxies.get(2)!
+    proxy.freeze()
+    const deadline = Date.now() + 8000
+    let cut = await Cluster.health(cluster.nodes[2]!)
+    while (cut["cluster"]["bus"] === "connected" && Date.now() < deadline) {
+      await Bun.sleep(100)
+      cut = await Cluster.health(cluster.nodes[2]!)
+    }
+    expect(cut["status"]).toBe("degraded")
+    expect(cut["cluster"]["bus"]).not.toBe("connected")
+    for (const other of cluster.nodes.slice(0, 2)) {
+      const h = await Cluster.health(other)
+      expect([h["status"], h["cluster"]["bus"]]).toEqual(["ok", "connected"])
+    }
+    const sender = makeIdentity()
+    const s = await sock(2)
+    expect((await ask(s, registerFrame(sender, "default"))).type).toBe("registered")
+    const hash = randomHash()
+    const sent = await ask(s, {
+      type: "send",
+      payload: { to: makeIdentity().publicKey, encrypted: encryptedFor("cut off"), messageHash: hash },
+      timestamp: Date.now(),
+      requestId: "r0"
+    })
+    expect(["message_sent", "message_queued"]).toContain(String(sent.type))
+    expect((await cluster.query("SELECT 1 FROM l2ps_messages WHERE message_hash = $1", [hash])).length).toBe(1)
+    proxy.thaw()
+    const back = Date.now() + 15_000
+    while ((await Cluster.health(cluster.nodes[2]!))["cluster"]["bus"] !== "connected" && Date.now() < back) await Bun.sleep(100)
+    expect((await Cluster.health(cluster.nodes[2]!))["cluster"]["bus"]).toBe("connected")
+  }, 40_000)
 
   test("with the bus down every node says so, and messages are still acknowledged and stored; back, it reconnects", async () => {
     await cluster.nats.stop()
