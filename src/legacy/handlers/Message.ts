@@ -42,7 +42,7 @@ export const message = (deps: LegacyDeps) => (session: LegacyConnectionContext, 
     const targetId = yield* targetOf(p.targetId)
     // Per signing key, so that more clientIds buy no more messages; before any storage read or timestamp.
     const limits = deps.cfg.legacyLimits
-    const verdict = deps.rateLimits.unsafeTake(LEGACY_UID, reg.signer, limits, yield* Clock.currentTimeMillis)
+    const verdict = yield* deps.rateLimits.take(LEGACY_UID, reg.signer, limits)
     if (verdict === "rate") return yield* refuse("RATE_LIMITED", `Rate limit exceeded (${limits.rateLimitPerSec} messages/s)`)
     if (verdict === "quota") {
       return yield* refuse("RATE_LIMITED", `Quota exceeded (${limits.epochQuota} messages per ${limits.epochSeconds} s)`)
