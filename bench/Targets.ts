@@ -73,6 +73,12 @@ export const startBenchNode = async (storage: StorageChoice): Promise<Target> =>
       READ_RATE_PER_KEY: BIG,
       READ_BURST_PER_ADDRESS: BIG,
       READ_RATE_PER_ADDRESS: BIG,
+      BUNDLE_FETCH_BURST: BIG,
+      BUNDLE_FETCH_PER_MINUTE: BIG,
+      BUNDLE_FETCH_BURST_PER_ADDRESS: BIG,
+      BUNDLE_FETCH_PER_MINUTE_PER_ADDRESS: BIG,
+      PREKEY_PUBLISH_BURST: BIG,
+      PREKEY_PUBLISH_PER_MINUTE: BIG,
       // BENCH_NODE_ENV="K=V,K=V": more settings for the node, to measure one part against another.
       ...Object.fromEntries((process.env["BENCH_NODE_ENV"] ?? "").split(",").filter((kv) => kv.includes("=")).map((kv) => kv.split("=", 2)))
     },

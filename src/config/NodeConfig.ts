@@ -137,6 +137,18 @@ export interface NodeConfigShape {
   readonly presenceBurst: number
   /** …and then at most this many per minute; the rest are coalesced into its latest state. */
   readonly presencePerMinute: number
+  /** `bundle_fetch`es per requesting key: a bucket of this size… */
+  readonly bundleFetchBurst: number
+  /** …refilled at this many per minute (each fetch takes a one-time key of every device of its target). */
+  readonly bundleFetchPerMinute: number
+  /** `bundle_fetch`es per remote address, all its keys together: a bucket of this size… */
+  readonly bundleFetchBurstPerAddress: number
+  /** …refilled at this many per minute. */
+  readonly bundleFetchPerMinutePerAddress: number
+  /** `prekeys_publish`es per key (each checks up to 152 signatures): a bucket of this size… */
+  readonly prekeyPublishBurst: number
+  /** …refilled at this many per minute. */
+  readonly prekeyPublishPerMinute: number
 }
 
 /** The node's configuration port. */
@@ -213,7 +225,13 @@ export const defaults: NodeConfigShape = {
   readRatePerAddress: 8_000,
   discoverMaxPeers: 1000,
   presenceBurst: 4,
-  presencePerMinute: 30
+  presencePerMinute: 30,
+  bundleFetchBurst: 20,
+  bundleFetchPerMinute: 10,
+  bundleFetchBurstPerAddress: 100,
+  bundleFetchPerMinutePerAddress: 60,
+  prekeyPublishBurst: 10,
+  prekeyPublishPerMinute: 10
 }
 
 /** Tests and embedding hosts: defaults with overrides, `networks` given as uids or full limits. */
@@ -445,7 +463,13 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
     readRatePerAddress: positive("READ_RATE_PER_ADDRESS", defaults.readRatePerAddress),
     discoverMaxPeers: positive("DISCOVER_MAX_PEERS", defaults.discoverMaxPeers),
     presenceBurst: positive("PRESENCE_BURST", defaults.presenceBurst),
-    presencePerMinute: positive("PRESENCE_PER_MINUTE", defaults.presencePerMinute)
+    presencePerMinute: positive("PRESENCE_PER_MINUTE", defaults.presencePerMinute),
+    bundleFetchBurst: positive("BUNDLE_FETCH_BURST", defaults.bundleFetchBurst),
+    bundleFetchPerMinute: positive("BUNDLE_FETCH_PER_MINUTE", defaults.bundleFetchPerMinute),
+    bundleFetchBurstPerAddress: positive("BUNDLE_FETCH_BURST_PER_ADDRESS", defaults.bundleFetchBurstPerAddress),
+    bundleFetchPerMinutePerAddress: positive("BUNDLE_FETCH_PER_MINUTE_PER_ADDRESS", defaults.bundleFetchPerMinutePerAddress),
+    prekeyPublishBurst: positive("PREKEY_PUBLISH_BURST", defaults.prekeyPublishBurst),
+    prekeyPublishPerMinute: positive("PREKEY_PUBLISH_PER_MINUTE", defaults.prekeyPublishPerMinute)
   })
   const base: NetworkLimits = {
     rateLimitPerSec: env.rateLimitPerSec,
@@ -516,7 +540,13 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
     readRatePerAddress: env.readRatePerAddress,
     discoverMaxPeers: env.discoverMaxPeers,
     presenceBurst: env.presenceBurst,
-    presencePerMinute: env.presencePerMinute
+    presencePerMinute: env.presencePerMinute,
+    bundleFetchBurst: env.bundleFetchBurst,
+    bundleFetchPerMinute: env.bundleFetchPerMinute,
+    bundleFetchBurstPerAddress: env.bundleFetchBurstPerAddress,
+    bundleFetchPerMinutePerAddress: env.bundleFetchPerMinutePerAddress,
+    prekeyPublishBurst: env.prekeyPublishBurst,
+    prekeyPublishPerMinute: env.prekeyPublishPerMinute
   }
 })
 

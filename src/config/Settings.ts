@@ -26,7 +26,7 @@ export const SETTINGS: ReadonlyArray<Setting> = [
   { name: "EPOCH_QUOTA", default: "600", meaning: "messages per key per epoch" },
   { name: "EPOCH_SECONDS", default: "60", meaning: "epoch length" },
   { name: "PROOF_WINDOW_SECONDS", default: "300", meaning: "register/history proofs must be this fresh" },
-  { name: "MAX_SESSIONS_PER_KEY", default: "5", meaning: "live sessions (devices) per key; the oldest is closed (4001) past it" },
+  { name: "MAX_SESSIONS_PER_KEY", default: "5", meaning: "live sessions (devices) per key; the oldest is closed (4001) past it. Also the most devices with published prekeys per key and network (`prekeys_publish` for a new one past it: `PREKEY_LIMIT`)" },
   { name: "OFFLINE_QUEUE_PER_PAIR", default: "200", meaning: "pending messages per (sender, recipient)" },
   { name: "MAX_CONNECTIONS", default: "20000", meaning: "open WebSockets per server; past it the upgrade gets 503" },
   { name: "IDLE_TIMEOUT_SECONDS", default: "120", meaning: "the server pings quiet sockets; one that sends nothing, not even a pong, for this long is closed (1–960)" },
@@ -69,7 +69,13 @@ export const SETTINGS: ReadonlyArray<Setting> = [
   { name: "READ_RATE_PER_ADDRESS", default: "8000", meaning: "…refilled at this many per second" },
   { name: "DISCOVER_MAX_PEERS", default: "1000", meaning: "most keys in one `discover_response` (and in `registered.onlinePeers`, and in a legacy `discover`); the rest through `nextCursor`" },
   { name: "PRESENCE_BURST", default: "4", meaning: "presence changes (`peer_joined`/`peer_left`) of one key announced at once…" },
-  { name: "PRESENCE_PER_MINUTE", default: "30", meaning: "…then at most this many per minute; changes past it are coalesced and the key's latest state is announced when the bucket allows" }
+  { name: "PRESENCE_PER_MINUTE", default: "30", meaning: "…then at most this many per minute; changes past it are coalesced and the key's latest state is announced when the bucket allows" },
+  { name: "BUNDLE_FETCH_BURST", default: "20", meaning: "`bundle_fetch`es per requesting key (all its sessions, per network): a bucket of this many…" },
+  { name: "BUNDLE_FETCH_PER_MINUTE", default: "10", meaning: "…refilled at this many per minute; past it `RATE_LIMITED` \"Too many bundle fetches\" (`im_prekey_refused_total`). Each fetch takes one one-time prekey of each kind from every device of its target: this bounds how fast one key drains another's pools" },
+  { name: "BUNDLE_FETCH_BURST_PER_ADDRESS", default: "100", meaning: "`bundle_fetch`es per remote address (all its keys; an IPv6 /64 counts as one): a bucket of this many…" },
+  { name: "BUNDLE_FETCH_PER_MINUTE_PER_ADDRESS", default: "60", meaning: "…refilled at this many per minute; past it `RATE_LIMITED` \"Too many bundle fetches from this address\" (keys cost nothing to make: this bounds what one host drains)" },
+  { name: "PREKEY_PUBLISH_BURST", default: "10", meaning: "`prekeys_publish`es per key (each checks up to 152 signatures): a bucket of this many…" },
+  { name: "PREKEY_PUBLISH_PER_MINUTE", default: "10", meaning: "…refilled at this many per minute; past it `RATE_LIMITED` \"Too many prekey uploads\"" }
 ]
 
 /** `npm run node -- --help`: every setting with its default, for a terminal. */

@@ -10,7 +10,13 @@ export const ErrorCode = Schema.Literal(
   "PEER_NOT_FOUND",
   "RATE_LIMITED",
   "INTERNAL_ERROR",
-  "KEY_BANNED"
+  "KEY_BANNED",
+  /** A prekey whose signature by the account key does not verify (docs/PROTOCOL.md, "Prekeys"). */
+  "INVALID_SIGNATURE",
+  /** A device's one-time prekey pool, or an account's devices, would pass their bound. */
+  "PREKEY_LIMIT",
+  /** No such device of this account on this node. */
+  "DEVICE_NOT_FOUND"
 )
 export type ErrorCode = typeof ErrorCode.Type
 

@@ -60,6 +60,25 @@ export type SignedX25519PreKey = typeof SignedX25519PreKey.Type
 export const SignedKemPreKey = signedKey(MlKem768PublicKeyHex)
 export type SignedKemPreKey = typeof SignedKemPreKey.Type
 
+const Q = 3329
+
+/**
+ * FIPS 203's check of an ML-KEM-768 encapsulation key (7.2, "modulus check"): its 1,152 bytes of 12-bit
+ * coefficients each below q = 3329 (then 32 bytes of seed). A key that fails it cannot be encapsulated
+ * to; the node refuses it on upload so that no sender's session setup fails on it.
+ */
+export const isMlKem768PublicKeyHex = (hex: string): boolean => {
+  if (hex.length !== 2 * MLKEM768_KEY_BYTES) return false
+  const byte = (i: number) => parseInt(hex.slice(2 * i, 2 * i + 2), 16)
+  for (let i = 0; i < 1152; i += 3) {
+    const b0 = byte(i)
+    const b1 = byte(i + 1)
+    const b2 = byte(i + 2)
+    if ((b0 | ((b1 & 0x0f) << 8)) >= Q || ((b1 >> 4) | (b2 << 4)) >= Q) return false
+  }
+  return true
+}
+
 /** Any signed prekey, as stored and served: `{ keyId, publicKey, signature }`. */
 export interface SignedPreKey {
   readonly keyId: number

@@ -5,6 +5,7 @@
  */
 import * as Schema from "effect/Schema"
 import { L2psUid, MessageHash, PublicKey } from "./Ids.ts"
+import { BundleResponse, DeviceRemoved, DevicesResponse, PrekeyCounts } from "./Prekeys.ts"
 
 /** What the server relays and stores without reading it. */
 export const SerializedEncryptedMessage = Schema.Struct({
@@ -155,7 +156,12 @@ export const ServerPayloads = {
   message: IncomingMessage,
   message_delivered: MessageDelivered,
   peer_joined: PeerPresence,
-  peer_left: PeerPresence
+  peer_left: PeerPresence,
+  prekeys_published: PrekeyCounts,
+  prekeys_count_response: PrekeyCounts,
+  bundle_response: BundleResponse,
+  devices_response: DevicesResponse,
+  device_removed: DeviceRemoved
 } as const
 
 export type ServerFrameType = keyof typeof ServerPayloads

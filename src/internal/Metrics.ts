@@ -12,6 +12,17 @@ export const messagesOut = Metric.counter("im_messages_out_total", { description
 export const rateLimited = Metric.counter("im_rate_limited_total", { description: "Requests refused with RATE_LIMITED" })
 export const errors = (code: string) =>
   Metric.counter("im_errors_total", { description: "Error frames sent, by code" }).pipe(Metric.tagged("code", code))
+export const prekeyRefused = (frame: "bundle_fetch" | "prekeys_publish") =>
+  Metric.counter("im_prekey_refused_total", { description: "Prekey requests refused by the per-key prekey limits, by frame" }).pipe(
+    Metric.tagged("frame", frame)
+  )
+export const oneTimePrekeysServed = (kind: "opk" | "okem") =>
+  Metric.counter("im_one_time_prekeys_served_total", { description: "One-time prekeys handed out (and deleted) by bundle fetches, by kind" }).pipe(
+    Metric.tagged("kind", kind)
+  )
+export const lastResortFallbacks = Metric.counter("im_prekey_last_resort_total", {
+  description: "Device bundles served without a one-time ML-KEM key (its pool empty): the last-resort key only"
+})
 export const offlineExpired = Metric.counter("im_offline_expired_total", { description: "Queued messages expired (failed)" })
 export const replayCacheEntries = Metric.gauge("im_replay_cache_entries", { description: "Register and history proofs remembered to refuse replays" })
 export const replayCacheCapacity = Metric.gauge("im_replay_cache_capacity", { description: "Proofs the replay cache holds before it refuses its big holders (REPLAY_CACHE_MAX)" })
@@ -28,7 +39,12 @@ export const touch = Effect.all([
   Metric.incrementBy(messagesIn, 0),
   Metric.incrementBy(messagesOut, 0),
   Metric.incrementBy(rateLimited, 0),
-  Metric.incrementBy(offlineExpired, 0)
+  Metric.incrementBy(offlineExpired, 0),
+  Metric.incrementBy(prekeyRefused("bundle_fetch"), 0),
+  Metric.incrementBy(prekeyRefused("prekeys_publish"), 0),
+  Metric.incrementBy(oneTimePrekeysServed("opk"), 0),
+  Metric.incrementBy(oneTimePrekeysServed("okem"), 0),
+  Metric.incrementBy(lastResortFallbacks, 0)
 ], { discard: true })
 
 const escape = (v: string) => v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")

@@ -11,6 +11,7 @@ import * as MessageRetention from "../ops/MessageRetention.ts"
 import * as OfflineExpiry from "../ops/OfflineExpiry.ts"
 import * as Committer from "../relay/Committer.ts"
 import * as PendingProbe from "../relay/PendingProbe.ts"
+import * as PrekeyLimits from "../limits/PrekeyLimits.ts"
 import * as Presence from "../relay/Presence.ts"
 import * as RateLimits from "../limits/RateLimits.ts"
 import * as ReadBudget from "../relay/ReadBudget.ts"
@@ -29,7 +30,8 @@ const Internals = Layer.mergeAll(
   ReplayGuard.layer,
   ServerClock.layer,
   Presence.layer,
-  ReadBudget.layer
+  ReadBudget.layer,
+  PrekeyLimits.layer
 ).pipe(Layer.provideMerge(Sessions.layer), Layer.provideMerge(BatchWakeups.layer))
 
 // NodeStatus reads the legacy server's registry, which `LegacyServer.layer` outputs.
@@ -62,7 +64,7 @@ const onlyPublic = Layer.effectContext(
 )
 
 /**
- * The node over its ports only (NodeConfig, Crypto, NodeKey, Storage, LegacyStorage, PipelineStore, BanStore,
+ * The node over its ports only (NodeConfig, Crypto, NodeKey, Storage, LegacyStorage, PipelineStore, BanStore, PrekeyStore,
  * ValidatorPool, L1, Transport): what a host embeds with its own adapters. Its output is `Public` and
  * nothing else, so a host cannot come to depend on the node's internals.
  */

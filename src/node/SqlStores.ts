@@ -8,17 +8,20 @@ import type { LegacyStorage } from "../legacy/LegacyStorage.ts"
 import * as SqlLegacyStorage from "../legacy/SqlLegacyStorage.ts"
 import type { BanStore } from "../storage/BanStore.ts"
 import * as Migrations from "../storage/Migrations.ts"
+import type { PrekeyStore } from "../storage/PrekeyStore.ts"
 import * as SqlBanStore from "../storage/SqlBanStore.ts"
+import * as SqlPrekeyStore from "../storage/SqlPrekeyStore.ts"
 import * as SqlStorage from "../storage/SqlStorage.ts"
 import type { Storage } from "../storage/Storage.ts"
 
-export type Stores = Storage | LegacyStorage | PipelineStore | BanStore
+export type Stores = Storage | LegacyStorage | PipelineStore | BanStore | PrekeyStore
 
 /** A store that replaces one of the SQL stores (a test's fault injection, a host's own adapter). */
 export interface Overrides {
   readonly storage?: Layer.Layer<Storage, never, SqlClient.SqlClient> | undefined
   readonly legacy?: Layer.Layer<LegacyStorage, never, SqlClient.SqlClient> | undefined
   readonly pipeline?: Layer.Layer<PipelineStore, never, SqlClient.SqlClient> | undefined
+  readonly prekeys?: Layer.Layer<PrekeyStore, never, SqlClient.SqlClient> | undefined
 }
 
 // `Layer.provide` builds the migrations before the stores, so no store sees an old schema; anything
@@ -31,7 +34,8 @@ export const make = (overrides: Overrides = {}): Layer.Layer<Stores, SqlError | 
     overrides.storage ?? SqlStorage.layer,
     overrides.legacy ?? SqlLegacyStorage.layer,
     overrides.pipeline ?? SqlPipelineStore.layer,
-    SqlBanStore.layer
+    SqlBanStore.layer,
+    overrides.prekeys ?? SqlPrekeyStore.layer
   ).pipe(Layer.provide(Migrated))
 
 export const layer = make()

@@ -11,6 +11,7 @@ import { ack } from "./handlers/Ack.ts"
 import { history } from "./handlers/History.ts"
 import { discover, requestPublicKey } from "./handlers/Lookup.ts"
 import { nodeInfo } from "./handlers/NodeInfo.ts"
+import { bundleFetch, deviceRemove, devices, prekeysCount, prekeysPublish } from "./handlers/Prekeys.ts"
 import { proofRequest } from "./handlers/ProofRequest.ts"
 import { register } from "./handlers/Register.ts"
 import { send, sendNow } from "./handlers/Send.ts"
@@ -42,7 +43,12 @@ export const layer = Layer.scoped(
       request_public_key: requestPublicKey(deps),
       ack: ack(deps),
       proof_request: proofRequest(deps),
-      node_info: nodeInfo(deps)
+      node_info: nodeInfo(deps),
+      prekeys_publish: prekeysPublish(deps),
+      prekeys_count: prekeysCount(deps),
+      bundle_fetch: bundleFetch(deps),
+      devices: devices(deps),
+      device_remove: deviceRemove(deps)
     }
     const fastHandlers: Record<string, Session.FastHandler> = { send: sendNow(deps) }
     const run = Runtime.runSync(runtime)

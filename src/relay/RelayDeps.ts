@@ -2,6 +2,7 @@ import * as Effect from "effect/Effect"
 import { NodeKey } from "../crypto/NodeKey.ts"
 import { PipelineStore, type PipelineStoreShape } from "../l2ps/PipelineStore.ts"
 import { NodeConfig, type NodeConfigShape } from "../config/NodeConfig.ts"
+import { PrekeyStore, type PrekeyStoreShape } from "../storage/PrekeyStore.ts"
 import { Storage, type StorageShape } from "../storage/Storage.ts"
 import { ValidatorPool, type ValidatorPoolShape } from "../validators/ValidatorPool.ts"
 import { AddressLimits } from "../limits/AddressLimits.ts"
@@ -9,6 +10,7 @@ import { Bans } from "../limits/Bans.ts"
 import { nodeIdOf } from "./BoundProof.ts"
 import { Committer } from "./Committer.ts"
 import { PendingProbe } from "./PendingProbe.ts"
+import { PrekeyLimits } from "../limits/PrekeyLimits.ts"
 import { Presence } from "./Presence.ts"
 import { RateLimits } from "../limits/RateLimits.ts"
 import { ReadBudget } from "./ReadBudget.ts"
@@ -35,6 +37,8 @@ export interface RelayDeps {
   readonly nodeId: string
   readonly presence: typeof Presence.Service
   readonly readBudget: typeof ReadBudget.Service
+  readonly prekeys: PrekeyStoreShape
+  readonly prekeyLimits: typeof PrekeyLimits.Service
   /** The current time for plain code (the connection's callbacks), from the same `Clock` as effects. */
   readonly now: () => number
 }
@@ -56,5 +60,7 @@ export const make = Effect.flatMap(NodeKey, (key) => Effect.all({
   pendingProbe: PendingProbe,
   presence: Presence,
   readBudget: ReadBudget,
+  prekeys: PrekeyStore,
+  prekeyLimits: PrekeyLimits,
   now: Effect.map(Effect.clock, (clock) => () => clock.unsafeCurrentTimeMillis())
 }))

@@ -11,6 +11,7 @@ import m0009 from "../../migrations/0009_message_hash_scope.ts"
 import m0010 from "../../migrations/0010_offline_quota.ts"
 import m0011 from "../../migrations/0011_bans.ts"
 import m0012 from "../../migrations/0012_retention.ts"
+import m0013 from "../../migrations/0013_prekeys.ts"
 
 /** The schema migrations of `migrations/`, bundled so an embedding host needs no file access. */
 export const loader = Migrator.fromRecord({
@@ -25,7 +26,8 @@ export const loader = Migrator.fromRecord({
   "0009_message_hash_scope": m0009,
   "0010_offline_quota": m0010,
   "0011_bans": m0011,
-  "0012_retention": m0012
+  "0012_retention": m0012,
+  "0013_prekeys": m0013
 })
 
 /** Applies pending migrations; the migrations table lock makes concurrent starts safe on Postgres. */

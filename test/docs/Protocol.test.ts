@@ -15,6 +15,7 @@ import { makeNative } from "../../src/crypto/Crypto.ts"
 import * as NodeKey from "../../src/crypto/NodeKey.ts"
 import { ErrorCode } from "../../src/domain/ErrorCode.ts"
 import * as Frames from "../../src/domain/Frames.ts"
+import * as Prekeys from "../../src/domain/Prekeys.ts"
 import { ServerFrame } from "../../src/domain/ServerFrames.ts"
 import { legacyChallengeMessage } from "../../src/domain/LegacyChallenge.ts"
 import { canonicalJson, leafHash, root, verifyInclusion } from "../../src/domain/Merkle.ts"
@@ -55,7 +56,12 @@ const l2psPayloads: Record<string, Schema.Schema<any, any>> = {
   send: Frames.sendPayload(131_072),
   history: Frames.HistoryPayload,
   ack: Frames.AckPayload,
-  proof_request: Frames.ProofRequestPayload
+  proof_request: Frames.ProofRequestPayload,
+  prekeys_publish: Prekeys.PrekeysPublishPayload,
+  prekeys_count: Prekeys.DevicePayload,
+  bundle_fetch: Prekeys.BundleFetchPayload,
+  devices: Anything,
+  device_remove: Prekeys.DevicePayload
 }
 const legacyPayloads: Record<string, Schema.Schema<any, any>> = {
   challenge: Anything,

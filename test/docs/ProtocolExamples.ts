@@ -3,7 +3,10 @@
  * them against an in-process node and prints every frame of both directions for the document.
  */
 import { messageHashOf } from "../../src/client/L2psCrypto.ts"
+import { x25519 } from "@noble/curves/ed25519.js"
+import { ml_kem768 } from "@noble/post-quantum/ml-kem.js"
 import { legacyChallengeMessage } from "../../src/domain/LegacyChallenge.ts"
+import { type PrekeyKind, prekeySigningString } from "../../src/domain/Prekeys.ts"
 import { boundProofString, nodeIdOf } from "../../src/relay/BoundProof.ts"
 import { runFlow } from "./ProtocolFlow.ts"
 import { EXAMPLE_ENCRYPTED, edKey, edSign, legacyIdentity, mlDsaSign, nodeKey, T0 } from "./ProtocolVectors.ts"
@@ -38,6 +41,18 @@ const legacyRegister = (clientId: string, byte: number, challenge?: { nonce: str
 /** bob's challenge-signed legacy registration, for the nonce the node gave. */
 export const challengeRegister = (nonce: string, node: string) => legacyRegister("bob", 0x12, { nonce, node })
 
+/**
+ * bob's device 1 (registration id 4242): X25519 keys from 32 bytes of `byte`, ML-KEM-768 keys from 64,
+ * each signed by bob's key (0x02), or by `signer`'s for the forged example.
+ */
+const hex = (b: Uint8Array) => Buffer.from(b).toString("hex")
+const prekey = (kind: PrekeyKind, keyId: number, byte: number, signer = 0x02) => {
+  const publicKey = kind === "spk" || kind === "opk"
+    ? hex(x25519.getPublicKey(new Uint8Array(32).fill(byte)))
+    : hex(ml_kem768.keygen(new Uint8Array(64).fill(byte)).publicKey)
+  return { keyId, publicKey, signature: edSign(signer, prekeySigningString(kind, 1, 4242, keyId, publicKey)) }
+}
+
 export const LEGACY_MESSAGE = { algorithm: "ml-kem-aes", serializedCipherText: "Y3Q=", serializedEncryptedData: "ZGF0YQ==" }
 
 export const clientFrames = (): Record<string, string> => {
@@ -69,6 +84,23 @@ export const clientFrames = (): Record<string, string> => {
     "l2ps/proof_request": frame("proof_request", { messageHash }, T0, "r9"),
     "l2ps/send-self": frame("send", { to: alice, encrypted: EXAMPLE_ENCRYPTED, messageHash: "f".repeat(64) }, T0, "r10"),
     "l2ps/proof_request-from": frame("proof_request", { messageHash, from: alice }, T0, "b3"),
+    "l2ps/prekeys_publish": frame("prekeys_publish", {
+      deviceId: 1,
+      registrationId: 4242,
+      signedPreKey: prekey("spk", 1, 0x21),
+      lastResortKem: prekey("lrk", 1, 0x22),
+      oneTimePreKeys: [prekey("opk", 1, 0x23)],
+      oneTimeKems: [prekey("okem", 1, 0x24)]
+    }, T0, "p1"),
+    "l2ps/bundle_fetch": frame("bundle_fetch", { publicKey: bob }, T0, "r11"),
+    "l2ps/prekeys_count": frame("prekeys_count", { deviceId: 1 }, T0, "p2"),
+    "l2ps/devices": frame("devices", {}, T0, "p3"),
+    "l2ps/prekeys_publish-forged": frame("prekeys_publish", {
+      deviceId: 1,
+      registrationId: 4242,
+      oneTimePreKeys: [prekey("opk", 2, 0x25, 0x01)]
+    }, T0, "p4"),
+    "l2ps/device_remove": frame("device_remove", { deviceId: 1 }, T0, "p5"),
     "legacy/register": legacyRegister("alice", 0x11),
     "legacy/challenge": frame("challenge", {}),
     "legacy/register-carol": legacyRegister("carol", 0x13),

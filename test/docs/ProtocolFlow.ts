@@ -119,6 +119,21 @@ const flow = (frames: ClientFrames, legacyChallengeRegister: (nonce: string, nod
     yield* expect("alice", "proof_response")
     yield* send("alice", "l2ps/send-self")
     yield* expect("alice", "error")
+    // Prekeys: bob's device publishes, alice fetches its bundle (taking its one-time keys), bob counts what
+    // is left, lists his devices, has a forged key refused and removes the device.
+    yield* send("bob", "l2ps/prekeys_publish")
+    yield* expect("bob", "prekeys_published")
+    yield* send("alice", "l2ps/bundle_fetch")
+    const bundle = yield* expect("alice", "bundle_response")
+    if (bundle.payload.devices[0]?.oneTimeKem === undefined) return yield* Effect.die(new Error("the example bundle has no one-time ML-KEM key"))
+    yield* send("bob", "l2ps/prekeys_count")
+    yield* expect("bob", "prekeys_count_response")
+    yield* send("bob", "l2ps/devices")
+    yield* expect("bob", "devices_response")
+    yield* send("bob", "l2ps/prekeys_publish-forged")
+    yield* expect("bob", "error")
+    yield* send("bob", "l2ps/device_remove")
+    yield* expect("bob", "device_removed")
     // The batch closes, is anchored and confirmed.
     const sql = yield* SqlClient.SqlClient
     let confirmed = false

@@ -7,6 +7,7 @@ import { bytesToHex, hexToBytes } from "../../src/domain/Keys.ts"
 import {
   BundleResponse,
   DeviceBundle,
+  isMlKem768PublicKeyHex,
   keyBytesOf,
   PrekeysPublishPayload,
   prekeySigningString,
@@ -71,4 +72,28 @@ test("a publish carries at most a batch of each kind", () => {
   const kems = Array.from({ length: MAX_PUBLISH_ONE_TIME_KEMS + 1 }, () => bundle.lastResortKem)
   expect(Either.isLeft(decode({ deviceId: 1, registrationId: 99, oneTimeKems: kems }))).toBe(true)
   expect(Either.isRight(decode({ deviceId: 1, registrationId: 99, oneTimeKems: kems.slice(1) }))).toBe(true)
+})
+
+test("the ML-KEM-768 modulus check: a real key passes; a coefficient of q or more fails, as encapsulation does", () => {
+  for (let i = 0; i < 5; i++) expect(isMlKem768PublicKeyHex(bytesToHex(ml_kem768.keygen().publicKey))).toBe(true)
+  const key = ml_kem768.keygen().publicKey
+  const withCoefficient = (at: number, value: number) => {
+    const k = Uint8Array.from(key)
+    const i = Math.floor(at / 2) * 3
+    if (at % 2 === 0) {
+      k[i] = value & 0xff
+      k[i + 1] = (k[i + 1]! & 0xf0) | (value >> 8)
+    } else {
+      k[i + 1] = (k[i + 1]! & 0x0f) | ((value & 0x0f) << 4)
+      k[i + 2] = value >> 4
+    }
+    return k
+  }
+  for (const [at, value, ok] of [[0, 3328, true], [0, 3329, false], [767, 3328, true], [767, 4095, false], [301, 3329, false]] as const) {
+    const k = withCoefficient(at, value)
+    expect(isMlKem768PublicKeyHex(bytesToHex(k))).toBe(ok)
+    if (!ok) expect(() => ml_kem768.encapsulate(k)).toThrow()
+  }
+  // the 32-byte seed after the coefficients is not checked; sizes are
+  expect(isMlKem768PublicKeyHex(bytesToHex(key) + "00")).toBe(false)
 })
