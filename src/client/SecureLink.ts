@@ -65,8 +65,22 @@ const u64 = (n: number) => {
   return b
 }
 
+/** Why a message was refused, as the user is told (the core's reason, then its detail). */
+const REASONS: Partial<Record<SecureError["reason"], string>> = {
+  Replay: "it was opened before: a replay",
+  WrongDevice: "it was not sealed for this device",
+  NoSession: "no session with the sender's device (it may predate this installation)",
+  UnknownPrekey: "it names prekeys this device does not have (used, rotated away, or another installation's)",
+  DecryptFailed: "it could not be decrypted",
+  CounterJump: "it skips too many messages",
+  BadSignature: "a signature does not verify",
+  Malformed: "it is malformed"
+}
+
 const messageError = (e: unknown) =>
-  new SecureLinkError({ message: e instanceof SecureError ? `${e.reason}: ${e.message}` : e instanceof Error ? e.message : String(e) })
+  new SecureLinkError({
+    message: e instanceof SecureError ? `${REASONS[e.reason] ?? e.reason} (${e.message})` : e instanceof Error ? e.message : String(e)
+  })
 
 export const make = (identity: Identity, peer: L2psPeerShape, store: SecureSessions.SecureStore, options: SecureLinkOptions = {}) =>
   Effect.gen(function*() {
@@ -165,19 +179,19 @@ export const make = (identity: Identity, peer: L2psPeerShape, store: SecureSessi
             const bytes = fromBase64(encrypted.ciphertext)
             if (bytes[0] !== PARCEL_VERSION) throw new SecureError({ reason: "Malformed", message: `unknown secure message version ${bytes[0]}` })
             const part = decodeParcel(bytes).find((p) => p.deviceId === deviceId)
-            if (part === undefined) throw new SecureError({ reason: "WrongDevice", message: "the message was not sealed for this device" })
+            if (part === undefined) throw new SecureError({ reason: "WrongDevice", message: `no part for device ${deviceId}` })
             return { part, sender: decodeEnvelope(part.envelope).header.senderDevice }
           },
           catch: messageError
         })
         const opened = yield* sessions.prepareDecrypt(from, parsed.sender, parsed.part.envelope).pipe(Effect.mapError(messageError))
         const plain = opened.plaintext
-        if (plain.length < 8) return yield* new SecureLinkError({ message: "Malformed: no timestamp" })
+        if (plain.length < 8) return yield* new SecureLinkError({ message: "it is malformed (no timestamp)" })
         const sentAt = Number(new DataView(plain.buffer, plain.byteOffset, 8).getBigUint64(0))
         // Bound to its hash as today's messages are: the same ciphertext under another hash is a replay.
         const canonical = { ciphertext: encrypted.ciphertext, nonce: encrypted.nonce }
         if (messageHashOf(from.toLowerCase(), identity.publicKey, canonical, sentAt) !== messageHash.toLowerCase()) {
-          return yield* new SecureLinkError({ message: "Replay: the message is bound to another hash" })
+          return yield* new SecureLinkError({ message: "it is an earlier message of the sender's sent again under a new hash (a replay)" })
         }
         const text = yield* Effect.try({ try: () => new TextDecoder("utf-8", { fatal: true }).decode(plain.subarray(8)), catch: messageError })
         yield* keep({ text, sentAt })

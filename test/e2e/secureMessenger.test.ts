@@ -7,10 +7,16 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { Effect } from "effect"
 import * as Home from "../../src/client/Home.ts"
+import * as HomeStorage from "../../src/client/HomeStorage.ts"
 import { generateIdentity, openMessage, sealBound, signFnOf } from "../../src/client/L2psCrypto.ts"
 import { L2PSMessagingPeer } from "../../src/client/L2PSMessagingPeer.ts"
+import { openWith } from "../../src/client/OpenMessenger.ts"
+import * as Envelope from "../../src/client/secure/Envelope.ts"
+import * as Parcel from "../../src/client/secure/Parcel.ts"
 import { SECURE_NONCE } from "../../src/client/SecureLink.ts"
+import { SECURE_FILE } from "../../src/client/SecureState.ts"
 import type { IncomingMessagePayload } from "../../src/client/Wire.ts"
 import type { NodeProcess } from "../support/NodeProcess.ts"
 import { startE2eNode, waitUntil } from "./helpers.ts"
@@ -126,6 +132,52 @@ describe("secure sessions in the messenger", () => {
     await bob.maintainPrekeys()
     const after = (await bob.devices())[0]!
     expect([after.oneTimePreKeys, after.oneTimeKems]).toEqual([84, 25])
+  }, T)
+
+  test("crash between delivery and storage: the message comes again and opens; a restarted sender uses no key twice", async () => {
+    const files = new Map<string, string>()
+    let killed = false
+    const plain = HomeStorage.memory(files)
+    // The history write never finishes: the process is as good as killed between delivery and storage.
+    const dying: HomeStorage.HomeStorage = { ...plain, append: (name, text) => (killed ? Effect.never : plain.append(name, text)) }
+    const withEvents = async (storage: HomeStorage.HomeStorage, passphrase: string) => {
+      const m = await openWith(storage, { serverUrl: node.url, passphrase, kdf, connect: false })
+      handles.push(m)
+      const l = seen(m)
+      m.onEvent((e) => void (e._tag === "Received" && l.received.push({ text: e.record.text })))
+      await m.connect()
+      return m
+    }
+    const bob = await withEvents(dying, "pb")
+    await bob.maintainPrekeys()
+    const aliceFiles = new Map<string, string>()
+    const alice = await withEvents(HomeStorage.memory(aliceFiles), "pa")
+    const secureBefore = files.get(SECURE_FILE)
+    killed = true
+    const first = await alice.send(bob.publicKey, "before the crash")
+    await Bun.sleep(500)
+    expect(received(bob)).toHaveLength(0)
+    // Nothing of the message reached the states: they are as before it.
+    expect(files.get(SECURE_FILE)).toBe(secureBefore)
+    await bob.close()
+    killed = false
+
+    // The sender restarts too, from its files: its next message must not reuse a message key.
+    await alice.close()
+    const alice2 = await withEvents(HomeStorage.memory(aliceFiles), "pa")
+    const second = await alice2.send(bob.publicKey, "after the restart")
+
+    const bob2 = await withEvents(plain, "pb")
+    await waitUntil(() => received(bob2).length === 2, "both messages", 10_000)
+    expect(received(bob2).map((r) => r.text).sort()).toEqual(["after the restart", "before the crash"])
+    const keyOf = (r: typeof first) => {
+      const part = Parcel.decodeParcel(Buffer.from(r.encrypted!.ciphertext, "base64")).find((p) => p.deviceId === bob2.deviceId)!
+      const h = Envelope.decodeEnvelope(part.envelope).header
+      return `${Buffer.from(h.dh).toString("hex")}/${h.n}`
+    }
+    expect(keyOf(second)).not.toBe(keyOf(first))
+    // Opened again after the restart, and stored: the states moved on (the file changed).
+    expect(files.get(SECURE_FILE)).not.toBe(secureBefore)
   }, T)
 
   test("a peer without a bundle (the SDK's client) gets today's scheme, and its messages still open", async () => {
