@@ -240,12 +240,8 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
     }
 
     if (link !== undefined) {
-      const every = Duration.millis(config.secureOptions?.maintainEveryMs ?? 3_600_000)
-      yield* Effect.sleep(every).pipe(
-        Effect.zipRight(Effect.ignore(maintain).pipe(Effect.whenEffect(Effect.map(peer.snapshot, (s) => s.registered)))),
-        Effect.forever,
-        Effect.forkScoped
-      )
+      const every = config.secureOptions?.maintainEveryMs ?? 3_600_000
+      yield* Effect.forkScoped(link.maintainEvery(every, Effect.map(peer.snapshot, (s) => s.registered)))
     }
     const events = yield* peer.subscribe
     yield* Queue.take(events).pipe(Effect.flatMap(onPeerEvent), Effect.forever, Effect.forkScoped)

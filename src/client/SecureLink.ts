@@ -10,6 +10,7 @@
  */
 import * as Clock from "effect/Clock"
 import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { MAX_PUBLISH_ONE_TIME_KEMS, MAX_PUBLISH_ONE_TIME_PREKEYS } from "../domain/Prekeys.ts"
 import { messageHashOf } from "./L2psCrypto.ts"
@@ -199,9 +200,20 @@ export const make = (identity: Identity, peer: L2psPeerShape, store: SecureSessi
         opened.release()
       }))
 
+    /**
+     * `maintain` every `everyMs` while `registered` says so, on the Clock (so TestClock drives rotation
+     * and refills); failures wait for the next turn (the node is asked again on each registration too).
+     */
+    const maintainEvery = (everyMs: number, registered: Effect.Effect<boolean>) =>
+      Effect.sleep(Duration.millis(everyMs)).pipe(
+        Effect.zipRight(Effect.ignore(maintain).pipe(Effect.whenEffect(registered))),
+        Effect.forever
+      )
+
     return {
       deviceId,
       maintain,
+      maintainEvery,
       seal,
       open,
       /** Forget a recipient's device list (a send failed, or a device was seen to go). */
