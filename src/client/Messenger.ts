@@ -169,7 +169,7 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
         if (before === undefined) {
           const base = { messageHash: m.messageHash, peer: m.from, direction: "in" as const, at, l2psUid, ...(m.offline === true ? { offline: true } : {}) }
           let stored: MessageStore.ChatRecord | undefined
-          const out = yield* Effect.either(l.open(m.from, m.encrypted, m.messageHash, (o) => {
+          const out = yield* Effect.either(l.open(m.from, me.publicKey, m.encrypted, m.messageHash, (o) => {
             const record: MessageStore.ChatRecord = { ...base, text: o.text, status: "received", sentAt: o.sentAt }
             return Effect.map(store.put(record), (fresh) => void (stored = fresh ? record : undefined))
           }))
@@ -283,6 +283,20 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
     const refresh = (other: string) =>
       Effect.gen(function*() {
         const page = yield* peer.history(other.toLowerCase(), { limit: 200 })
+        // What this account's other devices sent: their parcels carry a part for this device.
+        for (const m of page.messages) {
+          if (link === undefined || m.from.toLowerCase() !== me.publicKey || !SecureLink.isParcel(m.encrypted)) continue
+          if ((yield* store.get(m.messageHash).pipe(Effect.orElseSucceed(() => undefined))) !== undefined) continue
+          const at = yield* Clock.currentTimeMillis
+          let record: MessageStore.ChatRecord | undefined
+          yield* link.open(me.publicKey, m.to, m.encrypted, m.messageHash, (o) => {
+            const r: MessageStore.ChatRecord = {
+              messageHash: m.messageHash, peer: m.to.toLowerCase(), direction: "out", text: o.text, at, l2psUid, status: "sent", sentAt: o.sentAt, encrypted: m.encrypted
+            }
+            return Effect.map(store.put(r), (fresh) => void (record = fresh ? r : undefined))
+          }).pipe(Effect.ignore)
+          if (record !== undefined) yield* emit({ _tag: "Sent", record })
+        }
         for (const m of page.messages) {
           const l2psStatus = m.l2psStatus ?? (m.status.startsWith("l2ps_") ? m.status : undefined)
           // A message of the other party's is kept under its sender too: hashes are unique per sender only.

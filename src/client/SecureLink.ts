@@ -90,6 +90,7 @@ export const make = (identity: Identity, peer: L2psPeerShape, store: SecureSessi
     const rotateEvery = options.rotateEveryMs ?? WEEK
     const known = new Map<string, { readonly at: number; readonly bundles: ReadonlyArray<BundleData> }>()
     const deviceId = (yield* store.loadDevice).deviceId
+    const me = identity.publicKey.toLowerCase()
 
     /** Erases retired private keys, once the state without them is stored. */
     const wipeKeys = (keys: ReadonlyArray<OwnPreKey>) => Effect.sync(() => keys.forEach((k) => k.secretKey.fill(0)))
@@ -153,12 +154,16 @@ export const make = (identity: Identity, peer: L2psPeerShape, store: SecureSessi
       Effect.gen(function*() {
         const bundles = yield* bundlesOf(to, sentAt)
         if (bundles.length === 0) return undefined
+        // This account's other devices get a part too: they read it from the history (`openOwn`).
+        const mine = (yield* bundlesOf(me, sentAt).pipe(Effect.orElseSucceed(() => []))).filter((b) => b.deviceId !== deviceId)
         const data = new Uint8Array([...u64(sentAt), ...utf8(text)])
-        const sealed = yield* sessions.encryptFor(bundles.map((b) => ({ peer: to, deviceId: b.deviceId, bundle: b })), data).pipe(
-          Effect.mapError(messageError)
-        )
+        const targets = [
+          ...bundles.map((b) => ({ peer: to, deviceId: b.deviceId, bundle: b })),
+          ...mine.map((b) => ({ peer: me, deviceId: b.deviceId, bundle: b }))
+        ]
+        const sealed = yield* sessions.encryptFor(targets, data).pipe(Effect.mapError(messageError))
         const encrypted: SerializedEncryptedMessage = {
-          ciphertext: toBase64(encodeParcel(sealed.map((s) => ({ deviceId: s.deviceId, envelope: s.bytes })))),
+          ciphertext: toBase64(encodeParcel(sealed.map((s, i) => ({ owner: i < bundles.length ? "recipient" : "sender", deviceId: s.deviceId, envelope: s.bytes })))),
           nonce: SECURE_NONCE
         }
         return { encrypted, messageHash: messageHashOf(identity.publicKey, to, encrypted, sentAt) }
@@ -170,6 +175,7 @@ export const make = (identity: Identity, peer: L2psPeerShape, store: SecureSessi
      */
     const open = <E>(
       from: string,
+      to: string,
       encrypted: SerializedEncryptedMessage,
       messageHash: string,
       keep: (opened: { readonly text: string; readonly sentAt: number }) => Effect.Effect<void, E>
@@ -179,7 +185,8 @@ export const make = (identity: Identity, peer: L2psPeerShape, store: SecureSessi
           try: () => {
             const bytes = fromBase64(encrypted.ciphertext)
             if (bytes[0] !== PARCEL_VERSION) throw new SecureError({ reason: "Malformed", message: `unknown secure message version ${bytes[0]}` })
-            const part = decodeParcel(bytes).find((p) => p.deviceId === deviceId)
+            const owner = from.toLowerCase() === me ? "sender" : "recipient"
+            const part = decodeParcel(bytes).find((p) => p.owner === owner && p.deviceId === deviceId)
             if (part === undefined) throw new SecureError({ reason: "WrongDevice", message: `no part for device ${deviceId}` })
             return { part, sender: decodeEnvelope(part.envelope).header.senderDevice }
           },
@@ -191,7 +198,7 @@ export const make = (identity: Identity, peer: L2psPeerShape, store: SecureSessi
         const sentAt = Number(new DataView(plain.buffer, plain.byteOffset, 8).getBigUint64(0))
         // Bound to its hash as today's messages are: the same ciphertext under another hash is a replay.
         const canonical = { ciphertext: encrypted.ciphertext, nonce: encrypted.nonce }
-        if (messageHashOf(from.toLowerCase(), identity.publicKey, canonical, sentAt) !== messageHash.toLowerCase()) {
+        if (messageHashOf(from.toLowerCase(), to.toLowerCase(), canonical, sentAt) !== messageHash.toLowerCase()) {
           return yield* new SecureLinkError({ message: "it is an earlier message of the sender's sent again under a new hash (a replay)" })
         }
         const text = yield* Effect.try({ try: () => new TextDecoder("utf-8", { fatal: true }).decode(plain.subarray(8)), catch: messageError })

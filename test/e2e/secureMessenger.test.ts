@@ -106,6 +106,12 @@ describe("secure sessions in the messenger", () => {
     await alice.send(b1.publicKey, "to both")
     await waitUntil(() => received(b1).some((r) => r.text === "to both") && received(b2).some((r) => r.text === "to both"), "both devices", 10_000)
 
+    // B's reply from one device shows on the other: the parcel carries a part for it, read from the history.
+    await b1.send(alice.publicKey, "reply from b1")
+    await waitUntil(() => received(alice).some((r) => r.text === "reply from b1"), "the reply", 10_000)
+    const onB2 = await b2.refresh(alice.publicKey)
+    expect(onB2.filter((r) => r.direction === "out").map((r) => [r.text, r.status])).toEqual([["reply from b1", "sent"]])
+
     expect(await b1.removeDevice(b2.deviceId!)).toBe(true)
     await alice.send(b1.publicKey, "after removal")
     await waitUntil(() => received(b1).some((r) => r.text === "after removal"), "the kept device", 10_000)
