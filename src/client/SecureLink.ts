@@ -32,6 +32,7 @@ import {
 import { decodeEnvelope } from "./secure/Envelope.ts"
 import { decodeParcel, encodeParcel, PARCEL_VERSION } from "./secure/Parcel.ts"
 import { SecureError } from "./secure/SecureError.ts"
+import { wipeSession } from "./secure/Ratchet.ts"
 import * as SecureSessions from "./secure/SecureSessions.ts"
 import type { SerializedEncryptedMessage } from "./Wire.ts"
 
@@ -137,12 +138,24 @@ export const make = (identity: Identity, peer: L2psPeerShape, store: SecureSessi
       })
     }))
 
+    const dropSessions = (peerKey: string, deviceIds: ReadonlyArray<number>) =>
+      Effect.gen(function*() {
+        const records = yield* Effect.forEach(deviceIds, (id) => store.loadSession(peerKey, id))
+        yield* store.commit({ sessions: deviceIds.map((id) => ({ peer: peerKey, deviceId: id, record: undefined })) })
+        for (const r of records) if (r !== undefined) for (const st of [r.active, ...r.archived]) wipeSession(st)
+      }).pipe(Effect.ignore)
+
     const bundlesOf = (to: string, now: number) =>
       Effect.gen(function*() {
         const hit = known.get(to)
         if (hit !== undefined && now - hit.at < ttl) return hit.bundles
         const answer = yield* peer.bundleFetch(to)
         known.set(to, { at: now, bundles: answer.devices })
+        // A device listed before and gone now was removed (or its account banned): its sessions are
+        // dropped and erased, so nothing more is sealed for it and its keys do not linger.
+        const listed = new Set<number>(answer.devices.map((b) => b.deviceId))
+        const gone = (hit?.bundles ?? []).filter((b) => !listed.has(b.deviceId)).map((b) => b.deviceId)
+        if (gone.length > 0) yield* sessions.exclusive(dropSessions(to, gone))
         return answer.devices
       })
 

@@ -8,7 +8,8 @@ import { describe, expect, test } from "bun:test"
 import { Effect, Fiber, TestClock, TestContext } from "effect"
 import { generateIdentity } from "../../src/client/L2psCrypto.ts"
 import type { L2psPeerShape, PrekeysPublishData } from "../../src/client/L2psPeer.ts"
-import { type BundleData, createDevice, verifyBundle } from "../../src/client/secure/DeviceKeys.ts"
+import { type BundleData, bundleOf, createDevice, verifyBundle } from "../../src/client/secure/DeviceKeys.ts"
+import { decodeParcel } from "../../src/client/secure/Parcel.ts"
 import { memoryStore } from "../../src/client/secure/SecureSessions.ts"
 import * as SecureLink from "../../src/client/SecureLink.ts"
 
@@ -95,6 +96,38 @@ describe("prekey upkeep on the Clock", () => {
       expect(store.current().previousSignedPreKey?.keyId).toBe(1)
       expect(first.secretKey.every((b) => b === 0)).toBe(true)
       yield* Fiber.interrupt(fiber)
+    }).pipe(Effect.provide(TestContext.TestContext), Effect.runPromise)
+  })
+})
+
+describe("a recipient's devices as the node lists them", () => {
+  test("a device gone from the list gets no part of the next message, and its sessions are dropped and erased", async () => {
+    const alice = generateIdentity()
+    const bob = generateIdentity()
+    const devices = [createDevice(bob, { now: 0, deviceId: 1 }), createDevice(bob, { now: 0, deviceId: 2 })]
+    let listed = [1, 2]
+    const peer = {
+      bundleFetch: (key: string) =>
+        Effect.succeed({ publicKey: key, devices: key === bob.publicKey ? devices.filter((d) => listed.includes(d.deviceId)).map((d) => bundleOf(d)) : [] })
+    } as unknown as L2psPeerShape
+    await Effect.gen(function*() {
+      const store = memoryStore(createDevice(alice, { now: 0 }))
+      const link = yield* SecureLink.make(alice, peer, store, { deviceListTtlMs: 60_000 })
+      const partsOf = (sealed: { readonly encrypted: { readonly ciphertext: string } } | undefined) =>
+        decodeParcel(Uint8Array.from(Buffer.from(sealed!.encrypted.ciphertext, "base64"))).map((p) => p.deviceId)
+
+      expect(partsOf(yield* link.seal(bob.publicKey, "to both", 1))).toEqual([1, 2])
+      const second = store.sessions.get(`${bob.publicKey}/2`)!.active
+      expect(second.rootKey.some((b) => b !== 0)).toBe(true)
+
+      listed = [1]
+      // Within the list's lifetime the sender still seals for both; after it, only for what is listed.
+      expect(partsOf(yield* link.seal(bob.publicKey, "still both", 2))).toEqual([1, 2])
+      yield* TestClock.adjust(60_000)
+      expect(partsOf(yield* link.seal(bob.publicKey, "one left", 60_001))).toEqual([1])
+      expect(store.sessions.has(`${bob.publicKey}/2`)).toBe(false)
+      expect(store.sessions.has(`${bob.publicKey}/1`)).toBe(true)
+      expect(second.rootKey.every((b) => b === 0)).toBe(true)
     }).pipe(Effect.provide(TestContext.TestContext), Effect.runPromise)
   })
 })
