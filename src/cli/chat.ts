@@ -42,6 +42,7 @@ const HELP_COMMANDS = [
   "  /invite [reusable]      a link (and QR code) that lets someone start a conversation with you;",
   "                          one-time unless reusable, valid 7 days",
   "  /join <link>            start a conversation from someone's invite link",
+  "  /verify <name|key>      the safety number you and they should both see (compare it in person or by call)",
   "  /whoami                 your key",
   "  /reconnect              connect again after giving up",
   "  /help                   this list",
@@ -378,6 +379,15 @@ const program = Effect.gen(function*() {
           current = joined.right.publicKey
           const name = joined.right.name === "" ? "" : ` "${printable(joined.right.name)}"`
           yield* say(`joined${name} (${joined.right.publicKey}): type a message to start; /alias <name> ${joined.right.publicKey} to name them`)
+          break
+        }
+        case "/verify": {
+          const who = resolve(rest[0])
+          if (who === undefined) {
+            yield* (rest[0] === undefined ? say("usage: /verify <name|key> (or /to someone first)") : unknown(rest[0]))
+            break
+          }
+          yield* say(`safety number with ${nameOf(who)}:\n  ${m.safetyNumber(who)}\nthe same on both screens: nobody stands between you`)
           break
         }
         case "/reconnect":

@@ -28,6 +28,7 @@ import * as ReconnectingLink from "./internal/ReconnectingLink.ts"
 import { supervise, supervised } from "./internal/supervise.ts"
 import type * as Link from "./internal/Link.ts"
 import { type ReconnectOptions, reconnectOptions } from "./Reconnect.ts"
+import type { PrekeysPublishPayload } from "../domain/Prekeys.ts"
 import {
   type AckResponsePayload,
   type ConnectionState,
@@ -139,6 +140,13 @@ export interface L2psPeerShape {
   /** The record of an invite id (`INVITE_NOT_FOUND` when the node has none); a one-time one is gone after. */
   readonly inviteFetch: (inviteId: string) => Effect.Effect<PayloadOf<"invite_response">, L2psError>
   readonly inviteDelete: (inviteId: string) => Effect.Effect<PayloadOf<"invite_deleted">, L2psError>
+  /** Publishes this device's prekeys (docs/PROTOCOL.md, "Prekeys"); the answer counts the one-time keys the node holds. */
+  readonly prekeysPublish: (payload: PrekeysPublishData) => Effect.Effect<PayloadOf<"prekeys_published">, L2psError>
+  readonly prekeysCount: (deviceId: number) => Effect.Effect<PayloadOf<"prekeys_count_response">, L2psError>
+  /** Every device's bundle of `publicKey` (each takes one one-time key of each kind on the node). */
+  readonly bundleFetch: (publicKey: string) => Effect.Effect<PayloadOf<"bundle_response">, L2psError>
+  readonly devices: Effect.Effect<PayloadOf<"devices_response">, L2psError>
+  readonly deviceRemove: (deviceId: number) => Effect.Effect<PayloadOf<"device_removed">, L2psError>
   /** Every event from now on; subscribe before `connect` to see everything. */
   readonly events: Stream.Stream<PeerEvent>
   readonly subscribe: Effect.Effect<Queue.Dequeue<PeerEvent>, never, Scope.Scope>
@@ -571,6 +579,11 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
       inviteStore: (invite) => request("invite_store", () => Effect.succeed({ ...invite }), ["invite_stored"], timeouts.request),
       inviteFetch: (inviteId) => request("invite_fetch", () => Effect.succeed({ inviteId }), ["invite_response"], timeouts.request),
       inviteDelete: (inviteId) => request("invite_delete", () => Effect.succeed({ inviteId }), ["invite_deleted"], timeouts.request),
+      prekeysPublish: (payload) => request("prekeys_publish", () => Effect.succeed({ ...payload }), ["prekeys_published"], timeouts.request),
+      prekeysCount: (deviceId) => request("prekeys_count", () => Effect.succeed({ deviceId }), ["prekeys_count_response"], timeouts.request),
+      bundleFetch: (publicKey) => request("bundle_fetch", () => Effect.succeed({ publicKey }), ["bundle_response"], timeouts.request),
+      devices: request("devices", () => Effect.succeed({}), ["devices_response"], timeouts.request),
+      deviceRemove: (deviceId) => request("device_remove", () => Effect.succeed({ deviceId }), ["device_removed"], timeouts.request),
       events,
       subscribe: PubSub.subscribe(hub),
       messages: Stream.filterMap(events, (e) => isEvent("Message")(e) ? Option.some(e.message) : Option.none()),
@@ -578,6 +591,9 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
       snapshot: Effect.sync(snapshotNow)
     } satisfies L2psPeerShape
   })
+
+/** A `prekeys_publish` payload as written (plain numbers and hex). */
+export type PrekeysPublishData = typeof PrekeysPublishPayload.Encoded
 
 /** The client as a layer; it disconnects when the layer's scope closes. */
 export const layer = (config: L2psPeerConfig): Layer.Layer<L2psPeer> => Layer.scoped(L2psPeer, make(config))
