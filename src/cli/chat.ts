@@ -38,6 +38,7 @@ const HELP_COMMANDS = [
   "  /msg <name|key> <text>  send one message",
   "  /history [name|key]     the conversation, from your local history",
   "  /status [name|key]      delivery and L1 confirmation of what you sent (checks the inclusion proofs)",
+  "  /verify <name|key>      the safety number you and they should both see (compare it in person or by call)",
   "  /whoami                 your key",
   "  /reconnect              connect again after giving up",
   "  /help                   this list",
@@ -331,6 +332,15 @@ const program = Effect.gen(function*() {
           const fresh = yield* m.conversation(who)
           const lines = fresh.filter((r) => r.direction === "out").slice(-10).map(statusLine)
           yield* say(lines.length === 0 ? `you sent nothing to ${nameOf(who)} yet` : lines.join("\n"))
+          break
+        }
+        case "/verify": {
+          const who = resolve(rest[0])
+          if (who === undefined) {
+            yield* (rest[0] === undefined ? say("usage: /verify <name|key> (or /to someone first)") : unknown(rest[0]))
+            break
+          }
+          yield* say(`safety number with ${nameOf(who)}:\n  ${m.safetyNumber(who)}\nthe same on both screens: nobody stands between you`)
           break
         }
         case "/reconnect":

@@ -27,6 +27,7 @@ import * as Stream from "effect/Stream"
 import * as Session from "./internal/Session.ts"
 import type * as Link from "./internal/Link.ts"
 import { type ReconnectOptions, reconnectOptions } from "./Reconnect.ts"
+import type { PrekeysPublishPayload } from "../domain/Prekeys.ts"
 import {
   type AckResponsePayload,
   type ConnectionState,
@@ -127,6 +128,13 @@ export interface L2psPeerShape {
   /** Extension: the inclusion proof of a message (check it with `verifyProof`). */
   /** `from` (extension) names the sender of a received message: another sender may use the same hash. */
   readonly proofRequest: (messageHash: string, from?: string) => Effect.Effect<ProofResponsePayload, L2psError>
+  /** Publishes this device's prekeys (docs/PROTOCOL.md, "Prekeys"); the answer counts the one-time keys the node holds. */
+  readonly prekeysPublish: (payload: PrekeysPublishData) => Effect.Effect<PayloadOf<"prekeys_published">, L2psError>
+  readonly prekeysCount: (deviceId: number) => Effect.Effect<PayloadOf<"prekeys_count_response">, L2psError>
+  /** Every device's bundle of `publicKey` (each takes one one-time key of each kind on the node). */
+  readonly bundleFetch: (publicKey: string) => Effect.Effect<PayloadOf<"bundle_response">, L2psError>
+  readonly devices: Effect.Effect<PayloadOf<"devices_response">, L2psError>
+  readonly deviceRemove: (deviceId: number) => Effect.Effect<PayloadOf<"device_removed">, L2psError>
   /** Every event from now on; subscribe before `connect` to see everything. */
   readonly events: Stream.Stream<PeerEvent>
   readonly subscribe: Effect.Effect<Queue.Dequeue<PeerEvent>, never, Scope.Scope>
@@ -557,6 +565,11 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
         request("ack", () => Effect.succeed({ messageHashes: [...messageHashes] }), ["ack_response"], timeouts.request),
       proofRequest: (messageHash, from) =>
         request("proof_request", () => Effect.succeed(from === undefined ? { messageHash } : { messageHash, from }), ["proof_response"], timeouts.request),
+      prekeysPublish: (payload) => request("prekeys_publish", () => Effect.succeed({ ...payload }), ["prekeys_published"], timeouts.request),
+      prekeysCount: (deviceId) => request("prekeys_count", () => Effect.succeed({ deviceId }), ["prekeys_count_response"], timeouts.request),
+      bundleFetch: (publicKey) => request("bundle_fetch", () => Effect.succeed({ publicKey }), ["bundle_response"], timeouts.request),
+      devices: request("devices", () => Effect.succeed({}), ["devices_response"], timeouts.request),
+      deviceRemove: (deviceId) => request("device_remove", () => Effect.succeed({ deviceId }), ["device_removed"], timeouts.request),
       events,
       subscribe: PubSub.subscribe(hub),
       messages: Stream.filterMap(events, (e) => isEvent("Message")(e) ? Option.some(e.message) : Option.none()),
@@ -564,6 +577,9 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
       snapshot: Effect.sync(snapshotNow)
     } satisfies L2psPeerShape
   })
+
+/** A `prekeys_publish` payload as written (plain numbers and hex). */
+export type PrekeysPublishData = typeof PrekeysPublishPayload.Encoded
 
 /** The client as a layer; it disconnects when the layer's scope closes. */
 export const layer = (config: L2psPeerConfig): Layer.Layer<L2psPeer> => Layer.scoped(L2psPeer, make(config))

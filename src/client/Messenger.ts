@@ -14,12 +14,16 @@ import * as PubSub from "effect/PubSub"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import { safetyNumber } from "./secure/SafetyNumber.ts"
 import { type Identity, openMessage, type Opened, sealBound, signFnOf } from "./L2psCrypto.ts"
 import * as L2psPeer from "./L2psPeer.ts"
 import * as MessageStore from "./MessageStore.ts"
 import * as NodePins from "./NodePins.ts"
 import { batchSigner, type ProofCheck, verifyProof } from "./Proofs.ts"
 import type { ReconnectOptions } from "./Reconnect.ts"
+import type { SecureStore } from "./secure/SecureSessions.ts"
+import * as SecureLink from "./SecureLink.ts"
+import * as SecureState from "./SecureState.ts"
 import type { ConnectionState, ErrorPayload, IncomingMessagePayload, RegisteredPayload } from "./Wire.ts"
 
 /** Acknowledgements waiting to be sent at once. */
@@ -60,6 +64,15 @@ export interface MessengerConfig {
   readonly nodeKey?: string | undefined
   /** Where the node's key is pinned on first use when `nodeKey` is not given (default: in memory). */
   readonly pins?: NodePins.NodePinsShape | undefined
+  /**
+   * This device's secure-session secrets (SecureState.open keeps them sealed in the client's storage;
+   * default: a new device in memory). `false` sends today's static-key scheme only.
+   */
+  readonly secure?: SecureStore | false | undefined
+  readonly secureOptions?: SecureLink.SecureLinkOptions & {
+    /** How often the prekeys are checked (pools refilled, signed keys rotated) while connected; default one hour. */
+    readonly maintainEveryMs?: number
+  } | undefined
 }
 
 export interface MessengerShape {
@@ -79,6 +92,12 @@ export interface MessengerShape {
   readonly events: Stream.Stream<ChatEvent>
   readonly subscribe: Effect.Effect<Queue.Dequeue<ChatEvent>, never, Scope.Scope>
   readonly snapshot: Effect.Effect<L2psPeer.Snapshot>
+  /** The 60 digits both people see for each other's keys (docs/PROTOCOL.md, "Safety numbers"). */
+  readonly safetyNumber: (peer: string) => string
+  /** This device's id in secure sessions; undefined when they are off. */
+  readonly deviceId: number | undefined
+  /** Publishes this device's prekeys, refills its one-time pools, rotates its signed keys when due. */
+  readonly maintainPrekeys: Effect.Effect<void, L2psPeer.L2psError | MessengerError>
   /** The underlying connection, for anything else. */
   readonly peer: L2psPeer.L2psPeerShape
 }
@@ -89,6 +108,7 @@ const storeError = (e: { readonly message: string }) => new MessengerError({ mes
 
 export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, never, Scope.Scope> =>
   Effect.gen(function*() {
+    const scope = yield* Effect.scope
     const l2psUid = config.l2psUid ?? "default"
     const me = config.identity
     const store = config.store ?? MessageStore.memory()
@@ -110,6 +130,11 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
       reconnect: config.reconnect,
       timeouts: config.timeouts
     })
+    const secureStore = config.secure === false ? undefined : config.secure ?? (yield* SecureState.memory(me))
+    const link = secureStore === undefined ? undefined : yield* Effect.orDie(SecureLink.make(me, peer, secureStore, config.secureOptions))
+    const maintain = link === undefined
+      ? Effect.void
+      : link.maintain.pipe(Effect.mapError((e) => e._tag === "SecureStoreError" ? new MessengerError({ message: e.message }) : e))
     // Bounded by dropping: an ack that does not fit only means the message is delivered again later,
     // and it is recognised by its hash; blocking here could stall the frame loop the acks wait on.
     const acks = yield* Queue.dropping<string>(ACKS_MAX)
@@ -133,8 +158,39 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
       }
     }
 
+    /**
+     * A secure message: the ratchet states are committed only after the message is stored, both before
+     * the ack; killed in between, the message comes again and opens from the states before it.
+     */
+    const receivedSecure = (m: IncomingMessagePayload, l: SecureLink.SecureLink) =>
+      Effect.gen(function*() {
+        const at = yield* Clock.currentTimeMillis
+        const before = yield* store.get(m.messageHash, m.from).pipe(Effect.catchAll(() => Effect.succeed(undefined)))
+        if (before === undefined) {
+          const base = { messageHash: m.messageHash, peer: m.from, direction: "in" as const, at, l2psUid, ...(m.offline === true ? { offline: true } : {}) }
+          let stored: MessageStore.ChatRecord | undefined
+          const out = yield* Effect.either(l.open(m.from, m.encrypted, m.messageHash, (o) => {
+            const record: MessageStore.ChatRecord = { ...base, text: o.text, status: "received", sentAt: o.sentAt }
+            return Effect.map(store.put(record), (fresh) => void (stored = fresh ? record : undefined))
+          }))
+          if (out._tag === "Right") {
+            if (stored !== undefined) yield* emit({ _tag: "Received", record: stored })
+          } else if (out.left._tag === "SecureLinkError") {
+            // Refused: kept as undecryptable so it is not asked again; a store failure leaves it unacknowledged.
+            const reason = out.left.message
+            const record: MessageStore.ChatRecord = { ...base, text: "", status: "undecryptable", error: reason }
+            const fresh = yield* store.put(record).pipe(Effect.catchAll(() => Effect.succeed(false)))
+            if (fresh) yield* emit({ _tag: "Undecryptable", from: m.from, messageHash: m.messageHash, reason })
+          } else {
+            return
+          }
+        }
+        yield* Queue.offer(acks, m.messageHash)
+      })
+
     const received = (m: IncomingMessagePayload) =>
       Effect.gen(function*() {
+        if (link !== undefined && SecureLink.isParcel(m.encrypted)) return yield* receivedSecure(m, link)
         const at = yield* Clock.currentTimeMillis
         const opened = open(m)
         const ok = typeof opened !== "string"
@@ -171,7 +227,10 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
         case "Retrying":
           return emit({ _tag: "Retrying", attempt: e.attempt, delayMillis: e.delayMillis })
         case "Registered":
-          return emit({ _tag: "Registered", reconnect: e.reconnect, onlinePeers: e.registered.onlinePeers })
+          // Published in the background: the frame loop must go on to read the answers.
+          return emit({ _tag: "Registered", reconnect: e.reconnect, onlinePeers: e.registered.onlinePeers }).pipe(
+            Effect.zipRight(Effect.forkIn(Effect.ignore(maintain), scope))
+          )
         case "PeerJoined":
         case "PeerLeft":
           return emit({ _tag: e._tag, publicKey: e.publicKey })
@@ -180,6 +239,10 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
       }
     }
 
+    if (link !== undefined) {
+      const every = config.secureOptions?.maintainEveryMs ?? 3_600_000
+      yield* Effect.forkScoped(link.maintainEvery(every, Effect.map(peer.snapshot, (s) => s.registered)))
+    }
     const events = yield* peer.subscribe
     yield* Queue.take(events).pipe(Effect.flatMap(onPeerEvent), Effect.forever, Effect.forkScoped)
     yield* Stream.fromQueue(acks).pipe(
@@ -193,10 +256,13 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
       Effect.gen(function*() {
         const to_ = to.toLowerCase()
         const at = yield* Clock.currentTimeMillis
-        const { encrypted, messageHash } = yield* Effect.try({
+        const secure = link === undefined ? undefined : yield* link.seal(to_, text, at).pipe(
+          Effect.mapError((e) => e._tag === "L2psError" ? e : new MessengerError({ message: e.message }))
+        )
+        const { encrypted, messageHash } = secure ?? (yield* Effect.try({
           try: () => sealBound(me, to_, text, at),
           catch: (e) => new MessengerError({ message: e instanceof Error ? e.message : String(e) })
-        })
+        }))
         const record: MessageStore.ChatRecord = { messageHash, peer: to_, direction: "out", text, at, l2psUid, status: "sending", encrypted }
         yield* store.put(record).pipe(Effect.mapError(storeError))
         const result = yield* peer.send(to_, encrypted, messageHash).pipe(
@@ -275,6 +341,9 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
       events: Stream.fromPubSub(hub),
       subscribe: PubSub.subscribe(hub),
       snapshot: peer.snapshot,
+      safetyNumber: (other) => safetyNumber(me.publicKey, other.toLowerCase()),
+      deviceId: link?.deviceId,
+      maintainPrekeys: maintain,
       peer
     } satisfies MessengerShape
   })

@@ -11,6 +11,7 @@ import { Effect } from "effect"
 import { L2PSMessagingPeer } from "../../src/client/L2PSMessagingPeer.ts"
 import { generateIdentity, messageHashOf, sealBound, sealFor, signFnOf } from "../../src/client/L2psCrypto.ts"
 import * as Messenger from "../../src/client/Messenger.ts"
+import { safetyNumber } from "../../src/client/secure/SafetyNumber.ts"
 import { bunBinary, freePort, type NodeProcess, REPO_ROOT, startNode } from "../support/NodeProcess.ts"
 
 const SOCKET = `im-chat-test-${process.pid}`
@@ -117,6 +118,13 @@ describe("bun run chat", () => {
     await waitFor("bob", /\] you: hi alice, bob here {3}\[delivered ✓✓\]/)
     type("alice", "/help")
     await waitFor("alice", /\/alias <name> <key>/)
+    // both screens show the same safety number, and it is the two keys' own
+    type("alice", "/verify bob")
+    type("bob", "/verify alice")
+    const digits = /safety number with (?:alice|bob):\n {2}((?:\d{5} ){11}\d{5})/
+    const seenByAlice = (await waitFor("alice", digits))[1]!
+    expect((await waitFor("bob", digits))[1]).toBe(seenByAlice)
+    expect(seenByAlice).toBe(safetyNumber(keyA, keyB))
     type("alice", "/quit")
     await waitFor("alice", /^bye$/m)
   }, 40_000)
