@@ -67,7 +67,7 @@ export const classify = (e: L2psError): Failure => {
   }
 }
 
-export const make = (options: OutboxOptions): Effect.Effect<Outbox, MessageStoreError, Scope.Scope> =>
+export const make = (options: OutboxOptions): Effect.Effect<Outbox, never, Scope.Scope> =>
   Effect.gen(function*() {
     const { store } = options
     const unknownRecipientMs = options.unknownRecipientMs ?? 600_000
