@@ -15,6 +15,7 @@ import * as FolderStorage from "../../src/client/FolderStorage.ts"
 import { generateIdentity, type Identity, openMessage, sealBound, signFnOf } from "../../src/client/L2psCrypto.ts"
 import * as L2psPeer from "../../src/client/L2psPeer.ts"
 import * as MessageStore from "../../src/client/MessageStore.ts"
+import * as Messenger from "../../src/client/Messenger.ts"
 import * as Outbox from "../../src/client/Outbox.ts"
 import { freePort, type NodeProcess } from "../support/NodeProcess.ts"
 import { startE2eNode, waitUntil } from "./helpers.ts"
@@ -119,5 +120,48 @@ describe("client outbox through a real node", () => {
     expect(await Effect.runPromise(again.outbox.pending)).toEqual([])
     await Effect.runPromise(Scope.close(scope, Exit.void))
     await again.close()
+  }, 60_000)
+
+  test("Messenger: sent while the node is down past the send timeout, not failed; the client restarted, it goes out once the node is up", async () => {
+    const port = freePort()
+    const url = `ws://127.0.0.1:${port}`
+    const alice = generateIdentity()
+    const bob = generateIdentity()
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "outbox-messenger-"))
+    dirs.push(dir)
+    const options = { serverUrl: url, secure: false as const, timeouts: { send: 300, connect: 2_000 }, reconnect: { baseDelayMillis: 50, maxDelayMillis: 200 } }
+    const aliceMessenger = async (scope: Scope.Scope) => {
+      const store = await Effect.runPromise(MessageStore.open(FolderStorage.make(dir), "history.log", KEY))
+      return Effect.runPromise(Messenger.make({ ...options, identity: alice, store }).pipe(Scope.extend(scope)))
+    }
+
+    const firstScope = Effect.runSync(Scope.make())
+    const firstEvents: Array<string> = []
+    const first = await aliceMessenger(firstScope)
+    const sub = await Effect.runPromise(first.subscribe.pipe(Scope.extend(firstScope)))
+    await Effect.runPromise(Queue.take(sub).pipe(Effect.tap((e) => Effect.sync(() => void firstEvents.push(e._tag))), Effect.forever, Effect.forkIn(firstScope)))
+    const kept = await Effect.runPromise(first.send(bob.publicKey, "typed while the node was down"))
+    expect(kept.status).toBe("sending")
+    await new Promise((r) => setTimeout(r, 600))
+    expect(firstEvents.filter((e) => e === "SendFailed" || e === "Sent")).toEqual([])
+    await Effect.runPromise(Scope.close(firstScope, Exit.void))
+
+    node = await startE2eNode({ L2PS_MESSAGING_PORT: String(port) })
+    const scope = Effect.runSync(Scope.make())
+    const again = await aliceMessenger(scope)
+    const aliceEvents = await Effect.runPromise(again.subscribe.pipe(Scope.extend(scope)))
+    const bobM = await Effect.runPromise(Messenger.make({ ...options, identity: bob }).pipe(Scope.extend(scope)))
+    const bobEvents = await Effect.runPromise(bobM.subscribe.pipe(Scope.extend(scope)))
+    await Effect.runPromise(again.connect)
+    const sent = await Effect.runPromise(Queue.take(aliceEvents).pipe(Effect.repeat({ until: (e) => e._tag === "Sent" })))
+    expect(sent._tag === "Sent" && [sent.record.text, sent.record.status]).toEqual(["typed while the node was down", "queued"])
+    await Effect.runPromise(bobM.connect)
+    const got = await Effect.runPromise(Queue.take(bobEvents).pipe(Effect.repeat({ until: (e) => e._tag === "Received" })))
+    expect(got._tag === "Received" && got.record.text).toBe("typed while the node was down")
+    const delivered = await Effect.runPromise(Queue.take(aliceEvents).pipe(Effect.repeat({ until: (e) => e._tag === "Delivered" })))
+    expect(delivered._tag === "Delivered" && delivered.record.messageHash).toBe(kept.messageHash)
+    await new Promise((r) => setTimeout(r, 300))
+    expect((await Effect.runPromise(bobM.conversation(alice.publicKey))).map((r) => r.text)).toEqual(["typed while the node was down"])
+    await Effect.runPromise(Scope.close(scope, Exit.void))
   }, 60_000)
 })
