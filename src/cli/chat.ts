@@ -86,7 +86,7 @@ const KEY = /^[0-9a-fA-F]{64}$/
 
 /** What happened to a message, in words (`/status`, `/history`). */
 const DELIVERY: Record<ChatRecord["status"], string> = {
-  sending: "sending",
+  sending: "in the outbox, not yet taken by the node",
   sent: "sent",
   queued: "waiting for them to come online",
   delivered: "delivered ✓✓",
@@ -228,7 +228,9 @@ const program = Effect.gen(function*() {
   const send = (to: string, text: string) =>
     Effect.zipRight(
       Effect.whenEffect(say("  (node unreachable: the message will be sent once reconnected)"), Effect.map(online, (up) => !up && everConnected)),
-      m.send(to, text)
+      m.send(to, text).pipe(
+        Effect.tap((r) => r.status === "sending" ? say(`  (kept in the outbox: "${printable(r.text)}" goes out once the node takes it)`) : Effect.void)
+      )
     ).pipe(
       Effect.catchTag("MessengerError", (e) => say(`! not sent: ${printable(e.message)}`)),
       Effect.ignore,

@@ -7,9 +7,11 @@
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
@@ -21,6 +23,7 @@ import * as Invites from "./Invites.ts"
 import * as L2psPeer from "./L2psPeer.ts"
 import * as MessageStore from "./MessageStore.ts"
 import * as NodePins from "./NodePins.ts"
+import * as Outbox from "./Outbox.ts"
 import { batchSigner, type ProofCheck, verifyProof } from "./Proofs.ts"
 import type { ReconnectOptions } from "./Reconnect.ts"
 import { type BundleData, createDevice, bundleOf } from "./secure/DeviceKeys.ts"
@@ -249,7 +252,8 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
         case "Registered":
           // Published in the background: the frame loop must go on to read the answers.
           return emit({ _tag: "Registered", reconnect: e.reconnect, onlinePeers: e.registered.onlinePeers }).pipe(
-            Effect.zipRight(Effect.forkIn(Effect.ignore(maintain), scope))
+            Effect.zipRight(Effect.forkIn(Effect.ignore(maintain), scope)),
+            Effect.zipRight(outbox.kick)
           )
         case "PeerJoined":
         case "PeerLeft":
@@ -263,6 +267,25 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
       const every = config.secureOptions?.maintainEveryMs ?? 3_600_000
       yield* Effect.forkScoped(link.maintainEvery(every, Effect.map(peer.snapshot, (s) => s.registered)))
     }
+    const sendTimeout = config.timeouts?.send ?? 15_000
+    /** sends waiting for their message's outcome, by messageHash (removed when it comes or they stop waiting) */
+    const waiters = new Map<string, Deferred.Deferred<MessageStore.ChatRecord>>()
+    const outbox = yield* Outbox.make({
+      store,
+      send: (r) =>
+        r.encrypted === undefined
+          ? Effect.fail({ kind: "permanent" as const, message: "nothing sealed to send" })
+          : peer.send(r.peer, r.encrypted, r.messageHash).pipe(
+            Effect.map((result) => ("status" in result ? "queued" as const : "sent" as const)),
+            Effect.mapError(Outbox.classify)
+          ),
+      onChange: (r) =>
+        Effect.gen(function*() {
+          yield* emit(r.status === "failed" ? { _tag: "SendFailed", record: r, error: r.error ?? "not sent" } : { _tag: "Sent", record: r })
+          const waiter = waiters.get(r.messageHash)
+          if (waiter !== undefined) yield* Deferred.succeed(waiter, r)
+        })
+    })
     const events = yield* peer.subscribe
     yield* supervise("events", Queue.take(events).pipe(Effect.flatMap(onPeerEvent), Effect.forever))
     yield* supervise("acks", Stream.fromQueue(acks).pipe(
@@ -283,20 +306,18 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
           catch: (e) => new MessengerError({ message: e instanceof Error ? e.message : String(e) })
         }))
         const record: MessageStore.ChatRecord = { messageHash, peer: to_, direction: "out", text, at, l2psUid, status: "sending", encrypted }
-        yield* store.put(record).pipe(Effect.mapError(storeError))
-        const result = yield* peer.send(to_, encrypted, messageHash).pipe(
-          Effect.tapError((e) =>
-            store.update(messageHash, { status: "failed", error: e.message }).pipe(
-              Effect.ignore,
-              Effect.zipRight(emit({ _tag: "SendFailed", record: { ...record, status: "failed", error: e.message }, error: e.message }))
-            ))
+        const outcome = yield* Deferred.make<MessageStore.ChatRecord>()
+        waiters.set(messageHash, outcome)
+        const queued = yield* outbox.enqueue(record).pipe(
+          Effect.mapError(storeError),
+          Effect.tapError(() => Effect.sync(() => waiters.delete(messageHash)))
         )
-        // A receipt may have overtaken the reply; `delivered` stays.
-        const now = yield* store.get(messageHash)
-        const status = now?.status === "delivered" ? "delivered" : "status" in result ? "queued" : "sent"
-        const done = (yield* store.update(messageHash, { status }).pipe(Effect.mapError(storeError))) ?? { ...record, status }
-        yield* emit({ _tag: "Sent", record: done })
-        return done
+        // Not taken by the node within the send timeout: it stays in the outbox, sent once connected.
+        const done = yield* Deferred.await(outcome).pipe(Effect.timeoutOption(Duration.millis(sendTimeout)))
+        waiters.delete(messageHash)
+        if (Option.isNone(done)) return queued
+        if (done.value.status === "failed") return yield* Effect.fail(new MessengerError({ message: done.value.error ?? "not sent" }))
+        return done.value
       })
 
     const refresh = (other: string) =>
