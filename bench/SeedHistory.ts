@@ -7,8 +7,8 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import { SQL } from "bun"
-import { Effect } from "effect"
-import * as Migrations from "../src/storage/Migrations.ts"
+import { Effect, Layer } from "effect"
+import * as SqlStores from "../src/node/SqlStores.ts"
 import * as PgliteClient from "../src/storage/PgliteClient.ts"
 import type { StorageChoice } from "./Targets.ts"
 
@@ -55,13 +55,16 @@ export const seedHistory = async (storage: StorageChoice, me: string, total: num
     await db.unsafe("CHECKPOINT").catch(() => undefined)
     await db.close()
   } else {
-    // PGlite is one process's: seed before the node opens the same directory (migrating it first).
+    // PGlite is one process's: seed before the node opens the same directory, migrated by the node's
+    // storage layer.
     await Effect.runPromise(Effect.gen(function*() {
-      yield* Migrations.run
       const sql = yield* SqlClient.SqlClient
       yield* sql.withTransaction(Effect.zipRight(sql.unsafe(text), sql.unsafe(outOfMempool)))
       yield* sql.unsafe("VACUUM (ANALYZE) l2ps_messages")
-    }).pipe(Effect.provide(PgliteClient.layer({ dataDir: `${storage.dataDir}/pglite` })), Effect.scoped) as Effect.Effect<void>)
+    }).pipe(
+      Effect.provide(SqlStores.layer.pipe(Layer.provideMerge(PgliteClient.layer({ dataDir: `${storage.dataDir}/pglite` })))),
+      Effect.scoped
+    ) as Effect.Effect<void>)
   }
   return {
     peers: Array.from({ length: Math.min(conversations, total) }, (_, c) => peerKey(c)),

@@ -10,10 +10,8 @@ import * as NodeKey from "../src/crypto/NodeKey.ts"
 import { canonicalJson, leafHash, root } from "../src/domain/Merkle.ts"
 import { PipelineStore } from "../src/l2ps/PipelineStore.ts"
 import { anchorOf } from "../src/l2ps/Prover.ts"
-import * as SqlPipelineStore from "../src/l2ps/SqlPipelineStore.ts"
-import * as Migrations from "../src/storage/Migrations.ts"
+import * as SqlStores from "../src/node/SqlStores.ts"
 import * as PgliteClient from "../src/storage/PgliteClient.ts"
-import * as SqlStorage from "../src/storage/SqlStorage.ts"
 import { Storage } from "../src/storage/Storage.ts"
 
 const N = Number(process.argv[2] ?? 5000)
@@ -24,9 +22,8 @@ const url = process.env["DATABASE_URL"]
 const median = (xs: Array<number>) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 
 const client = url === undefined ? PgliteClient.layer({}) : PgClient.layer({ url: Redacted.make(url), maxConnections: 4 })
-const layer = Layer.mergeAll(SqlStorage.layer, SqlPipelineStore.layer).pipe(
-  Layer.provideMerge(Layer.effectDiscard(Migrations.run).pipe(Layer.provideMerge(client)))
-)
+// The node's one storage layer: migrated as the node migrates, before any store is built.
+const layer = SqlStores.layer.pipe(Layer.provideMerge(client))
 
 const program = Effect.gen(function*() {
   const storage = yield* Storage

@@ -25,6 +25,7 @@ import type { ChatRecord } from "../client/MessageStore.ts"
 import { defaultReconnect } from "../client/Reconnect.ts"
 import { checkKdf, defaultKdf } from "../client/SecretStore.ts"
 import { body, printable } from "./Escape.ts"
+import { encode, toTerminal } from "./Qr.ts"
 import * as Terminal from "./Terminal.ts"
 
 const EVENTS_MAX = 10_000
@@ -38,6 +39,10 @@ const HELP_COMMANDS = [
   "  /msg <name|key> <text>  send one message",
   "  /history [name|key]     the conversation, from your local history",
   "  /status [name|key]      delivery and L1 confirmation of what you sent (checks the inclusion proofs)",
+  "  /invite [reusable]      a link (and QR code) that lets someone start a conversation with you;",
+  "                          one-time unless reusable, valid 7 days",
+  "  /join <link>            start a conversation from someone's invite link",
+  "  /verify <name|key>      the safety number you and they should both see (compare it in person or by call)",
   "  /whoami                 your key",
   "  /reconnect              connect again after giving up",
   "  /help                   this list",
@@ -81,7 +86,7 @@ const KEY = /^[0-9a-fA-F]{64}$/
 
 /** What happened to a message, in words (`/status`, `/history`). */
 const DELIVERY: Record<ChatRecord["status"], string> = {
-  sending: "sending",
+  sending: "in the outbox, not yet taken by the node",
   sent: "sent",
   queued: "waiting for them to come online",
   delivered: "delivered ✓✓",
@@ -223,7 +228,9 @@ const program = Effect.gen(function*() {
   const send = (to: string, text: string) =>
     Effect.zipRight(
       Effect.whenEffect(say("  (node unreachable: the message will be sent once reconnected)"), Effect.map(online, (up) => !up && everConnected)),
-      m.send(to, text)
+      m.send(to, text).pipe(
+        Effect.tap((r) => r.status === "sending" ? say(`  (kept in the outbox: "${printable(r.text)}" goes out once the node takes it)`) : Effect.void)
+      )
     ).pipe(
       Effect.catchTag("MessengerError", (e) => say(`! not sent: ${printable(e.message)}`)),
       Effect.ignore,
@@ -331,6 +338,58 @@ const program = Effect.gen(function*() {
           const fresh = yield* m.conversation(who)
           const lines = fresh.filter((r) => r.direction === "out").slice(-10).map(statusLine)
           yield* say(lines.length === 0 ? `you sent nothing to ${nameOf(who)} yet` : lines.join("\n"))
+          break
+        }
+        case "/invite": {
+          if (rest[0] !== undefined && rest[0] !== "reusable") {
+            yield* say("usage: /invite [reusable]")
+            break
+          }
+          if (!(yield* online)) {
+            yield* offline
+            break
+          }
+          const reusable = rest[0] === "reusable"
+          const link = yield* m.invite({ oneTime: !reusable }).pipe(Effect.either)
+          if (link._tag === "Left") {
+            yield* say(`! no invite: ${printable(link.left.message)}`)
+            break
+          }
+          yield* say([
+            `your invite link (${reusable ? "anyone with it, for 7 days" : "for one person, 7 days"}):`,
+            link.right,
+            toTerminal(encode(link.right, "M")),
+            "whoever joins from it shows up here with their first message"
+          ].join("\n"))
+          break
+        }
+        case "/join": {
+          if (rest[0] === undefined) {
+            yield* say("usage: /join <invite link>")
+            break
+          }
+          if (!(yield* online)) {
+            yield* offline
+            break
+          }
+          const joined = yield* m.join(rest.join("")).pipe(Effect.either)
+          if (joined._tag === "Left") {
+            const e = joined.left
+            yield* say(`! cannot join: ${printable(e.message)}`)
+            break
+          }
+          current = joined.right.publicKey
+          const name = joined.right.name === "" ? "" : ` "${printable(joined.right.name)}"`
+          yield* say(`joined${name} (${joined.right.publicKey}): type a message to start; /alias <name> ${joined.right.publicKey} to name them`)
+          break
+        }
+        case "/verify": {
+          const who = resolve(rest[0])
+          if (who === undefined) {
+            yield* (rest[0] === undefined ? say("usage: /verify <name|key> (or /to someone first)") : unknown(rest[0]))
+            break
+          }
+          yield* say(`safety number with ${nameOf(who)}:\n  ${m.safetyNumber(who)}\nthe same on both screens: nobody stands between you`)
           break
         }
         case "/reconnect":

@@ -24,9 +24,11 @@ import * as Queue from "effect/Queue"
 import * as Random from "effect/Random"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import * as Session from "./internal/Session.ts"
+import * as ReconnectingLink from "./internal/ReconnectingLink.ts"
+import { supervise, supervised } from "./internal/supervise.ts"
 import type * as Link from "./internal/Link.ts"
 import { type ReconnectOptions, reconnectOptions } from "./Reconnect.ts"
+import type { PrekeysPublishPayload } from "../domain/Prekeys.ts"
 import {
   type AckResponsePayload,
   type ConnectionState,
@@ -127,6 +129,24 @@ export interface L2psPeerShape {
   /** Extension: the inclusion proof of a message (check it with `verifyProof`). */
   /** `from` (extension) names the sender of a received message: another sender may use the same hash. */
   readonly proofRequest: (messageHash: string, from?: string) => Effect.Effect<ProofResponsePayload, L2psError>
+  /** Extension (docs/PROTOCOL.md, "Invites"): store an invite record sealed and signed by this key. */
+  readonly inviteStore: (invite: {
+    readonly inviteId: string
+    readonly record: string
+    readonly expiresAt: number
+    readonly oneTime: boolean
+    readonly signature: string
+  }) => Effect.Effect<PayloadOf<"invite_stored">, L2psError>
+  /** The record of an invite id (`INVITE_NOT_FOUND` when the node has none); a one-time one is gone after. */
+  readonly inviteFetch: (inviteId: string) => Effect.Effect<PayloadOf<"invite_response">, L2psError>
+  readonly inviteDelete: (inviteId: string) => Effect.Effect<PayloadOf<"invite_deleted">, L2psError>
+  /** Publishes this device's prekeys (docs/PROTOCOL.md, "Prekeys"); the answer counts the one-time keys the node holds. */
+  readonly prekeysPublish: (payload: PrekeysPublishData) => Effect.Effect<PayloadOf<"prekeys_published">, L2psError>
+  readonly prekeysCount: (deviceId: number) => Effect.Effect<PayloadOf<"prekeys_count_response">, L2psError>
+  /** Every device's bundle of `publicKey` (each takes one one-time key of each kind on the node). */
+  readonly bundleFetch: (publicKey: string) => Effect.Effect<PayloadOf<"bundle_response">, L2psError>
+  readonly devices: Effect.Effect<PayloadOf<"devices_response">, L2psError>
+  readonly deviceRemove: (deviceId: number) => Effect.Effect<PayloadOf<"device_removed">, L2psError>
   /** Every event from now on; subscribe before `connect` to see everything. */
   readonly events: Stream.Stream<PeerEvent>
   readonly subscribe: Effect.Effect<Queue.Dequeue<PeerEvent>, never, Scope.Scope>
@@ -390,7 +410,7 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
 
     const setState = (state: ConnectionState) => emit({ _tag: "ConnectionState", state })
 
-    const hooks: Session.Hooks<RegisteredPayload, L2psError> = {
+    const hooks: ReconnectingLink.Hooks<RegisteredPayload, L2psError> = {
       url: config.serverUrl,
       reconnect: reconnectOptions(config.reconnect),
       inboxCapacity: 100_000,
@@ -490,7 +510,7 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
       st.running = true
       st.everRegistered = false
       yield* setState("reconnecting")
-      yield* FiberHandle.run(loop, Session.run(hooks).pipe(Effect.ensuring(Effect.sync(() => void (st.running = false)))))
+      yield* FiberHandle.run(loop, supervised("reconnect", ReconnectingLink.run(hooks)).pipe(Effect.ensuring(Effect.sync(() => void (st.running = false)))))
       return yield* Deferred.await(done).pipe(
         Effect.timeoutFail({
           duration: Duration.millis(timeouts.connect),
@@ -500,15 +520,14 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
       )
     })
 
-    yield* Stream.fromQueue(acks).pipe(
+    yield* supervise("acks", Stream.fromQueue(acks).pipe(
       Stream.groupedWithin(500, Duration.millis(20)),
       Stream.mapEffect((chunk) =>
         request("ack", () => Effect.succeed({ messageHashes: [...new Set(chunk)] }), ["ack_response"], timeouts.request).pipe(
           Effect.catchAll((e) => e.code === "NOT_REGISTERED" || e.code === "DISCONNECTED" ? Effect.void : emit({ _tag: "Error", error: { code: e.code, message: `ack failed: ${e.message}` } }))
         )),
-      Stream.runDrain,
-      Effect.forkScoped
-    )
+      Stream.runDrain
+    ))
     yield* Effect.addFinalizer(() => stop)
 
     const isEvent = <T extends PeerEvent["_tag"]>(tag: T) => (e: PeerEvent): e is Extract<PeerEvent, { _tag: T }> => e._tag === tag
@@ -557,6 +576,14 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
         request("ack", () => Effect.succeed({ messageHashes: [...messageHashes] }), ["ack_response"], timeouts.request),
       proofRequest: (messageHash, from) =>
         request("proof_request", () => Effect.succeed(from === undefined ? { messageHash } : { messageHash, from }), ["proof_response"], timeouts.request),
+      inviteStore: (invite) => request("invite_store", () => Effect.succeed({ ...invite }), ["invite_stored"], timeouts.request),
+      inviteFetch: (inviteId) => request("invite_fetch", () => Effect.succeed({ inviteId }), ["invite_response"], timeouts.request),
+      inviteDelete: (inviteId) => request("invite_delete", () => Effect.succeed({ inviteId }), ["invite_deleted"], timeouts.request),
+      prekeysPublish: (payload) => request("prekeys_publish", () => Effect.succeed({ ...payload }), ["prekeys_published"], timeouts.request),
+      prekeysCount: (deviceId) => request("prekeys_count", () => Effect.succeed({ deviceId }), ["prekeys_count_response"], timeouts.request),
+      bundleFetch: (publicKey) => request("bundle_fetch", () => Effect.succeed({ publicKey }), ["bundle_response"], timeouts.request),
+      devices: request("devices", () => Effect.succeed({}), ["devices_response"], timeouts.request),
+      deviceRemove: (deviceId) => request("device_remove", () => Effect.succeed({ deviceId }), ["device_removed"], timeouts.request),
       events,
       subscribe: PubSub.subscribe(hub),
       messages: Stream.filterMap(events, (e) => isEvent("Message")(e) ? Option.some(e.message) : Option.none()),
@@ -564,6 +591,9 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
       snapshot: Effect.sync(snapshotNow)
     } satisfies L2psPeerShape
   })
+
+/** A `prekeys_publish` payload as written (plain numbers and hex). */
+export type PrekeysPublishData = typeof PrekeysPublishPayload.Encoded
 
 /** The client as a layer; it disconnects when the layer's scope closes. */
 export const layer = (config: L2psPeerConfig): Layer.Layer<L2psPeer> => Layer.scoped(L2psPeer, make(config))

@@ -14,6 +14,7 @@ import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as FiberHandle from "effect/FiberHandle"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -23,9 +24,11 @@ import type * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as Link from "./internal/Link.ts"
-import * as Session from "./internal/Session.ts"
+import * as ReconnectingLink from "./internal/ReconnectingLink.ts"
+import { supervised } from "./internal/supervise.ts"
 import { challengeProof, decryptSerialized, encryptSerialized, type LegacyKeys, registrationProof } from "./MlKemAes.ts"
 import { type ReconnectOptions, reconnectOptions } from "./Reconnect.ts"
+import { decodeLegacyPayload, type LegacyServerFrameType } from "../domain/LegacyServerFrames.ts"
 import { type ConnectionState, decodeServerFrame } from "./Wire.ts"
 
 /** A refused or failed legacy request; `message` is the SDK's rejection text (`payload.details`). */
@@ -213,27 +216,29 @@ export const make = (config: LegacyPeerConfig): Effect.Effect<LegacyPeerShape, n
         if (Option.isNone(decoded)) return
         const frame: LegacyFrame = { type: decoded.value.type, payload: decoded.value.payload ?? {} }
         const p = Predicate.isRecord(frame.payload) ? frame.payload : {}
+        const malformed = (details: string) => emit({ _tag: "Error", type: "INVALID_MESSAGE", details })
         if (frame.type === "peer_disconnected") {
-          return typeof p.peerId === "string" ? yield* emit({ _tag: "PeerDisconnected", peerId: p.peerId }) : undefined
+          const gone = decodeLegacyPayload("peer_disconnected", frame.payload)
+          return yield* gone._tag === "Right" ? emit({ _tag: "PeerDisconnected", peerId: gone.right.peerId }) : malformed(gone.left)
         }
         if (frame.type === "message") {
-          const fromId = typeof p.fromId === "string" ? p.fromId : ""
-          const opened = Effect.try(() => decryptSerialized(config.keys.kem.secretKey, p.message as never))
+          const m = decodeLegacyPayload("message", frame.payload)
+          if (m._tag === "Left") return yield* malformed(m.left)
+          const { fromId, timestamp } = m.right
+          const opened = Effect.try(() => decryptSerialized(config.keys.kem.secretKey, m.right.message as never))
           const bytes = yield* Effect.either(opened)
           if (bytes._tag === "Left") {
             return yield* emit({ _tag: "Error", type: "DECRYPTION_ERROR", details: `message from ${fromId} could not be decrypted` })
           }
-          return yield* emit({
-            _tag: "Message",
-            bytes: bytes.right,
-            fromId,
-            ...(typeof p.timestamp === "number" ? { timestamp: p.timestamp } : {})
-          })
+          return yield* emit({ _tag: "Message", bytes: bytes.right, fromId, ...(timestamp === undefined ? {} : { timestamp }) })
         }
         if (!UNSOLICITED.has(frame.type)) yield* answer(frame)
         yield* emit({ _tag: "Frame", frame })
-        if (frame.type === "server_question" && typeof p.questionId === "string") {
-          yield* emit({ _tag: "ServerQuestion", question: p.question, questionId: p.questionId })
+        if (frame.type === "server_question") {
+          const q = decodeLegacyPayload("server_question", frame.payload)
+          yield* q._tag === "Right"
+            ? emit({ _tag: "ServerQuestion", question: q.right.question, questionId: q.right.questionId })
+            : malformed(q.left)
         }
         if (frame.type === "error") {
           yield* emit({
@@ -270,10 +275,9 @@ export const make = (config: LegacyPeerConfig): Effect.Effect<LegacyPeerShape, n
           }
           return yield* Effect.fail(e)
         }
-        const c = answered.right as { nonce?: unknown; node?: unknown } | undefined
-        if (typeof c?.nonce !== "string" || typeof c.node !== "string") {
-          return yield* fail("INVALID_MESSAGE", "Malformed challenge from the server")
-        }
+        const decoded = decodeLegacyPayload("challenge", answered.right)
+        if (decoded._tag === "Left") return yield* fail("INVALID_MESSAGE", "Malformed challenge from the server")
+        const c = decoded.right
         if (config.nodeKeyHex !== undefined && c.node.toLowerCase() !== config.nodeKeyHex.toLowerCase()) {
           return yield* fail("NODE_MISMATCH", "The server's challenge names another node than the one configured")
         }
@@ -282,7 +286,7 @@ export const make = (config: LegacyPeerConfig): Effect.Effect<LegacyPeerShape, n
 
     const setState = (state: ConnectionState) => emit({ _tag: "ConnectionState", state })
 
-    const hooks: Session.Hooks<void, LegacyClientError> = {
+    const hooks: ReconnectingLink.Hooks<void, LegacyClientError> = {
       url: config.serverUrl,
       reconnect: reconnectOptions(config.reconnect),
       inboxCapacity: 100_000,
@@ -379,7 +383,7 @@ export const make = (config: LegacyPeerConfig): Effect.Effect<LegacyPeerShape, n
       st.running = true
       st.everRegistered = false
       yield* setState("reconnecting")
-      yield* FiberHandle.run(loop, Session.run(hooks).pipe(Effect.ensuring(Effect.sync(() => void (st.running = false)))))
+      yield* FiberHandle.run(loop, supervised("reconnect", ReconnectingLink.run(hooks)).pipe(Effect.ensuring(Effect.sync(() => void (st.running = false)))))
       yield* Deferred.await(opened).pipe(
         Effect.timeoutFail({ duration: Duration.millis(timeouts.connect), onTimeout: () => fail("CONNECTION_ERROR", "Connection timeout") })
       )
@@ -388,18 +392,23 @@ export const make = (config: LegacyPeerConfig): Effect.Effect<LegacyPeerShape, n
 
     yield* Effect.addFinalizer(() => stop)
 
+    /** A reply's payload through its Schema; a malformed one fails the request. */
+    const decodeReply = <T extends LegacyServerFrameType>(type: T) => (payload: unknown) =>
+      Either.mapLeft(decodeLegacyPayload(type, payload), (details) => fail("INVALID_MESSAGE", details))
+
     const requestPublicKey = (peerId: string) =>
-      ask<{ publicKey: ReadonlyArray<number> }>({ type: "request_public_key", payload: { targetId: peerId } }, "public_key_response", {
+      ask<unknown>({ type: "request_public_key", payload: { targetId: peerId } }, "public_key_response", {
         resend: true,
         filter: (f) => Predicate.isRecord(f.payload) && f.payload.peerId === peerId
-      }).pipe(Effect.map((r) => new Uint8Array(Array.isArray(r?.publicKey) ? r.publicKey : [])))
+      }).pipe(Effect.flatMap(decodeReply("public_key_response")), Effect.map((r) => new Uint8Array(r.publicKey)))
 
     return {
       connect,
       disconnect: stop,
       registerAndWait: Effect.asVoid(registration((frame, answer) => ask(frame, answer))),
-      discoverPeers: ask<{ peers: ReadonlyArray<string> }>({ type: "discover", payload: {} }, "discover", { resend: true }).pipe(
-        Effect.map((r) => (Array.isArray(r?.peers) ? r.peers : []))
+      discoverPeers: ask<unknown>({ type: "discover", payload: {} }, "discover", { resend: true }).pipe(
+        Effect.flatMap(decodeReply("discover")),
+        Effect.map((r) => r.peers)
       ),
       requestPublicKey,
       sendMessage: (targetId, message) =>

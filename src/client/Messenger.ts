@@ -7,20 +7,31 @@
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import { safetyNumber } from "./secure/SafetyNumber.ts"
 import { type Identity, openMessage, type Opened, sealBound, signFnOf } from "./L2psCrypto.ts"
+import type { InviteError } from "./Invite.ts"
+import * as Invites from "./Invites.ts"
 import * as L2psPeer from "./L2psPeer.ts"
 import * as MessageStore from "./MessageStore.ts"
 import * as NodePins from "./NodePins.ts"
+import * as Outbox from "./Outbox.ts"
 import { batchSigner, type ProofCheck, verifyProof } from "./Proofs.ts"
 import type { ReconnectOptions } from "./Reconnect.ts"
+import { type BundleData, createDevice, bundleOf } from "./secure/DeviceKeys.ts"
+import type { SecureStore } from "./secure/SecureSessions.ts"
+import * as SecureLink from "./SecureLink.ts"
+import * as SecureState from "./SecureState.ts"
 import type { ConnectionState, ErrorPayload, IncomingMessagePayload, RegisteredPayload } from "./Wire.ts"
+import { supervise } from "./internal/supervise.ts"
 
 /** Acknowledgements waiting to be sent at once. */
 const ACKS_MAX = 4096
@@ -60,6 +71,25 @@ export interface MessengerConfig {
   readonly nodeKey?: string | undefined
   /** Where the node's key is pinned on first use when `nodeKey` is not given (default: in memory). */
   readonly pins?: NodePins.NodePinsShape | undefined
+  /**
+   * The device bundle invites carry. Secure sessions give their stored device's; without it a device
+   * is made on the first `invite` and kept in memory only (its invites open no session after a restart).
+   */
+  readonly inviteBundle?: Effect.Effect<BundleData> | undefined
+  /**
+   * Called by `join` with the inviter's verified bundle: where secure sessions start the session (a
+   * first message needs no answer from the inviter). Without it `join` only returns what it found.
+   */
+  readonly startSession?: ((joined: Invites.Joined) => Effect.Effect<void, MessengerError>) | undefined
+  /**
+   * This device's secure-session secrets (SecureState.open keeps them sealed in the client's storage;
+   * default: a new device in memory). `false` sends today's static-key scheme only.
+   */
+  readonly secure?: SecureStore | false | undefined
+  readonly secureOptions?: SecureLink.SecureLinkOptions & {
+    /** How often the prekeys are checked (pools refilled, signed keys rotated) while connected; default one hour. */
+    readonly maintainEveryMs?: number
+  } | undefined
 }
 
 export interface MessengerShape {
@@ -79,6 +109,18 @@ export interface MessengerShape {
   readonly events: Stream.Stream<ChatEvent>
   readonly subscribe: Effect.Effect<Queue.Dequeue<ChatEvent>, never, Scope.Scope>
   readonly snapshot: Effect.Effect<L2psPeer.Snapshot>
+  /** Stores an invite on the node; returns the link to give out (docs/PROTOCOL.md, "Invites"). */
+  readonly invite: (options?: Invites.InviteOptions) => Effect.Effect<string, L2psPeer.L2psError>
+  /** Opens a link: the inviter's key, name and bundle, and the session started when secure sessions are on. */
+  readonly join: (link: string) => Effect.Effect<Invites.Joined, InviteError | L2psPeer.L2psError | MessengerError>
+  /** Deletes one of this account's invites from the node. */
+  readonly withdrawInvite: (link: string) => Effect.Effect<boolean, InviteError | L2psPeer.L2psError>
+  /** The 60 digits both people see for each other's keys (docs/PROTOCOL.md, "Safety numbers"). */
+  readonly safetyNumber: (peer: string) => string
+  /** This device's id in secure sessions; undefined when they are off. */
+  readonly deviceId: number | undefined
+  /** Publishes this device's prekeys, refills its one-time pools, rotates its signed keys when due. */
+  readonly maintainPrekeys: Effect.Effect<void, L2psPeer.L2psError | MessengerError>
   /** The underlying connection, for anything else. */
   readonly peer: L2psPeer.L2psPeerShape
 }
@@ -89,6 +131,7 @@ const storeError = (e: { readonly message: string }) => new MessengerError({ mes
 
 export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, never, Scope.Scope> =>
   Effect.gen(function*() {
+    const scope = yield* Effect.scope
     const l2psUid = config.l2psUid ?? "default"
     const me = config.identity
     const store = config.store ?? MessageStore.memory()
@@ -110,6 +153,11 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
       reconnect: config.reconnect,
       timeouts: config.timeouts
     })
+    const secureStore = config.secure === false ? undefined : config.secure ?? (yield* SecureState.memory(me))
+    const link = secureStore === undefined ? undefined : yield* Effect.orDie(SecureLink.make(me, peer, secureStore, config.secureOptions))
+    const maintain = link === undefined
+      ? Effect.void
+      : link.maintain.pipe(Effect.mapError((e) => e._tag === "SecureStoreError" ? new MessengerError({ message: e.message }) : e))
     // Bounded by dropping: an ack that does not fit only means the message is delivered again later,
     // and it is recognised by its hash; blocking here could stall the frame loop the acks wait on.
     const acks = yield* Queue.dropping<string>(ACKS_MAX)
@@ -133,8 +181,39 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
       }
     }
 
+    /**
+     * A secure message: the ratchet states are committed only after the message is stored, both before
+     * the ack; killed in between, the message comes again and opens from the states before it.
+     */
+    const receivedSecure = (m: IncomingMessagePayload, l: SecureLink.SecureLink) =>
+      Effect.gen(function*() {
+        const at = yield* Clock.currentTimeMillis
+        const before = yield* store.get(m.messageHash, m.from).pipe(Effect.catchAll(() => Effect.succeed(undefined)))
+        if (before === undefined) {
+          const base = { messageHash: m.messageHash, peer: m.from, direction: "in" as const, at, l2psUid, ...(m.offline === true ? { offline: true } : {}) }
+          let stored: MessageStore.ChatRecord | undefined
+          const out = yield* Effect.either(l.open(m.from, me.publicKey, m.encrypted, m.messageHash, (o) => {
+            const record: MessageStore.ChatRecord = { ...base, text: o.text, status: "received", sentAt: o.sentAt }
+            return Effect.map(store.put(record), (fresh) => void (stored = fresh ? record : undefined))
+          }))
+          if (out._tag === "Right") {
+            if (stored !== undefined) yield* emit({ _tag: "Received", record: stored })
+          } else if (out.left._tag === "SecureLinkError") {
+            // Refused: kept as undecryptable so it is not asked again; a store failure leaves it unacknowledged.
+            const reason = out.left.message
+            const record: MessageStore.ChatRecord = { ...base, text: "", status: "undecryptable", error: reason }
+            const fresh = yield* store.put(record).pipe(Effect.catchAll(() => Effect.succeed(false)))
+            if (fresh) yield* emit({ _tag: "Undecryptable", from: m.from, messageHash: m.messageHash, reason })
+          } else {
+            return
+          }
+        }
+        yield* Queue.offer(acks, m.messageHash)
+      })
+
     const received = (m: IncomingMessagePayload) =>
       Effect.gen(function*() {
+        if (link !== undefined && SecureLink.isParcel(m.encrypted)) return yield* receivedSecure(m, link)
         const at = yield* Clock.currentTimeMillis
         const opened = open(m)
         const ok = typeof opened !== "string"
@@ -171,7 +250,11 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
         case "Retrying":
           return emit({ _tag: "Retrying", attempt: e.attempt, delayMillis: e.delayMillis })
         case "Registered":
-          return emit({ _tag: "Registered", reconnect: e.reconnect, onlinePeers: e.registered.onlinePeers })
+          // Published in the background: the frame loop must go on to read the answers.
+          return emit({ _tag: "Registered", reconnect: e.reconnect, onlinePeers: e.registered.onlinePeers }).pipe(
+            Effect.zipRight(Effect.forkIn(Effect.ignore(maintain), scope)),
+            Effect.zipRight(outbox.kick)
+          )
         case "PeerJoined":
         case "PeerLeft":
           return emit({ _tag: e._tag, publicKey: e.publicKey })
@@ -180,43 +263,80 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
       }
     }
 
+    if (link !== undefined) {
+      const every = config.secureOptions?.maintainEveryMs ?? 3_600_000
+      yield* Effect.forkScoped(link.maintainEvery(every, Effect.map(peer.snapshot, (s) => s.registered)))
+    }
+    const sendTimeout = config.timeouts?.send ?? 15_000
+    /** sends waiting for their message's outcome, by messageHash (removed when it comes or they stop waiting) */
+    const waiters = new Map<string, Deferred.Deferred<MessageStore.ChatRecord>>()
+    const outbox = yield* Outbox.make({
+      store,
+      send: (r) =>
+        r.encrypted === undefined
+          ? Effect.fail({ kind: "permanent" as const, message: "nothing sealed to send" })
+          : peer.send(r.peer, r.encrypted, r.messageHash).pipe(
+            Effect.map((result) => ("status" in result ? "queued" as const : "sent" as const)),
+            Effect.mapError(Outbox.classify)
+          ),
+      onChange: (r) =>
+        Effect.gen(function*() {
+          yield* emit(r.status === "failed" ? { _tag: "SendFailed", record: r, error: r.error ?? "not sent" } : { _tag: "Sent", record: r })
+          const waiter = waiters.get(r.messageHash)
+          if (waiter !== undefined) yield* Deferred.succeed(waiter, r)
+        })
+    })
     const events = yield* peer.subscribe
-    yield* Queue.take(events).pipe(Effect.flatMap(onPeerEvent), Effect.forever, Effect.forkScoped)
-    yield* Stream.fromQueue(acks).pipe(
+    yield* supervise("events", Queue.take(events).pipe(Effect.flatMap(onPeerEvent), Effect.forever))
+    yield* supervise("acks", Stream.fromQueue(acks).pipe(
       Stream.groupedWithin(500, Duration.millis(20)),
       Stream.mapEffect((hashes) => peer.ack([...new Set(hashes)]).pipe(Effect.ignore)),
-      Stream.runDrain,
-      Effect.forkScoped
-    )
+      Stream.runDrain
+    ))
 
     const send = (to: string, text: string) =>
       Effect.gen(function*() {
         const to_ = to.toLowerCase()
         const at = yield* Clock.currentTimeMillis
-        const { encrypted, messageHash } = yield* Effect.try({
+        const secure = link === undefined ? undefined : yield* link.seal(to_, text, at).pipe(
+          Effect.mapError((e) => e._tag === "L2psError" ? e : new MessengerError({ message: e.message }))
+        )
+        const { encrypted, messageHash } = secure ?? (yield* Effect.try({
           try: () => sealBound(me, to_, text, at),
           catch: (e) => new MessengerError({ message: e instanceof Error ? e.message : String(e) })
-        })
+        }))
         const record: MessageStore.ChatRecord = { messageHash, peer: to_, direction: "out", text, at, l2psUid, status: "sending", encrypted }
-        yield* store.put(record).pipe(Effect.mapError(storeError))
-        const result = yield* peer.send(to_, encrypted, messageHash).pipe(
-          Effect.tapError((e) =>
-            store.update(messageHash, { status: "failed", error: e.message }).pipe(
-              Effect.ignore,
-              Effect.zipRight(emit({ _tag: "SendFailed", record: { ...record, status: "failed", error: e.message }, error: e.message }))
-            ))
+        const outcome = yield* Deferred.make<MessageStore.ChatRecord>()
+        waiters.set(messageHash, outcome)
+        const queued = yield* outbox.enqueue(record).pipe(
+          Effect.mapError(storeError),
+          Effect.tapError(() => Effect.sync(() => waiters.delete(messageHash)))
         )
-        // A receipt may have overtaken the reply; `delivered` stays.
-        const now = yield* store.get(messageHash)
-        const status = now?.status === "delivered" ? "delivered" : "status" in result ? "queued" : "sent"
-        const done = (yield* store.update(messageHash, { status }).pipe(Effect.mapError(storeError))) ?? { ...record, status }
-        yield* emit({ _tag: "Sent", record: done })
-        return done
+        // Not taken by the node within the send timeout: it stays in the outbox, sent once connected.
+        const done = yield* Deferred.await(outcome).pipe(Effect.timeoutOption(Duration.millis(sendTimeout)))
+        waiters.delete(messageHash)
+        if (Option.isNone(done)) return queued
+        if (done.value.status === "failed") return yield* Effect.fail(new MessengerError({ message: done.value.error ?? "not sent" }))
+        return done.value
       })
 
     const refresh = (other: string) =>
       Effect.gen(function*() {
         const page = yield* peer.history(other.toLowerCase(), { limit: 200 })
+        // What this account's other devices sent: their parcels carry a part for this device.
+        for (const m of page.messages) {
+          if (link === undefined || m.from.toLowerCase() !== me.publicKey || !SecureLink.isParcel(m.encrypted)) continue
+          if ((yield* store.get(m.messageHash).pipe(Effect.orElseSucceed(() => undefined))) !== undefined) continue
+          const at = yield* Clock.currentTimeMillis
+          let record: MessageStore.ChatRecord | undefined
+          yield* link.open(me.publicKey, m.to, m.encrypted, m.messageHash, (o) => {
+            const r: MessageStore.ChatRecord = {
+              messageHash: m.messageHash, peer: m.to.toLowerCase(), direction: "out", text: o.text, at, l2psUid, status: "sent", sentAt: o.sentAt, encrypted: m.encrypted
+            }
+            return Effect.map(store.put(r), (fresh) => void (record = fresh ? r : undefined))
+          }).pipe(Effect.ignore)
+          if (record !== undefined) yield* emit({ _tag: "Sent", record })
+        }
         for (const m of page.messages) {
           const l2psStatus = m.l2psStatus ?? (m.status.startsWith("l2ps_") ? m.status : undefined)
           // A message of the other party's is kept under its sender too: hashes are unique per sender only.
@@ -263,6 +383,21 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
         return check
       })
 
+    let device: BundleData | undefined
+    const invites = Invites.make({
+      peer,
+      identity: me,
+      nodeUrl: config.serverUrl,
+      l2psUid,
+      bundle: config.inviteBundle ?? Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.sync(() => {
+          device ??= bundleOf(createDevice(me, { now, oneTimePreKeys: 0, oneTimeKems: 0 }))
+          return device
+        }))
+    })
+    const join = (link: string) =>
+      Effect.tap(invites.join(link), (joined) => config.startSession === undefined ? Effect.void : config.startSession(joined))
+
     return {
       publicKey: me.publicKey,
       connect: peer.connect,
@@ -275,6 +410,12 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
       events: Stream.fromPubSub(hub),
       subscribe: PubSub.subscribe(hub),
       snapshot: peer.snapshot,
+      invite: invites.invite,
+      join,
+      withdrawInvite: invites.withdraw,
+      safetyNumber: (other) => safetyNumber(me.publicKey, other.toLowerCase()),
+      deviceId: link?.deviceId,
+      maintainPrekeys: maintain,
       peer
     } satisfies MessengerShape
   })

@@ -4,21 +4,24 @@
  * identity) and `node-keys.json` (NodePins). `fromStorage` for Effect code, `openWith` for Promise
  * code; `Home` (a folder) and `Browser` (IndexedDB) choose the storage.
  */
+import type { InviteOptions, Joined } from "./Invites.ts"
 import { hkdf } from "@noble/hashes/hkdf.js"
 import { sha256 } from "@noble/hashes/sha2.js"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
+import type { DeviceInfo } from "../domain/Prekeys.ts"
 import type { HomeStorage } from "./HomeStorage.ts"
 import { runPromise } from "./internal/run.ts"
 import type { Identity } from "./L2psCrypto.ts"
 import type * as L2psPeer from "./L2psPeer.ts"
 import * as MessageStore from "./MessageStore.ts"
-import { type ChatEvent, make, Messenger, MessengerError, type MessengerShape } from "./Messenger.ts"
+import { type ChatEvent, make, Messenger, type MessengerConfig, MessengerError, type MessengerShape } from "./Messenger.ts"
 import * as NodePins from "./NodePins.ts"
 import type { ProofCheck } from "./Proofs.ts"
 import type { ReconnectOptions } from "./Reconnect.ts"
 import * as SecretStore from "./SecretStore.ts"
+import * as SecureState from "./SecureState.ts"
 import type { RegisteredPayload } from "./Wire.ts"
 
 /** The history key: derived from the identity's secret, so history opens with the same passphrase. */
@@ -40,6 +43,8 @@ export interface MessengerOptions {
   readonly nodeKey?: string
   /** refuse messages not bound to their hash (see `MessengerConfig.requireBound`) */
   readonly requireBound?: boolean
+  /** secure sessions: how long a recipient's device list is kept, how often prekeys are checked and rotated */
+  readonly secureOptions?: MessengerConfig["secureOptions"]
   /** connect right away (default true) */
   readonly connect?: boolean
 }
@@ -54,6 +59,7 @@ export const fromStorage = (
     const { secrets, created, migrated } = yield* SecretStore.loadOrCreate(storage, o.passphrase, o.kdf)
     const store = yield* MessageStore.open(storage, HISTORY_FILE, storeKeyOf(secrets.identity))
     const pinned = yield* NodePins.open(storage, secrets.identity)
+    const secure = yield* SecureState.open(storage, secrets.identity).pipe(Effect.mapError((e) => new MessengerError({ message: e.message })))
     /** What the app should tell its user about the folder (files that did not open as they should). */
     const notices: Array<string> = pinned.problem === undefined ? [] : [pinned.problem]
     const log = store.report.problems
@@ -71,7 +77,9 @@ export const fromStorage = (
       onEvent: o.onEvent,
       requireBound: o.requireBound,
       nodeKey: o.nodeKey,
-      pins: pinned.pins
+      pins: pinned.pins,
+      secure,
+      secureOptions: o.secureOptions
     })
     return { messenger, created, migrated, secrets, notices }
   })
@@ -88,7 +96,21 @@ export interface MessengerHandle {
   conversation(peer: string, limit?: number): Promise<ReadonlyArray<MessageStore.ChatRecord>>
   refresh(peer: string): Promise<ReadonlyArray<MessageStore.ChatRecord>>
   confirm(messageHash: string, from?: string): Promise<ProofCheck>
+  /** The safety number of this account and `peer`, to compare with theirs. */
+  safetyNumber(peer: string): string
+  /** This device's id in secure sessions. */
+  readonly deviceId: number | undefined
+  /** This account's devices with published prekeys, as the node lists them. */
+  devices(): Promise<ReadonlyArray<DeviceInfo>>
+  /** Removes a device of this account from the node: senders stop sealing for it once they fetch again. */
+  removeDevice(deviceId: number): Promise<boolean>
+  /** Publishes this device's prekeys now, refilling its pools (also done on each registration and hourly). */
+  maintainPrekeys(): Promise<void>
   connect(): Promise<RegisteredPayload>
+  /** A link that lets someone start a conversation with this account (docs/PROTOCOL.md, "Invite links"). */
+  invite(options?: InviteOptions): Promise<string>
+  /** Opens someone's invite link: their key, name and device bundle; rejects with an `InviteError`. */
+  join(link: string): Promise<Joined>
   /** Received (decrypted, stored) messages. */
   onMessage(handler: (record: MessageStore.ChatRecord) => void): void
   onEvent(handler: (event: ChatEvent) => void): void
@@ -127,7 +149,14 @@ export const openWith = async (storage: HomeStorage, o: MessengerOptions): Promi
       conversation: (peer, limit) => run((x) => x.conversation(peer, limit)),
       refresh: (peer) => run((x) => x.refresh(peer)),
       confirm: (hash, from) => run((x) => x.confirm(hash, from)),
+      safetyNumber: (peer) => m.safetyNumber(peer),
+      deviceId: m.deviceId,
+      devices: () => run((x) => Effect.map(x.peer.devices, (r) => r.devices)),
+      removeDevice: (id) => run((x) => Effect.map(x.peer.deviceRemove(id), (r) => r.removed)),
+      maintainPrekeys: () => run((x) => x.maintainPrekeys),
       connect: () => run((x) => x.connect),
+      invite: (options) => run((x) => x.invite(options)),
+      join: (link) => run((x) => x.join(link)),
       onMessage: (h) => void messageHandlers.add(h),
       onEvent: (h) => void eventHandlers.add(h),
       close: () => runtime.dispose()

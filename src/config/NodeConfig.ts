@@ -152,12 +152,28 @@ export interface NodeConfigShape {
   readonly prekeyPublishBurst: number
   /** …refilled at this many per minute. */
   readonly prekeyPublishPerMinute: number
+  /** Invite records one key may keep in a network (docs/PROTOCOL.md, "Invites"). */
+  readonly invitesPerKey: number
+  /** Most characters of one sealed invite record. */
+  readonly inviteRecordMaxChars: number
+  /** Furthest ahead an invite record may expire. */
+  readonly inviteMaxTtlMillis: number
+  /** The NATS servers of a cluster (comma-separated URLs); none: the node runs alone. */
+  readonly natsUrl: Option.Option<string>
+  /** This node's name in a cluster; none: generated once and kept in `DATA_DIR`. */
+  readonly nodeId: Option.Option<string>
+  /** NATS client pings this often; after `natsMaxPingOut` unanswered ones the link is dead. */
+  readonly natsPingIntervalMillis: number
+  readonly natsMaxPingOut: number
 }
 
 /** The node's configuration port. */
 export class NodeConfig extends Context.Tag("im/NodeConfig")<NodeConfig, NodeConfigShape>() {}
 
 export const UID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/
+
+/** A node id is one NATS subject token and a readable log field. */
+export const NODE_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/
 
 export const defaultLimits: NetworkLimits = {
   rateLimitPerSec: 20,
@@ -235,7 +251,14 @@ export const defaults: NodeConfigShape = {
   bundleFetchBurstPerAddress: 100,
   bundleFetchPerMinutePerAddress: 60,
   prekeyPublishBurst: 10,
-  prekeyPublishPerMinute: 10
+  prekeyPublishPerMinute: 10,
+  invitesPerKey: 20,
+  inviteRecordMaxChars: 8192,
+  inviteMaxTtlMillis: 30 * 86_400_000,
+  natsUrl: Option.none(),
+  nodeId: Option.none(),
+  natsPingIntervalMillis: 2000,
+  natsMaxPingOut: 2
 }
 
 /** Tests and embedding hosts: defaults with overrides, `networks` given as uids or full limits. */
@@ -474,8 +497,37 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
     bundleFetchBurstPerAddress: positive("BUNDLE_FETCH_BURST_PER_ADDRESS", defaults.bundleFetchBurstPerAddress),
     bundleFetchPerMinutePerAddress: positive("BUNDLE_FETCH_PER_MINUTE_PER_ADDRESS", defaults.bundleFetchPerMinutePerAddress),
     prekeyPublishBurst: positive("PREKEY_PUBLISH_BURST", defaults.prekeyPublishBurst),
-    prekeyPublishPerMinute: positive("PREKEY_PUBLISH_PER_MINUTE", defaults.prekeyPublishPerMinute)
+    prekeyPublishPerMinute: positive("PREKEY_PUBLISH_PER_MINUTE", defaults.prekeyPublishPerMinute),
+    invitesPerKey: positive("INVITES_PER_KEY", defaults.invitesPerKey),
+    inviteRecordMaxChars: positive("INVITE_RECORD_MAX_CHARS", defaults.inviteRecordMaxChars),
+    inviteMaxTtl: Config.duration("INVITE_MAX_TTL").pipe(
+      Config.withDefault(Duration.millis(defaults.inviteMaxTtlMillis)),
+      Config.validate({ message: "INVITE_MAX_TTL must be a positive duration, e.g. \"30 days\"", validation: (d) => Duration.toMillis(d) >= 1000 })
+    ),
+    natsUrl: Config.option(Config.string("NATS_URL")).pipe(
+      Config.map(Option.filter((s) => s.trim().length > 0)),
+      Config.validate({
+        message: "NATS_URL must be nats://host:port (several comma-separated)",
+        validation: (o) => Option.isNone(o) || o.value.split(",").every((u) => /^(nats|tls):\/\/[^\s/]+$/.test(u.trim()))
+      })
+    ),
+    nodeId: Config.option(Config.string("NODE_ID")).pipe(
+      Config.map(Option.filter((s) => s.length > 0)),
+      Config.validate({
+        message: "NODE_ID must be 1-64 characters of [A-Za-z0-9_-]",
+        validation: (o) => Option.isNone(o) || NODE_ID_PATTERN.test(o.value)
+      })
+    ),
+    natsPingIntervalMillis: positive("NATS_PING_INTERVAL_MS", defaults.natsPingIntervalMillis),
+    natsMaxPingOut: positive("NATS_MAX_PING_OUT", defaults.natsMaxPingOut)
   })
+  if (Option.isSome(env.natsUrl) && Option.isNone(env.databaseUrl)) {
+    // Nodes of a cluster share one database; an embedded PGlite is one node's own.
+    return yield* Effect.fail(ConfigError.InvalidData(
+      ["NATS_URL"],
+      "NATS_URL makes this node a cluster member, which needs DATABASE_URL (a Postgres shared by every node), not the embedded PGlite"
+    ))
+  }
   const base: NetworkLimits = {
     rateLimitPerSec: env.rateLimitPerSec,
     rateLimitBurst: env.rateLimitBurst,
@@ -552,7 +604,14 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
     bundleFetchBurstPerAddress: env.bundleFetchBurstPerAddress,
     bundleFetchPerMinutePerAddress: env.bundleFetchPerMinutePerAddress,
     prekeyPublishBurst: env.prekeyPublishBurst,
-    prekeyPublishPerMinute: env.prekeyPublishPerMinute
+    prekeyPublishPerMinute: env.prekeyPublishPerMinute,
+    invitesPerKey: env.invitesPerKey,
+    inviteRecordMaxChars: env.inviteRecordMaxChars,
+    inviteMaxTtlMillis: Duration.toMillis(env.inviteMaxTtl),
+    natsUrl: env.natsUrl,
+    nodeId: env.nodeId,
+    natsPingIntervalMillis: env.natsPingIntervalMillis,
+    natsMaxPingOut: env.natsMaxPingOut
   }
 })
 

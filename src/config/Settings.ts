@@ -76,7 +76,14 @@ export const SETTINGS: ReadonlyArray<Setting> = [
   { name: "BUNDLE_FETCH_BURST_PER_ADDRESS", default: "100", meaning: "`bundle_fetch`es per remote address (all its keys; an IPv6 /64 counts as one): a bucket of this many…" },
   { name: "BUNDLE_FETCH_PER_MINUTE_PER_ADDRESS", default: "60", meaning: "…refilled at this many per minute; past it `RATE_LIMITED` \"Too many bundle fetches from this address\" (keys cost nothing to make: this bounds what one host drains)" },
   { name: "PREKEY_PUBLISH_BURST", default: "10", meaning: "`prekeys_publish`es per key (each checks up to 152 signatures): a bucket of this many…" },
-  { name: "PREKEY_PUBLISH_PER_MINUTE", default: "10", meaning: "…refilled at this many per minute; past it `RATE_LIMITED` \"Too many prekey uploads\"" }
+  { name: "PREKEY_PUBLISH_PER_MINUTE", default: "10", meaning: "…refilled at this many per minute; past it `RATE_LIMITED` \"Too many prekey uploads\"" },
+  { name: "INVITES_PER_KEY", default: "20", meaning: "invite records (`invite_store`) one key may keep in a network; past it `INVITE_LIMIT` until one expires or is deleted" },
+  { name: "INVITE_RECORD_MAX_CHARS", default: "8192", meaning: "most characters of one sealed invite record; a larger one is `INVALID_MESSAGE`" },
+  { name: "INVITE_MAX_TTL", default: "30 days", meaning: "furthest ahead an invite record may expire (an Effect duration); expired records are deleted within a minute" },
+  { name: "NATS_URL", default: "(unset)", meaning: "NATS server(s), `nats://host:port` (comma-separated): makes the node a cluster member, with `DATABASE_URL` on the Postgres every node shares (with PGlite it is a start-up error); unset, the node runs alone" },
+  { name: "NODE_ID", default: "(generated)", meaning: "this node's name in the cluster ([A-Za-z0-9_-], at most 64); unset, one is made on first start and kept in `DATA_DIR/node-id`" },
+  { name: "NATS_PING_INTERVAL_MS", default: "2000", meaning: "the node pings NATS this often…" },
+  { name: "NATS_MAX_PING_OUT", default: "2", meaning: "…and counts the link dead after this many unanswered pings, then reconnects (it never gives up)" },
 ]
 
 /** `npm run node -- --help`: every setting with its default, for a terminal. */

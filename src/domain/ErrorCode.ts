@@ -11,12 +11,16 @@ export const ErrorCode = Schema.Literal(
   "RATE_LIMITED",
   "INTERNAL_ERROR",
   "KEY_BANNED",
-  /** A prekey whose signature by the account key does not verify (docs/PROTOCOL.md, "Prekeys"). */
+  /** A prekey or invite record whose signature by the account key does not verify (docs/PROTOCOL.md, "Prekeys", "Invites"). */
   "INVALID_SIGNATURE",
   /** A device's one-time prekey pool, or an account's devices, would pass their bound. */
   "PREKEY_LIMIT",
   /** No such device of this account on this node. */
-  "DEVICE_NOT_FOUND"
+  "DEVICE_NOT_FOUND",
+  /** The account has the most invite records allowed, or the id is taken. */
+  "INVITE_LIMIT",
+  /** No such invite record: never stored, expired, deleted, or a one-time record already fetched. */
+  "INVITE_NOT_FOUND"
 )
 export type ErrorCode = typeof ErrorCode.Type
 

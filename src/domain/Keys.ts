@@ -9,9 +9,25 @@ export const normalizeKey = (s: string): string => s.toLowerCase()
 
 export const isHex = (s: string): boolean => HEX.test(s)
 
-export const hexToBytes = (hex: string): Uint8Array => Uint8Array.from(Buffer.from(hex, "hex"))
+// Node's Buffer where there is one (the node's hot path); plain code in browsers, where the client's
+// secure sessions check keys with `isStrictPublicKey` too. Both stop at the first pair that is not hex.
+const NodeBuffer = (globalThis as { Buffer?: typeof Buffer }).Buffer
 
-export const bytesToHex = (bytes: Uint8Array): string => Buffer.from(bytes).toString("hex")
+const plainHexToBytes = (hex: string): Uint8Array => {
+  const out: Array<number> = []
+  for (let i = 0; i + 1 < hex.length; i += 2) {
+    const pair = hex.slice(i, i + 2)
+    if (!/^[0-9a-fA-F]{2}$/.test(pair)) break
+    out.push(parseInt(pair, 16))
+  }
+  return Uint8Array.from(out)
+}
+
+export const hexToBytes = (hex: string): Uint8Array =>
+  NodeBuffer === undefined ? plainHexToBytes(hex) : Uint8Array.from(NodeBuffer.from(hex, "hex"))
+
+export const bytesToHex = (bytes: Uint8Array): string =>
+  NodeBuffer === undefined ? Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("") : NodeBuffer.from(bytes).toString("hex")
 
 /** Canonical name of a conversation, whichever side asks. */
 export const conversationOf = (a: string, b: string): string => (a < b ? `${a}:${b}` : `${b}:${a}`)
@@ -23,7 +39,7 @@ const SMALL_ORDER_Y = [
   "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
   "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
   "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"
-].map((h) => Uint8Array.from(Buffer.from(h, "hex")))
+].map(hexToBytes)
 
 /**
  * Whether 32 bytes may name an ed25519 public key a signature can bind: y < p (the canonical encoding)

@@ -6,6 +6,7 @@
 import * as Schema from "effect/Schema"
 import { L2psUid, MessageHash, PublicKey } from "./Ids.ts"
 import { BundleResponse, DeviceRemoved, DevicesResponse, PrekeyCounts } from "./Prekeys.ts"
+import { InviteDeleted, InviteResponse, InviteStored } from "./Invites.ts"
 
 /** What the server relays and stores without reading it. */
 export const SerializedEncryptedMessage = Schema.Struct({
@@ -161,7 +162,10 @@ export const ServerPayloads = {
   prekeys_count_response: PrekeyCounts,
   bundle_response: BundleResponse,
   devices_response: DevicesResponse,
-  device_removed: DeviceRemoved
+  device_removed: DeviceRemoved,
+  invite_stored: InviteStored,
+  invite_response: InviteResponse,
+  invite_deleted: InviteDeleted
 } as const
 
 export type ServerFrameType = keyof typeof ServerPayloads

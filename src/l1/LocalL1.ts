@@ -8,6 +8,7 @@ import { Crypto } from "../crypto/Crypto.ts"
 import { canonicalJson } from "../domain/Merkle.ts"
 import { NodeConfig } from "../config/NodeConfig.ts"
 import { L1, L1Error } from "./L1.ts"
+import * as Ownership from "../internal/Ownership.ts"
 import { supervise } from "../internal/supervise.ts"
 
 const GENESIS_PARENT = "0".repeat(64)
@@ -53,13 +54,16 @@ export const make = Effect.gen(function*() {
     }).pipe(sql.withTransaction)
   })
 
-  yield* supervise(
-    "local-l1",
-    produce.pipe(
-      Effect.catchAllCause((cause) => Effect.logWarning("local L1 block production failed", cause)),
-      Effect.repeat(Schedule.spaced(cfg.blockIntervalMillis))
-    )
-  )
+  // Nodes sharing the database share the chain: one of them produces its blocks.
+  const ownership = yield* Ownership.current
+  yield* ownership.runOwned("l1/blocks", () =>
+    supervise(
+      "local-l1",
+      produce.pipe(
+        Effect.catchAllCause((cause) => Effect.logWarning("local L1 block production failed", cause)),
+        Effect.repeat(Schedule.spaced(cfg.blockIntervalMillis))
+      )
+    ))
 
   return L1.of({
     name: "local",

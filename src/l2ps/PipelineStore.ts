@@ -1,5 +1,6 @@
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
+import type { Fence } from "../internal/Ownership.ts"
 import type { StorageError, StoredMessage } from "../storage/Storage.ts"
 
 export type BatchStatus = "batched" | "submitted" | "confirmed"
@@ -62,11 +63,15 @@ export interface PipelineStoreShape {
     max: number
   ) => Effect.Effect<ReadonlyArray<MempoolEntry>, StorageError>
   readonly lastBatch: (l2psUid: string) => Effect.Effect<Batch | undefined, StorageError>
-  /** Stores the batch and moves its messages into it with their leaf hashes (in the same order), atomically. */
+  /**
+   * Stores the batch and moves its messages into it with their leaf hashes (in the same order), atomically.
+   * With a fence, only while that term of ownership is the current one (another node took over otherwise).
+   */
   readonly saveBatch: (
     batch: NewBatch,
     messageIds: ReadonlyArray<string>,
-    leaves: ReadonlyArray<string>
+    leaves: ReadonlyArray<string>,
+    fence?: Fence
   ) => Effect.Effect<Batch, StorageError>
   readonly batches: (l2psUid: string, status: BatchStatus) => Effect.Effect<ReadonlyArray<Batch>, StorageError>
   readonly markSubmitted: (batchId: string) => Effect.Effect<void, StorageError>

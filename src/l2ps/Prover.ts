@@ -7,6 +7,7 @@ import type { NodeKeyShape } from "../crypto/NodeKey.ts"
 import type { BatchAnchor, L1Transaction } from "../l1/L1.ts"
 import type { Draft } from "./Batcher.ts"
 import { canonicalJson, leafHash, root } from "../domain/Merkle.ts"
+import type { Fence } from "../internal/Ownership.ts"
 import type { Batch, PipelineStoreShape } from "./PipelineStore.ts"
 
 export const GENESIS_BATCH_HASH = "0".repeat(64)
@@ -46,7 +47,8 @@ export const run = (
   key: NodeKeyShape,
   store: PipelineStoreShape,
   drafts: Queue.Dequeue<Draft>,
-  proven: Queue.Enqueue<Batch>
+  proven: Queue.Enqueue<Batch>,
+  fence?: Fence
 ) =>
   Effect.suspend(() => {
     let known: { readonly last: Batch | undefined } | undefined
@@ -70,7 +72,7 @@ export const run = (
         const signature = Buffer.from(key.sign(Buffer.from(batchHash, "hex"))).toString("hex")
         const { createdAt: _, ...anchored } = header
         const tx = anchorOf(crypto, { ...anchored, batchHash, signature, signer: key.publicKeyHex })
-        return yield* store.saveBatch({ ...header, batchHash, signature, l2psTxHash: tx.hash }, entries.map((e) => e.id), leaves)
+        return yield* store.saveBatch({ ...header, batchHash, signature, l2psTxHash: tx.hash }, entries.map((e) => e.id), leaves, fence)
       }).pipe(
         Effect.withSpan("Prover.prove", { attributes: { l2psUid: uid, size: entries.length } }),
         Effect.tapErrorCause((cause) => Deferred.failCause(saved, cause))

@@ -125,8 +125,18 @@ export const make = Effect.gen(function*() {
         Effect.map((rows) => (rows[0] === undefined ? undefined : toBatch(rows[0]))),
         Effect.mapError(fail("lastBatch"))
       ),
-    saveBatch: (b, messageIds, leaves) =>
+    saveBatch: (b, messageIds, leaves, fence) =>
       Effect.gen(function*() {
+        if (fence !== undefined) {
+          // FOR SHARE: a takeover's epoch bump waits for this commit, or this check sees the new epoch.
+          const [term] = yield* sql<{ epoch: string | number }>`
+            SELECT epoch FROM cluster_owners WHERE name = ${fence.name} FOR SHARE`
+          if (term === undefined || Number(term.epoch) !== fence.epoch) {
+            return yield* Effect.fail(
+              new Error(`batch ${b.l2psUid}#${b.seq}: fenced out (epoch ${fence.epoch}, now ${term?.epoch ?? "none"})`)
+            )
+          }
+        }
         const [row] = yield* sql<BatchRow>`
           INSERT INTO l2ps_batches ${
           sql.insert({

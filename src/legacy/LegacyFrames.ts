@@ -3,6 +3,7 @@ import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import { ClientId } from "../domain/Ids.ts"
 import { MAX_JSON_DEPTH, nestedDeeperThan } from "../domain/Frames.ts"
+import { encodeLegacyFrame } from "../domain/LegacyServerFrames.ts"
 
 /** Error types of the legacy signaling protocol (`ImErrorType` of the reference), plus RATE_LIMITED, SESSION_REPLACED and KEY_BANNED. */
 export const LegacyErrorType = Schema.Literal(
@@ -49,8 +50,8 @@ export const decodeFrame = (text: string): Either.Either<LegacyEnvelope, LegacyE
   return Either.right({ type: u.type, payload: u.payload })
 }
 
-/** Serialises a server frame: `{type, payload}`, no timestamp (only errors carry one). */
-export const encodeFrame = (type: string, payload: unknown): string => JSON.stringify({ type, payload })
+/** Serialises a server frame: `{type, payload}`, its payload typed by its Schema (`LegacyServerFrames`). */
+export const encodeFrame = encodeLegacyFrame
 
 export const encodeError = (error: LegacyError, now: number): string =>
   encodeFrame("error", { errorType: error.errorType, details: error.details, timestamp: new Date(now).toISOString() })

@@ -2,6 +2,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
+import * as StallWatch from "../connection/StallWatch.ts"
 import * as AddressLimits from "../limits/AddressLimits.ts"
 import * as RegistrationDeadline from "../limits/RegistrationDeadline.ts"
 import type { ConnectionHandler } from "../transport/Transport.ts"
@@ -11,7 +12,7 @@ import { message } from "./handlers/Message.ts"
 import { debugQuestion, peerResponse } from "./handlers/Questions.ts"
 import { register } from "./handlers/Register.ts"
 import * as LegacyDeps from "./LegacyDeps.ts"
-import * as LegacySession from "./LegacySession.ts"
+import * as LegacyConnection from "./LegacyConnection.ts"
 
 /** The legacy signaling protocol (PROTOCOL-REFERENCE §1, DECISIONS "Legacy") as a connection handler. */
 export class LegacyRelay extends Context.Tag("im/LegacyRelay")<LegacyRelay, ConnectionHandler>() {}
@@ -20,11 +21,14 @@ export const layer = Layer.scoped(
   LegacyRelay,
   Effect.gen(function*() {
     const deps = yield* LegacyDeps.make
-    const runtime = yield* Effect.runtime<never>()
-    // Sessions live in the relay's scope: stopping the node interrupts them and runs their cleanup.
+    // Connections live in the relay's scope: stopping the node interrupts them and runs their cleanup.
     const sessions = yield* FiberSet.make()
     const fork = yield* FiberSet.runtime(sessions)<never>()
-    const handlers: Record<string, LegacySession.LegacyHandler> = {
+    const stalls = yield* StallWatch.make(deps.cfg.stalledSocketMillis)
+    // A quiet session has no fiber to interrupt: the open ones are closed (and cleaned up) here, first.
+    const open = new Set<() => Effect.Effect<void>>()
+    yield* Effect.addFinalizer(() => Effect.forEach(open, (close) => close(), { concurrency: "unbounded", discard: true }))
+    const handlers: Record<string, LegacyConnection.LegacyHandler> = {
       register: register(deps),
       discover: discover(deps),
       request_public_key: requestPublicKey(deps),
@@ -37,7 +41,17 @@ export const layer = Layer.scoped(
     return {
       open: (conn) =>
         deadline.guard(conn, (registered) =>
-          AddressLimits.guard(deps.addressLimits, conn, () => LegacySession.open(deps, handlers, runtime, fork, conn, registered)))
+          AddressLimits.guard(deps.addressLimits, conn, () => {
+            const { shutdown, ...events } = LegacyConnection.open(deps, handlers, fork, conn, stalls, registered)
+            open.add(shutdown)
+            return {
+              ...events,
+              closed: (code, reason) => {
+                open.delete(shutdown)
+                events.closed(code, reason)
+              }
+            }
+          }))
     }
   })
 )

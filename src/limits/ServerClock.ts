@@ -23,9 +23,9 @@ const SLOTS = 65_536
  */
 export class ServerClock extends Context.Tag("im/ServerClock")<ServerClock, {
   /** The next timestamp of the conversation of `a` and `b` at `now`; undefined when it would run too far ahead. */
-  readonly nextAt: (network: string, a: string, b: string, now: number) => number | undefined
+  readonly unsafeNext: (network: string, a: string, b: string, now: number) => number | undefined
   /**
-   * `nextAt` on the node's clock, at most `sameMilli` equal timestamps in a row (1 for the legacy server,
+   * `unsafeNext` on the node's clock, at most `sameMilli` equal timestamps in a row (1 for the legacy server,
    * whose message hash covers the timestamp: equal ones could make two messages one).
    */
   readonly next: (network: string, a: string, b: string, sameMilli?: number) => Effect.Effect<number | undefined>
@@ -55,7 +55,7 @@ export const make = (): typeof ServerClock.Service => {
   const used = new Uint8Array(SLOTS)
   // Not key material, but it must stay unknown to peers: the platform CSPRNG, once per process.
   const seed = crypto.getRandomValues(new Uint32Array(4))
-  const nextAt = (network: string, a: string, b: string, now: number, sameMilli = SAME_MILLI_MAX): number | undefined => {
+  const unsafeNext = (network: string, a: string, b: string, now: number, sameMilli = SAME_MILLI_MAX): number | undefined => {
     const i = slotOf(seed, network, a, b)
     const prev = last[i]!
     if (now > prev) {
@@ -74,8 +74,8 @@ export const make = (): typeof ServerClock.Service => {
     return ts
   }
   return {
-    nextAt: (network, a, b, now) => nextAt(network, a, b, now),
-    next: (network, a, b, sameMilli) => Effect.map(Clock.currentTimeMillis, (now) => nextAt(network, a, b, now, sameMilli))
+    unsafeNext: (network, a, b, now) => unsafeNext(network, a, b, now),
+    next: (network, a, b, sameMilli) => Effect.map(Clock.currentTimeMillis, (now) => unsafeNext(network, a, b, now, sameMilli))
   }
 }
 

@@ -8,6 +8,7 @@ import * as AddressLimits from "../limits/AddressLimits.ts"
 import * as Bans from "../limits/Bans.ts"
 import * as NodeStatus from "../ops/NodeStatus.ts"
 import * as MessageRetention from "../ops/MessageRetention.ts"
+import * as InvitePrune from "../ops/InvitePrune.ts"
 import * as OfflineExpiry from "../ops/OfflineExpiry.ts"
 import * as Committer from "../relay/Committer.ts"
 import * as PendingProbe from "../relay/PendingProbe.ts"
@@ -18,7 +19,7 @@ import * as ReadBudget from "../relay/ReadBudget.ts"
 import * as Relay from "../relay/Relay.ts"
 import * as ReplayGuard from "../relay/ReplayGuard.ts"
 import * as ServerClock from "../limits/ServerClock.ts"
-import * as Sessions from "../relay/Sessions.ts"
+import * as Peers from "../relay/Peers.ts"
 import * as L2psServer from "../relay/L2psServer.ts"
 
 const Internals = Layer.mergeAll(
@@ -32,19 +33,20 @@ const Internals = Layer.mergeAll(
   Presence.layer,
   ReadBudget.layer,
   PrekeyLimits.layer
-).pipe(Layer.provideMerge(Sessions.layer), Layer.provideMerge(BatchWakeups.layer))
+).pipe(Layer.provideMerge(Peers.layer), Layer.provideMerge(BatchWakeups.layer))
 
 // NodeStatus reads the legacy server's registry, which `LegacyServer.layer` outputs.
 const Features = NodeStatus.layer.pipe(Layer.provideMerge(Layer.mergeAll(
   L2psServer.layer,
   Networks.layer,
   OfflineExpiry.layer,
+  InvitePrune.layer,
   MessageRetention.layer,
   LegacyServer.layer
 )))
 
 /**
- * The node with every internal service in its output (Sessions, Committer, RateLimits, ReplayGuard,
+ * The node with every internal service in its output (Peers, Committer, RateLimits, ReplayGuard,
  * …), for tests that drive or inspect them. A host uses `NodeCore`.
  */
 export const NodeCoreInternal = Features.pipe(
@@ -64,7 +66,7 @@ const onlyPublic = Layer.effectContext(
 )
 
 /**
- * The node over its ports only (NodeConfig, Crypto, NodeKey, Storage, LegacyStorage, PipelineStore, BanStore, PrekeyStore,
+ * The node over its ports only (NodeConfig, Crypto, NodeKey, Storage, LegacyStorage, PipelineStore, BanStore, PrekeyStore, InviteStore,
  * ValidatorPool, L1, Transport): what a host embeds with its own adapters. Its output is `Public` and
  * nothing else, so a host cannot come to depend on the node's internals.
  */

@@ -3,6 +3,13 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
+import * as NodeIdentity from "../config/NodeIdentity.ts"
+import * as Ownership from "../internal/Ownership.ts"
+import * as BunPgClient from "../storage/BunPgClient.ts"
+import * as PgOwnership from "../storage/PgOwnership.ts"
+import * as PgQuotaLeases from "../storage/PgQuotaLeases.ts"
+import * as PgSeenProofs from "../storage/PgSeenProofs.ts"
+import * as NatsBroker from "../transport/NatsBroker.ts"
 import * as Crypto from "../crypto/Crypto.ts"
 import * as NodeKey from "../crypto/NodeKey.ts"
 import { LegacyServer } from "../legacy/LegacyServer.ts"
@@ -11,6 +18,7 @@ import * as AdminServer from "../ops/AdminServer.ts"
 import { NodeStatus } from "../ops/NodeStatus.ts"
 import * as Database from "../storage/Database.ts"
 import { makePrivate } from "../storage/PrivateDir.ts"
+import { Broker } from "../transport/Broker.ts"
 import * as BunTransport from "../transport/BunTransport.ts"
 import * as ValidatorPool from "../validators/ValidatorPool.ts"
 import { L2psServer } from "../relay/L2psServer.ts"
@@ -20,8 +28,29 @@ import { NodeCore } from "./NodeCore.ts"
 import * as SqlStores from "./SqlStores.ts"
 import { PortInUse } from "./StartupFailure.ts"
 
+/**
+ * On Postgres, nodes may share the database: owned jobs take advisory locks, held on a connection of
+ * their own so that the relay's pool keeps all of its connections. PGlite is one node's.
+ */
+const OwnershipLive = Layer.unwrapEffect(
+  Effect.map(NodeConfig, (cfg) =>
+    Option.match(cfg.databaseUrl, {
+      onNone: () => Ownership.layerSingle,
+      onSome: (url) => PgOwnership.layer.pipe(Layer.provide(BunPgClient.layer({ url, maxConnections: 1 })))
+    }))
+)
+
+/** A cluster member records accepted proofs and leases quota where the other members see them; alone, memory is enough. */
+const SeenProofsLive = Layer.unwrapEffect(
+  Effect.map(NodeConfig, (cfg) => Option.isSome(cfg.natsUrl) ? Layer.merge(PgSeenProofs.layer, PgQuotaLeases.layer) : Layer.empty)
+)
+
 /** The local L1 keeps its chain in the node's database, so it is built after the migrations. */
-const Sql = LocalL1.layer.pipe(Layer.provideMerge(SqlStores.layer), Layer.provide(Database.layer))
+const Sql = LocalL1.layer.pipe(
+  Layer.provideMerge(Layer.merge(OwnershipLive, SeenProofsLive)),
+  Layer.provideMerge(SqlStores.layer),
+  Layer.provide(Database.layer)
+)
 
 /** DATA_DIR checked (and made private) before the database or the key is opened. */
 const PrivateDataDir = Layer.effectDiscard(Effect.flatMap(NodeConfig, (cfg) => makePrivate(cfg.dataDir)))
@@ -59,8 +88,14 @@ const Adapters = Layer.mergeAll(
   Sql,
   ValidatorPool.layerWorkers(),
   BunTransport.layer,
-  NodeKey.layerFromDataDir
-).pipe(Layer.provideMerge(Crypto.layer), Layer.provide(PrivateDataDir), Layer.provide(FreePorts))
+  NodeKey.layerFromDataDir,
+  NatsBroker.layerFromConfig
+).pipe(
+  Layer.provideMerge(NodeIdentity.layer),
+  Layer.provideMerge(Crypto.layer),
+  Layer.provide(PrivateDataDir),
+  Layer.provide(FreePorts)
+)
 
 const Announce = Layer.effectDiscard(
   Effect.gen(function*() {
@@ -68,8 +103,10 @@ const Announce = Layer.effectDiscard(
     const l2ps = yield* L2psServer
     const legacy = yield* LegacyServer
     const key = yield* NodeKey.NodeKey
-    yield* Effect.logInfo(`Demos IM node listening: l2ps ${l2ps.url}, legacy ${legacy.url}, storage ${Database.describe(cfg)}`).pipe(
-      Effect.annotateLogs({ version: AdminServer.VERSION, nodeKey: key.publicKeyHex.slice(0, 16) })
+    const identity = yield* NodeIdentity.NodeIdentity
+    const broker = yield* Broker
+    yield* Effect.logInfo(`Demos IM node listening: l2ps ${l2ps.url}, legacy ${legacy.url}, storage ${Database.describe(cfg)}, bus ${broker.kind}`).pipe(
+      Effect.annotateLogs({ version: AdminServer.VERSION, nodeKey: key.publicKeyHex.slice(0, 16), nodeId: identity.id })
     )
   })
 )

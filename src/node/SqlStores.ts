@@ -7,14 +7,16 @@ import type { PipelineStore } from "../l2ps/PipelineStore.ts"
 import type { LegacyStorage } from "../legacy/LegacyStorage.ts"
 import * as SqlLegacyStorage from "../legacy/SqlLegacyStorage.ts"
 import type { BanStore } from "../storage/BanStore.ts"
+import type { InviteStore } from "../storage/InviteStore.ts"
 import * as Migrations from "../storage/Migrations.ts"
 import type { PrekeyStore } from "../storage/PrekeyStore.ts"
 import * as SqlBanStore from "../storage/SqlBanStore.ts"
+import * as SqlInviteStore from "../storage/SqlInviteStore.ts"
 import * as SqlPrekeyStore from "../storage/SqlPrekeyStore.ts"
 import * as SqlStorage from "../storage/SqlStorage.ts"
 import type { Storage } from "../storage/Storage.ts"
 
-export type Stores = Storage | LegacyStorage | PipelineStore | BanStore | PrekeyStore
+export type Stores = Storage | LegacyStorage | PipelineStore | BanStore | PrekeyStore | InviteStore
 
 /** A store that replaces one of the SQL stores (a test's fault injection, a host's own adapter). */
 export interface Overrides {
@@ -35,7 +37,8 @@ export const make = (overrides: Overrides = {}): Layer.Layer<Stores, SqlError | 
     overrides.legacy ?? SqlLegacyStorage.layer,
     overrides.pipeline ?? SqlPipelineStore.layer,
     SqlBanStore.layer,
-    overrides.prekeys ?? SqlPrekeyStore.layer
+    overrides.prekeys ?? SqlPrekeyStore.layer,
+    SqlInviteStore.layer
   ).pipe(Layer.provide(Migrated))
 
 export const layer = make()

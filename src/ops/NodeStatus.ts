@@ -10,9 +10,11 @@ import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import pkg from "../../package.json" with { type: "json" }
 import { NodeConfig } from "../config/NodeConfig.ts"
+import { NodeIdentity } from "../config/NodeIdentity.ts"
 import { NodeKey } from "../crypto/NodeKey.ts"
 import { LEGACY_UID } from "../domain/LegacyUid.ts"
 import * as Metrics from "../internal/Metrics.ts"
+import { Ownership } from "../internal/Ownership.ts"
 import { supervise } from "../internal/supervise.ts"
 import { L1 } from "../l1/L1.ts"
 import { type NetworkStats, PipelineStore } from "../l2ps/PipelineStore.ts"
@@ -20,9 +22,10 @@ import { normalizeClientId } from "../legacy/ClientId.ts"
 import { bannedFormOf } from "../legacy/handlers/Register.ts"
 import { LegacyPeers } from "../legacy/LegacyPeers.ts"
 import { BAN_KEY_MAX, Bans } from "../limits/Bans.ts"
-import { Sessions } from "../relay/Sessions.ts"
+import { Peers } from "../relay/Peers.ts"
 import type { Ban } from "../storage/BanStore.ts"
 import { Storage, type StorageError } from "../storage/Storage.ts"
+import { Broker, type BrokerState } from "../transport/Broker.ts"
 import { type BatchDetail, type BatchSummary, detailOf, type L1Report, type MessageReport, messageReport, summaryOf } from "./Reports.ts"
 import { type Percentiles, type Rate, StatusSamples } from "./StatusSamples.ts"
 
@@ -44,6 +47,18 @@ export interface Health {
   readonly reasons: ReadonlyArray<string>
   readonly storage: "ok" | "unreachable"
   readonly l1: L1Report
+  /** Only on a cluster member (`NATS_URL`): its id, its bus, and the jobs it owns through its lock connection. */
+  readonly cluster?: ClusterHealth
+}
+
+export interface ClusterHealth {
+  readonly nodeId: string
+  readonly bus: BrokerState
+  readonly busReconnects: number
+  /** `lost`: the connection holding this node's locks does not answer; it owns nothing until it does. */
+  readonly locks: "ok" | "lost"
+  /** Jobs owned with their fencing epochs, e.g. `pipeline/default#3`. */
+  readonly owned: ReadonlyArray<string>
 }
 
 export interface SessionInfo {
@@ -157,7 +172,7 @@ export const layer = Layer.scoped(
     const cfg = yield* NodeConfig
     const storage = yield* Storage
     const pipeline = yield* PipelineStore
-    const sessions = yield* Sessions
+    const peers = yield* Peers
     const legacyPeers = yield* LegacyPeers
     const bans = yield* Bans
     const l1 = yield* L1
@@ -183,7 +198,7 @@ export const layer = Layer.scoped(
     })
 
     const sessionCounts = Effect.gen(function*() {
-      const counts = new Map((yield* sessions.perNetwork).map((n) => [n.l2psUid, n]))
+      const counts = new Map((yield* peers.perNetwork).map((n) => [n.l2psUid, n]))
       const legacy = yield* legacyPeers.count
       counts.set(LEGACY_UID, { l2psUid: LEGACY_UID, sessions: legacy, keys: legacy })
       return counts
@@ -218,11 +233,33 @@ export const layer = Layer.scoped(
       }
     }
 
+    const broker = yield* Effect.serviceOption(Broker)
+    const ownership = yield* Effect.serviceOption(Ownership)
+    const identity = yield* Effect.serviceOption(NodeIdentity)
+    const clusterHealth: Effect.Effect<ClusterHealth | undefined> = Effect.gen(function*() {
+      if (Option.isNone(broker) || broker.value.kind !== "nats") return undefined
+      const own = Option.getOrUndefined(ownership)
+      return {
+        nodeId: Option.match(identity, { onNone: () => "", onSome: (i) => i.id }),
+        bus: yield* broker.value.state,
+        busReconnects: yield* broker.value.reconnects,
+        locks: own === undefined || (yield* own.healthy) ? "ok" : "lost",
+        owned: own === undefined ? [] : (yield* own.owned).map((f) => `${f.name}#${f.epoch}`)
+      }
+    })
+    const withCluster = (h: Health, c: ClusterHealth | undefined): Health => {
+      if (c === undefined) return h
+      const reasons = [...h.reasons]
+      if (c.bus !== "connected") reasons.push(`bus (NATS) ${c.bus}: live delivery across nodes waits for storage reads`)
+      if (c.locks === "lost") reasons.push("lock connection lost: this node owns no pipeline until it is back")
+      return { ...h, status: reasons.length === 0 ? "ok" : "degraded", reasons, cluster: c }
+    }
+
     const readNetworks = networks.pipe(Effect.timeout(CHECK_TIMEOUT), Effect.option, Effect.map(Option.getOrUndefined))
 
     const health = Effect.gen(function*() {
       const [stats, l1r] = yield* Effect.all([readNetworks, l1Report], { concurrency: 2 })
-      return verdict(yield* Clock.currentTimeMillis, stats, l1r)
+      return withCluster(verdict(yield* Clock.currentTimeMillis, stats, l1r), yield* clusterHealth)
     })
 
     const snapshot = Effect.gen(function*() {
@@ -263,7 +300,7 @@ export const layer = Layer.scoped(
         nodeKey: key.publicKeyHex.slice(0, 64),
         now,
         uptimeSeconds: Math.floor((now - startedAt) / 1000),
-        health: verdict(now, stats, l1r),
+        health: withCluster(verdict(now, stats, l1r), yield* clusterHealth),
         connections: connections.value,
         sessions: [...counts.values()].reduce((n, c) => n + c.sessions, 0),
         networks: nets,
@@ -279,7 +316,7 @@ export const layer = Layer.scoped(
         const out: Array<SessionInfo> = []
         if (l2psUid !== LEGACY_UID) {
           const byKey = new Map<string, { l2psUid: string; key: string; n: number }>()
-          for (const p of yield* sessions.list(l2psUid)) {
+          for (const p of yield* peers.list(l2psUid)) {
             const id = `${p.l2psUid}\u0000${p.key}`
             const entry = byKey.get(id)
             if (entry === undefined) byKey.set(id, { l2psUid: p.l2psUid, key: p.key, n: 1 })
@@ -315,7 +352,7 @@ export const layer = Layer.scoped(
     /** Closes the key's sessions on both servers; returns how many. */
     const closeAll = (k: string, code: number, reason: string) =>
       Effect.gen(function*() {
-        const l2ps = yield* sessions.ofKey(k)
+        const l2ps = yield* peers.ofKey(k)
         const legacy = (yield* legacyPeers.list).filter((p) => bannedFormOf(p.clientId) === k || p.signer === k)
         for (const p of l2ps) p.close(code, reason)
         for (const p of legacy) p.close(code, reason)
@@ -352,7 +389,7 @@ export const layer = Layer.scoped(
       version: VERSION,
       nodeKey: key.publicKeyHex.slice(0, 64),
       startedAt,
-      sessions: Effect.zipWith(sessions.count, legacyPeers.count, (a, b) => a + b),
+      sessions: Effect.zipWith(peers.count, legacyPeers.count, (a, b) => a + b),
       storage: storage.ping,
       networks,
       health,

@@ -7,6 +7,7 @@ import * as Schedule from "effect/Schedule"
 import { NodeConfig } from "../config/NodeConfig.ts"
 import { Storage } from "../storage/Storage.ts"
 import * as Metrics from "../internal/Metrics.ts"
+import * as Ownership from "../internal/Ownership.ts"
 import { supervise } from "../internal/supervise.ts"
 
 const MAX_SWEEP_INTERVAL = 3_600_000
@@ -36,6 +37,9 @@ export const layer = Layer.scopedDiscard(
       )
     )
     const every = Math.max(1000, Math.min(MAX_SWEEP_INTERVAL, Math.floor(cfg.offlineTtlMillis / 10)))
-    yield* supervise("offline-expiry", Effect.repeat(sweep, Schedule.spaced(every)))
+    // One node of those sharing the database sweeps; the others would only repeat its deletes.
+    const ownership = yield* Ownership.current
+    yield* ownership.runOwned("sweep/offline-expiry", () =>
+      supervise("offline-expiry", Effect.repeat(sweep, Schedule.spaced(every))))
   })
 )

@@ -39,8 +39,8 @@ export class Committer extends Context.Tag("im/Committer")<Committer, {
    */
   readonly submit: (request: CommitRequest, done: Completion) => Effect.Effect<void>
   /** `submit` from plain code: false, and nothing queued, when the queue has no room now. */
-  readonly trySubmit: (request: CommitRequest, done: Completion) => boolean
-  /** Whether `trySubmit` of the request would succeed now. */
+  readonly unsafeSubmit: (request: CommitRequest, done: Completion) => boolean
+  /** Whether `unsafeSubmit` of the request would succeed now. */
   readonly hasRoomFor: (request: CommitRequest) => boolean
 }>() {}
 
@@ -244,7 +244,7 @@ export const layer: Layer.Layer<Committer, never, Storage | NodeConfig | BatchWa
 
     return {
       submit: (request: CommitRequest, done: Completion) => queue.offer({ request, done }),
-      trySubmit: (request: CommitRequest, done: Completion) => queue.tryOffer({ request, done }),
+      unsafeSubmit: (request: CommitRequest, done: Completion) => queue.tryOffer({ request, done }),
       hasRoomFor: (request: CommitRequest) => queue.hasRoomFor(weightOf(request))
     }
   })

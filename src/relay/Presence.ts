@@ -5,7 +5,7 @@ import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import { encodeFrame } from "../domain/Frames.ts"
 import { NodeConfig } from "../config/NodeConfig.ts"
-import { Sessions } from "./Sessions.ts"
+import { Peers } from "./Peers.ts"
 import { TokenBucket } from "../limits/TokenBucket.ts"
 import { supervise } from "../internal/supervise.ts"
 
@@ -35,11 +35,11 @@ export class Presence extends Context.Tag("im/Presence")<Presence, {
 
 const idOf = (l2psUid: string, key: string) => `${l2psUid}\u0000${key}`
 
-export const layer: Layer.Layer<Presence, never, NodeConfig | Sessions> = Layer.scoped(
+export const layer: Layer.Layer<Presence, never, NodeConfig | Peers> = Layer.scoped(
   Presence,
   Effect.gen(function*() {
     const cfg = yield* NodeConfig
-    const sessions = yield* Sessions
+    const peers = yield* Peers
     const perSecond = cfg.presencePerMinute / 60
     const states = new Map<string, KeyPresence>()
     const pending = new Set<KeyPresence>()
@@ -47,13 +47,13 @@ export const layer: Layer.Layer<Presence, never, NodeConfig | Sessions> = Layer.
     const announce = (s: KeyPresence, online: boolean, now: number) => {
       s.announced = online
       const text = encodeFrame(online ? "peer_joined" : "peer_left", { publicKey: s.key }, now)
-      return sessions.broadcast(s.l2psUid, s.key, text)
+      return peers.broadcast(s.l2psUid, s.key, text)
     }
 
     const sweep = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       for (const s of pending) {
-        const online = sessions.onlineNow(s.l2psUid, s.key).length > 0
+        const online = peers.unsafeOnline(s.l2psUid, s.key).length > 0
         if (online !== s.announced) {
           if (!s.bucket.tryTake(now)) continue
           yield* announce(s, online, now)

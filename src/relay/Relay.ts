@@ -2,23 +2,22 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
 import * as Layer from "effect/Layer"
-import * as Metric from "effect/Metric"
-import * as Runtime from "effect/Runtime"
 import * as Metrics from "../internal/Metrics.ts"
 import type { ConnectionHandler } from "../transport/Transport.ts"
 import * as AddressLimits from "../limits/AddressLimits.ts"
 import { ack } from "./handlers/Ack.ts"
 import { history } from "./handlers/History.ts"
 import { discover, requestPublicKey } from "./handlers/Lookup.ts"
+import { inviteDelete, inviteFetch, inviteStore } from "./handlers/Invites.ts"
 import { nodeInfo } from "./handlers/NodeInfo.ts"
 import { bundleFetch, deviceRemove, devices, prekeysCount, prekeysPublish } from "./handlers/Prekeys.ts"
 import { proofRequest } from "./handlers/ProofRequest.ts"
 import { register } from "./handlers/Register.ts"
-import { send, sendNow } from "./handlers/Send.ts"
+import { send, unsafeSend } from "./handlers/Send.ts"
 import * as RegistrationDeadline from "../limits/RegistrationDeadline.ts"
 import * as RelayDeps from "./RelayDeps.ts"
-import * as Session from "./Session.ts"
-import * as StallWatch from "./StallWatch.ts"
+import * as RelayConnection from "./RelayConnection.ts"
+import * as StallWatch from "../connection/StallWatch.ts"
 
 /** The L2PS messaging protocol as a connection handler, independent of any server. */
 export class Relay extends Context.Tag("im/Relay")<Relay, ConnectionHandler>() {}
@@ -27,15 +26,14 @@ export const layer = Layer.scoped(
   Relay,
   Effect.gen(function*() {
     const deps = yield* RelayDeps.make
-    const runtime = yield* Effect.runtime<never>()
-    // Sessions live in the relay's scope: stopping the node interrupts them and runs their cleanup.
+    // Connections live in the relay's scope: stopping the node interrupts them and runs their cleanup.
     const sessions = yield* FiberSet.make()
     const fork = yield* FiberSet.runtime(sessions)<never>()
     const stalls = yield* StallWatch.make(deps.cfg.stalledSocketMillis)
     // A quiet session has no fiber to interrupt: the open ones are closed (and cleaned up) here, first.
-    const open = new Set<Effect.Effect<void>>()
-    yield* Effect.addFinalizer(() => Effect.forEach(open, (close) => close, { concurrency: "unbounded", discard: true }))
-    const handlers: Record<string, Session.Handler> = {
+    const open = new Set<() => Effect.Effect<void>>()
+    yield* Effect.addFinalizer(() => Effect.forEach(open, (close) => close(), { concurrency: "unbounded", discard: true }))
+    const handlers: Record<string, RelayConnection.Handler> = {
       register: register(deps),
       send: send(deps),
       history: history(deps),
@@ -48,22 +46,24 @@ export const layer = Layer.scoped(
       prekeys_count: prekeysCount(deps),
       bundle_fetch: bundleFetch(deps),
       devices: devices(deps),
-      device_remove: deviceRemove(deps)
+      device_remove: deviceRemove(deps),
+      invite_store: inviteStore(deps),
+      invite_fetch: inviteFetch(deps),
+      invite_delete: inviteDelete(deps)
     }
-    const fastHandlers: Record<string, Session.FastHandler> = { send: sendNow(deps) }
-    const run = Runtime.runSync(runtime)
+    const fastHandlers: Record<string, RelayConnection.FastHandler> = { send: unsafeSend(deps) }
     const deadline = yield* RegistrationDeadline.make(deps.cfg)
     return {
       open: (conn) =>
         deadline.guard(conn, (registered) => AddressLimits.guard(deps.addressLimits, conn, () => {
-          run(Metric.increment(Metrics.connections))
-          const { shutdown, ...events } = Session.open(deps, handlers, fastHandlers, fork, conn, stalls, registered)
+          Metrics.connections.unsafeModify(1, [])
+          const { shutdown, ...events } = RelayConnection.open(deps, handlers, fastHandlers, fork, conn, stalls, registered)
           open.add(shutdown)
           return {
             ...events,
             closed: (code, reason) => {
               open.delete(shutdown)
-              run(Metric.incrementBy(Metrics.connections, -1))
+              Metrics.connections.unsafeModify(-1, [])
               events.closed(code, reason)
             }
           }

@@ -3,6 +3,7 @@ import { NodeKey } from "../crypto/NodeKey.ts"
 import { PipelineStore, type PipelineStoreShape } from "../l2ps/PipelineStore.ts"
 import { NodeConfig, type NodeConfigShape } from "../config/NodeConfig.ts"
 import { PrekeyStore, type PrekeyStoreShape } from "../storage/PrekeyStore.ts"
+import { InviteStore, type InviteStoreShape } from "../storage/InviteStore.ts"
 import { Storage, type StorageShape } from "../storage/Storage.ts"
 import { ValidatorPool, type ValidatorPoolShape } from "../validators/ValidatorPool.ts"
 import { AddressLimits } from "../limits/AddressLimits.ts"
@@ -16,7 +17,7 @@ import { RateLimits } from "../limits/RateLimits.ts"
 import { ReadBudget } from "./ReadBudget.ts"
 import { ReplayGuard } from "./ReplayGuard.ts"
 import { ServerClock } from "../limits/ServerClock.ts"
-import { Sessions } from "./Sessions.ts"
+import { Peers } from "./Peers.ts"
 
 /** The services frame handlers use, captured once so handlers need no context. */
 export interface RelayDeps {
@@ -27,7 +28,7 @@ export interface RelayDeps {
   readonly rateLimits: typeof RateLimits.Service
   readonly replay: typeof ReplayGuard.Service
   readonly clock: typeof ServerClock.Service
-  readonly sessions: typeof Sessions.Service
+  readonly peers: typeof Peers.Service
   readonly pipeline: PipelineStoreShape
   readonly addressLimits: typeof AddressLimits.Service
   readonly bans: typeof Bans.Service
@@ -39,6 +40,7 @@ export interface RelayDeps {
   readonly readBudget: typeof ReadBudget.Service
   readonly prekeys: PrekeyStoreShape
   readonly prekeyLimits: typeof PrekeyLimits.Service
+  readonly invites: InviteStoreShape
   /** The current time for plain code (the connection's callbacks), from the same `Clock` as effects. */
   readonly now: () => number
 }
@@ -53,7 +55,7 @@ export const make = Effect.flatMap(NodeKey, (key) => Effect.all({
   rateLimits: RateLimits,
   replay: ReplayGuard,
   clock: ServerClock,
-  sessions: Sessions,
+  peers: Peers,
   pipeline: PipelineStore,
   addressLimits: AddressLimits,
   bans: Bans,
@@ -62,5 +64,6 @@ export const make = Effect.flatMap(NodeKey, (key) => Effect.all({
   readBudget: ReadBudget,
   prekeys: PrekeyStore,
   prekeyLimits: PrekeyLimits,
+  invites: InviteStore,
   now: Effect.map(Effect.clock, (clock) => () => clock.unsafeCurrentTimeMillis())
 }))

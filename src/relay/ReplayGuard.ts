@@ -2,10 +2,12 @@ import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import { NodeConfig } from "../config/NodeConfig.ts"
 import * as Metrics from "../internal/Metrics.ts"
 import { addressGroup } from "../domain/IpAddress.ts"
+import { SeenProofs } from "../internal/SeenProofs.ts"
 import { supervise } from "../internal/supervise.ts"
 
 /**
@@ -69,29 +71,42 @@ export const layer: Layer.Layer<ReplayGuard, never, NodeConfig> = Layer.scoped(
     })
     yield* supervise("replay-guard/prune", Effect.repeat(prune, Schedule.spaced(Math.max(1000, Math.floor(window / 4)))))
     const fits = (now: number, timestamp: number) => timestamp >= now - window && timestamp <= now + skew
+    const claimHere = (now: number, kind: string, key: string, timestamp: number, remote: string): ProofCheck => {
+      if (!fits(now, timestamp)) return "expired"
+      // An IPv6 client holds a /64: counted as one address, like the connection limits.
+      const address = addressGroup(remote)
+      const id = `${kind}:${key}:${timestamp}`
+      if (seen.has(id)) return "replayed"
+      const ofKey = byKey.get(key) ?? 0
+      const ofAddress = byAddress.get(address) ?? 0
+      if (ofKey >= cfg.replayPerKeyMax) return "key"
+      if (ofAddress >= cfg.replayPerAddressMax) return "address"
+      if (seen.size >= max && (ofKey >= SMALL_HOLDER || ofAddress >= SMALL_HOLDER || seen.size >= max + reserve)) {
+        return "busy"
+      }
+      seen.set(id, { expiry: timestamp + window, key, address })
+      byKey.set(key, ofKey + 1)
+      byAddress.set(address, ofAddress + 1)
+      fill()
+      return "fresh"
+    }
+    // Nodes sharing a database also ask it, after their own checks (a local replay costs no round trip).
+    const shared = yield* Effect.serviceOption(SeenProofs)
     return {
       size: Effect.sync(() => seen.size),
       inWindow: (timestamp) => Effect.map(Clock.currentTimeMillis, (now) => fits(now, timestamp)),
-      // An IPv6 client holds a /64: counted as one address, like the connection limits.
       claim: (kind, key, timestamp, remote) =>
-        Effect.map(Clock.currentTimeMillis, (now): ProofCheck => {
-          if (!fits(now, timestamp)) return "expired"
-          const address = addressGroup(remote)
-          const id = `${kind}:${key}:${timestamp}`
-          if (seen.has(id)) return "replayed"
-          const ofKey = byKey.get(key) ?? 0
-          const ofAddress = byAddress.get(address) ?? 0
-          if (ofKey >= cfg.replayPerKeyMax) return "key"
-          if (ofAddress >= cfg.replayPerAddressMax) return "address"
-          if (seen.size >= max && (ofKey >= SMALL_HOLDER || ofAddress >= SMALL_HOLDER || seen.size >= max + reserve)) {
-            return "busy"
-          }
-          seen.set(id, { expiry: timestamp + window, key, address })
-          byKey.set(key, ofKey + 1)
-          byAddress.set(address, ofAddress + 1)
-          fill()
-          return "fresh"
+        Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<ProofCheck> => {
+          const local = claimHere(now, kind, key, timestamp, remote)
+          if (local !== "fresh" || Option.isNone(shared)) return Effect.succeed(local)
+          return shared.value.claim(`${kind}:${key}:${timestamp}`, timestamp + window).pipe(
+            Effect.map((first): ProofCheck => (first ? "fresh" : "replayed")),
+            // Unknown is refused: a proof that might be a replay is not accepted.
+            Effect.catchAll((cause) => Effect.as(Effect.logWarning("shared proof record unavailable", cause), "busy" as const))
+          )
         })
     }
   })
 )
+
+

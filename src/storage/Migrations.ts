@@ -12,6 +12,8 @@ import m0010 from "../../migrations/0010_offline_quota.ts"
 import m0011 from "../../migrations/0011_bans.ts"
 import m0012 from "../../migrations/0012_retention.ts"
 import m0013 from "../../migrations/0013_prekeys.ts"
+import m0014 from "../../migrations/0014_invites.ts"
+import m0015 from "../../migrations/0015_cluster.ts"
 
 /** The schema migrations of `migrations/`, bundled so an embedding host needs no file access. */
 export const loader = Migrator.fromRecord({
@@ -27,7 +29,9 @@ export const loader = Migrator.fromRecord({
   "0010_offline_quota": m0010,
   "0011_bans": m0011,
   "0012_retention": m0012,
-  "0013_prekeys": m0013
+  "0013_prekeys": m0013,
+  "0014_invites": m0014,
+  "0015_cluster": m0015
 })
 
 /** Applies pending migrations; the migrations table lock makes concurrent starts safe on Postgres. */

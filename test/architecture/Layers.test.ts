@@ -35,12 +35,12 @@ describe("the checker", () => {
   ]
 
   test("passes imports that point down or stay in their folder", () => {
-    expect(checkLayers([...down, { from: "relay/Session.ts", to: "relay/handlers/Send.ts" }])).toEqual([])
+    expect(checkLayers([...down, { from: "relay/RelayConnection.ts", to: "relay/handlers/Send.ts" }])).toEqual([])
   })
 
   test("names an import that points up", () => {
     expect(checkLayers([...down, { from: "relay/Committer.ts", to: "ops/Metrics.ts" }])).toEqual([
-      "relay/Committer.ts imports ops/Metrics.ts: relay (layer 6 of 9) may not import ops (layer 7 of 9)"
+      "relay/Committer.ts imports ops/Metrics.ts: relay (layer 7 of 10) may not import ops (layer 8 of 10)"
     ])
   })
 
@@ -53,12 +53,12 @@ describe("the checker", () => {
   test("keeps the client library to domain, and the server out of it", () => {
     expect(checkLayers([
       { from: "client/Proofs.ts", to: "l2ps/Merkle.ts" },
-      { from: "relay/Session.ts", to: "client/Wire.ts" },
+      { from: "relay/RelayConnection.ts", to: "client/Wire.ts" },
       { from: "cli/chat.ts", to: "node/NodeLive.ts" },
       { from: "web/page/main.ts", to: "relay/Relay.ts" }
     ])).toEqual([
       "client/Proofs.ts imports l2ps/Merkle.ts: client may import only domain",
-      "relay/Session.ts imports client/Wire.ts: client is outside the server's layers",
+      "relay/RelayConnection.ts imports client/Wire.ts: client is outside the server's layers",
       "cli/chat.ts imports node/NodeLive.ts: cli may import only domain, client",
       "web/page/main.ts imports relay/Relay.ts: web may import only domain, client"
     ])
@@ -94,7 +94,7 @@ describe("the checker", () => {
       "./side.ts",
       "../legacy/F.ts"
     ])
-    expect(edgesOf("relay/Session.ts", text).map((e) => e.to)).toEqual([
+    expect(edgesOf("relay/RelayConnection.ts", text).map((e) => e.to)).toEqual([
       "ops/Metrics.ts",
       "relay/C.ts",
       "node/D.ts",

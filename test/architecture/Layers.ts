@@ -12,6 +12,7 @@ export const LAYERS: ReadonlyArray<ReadonlyArray<string>> = [
   ["internal"],
   ["crypto", "storage", "validators", "l1", "transport"],
   ["limits"],
+  ["connection"],
   ["l2ps", "relay", "legacy"],
   ["ops"],
   ["node"],
@@ -28,7 +29,7 @@ export const APART: Readonly<Record<string, ReadonlyArray<string>>> = {
   web: ["domain", "client"]
 }
 
-/** One import: both ends as paths relative to `src/`, e.g. `relay/Session.ts` → `domain/Frames.ts`. */
+/** One import: both ends as paths relative to `src/`, e.g. `relay/RelayConnection.ts` → `domain/Frames.ts`. */
 export interface Edge {
   readonly from: string
   readonly to: string

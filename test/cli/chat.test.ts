@@ -11,6 +11,7 @@ import { Effect } from "effect"
 import { L2PSMessagingPeer } from "../../src/client/L2PSMessagingPeer.ts"
 import { generateIdentity, messageHashOf, sealBound, sealFor, signFnOf } from "../../src/client/L2psCrypto.ts"
 import * as Messenger from "../../src/client/Messenger.ts"
+import { safetyNumber } from "../../src/client/secure/SafetyNumber.ts"
 import { bunBinary, freePort, type NodeProcess, REPO_ROOT, startNode } from "../support/NodeProcess.ts"
 
 const SOCKET = `im-chat-test-${process.pid}`
@@ -117,6 +118,13 @@ describe("bun run chat", () => {
     await waitFor("bob", /\] you: hi alice, bob here {3}\[delivered ✓✓\]/)
     type("alice", "/help")
     await waitFor("alice", /\/alias <name> <key>/)
+    // both screens show the same safety number, and it is the two keys' own
+    type("alice", "/verify bob")
+    type("bob", "/verify alice")
+    const digits = /safety number with (?:alice|bob):\n {2}((?:\d{5} ){11}\d{5})/
+    const seenByAlice = (await waitFor("alice", digits))[1]!
+    expect((await waitFor("bob", digits))[1]).toBe(seenByAlice)
+    expect(seenByAlice).toBe(safetyNumber(keyA, keyB))
     type("alice", "/quit")
     await waitFor("alice", /^bye$/m)
   }, 40_000)
@@ -203,6 +211,28 @@ describe("bun run chat", () => {
     startChat("frank", "frank's passphrase", undefined, `ws://127.0.0.1:${freePort()}`)
     await waitFor("frank", /! cannot reach the node at ws:\/\/127\.0\.0\.1:\d+: is it running\? \(start one with `npm run node`\); still trying…/)
     type("frank", "/quit")
+  }, 30_000)
+
+  test("/invite prints a link and its QR code; /join <link> from another chat starts the conversation, and a used one-time link is refused", async () => {
+    startChat("inviter", "inviter's passphrase")
+    startChat("joiner", "joiner's passphrase")
+    const keyI = (await waitFor("inviter", /your key: ([0-9a-f]{64})/))[1]!
+    await waitFor("inviter", /✓ connected to ws:\/\//)
+    await waitFor("joiner", /✓ connected to ws:\/\//)
+    type("inviter", "/invite")
+    const link = (await waitFor("inviter", /^(demos-im:\S+)$/m))[1]!
+    await waitFor("inviter", /whoever joins from it shows up here/)
+    // The QR code: rows of half blocks between the link and the last line.
+    const qrRows = screen("inviter").split("\n").filter((l) => /^[ ▀▄█]{40,}$/.test(l.trimEnd()) && /[▀▄█]/.test(l))
+    expect(qrRows.length).toBeGreaterThan(15)
+    type("joiner", `/join ${link}`)
+    await waitFor("joiner", new RegExp(`joined \\(${keyI}\\): type a message to start`))
+    type("joiner", "hi, I came from your link")
+    await waitFor("inviter", /: hi, I came from your link/)
+    type("joiner", `/join ${link}`)
+    await waitFor("joiner", /! cannot join: This one-time invite was used already/)
+    type("joiner", "/join demos-im:nonsense")
+    await waitFor("joiner", /! cannot join: Not an invite link|! cannot join: The invite link is cut short/)
   }, 30_000)
 
   test("CHAT_SCRYPT_N below the floor is refused before any identity is written", () => {

@@ -133,6 +133,30 @@ describe("NodeConfig from the environment", () => {
       expect(Either.isLeft(r) && String(r.left)).toContain(Object.keys(env)[0]!)
     }
   })
+  test("cluster settings: NATS_URL needs DATABASE_URL (the error names both), NODE_ID checked, ping defaults", () => {
+    const d = Either.getOrThrow(fromEnv({}))
+    expect([Option.isNone(d.natsUrl), Option.isNone(d.nodeId), d.natsPingIntervalMillis, d.natsMaxPingOut]).toEqual([true, true, 2000, 2])
+    const alone = fromEnv({ NATS_URL: "nats://127.0.0.1:4222" })
+    expect(Either.isLeft(alone)).toBe(true)
+    const message = String(Either.isLeft(alone) ? alone.left : "")
+    expect(message).toContain("NATS_URL")
+    expect(message).toContain("DATABASE_URL")
+    const cfg = Either.getOrThrow(fromEnv({
+      NATS_URL: "nats://10.0.0.1:4222, nats://10.0.0.2:4222", DATABASE_URL: "postgres://db/x", NODE_ID: "node-a_1",
+      NATS_PING_INTERVAL_MS: "500", NATS_MAX_PING_OUT: "3"
+    }))
+    expect([Option.getOrNull(cfg.natsUrl), Option.getOrNull(cfg.nodeId), cfg.natsPingIntervalMillis, cfg.natsMaxPingOut])
+      .toEqual(["nats://10.0.0.1:4222, nats://10.0.0.2:4222", "node-a_1", 500, 3])
+    for (const [env, name] of [
+      [{ NODE_ID: "a.b" }, "NODE_ID"],
+      [{ NODE_ID: "x".repeat(65) }, "NODE_ID"],
+      [{ NATS_URL: "http://x:4222", DATABASE_URL: "postgres://db/x" }, "NATS_URL"],
+      [{ NATS_PING_INTERVAL_MS: "0" }, "NATS_PING_INTERVAL_MS"]
+    ] as const) {
+      const r = fromEnv(env)
+      expect(Either.isLeft(r) && String(r.left)).toContain(name)
+    }
+  })
 })
 
 describe("MESSAGE_RETENTION", () => {

@@ -16,8 +16,10 @@ import * as NodeKey from "../../src/crypto/NodeKey.ts"
 import { ErrorCode } from "../../src/domain/ErrorCode.ts"
 import * as Frames from "../../src/domain/Frames.ts"
 import * as Prekeys from "../../src/domain/Prekeys.ts"
+import * as Invites from "../../src/domain/Invites.ts"
 import { ServerFrame } from "../../src/domain/ServerFrames.ts"
 import { legacyChallengeMessage } from "../../src/domain/LegacyChallenge.ts"
+import { decodeLegacyPayload, isLegacyServerFrameType } from "../../src/domain/LegacyServerFrames.ts"
 import { canonicalJson, leafHash, root, verifyInclusion } from "../../src/domain/Merkle.ts"
 import { anchorOf } from "../../src/l2ps/Prover.ts"
 import * as LegacyFrames from "../../src/legacy/LegacyFrames.ts"
@@ -61,7 +63,10 @@ const l2psPayloads: Record<string, Schema.Schema<any, any>> = {
   prekeys_count: Prekeys.DevicePayload,
   bundle_fetch: Prekeys.BundleFetchPayload,
   devices: Anything,
-  device_remove: Prekeys.DevicePayload
+  device_remove: Prekeys.DevicePayload,
+  invite_store: Invites.InviteStorePayload,
+  invite_fetch: Invites.InviteIdPayload,
+  invite_delete: Invites.InviteIdPayload
 }
 const legacyPayloads: Record<string, Schema.Schema<any, any>> = {
   challenge: Anything,
@@ -187,6 +192,19 @@ describe("docs/PROTOCOL.md", () => {
       const sent = received.filter((r) => r.server === "l2ps").map((r) => JSON.parse(r.text) as { type: string })
       expect(sent.length).toBeGreaterThan(15)
       for (const frame of sent) expect({ type: frame.type, problem: serverFrameProblem(frame) }).toEqual({ type: frame.type, problem: undefined })
+    }, 60_000)
+
+    test("every legacy frame the node sent, and every one shown, decodes with the legacy server frames' Schemas", async () => {
+      await played
+      const sent = received.filter((r) => r.server === "legacy").map((r) => JSON.parse(r.text) as { type: string; payload: unknown })
+      const shown = of("s2c").filter((b) => b.name === "legacy").map((b) => JSON.parse(b.body) as { type: string; payload: unknown })
+      expect(sent.length).toBeGreaterThan(8)
+      for (const frame of [...sent, ...shown]) {
+        const problem = isLegacyServerFrameType(frame.type)
+          ? Either.match(decodeLegacyPayload(frame.type, frame.payload), { onLeft: (e) => e, onRight: () => undefined })
+          : `no legacy server frame ${frame.type}`
+        expect({ type: frame.type, problem }).toEqual({ type: frame.type, problem: undefined })
+      }
     }, 60_000)
   })
 

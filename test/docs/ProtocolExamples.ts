@@ -7,6 +7,8 @@ import { x25519 } from "@noble/curves/ed25519.js"
 import { ml_kem768 } from "@noble/post-quantum/ml-kem.js"
 import { legacyChallengeMessage } from "../../src/domain/LegacyChallenge.ts"
 import { type PrekeyKind, prekeySigningString } from "../../src/domain/Prekeys.ts"
+import { inviteIdOf } from "../../src/client/Invite.ts"
+import { inviteSigningString } from "../../src/domain/Invites.ts"
 import { boundProofString, nodeIdOf } from "../../src/relay/BoundProof.ts"
 import { runFlow } from "./ProtocolFlow.ts"
 import { EXAMPLE_ENCRYPTED, edKey, edSign, legacyIdentity, mlDsaSign, nodeKey, T0 } from "./ProtocolVectors.ts"
@@ -55,6 +57,14 @@ const prekey = (kind: PrekeyKind, keyId: number, byte: number, signer = 0x02) =>
 
 export const LEGACY_MESSAGE = { algorithm: "ml-kem-aes", serializedCipherText: "Y3Q=", serializedEncryptedData: "ZGF0YQ==" }
 
+/**
+ * Alice's invite of the examples: the id from a secret of 16 bytes of 0x11; a record shortened to a few
+ * bytes (a real one, which holds a device bundle with its ML-KEM key, is about 3,900 characters).
+ */
+const INVITE_ID = inviteIdOf(new Uint8Array(16).fill(0x11))
+const INVITE_RECORD = "Ab3Xq0n2sQpAYd4v9WcT7lKj1mZ8uRy5hGfE6oNwVxI"
+const INVITE_EXPIRES = T0 + 7 * 86_400_000
+
 export const clientFrames = (): Record<string, string> => {
   const alice = edKey(0x01)
   const bob = edKey(0x02)
@@ -101,6 +111,16 @@ export const clientFrames = (): Record<string, string> => {
       oneTimePreKeys: [prekey("opk", 2, 0x25, 0x01)]
     }, T0, "p4"),
     "l2ps/device_remove": frame("device_remove", { deviceId: 1 }, T0, "p5"),
+    "l2ps/invite_store": frame("invite_store", {
+      inviteId: INVITE_ID,
+      record: INVITE_RECORD,
+      expiresAt: INVITE_EXPIRES,
+      oneTime: true,
+      signature: edSign(0x01, inviteSigningString("default", INVITE_ID, INVITE_EXPIRES, true, INVITE_RECORD))
+    }, T0, "i1"),
+    "l2ps/invite_fetch": frame("invite_fetch", { inviteId: INVITE_ID }, T0, "b4"),
+    "l2ps/invite_fetch-again": frame("invite_fetch", { inviteId: INVITE_ID }, T0, "b5"),
+    "l2ps/invite_delete": frame("invite_delete", { inviteId: INVITE_ID }, T0, "i2"),
     "legacy/register": legacyRegister("alice", 0x11),
     "legacy/challenge": frame("challenge", {}),
     "legacy/register-carol": legacyRegister("carol", 0x13),

@@ -4,7 +4,7 @@ import type { LegacyServer } from "../../src/legacy/LegacyServer.ts"
 import { NodeCore, NodeCoreInternal } from "../../src/node/NodeCore.ts"
 import { NodeStatus, VERSION } from "../../src/ops/NodeStatus.ts"
 import type { L2psServer } from "../../src/relay/L2psServer.ts"
-import { Sessions } from "../../src/relay/Sessions.ts"
+import { Peers } from "../../src/relay/Peers.ts"
 import { peer, testPorts } from "../support/TestNode.ts"
 import type { messagingLayer } from "./host.ts"
 
@@ -12,7 +12,7 @@ type Equals<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B
 
 // Checked by `npm run typecheck`: a host's type shows the public services and nothing more.
 const exactlyPublic: Equals<Layer.Layer.Success<typeof NodeCore>, L2psServer | LegacyServer | NodeStatus> = true
-const hostSeesNoSessions: Sessions extends Layer.Layer.Success<ReturnType<typeof messagingLayer>> ? false : true = true
+const hostSeesNoPeers: Peers extends Layer.Layer.Success<ReturnType<typeof messagingLayer>> ? false : true = true
 
 const run = <A, E>(body: Effect.Effect<A, E, import("effect/Scope").Scope>) =>
   Effect.runPromise(body.pipe(Effect.scoped, Effect.provide(TestContext.TestContext)) as Effect.Effect<A, E>)
@@ -20,18 +20,18 @@ const run = <A, E>(body: Effect.Effect<A, E, import("effect/Scope").Scope>) =>
 describe("NodeCore gives a host its public services only", () => {
   test("its output is the two servers and NodeStatus, nothing internal", () =>
     run(Effect.gen(function*() {
-      expect([exactlyPublic, hostSeesNoSessions]).toEqual([true, true])
+      expect([exactlyPublic, hostSeesNoPeers]).toEqual([true, true])
       const ports = yield* Layer.build(testPorts())
       const core = yield* Layer.build(NodeCore.pipe(Layer.provide(Layer.succeedContext(ports))))
       expect([...core.unsafeMap.keys()].sort()).toEqual(["im/L2psServer", "im/LegacyServer", "im/NodeStatus"])
-      expect(Either.isLeft(Context.getOption(core, Sessions).pipe(Either.fromOption(() => "absent")))).toBe(true)
+      expect(Either.isLeft(Context.getOption(core, Peers).pipe(Either.fromOption(() => "absent")))).toBe(true)
     })))
 
   test("the testing composition still reaches the internals", () =>
     run(Effect.gen(function*() {
       const ports = yield* Layer.build(testPorts())
       const internal = yield* Layer.build(NodeCoreInternal.pipe(Layer.provide(Layer.succeedContext(ports))))
-      expect(internal.unsafeMap.has("im/Sessions")).toBe(true)
+      expect(internal.unsafeMap.has("im/Peers")).toBe(true)
       expect(internal.unsafeMap.has("im/NodeStatus")).toBe(true)
     })))
 

@@ -4,7 +4,7 @@
  * handshake, registers with the ack capability, then never calls recv again, so the node sees real
  * TCP backpressure.
  *
- * What the node's design (Session.ts, DESIGN.md "Backpressure") promises and this test asserts:
+ * What the node's design (RelayConnection.ts, DESIGN.md "Backpressure") promises and this test asserts:
  * - other pairs keep their latency: every probe message arrives, promptly, during the flood;
  * - the stalled session is back-pressured, not closed: it stays registered; once its outbox is full,
  *   live delivery to it stops and senders get `message_queued` (the message waits in storage);

@@ -59,7 +59,7 @@ const commitAll = (requests: ReadonlyArray<CommitRequest>) =>
     const done: Array<{ readonly hash: string; readonly outcome: Outcome }> = []
     yield* Effect.sync(() => {
       for (const r of requests) {
-        const queued = committer.trySubmit(r, (outcome) => {
+        const queued = committer.unsafeSubmit(r, (outcome) => {
           done.push({ hash: r.message.messageHash, outcome })
           return undefined
         })

@@ -54,7 +54,7 @@ export const testPorts = (
 
 /**
  * `NodeCoreInternal` over `testPorts`, so that scenarios can reach the node's internal services
- * (Sessions, RateLimits, …) that a host does not see.
+ * (Peers, RateLimits, …) that a host does not see.
  */
 export const testNode = (...args: Parameters<typeof testPorts>) =>
   NodeCoreInternal.pipe(Layer.provideMerge(testPorts(...args)))

@@ -1,6 +1,7 @@
 /** Secure sessions: PQXDH, the Double Ratchet and the ML-KEM ratchet (docs/PROTOCOL.md, "Secure sessions"). */
 export * as DeviceKeys from "./DeviceKeys.ts"
 export * as Envelope from "./Envelope.ts"
+export * as Parcel from "./Parcel.ts"
 export * as Pqxdh from "./Pqxdh.ts"
 export * as Ratchet from "./Ratchet.ts"
 export * as SafetyNumber from "./SafetyNumber.ts"

@@ -1,7 +1,7 @@
 import * as Effect from "effect/Effect"
 import type { LegacyDeps } from "../LegacyDeps.ts"
 import type { LegacyEnvelope } from "../LegacyFrames.ts"
-import type { LegacySessionState } from "../LegacySessionState.ts"
+import type { LegacyConnectionContext } from "../LegacyConnectionContext.ts"
 
 const NONCE_BYTES = 32
 
@@ -10,7 +10,7 @@ const NONCE_BYTES = 32
  * node's identity (its ML-DSA public key, hex), both of which the client signs. One reply, as every
  * legacy request; a 2.9.1 client never sends it.
  */
-export const challenge = (deps: LegacyDeps) => (session: LegacySessionState, _frame: LegacyEnvelope) =>
+export const challenge = (deps: LegacyDeps) => (session: LegacyConnectionContext, _frame: LegacyEnvelope) =>
   Effect.gen(function*() {
     // Unguessable, so from the CSPRNG rather than Effect's seedable Random.
     const nonce = Buffer.from(crypto.getRandomValues(new Uint8Array(NONCE_BYTES))).toString("base64")

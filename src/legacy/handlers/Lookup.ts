@@ -1,7 +1,7 @@
 import * as Effect from "effect/Effect"
 import type { LegacyDeps } from "../LegacyDeps.ts"
 import { type LegacyEnvelope, payloadOf, refuse, TargetPayload } from "../LegacyFrames.ts"
-import type { LegacySessionState } from "../LegacySessionState.ts"
+import type { LegacyConnectionContext } from "../LegacyConnectionContext.ts"
 import { CLIENT_ID_RULE, normalizeClientId } from "../ClientId.ts"
 
 /** A target as the registry names it; an id no one may register is refused as not found. */
@@ -14,7 +14,7 @@ export const targetOf = (raw: string) => {
  * The registered clientIds, the caller's included, in registration order: at most `discoverMaxPeers`
  * (the 2.9.1 client takes one answer, so there is no next page).
  */
-export const discover = (deps: LegacyDeps) => (session: LegacySessionState, _frame: LegacyEnvelope) =>
+export const discover = (deps: LegacyDeps) => (session: LegacyConnectionContext, _frame: LegacyEnvelope) =>
   Effect.gen(function*() {
     if (session.registration === undefined) {
       return yield* refuse("REGISTRATION_REQUIRED", "You must register before discovering peers")
@@ -26,7 +26,7 @@ export const discover = (deps: LegacyDeps) => (session: LegacySessionState, _fra
 const decodeTarget = payloadOf(TargetPayload, "Missing target ID")
 
 /** The key of a live peer, else the stored key of its offline owner (so messages can be left for it). */
-export const requestPublicKey = (deps: LegacyDeps) => (session: LegacySessionState, frame: LegacyEnvelope) =>
+export const requestPublicKey = (deps: LegacyDeps) => (session: LegacyConnectionContext, frame: LegacyEnvelope) =>
   Effect.gen(function*() {
     if (session.registration === undefined) {
       return yield* refuse("REGISTRATION_REQUIRED", "You must register before requesting public keys")

@@ -5,7 +5,7 @@ import { LEGACY_UID } from "../../domain/LegacyUid.ts"
 import type { CryptoShape } from "../../crypto/Crypto.ts"
 import type { LegacyDeps } from "../LegacyDeps.ts"
 import { type LegacyEnvelope, MessagePayload, payloadOf, refuse } from "../LegacyFrames.ts"
-import type { LegacySessionState } from "../LegacySessionState.ts"
+import type { LegacyConnectionContext } from "../LegacyConnectionContext.ts"
 import { liveFrame } from "./Delivery.ts"
 import { targetOf } from "./Lookup.ts"
 
@@ -30,7 +30,7 @@ const storeFailed = (details: string) => refuse("INTERNAL_ERROR", details)
  * `{message, fromId}` with no acknowledgement to the sender; an offline owner's messages are queued
  * (`message_queued`, at most `legacyOfflinePerSender` per sender) for its next registration.
  */
-export const message = (deps: LegacyDeps) => (session: LegacySessionState, frame: LegacyEnvelope) =>
+export const message = (deps: LegacyDeps) => (session: LegacyConnectionContext, frame: LegacyEnvelope) =>
   Effect.gen(function*() {
     const reg = session.registration
     if (reg === undefined) return yield* refuse("REGISTRATION_REQUIRED", "You must register before sending messages")
@@ -42,7 +42,7 @@ export const message = (deps: LegacyDeps) => (session: LegacySessionState, frame
     const targetId = yield* targetOf(p.targetId)
     // Per signing key, so that more clientIds buy no more messages; before any storage read or timestamp.
     const limits = deps.cfg.legacyLimits
-    const verdict = deps.rateLimits.takeAt(LEGACY_UID, reg.signer, limits, yield* Clock.currentTimeMillis)
+    const verdict = yield* deps.rateLimits.take(LEGACY_UID, reg.signer, limits)
     if (verdict === "rate") return yield* refuse("RATE_LIMITED", `Rate limit exceeded (${limits.rateLimitPerSec} messages/s)`)
     if (verdict === "quota") {
       return yield* refuse("RATE_LIMITED", `Quota exceeded (${limits.epochQuota} messages per ${limits.epochSeconds} s)`)

@@ -1,7 +1,7 @@
 import * as Effect from "effect/Effect"
 import * as Random from "effect/Random"
 import { type LegacyEnvelope, payloadOf, PeerResponsePayload, refuse } from "../LegacyFrames.ts"
-import type { LegacySessionState } from "../LegacySessionState.ts"
+import type { LegacyConnectionContext } from "../LegacyConnectionContext.ts"
 
 export const DEBUG_QUESTION = "This is a debug question. What is your favorite programming language?"
 
@@ -14,7 +14,7 @@ export const uuidV4: Effect.Effect<string> = Effect.map(Effect.all(Array.from({ 
 })
 
 /** `debug_question`: answered with a `server_question` whose `peer_response` is then accepted. */
-export const debugQuestion = (session: LegacySessionState, _frame: LegacyEnvelope) =>
+export const debugQuestion = (session: LegacyConnectionContext, _frame: LegacyEnvelope) =>
   Effect.gen(function*() {
     if (session.registration === undefined) {
       return yield* refuse("REGISTRATION_REQUIRED", "You must register before sending debug messages")
@@ -27,7 +27,7 @@ export const debugQuestion = (session: LegacySessionState, _frame: LegacyEnvelop
 const decodeResponse = payloadOf(PeerResponsePayload, "Missing questionId")
 
 /** `peer_response`: completes the question it answers, with no reply; an unknown question is an error. */
-export const peerResponse = (session: LegacySessionState, frame: LegacyEnvelope) =>
+export const peerResponse = (session: LegacyConnectionContext, frame: LegacyEnvelope) =>
   Effect.gen(function*() {
     const { questionId, response } = yield* decodeResponse(frame.payload)
     if (!session.answer(questionId, response)) {

@@ -12,7 +12,7 @@ import {
   refuse,
   RegisterPayload
 } from "../LegacyFrames.ts"
-import type { LegacySessionState } from "../LegacySessionState.ts"
+import type { LegacyConnectionContext } from "../LegacyConnectionContext.ts"
 
 const decode = payloadOf(RegisterPayload, "Invalid message schema")
 
@@ -40,7 +40,7 @@ export const REPLACED_KEYS_MAX = 64
  */
 // No span here (nor on the L2PS register): a span per registration held ~18 KB per session in the
 // 10,000-session bench (21.4 → 39 KB RSS each); the storage calls it makes carry their own.
-export const register = (deps: LegacyDeps) => (session: LegacySessionState, frame: LegacyEnvelope) =>
+export const register = (deps: LegacyDeps) => (session: LegacyConnectionContext, frame: LegacyEnvelope) =>
   Effect.gen(function*() {
     // Taken first, so a nonce serves one attempt even when the request is refused.
     const nonce = session.takeNonce()

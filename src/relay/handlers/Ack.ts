@@ -2,13 +2,15 @@ import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import { refuse } from "../../domain/ErrorCode.ts"
 import { AckPayload, encodeFrame, type Envelope, payloadOf } from "../../domain/Frames.ts"
+import { MessageHash } from "../../domain/Ids.ts"
+import { encodePayload } from "../../domain/ServerFrames.ts"
 import type { RelayDeps } from "../RelayDeps.ts"
-import type { SessionState } from "../SessionState.ts"
+import type { ConnectionContext } from "../ConnectionContext.ts"
 
 const decode = payloadOf(AckPayload, "messageHashes must be a list of 1 to 500 message hashes")
 
 /** A recipient confirms messages handed to this session; their senders' live sessions get `message_delivered`. */
-export const ack = (deps: RelayDeps) => (session: SessionState, frame: Envelope) =>
+export const ack = (deps: RelayDeps) => (session: ConnectionContext, frame: Envelope) =>
   Effect.gen(function*() {
     const reg = session.registration
     if (reg === undefined) return yield* refuse("REGISTRATION_REQUIRED", "Register before acknowledging messages")
@@ -19,8 +21,12 @@ export const ack = (deps: RelayDeps) => (session: SessionState, frame: Envelope)
     const at = yield* Clock.currentTimeMillis
     const acked = mine.length === 0 ? [] : yield* deps.storage.acknowledge(reg.l2psUid, reg.key, mine, at)
     for (const { messageHash, from } of acked) {
-      const text = encodeFrame("message_delivered", { messageHash, at }, at)
-      for (const p of yield* deps.sessions.online(reg.l2psUid, from)) p.push(text)
+      const text = encodeFrame("message_delivered", encodePayload("message_delivered", { messageHash: MessageHash.make(messageHash), at }), at)
+      for (const p of yield* deps.peers.online(reg.l2psUid, from)) p.push(text)
     }
-    yield* session.reply("ack_response", { messageHashes: acked.map((a) => a.messageHash) }, frame.requestId)
+    yield* session.reply(
+      "ack_response",
+      encodePayload("ack_response", { messageHashes: acked.map((a) => MessageHash.make(a.messageHash)) }),
+      frame.requestId
+    )
   })

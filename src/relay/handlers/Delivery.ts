@@ -4,7 +4,7 @@ import * as Metric from "effect/Metric"
 import * as Metrics from "../../internal/Metrics.ts"
 import type { StorageError, StoredMessage } from "../../storage/Storage.ts"
 import type { RelayDeps } from "../RelayDeps.ts"
-import type { Registration, SessionState } from "../SessionState.ts"
+import type { Registration, ConnectionContext } from "../ConnectionContext.ts"
 
 const PAGE = 100
 
@@ -23,7 +23,7 @@ export const messageFrame = (from: string, encryptedJson: string, messageHash: s
  */
 export const flushPending = (
   deps: RelayDeps,
-  session: SessionState,
+  session: ConnectionContext,
   reg: Registration,
   includeAwaitingAck: boolean
 ): Effect.Effect<void, StorageError> =>

@@ -7,7 +7,7 @@ import { SAME_MILLI_MAX } from "../../domain/Timestamps.ts"
 import { historyCharsOf, statusOf, type StoredMessage } from "../../storage/Storage.ts"
 import { readCost } from "../ReadBudget.ts"
 import type { RelayDeps } from "../RelayDeps.ts"
-import type { SessionState } from "../SessionState.ts"
+import type { ConnectionContext } from "../ConnectionContext.ts"
 import { verifyProof } from "./Proofs.ts"
 
 const decode = payloadOf(HistoryPayload, "Missing peerKey or proof")
@@ -61,7 +61,7 @@ export const page = (rows: ReadonlyArray<StoredMessage>, limit: number, maxChars
 }
 
 export const history = (deps: RelayDeps) =>
-  Effect.fn("Relay.history")(function*(session: SessionState, frame: Envelope) {
+  Effect.fn("Relay.history")(function*(session: ConnectionContext, frame: Envelope) {
     const reg = session.registration
     if (reg === undefined) return yield* refuse("REGISTRATION_REQUIRED", "Register first")
     const p = yield* decode(frame.payload)

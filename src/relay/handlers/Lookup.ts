@@ -6,7 +6,7 @@ import { isPublicKey, normalizeKey } from "../../domain/Keys.ts"
 import { encodePayload, type PayloadEncoded } from "../../domain/ServerFrames.ts"
 import { readCost } from "../ReadBudget.ts"
 import type { RelayDeps } from "../RelayDeps.ts"
-import type { SessionState } from "../SessionState.ts"
+import type { ConnectionContext } from "../ConnectionContext.ts"
 
 /** A cursor is the offset of the next page, as a decimal string (opaque to clients). */
 const CURSOR = /^[0-9]{1,9}$/
@@ -17,7 +17,7 @@ const CURSOR = /^[0-9]{1,9}$/
  * `nextCursor` (present only when more remain) with `{cursor}`, and may ask a smaller `limit`. Pages are
  * taken in registration order: a key that comes or goes between pages may be skipped or seen twice.
  */
-export const discover = (deps: RelayDeps) => (session: SessionState, frame: Envelope) =>
+export const discover = (deps: RelayDeps) => (session: ConnectionContext, frame: Envelope) =>
   Effect.gen(function*() {
     const reg = session.registration
     if (reg === undefined) return yield* refuse("REGISTRATION_REQUIRED", "Register before discovering peers")
@@ -32,7 +32,7 @@ export const discover = (deps: RelayDeps) => (session: SessionState, frame: Enve
     const reader = { l2psUid: reg.l2psUid, key: reg.key, address: session.remoteAddress }
     if (!(yield* deps.readBudget.allow(reader))) return yield* refuse("RATE_LIMITED", "Too many reads")
     const offset = p.cursor === undefined ? 0 : Number(p.cursor)
-    const { keys, total } = yield* deps.sessions.keysPage(reg.l2psUid, offset, (p.limit as number | undefined) ?? max)
+    const { keys, total } = yield* deps.peers.keysPage(reg.l2psUid, offset, (p.limit as number | undefined) ?? max)
     yield* deps.readBudget.charge(reader, readCost(keys.length, keys.length * 67))
     const next = offset + keys.length
     // Typed by its Schema, not encoded through it: a check per key would cost more than the page (ServerFrames.ts).
@@ -43,14 +43,14 @@ export const discover = (deps: RelayDeps) => (session: SessionState, frame: Enve
 const decodeTarget = payloadOf(PublicKeyPayload, "Missing targetId")
 
 /** The key of a peer online in the caller's network, else null (never PEER_NOT_FOUND, as the reference). */
-export const requestPublicKey = (deps: RelayDeps) => (session: SessionState, frame: Envelope) =>
+export const requestPublicKey = (deps: RelayDeps) => (session: ConnectionContext, frame: Envelope) =>
   Effect.gen(function*() {
     const reg = session.registration
     if (reg === undefined) return yield* refuse("REGISTRATION_REQUIRED", "Register before requesting public keys")
     const { targetId } = yield* decodeTarget(frame.payload)
     if (!isPublicKey(targetId)) return yield* invalid("Invalid targetId format (expected 64 hex characters)")
     const key = normalizeKey(targetId)
-    const online = yield* deps.sessions.online(reg.l2psUid, key)
+    const online = yield* deps.peers.online(reg.l2psUid, key)
     yield* session.reply("public_key_response", encodePayload("public_key_response", {
       targetId,
       publicKey: online.length > 0 ? PublicKey.make(key) : null

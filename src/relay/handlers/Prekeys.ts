@@ -21,7 +21,7 @@ import {
 import { encodePayload } from "../../domain/ServerFrames.ts"
 import * as Metrics from "../../internal/Metrics.ts"
 import type { RelayDeps } from "../RelayDeps.ts"
-import type { Registration, SessionState } from "../SessionState.ts"
+import type { ConnectionContext, Registration } from "../ConnectionContext.ts"
 
 /** Decodes a payload, refusing with what is wrong and where (the first problem, for the developer). */
 const decoder = <A, I>(schema: Schema.Schema<A, I>, frame: string) => {
@@ -42,7 +42,7 @@ const decodeCount = decodeDevice("prekeys_count")
 const decodeRemove = decodeDevice("device_remove")
 const decodeFetch = decoder(BundleFetchPayload, "bundle_fetch")
 
-const registered = (session: SessionState, what: string) =>
+const registered = (session: ConnectionContext, what: string) =>
   session.registration === undefined
     ? Effect.fail(refuse("REGISTRATION_REQUIRED", `Register before ${what}`))
     : Effect.succeed(session.registration)
@@ -75,7 +75,7 @@ const verifyAll = (
       (ok) => ok ? Effect.void : Effect.fail(refuse("INVALID_SIGNATURE", `The ${NAMES[kind]} ${k.keyId} is not signed by this key`))
     ), { discard: true })
 
-const requesterOf = (session: SessionState, reg: Registration) => ({ l2psUid: reg.l2psUid, key: reg.key, address: session.remoteAddress })
+const requesterOf = (session: ConnectionContext, reg: Registration) => ({ l2psUid: reg.l2psUid, key: reg.key, address: session.remoteAddress })
 
 const firstDuplicate = (keys: ReadonlyArray<SignedPreKey>): number | undefined => {
   const seen = new Set<number>()
@@ -91,7 +91,7 @@ const firstDuplicate = (keys: ReadonlyArray<SignedPreKey>): number | undefined =
  * device or registration id), one-time keys added to the pools. Stored only when every signature verifies
  * and the bounds hold; answered with what the pools hold then.
  */
-export const prekeysPublish = (deps: RelayDeps) => (session: SessionState, frame: Envelope) =>
+export const prekeysPublish = (deps: RelayDeps) => (session: ConnectionContext, frame: Envelope) =>
   Effect.gen(function*() {
     const reg = yield* registered(session, "publishing prekeys")
     const p = yield* decodePublish(frame.payload)
@@ -146,7 +146,7 @@ export const prekeysPublish = (deps: RelayDeps) => (session: SessionState, frame
   })
 
 /** How many one-time keys of each kind one of the session's own devices has left. */
-export const prekeysCount = (deps: RelayDeps) => (session: SessionState, frame: Envelope) =>
+export const prekeysCount = (deps: RelayDeps) => (session: ConnectionContext, frame: Envelope) =>
   Effect.gen(function*() {
     const reg = yield* registered(session, "counting prekeys")
     const { deviceId } = yield* decodeCount(frame.payload)
@@ -160,7 +160,7 @@ export const prekeysCount = (deps: RelayDeps) => (session: SessionState, frame: 
  * while its pools last (taken out as they are served), else the signed and last-resort keys alone; none
  * for a key the operator banned.
  */
-export const bundleFetch = (deps: RelayDeps) => (session: SessionState, frame: Envelope) =>
+export const bundleFetch = (deps: RelayDeps) => (session: ConnectionContext, frame: Envelope) =>
   Effect.gen(function*() {
     const reg = yield* registered(session, "fetching bundles")
     const p = yield* decodeFetch(frame.payload)
@@ -206,7 +206,7 @@ const decodeBundles = Schema.decodeUnknownSync(BundleResponse)
 const decodeDevices = Schema.decodeUnknownSync(DevicesResponse)
 
 /** The session's own devices with their pools. */
-export const devices = (deps: RelayDeps) => (session: SessionState, frame: Envelope) =>
+export const devices = (deps: RelayDeps) => (session: ConnectionContext, frame: Envelope) =>
   Effect.gen(function*() {
     const reg = yield* registered(session, "listing devices")
     const list = yield* deps.prekeys.devices(reg.l2psUid, reg.key)
@@ -214,7 +214,7 @@ export const devices = (deps: RelayDeps) => (session: SessionState, frame: Envel
   })
 
 /** Removes one of the session's own devices and its keys: its bundle is served no more. */
-export const deviceRemove = (deps: RelayDeps) => (session: SessionState, frame: Envelope) =>
+export const deviceRemove = (deps: RelayDeps) => (session: ConnectionContext, frame: Envelope) =>
   Effect.gen(function*() {
     const reg = yield* registered(session, "removing devices")
     const { deviceId } = yield* decodeRemove(frame.payload)

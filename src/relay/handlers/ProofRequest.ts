@@ -8,7 +8,7 @@ import { encodePayload } from "../../domain/ServerFrames.ts"
 import { ProofCache } from "../ProofCache.ts"
 import { readCost } from "../ReadBudget.ts"
 import type { RelayDeps } from "../RelayDeps.ts"
-import type { SessionState } from "../SessionState.ts"
+import type { ConnectionContext } from "../ConnectionContext.ts"
 
 const decode = payloadOf(ProofRequestPayload, "Missing messageHash")
 
@@ -26,7 +26,7 @@ const CACHED_BATCHES = 64
 export const proofRequest = (deps: RelayDeps) => {
   const store = deps.pipeline
   const trees = new ProofCache<ReturnType<typeof levels>>(CACHED_BATCHES)
-  return Effect.fn("Relay.proofRequest")(function*(session: SessionState, frame: Envelope) {
+  return Effect.fn("Relay.proofRequest")(function*(session: ConnectionContext, frame: Envelope) {
     const reg = session.registration
     if (reg === undefined) return yield* refuse("REGISTRATION_REQUIRED", "Register before requesting proofs")
     const { from, messageHash } = yield* decode(frame.payload)

@@ -6,7 +6,7 @@ import { encodeFrame, type Envelope, payloadOf, RegisterPayload } from "../../do
 import { hexToBytes, isPublicKey, isStrictPublicKey, normalizeKey } from "../../domain/Keys.ts"
 import type { PayloadEncoded } from "../../domain/ServerFrames.ts"
 import type { RelayDeps } from "../RelayDeps.ts"
-import type { SessionState } from "../SessionState.ts"
+import type { ConnectionContext } from "../ConnectionContext.ts"
 import { flushPending } from "./Delivery.ts"
 import { verifyProof } from "./Proofs.ts"
 import { unregister } from "./Unregister.ts"
@@ -16,7 +16,7 @@ const decode = payloadOf(RegisterPayload, "Missing publicKey, l2psUid, or proof"
 export const EVICTED_CODE = 4001
 export const BANNED_MESSAGE = "This key is banned on this node"
 
-export const register = (deps: RelayDeps) => (session: SessionState, frame: Envelope) =>
+export const register = (deps: RelayDeps) => (session: ConnectionContext, frame: Envelope) =>
   Effect.gen(function*() {
     const p = yield* decode(frame.payload)
     if (!isPublicKey(p.publicKey)) return yield* invalid("Invalid publicKey format (expected 64 hex characters)")
@@ -46,13 +46,13 @@ export const register = (deps: RelayDeps) => (session: SessionState, frame: Enve
     const reg = { ...base, peer: session.asPeer(base) }
     session.registration = reg
     session.registered()
-    const { first, evicted } = yield* deps.sessions.add(reg.peer, limits.maxSessionsPerKey)
+    const { first, evicted } = yield* deps.peers.add(reg.peer, limits.maxSessionsPerKey)
     yield* Metric.incrementBy(Metrics.sessions, 1 - evicted.length)
     for (const old of evicted) old.close(EVICTED_CODE, "Replaced by a newer session of the same key")
 
     // Bounded as a discover page is (the rest through `discover`'s cursor).
     const max = deps.cfg.discoverMaxPeers
-    const onlinePeers = (yield* deps.sessions.keysPage(reg.l2psUid, 0, max + 1)).keys.filter((k) => k !== key).slice(0, max)
+    const onlinePeers = (yield* deps.peers.keysPage(reg.l2psUid, 0, max + 1)).keys.filter((k) => k !== key).slice(0, max)
     // Typed by its Schema, not encoded through it: a check per peer key would cost up to 0.7 ms a
     // registration (ServerFrames.ts); the tests decode what the node sends.
     const registered: PayloadEncoded<"registered"> = { success: true, publicKey: p.publicKey, l2psUid: p.l2psUid, onlinePeers }

@@ -16,9 +16,9 @@ import { isStorableText, jsonbRefusal } from "../../domain/JsonbRefusal.ts"
 import { rawMember } from "../../domain/RawJson.ts"
 import { isPublicKey, normalizeKey } from "../../domain/Keys.ts"
 import type { CommitResult, NewMessage, StorageError } from "../../storage/Storage.ts"
-import type { Peer } from "../Sessions.ts"
+import type { Peer } from "../Peers.ts"
 import type { RelayDeps } from "../RelayDeps.ts"
-import type { Registration, SessionState } from "../SessionState.ts"
+import type { Registration, ConnectionContext } from "../ConnectionContext.ts"
 import type { Completion } from "../Committer.ts"
 import type { Verdict } from "../../limits/RateLimits.ts"
 import type { NetworkLimits } from "../../config/NodeConfig.ts"
@@ -102,7 +102,7 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] }
  * `stamp` once the send is accepted: a refused send must not move the conversation's clock.
  */
 const prepare = (deps: RelayDeps, reg: Registration, p: Valid) => {
-  const live = deps.sessions.onlineNow(reg.l2psUid, p.to).filter((r) => r.canAccept())
+  const live = deps.peers.unsafeOnline(reg.l2psUid, p.to).filter((r) => r.canAccept())
   const message: Mutable<NewMessage> = {
     l2psUid: reg.l2psUid,
     from: reg.key,
@@ -121,7 +121,7 @@ const prepare = (deps: RelayDeps, reg: Registration, p: Valid) => {
 
 /** Gives an accepted message its timestamp; false when its conversation's clock is already too far ahead. */
 const stamp = (deps: RelayDeps, message: Mutable<NewMessage>, now: number): boolean => {
-  const ts = deps.clock.nextAt(message.l2psUid, message.from, message.to, now)
+  const ts = deps.clock.unsafeNext(message.l2psUid, message.from, message.to, now)
   if (ts === undefined) return false
   message.timestamp = ts
   return true
@@ -132,7 +132,7 @@ const conversationBusy = refuse(
   `Too many messages in this conversation (more than ${CONVERSATION_MAX_PER_SECOND}/s), try again shortly`
 )
 
-const completion = (deps: RelayDeps, session: SessionState, requestId: RequestId | undefined, message: NewMessage, live: ReadonlyArray<Peer>): Completion =>
+const completion = (deps: RelayDeps, session: ConnectionContext, requestId: RequestId | undefined, message: NewMessage, live: ReadonlyArray<Peer>): Completion =>
 (outcome, now) => {
   session.endSend()
   return complete(deps, session, requestId, message, live, outcome, now)
@@ -143,28 +143,28 @@ const completion = (deps: RelayDeps, session: SessionState, requestId: RequestId
  * limits, with room in the session's pipeline and the commit queue) costs no fiber. False, with nothing
  * changed, for anything else: the frame then takes the `send` handler's way, which waits or answers.
  */
-export const sendNow = (deps: RelayDeps) => (session: SessionState, frame: Envelope, text: string, now: number): boolean => {
+export const unsafeSend = (deps: RelayDeps) => (session: ConnectionContext, frame: Envelope, text: string, now: number): boolean => {
   const reg = session.registration
   if (reg === undefined) return false
   const p = validate(deps.cfg.maxCiphertextChars, reg.key, frame.payload, text)
-  if (p instanceof RequestError || !session.tryBeginSend()) return false
+  if (p instanceof RequestError || !session.unsafeBeginSend()) return false
   const { live, message } = prepare(deps, reg, p)
   const request = { message, pairLimit: reg.limits.offlineQueuePerPair, quota: reg.limits }
   // Room first: the rate limiter's token, once taken, cannot be given back.
-  if (!deps.committer.hasRoomFor(request) || deps.rateLimits.takeAt(reg.l2psUid, reg.key, reg.limits, now) !== "ok") {
+  if (!deps.committer.hasRoomFor(request) || deps.rateLimits.unsafeTake(reg.l2psUid, reg.key, reg.limits, now) !== "ok") {
     session.endSend()
     return false
   }
   // Answered here: the token is spent, so the handler must not take another.
   if (!stamp(deps, message, now)) {
     session.endSend()
-    session.refuseSend(conversationBusy, frame.requestId, now)
+    session.unsafeRefuseSend(conversationBusy, frame.requestId, now)
     return true
   }
-  return deps.committer.trySubmit(request, completion(deps, session, frame.requestId, message, live))
+  return deps.committer.unsafeSubmit(request, completion(deps, session, frame.requestId, message, live))
 }
 
-export const send = (deps: RelayDeps) => (session: SessionState, frame: Envelope, text: string) =>
+export const send = (deps: RelayDeps) => (session: ConnectionContext, frame: Envelope, text: string) =>
   Effect.gen(function*() {
     const reg = session.registration
     if (reg === undefined) return yield* refuse("REGISTRATION_REQUIRED", "Register before sending")
@@ -195,7 +195,7 @@ export const send = (deps: RelayDeps) => (session: SessionState, frame: Envelope
  */
 const complete = (
   deps: RelayDeps,
-  session: SessionState,
+  session: ConnectionContext,
   requestId: RequestId | undefined,
   message: NewMessage,
   live: ReadonlyArray<Peer>,
@@ -203,26 +203,26 @@ const complete = (
   now: number
 ): Effect.Effect<void> | undefined => {
   if (Exit.isFailure(outcome)) {
-    session.failNow(refuse("L2PS_SUBMIT_FAILED", "Storage unavailable, message not accepted"), requestId, now)
+    session.unsafeFail(refuse("L2PS_SUBMIT_FAILED", "Storage unavailable, message not accepted"), requestId, now)
     return Effect.logError("commit failed", Cause.map(outcome.cause, (e) => e.cause))
   }
   const result = outcome.value
   switch (result._tag) {
     case "PairLimit":
-      session.refuseSend(refuse("RATE_LIMITED", "Offline message limit reached"), requestId, now)
+      session.unsafeRefuseSend(refuse("RATE_LIMITED", "Offline message limit reached"), requestId, now)
       return undefined
     case "SenderQuota":
-      session.refuseSend(refuse("RATE_LIMITED", `Offline message limit reached (${result.limit} bytes waiting from this sender)`), requestId, now)
+      session.unsafeRefuseSend(refuse("RATE_LIMITED", `Offline message limit reached (${result.limit} bytes waiting from this sender)`), requestId, now)
       return undefined
     case "RecipientQuota":
-      session.refuseSend(refuse("RATE_LIMITED", `Offline message limit reached (${result.limit} bytes waiting for this recipient)`), requestId, now)
+      session.unsafeRefuseSend(refuse("RATE_LIMITED", `Offline message limit reached (${result.limit} bytes waiting for this recipient)`), requestId, now)
       return undefined
     case "Refused":
-      session.refuseSend(invalid(result.reason), requestId, now)
+      session.unsafeRefuseSend(invalid(result.reason), requestId, now)
       return undefined
     case "Duplicate":
       // A retry gets its original outcome; the same hash to someone else would be a message never sent.
-      if (result.to !== message.to) session.refuseSend(refuse("INVALID_MESSAGE", REUSED_HASH), requestId, now)
+      if (result.to !== message.to) session.unsafeRefuseSend(refuse("INVALID_MESSAGE", REUSED_HASH), requestId, now)
       else reply(session, result.outcome, message.messageHash, requestId, now)
       return undefined
     case "Stored": {
@@ -239,7 +239,7 @@ const complete = (
       reply(session, raced ? "queued" : message.outcome, message.messageHash, requestId, now)
       // Read again now: a session of the recipient that registered while this commit ran may have
       // flushed its queue before the message was in it.
-      const flush = Effect.flatMap(deps.sessions.online(message.l2psUid, message.to), (rs) =>
+      const flush = Effect.flatMap(deps.peers.online(message.l2psUid, message.to), (rs) =>
         Effect.sync(() => rs.forEach((r) => r.requestFlush())))
       if (raced) {
         return deps.storage.requeue([result.id]).pipe(
@@ -252,7 +252,7 @@ const complete = (
   }
 }
 
-const reply = (session: SessionState, outcome: "sent" | "queued", messageHash: string, requestId: RequestId | undefined, now: number) =>
+const reply = (session: ConnectionContext, outcome: "sent" | "queued", messageHash: string, requestId: RequestId | undefined, now: number) =>
   outcome === "sent"
-    ? session.replyNow("message_sent", { messageHash, l2psStatus: "submitted" }, requestId, now)
-    : session.replyNow("message_queued", { messageHash, status: "queued" }, requestId, now)
+    ? session.unsafeReply("message_sent", { messageHash, l2psStatus: "submitted" }, requestId, now)
+    : session.unsafeReply("message_queued", { messageHash, status: "queued" }, requestId, now)

@@ -2,15 +2,15 @@ import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import * as Metrics from "../../internal/Metrics.ts"
 import type { RelayDeps } from "../RelayDeps.ts"
-import type { SessionState } from "../SessionState.ts"
+import type { ConnectionContext } from "../ConnectionContext.ts"
 
 /** Takes the session out of the registry; the key's last session going away is a `peer_left` (see `Presence`). */
-export const unregister = (deps: RelayDeps, session: SessionState) =>
+export const unregister = (deps: RelayDeps, session: ConnectionContext) =>
   Effect.gen(function*() {
     const reg = session.registration
     if (reg === undefined) return
     session.registration = undefined
-    const { last, removed } = yield* deps.sessions.remove(reg.peer)
+    const { last, removed } = yield* deps.peers.remove(reg.peer)
     if (removed) yield* Metric.incrementBy(Metrics.sessions, -1)
     if (last) yield* deps.presence.changed(reg.l2psUid, reg.key, false)
   })

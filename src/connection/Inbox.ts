@@ -1,7 +1,7 @@
 import { Fifo } from "../internal/Fifo.ts"
 
 /**
- * A session's incoming frames: bounded, FIFO. Plain fields rather than an Effect `Queue`: every
+ * A connection's incoming frames: bounded, FIFO. Plain fields rather than an Effect `Queue`: every
  * connection has one, and thousands of sessions are held at once.
  */
 export class Inbox<A> {

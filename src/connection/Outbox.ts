@@ -3,17 +3,22 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type { WriteResult } from "../transport/Transport.ts"
 import { Fifo } from "../internal/Fifo.ts"
-import type { Outgoing } from "./SessionState.ts"
 import type { StallHooks } from "./StallWatch.ts"
+
+/** A frame bound for the socket; `messageId` marks a message whose delivery is tracked in storage. */
+export interface Outgoing {
+  readonly text: string
+  readonly messageId?: string | undefined
+}
 
 type Item =
   | { readonly text: string; readonly messageId: string | undefined; readonly live: boolean }
   | { readonly marker: Deferred.Deferred<boolean> }
 
 /**
- * What a session has to write, in order, bounded by `capacity` frames. Frames are written to the socket
+ * What a connection has to write, in order, bounded by `capacity` frames. Frames are written to the socket
  * as they come, synchronously, until it reports backpressure; the rest wait here for its `drain`.
- * No fiber per session is woken to write (that cost more than the write itself under load).
+ * No fiber per connection is woken to write (that cost more than the write itself under load).
  *
  * `live` frames (messages pushed by other sessions) are also bounded in bytes, and stop short of the
  * last `reserved` slots so that the session's own replies always find room. Every frame together is
@@ -70,20 +75,24 @@ export class Outbox {
     if (!this.dead) this.enqueue({ text, messageId: undefined, live: false })
   }
 
-  /** Queues a frame of the session's own, waiting for room; dropped once the socket is gone. */
-  offer(out: Outgoing): Effect.Effect<void> {
+  /**
+   * Queues a frame, waiting for room; dropped once the socket is gone. `live`: a message from another
+   * connection, counted in `liveBytes` until written.
+   */
+  offer(out: Outgoing, live = false): Effect.Effect<void> {
     return Effect.suspend(() => {
       if (this.dead) return Effect.void
       if (this.hasRoomFor(out.text.length)) {
-        this.enqueue({ text: out.text, messageId: out.messageId, live: false })
+        if (live) this.liveBytes += out.text.length
+        this.enqueue({ text: out.text, messageId: out.messageId, live })
         return Effect.void
       }
       return Effect.flatMap(Deferred.make<void>(), (room) => {
         // The socket may have drained since the check above: a waiter registered after the last wake-up
         // would wait for a write that never comes.
-        if (this.dead || this.hasRoomFor(out.text.length)) return this.offer(out)
+        if (this.dead || this.hasRoomFor(out.text.length)) return this.offer(out, live)
         this.roomWaiters.push(room)
-        return Effect.zipRight(Deferred.await(room), this.offer(out))
+        return Effect.zipRight(Deferred.await(room), this.offer(out, live))
       })
     })
   }

@@ -1,4 +1,5 @@
 import type * as Effect from "effect/Effect"
+import type { LegacyPayloadEncoded, LegacyServerFrameType } from "../domain/LegacyServerFrames.ts"
 import type { LegacyPeer } from "./LegacyPeers.ts"
 
 export interface LegacyRegistration {
@@ -10,12 +11,12 @@ export interface LegacyRegistration {
 }
 
 /** What legacy frame handlers see of their session. */
-export interface LegacySessionState {
+export interface LegacyConnectionContext {
   readonly id: number
   readonly remoteAddress: string
   readonly registration: LegacyRegistration | undefined
   /** Queues this request's reply for the socket, waiting for room. */
-  readonly reply: (type: string, payload: unknown) => Effect.Effect<void>
+  readonly reply: <T extends LegacyServerFrameType>(type: T, payload: LegacyPayloadEncoded<T>) => Effect.Effect<void>
   /** Registers the session as `clientId` (not yet visible to others: see `LegacyPeers.claim`). */
   readonly register: (clientId: string, publicKey: ReadonlyArray<number>, signer: string) => LegacyRegistration
   readonly unregister: () => void

@@ -2,7 +2,8 @@ import type * as Effect from "effect/Effect"
 import type { RequestError } from "../domain/ErrorCode.ts"
 import type { RequestId } from "../domain/Frames.ts"
 import type { NetworkLimits } from "../config/NodeConfig.ts"
-import type { Peer } from "./Sessions.ts"
+import type { Outgoing } from "../connection/Outbox.ts"
+import type { Peer } from "./Peers.ts"
 
 export interface Registration {
   /** Lower case; the spelling of the frame is kept in `keyAsSent`. */
@@ -15,14 +16,9 @@ export interface Registration {
   readonly peer: Peer
 }
 
-/** A frame bound for the socket; `messageId` marks a message whose delivery is tracked in storage. */
-export interface Outgoing {
-  readonly text: string
-  readonly messageId?: string | undefined
-}
 
 /** What frame handlers see of their session. */
-export interface SessionState {
+export interface ConnectionContext {
   readonly id: number
   readonly remoteAddress: string
   registration: Registration | undefined
@@ -36,17 +32,17 @@ export interface SessionState {
   /** Counts a send that is committing; waits while too many are (the pipeline of one session). */
   readonly beginSend: Effect.Effect<void>
   /** `beginSend` from plain code: false, and nothing counted, when the pipeline is full. */
-  readonly tryBeginSend: () => boolean
+  readonly unsafeBeginSend: () => boolean
   readonly endSend: () => void
   /**
-   * Answers now, from plain code (a send's completion). Not bounded by the outbox's capacity: a session
-   * has at most its pipeline of sends to answer. Dropped once the session is closing.
+   * `reply` from plain code (a send's completion). Not bounded by the outbox's capacity: a session has
+   * at most its pipeline of sends to answer. Dropped once the session is closing.
    */
-  readonly replyNow: (type: string, payload: unknown, requestId: RequestId | undefined, now: number) => void
-  /** An error frame, now (see `replyNow`). */
-  readonly failNow: (error: RequestError, requestId: RequestId | undefined, now: number) => void
+  readonly unsafeReply: (type: string, payload: unknown, requestId: RequestId | undefined, now: number) => void
+  /** An error frame, from plain code (see `unsafeReply`). */
+  readonly unsafeFail: (error: RequestError, requestId: RequestId | undefined, now: number) => void
   /** A send refused for the sender's own doing: its error frame, charged to the connection's frame budget. */
-  readonly refuseSend: (error: RequestError, requestId: RequestId | undefined, now: number) => void
+  readonly unsafeRefuseSend: (error: RequestError, requestId: RequestId | undefined, now: number) => void
   /** Notes a message handed to this session (see `Peer.handed`). */
   readonly handed: (messageHash: string) => void
   /** Whether this session was handed the message, so its `ack` of it counts. */

@@ -4,26 +4,25 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Metric from "effect/Metric"
-import * as Fiber from "effect/Fiber"
+import type * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
+import { ConnectionActor } from "../connection/ConnectionActor.ts"
+import { frameText, FrameTextError } from "../connection/FrameText.ts"
+import type { StallWatch } from "../connection/StallWatch.ts"
 import { invalid, refuse, type RequestError } from "../domain/ErrorCode.ts"
 import { decodeFrame, encodeFrame, type Envelope, type RequestId } from "../domain/Frames.ts"
 import * as Metrics from "../internal/Metrics.ts"
 import type { StorageError } from "../storage/Storage.ts"
 import type { Connection, ConnectionEvents } from "../transport/Transport.ts"
 import { flushPending } from "./handlers/Delivery.ts"
-import { Inbox } from "./Inbox.ts"
-import { Outbox } from "./Outbox.ts"
-import type { StallWatch } from "./StallWatch.ts"
 import { unregister } from "./handlers/Unregister.ts"
 import type { RelayDeps } from "./RelayDeps.ts"
-import type { Peer } from "./Sessions.ts"
-import type { Registration, SessionState } from "./SessionState.ts"
-import { TokenBucket } from "../limits/TokenBucket.ts"
+import type { Peer } from "./Peers.ts"
+import type { Registration, ConnectionContext } from "./ConnectionContext.ts"
 
 /** Handles one decoded frame; `text` is the frame as received (for payloads relayed as they came). */
 export type Handler = (
-  session: SessionState,
+  session: ConnectionContext,
   frame: Envelope,
   text: string
 ) => Effect.Effect<void, RequestError | StorageError>
@@ -32,7 +31,7 @@ export type Handler = (
  * Handles one decoded frame from plain code, in the connection's callback, when it can without waiting
  * (the common case of a frequent request); false, with nothing changed, hands it to its `Handler`.
  */
-export type FastHandler = (session: SessionState, frame: Envelope, text: string, now: number) => boolean
+export type FastHandler = (session: ConnectionContext, frame: Envelope, text: string, now: number) => boolean
 
 /** Catch-up signal from the outbox to the processor, carried in the inbox to keep storage work in order. */
 const FLUSH = Symbol("flush")
@@ -43,7 +42,6 @@ class Checked {
 }
 type Inbound = string | Uint8Array | Checked | typeof FLUSH
 
-export const INBOX_FULL_CODE = 1008
 /** Close code of a socket whose refused frames outran its frame budget. */
 export const REFUSALS_CODE = 1008
 /** Sends of one session waiting for their commit at once: enough to fill group commits from few peers. */
@@ -52,23 +50,15 @@ const PIPELINE = 64
 const HANDED_MAX = 8192
 /** Outbox slots kept for the session's own replies; live deliveries from others stop short of them. */
 const RESERVED = 32
-
-const utf8 = new TextDecoder("utf-8", { fatal: true })
-const decodeUtf8 = (bytes: Uint8Array): string | undefined => {
-  try {
-    return utf8.decode(bytes)
-  } catch {
-    return undefined
-  }
-}
-
-let nextId = 0
+/** How long closing waits for the session's sends still committing. */
+const SENDS_GRACE = "10 seconds"
 
 /**
- * One actor per connection: a bounded inbox drained, in order, by a fiber that runs while there are
- * frames; a bounded outbox written as frames come and on the socket's drain (backpressure respected).
- * The transport's callbacks only offer to the inbox or signal. `shutdown` closes the session as its
- * socket closing does (the relay runs it for every open session when it stops).
+ * The L2PS protocol on a connection actor (`ConnectionActor`): frames are checked in the transport's
+ * callback and, when nothing is before them, sends are handled there too (`FastHandler`); the rest go
+ * through the inbox to the processor. Live deliveries from other sessions are written at once when the
+ * outbox has room, else the session catches up from storage once it drains. `shutdown` closes the
+ * session as its socket closing does (the relay runs it for every open session when it stops).
  */
 export const open = (
   deps: RelayDeps,
@@ -78,32 +68,66 @@ export const open = (
   conn: Connection,
   stalls: StallWatch,
   registered: () => void = () => {}
-): ConnectionEvents & { readonly shutdown: Effect.Effect<void> } => {
+): ConnectionEvents & { readonly shutdown: () => Effect.Effect<void> } => {
   const { cfg } = deps
-  const inbox = new Inbox<Inbound>(cfg.sessionInbox)
-  const id = ++nextId
-  let closing = false
   let lagging = false
   let flushRequested = false
   let sending = 0
   let sendRoom: Deferred.Deferred<void> | undefined
   let allSent: Deferred.Deferred<void> | undefined
+  let registration: Registration | undefined
 
   const scheduleFlush = () => {
-    if (flushRequested && !closing && outbox.size <= cfg.sessionOutbox / 4 && inbox.offer(FLUSH)) {
+    if (flushRequested && !actor.isClosing && actor.outbox.size <= cfg.sessionOutbox / 4 && actor.inbox.offer(FLUSH)) {
       flushRequested = false
-      wake()
+      actor.unsafeWake()
     }
   }
-  const outbox = new Outbox(
-    conn.send,
-    cfg.sessionOutbox,
-    Math.min(RESERVED, Math.floor(cfg.sessionOutbox / 4)),
-    cfg.sessionOutboxBytes,
-    cfg.sessionOutputBytes,
-    () => flushRequested && scheduleFlush(),
-    stalls.hooks(id, conn.terminate)
-  )
+
+  const handleNext = () => {
+    const item = actor.inbox.poll()
+    if (item === undefined) return undefined
+    if (item === FLUSH) return catchUp
+    if (item instanceof Checked) return handle(item)
+    return Effect.flatMap(Clock.currentTimeMillis, (now) => handle(check(item, now)))
+  }
+
+  // Sends still committing reach their recipients before the key is announced gone (their replies
+  // are dropped with the socket).
+  const awaitSends = () => Effect.suspend(() => {
+    if (sending === 0) return Effect.void
+    allSent = Deferred.unsafeMake<void>(FiberId.none)
+    // Interruptible, or the timeout (which interrupts the wait) could not fire in this uninterruptible
+    // teardown, and a hung commit would hold the session as long as the database does.
+    return Deferred.await(allSent).pipe(Effect.interruptible, Effect.timeout(SENDS_GRACE), Effect.ignore)
+  })
+  // Live messages still in the outbox were never written: they go back to the recipient's queue.
+  const requeueUnwritten = () => Effect.suspend(() => {
+    const unwritten = actor.outbox.close()
+    if (unwritten.length === 0) return Effect.void
+    return deps.storage.requeue(unwritten).pipe(
+      Effect.catchAll((e) => logError("requeue of unwritten messages failed", e.cause))
+    )
+  })
+
+  const actor: ConnectionActor<Inbound> = new ConnectionActor<Inbound>({
+    conn,
+    inboxCapacity: cfg.sessionInbox,
+    outbox: {
+      capacity: cfg.sessionOutbox,
+      reserved: Math.min(RESERVED, Math.floor(cfg.sessionOutbox / 4)),
+      maxLiveBytes: cfg.sessionOutboxBytes,
+      maxBytes: cfg.sessionOutputBytes
+    },
+    frameRate: cfg.connectionFrameRate,
+    frameBurst: cfg.connectionFrameBurst,
+    stalls,
+    fork,
+    next: handleNext,
+    written: () => flushRequested && scheduleFlush(),
+    teardown: () => [awaitSends(), unregister(deps, state), requeueUnwritten()]
+  })
+  const { id, outbox, frameBudget } = actor
 
   // Messages handed to this session and not yet acknowledged by it; past the bound the oldest are
   // forgotten: their `ack` is then ignored and they are delivered again on the next registration.
@@ -113,26 +137,33 @@ export const open = (
     if (handed.size > HANDED_MAX) handed.delete(handed.values().next().value!)
   }
 
-  const state: SessionState = {
+  const state: ConnectionContext = {
     id,
     remoteAddress: conn.remoteAddress,
-    registration: undefined,
+    get registration() {
+      return registration
+    },
+    set registration(reg) {
+      registration = reg
+      if (reg === undefined) actor.unsafeUnregistered()
+      else actor.unsafeRegistered()
+    },
     registered,
     send: (out) => outbox.offer(out),
     // Once closing, replies have no reader.
     reply: (type, payload, requestId) =>
       Effect.suspend(() =>
-        closing ? Effect.void : Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        actor.isClosing ? Effect.void : Effect.flatMap(Clock.currentTimeMillis, (now) =>
           outbox.offer({ text: encodeFrame(type, payload, now, requestId) }))),
     // Only the processor fiber waits to begin sends, so there is at most one waiter.
     beginSend: Effect.suspend(function wait(): Effect.Effect<void> {
-      if (state.tryBeginSend()) return Effect.void
+      if (state.unsafeBeginSend()) return Effect.void
       return Effect.flatMap(Deferred.make<void>(), (room) => {
         sendRoom = room
         return Effect.zipRight(Deferred.await(room), Effect.suspend(wait))
       })
     }),
-    tryBeginSend: () => {
+    unsafeBeginSend: () => {
       if (sending >= PIPELINE) return false
       sending++
       return true
@@ -145,16 +176,16 @@ export const open = (
       }
       if (sending === 0 && allSent !== undefined) Deferred.unsafeDone(allSent, Exit.void)
     },
-    replyNow: (type, payload, requestId, now) => {
-      if (!closing) outbox.pushOwn(encodeFrame(type, payload, now, requestId))
+    unsafeReply: (type, payload, requestId, now) => {
+      if (!actor.isClosing) outbox.pushOwn(encodeFrame(type, payload, now, requestId))
     },
-    failNow: (error, requestId, now) => {
-      state.replyNow("error", { code: error.code, message: error.message }, requestId, now)
+    unsafeFail: (error, requestId, now) => {
+      state.unsafeReply("error", { code: error.code, message: error.message }, requestId, now)
       Metrics.errors(error.code).unsafeUpdate(1, [])
       if (error.code === "RATE_LIMITED") Metrics.rateLimited.unsafeUpdate(1, [])
     },
-    refuseSend: (error, requestId, now) => {
-      state.failNow(error, requestId, now)
+    unsafeRefuseSend: (error, requestId, now) => {
+      state.unsafeFail(error, requestId, now)
       chargeRefusal(now)
     },
     handed: noteHanded,
@@ -165,10 +196,10 @@ export const open = (
       key: reg.key,
       l2psUid: reg.l2psUid,
       ackCapable: reg.ackCapable,
-      canAccept: () => !closing && !lagging && outbox.hasRoomForLive(),
+      canAccept: () => !actor.isClosing && !lagging && outbox.hasRoomForLive(),
       handed: noteHanded,
       push: (text, messageId) => {
-        if (closing) return false
+        if (actor.isClosing) return false
         if (!outbox.pushLive(text, messageId)) {
           lagging = true
           flushRequested = true
@@ -196,8 +227,10 @@ export const open = (
       Effect.zipRight(error.code === "RATE_LIMITED" ? Metric.increment(Metrics.rateLimited) : Effect.void)
     )
 
-  const frameBucket = new TokenBucket(cfg.connectionFrameBurst, cfg.connectionFrameRate, 0)
-  const tooManyFrames = refuse("RATE_LIMITED", "Too many frames")
+  // Made when refused, not per connection: an error object (~200 bytes with its stack) in every held session.
+  const tooManyFrames = () => refuse("RATE_LIMITED", "Too many frames")
+  const textError = (e: FrameTextError) =>
+    e === FrameTextError.TooLarge ? invalid(`Message too large (max ${cfg.maxFrameChars} bytes)`) : invalid("Binary frame is not valid UTF-8")
 
   /**
    * A registered session's accepted sends have their own per-key limits (configurable per network), so
@@ -205,27 +238,27 @@ export const open = (
    * and a storm of refusals, which costs everyone else the node's time, closes the socket.
    */
   const chargeRefusal = (now: number) => {
-    if (!frameBucket.tryTake(now)) conn.close(REFUSALS_CODE, "Too many refused frames")
+    if (!frameBudget.tryTake(now)) conn.close(REFUSALS_CODE, "Too many refused frames")
   }
 
   /** The checks every frame passes before its handler, in plain code (the budget's token is taken here). */
   const check = (data: string | Uint8Array, now: number): Checked => {
-    const registered = state.registration !== undefined
+    const registered = actor.phase === "registered"
     // Unregistered, the budget is spent before any parsing; registered, a send is charged only if refused.
-    if (!registered && !frameBucket.tryTake(now)) return new Checked(undefined, "", tooManyFrames)
-    const size = typeof data === "string" ? data.length : data.byteLength
-    if (size > cfg.maxFrameChars) return rejected(registered, now, new Checked(undefined, "", invalid(`Message too large (max ${cfg.maxFrameChars} bytes)`)))
-    const text = typeof data === "string" ? data : decodeUtf8(data)
-    if (text === undefined) return rejected(registered, now, new Checked(undefined, "", invalid("Binary frame is not valid UTF-8")))
+    if (!registered && !frameBudget.tryTake(now)) return new Checked(undefined, "", tooManyFrames())
+    const text = frameText(data, cfg.maxFrameChars)
+    if (text instanceof FrameTextError) {
+      return rejected(registered, now, new Checked(undefined, "", textError(text)))
+    }
     const decoded = decodeFrame(text)
     if (decoded._tag === "Bad") return rejected(registered, now, new Checked(undefined, text, decoded.error, decoded.requestId))
     const frame = decoded.frame
-    if (registered && frame.type !== "send" && !frameBucket.tryTake(now)) return new Checked(undefined, text, tooManyFrames)
+    if (registered && frame.type !== "send" && !frameBudget.tryTake(now)) return new Checked(undefined, text, tooManyFrames())
     return new Checked(frame, text)
   }
   /** A registered session's frame refused before its type was known: charged like any other. */
   const rejected = (registered: boolean, now: number, checked: Checked): Checked => {
-    if (registered && !frameBucket.tryTake(now)) return new Checked(undefined, checked.text, tooManyFrames, checked.requestId)
+    if (registered && !frameBudget.tryTake(now)) return new Checked(undefined, checked.text, tooManyFrames(), checked.requestId)
     return checked
   }
 
@@ -239,7 +272,7 @@ export const open = (
       }
       const effect = handler(state, frame, item.text)
       return settle(
-        frame.type === "send" && state.registration !== undefined ? Effect.tapError(effect, chargeSend) : effect,
+        frame.type === "send" && registration !== undefined ? Effect.tapError(effect, chargeSend) : effect,
         frame.type,
         frame.requestId
       )
@@ -260,87 +293,25 @@ export const open = (
 
   const catchUp = Effect.suspend(() => {
     lagging = false
-    const reg = state.registration
+    const reg = registration
     return reg === undefined ? Effect.void : flushPending(deps, state, reg, false)
   }).pipe(Effect.catchAllCause((cause) => logError("catch-up delivery failed", cause)))
 
-  // Frames are handled by a fiber that exists only while there is something to handle: a held, quiet
-  // session has none (a suspended fiber costs ~3 KB, and nodes hold tens of thousands of sessions).
-  let running = false
-  let worker: Fiber.RuntimeFiber<void> | undefined
-  const work = Effect.gen(function*() {
-    while (true) {
-      const item = inbox.poll()
-      if (item === undefined) {
-        running = false
-        return
-      }
-      yield* item === FLUSH
-        ? catchUp
-        : handle(item instanceof Checked ? item : check(item, yield* Clock.currentTimeMillis))
-    }
-  }).pipe(Effect.orDie)
-  const wake = () => {
-    if (running || closing) return
-    running = true
-    worker = fork(work)
-  }
-
-  const cleanup = Effect.gen(function*() {
-    // Sends still committing reach their recipients before the key is announced gone (their replies
-    // are dropped with the socket).
-    if (sending > 0) {
-      allSent = yield* Deferred.make<void>()
-      // Interruptible, or the timeout (which interrupts the wait) could not fire in this uninterruptible
-      // cleanup, and a hung commit would hold the session as long as the database does.
-      yield* Deferred.await(allSent).pipe(Effect.interruptible, Effect.timeout("10 seconds"), Effect.ignore)
-    }
-    yield* unregister(deps, state)
-    // Live messages still in the outbox were never written: they go back to the recipient's queue.
-    const unwritten = outbox.close()
-    if (unwritten.length > 0) {
-      yield* deps.storage.requeue(unwritten).pipe(
-        Effect.catchAll((e) => logError("requeue of unwritten messages failed", e.cause))
-      )
-    }
-    inbox.clear()
-  })
-
-  // Once: the frame being handled is abandoned (its fiber interrupted), those still queued are dropped.
-  let closeStarted = false
-  const closed = Deferred.unsafeMake<void>(FiberId.none)
-  const close = Effect.suspend(() => {
-    if (closeStarted) return Deferred.await(closed)
-    closeStarted = true
-    closing = true
-    const current = running ? worker : undefined
-    return (current === undefined ? cleanup : Effect.zipRight(Fiber.interrupt(current), cleanup)).pipe(
-      Effect.ensuring(Deferred.succeed(closed, undefined)),
-      Effect.uninterruptible
-    )
-  })
-
   return {
     message: (data) => {
-      if (closing) return
-      let item: Inbound = data
+      if (actor.isClosing) return
       // With nothing before it, the frame is checked here, and handled here when its type allows.
-      if (!running && inbox.size === 0) {
-        const now = deps.now()
-        const checked = check(data, now)
-        const fast = checked.frame !== undefined && Object.hasOwn(fastHandlers, checked.frame.type)
-          ? fastHandlers[checked.frame.type]
-          : undefined
-        if (fast !== undefined && fast(state, checked.frame!, checked.text, now)) return
-        item = checked
-      }
-      if (!inbox.offer(item)) return conn.close(INBOX_FULL_CODE, "Too many frames in flight")
-      wake()
+      if (!actor.isIdle) return actor.unsafeOffer(data)
+      const now = deps.now()
+      const checked = check(data, now)
+      const fast = checked.frame !== undefined && Object.hasOwn(fastHandlers, checked.frame.type)
+        ? fastHandlers[checked.frame.type]
+        : undefined
+      if (fast !== undefined && fast(state, checked.frame!, checked.text, now)) return
+      actor.unsafeOffer(checked)
     },
     drain: () => outbox.drain(),
-    closed: () => {
-      fork(close)
-    },
-    shutdown: close
+    closed: () => actor.unsafeClose(),
+    shutdown: () => actor.close
   }
 }

@@ -27,14 +27,14 @@ export interface Peer {
 const presenceTopic = (l2psUid: string) => `presence:${l2psUid}`
 
 /** Live sessions by network and key; presence is derived from it. */
-export class Sessions extends Context.Tag("im/Sessions")<Sessions, {
+export class Peers extends Context.Tag("im/Peers")<Peers, {
   /** Adds a session; returns whether it is its key's first and the sessions evicted over the cap. */
   readonly add: (peer: Peer, maxPerKey: number) => Effect.Effect<{ first: boolean; evicted: ReadonlyArray<Peer> }>
   /** Removes a session; returns whether it was its key's last. */
   readonly remove: (peer: Peer) => Effect.Effect<{ last: boolean; removed: boolean }>
   readonly online: (l2psUid: string, key: string) => Effect.Effect<ReadonlyArray<Peer>>
   /** `online` from plain code. */
-  readonly onlineNow: (l2psUid: string, key: string) => ReadonlyArray<Peer>
+  readonly unsafeOnline: (l2psUid: string, key: string) => ReadonlyArray<Peer>
   readonly keys: (l2psUid: string) => Effect.Effect<ReadonlyArray<string>>
   /** At most `max` keys from the `offset`-th, in registration order, and how many the network has. */
   readonly keysPage: (l2psUid: string, offset: number, max: number) => Effect.Effect<{ readonly keys: ReadonlyArray<string>; readonly total: number }>
@@ -55,10 +55,10 @@ export class Sessions extends Context.Tag("im/Sessions")<Sessions, {
 
 const none: ReadonlyArray<Peer> = []
 
-export const layer: Layer.Layer<Sessions> = Layer.sync(Sessions, () => {
+export const layer: Layer.Layer<Peers> = Layer.sync(Peers, () => {
   const networks = new Map<string, Map<string, Array<Peer>>>()
   let total = 0
-  const onlineNow = (l2psUid: string, key: string) => networks.get(l2psUid)?.get(key) ?? none
+  const unsafeOnline = (l2psUid: string, key: string) => networks.get(l2psUid)?.get(key) ?? none
   return {
     count: Effect.sync(() => total),
     list: (l2psUid) =>
@@ -103,8 +103,8 @@ export const layer: Layer.Layer<Sessions> = Layer.sync(Sessions, () => {
         if (keys!.size === 0) networks.delete(peer.l2psUid)
         return { last: true, removed: true }
       }),
-    online: (l2psUid, key) => Effect.sync(() => onlineNow(l2psUid, key)),
-    onlineNow,
+    online: (l2psUid, key) => Effect.sync(() => unsafeOnline(l2psUid, key)),
+    unsafeOnline,
     keys: (l2psUid) => Effect.sync(() => [...(networks.get(l2psUid)?.keys() ?? [])]),
     keysPage: (l2psUid, offset, max) =>
       Effect.sync(() => {
