@@ -389,7 +389,11 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
       identity: me,
       nodeUrl: config.serverUrl,
       l2psUid,
-      bundle: config.inviteBundle ?? Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      // With secure sessions, an invite carries this device's own signed keys (no one-time keys: a
+      // reusable record is read by many), so a joiner's first message opens here after a restart too.
+      bundle: config.inviteBundle ?? (secureStore !== undefined
+        ? Effect.map(Effect.orDie(secureStore.loadDevice), (d) => bundleOf(d, { oneTimePreKey: false, oneTimeKem: false }))
+        : undefined) ?? Effect.flatMap(Clock.currentTimeMillis, (now) =>
         Effect.sync(() => {
           device ??= bundleOf(createDevice(me, { now, oneTimePreKeys: 0, oneTimeKems: 0 }))
           return device
