@@ -20,11 +20,11 @@ export interface Generators {
   readonly stop: () => Promise<void>
 }
 
-export const spawnGenerators = async (size: number): Promise<Generators> => {
+export const spawnGenerators = async (size: number, script = "bench/loadgen.ts"): Promise<Generators> => {
   const waiting: Array<Array<(m: any) => void>> = Array.from({ length: size }, () => [])
   const procs: Array<Subprocess> = []
   for (let i = 0; i < size; i++) {
-    procs.push(Bun.spawn([process.execPath, "run", "bench/loadgen.ts"], {
+    procs.push(Bun.spawn([process.execPath, "run", script], {
       cwd: REPO_ROOT,
       stdio: ["ignore", "inherit", "inherit"],
       ipc: (message) => waiting[i]!.shift()?.(message)

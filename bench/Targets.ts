@@ -48,7 +48,7 @@ const BIG = "1000000000"
 /** BENCH_PROFILE=<dir>: the node writes a CPU profile (markdown) there when it stops. */
 const profileDir = process.env["BENCH_PROFILE"]
 
-export const startBenchNode = async (storage: StorageChoice): Promise<Target> => {
+export const startBenchNode = async (storage: StorageChoice, extraEnv: Record<string, string> = {}): Promise<Target> => {
   const node = await startNode({
     ...(profileDir === undefined ? {} : { cmd: [process.execPath, "--cpu-prof-md", `--cpu-prof-dir=${profileDir}`, "run", "src/main.ts"] }),
     env: {
@@ -79,6 +79,7 @@ export const startBenchNode = async (storage: StorageChoice): Promise<Target> =>
       BUNDLE_FETCH_PER_MINUTE_PER_ADDRESS: BIG,
       PREKEY_PUBLISH_BURST: BIG,
       PREKEY_PUBLISH_PER_MINUTE: BIG,
+      ...extraEnv,
       // BENCH_NODE_ENV="K=V,K=V": more settings for the node, to measure one part against another.
       ...Object.fromEntries((process.env["BENCH_NODE_ENV"] ?? "").split(",").filter((kv) => kv.includes("=")).map((kv) => kv.split("=", 2)))
     },

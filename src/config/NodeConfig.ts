@@ -14,6 +14,7 @@ import { readFileSync } from "node:fs"
 import { parseTrustedProxies } from "../domain/ClientAddress.ts"
 import type { Cidr } from "../domain/IpAddress.ts"
 import { LEGACY_UID } from "../domain/LegacyUid.ts"
+import { WS_COMPRESSIONS, type WsCompression } from "./WsCompression.ts"
 
 /** Limits that may differ per L2PS network. */
 export interface NetworkLimits {
@@ -49,6 +50,8 @@ export interface NodeConfigShape {
   readonly maxConnections: number
   /** Silent sockets (no frame, no pong) are closed after this long; the server pings them. */
   readonly idleTimeoutSeconds: number
+  /** permessage-deflate on the L2PS server (`WS_COMPRESSION`); a client that does not offer it is served plain. */
+  readonly wsCompression: WsCompression
   readonly sessionInbox: number
   readonly sessionOutbox: number
   /** Characters of live messages from others a session's outbox may hold; past it they wait in storage. */
@@ -195,6 +198,7 @@ export const defaults: NodeConfigShape = {
   maxPayloadBytes: 1_048_576,
   maxConnections: 20_000,
   idleTimeoutSeconds: 120,
+  wsCompression: "32KB",
   sessionInbox: 256,
   sessionOutbox: 512,
   sessionOutboxBytes: 4 * 1024 * 1024,
@@ -410,6 +414,7 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
       Config.withDefault(defaults.idleTimeoutSeconds),
       Config.validate({ message: "IDLE_TIMEOUT_SECONDS must be between 1 and 960", validation: (n) => n >= 1 && n <= 960 })
     ),
+    wsCompression: Config.literal(...WS_COMPRESSIONS)("WS_COMPRESSION").pipe(Config.withDefault(defaults.wsCompression)),
     maxBatchSize: positive("L2PS_MAX_BATCH_SIZE", defaults.maxBatchSize),
     batchIntervalMillis: positive("L2PS_BATCH_INTERVAL_MS", defaults.batchIntervalMillis),
     commitBatchMax: positive("COMMIT_BATCH_MAX", defaults.commitBatchMax),
@@ -551,6 +556,7 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
     proofWindowMillis: env.proofWindowSeconds * 1000,
     maxConnections: env.maxConnections,
     idleTimeoutSeconds: env.idleTimeoutSeconds,
+    wsCompression: env.wsCompression,
     maxBatchSize: env.maxBatchSize,
     batchIntervalMillis: env.batchIntervalMillis,
     commitBatchMax: env.commitBatchMax,

@@ -30,6 +30,7 @@ export const SETTINGS: ReadonlyArray<Setting> = [
   { name: "OFFLINE_QUEUE_PER_PAIR", default: "200", meaning: "pending messages per (sender, recipient)" },
   { name: "MAX_CONNECTIONS", default: "20000", meaning: "open WebSockets per server; past it the upgrade gets 503" },
   { name: "IDLE_TIMEOUT_SECONDS", default: "120", meaning: "the server pings quiet sockets; one that sends nothing, not even a pong, for this long is closed (1–960)" },
+  { name: "WS_COMPRESSION", default: "32KB", meaning: "permessage-deflate on the L2PS port for clients that offer it (Bun and browsers do; others are served plain): `off`, `shared` (one compressor, reset after every frame) or a compressor and decompressor kept per socket, `4KB`, `8KB`, `16KB` or `32KB` (the compressor's memory per socket; the decompressor's window grows with it; `32KB` measured about 180 KB a socket in all); see `bench/RESULTS.md`, Bandwidth" },
   { name: "L2PS_MAX_BATCH_SIZE", default: "500", meaning: "a batch closes at this many messages…" },
   { name: "L2PS_BATCH_INTERVAL_MS", default: "2000", meaning: "…or this long after its first message" },
   { name: "COMMIT_BATCH_MAX", default: "2048", meaning: "most messages the relay writes in one group commit (also at most 8 MiB of them); larger batches carry more per second, each waits a little longer" },

@@ -21,6 +21,7 @@ export const layer = Layer.scoped(
       maxPayloadBytes: cfg.maxPayloadBytes,
       maxConnections: cfg.maxConnections,
       idleTimeoutSeconds: cfg.idleTimeoutSeconds,
+      compression: cfg.wsCompression,
       handler: relay,
       trustedProxies: cfg.trustedProxies
     })

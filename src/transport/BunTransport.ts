@@ -4,7 +4,8 @@ import * as FiberRefs from "effect/FiberRefs"
 import * as Layer from "effect/Layer"
 import * as LogLevel from "effect/LogLevel"
 import * as Runtime from "effect/Runtime"
-import type { Server, ServerWebSocket } from "bun"
+import type { Server, ServerWebSocket, WebSocketCompressor } from "bun"
+import type { WsCompression } from "../config/WsCompression.ts"
 import { clientAddress } from "../domain/ClientAddress.ts"
 import { type ConnectionEvents, type ServeOptions, Transport, TransportError, type WriteResult } from "./Transport.ts"
 
@@ -21,8 +22,15 @@ interface Counting {
   readonly debug: (message: string) => void
 }
 
+// The same window both ways: a shared decompressor would tell clients to reset theirs after every
+// frame, and the client's frames are half the traffic.
+const deflate = (c: WsCompression): boolean | { compress: WebSocketCompressor; decompress: WebSocketCompressor } =>
+  c === "off" ? false : { compress: c, decompress: c }
+
 const start = (options: ServeOptions, sockets: Set<ServerWebSocket<SocketData>>, port: number, counting: Counting) => {
   const proxies = options.trustedProxies ?? []
+  // Bun compresses only the frames sent with this flag, and only to peers that negotiated it.
+  const compress = (options.compression ?? "off") !== "off"
   const server: Server<SocketData> = Bun.serve<SocketData>({
     hostname: options.host,
     port,
@@ -45,14 +53,14 @@ const start = (options: ServeOptions, sockets: Set<ServerWebSocket<SocketData>>,
       sendPings: true,
       backpressureLimit: 4 * 1024 * 1024,
       closeOnBackpressureLimit: false,
-      perMessageDeflate: false,
+      perMessageDeflate: deflate(options.compression ?? "off"),
       open(ws) {
         sockets.add(ws)
         counting.debug(`${options.name}: connection opened (${sockets.size} open)`)
         ws.data.events = options.handler.open({
           remoteAddress: ws.data.remoteAddress,
           send: (text): WriteResult => {
-            const r = ws.send(text)
+            const r = ws.send(text, compress)
             return r > 0 ? "ok" : r === -1 ? "backpressure" : "closed"
           },
           close: (code, reason) => ws.close(code, reason),
@@ -64,7 +72,7 @@ const start = (options: ServeOptions, sockets: Set<ServerWebSocket<SocketData>>,
             if (ws.readyState === 1) ws.unsubscribe(topic)
           },
           publish: (topic, text) => {
-            server.publish(topic, text)
+            server.publish(topic, text, compress)
           }
         })
       },

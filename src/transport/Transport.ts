@@ -3,6 +3,7 @@ import * as Data from "effect/Data"
 import type * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import type { Cidr } from "../domain/IpAddress.ts"
+import type { WsCompression } from "../config/WsCompression.ts"
 
 /** Result of writing one frame: written, buffered past the socket's limit (wait for drain), or gone. */
 export type WriteResult = "ok" | "backpressure" | "closed"
@@ -46,6 +47,8 @@ export interface ServeOptions {
   readonly maxConnections: number
   /** A socket that sends nothing, not even a pong to the server's pings, for this long is closed. */
   readonly idleTimeoutSeconds: number
+  /** permessage-deflate for clients that offer it; none (`off`) when not given. */
+  readonly compression?: WsCompression | undefined
   readonly handler: ConnectionHandler
   /**
    * Peers whose `X-Forwarded-For` gives the connection's `remoteAddress` (see `clientAddress`); none,

@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test"
+import { WS_COMPRESSIONS } from "../../src/config/WsCompression.ts"
 import { ConfigProvider, Effect, Either, Option } from "effect"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -60,6 +61,11 @@ describe("NodeConfig from the environment", () => {
       expect(String(Either.isLeft(r) ? r.left : "")).toContain(name)
     }
     expect(String(Either.flip(fromEnv({ REQUIRE_BOUND_PROOFS: "maybe" })).pipe(Either.getOrElse(() => "")))).toContain("REQUIRE_BOUND_PROOFS")
+  })
+
+  test("WS_COMPRESSION: each documented value, and a bad one names the variable", () => {
+    for (const c of WS_COMPRESSIONS) expect(Either.getOrThrow(fromEnv({ WS_COMPRESSION: c })).wsCompression).toBe(c)
+    expect(String(Either.flip(fromEnv({ WS_COMPRESSION: "256KB" })).pipe(Either.getOrElse(() => "")))).toContain("WS_COMPRESSION")
   })
 
   test("a bad value is a start-up error naming the variable, never a silent default", () => {

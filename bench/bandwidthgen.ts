@@ -1,0 +1,141 @@
+/**
+ * A process of simulated chat users for `bench/bandwidth.ts` (driven over Bun IPC, as `loadgen.ts`).
+ * Each user is one socket registered with the `ack` capability, as our client registers, and does
+ * what the client does by default: sends secure-session messages, acknowledges each message it gets
+ * (one `ack` frame per message: at a few messages a minute the client's ack batching finds one),
+ * and answers the server's pings (the WebSocket does). Frames are counted by type, in characters
+ * before any compression; the bytes on the wire are read from the kernel by the driver.
+ */
+import * as nodeCrypto from "node:crypto"
+import { identity } from "./Keys.ts"
+import { field } from "./Field.ts"
+
+type Command =
+  | { cmd: "setup"; url: string; run: string; users: ReadonlyArray<number>; total: number; group: number; networks: ReadonlyArray<string> }
+  | { cmd: "go"; perMinute: number; pqEvery: number; plaintext: number; overhead: number; pqExtra: number }
+  | { cmd: "mark" }
+  | { cmd: "close" }
+
+const send = (m: unknown) => process.send!(m)
+
+interface User {
+  readonly ws: WebSocket
+  readonly key: string
+  readonly contacts: ReadonlyArray<string>
+  sent: number
+  next: number
+}
+
+const users: Array<User> = []
+/** Characters and frames by direction and type, since the last `mark`. */
+let counts: Record<string, { frames: number; chars: number }> = {}
+const count = (kind: string, text: string) => {
+  const c = (counts[kind] ??= { frames: 0, chars: 0 })
+  c.frames++
+  c.chars += Buffer.byteLength(text)
+}
+let errors = 0
+let firstError = ""
+let closed = 0
+
+// What the messenger puts in `encrypted.nonce` for a secure message (SECURE_NONCE): the node needs
+// the member non-empty, the parcel carries its own nonces.
+const NONCE = "secure"
+
+const reqId = () => `req_${Date.now()}_${nodeCrypto.randomBytes(5).toString("hex")}`
+
+const setup = async (c: Extract<Command, { cmd: "setup" }>) => {
+  const ids = c.users.map((u) => identity(c.run, u))
+  let registered = 0
+  let resolveAll: () => void = () => {}
+  const all = new Promise<void>((r) => (resolveAll = r))
+  for (let i = 0; i < ids.length; i += 200) {
+    const batch = ids.slice(i, i + 200).map((id, j) =>
+      new Promise<void>((resolve, reject) => {
+        const u = c.users[i + j]!
+        const base = u - (u % c.group)
+        // Five contacts in the user's own group (its network): presence and delivery stay within it.
+        const contacts = [1, 2, 3, 4, 5].map((k) => identity(c.run, base + ((u - base + k) % c.group)).publicKey)
+        const ws = new WebSocket(c.url)
+        const user: User = { ws, key: id.publicKey, contacts, sent: 0, next: Infinity }
+        ws.onopen = () => {
+          const timestamp = Date.now()
+          const network = c.networks[Math.floor(u / c.group) % c.networks.length]!
+          ws.send(JSON.stringify({
+            type: "register",
+            payload: { publicKey: id.publicKey, l2psUid: network, proof: id.sign(`register:${id.publicKey}:${timestamp}`), capabilities: ["ack"] },
+            timestamp,
+            requestId: reqId()
+          }))
+          resolve()
+        }
+        ws.onerror = () => reject(new Error(`cannot connect to ${c.url}`))
+        ws.onclose = () => closed++
+        ws.onmessage = (ev) => {
+          const text = ev.data as string
+          const type = field(text, "type")
+          count(`in:${type}`, text)
+          if (type === "registered" && ++registered === ids.length) resolveAll()
+          else if (type === "message") {
+            const ack = `{"type":"ack","payload":{"messageHashes":["${field(text, "messageHash")}"]},"timestamp":${Date.now()},"requestId":"${reqId()}"}`
+            count("out:ack", ack)
+            ws.send(ack)
+          } else if (type === "error") {
+            errors++
+            if (firstError === "") firstError = text.slice(0, 300)
+            if (registered < ids.length && /register/i.test(text)) registered++ === ids.length - 1 && resolveAll()
+          }
+        }
+        users.push(user)
+      }))
+    await Promise.all(batch)
+  }
+  await all
+}
+
+let timer: ReturnType<typeof setInterval> | undefined
+
+const go = (c: Extract<Command, { cmd: "go" }>) => {
+  const period = 60_000 / c.perMinute
+  const now = performance.now()
+  // Spread over the period so the node sees a steady rate, not a beat.
+  for (const u of users) u.next = now + Math.random() * period
+  timer = setInterval(() => {
+    const t = performance.now()
+    for (const u of users) {
+      if (u.next > t) continue
+      u.next += period
+      // A 100-character text: the secure session's ciphertext is the plaintext plus its steady
+      // overhead, and every `pqEvery`-th message of a sender also carries the ML-KEM ratchet's key
+      // or ciphertext. Random bytes: a ciphertext does not compress.
+      const size = c.plaintext + c.overhead + (u.sent++ % c.pqEvery === c.pqEvery - 1 ? c.pqExtra : 0)
+      const ciphertext = nodeCrypto.randomBytes(size).toString("base64")
+      const hash = nodeCrypto.randomBytes(32).toString("hex")
+      const to = u.contacts[Math.floor(Math.random() * u.contacts.length)]!
+      const frame = `{"type":"send","payload":{"to":"${to}","encrypted":{"ciphertext":"${ciphertext}","nonce":"${NONCE}"},"messageHash":"${hash}"},"timestamp":${Date.now()},"requestId":"${reqId()}"}`
+      count("out:send", frame)
+      u.ws.send(frame)
+    }
+  }, 20)
+}
+
+process.on("message", async (c: Command) => {
+  try {
+    switch (c.cmd) {
+      case "setup": await setup(c); return send({ ok: true })
+      case "go": go(c); return send({ ok: true })
+      case "mark": {
+        const out = counts
+        counts = {}
+        return send({ ok: true, counts: out, errors, firstError, closed, cpu: process.cpuUsage() })
+      }
+      case "close":
+        if (timer !== undefined) clearInterval(timer)
+        for (const u of users) u.ws.close()
+        return send({ ok: true })
+    }
+  } catch (e) {
+    send({ ok: false, error: String(e) })
+  }
+})
+send({ ok: true })
