@@ -13,44 +13,25 @@ import { generateIdentity, messageHashOf, sealBound, sealFor, signFnOf } from ".
 import * as Messenger from "../../src/client/Messenger.ts"
 import { safetyNumber } from "../../src/client/secure/SafetyNumber.ts"
 import { bunBinary, freePort, type NodeProcess, REPO_ROOT, startNode } from "../support/NodeProcess.ts"
+import * as Tmux from "../support/Tmux.ts"
 
-const SOCKET = `im-chat-test-${process.pid}`
 const homes: Array<string> = []
 let node: NodeProcess
 
-const tmux = (...args: Array<string>) => {
-  const r = spawnSync("tmux", ["-L", SOCKET, ...args], { encoding: "utf8" })
-  if (r.error !== undefined) throw r.error
-  return r
-}
-
-const screen = (session: string): string => tmux("capture-pane", "-p", "-J", "-t", session, "-S", "-500").stdout
-
-const waitFor = async (session: string, pattern: RegExp, ms = 10_000): Promise<RegExpExecArray> => {
-  const until = Date.now() + ms
-  while (true) {
-    const m = pattern.exec(screen(session))
-    if (m !== null) return m
-    if (Date.now() > until) throw new Error(`${session}: no ${pattern} within ${ms} ms; the screen:\n${screen(session)}`)
-    await Bun.sleep(50)
-  }
-}
-
-const type = (session: string, line: string) => {
-  tmux("send-keys", "-t", session, "-l", line)
-  tmux("send-keys", "-t", session, "Enter")
-}
+const terminals = Tmux.make(`im-chat-test-${process.pid}`)
+const tmux = terminals.run
+const { screen, waitFor, type } = terminals
 
 const startChat = (session: string, passphrase: string, home = fs.mkdtempSync(path.join(os.tmpdir(), `im-chat-${session}-`)), server = node.url) => {
   homes.push(home)
   const env = { CHAT_HOME: home, CHAT_PASSPHRASE: passphrase, CHAT_SERVER: server, CHAT_SCRYPT_N: "16384" }
-  const q = (v: string) => `'${v.replaceAll("'", `'\\''`)}'`
+  const q = Tmux.shellQuote
   const command = `env ${Object.entries(env).map(([k, v]) => `${k}=${q(v)}`).join(" ")} ${q(bunBinary())} run chat`
-  tmux("new-session", "-d", "-s", session, "-x", "220", "-y", "50", "-c", REPO_ROOT, command, ";", "set-option", "-t", session, "remain-on-exit", "on")
+  terminals.start(session, REPO_ROOT, command)
 }
 
 beforeAll(async () => {
-  if (spawnSync("tmux", ["-V"]).status !== 0) throw new Error("tmux is not installed: apt-get install -y tmux (.ci/run does)")
+  if (!Tmux.available()) throw new Error("tmux is not installed: apt-get install -y tmux (.ci/run does)")
   node = await startNode({
     env: { ADMIN_PORT: "0", REGISTRATION_BURST_PER_ADDRESS: "100000", L2PS_BATCH_INTERVAL_MS: "100", L1_BLOCK_INTERVAL_MS: "100", L1_FINALITY_DEPTH: "1" },
     freePortEnv: ["SIGNALING_PORT"]
