@@ -206,9 +206,21 @@ describe("secure sessions in the messenger", () => {
       await waitUntil(() => inbox.length === 1, "the SDK peer's message", 10_000)
       expect(openMessage(id, alice.publicKey, inbox[0]!.encrypted, inbox[0]!.messageHash)).toMatchObject({ _tag: "Bound", text: "old scheme" })
 
-      const old = sealBound(id, alice.publicKey, "from an old client", Date.now())
-      await sdk.send(alice.publicKey, old.encrypted, old.messageHash)
-      await waitUntil(() => received(alice).some((m) => m.text === "from an old client"), "the old-scheme message", 10_000)
+      // A second SDK session of the same key never asked for copies: it sees nothing of what the first sends.
+      const other = new L2PSMessagingPeer({ serverUrl: node.url, publicKey: id.publicKey, l2psUid: "default", signFn: signFnOf(id) })
+      const otherInbox: Array<IncomingMessagePayload> = []
+      other.onMessage((m) => void otherInbox.push(m))
+      await other.connect()
+      try {
+        const old = sealBound(id, alice.publicKey, "from an old client", Date.now())
+        await sdk.send(alice.publicKey, old.encrypted, old.messageHash)
+        await waitUntil(() => received(alice).some((m) => m.text === "from an old client"), "the old-scheme message", 10_000)
+        await new Promise((r) => setTimeout(r, 300))
+        expect(otherInbox).toEqual([])
+        expect(inbox).toHaveLength(1)
+      } finally {
+        await other.dispose()
+      }
     } finally {
       await sdk.dispose()
     }
