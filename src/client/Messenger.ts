@@ -38,7 +38,8 @@ const ACKS_MAX = 4096
 
 export type ChatEvent =
   | { readonly _tag: "Received"; readonly record: MessageStore.ChatRecord }
-  | { readonly _tag: "Sent"; readonly record: MessageStore.ChatRecord }
+  /** `otherDevice`: sent by another device of this account (a copy, or read from history). */
+  | { readonly _tag: "Sent"; readonly record: MessageStore.ChatRecord; readonly otherDevice?: true }
   | { readonly _tag: "Delivered"; readonly record: MessageStore.ChatRecord }
   | { readonly _tag: "SendFailed"; readonly record: MessageStore.ChatRecord; readonly error: string }
   /** Not shown: it did not open, was a replay of an earlier message, or unbound while bound ones are required. */
@@ -228,7 +229,7 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
           }
           return Effect.map(store.put(r), (fresh) => void (record = fresh ? r : undefined))
         }).pipe(Effect.ignore)
-        if (record !== undefined) yield* emit({ _tag: "Sent", record })
+        if (record !== undefined) yield* emit({ _tag: "Sent", record, otherDevice: true })
       })
 
     const received = (m: IncomingMessagePayload) =>

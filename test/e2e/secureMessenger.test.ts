@@ -40,7 +40,7 @@ const open = async (dir: string, passphrase: string, extra: Partial<Home.OpenOpt
   m.onEvent((e) => {
     if (e._tag === "Received") l.received.push({ text: e.record.text })
     if (e._tag === "Undecryptable") l.undecryptable.push({ reason: e.reason })
-    if (e._tag === "Sent") l.sent.push(e.record.text)
+    if (e._tag === "Sent") l.sent.push(e.otherDevice === true ? `other device: ${e.record.text}` : e.record.text)
   })
   await m.connect()
   return m
@@ -111,12 +111,14 @@ describe("secure sessions in the messenger", () => {
     await b1.send(alice.publicKey, "reply from b1")
     await waitUntil(() => received(alice).some((r) => r.text === "reply from b1"), "the reply", 10_000)
     // b2 sent nothing itself: its only `Sent` is the copy.
-    await waitUntil(() => sentEvents(b2).includes("reply from b1"), "the copy on b2", 10_000)
+    await waitUntil(() => sentEvents(b2).includes("other device: reply from b1"), "the copy on b2", 10_000)
     const onB2 = await b2.conversation(alice.publicKey)
     expect(onB2.filter((r) => r.direction === "out").map((r) => [r.text, r.status])).toEqual([["reply from b1", "sent"]])
     // Shown as sent, not received; history holds nothing more.
     expect(received(b2).map((r) => r.text)).toEqual(["to both"])
-    expect(sentEvents(b2)).toEqual(["reply from b1"])
+    expect(sentEvents(b2)).toEqual(["other device: reply from b1"])
+    expect(sentEvents(b1)).toContain("reply from b1")
+    expect(sentEvents(b1).filter((t) => t.startsWith("other device"))).toEqual([])
     expect((await b2.refresh(alice.publicKey)).filter((r) => r.direction === "out")).toHaveLength(1)
 
     expect(await b1.removeDevice(b2.deviceId!)).toBe(true)
