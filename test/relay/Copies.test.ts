@@ -4,7 +4,7 @@
  * (the SDK's peer) get nothing new, and a copy is no delivery.
  */
 import { describe, expect, test } from "bun:test"
-import { Effect } from "effect"
+import { Effect, TestServices } from "effect"
 import { encrypted, hash, identity, peer, scenario } from "../support/TestNode.ts"
 
 describe("copies to the sender's other sessions", () => {
@@ -48,5 +48,46 @@ describe("copies to the sender's other sessions", () => {
       expect(copy2.payload).toMatchObject({ from: alice.key, to: offline.key, messageHash: q })
       yield* a2.nothing(100)
       yield* plain.nothing(0)
+    })))
+
+  test("a copy that does not fit the session's outbox is dropped, never queued: the sends all go through", () =>
+    scenario({ sessionOutbox: 16, limits: { rateLimitBurst: 1000, rateLimitPerSec: 1000 } }, Effect.gen(function*() {
+      const b = yield* peer()
+      expect((yield* b.register()).type).toBe("registered")
+      const alice = identity()
+      const a1 = yield* peer(alice)
+      expect((yield* a1.register({ capabilities: ["copies"] })).type).toBe("registered")
+      const a2 = yield* peer(alice)
+      expect((yield* a2.register({ capabilities: ["copies"] })).type).toBe("registered")
+      expect((yield* b.next()).type).toBe("peer_joined")
+      // a2 stops reading: its outbox fills with the first copies, the rest are dropped.
+      yield* a2.socket.pause
+      const sent: Array<string> = []
+      for (let i = 0; i < 40; i++) {
+        const h = hash()
+        sent.push(h)
+        expect((yield* a1.sendTo(b.key, h)).type).toBe("message_sent")
+      }
+      for (let i = 0; i < sent.length; i++) expect((yield* b.next()).payload.messageHash).toBe(sent[i])
+      yield* a2.socket.resume
+      // Once a2's outbox has drained, the next send's copy reaches it: after the copies that fitted, none of the rest.
+      yield* TestServices.provideLive(Effect.sleep(300))
+      const last = hash()
+      expect((yield* a1.sendTo(b.key, last)).type).toBe("message_sent")
+      const copies: Array<string> = []
+      while (true) {
+        const f = yield* a2.next()
+        expect(f.type).toBe("message")
+        expect(f.payload.to).toBe(b.key)
+        if (f.payload.messageHash === last) break
+        copies.push(f.payload.messageHash)
+      }
+      expect(copies.length).toBeGreaterThan(0)
+      expect(copies.length).toBeLessThan(sent.length)
+      // The first ones, in order; nothing of the rest came from a queue.
+      expect(copies).toEqual(sent.slice(0, copies.length))
+      // The history has them all.
+      const h = yield* a2.history(b.key, { limit: 100 })
+      expect(h.payload.messages.length).toBe(sent.length + 1)
     })))
 })
