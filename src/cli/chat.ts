@@ -170,7 +170,9 @@ const program = Effect.gen(function*() {
           return yield* said(
             `[${t}] you → ${nameOf(e.record.peer)}: `,
             e.record.text,
-            e.record.status === "queued" ? `   (queued: ${nameOf(e.record.peer)} is offline)` : "   (sent)"
+            e.otherDevice === true
+              ? "   (sent from another of your devices)"
+              : e.record.status === "queued" ? `   (queued: ${nameOf(e.record.peer)} is offline)` : "   (sent)"
           )
         case "Delivered":
           return yield* say(`[${t}] ✓✓ ${nameOf(e.record.peer)} received "${printable(e.record.text)}"`)

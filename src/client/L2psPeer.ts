@@ -342,7 +342,8 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
           if (st.seen.size > SEEN_MAX) st.seen.delete(st.seen.values().next().value!)
           yield* emit({ _tag: "Message", message: m })
         }
-        if (config.autoAck === true) yield* Queue.offer(acks, m.messageHash)
+        // A copy of what another device of this key sent is no delivery: there is nothing to acknowledge.
+        if (config.autoAck === true && m.to === undefined) yield* Queue.offer(acks, m.messageHash)
       })
 
     /** A pushed frame of a known type whose payload does not decode: reported, not acted upon. */

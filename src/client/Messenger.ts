@@ -38,7 +38,8 @@ const ACKS_MAX = 4096
 
 export type ChatEvent =
   | { readonly _tag: "Received"; readonly record: MessageStore.ChatRecord }
-  | { readonly _tag: "Sent"; readonly record: MessageStore.ChatRecord }
+  /** `otherDevice`: sent by another device of this account (a copy, or read from history). */
+  | { readonly _tag: "Sent"; readonly record: MessageStore.ChatRecord; readonly otherDevice?: true }
   | { readonly _tag: "Delivered"; readonly record: MessageStore.ChatRecord }
   | { readonly _tag: "SendFailed"; readonly record: MessageStore.ChatRecord; readonly error: string }
   /** Not shown: it did not open, was a replay of an earlier message, or unbound while bound ones are required. */
@@ -147,7 +148,8 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
       publicKey: me.publicKey,
       l2psUid,
       signFn: signFnOf(me),
-      capabilities: ["ack"],
+      // "copies": what this account's other devices send is shown here live (docs/PROTOCOL.md, "Copies").
+      capabilities: ["ack", "copies"],
       // Our own client: proofs bound to the node and network (SECURITY.md 6).
       boundProofs: true,
       reconnect: config.reconnect,
@@ -211,8 +213,28 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
         yield* Queue.offer(acks, m.messageHash)
       })
 
+    /**
+     * A message another device of this account sent, live (a copy) or from history: its parcel has a
+     * part for this device. Stored and shown as sent; never acknowledged, it was no delivery to us.
+     */
+    const sentByOtherDevice = (m: { readonly from: string; readonly to: string; readonly encrypted: IncomingMessagePayload["encrypted"]; readonly messageHash: string }) =>
+      Effect.gen(function*() {
+        if (link === undefined || m.from.toLowerCase() !== me.publicKey || !SecureLink.isParcel(m.encrypted)) return
+        if ((yield* store.get(m.messageHash).pipe(Effect.orElseSucceed(() => undefined))) !== undefined) return
+        const at = yield* Clock.currentTimeMillis
+        let record: MessageStore.ChatRecord | undefined
+        yield* link.open(me.publicKey, m.to, m.encrypted, m.messageHash, (o) => {
+          const r: MessageStore.ChatRecord = {
+            messageHash: m.messageHash, peer: m.to.toLowerCase(), direction: "out", text: o.text, at, l2psUid, status: "sent", sentAt: o.sentAt, encrypted: m.encrypted
+          }
+          return Effect.map(store.put(r), (fresh) => void (record = fresh ? r : undefined))
+        }).pipe(Effect.ignore)
+        if (record !== undefined) yield* emit({ _tag: "Sent", record, otherDevice: true })
+      })
+
     const received = (m: IncomingMessagePayload) =>
       Effect.gen(function*() {
+        if (m.to !== undefined) return yield* sentByOtherDevice({ ...m, to: m.to })
         if (link !== undefined && SecureLink.isParcel(m.encrypted)) return yield* receivedSecure(m, link)
         const at = yield* Clock.currentTimeMillis
         const opened = open(m)
@@ -324,19 +346,7 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
       Effect.gen(function*() {
         const page = yield* peer.history(other.toLowerCase(), { limit: 200 })
         // What this account's other devices sent: their parcels carry a part for this device.
-        for (const m of page.messages) {
-          if (link === undefined || m.from.toLowerCase() !== me.publicKey || !SecureLink.isParcel(m.encrypted)) continue
-          if ((yield* store.get(m.messageHash).pipe(Effect.orElseSucceed(() => undefined))) !== undefined) continue
-          const at = yield* Clock.currentTimeMillis
-          let record: MessageStore.ChatRecord | undefined
-          yield* link.open(me.publicKey, m.to, m.encrypted, m.messageHash, (o) => {
-            const r: MessageStore.ChatRecord = {
-              messageHash: m.messageHash, peer: m.to.toLowerCase(), direction: "out", text: o.text, at, l2psUid, status: "sent", sentAt: o.sentAt, encrypted: m.encrypted
-            }
-            return Effect.map(store.put(r), (fresh) => void (record = fresh ? r : undefined))
-          }).pipe(Effect.ignore)
-          if (record !== undefined) yield* emit({ _tag: "Sent", record })
-        }
+        for (const m of page.messages) yield* sentByOtherDevice(m)
         for (const m of page.messages) {
           const l2psStatus = m.l2psStatus ?? (m.status.startsWith("l2ps_") ? m.status : undefined)
           // A message of the other party's is kept under its sender too: hashes are unique per sender only.

@@ -131,6 +131,8 @@ export const ErrorPayload = Schema.Struct({
 
 export const IncomingMessage = Schema.Struct({
   from: PublicKey,
+  /** Only on a copy (capability "copies"): `from` is the session's own key, and this the recipient. */
+  to: Schema.optionalWith(PublicKey, { exact: true }),
   encrypted: SerializedEncryptedMessage,
   messageHash: MessageHash,
   /** true when delivered from the queue */

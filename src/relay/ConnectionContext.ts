@@ -13,6 +13,8 @@ export interface Registration {
   readonly l2psUid: string
   readonly limits: NetworkLimits
   readonly ackCapable: boolean
+  /** Asked at registration (capability "copies"): it is shown live what its key's other sessions send. */
+  readonly copies: boolean
   readonly peer: Peer
 }
 

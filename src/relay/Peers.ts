@@ -8,6 +8,8 @@ export interface Peer {
   readonly key: string
   readonly l2psUid: string
   readonly ackCapable: boolean
+  /** Whether it takes a copy of what its key's other sessions send (see `Registration.copies`). */
+  readonly copies: boolean
   /** Whether live delivery to it is possible now (its outbox has room and it is not catching up). */
   readonly canAccept: () => boolean
   /** Notes a message handed to this session while it awaits its `ack`: only such messages can it acknowledge. */

@@ -196,6 +196,7 @@ export const open = (
       key: reg.key,
       l2psUid: reg.l2psUid,
       ackCapable: reg.ackCapable,
+      copies: reg.copies,
       canAccept: () => !actor.isClosing && !lagging && outbox.hasRoomForLive(),
       handed: noteHanded,
       push: (text, messageId) => {

@@ -71,6 +71,7 @@ export const clientFrames = (): Record<string, string> => {
   const carol = edKey(0x03)
   const nodeId = nodeIdOf(nodeKey())
   const messageHash = messageHashOf(alice, bob, EXAMPLE_ENCRYPTED, T0)
+  const toAlice = { ciphertext: "cmVwbHkgZm9yIGFsaWNl", nonce: "AQIDBAUGBwgJCgsM", ephemeralKey: bob }
   const toCarol = { ciphertext: "c2VjcmV0IGZvciBjYXJvbA==", nonce: "DAsKCQgHBgUEAwIB", ephemeralKey: carol }
   return {
     "l2ps/node_info": frame("node_info", {}, T0, "n1"),
@@ -90,6 +91,13 @@ export const clientFrames = (): Record<string, string> => {
     "l2ps/ack": frame("ack", { messageHashes: [messageHash] }, T0, "b2"),
     "l2ps/send-offline": frame("send", { to: carol, encrypted: toCarol, messageHash: messageHashOf(alice, carol, toCarol, T0) }, T0, "r7"),
     "l2ps/register-carol": frame("register", { publicKey: carol, l2psUid: "default", proof: edSign(0x03, `register:${carol}:${T0 + 3}`) }, T0 + 3, "c1"),
+    "l2ps/register-copies": frame("register", {
+      publicKey: bob,
+      l2psUid: "default",
+      proof: edSign(0x02, `register:${bob}:${T0 + 4}`),
+      capabilities: ["ack", "copies"]
+    }, T0 + 4, "d1"),
+    "l2ps/send-reply": frame("send", { to: alice, encrypted: toAlice, messageHash: messageHashOf(bob, alice, toAlice, T0) }, T0, "b6"),
     "l2ps/history": frame("history", { peerKey: bob, proof: edSign(0x01, `history:${bob}:${T0 + 2}`), limit: 20 }, T0 + 2, "r8"),
     "l2ps/proof_request": frame("proof_request", { messageHash }, T0, "r9"),
     "l2ps/send-self": frame("send", { to: alice, encrypted: EXAMPLE_ENCRYPTED, messageHash: "f".repeat(64) }, T0, "r10"),

@@ -122,6 +122,10 @@ const flow = (frames: ClientFrames, legacyChallengeRegister: (nonce: string, nod
     }
     yield* expect("alice", "peer_joined")
     yield* expect("bob", "peer_joined")
+    // bob's second device asks for copies of what his other sessions send (no presence: bob was online).
+    yield* connect("l2ps", "bob2")
+    yield* send("bob2", "l2ps/register-copies")
+    yield* expect("bob2", "registered")
     yield* send("alice", "l2ps/history")
     yield* expect("alice", "history_response")
     yield* send("alice", "l2ps/proof_request")
@@ -155,6 +159,15 @@ const flow = (frames: ClientFrames, legacyChallengeRegister: (nonce: string, nod
     if (!confirmed) return yield* Effect.die(new Error("the example batch was not confirmed within 10 s"))
     yield* send("bob", "l2ps/proof_request-from")
     yield* expect("bob", "proof_response")
+    // bob replies from his first session: alice gets the message, his second session a copy.
+    yield* send("bob", "l2ps/send-reply")
+    yield* expect("bob", "message_sent")
+    const reply = yield* expect("alice", "message")
+    const copy = yield* expect("bob2", "message")
+    if (copy.payload.from !== reply.payload.from || typeof copy.payload.to !== "string" || "to" in reply.payload) {
+      return yield* Effect.die(new Error("the copy is not a message of bob's own key with its recipient, or the delivery has a to"))
+    }
+    yield* quiet("bob")
     yield* sockets.get("carol")!.socket.close
     yield* expect("alice", "peer_left")
 

@@ -40,6 +40,7 @@ const open = async (dir: string, passphrase: string, extra: Partial<Home.OpenOpt
   m.onEvent((e) => {
     if (e._tag === "Received") l.received.push({ text: e.record.text })
     if (e._tag === "Undecryptable") l.undecryptable.push({ reason: e.reason })
+    if (e._tag === "Sent") l.sent.push(e.otherDevice === true ? `other device: ${e.record.text}` : e.record.text)
   })
   await m.connect()
   return m
@@ -106,11 +107,19 @@ describe("secure sessions in the messenger", () => {
     await alice.send(b1.publicKey, "to both")
     await waitUntil(() => received(b1).some((r) => r.text === "to both") && received(b2).some((r) => r.text === "to both"), "both devices", 10_000)
 
-    // B's reply from one device shows on the other: the parcel carries a part for it, read from the history.
+    // B's reply from one device shows on the other live: the node copies it there, its parcel has a part for it.
     await b1.send(alice.publicKey, "reply from b1")
     await waitUntil(() => received(alice).some((r) => r.text === "reply from b1"), "the reply", 10_000)
-    const onB2 = await b2.refresh(alice.publicKey)
+    // b2 sent nothing itself: its only `Sent` is the copy.
+    await waitUntil(() => sentEvents(b2).includes("other device: reply from b1"), "the copy on b2", 10_000)
+    const onB2 = await b2.conversation(alice.publicKey)
     expect(onB2.filter((r) => r.direction === "out").map((r) => [r.text, r.status])).toEqual([["reply from b1", "sent"]])
+    // Shown as sent, not received; history holds nothing more.
+    expect(received(b2).map((r) => r.text)).toEqual(["to both"])
+    expect(sentEvents(b2)).toEqual(["other device: reply from b1"])
+    expect(sentEvents(b1)).toContain("reply from b1")
+    expect(sentEvents(b1).filter((t) => t.startsWith("other device"))).toEqual([])
+    expect((await b2.refresh(alice.publicKey)).filter((r) => r.direction === "out")).toHaveLength(1)
 
     expect(await b1.removeDevice(b2.deviceId!)).toBe(true)
     await alice.send(b1.publicKey, "after removal")
@@ -199,9 +208,21 @@ describe("secure sessions in the messenger", () => {
       await waitUntil(() => inbox.length === 1, "the SDK peer's message", 10_000)
       expect(openMessage(id, alice.publicKey, inbox[0]!.encrypted, inbox[0]!.messageHash)).toMatchObject({ _tag: "Bound", text: "old scheme" })
 
-      const old = sealBound(id, alice.publicKey, "from an old client", Date.now())
-      await sdk.send(alice.publicKey, old.encrypted, old.messageHash)
-      await waitUntil(() => received(alice).some((m) => m.text === "from an old client"), "the old-scheme message", 10_000)
+      // A second SDK session of the same key never asked for copies: it sees nothing of what the first sends.
+      const other = new L2PSMessagingPeer({ serverUrl: node.url, publicKey: id.publicKey, l2psUid: "default", signFn: signFnOf(id) })
+      const otherInbox: Array<IncomingMessagePayload> = []
+      other.onMessage((m) => void otherInbox.push(m))
+      await other.connect()
+      try {
+        const old = sealBound(id, alice.publicKey, "from an old client", Date.now())
+        await sdk.send(alice.publicKey, old.encrypted, old.messageHash)
+        await waitUntil(() => received(alice).some((m) => m.text === "from an old client"), "the old-scheme message", 10_000)
+        await new Promise((r) => setTimeout(r, 300))
+        expect(otherInbox).toEqual([])
+        expect(inbox).toHaveLength(1)
+      } finally {
+        await other.dispose()
+      }
     } finally {
       await sdk.dispose()
     }
@@ -209,11 +230,11 @@ describe("secure sessions in the messenger", () => {
 })
 
 // What each handle received, from its events.
-const log = new WeakMap<object, { received: Array<{ text: string }>; undecryptable: Array<{ reason: string }> }>()
+const log = new WeakMap<object, { received: Array<{ text: string }>; undecryptable: Array<{ reason: string }>; sent: Array<string> }>()
 const seen = (h: Home.MessengerHandle) => {
   let l = log.get(h)
   if (l === undefined) {
-    const entry = { received: [] as Array<{ text: string }>, undecryptable: [] as Array<{ reason: string }> }
+    const entry = { received: [] as Array<{ text: string }>, undecryptable: [] as Array<{ reason: string }>, sent: [] as Array<string> }
     log.set(h, entry)
     l = entry
   }
@@ -221,3 +242,5 @@ const seen = (h: Home.MessengerHandle) => {
 }
 const received = (h: Home.MessengerHandle) => seen(h).received
 const undecryptable = (h: Home.MessengerHandle) => seen(h).undecryptable
+/** Its `Sent` events: what it sent, and what this account's other devices sent. */
+const sentEvents = (h: Home.MessengerHandle) => seen(h).sent

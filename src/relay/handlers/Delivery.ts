@@ -18,6 +18,15 @@ export const messageFrame = (from: string, encryptedJson: string, messageHash: s
   },"offline":${offline}},"timestamp":${now}}`
 
 /**
+ * A copy of a message its key sent from another session: a `message` frame whose `from` is the
+ * receiving session's own key and whose `to` says to whom it went (docs/PROTOCOL.md, "Copies").
+ */
+export const copyFrame = (from: string, to: string, encryptedJson: string, messageHash: string, now: number) =>
+  `{"type":"message","payload":{"from":${JSON.stringify(from)},"to":${JSON.stringify(to)},"encrypted":${encryptedJson},"messageHash":${
+    JSON.stringify(messageHash)
+  },"offline":false},"timestamp":${now}}`
+
+/**
  * Delivers what storage holds for the session's key, oldest first, a page at a time; a page is marked
  * handed over only once it is written to the socket, so a drop mid-way loses nothing.
  */

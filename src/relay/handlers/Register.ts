@@ -41,7 +41,8 @@ export const register = (deps: RelayDeps) => (session: ConnectionContext, frame:
       keyBytes,
       l2psUid: p.l2psUid,
       limits,
-      ackCapable: p.capabilities?.includes("ack") ?? false
+      ackCapable: p.capabilities?.includes("ack") ?? false,
+      copies: p.capabilities?.includes("copies") ?? false
     }
     const reg = { ...base, peer: session.asPeer(base) }
     session.registration = reg

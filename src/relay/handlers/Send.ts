@@ -23,7 +23,7 @@ import type { Completion } from "../Committer.ts"
 import type { Verdict } from "../../limits/RateLimits.ts"
 import type { NetworkLimits } from "../../config/NodeConfig.ts"
 import { CONVERSATION_MAX_PER_SECOND } from "../../limits/ServerClock.ts"
-import { messageFrame } from "./Delivery.ts"
+import { copyFrame, messageFrame } from "./Delivery.ts"
 
 export { maxEncryptedChars }
 
@@ -237,6 +237,7 @@ const complete = (
       // Every outbox filled up since the check: the message waits in storage like any queued one.
       const raced = live.length > 0 && delivered === 0
       reply(session, raced ? "queued" : message.outcome, message.messageHash, requestId, now)
+      copyToOwnSessions(deps, session, message)
       // Read again now: a session of the recipient that registered while this commit ran may have
       // flushed its queue before the message was in it.
       const flush = Effect.flatMap(deps.peers.online(message.l2psUid, message.to), (rs) =>
@@ -249,6 +250,22 @@ const complete = (
       }
       return live.length === 0 ? flush : undefined
     }
+  }
+}
+
+/**
+ * Shows the sender's other sessions that asked for it what was sent: live only and best effort, like a
+ * presence frame. A copy is not queued, not acknowledged, not counted as a delivery; a session without
+ * room, or offline, reads it from history.
+ */
+const copyToOwnSessions = (deps: RelayDeps, session: ConnectionContext, message: NewMessage) => {
+  const own = deps.peers.unsafeOnline(message.l2psUid, message.from)
+  if (own.length < 2) return
+  let text: string | undefined
+  for (const r of own) {
+    if (!r.copies || r.id === session.id || !r.canAccept()) continue
+    text ??= copyFrame(message.from, message.to, message.encryptedJson, message.messageHash, message.timestamp)
+    r.push(text)
   }
 }
 
