@@ -88,6 +88,7 @@ describe("client outbox through a real node", () => {
     expect((await Effect.runPromise(first.store.recent())).map((r) => `${r.text}:${r.status}`)).toEqual(["one:sending", "two:sending", "three:sending"])
     await first.close()
 
+    await node?.dispose() // one node at a time: afterAll stops only the last
     node = await startE2eNode({ L2PS_MESSAGING_PORT: String(port) })
     expect(node.url).toBe(url)
     const again = await openClient(url, alice, dir)
@@ -146,6 +147,7 @@ describe("client outbox through a real node", () => {
     expect(firstEvents.filter((e) => e === "SendFailed" || e === "Sent")).toEqual([])
     await Effect.runPromise(Scope.close(firstScope, Exit.void))
 
+    await node?.dispose() // one node at a time: afterAll stops only the last
     node = await startE2eNode({ L2PS_MESSAGING_PORT: String(port) })
     const scope = Effect.runSync(Scope.make())
     const again = await aliceMessenger(scope)
