@@ -96,10 +96,11 @@ const start = (options: ServeOptions, sockets: Set<ServerWebSocket<SocketData>>,
 export const make = Transport.of({
   serve: (options) =>
     Effect.flatMap(Effect.runtime<never>(), (runtime) => {
-      const run = Runtime.runSync(runtime)
-      // Decided once: below `debug` an open or close costs nothing (registration storms open thousands).
+      // Forked, not run in the socket's callback: a log line never holds up the socket. Decided once:
+      // below `debug` an open or close costs nothing (registration storms open thousands).
+      const log = Runtime.runFork(runtime)
       const debugOn = LogLevel.lessThanEqual(FiberRefs.getOrDefault(runtime.fiberRefs, FiberRef.currentMinimumLogLevel), LogLevel.Debug)
-      const counting: Counting = { debug: debugOn ? (message) => run(Effect.logDebug(message)) : () => {} }
+      const counting: Counting = { debug: debugOn ? (message) => void log(Effect.logDebug(message)) : () => {} }
       return Effect.acquireRelease(
         // A busy port fails the start: moving to the next free one would leave clients and load
         // balancers knocking on the configured one.
