@@ -14,47 +14,13 @@ import { bundleOf, createDevice } from "../src/client/secure/DeviceKeys.ts"
 import { identity, registerFrame } from "./Keys.ts"
 import { fmt, median, percentile } from "./Stats.ts"
 import { createDatabase, startBenchNode, type StorageChoice, tempDir } from "./Targets.ts"
+import { connect, timed } from "./RequestSocket.ts"
 
 const arg = (name: string, fallback: number) => {
   const i = process.argv.indexOf(`--${name}`)
   return i === -1 ? fallback : Number(process.argv[i + 1])
 }
 const ROUNDS = arg("rounds", 100)
-
-/** One socket and its replies in order (requests are sent one at a time). */
-const connect = async (url: string) => {
-  const ws = new WebSocket(url)
-  const waiting: Array<(text: string) => void> = []
-  ws.onmessage = (e) => {
-    const text = String(e.data)
-    if (text.includes(`"requestId"`)) waiting.shift()?.(text)
-  }
-  await new Promise<void>((resolve, reject) => {
-    ws.onopen = () => resolve()
-    ws.onerror = () => reject(new Error("socket failed"))
-  })
-  let n = 0
-  const ask = (text: string) => new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no reply within 30 s to ${text.slice(0, 80)}`)), 30_000)
-    waiting.push((reply) => {
-      clearTimeout(timer)
-      resolve(reply)
-    })
-    ws.send(text)
-  })
-  const request = async (type: string, payload: unknown) => {
-    const reply = JSON.parse(await ask(JSON.stringify({ type, payload, timestamp: Date.now(), requestId: `q${++n}` })))
-    if (reply.type === "error") throw new Error(`${type}: ${JSON.stringify(reply.payload)}`)
-    return reply
-  }
-  return { ws, ask, request }
-}
-
-const timed = async (f: () => Promise<unknown>) => {
-  const t0 = performance.now()
-  await f()
-  return performance.now() - t0
-}
 
 const main = async () => {
   const url = process.env["DATABASE_URL"]
