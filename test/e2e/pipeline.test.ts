@@ -76,7 +76,12 @@ describe("pipeline end to end, over WebSockets", () => {
       expect(m).toMatchObject({ l2psStatus: "l2ps_confirmed", status: "l2ps_confirmed" })
       expect(m.l2psTxHash).toMatch(/^[0-9a-f]{64}$/)
     }
-    expect(new Set(history.messages.map((m) => m.l2psTxHash)).size).toBe(2) // batches of 4 and 2
+    // At most 4 a batch (L2PS_MAX_BATCH_SIZE): batches of 4 and 2 when the six land within one interval,
+    // more batches when a loaded machine spreads the sends over several.
+    const perBatch = new Map<string, number>()
+    for (const m of history.messages) perBatch.set(m.l2psTxHash!, (perBatch.get(m.l2psTxHash!) ?? 0) + 1)
+    expect(perBatch.size).toBeGreaterThanOrEqual(2)
+    expect(Math.max(...perBatch.values())).toBeLessThanOrEqual(4)
 
     const chain = dbUrl === undefined ? undefined : new pg.Client({ connectionString: dbUrl })
     await chain?.connect()

@@ -41,7 +41,10 @@ describe("a storm of refused sends over real sockets (security finding 5)", () =
     const victimReply = await ask(victim.s, send(target.key), 10_000)
     expect(victimReply.type).toBe("message_sent")
     const closed = await Promise.race([attacker.s.closed, Bun.sleep(10_000).then(() => undefined)])
-    expect(closed).toEqual({ code: 1008, reason: "Too many refused frames" })
+    // Refusals charged to the budget close it; on a loaded machine the inbox may fill first, which closes
+    // it as well.
+    expect(closed?.code).toBe(1008)
+    expect(["Too many refused frames", "Too many frames in flight"]).toContain(String(closed?.reason))
     const refused = attacker.s.received.filter((f) => f.raw.includes('"RATE_LIMITED"')).length
     expect(refused).toBeLessThan(400)
     expect((await ask(victim.s, send(target.key))).type).toBe("message_sent")
