@@ -25,7 +25,7 @@ import type { ChatRecord } from "../client/MessageStore.ts"
 import { defaultReconnect } from "../client/Reconnect.ts"
 import { checkKdf, defaultKdf } from "../client/SecretStore.ts"
 import { body, printable } from "./Escape.ts"
-import { encode, toTerminal } from "./Qr.ts"
+import { encode, toTerminal } from "../client/Qr.ts"
 import * as Terminal from "./Terminal.ts"
 
 const EVENTS_MAX = 10_000
