@@ -167,9 +167,11 @@ class Session {
         if (e.record.peer === this.current) this.show(e.record)
         return
       case "SendFailed":
-        // Also long after it was typed (a recipient unknown for good): its bubble says why.
-        if (e.record.peer === this.current) return this.show(e.record)
-        return notice(`not sent to ${shortKey(e.record.peer)}: ${e.error}`)
+        // Also long after it was typed (a recipient unknown for good): its bubble says why. While
+        // `send` still waits, its own bubble says so when the send rejects.
+        if (e.record.peer !== this.current) return notice(`not sent to ${shortKey(e.record.peer)}: ${e.error}`)
+        if (this.shown.has(`out:${e.record.messageHash}`)) this.show(e.record)
+        return
       case "Undecryptable":
         return notice(`a message from ${shortKey(e.from)} is not shown: ${e.reason}`)
       case "ServerError":
