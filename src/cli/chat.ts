@@ -25,7 +25,7 @@ import type { ChatRecord } from "../client/MessageStore.ts"
 import { defaultReconnect } from "../client/Reconnect.ts"
 import { checkKdf, defaultKdf } from "../client/SecretStore.ts"
 import { body, printable } from "./Escape.ts"
-import { encode, toTerminal } from "./Qr.ts"
+import { encode, toTerminal } from "../client/Qr.ts"
 import * as Terminal from "./Terminal.ts"
 
 const EVENTS_MAX = 10_000
@@ -84,11 +84,11 @@ const settings = () => ({
 
 const KEY = /^[0-9a-fA-F]{64}$/
 
-/** What happened to a message, in words (`/status`, `/history`). */
+/** What happened to a message, in words (`/status`, `/history`): queued → sent ✓ → delivered ✓✓, or not sent. */
 const DELIVERY: Record<ChatRecord["status"], string> = {
-  sending: "in the outbox, not yet taken by the node",
-  sent: "sent",
-  queued: "waiting for them to come online",
+  sending: "queued: in the outbox, goes out once the node takes it",
+  sent: "sent ✓",
+  queued: "sent ✓, kept by the node until they come online",
   delivered: "delivered ✓✓",
   failed: "not sent",
   received: "received",
@@ -172,7 +172,7 @@ const program = Effect.gen(function*() {
             e.record.text,
             e.otherDevice === true
               ? "   (sent from another of your devices)"
-              : e.record.status === "queued" ? `   (queued: ${nameOf(e.record.peer)} is offline)` : "   (sent)"
+              : e.record.status === "queued" ? `   (sent ✓; ${nameOf(e.record.peer)} is offline: delivered when they are back)` : "   (sent ✓)"
           )
         case "Delivered":
           return yield* say(`[${t}] ✓✓ ${nameOf(e.record.peer)} received "${printable(e.record.text)}"`)
@@ -227,11 +227,15 @@ const program = Effect.gen(function*() {
   const online = Effect.map(m.snapshot, (s) => s.registered)
   const offline = say(`! not connected to the node (${cfg.server}); try again once reconnected`)
 
+  // Each message typed shows its way: queued (while the node is away), sent ✓, delivered ✓✓, or not sent and why.
   const send = (to: string, text: string) =>
     Effect.zipRight(
-      Effect.whenEffect(say("  (node unreachable: the message will be sent once reconnected)"), Effect.map(online, (up) => !up && everConnected)),
+      Effect.whenEffect(
+        Effect.flatMap(now, (t) => said(`[${t}] you → ${nameOf(to)}: `, text, "   (queued: goes out once the node is back)")),
+        Effect.map(online, (up) => !up && everConnected)
+      ),
       m.send(to, text).pipe(
-        Effect.tap((r) => r.status === "sending" ? say(`  (kept in the outbox: "${printable(r.text)}" goes out once the node takes it)`) : Effect.void)
+        Effect.tap((r) => r.status === "sending" ? say(`  (still queued, not lost: "${printable(r.text)}" goes out once the node takes it)`) : Effect.void)
       )
     ).pipe(
       Effect.catchTag("MessengerError", (e) => say(`! not sent: ${printable(e.message)}`)),
@@ -325,7 +329,9 @@ const program = Effect.gen(function*() {
             break
           }
           if (!(yield* online)) {
-            yield* offline
+            // What this device knows; the node's word (and the chain's) once reconnected.
+            const local = (yield* m.conversation(who)).filter((r) => r.direction === "out").slice(-10).map(statusLine)
+            yield* say(`(not connected: as this device knows it)\n${local.length === 0 ? `you sent nothing to ${nameOf(who)} yet` : local.join("\n")}`)
             break
           }
           const records = yield* m.refresh(who).pipe(Effect.either)

@@ -6,7 +6,8 @@
  *
  * Which scheme a recipient gets: the secure one when `bundle_fetch` lists at least one device of its
  * key, today's `x25519-aes-256-gcm/v1` when it lists none (a peer that never published, such as the SDK's
- * `L2PSMessagingPeer`, or a node without the prekey frames). The answer is kept `deviceListTtlMs`.
+ * `L2PSMessagingPeer`, or a node without the prekey frames). The answer is kept `deviceListTtlMs`, and
+ * used past it while the node cannot be asked (a message typed then waits in the outbox, sealed).
  */
 import * as Clock from "effect/Clock"
 import * as Data from "effect/Data"
@@ -35,6 +36,9 @@ import { SecureError } from "./secure/SecureError.ts"
 import { wipeSession } from "./secure/Ratchet.ts"
 import * as SecureSessions from "./secure/SecureSessions.ts"
 import type { SerializedEncryptedMessage } from "./Wire.ts"
+
+/** Failures of a request that say nothing of the recipient: the node was not there to answer. */
+const UNREACHABLE: ReadonlySet<string> = new Set(["NOT_REGISTERED", "TIMEOUT", "DISCONNECTED"])
 
 /** What a parcel's `encrypted.nonce` holds: the member must not be empty; the parcel carries its own nonces. */
 export const SECURE_NONCE = "secure"
@@ -149,7 +153,15 @@ export const make = (identity: Identity, peer: L2psPeerShape, store: SecureSessi
       Effect.gen(function*() {
         const hit = known.get(to)
         if (hit !== undefined && now - hit.at < ttl) return hit.bundles
-        const answer = yield* peer.bundleFetch(to)
+        // Not connected: sealed with the last list at once, rather than after a request's timeout.
+        if (hit !== undefined && !(yield* peer.snapshot).registered) return hit.bundles
+        const fetched = yield* peer.bundleFetch(to).pipe(
+          // The node away: the last list still seals (a device added meanwhile gets the next message),
+          // instead of failing what the person typed. Only the node's own answer replaces it.
+          Effect.catchIf((e) => hit !== undefined && UNREACHABLE.has(e.code), () => Effect.succeed(undefined))
+        )
+        if (fetched === undefined) return hit!.bundles
+        const answer = fetched
         known.set(to, { at: now, bundles: answer.devices })
         // A device listed before and gone now was removed (or its account banned): its sessions are
         // dropped and erased, so nothing more is sealed for it and its keys do not linger.

@@ -59,7 +59,7 @@ describe("bun run chat", () => {
     await waitFor("alice", /talking to bob/)
     type("alice", "hello from alice")
     await waitFor("bob", new RegExp(`\\] ${keyA.slice(0, 6)}…${keyA.slice(-4)}: hello from alice`))
-    await waitFor("alice", /you → bob: hello from alice {3}\(sent\)/)
+    await waitFor("alice", /you → bob: hello from alice {3}\(sent ✓\)/)
     await waitFor("alice", /✓✓ bob received "hello from alice"/)
 
     type("bob", `/alias alice ${keyA}`)
@@ -88,7 +88,7 @@ describe("bun run chat", () => {
     type("alice", "/peers")
     await waitFor("alice", /! not connected to the node \(ws:\/\/[^)]+\); try again once reconnected/)
     type("alice", "sent while the node was down")
-    await waitFor("alice", /\(node unreachable: the message will be sent once reconnected\)/)
+    await waitFor("alice", /you → bob: sent while the node was down {3}\(queued: goes out once the node is back\)/)
     node = await node.restart()
     await waitFor("alice", /✓ reconnected to the node/)
     await waitFor("bob", /✓ reconnected to the node/)
@@ -215,6 +215,40 @@ describe("bun run chat", () => {
     type("joiner", "/join demos-im:nonsense")
     await waitFor("joiner", /! cannot join: Not an invite link|! cannot join: The invite link is cut short/)
   }, 30_000)
+
+  test("the outbox as the issue tried it: the node stopped past the send timeout, a typed message is queued, not failed, then sent ✓ and delivered ✓✓; /status agrees all along", async () => {
+    startChat("gina", "gina's passphrase")
+    startChat("hank", "hank's passphrase")
+    const keyG = (await waitFor("gina", /your key: ([0-9a-f]{64})/))[1]!
+    const keyH = (await waitFor("hank", /your key: ([0-9a-f]{64})/))[1]!
+    await waitFor("gina", /✓ connected to ws:\/\//)
+    await waitFor("hank", /✓ connected to ws:\/\//)
+    type("gina", `/alias hank ${keyH}`)
+    type("gina", "/to hank")
+    type("gina", "before the outage")
+    await waitFor("gina", /you → hank: before the outage {3}\(sent ✓\)/)
+    await waitFor("gina", /✓✓ hank received "before the outage"/)
+
+    await node.stop()
+    await waitFor("gina", /! lost the connection to the node/)
+    type("gina", "typed while the node is down")
+    await waitFor("gina", /\] you → hank: typed while the node is down {3}\(queued: goes out once the node is back\)/)
+    type("gina", "/status")
+    await waitFor("gina", /\(not connected: as this device knows it\)\n {2}"before the outage" → hank: delivered ✓✓ · .*\n {2}"typed while the node is down" → hank: queued: in the outbox, goes out once the node takes it · not yet in a batch/)
+    // Past the 15 s a send waits for the node: still queued, never failed.
+    await waitFor("gina", /\(still queued, not lost: "typed while the node is down" goes out once the node takes it\)/, 25_000)
+    node = await node.restart()
+    await waitFor("gina", /✓ reconnected to the node/, 40_000)
+    await waitFor("gina", /\] you → hank: typed while the node is down {3}\(sent ✓\)/)
+    await waitFor("hank", new RegExp(`\\] ${keyG.slice(0, 6)}…${keyG.slice(-4)}: typed while the node is down`), 40_000)
+    await waitFor("gina", /✓✓ hank received "typed while the node is down"/)
+    type("gina", "/status")
+    await waitFor("gina", /"typed while the node is down" → hank: delivered ✓✓ · /)
+    expect(screen("gina")).not.toMatch(/not sent|failed/)
+    expect(screen("hank").match(/: typed while the node is down/g)).toHaveLength(1)
+    type("gina", "/quit")
+    type("hank", "/quit")
+  }, 120_000)
 
   test("CHAT_SCRYPT_N below the floor is refused before any identity is written", () => {
     const home = fs.mkdtempSync(path.join(os.tmpdir(), "im-chat-weak-"))

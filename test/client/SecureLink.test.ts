@@ -7,7 +7,7 @@
 import { describe, expect, test } from "bun:test"
 import { Effect, Fiber, TestClock, TestContext } from "effect"
 import { generateIdentity } from "../../src/client/L2psCrypto.ts"
-import type { L2psPeerShape, PrekeysPublishData } from "../../src/client/L2psPeer.ts"
+import { L2psError, type L2psPeerShape, type PrekeysPublishData } from "../../src/client/L2psPeer.ts"
 import { type BundleData, bundleOf, createDevice, verifyBundle } from "../../src/client/secure/DeviceKeys.ts"
 import { decodeParcel } from "../../src/client/secure/Parcel.ts"
 import { memoryStore } from "../../src/client/secure/SecureSessions.ts"
@@ -107,6 +107,7 @@ describe("a recipient's devices as the node lists them", () => {
     const devices = [createDevice(bob, { now: 0, deviceId: 1 }), createDevice(bob, { now: 0, deviceId: 2 })]
     let listed = [1, 2]
     const peer = {
+      snapshot: Effect.succeed({ connected: true, registered: true, peers: [] }),
       bundleFetch: (key: string) =>
         Effect.succeed({ publicKey: key, devices: key === bob.publicKey ? devices.filter((d) => listed.includes(d.deviceId)).map((d) => bundleOf(d)) : [] })
     } as unknown as L2psPeerShape
@@ -128,6 +129,48 @@ describe("a recipient's devices as the node lists them", () => {
       expect(store.sessions.has(`${bob.publicKey}/2`)).toBe(false)
       expect(store.sessions.has(`${bob.publicKey}/1`)).toBe(true)
       expect(second.rootKey.every((b) => b === 0)).toBe(true)
+    }).pipe(Effect.provide(TestContext.TestContext), Effect.runPromise)
+  })
+
+  test("past the list's lifetime with the node away, the last list still seals at once (the message waits in the outbox, not failed); a first message to someone never listed fails", async () => {
+    const alice = generateIdentity()
+    const bob = generateIdentity()
+    const device = createDevice(bob, { now: 0, deviceId: 7 })
+    let registered = true
+    let fetches = 0
+    const peer = {
+      snapshot: Effect.sync(() => ({ connected: registered, registered, peers: [] })),
+      bundleFetch: (key: string) =>
+        Effect.suspend(() => {
+          fetches++
+          if (!registered) return Effect.fail(new L2psError({ code: "TIMEOUT", message: "Timeout waiting for bundle_response (10000ms)" }))
+          return Effect.succeed({ publicKey: key, devices: key === bob.publicKey ? [bundleOf(device)] : [] })
+        })
+    } as unknown as L2psPeerShape
+    await Effect.gen(function*() {
+      const link = yield* SecureLink.make(alice, peer, memoryStore(createDevice(alice, { now: 0 })), { deviceListTtlMs: 60_000 })
+      const partsOf = (sealed: { readonly encrypted: { readonly ciphertext: string } } | undefined) =>
+        decodeParcel(Uint8Array.from(Buffer.from(sealed!.encrypted.ciphertext, "base64"))).map((p) => p.deviceId)
+      expect(partsOf(yield* link.seal(bob.publicKey, "while connected", 1))).toEqual([7])
+      const asked = fetches
+
+      registered = false
+      yield* TestClock.adjust(120_000)
+      expect(partsOf(yield* link.seal(bob.publicKey, "typed while the node is away", 120_001))).toEqual([7])
+      expect(fetches).toBe(asked)
+      // Should the connection drop during the request, its failure does not fail the message either.
+      const dropping = { ...peer, snapshot: Effect.succeed({ connected: true, registered: true, peers: [] }) } as L2psPeerShape
+      const other = yield* SecureLink.make(alice, dropping, memoryStore(createDevice(alice, { now: 0 })), { deviceListTtlMs: 60_000 })
+      registered = true
+      yield* other.seal(bob.publicKey, "first", 120_002)
+      registered = false
+      yield* TestClock.adjust(120_000)
+      expect(partsOf(yield* other.seal(bob.publicKey, "dropped mid-request", 240_003))).toEqual([7])
+
+      // Never listed: nothing to seal with, so it fails (the caller says not sent, and why).
+      const stranger = generateIdentity()
+      const refused = yield* Effect.flip(link.seal(stranger.publicKey, "hello?", 240_004))
+      expect(refused._tag).toBe("L2psError")
     }).pipe(Effect.provide(TestContext.TestContext), Effect.runPromise)
   })
 })

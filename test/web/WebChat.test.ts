@@ -1,7 +1,9 @@
 /**
  * `npm run web` in headless Chromium: the page served as a user starts it, talking to a node started
  * as a user starts it. Two browser contexts (two people, each with their own browser storage) chat
- * through the node; then a browser chats with the terminal chat (`npm run chat` in tmux). Every
+ * through the node; two start a conversation from an invite link while its maker is away, and see
+ * their messages queued, sent and delivered across a stop of the node; then a browser chats with the
+ * terminal chat (`npm run chat` in tmux). Every
  * console error and uncaught page error fails the test; screenshots go to `test/.output/web/`.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
@@ -10,6 +12,8 @@ import * as os from "node:os"
 import * as path from "node:path"
 import type { Subprocess } from "bun"
 import type { Browser, BrowserContext, Page } from "playwright-core"
+import { formatLink, type InviteLink, newSecret, parseLink } from "../../src/client/Invite.ts"
+import { encode, toSvgPath } from "../../src/client/Qr.ts"
 import { startE2eNode } from "../e2e/helpers.ts"
 import { bunBinary, type NodeProcess, REPO_ROOT } from "../support/NodeProcess.ts"
 import * as Tmux from "../support/Tmux.ts"
@@ -99,19 +103,27 @@ if (unavailable !== undefined && !process.env["CI"]) {
       for (const h of homes) fs.rmSync(h, { recursive: true, force: true })
     })
 
-    const open = async (name: string): Promise<Person> => {
-      const context = await browser.newContext({ viewport: { width: 1100, height: 760 } })
+    /** A tab of `context` at `url`, its console watched into `errors`. */
+    const tab = async (context: BrowserContext, url: string, errors: Array<string>): Promise<Page> => {
       const page = await context.newPage()
-      const errors: Array<string> = []
       page.on("console", (m) => {
         if (m.type() === "error") errors.push(`console: ${m.text()}`)
       })
       page.on("pageerror", (e) => errors.push(`pageerror: ${e.message}`))
-      await page.goto(web.url)
-      const person = { name, context, page, errors }
+      await page.goto(url)
+      return page
+    }
+
+    const open = async (name: string, url = web.url): Promise<Person> => {
+      const context = await browser.newContext({ viewport: { width: 1100, height: 900 } })
+      const errors: Array<string> = []
+      const person = { name, context, page: await tab(context, url, errors), errors }
       people.push(person)
       return person
     }
+
+    /** The same person (the same browser storage) in a new tab, as after closing the page and coming back. */
+    const reopen = async (p: Person): Promise<Person> => ({ ...p, page: await tab(p.context, web.url, p.errors) })
 
     /** Unlocks the identity this browser holds, or creates one (the passphrase typed twice); the key shown. */
     const unlock = async (p: Person, passphrase: string, create = false): Promise<string> => {
@@ -215,6 +227,87 @@ if (unavailable !== undefined && !process.env["CI"]) {
       expect(alice.errors).toEqual([])
       expect(bob.errors).toEqual([])
     }, 40_000)
+
+    test("a conversation from an invite link: made with its QR code, joined from the page's address while its maker's tab is closed, read when they come back; refused links say why; queued → ✓ → ✓✓ across a stop of the node", async () => {
+      const inviter = await open("inviter")
+      const keyA = await unlock(inviter, "inviter's passphrase", true)
+      await inviter.page.click("#invite-button")
+      await inviter.page.locator("#invite").waitFor({ state: "visible" })
+      const link = await inviter.page.inputValue("#invite-link")
+      expect(link).toMatch(new RegExp(`^demos-im:${node.url.replace(/[.]/g, "\\.")}#default/[A-Za-z0-9_-]+$`))
+      expect(await inviter.page.locator("#invite-status").textContent()).toMatch(/^for one person, valid 7 days/)
+      // The QR code drawn is the link's own.
+      const { viewBox, d } = toSvgPath(encode(link, "M"))
+      expect(await inviter.page.getAttribute("#invite-qr-path", "d")).toBe(d)
+      expect(await inviter.page.getAttribute("#invite-qr", "viewBox")).toBe(`0 0 ${viewBox} ${viewBox}`)
+      const pageLink = await inviter.page.inputValue("#invite-page-link")
+      expect(pageLink).toBe(`${web.url.replace(/\/$/, "")}/#join=${encodeURIComponent(link)}`)
+      await shoot(inviter, "invite")
+      // Its maker cannot join it.
+      await inviter.page.fill("#join-link", link)
+      await inviter.page.click("#join-button")
+      await inviter.page.locator("#join-status[data-reason=Own]", { hasText: "cannot join (your own invite): This is your own invite" }).waitFor()
+
+      // The inviter's tab is closed: nobody of theirs is online.
+      await inviter.page.close()
+      const joiner = await open("joiner", pageLink)
+      await joiner.page.locator("#unlock-join").waitFor({ state: "visible" })
+      // The link left the address at once: a reload does not join again.
+      expect(new URL(joiner.page.url()).hash).toBe("")
+      const keyB = await unlock(joiner, "joiner's passphrase", true)
+      await joiner.page.locator("#join-status[data-state=joined]", { hasText: `joined (${keyA.slice(0, 6)}…${keyA.slice(-4)}): write the first message` }).waitFor()
+      expect(await joiner.page.inputValue("#peer-key")).toBe(keyA)
+      expect(await peerButton(joiner, keyA).getAttribute("data-online")).toBe("false")
+      await say(joiner, "hi, I came from your link")
+      // The node keeps it for the inviter: ✓, not delivered.
+      await message(joiner, "hi, I came from your link").and(joiner.page.locator("[data-status=queued]")).waitFor()
+      expect(await message(joiner, "hi, I came from your link").locator(".receipt").textContent()).toBe("✓")
+
+      // Each refusal in words, with its reason.
+      const refused = async (text: string, reason: string, words: RegExp) => {
+        await joiner.page.fill("#join-link", text)
+        await joiner.page.click("#join-button")
+        await joiner.page.locator(`#join-status[data-reason=${reason}]`, { hasText: words }).waitFor()
+      }
+      await refused(link, "UsedUp", /^cannot join \(used already, or withdrawn\): This one-time invite was used already/)
+      await refused("demos-im:nonsense", "Malformed", /^cannot join \(not an invite link, or mistyped\): /)
+      // Well-formed links of the inviter's that are for another network, out of date, or never stored.
+      const like = (patch: Partial<InviteLink>) => formatLink({ ...parseLink(link), secret: newSecret(), ...patch })
+      await refused(like({ l2psUid: "elsewhere" }), "Foreign", /^cannot join \(for another node or network\): This invite is for network "elsewhere"/)
+      await refused(like({ expiresAt: 1_000_000_000_000 }), "Expired", /^cannot join \(expired\): This invite expired on 2001-09-09/)
+      await refused(like({ oneTime: false }), "NotFound", /^cannot join \(no longer on the node\): /)
+      await shoot(joiner, "joined")
+
+      // The inviter comes back (the same browser): the joiner's message waits under the joiner's key.
+      const back = await reopen(inviter)
+      expect(await unlock(back, "inviter's passphrase")).toBe(keyA)
+      await peerButton(back, keyB).locator(".unread", { hasText: "1" }).waitFor()
+      await peerButton(back, keyB).click()
+      await message(back, "hi, I came from your link").locator(".flag", { hasText: "while you were away" }).waitFor()
+      await message(joiner, "hi, I came from your link").and(joiner.page.locator("[data-status=delivered]")).waitFor()
+      expect(await message(joiner, "hi, I came from your link").locator(".receipt").textContent()).toBe("✓✓")
+
+      // The node stops: what is typed is queued, not failed, then ✓ and ✓✓ once the node is back.
+      await node.stop()
+      await joiner.page.locator("#connection:not([data-state=connected])").waitFor()
+      await say(joiner, "typed while the node is down")
+      const typed = message(joiner, "typed while the node is down")
+      await typed.locator(".state", { hasText: "queued" }).waitFor()
+      expect(await typed.getAttribute("data-status")).toBe("sending")
+      expect(await typed.locator(".receipt").textContent()).toBe("…")
+      await shoot(joiner, "queued")
+      node = await node.restart()
+      await typed.and(joiner.page.locator("[data-status=delivered]")).waitFor({ timeout: 20_000 })
+      expect(await typed.locator(".receipt").textContent()).toBe("✓✓")
+      expect(await typed.locator(".state, .error").count()).toBe(0)
+      await message(back, "typed while the node is down").waitFor()
+      expect(await message(joiner, "typed while the node is down").count()).toBe(1)
+
+      // Chromium itself logs each refused reconnection while the node is stopped; nothing else may show.
+      const refusedSocket = /^console: WebSocket connection to 'ws:\/\/127\.0\.0\.1:\d+\/' failed: .*ERR_CONNECTION_REFUSED$/
+      expect(back.errors.filter((e) => !refusedSocket.test(e))).toEqual([])
+      expect(joiner.errors.filter((e) => !refusedSocket.test(e))).toEqual([])
+    }, 60_000)
 
     // The terminal chat runs in tmux; without it (outside CI) only this test is skipped.
     test.skipIf(noTmux)("a browser chats with the terminal chat", async () => {

@@ -1,7 +1,9 @@
 /**
- * What the page says about a message, in words a person reads: its receipt (✓ on the node, ✓✓
- * delivered) and where it stands on the chain. Pure, so the wording is tested without a browser.
+ * What the page says, in words a person reads: a message's way (queued in the outbox, ✓ on the node,
+ * ✓✓ delivered, or not sent and why), where it stands on the chain, and why an invite link cannot be
+ * joined. Pure, so the wording is tested without a browser.
  */
+import type { InviteErrorReason } from "../../client/Invite.ts"
 import type { ProofCheck } from "../../client/Proofs.ts"
 import type { ChatRecord } from "./ChatClient.ts"
 
@@ -12,6 +14,8 @@ export interface Receipt {
   readonly mark: string
   /** the longer form, for the mark's tooltip and for screen readers */
   readonly meaning: string
+  /** shown beside the mark when the mark alone would not say it: queued, or not sent and why */
+  readonly label?: string
 }
 
 /** The receipt of a message we sent; undefined for a received one. */
@@ -19,7 +23,8 @@ export const receiptOf = (r: ChatRecord): Receipt | undefined => {
   if (r.direction === "in") return undefined
   switch (r.status) {
     case "sending":
-      return { mark: "…", meaning: "sending" }
+      // In the outbox: it goes out once the node takes it (after a reconnection, or a reload, too).
+      return { mark: "…", meaning: "queued: sent as soon as the node takes it", label: "queued" }
     case "sent":
       return { mark: "✓", meaning: "sent: the node has it" }
     case "queued":
@@ -27,7 +32,7 @@ export const receiptOf = (r: ChatRecord): Receipt | undefined => {
     case "delivered":
       return { mark: "✓✓", meaning: "delivered" }
     default:
-      return { mark: "✗", meaning: `not sent: ${r.error ?? "refused"}` }
+      return { mark: "✗", meaning: `not sent: ${r.error ?? "refused"}`, label: `not sent: ${r.error ?? "refused"}` }
   }
 }
 
@@ -59,4 +64,31 @@ export const chainStateOf = (check: ProofCheck): ChainState => {
 export const timeOf = (ms: number): string => {
   const d = new Date(ms)
   return `${String(d.getHours()).padStart(2, "0")}:${String(d.getMinutes()).padStart(2, "0")}`
+}
+
+/** Each reason an invite link is refused for, as a heading before the client's own explanation. */
+const JOIN_REFUSED: Readonly<Record<InviteErrorReason, string>> = {
+  Malformed: "not an invite link, or mistyped",
+  Tampered: "altered, or not from the account it names",
+  Expired: "expired",
+  UsedUp: "used already, or withdrawn",
+  NotFound: "no longer on the node",
+  Foreign: "for another node or network",
+  Own: "your own invite"
+}
+
+export interface JoinRefusal {
+  /** the client's `InviteError` reason; `Error` for anything else (the node not reachable, a refusal) */
+  readonly reason: InviteErrorReason | "Error"
+  readonly text: string
+}
+
+/** Why `join(link)` failed, from what it rejected with. */
+export const joinRefusal = (e: unknown): JoinRefusal => {
+  const message = e instanceof Error ? e.message : String(e)
+  const reason = typeof e === "object" && e !== null && "reason" in e && typeof e.reason === "string" && e.reason in JOIN_REFUSED
+    ? (e.reason as InviteErrorReason)
+    : undefined
+  if (reason === undefined) return { reason: "Error", text: `cannot join: ${message}` }
+  return { reason, text: `cannot join (${JOIN_REFUSED[reason]}): ${message}` }
 }

@@ -1,13 +1,15 @@
 /**
- * The web chat: unlock or create an identity, see who is online, chat with receipts, and check a
- * message's place on the chain. Plain DOM. Everything a peer or the node sends reaches the page as
- * text (`textContent`), never as markup.
+ * The web chat: unlock or create an identity, see who is online, chat with receipts, start a
+ * conversation from an invite link (pasted, or opened as this page's `#join=<link>`) or make one with
+ * its QR code, and check a message's place on the chain. Plain DOM. Everything a peer or the node sends
+ * reaches the page as text (`textContent`), never as markup.
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import { type ChatEvent, type ChatHandle, type ChatRecord, openChat, storedKey } from "./ChatClient.ts"
-import { type ChainState, chainStateOf, newer, receiptOf, shortKey, timeOf } from "./Labels.ts"
+import { encode, toSvgPath } from "../../client/Qr.ts"
+import { type ChainState, chainStateOf, joinRefusal, newer, type Receipt, receiptOf, shortKey, timeOf } from "./Labels.ts"
 
 /** What the server tells the page (`/config.json`). */
 interface PageConfig {
@@ -25,6 +27,8 @@ const KNOWN_MAX = 200
 const ONLINE_MAX = 10_000
 /** People listed at once; the one you talk with is always among them. */
 const LISTED_MAX = 300
+/** `#join=<link>`: this page opened from an invite (the fragment never reaches a server). */
+const JOIN_FRAGMENT = "#join="
 
 const byId = <T extends HTMLElement>(id: string): T => {
   const el = document.getElementById(id)
@@ -64,7 +68,28 @@ const ui = {
   composer: byId<HTMLFormElement>("composer"),
   text: byId<HTMLInputElement>("text"),
   sendButton: byId<HTMLButtonElement>("send"),
-  notices: byId<HTMLUListElement>("notices")
+  notices: byId<HTMLUListElement>("notices"),
+  unlockJoin: byId<HTMLParagraphElement>("unlock-join"),
+  joinForm: byId<HTMLFormElement>("join-form"),
+  joinLink: byId<HTMLInputElement>("join-link"),
+  joinButton: byId<HTMLButtonElement>("join-button"),
+  joinStatus: byId<HTMLParagraphElement>("join-status"),
+  inviteForm: byId<HTMLFormElement>("invite-form"),
+  inviteReusable: byId<HTMLInputElement>("invite-reusable"),
+  inviteButton: byId<HTMLButtonElement>("invite-button"),
+  inviteStatus: byId<HTMLParagraphElement>("invite-status"),
+  invite: byId<HTMLDivElement>("invite"),
+  inviteLink: byId<HTMLInputElement>("invite-link"),
+  inviteQr: document.getElementById("invite-qr") as unknown as SVGSVGElement,
+  inviteQrPath: document.getElementById("invite-qr-path") as unknown as SVGPathElement,
+  invitePageLink: byId<HTMLInputElement>("invite-page-link")
+}
+
+/** The mark of a message's way, and beside it what the mark alone does not say (queued, not sent: why). */
+const receiptElements = (receipt: Receipt, failed: boolean): Array<HTMLElement> => {
+  const tick = el("span", { className: "receipt", text: receipt.mark, title: receipt.meaning })
+  tick.setAttribute("aria-label", receipt.meaning)
+  return receipt.label === undefined ? [tick] : [tick, el("span", { className: failed ? "error" : "state", text: receipt.label })]
 }
 
 const notice = (text: string) => {
@@ -83,6 +108,8 @@ class Session {
   readonly shown = new Map<string, { readonly li: HTMLLIElement; record: ChatRecord }>()
   current: string | undefined
   closed = false
+  /** an invite link the page was opened with, joined once the node has registered us */
+  pendingJoin: string | undefined
 
   constructor(readonly chat: ChatHandle) {}
 
@@ -107,6 +134,12 @@ class Session {
         for (const k of e.onlinePeers) if (k.toLowerCase() !== this.chat.publicKey) this.online.add(k.toLowerCase())
         ui.connection.textContent = e.reconnect ? "reconnected" : "connected"
         ui.connection.dataset["state"] = "connected"
+        if (this.pendingJoin !== undefined) {
+          const link = this.pendingJoin
+          this.pendingJoin = undefined
+          ui.joinLink.value = link
+          void this.join(link)
+        }
         return this.renderPeers()
       case "PeerJoined":
         // Past the bound a join is not listed; the next registration's list has everyone.
@@ -134,8 +167,10 @@ class Session {
         if (e.record.peer === this.current) this.show(e.record)
         return
       case "SendFailed":
-        // In the open conversation the message's own bubble says so (`send`).
-        if (e.record.peer !== this.current) notice(`not sent to ${shortKey(e.record.peer)}: ${e.error}`)
+        // Also long after it was typed (a recipient unknown for good): its bubble says why. While
+        // `send` still waits, its own bubble says so when the send rejects.
+        if (e.record.peer !== this.current) return notice(`not sent to ${shortKey(e.record.peer)}: ${e.error}`)
+        if (this.shown.has(`out:${e.record.messageHash}`)) this.show(e.record)
         return
       case "Undecryptable":
         return notice(`a message from ${shortKey(e.from)} is not shown: ${e.reason}`)
@@ -213,11 +248,7 @@ class Session {
     if (record.offline === true) meta.append(el("span", { className: "flag", text: "while you were away" }))
     if (record.unbound === true) meta.append(el("span", { className: "flag", text: "unbound", title: "from an older client: not bound to its message hash" }))
     const receipt = receiptOf(record)
-    if (receipt !== undefined) {
-      const tick = el("span", { className: "receipt", text: receipt.mark, title: receipt.meaning })
-      tick.setAttribute("aria-label", receipt.meaning)
-      meta.append(tick)
-    }
+    if (receipt !== undefined) meta.append(...receiptElements(receipt, record.status === "failed"))
     // Only our own messages: for them the client recomputes the leaf from what it sent.
     if (record.direction === "out" && (record.status === "sent" || record.status === "queued" || record.status === "delivered")) {
       const chain = had?.li.querySelector<HTMLElement>(".chain") ?? el("span", { className: "chain" })
@@ -270,12 +301,14 @@ class Session {
   async send(text: string) {
     const to = this.current
     if (to === undefined || text.trim() === "") return
-    // Shown at once: while the node is away the send waits for the reconnection.
+    // Shown at once, queued: while the node is away the message waits in the outbox.
     const pending = el("li", { className: "message out pending" })
+    pending.dataset["status"] = "sending"
     const body = el("span", { className: "text", text })
     body.dir = "auto"
     pending.append(body, el("span", { className: "meta" }))
-    pending.lastElementChild?.append(el("span", { className: "receipt", text: "…", title: "sending" }))
+    const queued = receiptOf({ direction: "out", status: "sending" } as ChatRecord)
+    if (queued !== undefined) pending.lastElementChild?.append(...receiptElements(queued, false))
     ui.messages.append(pending)
     pending.scrollIntoView({ block: "nearest" })
     try {
@@ -286,8 +319,63 @@ class Session {
       if (this.closed) return
       if (this.current !== to) notice(`not sent to ${shortKey(to)}: ${errorText(e)}`)
       pending.dataset["status"] = "failed"
-      pending.lastElementChild?.replaceChildren(el("span", { className: "receipt", text: "✗", title: "not sent" }), el("span", { className: "error", text: `not sent: ${errorText(e)}` }))
+      pending.lastElementChild?.replaceChildren(...receiptElements({ mark: "✗", meaning: "not sent", label: `not sent: ${errorText(e)}` }, true))
     }
+  }
+
+  /** Opens an invite link: on success the conversation with its maker, who may be offline, is open. */
+  async join(link: string) {
+    ui.joinButton.disabled = true
+    ui.joinStatus.textContent = "opening the invite…"
+    delete ui.joinStatus.dataset["reason"]
+    delete ui.joinStatus.dataset["state"]
+    try {
+      const joined = await this.chat.join(link.trim())
+      if (this.closed) return
+      ui.joinLink.value = ""
+      ui.joinStatus.dataset["state"] = "joined"
+      ui.joinStatus.textContent = `joined ${joined.name === "" ? "" : `"${joined.name}" `}(${shortKey(joined.publicKey)}): write the first message`
+      await this.open(joined.publicKey)
+    } catch (e) {
+      if (this.closed) return
+      const refusal = joinRefusal(e)
+      ui.joinStatus.dataset["reason"] = refusal.reason
+      ui.joinStatus.textContent = refusal.text
+    } finally {
+      ui.joinButton.disabled = false
+    }
+  }
+
+  /** Stores an invite on the node; shows the link, its QR code and this page's address that joins it. */
+  async invite(reusable: boolean) {
+    ui.inviteButton.disabled = true
+    ui.inviteStatus.textContent = "making an invite…"
+    try {
+      const link = await this.chat.invite({ oneTime: !reusable })
+      if (this.closed) return
+      const { viewBox, d } = toSvgPath(encode(link, "M"))
+      ui.inviteQr.setAttribute("viewBox", `0 0 ${viewBox} ${viewBox}`)
+      ui.inviteQrPath.setAttribute("d", d)
+      ui.inviteLink.value = link
+      ui.invitePageLink.value = `${location.origin}${location.pathname}${JOIN_FRAGMENT}${encodeURIComponent(link)}`
+      ui.invite.hidden = false
+      ui.inviteStatus.textContent = `${reusable ? "for anyone with it" : "for one person"}, valid 7 days: whoever joins shows up here with their first message`
+    } catch (e) {
+      if (!this.closed) ui.inviteStatus.textContent = `no invite: ${errorText(e)}`
+    } finally {
+      ui.inviteButton.disabled = false
+    }
+  }
+}
+
+/** The invite link in the page's address (`#join=<link>`), if any. */
+const linkInAddress = (): string | undefined => {
+  if (!location.hash.startsWith(JOIN_FRAGMENT)) return undefined
+  try {
+    const link = decodeURIComponent(location.hash.slice(JOIN_FRAGMENT.length)).trim()
+    return link === "" ? undefined : link
+  } catch {
+    return location.hash.slice(JOIN_FRAGMENT.length)
   }
 }
 
@@ -296,6 +384,9 @@ const start = async () => {
   let session: Session | undefined
   const database = `demos-im/${config.network}`
   let creating = false
+  // Taken out of the address at once, so that a reload does not join again; kept until unlocked.
+  let openedWith = linkInAddress()
+  if (openedWith !== undefined) history.replaceState(null, "", `${location.pathname}${location.search}`)
 
   // A passphrase is typed twice only when it is about to seal a new identity: a typo then would lock
   // its owner out for good.
@@ -308,6 +399,7 @@ const start = async () => {
     ui.unlockIntro.textContent = key === undefined
       ? "No identity in this browser yet. Choose a passphrase: it seals your new keys and history here, and nobody can recover it for you."
       : `This browser holds the identity ${shortKey(key)}. Unlock it with its passphrase.`
+    ui.unlockJoin.hidden = openedWith === undefined
     ui.unlockButton.disabled = false
   }
 
@@ -338,6 +430,8 @@ const start = async () => {
         if (chat.created) notice("created a new identity in this browser: keep your passphrase, it cannot be recovered")
         for (const n of chat.notices) notice(n)
         session = new Session(chat)
+        session.pendingJoin = openedWith
+        openedWith = undefined
         session.start()
       },
       (err) => {
@@ -361,6 +455,13 @@ const start = async () => {
     ui.peers.replaceChildren()
     ui.messages.replaceChildren()
     ui.notices.replaceChildren()
+    ui.invite.hidden = true
+    ui.inviteLink.value = ""
+    ui.invitePageLink.value = ""
+    ui.inviteStatus.textContent = ""
+    ui.joinStatus.textContent = ""
+    delete ui.joinStatus.dataset["reason"]
+    delete ui.joinStatus.dataset["state"]
     void closing?.stop()
     void prepareUnlock()
   })
@@ -374,6 +475,29 @@ const start = async () => {
     void session.open(key)
   })
 
+  ui.joinForm.addEventListener("submit", (e) => {
+    e.preventDefault()
+    void session?.join(ui.joinLink.value)
+  })
+
+  ui.inviteForm.addEventListener("submit", (e) => {
+    e.preventDefault()
+    void session?.invite(ui.inviteReusable.checked)
+  })
+
+  // A link opened while the page is unlocked (pasted into the address bar) is joined at once.
+  window.addEventListener("hashchange", () => {
+    const link = linkInAddress()
+    if (link === undefined) return
+    history.replaceState(null, "", `${location.pathname}${location.search}`)
+    ui.joinLink.value = link
+    if (session !== undefined) void session.join(link)
+    else {
+      openedWith = link
+      ui.unlockJoin.hidden = false
+    }
+  })
+
   ui.composer.addEventListener("submit", (e) => {
     e.preventDefault()
     const text = ui.text.value
@@ -383,6 +507,8 @@ const start = async () => {
 
   ui.me.addEventListener("focus", () => ui.me.select())
   ui.peerKey.addEventListener("focus", () => ui.peerKey.select())
+  ui.inviteLink.addEventListener("focus", () => ui.inviteLink.select())
+  ui.invitePageLink.addEventListener("focus", () => ui.invitePageLink.select())
   ui.connection.textContent = `node ${config.nodeUrl}`
   await prepareUnlock()
 }

@@ -1,6 +1,7 @@
 /**
  * A QR code encoder (ISO/IEC 18004, byte mode, error correction L or M, versions 1 to 40), small enough
- * to keep here rather than take a dependency for the chat's `/invite`, and a renderer for terminals.
+ * to keep here rather than take a dependency for the chats' invite links, and renderers for terminals
+ * and for SVG. Pure (no Node module), so the terminal chat and the web page share it.
  * The construction follows the standard step by step: data bits, Reed-Solomon blocks interleaved,
  * function patterns, the zigzag placement, the mask with the lowest penalty, format and version bits.
  */
@@ -294,4 +295,17 @@ export const toTerminal = (qr: QrCode, quiet = 2): string => {
     lines.push(`\x1b[30;47m${line}\x1b[0m`)
   }
   return lines.join("\n")
+}
+
+/**
+ * The code as one SVG path: a unit square per dark module, offset by the quiet zone, for a
+ * `viewBox="0 0 n n"` with n = `size + 2 · quiet`. Built as data, so a page draws it with DOM calls (no
+ * markup from a string).
+ */
+export const toSvgPath = (qr: QrCode, quiet = 4): { readonly viewBox: number; readonly d: string } => {
+  const parts: Array<string> = []
+  for (let y = 0; y < qr.size; y++) {
+    for (let x = 0; x < qr.size; x++) if (qr.modules[y]![x]!) parts.push(`M${x + quiet} ${y + quiet}h1v1h-1z`)
+  }
+  return { viewBox: qr.size + 2 * quiet, d: parts.join("") }
 }

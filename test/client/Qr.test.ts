@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test"
-import { encode, toTerminal } from "../../src/cli/Qr.ts"
+import { encode, toSvgPath, toTerminal } from "../../src/client/Qr.ts"
 
 const LINK = "demos-im:wss://im.example.org:3006#default/EWscbNSV3j238ARL0W1OuVg5snrYVkQmxjtEDEh-WVr7pO10vI0ayrUQoPZ-lHpUeegtAoDtGwk"
 
@@ -80,5 +80,17 @@ describe("QR encoder", () => {
     expect(first).toHaveLength(qr.size + 4)
     // The finder pattern's top two rows: all dark, then dark at both ends only.
     expect(first.slice(2, 9)).toBe("█▀▀▀▀▀█")
+  })
+
+  test("for a page: one SVG path, a unit square per dark module inside the quiet zone", () => {
+    const qr = encode(LINK, "M", 3)
+    const { viewBox, d } = toSvgPath(qr, 4)
+    expect(viewBox).toBe(qr.size + 8)
+    const squares = [...d.matchAll(/M(\d+) (\d+)h1v1h-1z/g)].map((m) => [Number(m[1]) - 4, Number(m[2]) - 4])
+    expect(d).toBe(squares.map(([x, y]) => `M${x! + 4} ${y! + 4}h1v1h-1z`).join(""))
+    // Drawn back into a grid, the squares are the code's dark modules, no more, no fewer.
+    const grid = Array.from({ length: qr.size }, () => Array.from({ length: qr.size }, () => false))
+    for (const [x, y] of squares) grid[y!]![x!] = true
+    expect(bits(grid)).toEqual(REFERENCE)
   })
 })
