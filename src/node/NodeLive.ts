@@ -36,7 +36,10 @@ const OwnershipLive = Layer.unwrapEffect(
   Effect.map(NodeConfig, (cfg) =>
     Option.match(cfg.databaseUrl, {
       onNone: () => Ownership.layerSingle,
-      onSome: (url) => PgOwnership.layer.pipe(Layer.provide(BunPgClient.layer({ url, maxConnections: 1 })))
+      onSome: (url) =>
+        PgOwnership.layer.pipe(
+          Layer.provide(BunPgClient.layer({ url, maxConnections: 1, keepalives: Option.getOrUndefined(cfg.pgKeepalives) }))
+        )
     }))
 )
 
