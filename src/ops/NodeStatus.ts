@@ -288,16 +288,13 @@ export const layer = Layer.scoped(
       }).pipe(Effect.catchAll((e) => Effect.logDebug("cluster report not written", e)))
       yield* supervise("cluster-report", Effect.repeat(report, Schedule.spaced(REPORT_INTERVAL)))
     }
+    const self = Option.match(identity, { onNone: () => "", onSome: (i) => i.id })
     const cluster: Effect.Effect<ClusterView | undefined> = members === undefined
       ? Effect.succeed(undefined)
       : members.list.pipe(
         Effect.timeout(CHECK_TIMEOUT),
-        Effect.map((nodes): ClusterView => ({ self: Option.match(identity, { onNone: () => "", onSome: (i) => i.id }), nodes })),
-        Effect.orElseSucceed((): ClusterView => ({
-          self: Option.match(identity, { onNone: () => "", onSome: (i) => i.id }),
-          nodes: [],
-          error: "the database did not answer"
-        }))
+        Effect.map((nodes): ClusterView => ({ self, nodes })),
+        Effect.orElseSucceed((): ClusterView => ({ self, nodes: [], error: "the database did not answer" }))
       )
 
     const readNetworks = networks.pipe(Effect.timeout(CHECK_TIMEOUT), Effect.option, Effect.map(Option.getOrUndefined))
