@@ -2,9 +2,9 @@
  * Every node of a cluster on each node's status: `/api/nodes`, the snapshot behind the status page,
  * the page itself in headless Chromium, and `npm run admin -- nodes`. Three nodes on a private
  * nats-server and one Postgres database: each sees all three alive with their ports, host and
- * sessions, and every job owned by exactly one of them; a node killed (SIGKILL) is seen gone by the
- * others within seconds, owning nothing, its jobs taken over. The page's screenshot is saved under
- * test/.output/.
+ * sessions, and every job owned by exactly one of them; a node frozen (SIGSTOP) is seen stale, and
+ * alive again once it runs; a node killed (SIGKILL) is seen gone by the others within seconds, owning
+ * nothing, its jobs taken over. The page's screenshot is saved under test/.output/.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { existsSync, mkdirSync } from "node:fs"
@@ -141,6 +141,20 @@ describe.skipIf(skip !== undefined)("the cluster's nodes on each node's status",
     await page.screenshot({ path: join(OUTPUT, "status-page-cluster.png"), fullPage: true })
     expect(problems).toEqual([])
   }, 30_000)
+
+  test("a node frozen (SIGSTOP) still holds its lock: seen stale once its heartbeat is 10 s old, alive again when it runs", async () => {
+    const frozen = cluster.nodes[2]!
+    process.kill(frozen.pid, "SIGSTOP")
+    try {
+      const v = await until(cluster.nodes[0]!, (v) => v.nodes[2]!.state !== "alive", "n3 no longer alive", 20_000)
+      expect(v.nodes[2]!.state).toBe("stale")
+      expect(v.nodes[2]!.heartbeatAgeSeconds).toBeGreaterThanOrEqual(10)
+      expect(v.nodes.slice(0, 2).map((n) => n.state)).toEqual(["alive", "alive"])
+    } finally {
+      process.kill(frozen.pid, "SIGCONT")
+    }
+    await until(cluster.nodes[0]!, (v) => v.nodes[2]!.state === "alive", "n3 alive again", 15_000)
+  }, 45_000)
 
   test("a node killed is seen gone by the others within seconds, owning nothing, its jobs taken over", async () => {
     // The node owning the most jobs, so that they have to move.
