@@ -8,8 +8,9 @@ import { historyFrame, identity, registerFrame } from "./Keys.ts"
 import { field } from "./Field.ts"
 
 type Command =
-  | { cmd: "pairs"; url: string; run: string; uid: string; first: number; count: number }
+  | { cmd: "pairs"; url: string; run: string; uid: string; first: number; count: number; senderUrls?: ReadonlyArray<string>; receiverUrls?: ReadonlyArray<string> }
   | { cmd: "closed"; durationMs: number; warmupMs: number; window: number }
+  | { cmd: "acked"; durationMs: number; warmupMs: number; window: number; graceMs: number }
   | { cmd: "rate"; rate: number; durationMs: number; warmupMs: number }
   | { cmd: "open"; url: string; count: number }
   | { cmd: "register"; run: string; first: number; uids: ReadonlyArray<string> }
@@ -29,12 +30,16 @@ let errors = 0
 let firstError = ""
 const sockets: Array<WebSocket> = []
 
-/** Opens `count` sockets, at most 200 handshakes in flight (a connect storm is not what is measured). */
-const openSockets = async (url: string, count: number): Promise<Array<WebSocket>> => {
+/**
+ * Opens `count` sockets, at most 200 handshakes in flight (a connect storm is not what is measured);
+ * with several urls, socket i goes to `urls[i]`.
+ */
+const openSockets = async (urls: string | ReadonlyArray<string>, count: number): Promise<Array<WebSocket>> => {
   const opened: Array<WebSocket> = []
   for (let i = 0; i < count; i += 200) {
-    const batch = Array.from({ length: Math.min(200, count - i) }, () =>
+    const batch = Array.from({ length: Math.min(200, count - i) }, (_, j) =>
       new Promise<WebSocket>((resolve, reject) => {
+        const url = typeof urls === "string" ? urls : urls[i + j]!
         const ws = new WebSocket(url)
         const index = sockets.length
         sockets.push(ws)
@@ -77,7 +82,9 @@ const sendFrame = (pair: number, hash: string) =>
 const setupPairs = async (c: Extract<Command, { cmd: "pairs" }>) => {
   prefix = `${c.run}-${c.first}-${Math.random().toString(36).slice(2, 8)}-`
   const ids = Array.from({ length: c.count * 2 }, (_, i) => identity(c.run, 2 * c.first + i))
-  const all = await openSockets(c.url, ids.length)
+  // Sender and receiver of a pair may sit on different nodes of a cluster (pair p on urls[p % n]).
+  const at = (urls: ReadonlyArray<string> | undefined, pair: number) => urls === undefined ? c.url : urls[pair % urls.length]!
+  const all = await openSockets(ids.map((_, i) => at(i % 2 === 0 ? c.senderUrls : c.receiverUrls, c.first + Math.floor(i / 2))), ids.length)
   const now = Date.now()
   await registerAll(all, ids.map((id, i) => registerFrame(id, c.uid, now - i, `r${i}`)))
   senders = all.filter((_, i) => i % 2 === 0)
@@ -85,7 +92,7 @@ const setupPairs = async (c: Extract<Command, { cmd: "pairs" }>) => {
 }
 
 /** Per message: when it was (meant to be) sent, and which of ack (1) and delivery (2) arrived. */
-interface Flight { readonly pair: number; readonly at: number; seen: number }
+interface Flight { readonly pair: number; readonly at: number; seen: number; readonly measured?: boolean }
 
 const track = (flights: Map<string, Flight>, onAck: (f: Flight, now: number) => void, onDeliver: (f: Flight, now: number) => void, onDone: (f: Flight, ok: boolean) => void) => {
   onFrame = (text) => {
@@ -133,6 +140,67 @@ const closedLoop = async (c: Extract<Command, { cmd: "closed" }>) => {
   const cpu = process.cpuUsage(cpu0)
   await Bun.sleep(300)
   return { completed: done, seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, wallSeconds: seconds + c.warmupMs / 1000 }
+}
+
+/**
+ * Closed loop on acknowledgements alone: each pair keeps `window` messages unacknowledged, so the rate
+ * is the node's acknowledged throughput whether or not deliveries come. Deliveries of the messages
+ * sent in the measured window are counted and timed apart, until `graceMs` after it.
+ */
+const ackedLoop = async (c: Extract<Command, { cmd: "acked" }>) => {
+  const flights = new Map<string, Flight>()
+  const ackLatencies: Array<number> = []
+  const deliverLatencies: Array<number> = []
+  let seq = 0
+  let counting = false
+  let stopped = false
+  let acked = 0
+  let sent = 0
+  let deliveredInWindow = 0
+  const fire = (pair: number) => {
+    const hash = `${prefix}${seq++}`
+    flights.set(hash, { pair, at: performance.now(), seen: 0, measured: counting })
+    if (counting) sent++
+    senders[pair]!.send(sendFrame(pair, hash))
+  }
+  track(flights, (f, now) => {
+    if (f.measured) {
+      acked++
+      ackLatencies.push(now - f.at)
+    }
+    if (!stopped) fire(f.pair)
+  }, (f, now) => {
+    if (!f.measured) return
+    deliverLatencies.push(now - f.at)
+    if (!stopped) deliveredInWindow++
+  }, (f, ok) => {
+    // An error instead of an ack: the pair still keeps its window full.
+    if (!ok && !stopped) fire(f.pair)
+  })
+  const cpu0 = process.cpuUsage()
+  senders.forEach((_, pair) => { for (let i = 0; i < c.window; i++) fire(pair) })
+  await Bun.sleep(c.warmupMs)
+  counting = true
+  const t0 = performance.now()
+  await Bun.sleep(c.durationMs)
+  counting = false
+  stopped = true
+  const seconds = (performance.now() - t0) / 1000
+  const cpu = process.cpuUsage(cpu0)
+  // Late deliveries of the measured messages, for at most graceMs: the bench ends in bounded time.
+  const graceEnd = performance.now() + c.graceMs
+  while (deliverLatencies.length < acked && performance.now() < graceEnd) await Bun.sleep(20)
+  return {
+    acked,
+    sent,
+    seconds,
+    deliveredInWindow,
+    delivered: deliverLatencies.length,
+    ackLatencies,
+    deliverLatencies,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
+    wallSeconds: seconds + c.warmupMs / 1000
+  }
 }
 
 const openLoop = async (c: Extract<Command, { cmd: "rate" }>) => {
@@ -212,6 +280,7 @@ process.on("message", async (c: Command | { cmd: "go" }) => {
     switch (c.cmd) {
       case "pairs": await setupPairs(c); return send({ ok: true })
       case "closed": return send({ ok: true, ...(await closedLoop(c)), errors, firstError, closedByServer })
+      case "acked": return send({ ok: true, ...(await ackedLoop(c)), errors, firstError, closedByServer })
       case "rate": return send({ ok: true, ...(await openLoop(c)), errors, firstError, closedByServer })
       case "open": {
         const t = performance.now()

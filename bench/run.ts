@@ -3,7 +3,8 @@
  * loopback. Postgres when DATABASE_URL is set (in a throwaway database), PGlite otherwise; with
  * DATABASE_URL, PGlite's throughput, ack latency at 5,000 msg/s and history pages are measured in the
  * same run too, for the ratios between the two. The last line printed is one JSON object.
- * `--bandwidth`: the bandwidth scenario of `bandwidth.ts` instead.
+ * `--bandwidth`: the bandwidth scenario of `bandwidth.ts` instead; `--cluster`: three nodes against one
+ * (`cluster.ts`).
  */
 import * as fs from "node:fs"
 import { spawnGenerators } from "./Generators.ts"
@@ -11,6 +12,12 @@ import * as S from "./Scenarios.ts"
 import { seedHistory } from "./SeedHistory.ts"
 import { fmt, median, ratio } from "./Stats.ts"
 import { createDatabase, SESSION_NETWORKS, startBaseline, startBenchNode, type StorageChoice, type Target, tempDir } from "./Targets.ts"
+
+if (process.argv.includes("--cluster")) {
+  // Three nodes on one database and a private NATS against one node alone (issue 17).
+  await import("./cluster.ts")
+  process.exit(0)
+}
 
 if (process.argv.includes("--bandwidth")) {
   // Its own scenario (issue 16): N chat users' bytes on the wire, per compression setting.

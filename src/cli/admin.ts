@@ -8,6 +8,7 @@ const USAGE = `usage: npm run admin -- <command>
   status                      health, traffic and every network at a glance
   networks                    per network: sessions, mempool, queues, lags, limits
   sessions [--network N]      registered sessions by key (legacy: by client ID)
+  nodes                       the cluster's nodes: alive or not, heartbeat age, sessions, jobs owned
   kick <key>                  closes every session of the key (L2PS key, legacy client ID or signer)
   ban <key> [--reason TEXT]   refuses the key's registrations from now on and closes its sessions
   unban <key>                 lifts a ban
@@ -40,6 +41,8 @@ export const callOf = (args: ReadonlyArray<string>): Call | undefined => {
       return { method: "GET", path: "/api/networks" }
     case "bans":
       return { method: "GET", path: "/api/bans" }
+    case "nodes":
+      return { method: "GET", path: "/api/nodes" }
     case "sessions": {
       const network = flag("--network")
       return { method: "GET", path: network === undefined ? "/api/sessions" : `/api/sessions?network=${enc(network)}` }
@@ -71,6 +74,13 @@ const summary = (command: string, body: any): string | undefined => {
       )
     ]
     return lines.join("\n")
+  }
+  if (command === "nodes") {
+    return body.nodes.map((n: any) =>
+      `${n.nodeId === body.self ? "*" : " "} ${n.nodeId}: ${n.state}, heartbeat ${n.heartbeatAgeSeconds} s ago` +
+      `${n.host === null ? "" : `, ${n.host}`}${n.ports === null ? "" : ` (l2ps ${n.ports.l2ps}, legacy ${n.ports.legacy}, admin ${n.ports.admin})`}` +
+      `${n.sessions === null ? "" : `, ${n.sessions} sessions`}, owns ${n.owned.length === 0 ? "nothing" : n.owned.join(" ")}`
+    ).join("\n")
   }
   if (command === "sessions") return `${body.total} keys online${body.total > body.sessions.length ? ` (first ${body.sessions.length} listed)` : ""}`
   return undefined

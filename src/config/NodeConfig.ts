@@ -165,6 +165,28 @@ export interface NodeConfigShape {
   /** NATS client pings this often; after `natsMaxPingOut` unanswered ones the link is dead. */
   readonly natsPingIntervalMillis: number
   readonly natsMaxPingOut: number
+  /**
+   * TCP keepalives the Postgres server applies to this node's connections (seconds idle, seconds
+   * between probes, probes): a cut-off node's connection, and with it its locks, is dropped in
+   * seconds rather than the server's default of hours. None: the server's own settings.
+   */
+  readonly pgKeepalives: Option.Option<PgKeepalives>
+}
+
+export interface PgKeepalives {
+  readonly idleSeconds: number
+  readonly intervalSeconds: number
+  readonly count: number
+}
+
+/** `10,5,3` (idle, interval, probes) or `off`; undefined when malformed. */
+export const parsePgKeepalives = (text: string): Option.Option<PgKeepalives> | undefined => {
+  const t = text.trim()
+  if (t === "off") return Option.none()
+  const parts = t.split(",").map((p) => p.trim())
+  if (parts.length !== 3 || !parts.every((p) => /^[1-9][0-9]{0,3}$/.test(p))) return undefined
+  const [idleSeconds, intervalSeconds, count] = parts.map(Number) as [number, number, number]
+  return Option.some({ idleSeconds, intervalSeconds, count })
 }
 
 /** The node's configuration port. */
@@ -258,7 +280,8 @@ export const defaults: NodeConfigShape = {
   natsUrl: Option.none(),
   nodeId: Option.none(),
   natsPingIntervalMillis: 2000,
-  natsMaxPingOut: 2
+  natsMaxPingOut: 2,
+  pgKeepalives: Option.some({ idleSeconds: 10, intervalSeconds: 5, count: 3 })
 }
 
 /** Tests and embedding hosts: defaults with overrides, `networks` given as uids or full limits. */
@@ -519,7 +542,16 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
       })
     ),
     natsPingIntervalMillis: positive("NATS_PING_INTERVAL_MS", defaults.natsPingIntervalMillis),
-    natsMaxPingOut: positive("NATS_MAX_PING_OUT", defaults.natsMaxPingOut)
+    natsMaxPingOut: positive("NATS_MAX_PING_OUT", defaults.natsMaxPingOut),
+    pgKeepalives: Config.string("PG_TCP_KEEPALIVES").pipe(
+      Config.withDefault("10,5,3"),
+      Config.mapOrFail((text) => {
+        const parsed = parsePgKeepalives(text)
+        return parsed === undefined
+          ? Either.left(ConfigError.InvalidData(["PG_TCP_KEEPALIVES"], `must be idle,interval,probes in seconds (e.g. 10,5,3) or off, not ${JSON.stringify(text.slice(0, 64))}`))
+          : Either.right(parsed)
+      })
+    )
   })
   if (Option.isSome(env.natsUrl) && Option.isNone(env.databaseUrl)) {
     // Nodes of a cluster share one database; an embedded PGlite is one node's own.
@@ -611,7 +643,8 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
     natsUrl: env.natsUrl,
     nodeId: env.nodeId,
     natsPingIntervalMillis: env.natsPingIntervalMillis,
-    natsMaxPingOut: env.natsMaxPingOut
+    natsMaxPingOut: env.natsMaxPingOut,
+    pgKeepalives: env.pgKeepalives
   }
 })
 

@@ -84,6 +84,7 @@ export const SETTINGS: ReadonlyArray<Setting> = [
   { name: "NODE_ID", default: "(generated)", meaning: "this node's name in the cluster ([A-Za-z0-9_-], at most 64); unset, one is made on first start and kept in `DATA_DIR/node-id`" },
   { name: "NATS_PING_INTERVAL_MS", default: "2000", meaning: "the node pings NATS this often…" },
   { name: "NATS_MAX_PING_OUT", default: "2", meaning: "…and counts the link dead after this many unanswered pings, then reconnects (it never gives up)" },
+  { name: "PG_TCP_KEEPALIVES", default: "10,5,3", meaning: "TCP keepalives the Postgres server keeps on this node's connections: seconds idle, seconds between probes, probes (sent at connect as `tcp_keepalives_*`, with `tcp_user_timeout` their sum), so that a node cut off from the database loses its connection, and its locks, in about 25 s instead of hours; `off` leaves the server's settings" },
 ]
 
 /** `npm run node -- --help`: every setting with its default, for a terminal. */

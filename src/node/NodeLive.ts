@@ -6,6 +6,7 @@ import * as Option from "effect/Option"
 import * as NodeIdentity from "../config/NodeIdentity.ts"
 import * as Ownership from "../internal/Ownership.ts"
 import * as BunPgClient from "../storage/BunPgClient.ts"
+import * as PgClusterMembers from "../storage/PgClusterMembers.ts"
 import * as PgOwnership from "../storage/PgOwnership.ts"
 import * as PgQuotaLeases from "../storage/PgQuotaLeases.ts"
 import * as PgSeenProofs from "../storage/PgSeenProofs.ts"
@@ -36,13 +37,20 @@ const OwnershipLive = Layer.unwrapEffect(
   Effect.map(NodeConfig, (cfg) =>
     Option.match(cfg.databaseUrl, {
       onNone: () => Ownership.layerSingle,
-      onSome: (url) => PgOwnership.layer.pipe(Layer.provide(BunPgClient.layer({ url, maxConnections: 1 })))
+      onSome: (url) =>
+        PgOwnership.layer.pipe(
+          Layer.provide(BunPgClient.layer({ url, maxConnections: 1, keepalives: Option.getOrUndefined(cfg.pgKeepalives) }))
+        )
     }))
 )
 
-/** A cluster member records accepted proofs and leases quota where the other members see them; alone, memory is enough. */
+/**
+ * A cluster member records accepted proofs and leases quota where the other members see them, and
+ * lists the members on its status page; alone, memory is enough.
+ */
 const SeenProofsLive = Layer.unwrapEffect(
-  Effect.map(NodeConfig, (cfg) => Option.isSome(cfg.natsUrl) ? Layer.merge(PgSeenProofs.layer, PgQuotaLeases.layer) : Layer.empty)
+  Effect.map(NodeConfig, (cfg) =>
+    Option.isSome(cfg.natsUrl) ? Layer.mergeAll(PgSeenProofs.layer, PgQuotaLeases.layer, PgClusterMembers.layer) : Layer.empty)
 )
 
 /** The local L1 keeps its chain in the node's database, so it is built after the migrations. */

@@ -169,6 +169,10 @@ export const layer = Layer.scopedDiscard(
           }
           case "/api/bans":
             return json(yield* status.admin.bans)
+          case "/api/nodes": {
+            const view = yield* status.cluster
+            return view === undefined ? json({ error: "not a cluster member (NATS_URL is not set)" }, 404) : json(view)
+          }
         }
         if (parts[0] === "api" && parts[1] === "messages" && parts.length === 3) {
           const found = yield* status.message(parts[2]!)

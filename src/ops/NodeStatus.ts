@@ -8,12 +8,14 @@ import * as Metric from "effect/Metric"
 import * as MetricState from "effect/MetricState"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
+import { hostname } from "node:os"
 import pkg from "../../package.json" with { type: "json" }
 import { NodeConfig } from "../config/NodeConfig.ts"
 import { NodeIdentity } from "../config/NodeIdentity.ts"
 import { NodeKey } from "../crypto/NodeKey.ts"
 import { LEGACY_UID } from "../domain/LegacyUid.ts"
 import * as Metrics from "../internal/Metrics.ts"
+import { ClusterMembers, type Member } from "../internal/ClusterMembers.ts"
 import { Ownership } from "../internal/Ownership.ts"
 import { supervise } from "../internal/supervise.ts"
 import { L1 } from "../l1/L1.ts"
@@ -71,6 +73,17 @@ export interface SessionInfo {
   readonly signer?: string
 }
 
+export type { Member } from "../internal/ClusterMembers.ts"
+
+/** The nodes sharing the database, as this node sees them (a cluster member only). */
+export interface ClusterView {
+  /** This node's id among them. */
+  readonly self: string
+  /** Every node that ever joined, by id; empty with `error` when the database did not answer. */
+  readonly nodes: ReadonlyArray<Member>
+  readonly error?: string
+}
+
 /** Everything the status page shows, in one read. */
 export interface StatusSnapshot {
   readonly version: string
@@ -87,6 +100,8 @@ export interface StatusSnapshot {
   /** Over the last minute. */
   readonly commitLatency: Percentiles
   readonly errors: Readonly<Record<string, number>>
+  /** Only on a cluster member (`NATS_URL`). */
+  readonly cluster?: ClusterView
 }
 
 /** An operator's request the node refuses (an unknown or malformed key). */
@@ -127,6 +142,8 @@ export class NodeStatus extends Context.Tag("im/NodeStatus")<NodeStatus, {
   readonly sessionList: (l2psUid: string | undefined, max: number) => Effect.Effect<{ readonly total: number; readonly sessions: ReadonlyArray<SessionInfo> }>
   readonly message: (messageHash: string) => Effect.Effect<ReadonlyArray<MessageReport>, StorageError>
   readonly batch: (l2psUid: string, seq: number) => Effect.Effect<BatchDetail | undefined, StorageError>
+  /** The cluster's nodes; undefined on a node alone. */
+  readonly cluster: Effect.Effect<ClusterView | undefined>
   readonly admin: NodeAdmin
 }>() {}
 
@@ -135,6 +152,8 @@ const CHECK_TIMEOUT = "3 seconds"
 /** Five minutes of per-second samples for the page's plot. */
 const SAMPLES = 300
 const RECENT_BATCHES = 10
+/** How often a cluster member writes its own report (host, ports, sessions) next to its heartbeat. */
+const REPORT_INTERVAL = "2 seconds"
 /** Messages one hash may name (one per network and sender): an operator's lookup stays small. */
 const MESSAGES_PER_HASH = 20
 
@@ -255,6 +274,29 @@ export const layer = Layer.scoped(
       return { ...h, status: reasons.length === 0 ? "ok" : "degraded", reasons, cluster: c }
     }
 
+    const members = Option.getOrUndefined(yield* Effect.serviceOption(ClusterMembers))
+    const sessionTotal = Effect.zipWith(peers.count, legacyPeers.count, (a, b) => a + b)
+    if (members !== undefined) {
+      const host = hostname()
+      const report = Effect.gen(function*() {
+        yield* members.report({
+          host,
+          version: VERSION,
+          ports: { l2ps: cfg.l2psPort, legacy: cfg.legacyPort, admin: cfg.adminPort },
+          sessions: yield* sessionTotal
+        })
+      }).pipe(Effect.catchAll((e) => Effect.logDebug("cluster report not written", e)))
+      yield* supervise("cluster-report", Effect.repeat(report, Schedule.spaced(REPORT_INTERVAL)))
+    }
+    const self = Option.match(identity, { onNone: () => "", onSome: (i) => i.id })
+    const cluster: Effect.Effect<ClusterView | undefined> = members === undefined
+      ? Effect.succeed(undefined)
+      : members.list.pipe(
+        Effect.timeout(CHECK_TIMEOUT),
+        Effect.map((nodes): ClusterView => ({ self, nodes })),
+        Effect.orElseSucceed((): ClusterView => ({ self, nodes: [], error: "the database did not answer" }))
+      )
+
     const readNetworks = networks.pipe(Effect.timeout(CHECK_TIMEOUT), Effect.option, Effect.map(Option.getOrUndefined))
 
     const health = Effect.gen(function*() {
@@ -282,6 +324,7 @@ export const layer = Layer.scoped(
             batches: batches.map(summaryOf)
           }
         }))
+      const clusterView = yield* cluster
       const [connections, messagesIn, messagesOut, rateLimited, all] = yield* Effect.all([
         Metric.value(Metrics.connections),
         Metric.value(Metrics.messagesIn),
@@ -307,7 +350,8 @@ export const layer = Layer.scoped(
         rates: samples.rates(),
         totals: { messagesIn: messagesIn.count, messagesOut: messagesOut.count, rateLimited: rateLimited.count },
         commitLatency: samples.percentiles(60),
-        errors
+        errors,
+        ...(clusterView === undefined ? {} : { cluster: clusterView })
       } satisfies StatusSnapshot
     })
 
@@ -389,7 +433,7 @@ export const layer = Layer.scoped(
       version: VERSION,
       nodeKey: key.publicKeyHex.slice(0, 64),
       startedAt,
-      sessions: Effect.zipWith(peers.count, legacyPeers.count, (a, b) => a + b),
+      sessions: sessionTotal,
       storage: storage.ping,
       networks,
       health,
@@ -397,6 +441,7 @@ export const layer = Layer.scoped(
       sessionList,
       message,
       batch,
+      cluster,
       admin
     }
   })

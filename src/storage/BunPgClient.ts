@@ -9,6 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
+import type { PgKeepalives } from "../config/NodeConfig.ts"
 import * as Stream from "effect/Stream"
 
 type TransformRows = (<A extends object>(rows: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
@@ -18,7 +19,20 @@ export interface BunPgOptions {
   readonly url: Redacted.Redacted<string>
   readonly maxConnections: number
   readonly connectTimeout?: Duration.DurationInput | undefined
+  /** Sent at connect: the server then probes each connection and drops one whose peer is gone. */
+  readonly keepalives?: PgKeepalives | undefined
 }
+
+/**
+ * The server-side settings that make Postgres notice a vanished client: keepalives for an idle
+ * connection, `tcp_user_timeout` for one with unacknowledged data in flight (keepalives wait behind it).
+ */
+export const keepaliveParameters = (k: PgKeepalives): Record<string, number> => ({
+  tcp_keepalives_idle: k.idleSeconds,
+  tcp_keepalives_interval: k.intervalSeconds,
+  tcp_keepalives_count: k.count,
+  tcp_user_timeout: (k.idleSeconds + k.intervalSeconds * k.count) * 1000
+})
 
 const errorMessage = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
 
@@ -46,7 +60,8 @@ export const make = (options: BunPgOptions): Effect.Effect<SqlClient.SqlClient, 
           max: options.maxConnections,
           connectionTimeout: Math.ceil(Duration.toSeconds(timeout)),
           // int8 comes back as text (ids and timestamps are read with Number/String), as with `pg`.
-          bigint: false
+          bigint: false,
+          ...(options.keepalives === undefined ? {} : { connection: keepaliveParameters(options.keepalives) })
         })
       ),
       closePool

@@ -32,8 +32,8 @@ const connectFailure = (cause: unknown): string => {
 }
 
 /** The first connection's failure names the setting and the server, so that an operator sees which. */
-const postgres = (url: Redacted.Redacted) =>
-  BunPgClient.layer({ url, maxConnections: 8 }).pipe(
+const postgres = (url: Redacted.Redacted, cfg: NodeConfigShape) =>
+  BunPgClient.layer({ url, maxConnections: 8, keepalives: Option.getOrUndefined(cfg.pgKeepalives) }).pipe(
     Layer.mapError((e) => {
       const secret = new URL(Redacted.value(url)).password
       const reason = connectFailure(e.cause)
@@ -60,6 +60,6 @@ export const layer: Layer.Layer<SqlClient.SqlClient, SqlError, NodeConfig> = Lay
           }).pipe(Effect.as(PgliteClient.layer({ dataDir })))
         )
       },
-      onSome: postgres
+      onSome: (url) => postgres(url, cfg)
     }))
 )

@@ -26,6 +26,8 @@ export interface NatsServer {
   /** SIGKILL, then wait for the exit. */
   stop(): Promise<void>
   readonly running: () => boolean
+  /** The running server's process id (for its CPU, in the cluster bench). */
+  readonly pid: () => number | undefined
 }
 
 const accepting = (port: number): Promise<boolean> =>
@@ -62,5 +64,5 @@ export const create = async (): Promise<NatsServer> => {
     await exited
   }
   await start()
-  return { port, url: `nats://127.0.0.1:${port}`, start, stop, running: () => child !== undefined }
+  return { port, url: `nats://127.0.0.1:${port}`, start, stop, running: () => child !== undefined, pid: () => child?.pid }
 }

@@ -112,6 +112,11 @@ describe("bad requests", () => {
     expect((await post(JSON.stringify({ key: "not a key!" })))[0]).toBe(400)
     expect((await api("/api/status")).status).toBe(200)
   })
+
+  test("a node alone has no cluster: /api/nodes says so (404), the status has no cluster part", async () => {
+    expect(await api("/api/nodes")).toEqual({ status: 404, body: { error: "not a cluster member (NATS_URL is not set)" } })
+    expect("cluster" in (await api("/api/status")).body).toBe(false)
+  })
 })
 
 describe("metrics", () => {
