@@ -165,6 +165,8 @@ export interface NodeConfigShape {
   /** NATS client pings this often; after `natsMaxPingOut` unanswered ones the link is dead. */
   readonly natsPingIntervalMillis: number
   readonly natsMaxPingOut: number
+  /** In a cluster, how often storage is read again for the local sessions' waiting messages. */
+  readonly clusterResyncMillis: number
 }
 
 /** The node's configuration port. */
@@ -258,7 +260,8 @@ export const defaults: NodeConfigShape = {
   natsUrl: Option.none(),
   nodeId: Option.none(),
   natsPingIntervalMillis: 2000,
-  natsMaxPingOut: 2
+  natsMaxPingOut: 2,
+  clusterResyncMillis: 3000
 }
 
 /** Tests and embedding hosts: defaults with overrides, `networks` given as uids or full limits. */
@@ -519,7 +522,8 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
       })
     ),
     natsPingIntervalMillis: positive("NATS_PING_INTERVAL_MS", defaults.natsPingIntervalMillis),
-    natsMaxPingOut: positive("NATS_MAX_PING_OUT", defaults.natsMaxPingOut)
+    natsMaxPingOut: positive("NATS_MAX_PING_OUT", defaults.natsMaxPingOut),
+    clusterResyncMillis: positive("CLUSTER_RESYNC_MS", defaults.clusterResyncMillis)
   })
   if (Option.isSome(env.natsUrl) && Option.isNone(env.databaseUrl)) {
     // Nodes of a cluster share one database; an embedded PGlite is one node's own.
@@ -611,7 +615,8 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
     natsUrl: env.natsUrl,
     nodeId: env.nodeId,
     natsPingIntervalMillis: env.natsPingIntervalMillis,
-    natsMaxPingOut: env.natsMaxPingOut
+    natsMaxPingOut: env.natsMaxPingOut,
+    clusterResyncMillis: env.clusterResyncMillis
   }
 })
 

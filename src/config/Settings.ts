@@ -84,6 +84,7 @@ export const SETTINGS: ReadonlyArray<Setting> = [
   { name: "NODE_ID", default: "(generated)", meaning: "this node's name in the cluster ([A-Za-z0-9_-], at most 64); unset, one is made on first start and kept in `DATA_DIR/node-id`" },
   { name: "NATS_PING_INTERVAL_MS", default: "2000", meaning: "the node pings NATS this often…" },
   { name: "NATS_MAX_PING_OUT", default: "2", meaning: "…and counts the link dead after this many unanswered pings, then reconnects (it never gives up)" },
+  { name: "CLUSTER_RESYNC_MS", default: "3000", meaning: "in a cluster, how often a node reads storage again for what waits for its sessions (a push lost on the bus is delivered by then; also at once after a bus reconnect)" },
 ]
 
 /** `npm run node -- --help`: every setting with its default, for a terminal. */
