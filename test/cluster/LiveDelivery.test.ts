@@ -28,6 +28,8 @@ describe.skipIf(skip !== undefined)("live delivery across nodes", () => {
     const bob = makeIdentity()
     const onN2 = await open(cluster.nodes[1]!.url, { identity: bob, capabilities: ["ack"], autoAck: true })
     const onN3 = await open(cluster.nodes[2]!.url, { identity: bob, capabilities: ["ack"], autoAck: true })
+    // Another key's session on the recipient's node: a push goes to its own key only.
+    const eve = await open(cluster.nodes[1]!.url, { capabilities: ["ack", "copies"] })
     const alice = await open(cluster.nodes[0]!.url)
     const outcomes = []
     for (let i = 0; i < 20; i++) outcomes.push(await alice.send(bob.publicKey))
@@ -40,6 +42,8 @@ describe.skipIf(skip !== undefined)("live delivery across nodes", () => {
     const delivered = () =>
       new Set(alice.frames.filter((f) => f.type === "message_delivered").map((f) => f.payload.messageHash as string))
     await waitUntil(() => hashes.every((h) => delivered().has(h)), "message_delivered for all 20 on n1", 5_000)
+    await eve.barrier()
+    expect(eve.frames.filter((f) => f.type === "message" || f.type === "message_delivered")).toEqual([])
     const rows = await cluster.query<{ delivery_status: string; n: string }>(
       "SELECT delivery_status, count(*)::text AS n FROM l2ps_messages WHERE to_key = $1 GROUP BY delivery_status",
       [bob.publicKey.toLowerCase()]
