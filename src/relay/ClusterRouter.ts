@@ -45,6 +45,8 @@ export class ClusterRouter extends Context.Tag("im/ClusterRouter")<ClusterRouter
 const INBOUND_MAX = 8192
 /** Publications waiting for the bus's client; past it one is dropped (the resync delivers it). */
 const OUTBOUND_MAX = 8192
+/** Bytes of frames each queue holds at most: 8,192 frames of the largest size would be 2 GB. */
+const QUEUE_BYTES = 64 * 1024 * 1024
 /** Bus messages handled in one turn (one storage update for all their messages). */
 const INBOUND_BATCH = 512
 /** Keys whose storage is probed in one resync round; the next round goes on from there. */
@@ -94,8 +96,9 @@ const decode = (origin: string, l2psUid: string, key: string, data: Uint8Array):
   } catch {
     return undefined
   }
-  if (typeof messageHash !== "string") return undefined
-  return { l2psUid, key, kind, id: text.slice(b + 1, c), messageHash, frame: text.slice(d + 1) }
+  const id = text.slice(b + 1, c)
+  if (typeof messageHash !== "string" || (kind === Kind.Message && !/^[0-9]{1,19}$/.test(id))) return undefined
+  return { l2psUid, key, kind, id, messageHash, frame: text.slice(d + 1) }
 }
 
 const single = ClusterRouter.of({
@@ -115,7 +118,7 @@ const make = (broker: BrokerShape) =>
     const storage = yield* Storage
     const origin = `${(yield* Random.nextIntBetween(0, 2 ** 31)).toString(36)}${(yield* Random.nextIntBetween(0, 2 ** 31)).toString(36)}`
     const subscriptions = new Map<string, { readonly l2psUid: string; readonly key: string; readonly scope: Scope.CloseableScope }>()
-    const inbound = new BatchQueue<Inbound>(INBOUND_MAX, Number.MAX_SAFE_INTEGER, () => 0)
+    const inbound = new BatchQueue<Inbound>(INBOUND_MAX, QUEUE_BYTES, (item) => item.frame.length)
     let dropped = 0
 
     yield* Effect.addFinalizer(() =>
@@ -146,7 +149,11 @@ const make = (broker: BrokerShape) =>
       })
 
     // Publications leave from their own fiber: a send's completion (plain code) only queues them.
-    const outbound = new BatchQueue<{ readonly subject: string; readonly data: Uint8Array }>(OUTBOUND_MAX, Number.MAX_SAFE_INTEGER, () => 0)
+    const outbound = new BatchQueue<{ readonly subject: string; readonly data: Uint8Array }>(
+      OUTBOUND_MAX,
+      QUEUE_BYTES,
+      (m) => m.data.length
+    )
     const publish = (kind: Kind, l2psUid: string, key: string, id: string, messageHash: string, frame: string) => {
       if (!outbound.tryOffer({ subject: subjectOf(l2psUid, key), data: encode(kind, origin, id, messageHash, frame) })) dropped++
     }
