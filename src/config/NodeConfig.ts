@@ -165,6 +165,8 @@ export interface NodeConfigShape {
   /** NATS client pings this often; after `natsMaxPingOut` unanswered ones the link is dead. */
   readonly natsPingIntervalMillis: number
   readonly natsMaxPingOut: number
+  /** In a cluster, how often storage is read again for the local sessions' waiting messages. */
+  readonly clusterResyncMillis: number
   /**
    * TCP keepalives the Postgres server applies to this node's connections (seconds idle, seconds
    * between probes, probes): a cut-off node's connection, and with it its locks, is dropped in
@@ -281,7 +283,8 @@ export const defaults: NodeConfigShape = {
   nodeId: Option.none(),
   natsPingIntervalMillis: 2000,
   natsMaxPingOut: 2,
-  pgKeepalives: Option.some({ idleSeconds: 10, intervalSeconds: 5, count: 3 })
+  pgKeepalives: Option.some({ idleSeconds: 10, intervalSeconds: 5, count: 3 }),
+  clusterResyncMillis: 3000
 }
 
 /** Tests and embedding hosts: defaults with overrides, `networks` given as uids or full limits. */
@@ -551,7 +554,8 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
           ? Either.left(ConfigError.InvalidData(["PG_TCP_KEEPALIVES"], `must be idle,interval,probes in seconds (e.g. 10,5,3) or off, not ${JSON.stringify(text.slice(0, 64))}`))
           : Either.right(parsed)
       })
-    )
+    ),
+    clusterResyncMillis: positive("CLUSTER_RESYNC_MS", defaults.clusterResyncMillis)
   })
   if (Option.isSome(env.natsUrl) && Option.isNone(env.databaseUrl)) {
     // Nodes of a cluster share one database; an embedded PGlite is one node's own.
@@ -644,7 +648,8 @@ export const fromEnv: Effect.Effect<NodeConfigShape, ConfigError.ConfigError> = 
     nodeId: env.nodeId,
     natsPingIntervalMillis: env.natsPingIntervalMillis,
     natsMaxPingOut: env.natsMaxPingOut,
-    pgKeepalives: env.pgKeepalives
+    pgKeepalives: env.pgKeepalives,
+    clusterResyncMillis: env.clusterResyncMillis
   }
 })
 

@@ -85,6 +85,7 @@ export const SETTINGS: ReadonlyArray<Setting> = [
   { name: "NATS_PING_INTERVAL_MS", default: "2000", meaning: "the node pings NATS this often…" },
   { name: "NATS_MAX_PING_OUT", default: "2", meaning: "…and counts the link dead after this many unanswered pings, then reconnects (it never gives up)" },
   { name: "PG_TCP_KEEPALIVES", default: "10,5,3", meaning: "TCP keepalives the Postgres server keeps on this node's connections: seconds idle, seconds between probes, probes (sent at connect as `tcp_keepalives_*`, with `tcp_user_timeout` their sum), so that a node cut off from the database loses its connection, and its locks, in about 25 s instead of hours; `off` leaves the server's settings" },
+  { name: "CLUSTER_RESYNC_MS", default: "3000", meaning: "in a cluster, how often a node reads storage again for what waits for its sessions (a push lost on the bus is delivered by then; also at once after a bus reconnect)" },
 ]
 
 /** `npm run node -- --help`: every setting with its default, for a terminal. */

@@ -10,6 +10,7 @@ import * as NodeStatus from "../ops/NodeStatus.ts"
 import * as MessageRetention from "../ops/MessageRetention.ts"
 import * as InvitePrune from "../ops/InvitePrune.ts"
 import * as OfflineExpiry from "../ops/OfflineExpiry.ts"
+import * as ClusterRouter from "../relay/ClusterRouter.ts"
 import * as Committer from "../relay/Committer.ts"
 import * as PendingProbe from "../relay/PendingProbe.ts"
 import * as PrekeyLimits from "../limits/PrekeyLimits.ts"
@@ -32,7 +33,8 @@ const Internals = Layer.mergeAll(
   ServerClock.layer,
   Presence.layer,
   ReadBudget.layer,
-  PrekeyLimits.layer
+  PrekeyLimits.layer,
+  ClusterRouter.layer
 ).pipe(Layer.provideMerge(Peers.layer), Layer.provideMerge(BatchWakeups.layer))
 
 // NodeStatus reads the legacy server's registry, which `LegacyServer.layer` outputs.

@@ -9,6 +9,7 @@ import { ValidatorPool, type ValidatorPoolShape } from "../validators/ValidatorP
 import { AddressLimits } from "../limits/AddressLimits.ts"
 import { Bans } from "../limits/Bans.ts"
 import { nodeIdOf } from "./BoundProof.ts"
+import { ClusterRouter } from "./ClusterRouter.ts"
 import { Committer } from "./Committer.ts"
 import { PendingProbe } from "./PendingProbe.ts"
 import { PrekeyLimits } from "../limits/PrekeyLimits.ts"
@@ -41,6 +42,8 @@ export interface RelayDeps {
   readonly prekeys: PrekeyStoreShape
   readonly prekeyLimits: typeof PrekeyLimits.Service
   readonly invites: InviteStoreShape
+  /** Delivery to and from the other nodes of a cluster (no-ops on one node). */
+  readonly router: typeof ClusterRouter.Service
   /** The current time for plain code (the connection's callbacks), from the same `Clock` as effects. */
   readonly now: () => number
 }
@@ -65,5 +68,6 @@ export const make = Effect.flatMap(NodeKey, (key) => Effect.all({
   prekeys: PrekeyStore,
   prekeyLimits: PrekeyLimits,
   invites: InviteStore,
+  router: ClusterRouter,
   now: Effect.map(Effect.clock, (clock) => () => clock.unsafeCurrentTimeMillis())
 }))

@@ -23,6 +23,7 @@ export const ack = (deps: RelayDeps) => (session: ConnectionContext, frame: Enve
     for (const { messageHash, from } of acked) {
       const text = encodeFrame("message_delivered", encodePayload("message_delivered", { messageHash: MessageHash.make(messageHash), at }), at)
       for (const p of yield* deps.peers.online(reg.l2psUid, from)) p.push(text)
+      if (deps.router.clustered) deps.router.unsafeReceipt(reg.l2psUid, from, text)
     }
     yield* session.reply(
       "ack_response",

@@ -237,6 +237,7 @@ const complete = (
       // Every outbox filled up since the check: the message waits in storage like any queued one.
       const raced = live.length > 0 && delivered === 0
       reply(session, raced ? "queued" : message.outcome, message.messageHash, requestId, now)
+      if (deps.router.clustered) deps.router.unsafeStored(message.l2psUid, message.to, result.id, message.messageHash, text)
       copyToOwnSessions(deps, session, message)
       // Read again now: a session of the recipient that registered while this commit ran may have
       // flushed its queue before the message was in it.
@@ -259,9 +260,13 @@ const complete = (
  * room, or offline, reads it from history.
  */
 const copyToOwnSessions = (deps: RelayDeps, session: ConnectionContext, message: NewMessage) => {
+  let text: string | undefined
+  if (deps.router.clustered) {
+    text = copyFrame(message.from, message.to, message.encryptedJson, message.messageHash, message.timestamp)
+    deps.router.unsafeCopy(message.l2psUid, message.from, text)
+  }
   const own = deps.peers.unsafeOnline(message.l2psUid, message.from)
   if (own.length < 2) return
-  let text: string | undefined
   for (const r of own) {
     if (!r.copies || r.id === session.id || !r.canAccept()) continue
     text ??= copyFrame(message.from, message.to, message.encryptedJson, message.messageHash, message.timestamp)

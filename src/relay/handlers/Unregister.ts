@@ -12,5 +12,5 @@ export const unregister = (deps: RelayDeps, session: ConnectionContext) =>
     session.registration = undefined
     const { last, removed } = yield* deps.peers.remove(reg.peer)
     if (removed) yield* Metric.incrementBy(Metrics.sessions, -1)
-    if (last) yield* deps.presence.changed(reg.l2psUid, reg.key, false)
+    if (last) yield* Effect.zipRight(deps.router.track(reg.l2psUid, reg.key), deps.presence.changed(reg.l2psUid, reg.key, false))
   })
