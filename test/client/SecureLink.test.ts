@@ -11,6 +11,7 @@ import type { L2psPeerShape, PrekeysPublishData } from "../../src/client/L2psPee
 import { type BundleData, bundleOf, createDevice, verifyBundle } from "../../src/client/secure/DeviceKeys.ts"
 import { decodeParcel } from "../../src/client/secure/Parcel.ts"
 import { memoryStore } from "../../src/client/secure/SecureSessions.ts"
+import { utf8 } from "../../src/client/secure/Bytes.ts"
 import * as SecureLink from "../../src/client/SecureLink.ts"
 
 const HOUR = 3_600_000
@@ -116,15 +117,15 @@ describe("a recipient's devices as the node lists them", () => {
       const partsOf = (sealed: { readonly encrypted: { readonly ciphertext: string } } | undefined) =>
         decodeParcel(Uint8Array.from(Buffer.from(sealed!.encrypted.ciphertext, "base64"))).map((p) => p.deviceId)
 
-      expect(partsOf(yield* link.seal(bob.publicKey, "to both", 1))).toEqual([1, 2])
+      expect(partsOf(yield* link.seal(bob.publicKey, utf8("to both"), 1))).toEqual([1, 2])
       const second = store.sessions.get(`${bob.publicKey}/2`)!.active
       expect(second.rootKey.some((b) => b !== 0)).toBe(true)
 
       listed = [1]
       // Within the list's lifetime the sender still seals for both; after it, only for what is listed.
-      expect(partsOf(yield* link.seal(bob.publicKey, "still both", 2))).toEqual([1, 2])
+      expect(partsOf(yield* link.seal(bob.publicKey, utf8("still both"), 2))).toEqual([1, 2])
       yield* TestClock.adjust(60_000)
-      expect(partsOf(yield* link.seal(bob.publicKey, "one left", 60_001))).toEqual([1])
+      expect(partsOf(yield* link.seal(bob.publicKey, utf8("one left"), 60_001))).toEqual([1])
       expect(store.sessions.has(`${bob.publicKey}/2`)).toBe(false)
       expect(store.sessions.has(`${bob.publicKey}/1`)).toBe(true)
       expect(second.rootKey.every((b) => b === 0)).toBe(true)
