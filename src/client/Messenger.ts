@@ -43,7 +43,7 @@ const ACKS_MAX = 4096
 
 export type ChatEvent =
   /** `content`: a payload of a type given in `types`, read (otherwise the record's `text`). */
-  | { readonly _tag: "Received"; readonly record: MessageStore.ChatRecord; readonly content?: { readonly type: ContentType.ContentType<unknown>; readonly body: unknown } }
+  | { readonly _tag: "Received"; readonly record: MessageStore.ChatRecord; readonly content?: { readonly type: ContentType.ContentType<any>; readonly body: unknown } }
   /** `otherDevice`: sent by another device of this account (a copy, or read from history). */
   | { readonly _tag: "Sent"; readonly record: MessageStore.ChatRecord; readonly otherDevice?: true }
   /**
