@@ -8,18 +8,22 @@ import { freePort } from "./NodeProcess.ts"
 
 export interface RelayProxy {
   readonly url: string
+  /** Closes every client's connection (they reconnect through the relay). */
+  dropClients(): void
   stop(): void
 }
 
 export const startRelayProxy = (upstreamUrl: string, toClient: (frame: string) => ReadonlyArray<string>): RelayProxy => {
   const port = freePort()
   interface Link { upstream: WebSocket; pending: Array<string> }
+  const clients = new Set<Bun.ServerWebSocket<Link>>()
   const server = Bun.serve<Link>({
     hostname: "127.0.0.1",
     port,
     fetch: (req, srv) => (srv.upgrade(req, { data: { upstream: undefined as unknown as WebSocket, pending: [] } }) ? undefined : new Response("no", { status: 400 })),
     websocket: {
       open(ws) {
+        clients.add(ws)
         const upstream = new WebSocket(upstreamUrl)
         ws.data.upstream = upstream
         upstream.onopen = () => {
@@ -37,9 +41,14 @@ export const startRelayProxy = (upstreamUrl: string, toClient: (frame: string) =
         else ws.data.pending.push(text)
       },
       close(ws) {
+        clients.delete(ws)
         ws.data.upstream.close()
       }
     }
   })
-  return { url: `ws://127.0.0.1:${port}`, stop: () => server.stop(true) }
+  return {
+    url: `ws://127.0.0.1:${port}`,
+    dropClients: () => clients.forEach((ws) => ws.close()),
+    stop: () => server.stop(true)
+  }
 }
