@@ -122,6 +122,11 @@ export interface MessengerConfig {
   readonly missedGraceMs?: number | undefined
   /** Where the missed-message state is kept across restarts (default: in memory). */
   readonly missedStore?: MissedStore | undefined
+  /**
+   * Confirm each message received in a secure session with a receipt sealed to its sender, which tells
+   * it which device has it (default true). About a small message more per message received.
+   */
+  readonly sealedReceipts?: boolean | undefined
 }
 
 /** Keeps the missed-message state (MissedTracker's snapshot) across restarts. */
@@ -239,7 +244,7 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
         digest: bytesToHex(decoded.digest),
         previous: bytesToHex(decoded.link.previous)
       }
-      return { decoded, link, control: decoded.link?.position === 0 && decoded._tag === "Content" }
+      return { decoded, link, control: decoded.link?.position === 0 }
     }
     const recordContent = (decoded: Content.Decoded): Pick<MessageStore.ChatRecord, "text" | "content" | "unsupported"> => {
       if (Content.is(decoded, ContentType.text)) return { text: decoded.body.text }
@@ -263,7 +268,7 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
     const observe = (from: string, link: NonNullable<MessageStore.ChatRecord["link"]>) =>
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
-        const events = tracker.observe(from, link.device, { position: link.position, previous: hexToBytes(link.previous) }, hexToBytes(link.digest), now)
+        const events = tracker.observe(from.toLowerCase(), link.device, { position: link.position, previous: hexToBytes(link.previous) }, hexToBytes(link.digest), now)
         yield* saveMissed
         for (const e of events) yield* emit(trackerEvent(e))
       })
@@ -273,7 +278,7 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
       Effect.forEach(hashes, (h) =>
         Effect.gen(function*() {
           const r = yield* store.get(h)
-          if (r === undefined || r.direction !== "out" || r.peer !== from || (r.deliveredTo ?? []).includes(device)) return
+          if (r === undefined || r.direction !== "out" || r.peer !== from.toLowerCase() || (r.deliveredTo ?? []).includes(device)) return
           const at = yield* Clock.currentTimeMillis
           const updated = yield* store.update(h, { status: "delivered", deliveredTo: [...(r.deliveredTo ?? []), device], ...(r.deliveredAt === undefined ? { deliveredAt: at } : {}) })
           if (updated !== undefined) yield* emit({ _tag: "Delivered", record: updated, device })
@@ -329,12 +334,14 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
           if (out._tag === "Right") {
             if (stored !== undefined) {
               if (read?.control === true) {
+                // Outside the sequence and never confirmed: a receipt, or one of a kind this client does not read.
                 if (Content.is(read.decoded, ContentType.delivered)) yield* deliveredBy(stored.peer, device, read.decoded.body.messageHashes)
+                else if (read.decoded._tag === "Unsupported") yield* emit(contentEvent(stored, read.decoded))
               } else {
                 yield* emit(contentEvent(stored, read?.decoded))
                 if (stored.link !== undefined) yield* observe(stored.peer, stored.link)
                 // Confirmed to the sender, sealed, naming this device; never for a receipt (no loops).
-                yield* Queue.offer(receipts, { to: stored.peer, messageHash: stored.messageHash })
+                if (config.sealedReceipts !== false) yield* Queue.offer(receipts, { to: stored.peer, messageHash: stored.messageHash })
               }
             }
           } else if (out.left._tag === "SecureLinkError") {

@@ -52,6 +52,8 @@ export interface MessengerOptions {
   readonly types?: MessengerConfig["types"]
   /** how long a gap in a peer's messages stays open before it is reported missed (default 10 s) */
   readonly missedGraceMs?: number
+  /** confirm what arrives with receipts sealed to the sender, naming this device (default true) */
+  readonly sealedReceipts?: boolean
 }
 
 /** Loads (or creates) the identity and history in `storage`, then builds the messenger. */
@@ -87,6 +89,7 @@ export const fromStorage = (
       secureOptions: o.secureOptions,
       types: o.types,
       missedGraceMs: o.missedGraceMs,
+      sealedReceipts: o.sealedReceipts,
       missedStore: MissedState.open(storage, secrets.identity)
     })
     return { messenger, created, migrated, secrets, notices }
