@@ -74,4 +74,13 @@ describe("payload types and receipts through a real node", () => {
     expect(ofTag(b1, "Delivered")).toEqual([])
     expect(await b1.m.conversation(alice.m.publicKey)).toHaveLength(1)
   }, T)
+
+  test("a recipient that turns sealed receipts off gives only the node's Delivered, naming no device", async () => {
+    const alice = await clients.open(node.url)
+    const bob = await clients.open(node.url, { sealedReceipts: false })
+    const sent = await alice.m.send(bob.m.publicKey, "no receipt from me")
+    await waitUntil(() => ofTag(alice, "Delivered").length > 0, "the node's receipt", 10_000)
+    await sleep(500)
+    expect(ofTag(alice, "Delivered").map((e) => [e.record.messageHash, e.device])).toEqual([[sent.messageHash, undefined]])
+  }, T)
 })
