@@ -34,10 +34,16 @@ const GROUP = 100
 const PER_MINUTE = 4
 const TCPIP = 52
 // The messenger's secure message for one device (src/client/SecureLink.ts): a parcel (10 B with one
-// part and a 31-bit device id) of an envelope (42 B header, 16 B tag) around the send time (8 B) and
-// the content envelope of a 100-character text (112 B).
-const PLAINTEXT = 8 + 112
+// part and a 31-bit device id) of an envelope (42 B header, 16 B tag) around the plaintext form (1 B),
+// the send time (8 B) and the content envelope of a 100-character text (112 B).
+const PLAINTEXT = 1 + 8 + 112
 const OVERHEAD = 10 + 42 + 16
+// Its sealed receipt for one message (position 0, so no link): form, time, and a 38 B envelope
+// (format, position, code, version, count, length, 32-byte hash).
+const RECEIPT = OVERHEAD + 1 + 8 + 38
+const ri = process.argv.indexOf("--receipts")
+/** "sealed" (the messenger's default with secure sessions) or "node" (only the node's message_delivered) */
+const receipts = ri < 0 ? "sealed" : process.argv[ri + 1]!
 const adminUrl = process.env["DATABASE_URL"] || undefined
 const log = (line: string) => console.log(line)
 const loadavg = () => fs.readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")
@@ -91,7 +97,7 @@ for (const compression of compressions) {
     const t0 = performance.now()
     await gens.all((i) => ({ cmd: "setup", url: node.url, run, users: Array.from({ length: users }, (_, u) => u).filter((u) => u % procs === i), total: users, group: GROUP, networks: SESSION_NETWORKS }))
     log(`  [${compression}] ${fmt(users)} users registered in ${fmt((performance.now() - t0) / 1000, 1)} s`)
-    await gens.all(() => ({ cmd: "go", perMinute: PER_MINUTE, pqEvery: 50, plaintext: PLAINTEXT, overhead: OVERHEAD, pqExtra: 1200 }))
+    await gens.all(() => ({ cmd: "go", perMinute: PER_MINUTE, pqEvery: 50, plaintext: PLAINTEXT, overhead: OVERHEAD, pqExtra: 1200, receipt: receipts === "sealed" ? RECEIPT : 0 }))
     await Bun.sleep(warmup * 1000)
     await gens.all(() => ({ cmd: "mark" }))
     const [a, ca, la, ta] = [await tcp(port), cpuTicks(node.pid), loBytes(), performance.now()]
@@ -110,9 +116,9 @@ for (const compression of compressions) {
     const cpu = (cb - ca) / TICKS
     // Per side, in frame characters before compression: what each side's frames are.
     const senderChars = f("out:send").chars + f("in:message_sent").chars + f("in:message_delivered").chars
-    const recipientChars = f("in:message").chars + f("out:ack").chars + f("in:ack_response").chars
+    const recipientChars = f("in:message").chars + f("out:ack").chars + f("in:ack_response").chars + f("out:receipt").chars
     const senderFrames = f("out:send").frames + f("in:message_sent").frames + f("in:message_delivered").frames
-    const recipientFrames = f("in:message").frames + f("out:ack").frames + f("in:ack_response").frames
+    const recipientFrames = f("in:message").frames + f("out:ack").frames + f("in:ack_response").frames + f("out:receipt").frames
     const allChars = Object.values(c).reduce((s, v) => s + v.chars, 0)
     const payloadRatio = (up + down) / allChars
     const perMsg = wire / msgs
@@ -120,10 +126,11 @@ for (const compression of compressions) {
     const allFrames = Object.values(c).reduce((s, v) => s + v.frames, 0)
     const headerPerFrame = segs * TCPIP / allFrames
     const side = (chars: number, frames: number) => (chars * payloadRatio + frames * headerPerFrame) / msgs
+    log(`  [${compression}] receipts ${receipts}: ${fmt(f("out:receipt").frames)} sealed receipts sent`)
     log(`  [${compression}] ${fmt(msgs)} messages in ${fmt(secs, 1)} s (${fmt(msgs / secs, 1)} msg/s), ${fmt(f("in:message").frames)} delivered, ${fmt(f("in:message_delivered").frames)} receipts, ${b.sockets} sockets${marks.some((m) => m.errors > 0) ? `, ${marks.reduce((s, m) => s + m.errors, 0)} errors: ${marks.find((m) => m.firstError)?.firstError}` : ""}${marks.some((m) => m.closed > 0) ? `, ${marks.reduce((s, m) => s + m.closed, 0)} closed` : ""}`)
     log(`  [${compression}] wire ${fmt(mbps, 2)} Mbps (up ${fmt(up * 8 / secs / 1e6, 2)} + down ${fmt(down * 8 / secs / 1e6, 2)} payload, ${fmt(segs * TCPIP * 8 / secs / 1e6, 2)} TCP/IP headers of ${fmt(segs / secs)} segments/s); ${fmt(perMsg)} B a message: sender side ~${fmt(side(senderChars, senderFrames))} B, recipient side ~${fmt(side(recipientChars, recipientFrames))} B; frames before compression ${fmt(allChars / msgs)} chars a message, on the wire ${fmt(payloadRatio * 100, 1)}% of that`)
     log(`  [${compression}] node RSS ${fmt(rssMb(node.pid))} MB; node CPU ${fmt(cpu / secs * 100, 1)}% of a core, ${fmt(cpu / msgs * 1e6)} µs a message; loopback interface (all of the machine's loopback traffic) ${fmt((lb - la) * 8 / secs / 1e6, 2)} Mbps`)
-    const other = Object.entries(c).filter(([k]) => !["out:send", "in:message_sent", "in:message_delivered", "in:message", "out:ack", "in:ack_response"].includes(k))
+    const other = Object.entries(c).filter(([k]) => !["out:send", "in:message_sent", "in:message_delivered", "in:message", "out:ack", "in:ack_response", "out:receipt"].includes(k))
     if (other.length > 0) log(`  [${compression}] other frames in the window: ${other.map(([k, v]) => `${k} ${v.frames}`).join(", ")}`)
     results.push({ compression, users, seconds: secs, msgs, mbps, bytesPerMessage: perMsg, up, down, segs, senderSide: side(senderChars, senderFrames), recipientSide: side(recipientChars, recipientFrames), charsPerMessage: allChars / msgs, cpuMicrosPerMessage: cpu / msgs * 1e6, rssMb: rssMb(node.pid) })
     await gens.all(() => ({ cmd: "close" }))

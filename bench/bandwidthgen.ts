@@ -3,7 +3,9 @@
  * Each user is one socket registered with the `ack` capability, as our client registers, and does
  * what the client does by default: sends secure-session messages, acknowledges each message it gets
  * (one `ack` frame per message: at a few messages a minute the client's ack batching finds one),
- * and answers the server's pings (the WebSocket does). Frames are counted by type, in characters
+ * and answers the server's pings (the WebSocket does). With `receipt` > 0 it also sends, for each message
+ * (not receipt) it gets, a sealed receipt of that size back to its sender, as the messenger does with a
+ * secure session (receipts are marked by a hash starting "ff", messages never start so). Frames are counted by type, in characters
  * before any compression; the bytes on the wire are read from the kernel by the driver.
  */
 import * as nodeCrypto from "node:crypto"
@@ -12,7 +14,7 @@ import { field } from "./Field.ts"
 
 type Command =
   | { cmd: "setup"; url: string; run: string; users: ReadonlyArray<number>; total: number; group: number; networks: ReadonlyArray<string> }
-  | { cmd: "go"; perMinute: number; pqEvery: number; plaintext: number; overhead: number; pqExtra: number }
+  | { cmd: "go"; perMinute: number; pqEvery: number; plaintext: number; overhead: number; pqExtra: number; receipt: number }
   | { cmd: "mark" }
   | { cmd: "close" }
 
@@ -77,6 +79,12 @@ const setup = async (c: Extract<Command, { cmd: "setup" }>) => {
           count(`in:${type}`, text)
           if (type === "registered" && ++registered === ids.length) resolveAll()
           else if (type === "message") {
+            const hash = field(text, "messageHash")
+            if (receiptSize > 0 && !hash.startsWith("ff")) {
+              const r = `{"type":"send","payload":{"to":"${field(text, "from")}","encrypted":{"ciphertext":"${nodeCrypto.randomBytes(receiptSize).toString("base64")}","nonce":"${NONCE}"},"messageHash":"ff${nodeCrypto.randomBytes(31).toString("hex")}"},"timestamp":${Date.now()},"requestId":"${reqId()}"}`
+              count("out:receipt", r)
+              ws.send(r)
+            }
             const ack = `{"type":"ack","payload":{"messageHashes":["${field(text, "messageHash")}"]},"timestamp":${Date.now()},"requestId":"${reqId()}"}`
             count("out:ack", ack)
             ws.send(ack)
@@ -94,8 +102,11 @@ const setup = async (c: Extract<Command, { cmd: "setup" }>) => {
 }
 
 let timer: ReturnType<typeof setInterval> | undefined
+/** bytes of a sealed receipt's ciphertext; 0: none (the node's `message_delivered` only) */
+let receiptSize = 0
 
 const go = (c: Extract<Command, { cmd: "go" }>) => {
+  receiptSize = c.receipt
   const period = 60_000 / c.perMinute
   const now = performance.now()
   // Spread over the period so the node sees a steady rate, not a beat.
@@ -110,7 +121,8 @@ const go = (c: Extract<Command, { cmd: "go" }>) => {
       // or ciphertext. Random bytes: a ciphertext does not compress.
       const size = c.plaintext + c.overhead + (u.sent++ % c.pqEvery === c.pqEvery - 1 ? c.pqExtra : 0)
       const ciphertext = nodeCrypto.randomBytes(size).toString("base64")
-      const hash = nodeCrypto.randomBytes(32).toString("hex")
+      let hash = nodeCrypto.randomBytes(32).toString("hex")
+      if (hash.startsWith("ff")) hash = `00${hash.slice(2)}`
       const to = u.contacts[Math.floor(Math.random() * u.contacts.length)]!
       const frame = `{"type":"send","payload":{"to":"${to}","encrypted":{"ciphertext":"${ciphertext}","nonce":"${NONCE}"},"messageHash":"${hash}"},"timestamp":${Date.now()},"requestId":"${reqId()}"}`
       count("out:send", frame)

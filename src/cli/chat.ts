@@ -64,6 +64,7 @@ const USAGE = [
   "  CHAT_REQUIRE_BOUND  true: refuse messages not bound to their hash (default false)",
   "  CHAT_NODE_KEY       the node's ML-DSA public key (hex) that must sign the batches /status checks",
   "                      (default: the first one seen is pinned in the home)",
+  "  CHAT_MISSED_GRACE_MS how long a gap in someone's messages stays open before it is shown missed (default 10000)",
   "",
   HELP_COMMANDS
 ].join("\n")
@@ -79,7 +80,8 @@ const settings = () => ({
   network: arg("network") ?? process.env["CHAT_NETWORK"] ?? "default",
   scryptN: Number(process.env["CHAT_SCRYPT_N"] ?? defaultKdf.N),
   requireBound: process.env["CHAT_REQUIRE_BOUND"] === "true",
-  nodeKey: process.env["CHAT_NODE_KEY"]
+  nodeKey: process.env["CHAT_NODE_KEY"],
+  missedGraceMs: Number(process.env["CHAT_MISSED_GRACE_MS"] ?? 10_000)
 })
 
 const KEY = /^[0-9a-fA-F]{64}$/
@@ -131,6 +133,9 @@ const program = Effect.gen(function*() {
   if (passphrase.length === 0) return yield* giveUp("! a passphrase is needed (set CHAT_PASSPHRASE or type one)")
   const badKdf = checkKdf({ ...defaultKdf, N: cfg.scryptN })
   if (badKdf !== undefined) return yield* giveUp(`! CHAT_SCRYPT_N=${printable(String(process.env["CHAT_SCRYPT_N"]))} refused: ${badKdf}`)
+  if (!Number.isSafeInteger(cfg.missedGraceMs) || cfg.missedGraceMs < 0) {
+    return yield* giveUp(`! CHAT_MISSED_GRACE_MS=${printable(String(process.env["CHAT_MISSED_GRACE_MS"]))} refused: a number of milliseconds`)
+  }
 
   // Peers feed it (each message is an event): past this many unshown, the newest are not printed;
   // they are in the local history all the same (/history).
@@ -142,6 +147,7 @@ const program = Effect.gen(function*() {
     l2psUid: cfg.network,
     kdf: { ...defaultKdf, N: cfg.scryptN },
     requireBound: cfg.requireBound,
+    missedGraceMs: cfg.missedGraceMs,
     ...(cfg.nodeKey === undefined ? {} : { nodeKey: cfg.nodeKey }),
     onEvent: (e) => void Queue.unsafeOffer(events, e)
   }).pipe(Effect.either)
@@ -163,7 +169,7 @@ const program = Effect.gen(function*() {
         case "Received":
           return yield* said(
             `[${t}] ${nameOf(e.record.peer)}: `,
-            e.record.text,
+            e.record.content === undefined ? e.record.text : `[${e.record.content.type} v${e.record.content.version}]`,
             `${e.record.offline === true ? `   (sent ${e.record.sentAt === undefined ? "" : `${when(e.record.sentAt, e.record.at)} `}while you were away)` : ""}${e.record.unbound === true ? "   (unbound: an older client's message, it could be a replay)" : ""}`
           )
         case "Sent":
@@ -175,7 +181,15 @@ const program = Effect.gen(function*() {
               : e.record.status === "queued" ? `   (sent ✓; ${nameOf(e.record.peer)} is offline: delivered when they are back)` : "   (sent ✓)"
           )
         case "Delivered":
-          return yield* say(`[${t}] ✓✓ ${nameOf(e.record.peer)} received "${printable(e.record.text)}"`)
+          return yield* say(`[${t}] ✓✓ ${nameOf(e.record.peer)} received "${printable(e.record.text)}"${e.device === undefined ? "" : ` on device ${e.device}`}`)
+        case "Missed":
+          return yield* say(`! ${e.count} message${e.count === 1 ? "" : "s"} from ${nameOf(e.peer)} missed (lost on the way: ask them to send it again)`)
+        case "Recovered":
+          return yield* say(`✓ ${e.count} missed message${e.count === 1 ? "" : "s"} from ${nameOf(e.peer)} arrived after all`)
+        case "Unsupported":
+          return yield* say(`! ${nameOf(e.record.peer)} sent a ${printable(e.name)} v${e.version} message this chat cannot show (${e.reason}); it is kept`)
+        case "Forked":
+          return yield* say(`! a message from ${nameOf(e.peer)} does not follow the one before it (their device ${e.device} may have been restored from a backup)`)
         case "SendFailed":
           return yield* say(`! not sent to ${nameOf(e.record.peer)}: ${e.error.startsWith("Not registered") ? "not connected to the node" : printable(e.error)}`)
         case "Undecryptable":

@@ -59,6 +59,19 @@ export interface ChatRecord {
   readonly unbound?: boolean
   /** incoming and bound: the sender's clock when it sealed the message */
   readonly sentAt?: number
+  /**
+   * A payload of another type than text (docs/PROTOCOL.md, "Payload types"): its name, version and
+   * body as it was sent (base64); read it typed with `Messenger.contentOf`.
+   */
+  readonly content?: { readonly type: string; readonly version: number; readonly body: string }
+  /** incoming: a type or version this client does not read, and why (what arrived is in `content`) */
+  readonly unsupported?: "unknown-type" | "newer-version" | "older-version" | "bad-body" | "malformed"
+  /** in a secure session: the sender's device and where the message stands in its sequence (hex digests) */
+  readonly link?: { readonly device: number; readonly position: number; readonly digest: string; readonly previous: string }
+  /** outgoing: the recipient's devices that said, sealed, that they have it */
+  readonly deliveredTo?: ReadonlyArray<number>
+  /** a receipt received in a secure session: kept so a redelivery is known, never shown */
+  readonly control?: true
 }
 
 export type ChatPatch = Partial<Omit<ChatRecord, "messageHash" | "peer" | "direction">>
@@ -170,8 +183,8 @@ const make = (
         return key === undefined ? undefined : byKey.get(key)
       }),
     conversation: (peer, limit = 100) =>
-      Effect.sync(() => last([...byKey.values()].filter((r) => r.peer === peer), limit)),
-    recent: (limit = 100) => Effect.sync(() => last(byKey.values(), limit)),
+      Effect.sync(() => last([...byKey.values()].filter((r) => r.peer === peer && r.control !== true), limit)),
+    recent: (limit = 100) => Effect.sync(() => last([...byKey.values()].filter((r) => r.control !== true), limit)),
     report
   }
 }

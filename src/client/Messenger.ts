@@ -16,6 +16,11 @@ import * as PubSub from "effect/PubSub"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js"
+import * as Content from "./content/Content.ts"
+import * as ContentType from "./content/ContentType.ts"
+import * as MissedTracker from "./content/MissedTracker.ts"
+import { fromBase64, toBase64 } from "./MlKemAes.ts"
 import { safetyNumber } from "./secure/SafetyNumber.ts"
 import { type Identity, openMessage, type Opened, sealBound, signFnOf } from "./L2psCrypto.ts"
 import type { InviteError } from "./Invite.ts"
@@ -37,10 +42,30 @@ import { supervise } from "./internal/supervise.ts"
 const ACKS_MAX = 4096
 
 export type ChatEvent =
-  | { readonly _tag: "Received"; readonly record: MessageStore.ChatRecord }
+  /** `content`: a payload of a type given in `types`, read (otherwise the record's `text`). */
+  | { readonly _tag: "Received"; readonly record: MessageStore.ChatRecord; readonly content?: { readonly type: ContentType.ContentType<any>; readonly body: unknown } }
   /** `otherDevice`: sent by another device of this account (a copy, or read from history). */
   | { readonly _tag: "Sent"; readonly record: MessageStore.ChatRecord; readonly otherDevice?: true }
-  | { readonly _tag: "Delivered"; readonly record: MessageStore.ChatRecord }
+  /**
+   * `device`: which of the recipient's devices has it, from its sealed receipt (one event per device);
+   * without it, the node's word that one of them took it (peers without secure sessions).
+   */
+  | { readonly _tag: "Delivered"; readonly record: MessageStore.ChatRecord; readonly device?: number }
+  /** A message of a type or version this client does not read: stored (`record.content`), never dropped. */
+  | {
+    readonly _tag: "Unsupported"
+    readonly record: MessageStore.ChatRecord
+    readonly name: string
+    readonly version: number
+    readonly reason: NonNullable<MessageStore.ChatRecord["unsupported"]>
+    readonly body: Uint8Array
+  }
+  /** `count` messages of `peer`'s `device` have not arrived (dropped, deleted or withheld) for the grace period. */
+  | { readonly _tag: "Missed"; readonly peer: string; readonly device?: number; readonly count: number }
+  /** `count` messages reported missed have arrived after all. */
+  | { readonly _tag: "Recovered"; readonly peer: string; readonly device?: number; readonly count: number }
+  /** A message that does not follow the one before it at its position: not the sequence that device wrote. */
+  | { readonly _tag: "Forked"; readonly peer: string; readonly device: number; readonly position: number }
   | { readonly _tag: "SendFailed"; readonly record: MessageStore.ChatRecord; readonly error: string }
   /** Not shown: it did not open, was a replay of an earlier message, or unbound while bound ones are required. */
   | { readonly _tag: "Undecryptable"; readonly from: string; readonly messageHash: string; readonly reason: string }
@@ -91,14 +116,49 @@ export interface MessengerConfig {
     /** How often the prekeys are checked (pools refilled, signed keys rotated) while connected; default one hour. */
     readonly maintainEveryMs?: number
   } | undefined
+  /** The application's own payload types (`defineType`), sent and received typed. */
+  readonly types?: ReadonlyArray<ContentType.ContentType<any>> | undefined
+  /** How long a gap in a peer device's sequence stays open before it is reported `Missed` (default 10 s). */
+  readonly missedGraceMs?: number | undefined
+  /** Where the missed-message state is kept across restarts (default: in memory). */
+  readonly missedStore?: MissedStore | undefined
+  /**
+   * Confirm each message received in a secure session with a receipt sealed to its sender, which tells
+   * it which device has it (default true). About a small message more per message received.
+   */
+  readonly sealedReceipts?: boolean | undefined
+}
+
+/** Keeps the missed-message state (MissedTracker's snapshot) across restarts. */
+export interface MissedStore {
+  readonly load: Effect.Effect<unknown>
+  readonly save: (snapshot: MissedTracker.Snapshot) => Effect.Effect<void>
+}
+
+/** A payload of another type than text, for `send`. */
+export interface Payload<A> {
+  readonly type: ContentType.ContentType<A>
+  readonly body: A
+}
+
+export const payload = <A>(type: ContentType.ContentType<A>, body: A): Payload<A> => ({ type, body })
+
+/** A stored message's payload read as `type`: undefined when it is of another type, version, or does not read. */
+export const contentOf = <A>(record: MessageStore.ChatRecord, type: ContentType.ContentType<A>): A | undefined => {
+  if (record.content === undefined || record.content.type !== type.name || record.content.version !== type.version) return undefined
+  const body = type.decodeBody(fromBase64(record.content.body))
+  return body._tag === "Right" ? body.right : undefined
 }
 
 export interface MessengerShape {
   readonly publicKey: string
   readonly connect: Effect.Effect<RegisteredPayload, L2psPeer.L2psError>
   readonly disconnect: Effect.Effect<void>
-  /** Encrypts for `to`, stores, sends; the record says `sent` (delivered live) or `queued` (offline). */
-  readonly send: (to: string, text: string) => Effect.Effect<MessageStore.ChatRecord, L2psPeer.L2psError | MessengerError>
+  /**
+   * Encrypts for `to`, stores, sends; the record says `sent` (delivered live) or `queued` (offline). A
+   * `Payload` of an application's type needs a secure session with `to`.
+   */
+  readonly send: <A>(to: string, message: string | Payload<A>) => Effect.Effect<MessageStore.ChatRecord, L2psPeer.L2psError | MessengerError>
   /** The other keys online in the network. */
   readonly onlinePeers: Effect.Effect<ReadonlyArray<string>, L2psPeer.L2psError>
   readonly conversation: (peer: string, limit?: number) => Effect.Effect<ReadonlyArray<MessageStore.ChatRecord>>
@@ -163,6 +223,66 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
     // Bounded by dropping: an ack that does not fit only means the message is delivered again later,
     // and it is recognised by its hash; blocking here could stall the frame loop the acks wait on.
     const acks = yield* Queue.dropping<string>(ACKS_MAX)
+    const registry = Content.make(...(config.types ?? []))
+    const missedGraceMs = config.missedGraceMs ?? 10_000
+    const missedStore = config.missedStore
+    const stored = missedStore === undefined ? undefined : yield* missedStore.load
+    // A few recent links per device are enough to check neighbours; the snapshot is rewritten on each change.
+    const tracker = MissedTracker.make({ graceMs: missedGraceMs, recent: 16 }, MissedTracker.isSnapshot(stored) ? stored : undefined)
+    const saveLock = yield* Effect.makeSemaphore(1)
+    const saveMissed = missedStore === undefined ? Effect.void : saveLock.withPermits(1)(Effect.suspend(() => missedStore.save(tracker.snapshot())))
+    const trackerEvent = (e: MissedTracker.Event): ChatEvent => e
+    /** Messages received to confirm, sealed, to their sender's devices (dropped when full: a receipt is a courtesy). */
+    const receipts = yield* Queue.dropping<{ readonly to: string; readonly messageHash: string }>(ACKS_MAX)
+
+    /** What a secure part opened to, as a record and what to tell the app. */
+    const readEnvelope = (envelope: Uint8Array, senderDevice: number) => {
+      const decoded = registry.decode(envelope)
+      const link = decoded.link === undefined || decoded.link.position === 0 ? undefined : {
+        device: senderDevice,
+        position: decoded.link.position,
+        digest: bytesToHex(decoded.digest),
+        previous: bytesToHex(decoded.link.previous)
+      }
+      return { decoded, link, control: decoded.link?.position === 0 }
+    }
+    const recordContent = (decoded: Content.Decoded): Pick<MessageStore.ChatRecord, "text" | "content" | "unsupported"> => {
+      if (Content.is(decoded, ContentType.text)) return { text: decoded.body.text }
+      const name = decoded._tag === "Content" ? decoded.type.name : decoded.name
+      const version = decoded._tag === "Content" ? decoded.type.version : decoded.version
+      const body = decoded._tag === "Content" ? decoded.type.encodeBody(decoded.body) : decoded.body
+      return {
+        text: "",
+        content: { type: name, version, body: toBase64(body) },
+        ...(decoded._tag === "Unsupported" ? { unsupported: decoded.reason } : {})
+      }
+    }
+    const contentEvent = (record: MessageStore.ChatRecord, decoded: Content.Decoded | undefined): ChatEvent =>
+      decoded?._tag === "Unsupported"
+        ? { _tag: "Unsupported", record, name: decoded.name, version: decoded.version, reason: decoded.reason, body: decoded.body }
+        : decoded !== undefined && !Content.is(decoded, ContentType.text)
+        ? { _tag: "Received", record, content: { type: decoded.type, body: decoded.body } }
+        : { _tag: "Received", record }
+
+    /** Takes in where a received message stands (again after a redelivery: the tracker ignores what it has seen). */
+    const observe = (from: string, link: NonNullable<MessageStore.ChatRecord["link"]>) =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const events = tracker.observe(from.toLowerCase(), link.device, { position: link.position, previous: hexToBytes(link.previous) }, hexToBytes(link.digest), now)
+        yield* saveMissed
+        for (const e of events) yield* emit(trackerEvent(e))
+      })
+
+    /** A sealed receipt: `device` of `from` has these messages of ours. */
+    const deliveredBy = (from: string, device: number, hashes: ReadonlyArray<string>) =>
+      Effect.forEach(hashes, (h) =>
+        Effect.gen(function*() {
+          const r = yield* store.get(h)
+          if (r === undefined || r.direction !== "out" || r.peer !== from.toLowerCase() || (r.deliveredTo ?? []).includes(device)) return
+          const at = yield* Clock.currentTimeMillis
+          const updated = yield* store.update(h, { status: "delivered", deliveredTo: [...(r.deliveredTo ?? []), device], ...(r.deliveredAt === undefined ? { deliveredAt: at } : {}) })
+          if (updated !== undefined) yield* emit({ _tag: "Delivered", record: updated, device })
+        }).pipe(Effect.catchAll(() => Effect.void)), { discard: true })
 
     const open = (m: IncomingMessagePayload): { readonly text: string; readonly unbound?: boolean; readonly sentAt?: number } | string => {
       let opened: Opened
@@ -191,15 +311,39 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
       Effect.gen(function*() {
         const at = yield* Clock.currentTimeMillis
         const before = yield* store.get(m.messageHash, m.from).pipe(Effect.catchAll(() => Effect.succeed(undefined)))
+        // Stored, then the process stopped before the ack: where it stands is taken in again.
+        if (before?.link !== undefined) yield* observe(before.peer, before.link)
         if (before === undefined) {
           const base = { messageHash: m.messageHash, peer: m.from, direction: "in" as const, at, l2psUid, ...(m.offline === true ? { offline: true } : {}) }
           let stored: MessageStore.ChatRecord | undefined
+          let read: ReturnType<typeof readEnvelope> | undefined
+          let device = 0
           const out = yield* Effect.either(l.open(m.from, me.publicKey, m.encrypted, m.messageHash, (o) => {
-            const record: MessageStore.ChatRecord = { ...base, text: o.text, status: "received", sentAt: o.sentAt }
+            device = o.senderDevice
+            read = o.body._tag === "Envelope" ? readEnvelope(o.body.envelope, o.senderDevice) : undefined
+            const record: MessageStore.ChatRecord = {
+              ...base,
+              status: "received",
+              sentAt: o.sentAt,
+              ...(o.body._tag === "Text" ? { text: o.body.text } : recordContent(read!.decoded)),
+              ...(read?.link === undefined ? {} : { link: read.link }),
+              ...(read?.control === true ? { control: true as const } : {})
+            }
             return Effect.map(store.put(record), (fresh) => void (stored = fresh ? record : undefined))
           }))
           if (out._tag === "Right") {
-            if (stored !== undefined) yield* emit({ _tag: "Received", record: stored })
+            if (stored !== undefined) {
+              if (read?.control === true) {
+                // Outside the sequence and never confirmed: a receipt, or one of a kind this client does not read.
+                if (Content.is(read.decoded, ContentType.delivered)) yield* deliveredBy(stored.peer, device, read.decoded.body.messageHashes)
+                else if (read.decoded._tag === "Unsupported") yield* emit(contentEvent(stored, read.decoded))
+              } else {
+                yield* emit(contentEvent(stored, read?.decoded))
+                if (stored.link !== undefined) yield* observe(stored.peer, stored.link)
+                // Confirmed to the sender, sealed, naming this device; never for a receipt (no loops).
+                if (config.sealedReceipts !== false) yield* Queue.offer(receipts, { to: stored.peer, messageHash: stored.messageHash })
+              }
+            }
           } else if (out.left._tag === "SecureLinkError") {
             // Refused: kept as undecryptable so it is not asked again; a store failure leaves it unacknowledged.
             const reason = out.left.message
@@ -224,8 +368,20 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
         const at = yield* Clock.currentTimeMillis
         let record: MessageStore.ChatRecord | undefined
         yield* link.open(me.publicKey, m.to, m.encrypted, m.messageHash, (o) => {
+          const read = o.body._tag === "Envelope" ? readEnvelope(o.body.envelope, o.senderDevice) : undefined
+          // A receipt another device of ours sent: nothing to show.
+          if (read?.control === true) return Effect.void
           const r: MessageStore.ChatRecord = {
-            messageHash: m.messageHash, peer: m.to.toLowerCase(), direction: "out", text: o.text, at, l2psUid, status: "sent", sentAt: o.sentAt, encrypted: m.encrypted
+            messageHash: m.messageHash,
+            peer: m.to.toLowerCase(),
+            direction: "out",
+            at,
+            l2psUid,
+            status: "sent",
+            sentAt: o.sentAt,
+            encrypted: m.encrypted,
+            ...(o.body._tag === "Text" ? { text: o.body.text } : recordContent(read!.decoded)),
+            ...(read?.link === undefined ? {} : { link: read.link })
           }
           return Effect.map(store.put(r), (fresh) => void (record = fresh ? r : undefined))
         }).pipe(Effect.ignore)
@@ -263,7 +419,13 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
         case "Message":
           return received(e.message)
         case "Delivered":
-          return store.update(e.receipt.messageHash, { status: "delivered", deliveredAt: e.receipt.at }).pipe(
+          // The node's word, for every peer; once a device has said so sealed, it adds nothing.
+          return store.get(e.receipt.messageHash).pipe(
+            Effect.flatMap((r) =>
+              r === undefined || r.direction !== "out" || r.status === "delivered"
+                ? Effect.succeed(undefined)
+                : store.update(e.receipt.messageHash, { status: "delivered", deliveredAt: e.receipt.at })
+            ),
             Effect.catchAll(() => Effect.succeed(undefined)),
             Effect.flatMap((record) => (record === undefined ? Effect.void : emit({ _tag: "Delivered", record })))
           )
@@ -315,19 +477,95 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
       Stream.mapEffect((hashes) => peer.ack([...new Set(hashes)]).pipe(Effect.ignore)),
       Stream.runDrain
     ))
+    if (link !== undefined) {
+      // One sealed receipt per sender for what arrived together, outside the sequence (Content.CONTROL):
+      // a receipt lost is no missed message, and none is ever confirmed in turn.
+      const sendReceipt = (to: string, messageHashes: ReadonlyArray<string>) =>
+        Effect.gen(function*() {
+          const at = yield* Clock.currentTimeMillis
+          const envelope = registry.encode(ContentType.delivered, { messageHashes }, Content.CONTROL)
+          const sealed = yield* link.seal(to, envelope, at, false)
+          if (sealed !== undefined) yield* peer.send(to, sealed.encrypted, sealed.messageHash)
+        }).pipe(Effect.ignore)
+      yield* supervise("receipts", Stream.fromQueue(receipts).pipe(
+        Stream.groupedWithin(ContentType.MAX_RECEIPT_HASHES, Duration.millis(20)),
+        Stream.mapEffect((batch) => {
+          const byPeer = new Map<string, Array<string>>()
+          for (const r of batch) byPeer.set(r.to, [...(byPeer.get(r.to) ?? []), r.messageHash])
+          return Effect.forEach(byPeer, ([to, hashes]) => sendReceipt(to, hashes), { discard: true })
+        }),
+        Stream.runDrain
+      ))
+      // Gaps still open after the grace period are reported; the Clock drives it (TestClock in tests).
+      const tick = Math.max(50, Math.floor(missedGraceMs / 4))
+      yield* supervise("missed", Effect.sleep(Duration.millis(tick)).pipe(
+        Effect.zipRight(Effect.gen(function*() {
+          const events = tracker.settle(yield* Clock.currentTimeMillis)
+          if (events.length === 0) return
+          yield* saveMissed
+          for (const e of events) yield* emit(trackerEvent(e))
+        })),
+        Effect.forever
+      ))
+    }
 
-    const send = (to: string, text: string) =>
+    /** Where this device's last message to each peer stands (read from the history on first use). */
+    const lastSent = new Map<string, { readonly position: number; readonly digest: Uint8Array }>()
+    const sendLock = yield* Effect.makeSemaphore(1)
+    const lastSentTo = (to: string, device: number) =>
+      Effect.gen(function*() {
+        const hit = lastSent.get(to)
+        if (hit !== undefined) return hit
+        let last = { position: 0, digest: Content.NO_PREVIOUS }
+        for (const r of yield* store.conversation(to, Number.MAX_SAFE_INTEGER)) {
+          if (r.direction === "out" && r.link?.device === device && r.link.position > last.position) {
+            last = { position: r.link.position, digest: hexToBytes(r.link.digest) }
+          }
+        }
+        return last
+      })
+    const failed = (e: unknown) => new MessengerError({ message: e instanceof Error ? e.message : String(e) })
+
+    /**
+     * Seals the next message of this device to `to`: its position and the digest of the one before it go
+     * inside (docs/PROTOCOL.md, "Missed messages"). One at a time, so positions follow the order of sends.
+     */
+    const sealNext = <A>(l: SecureLink.SecureLink, to: string, type: ContentType.ContentType<A>, body: A, at: number) =>
+      sendLock.withPermits(1)(Effect.gen(function*() {
+        const last = yield* lastSentTo(to, l.deviceId)
+        const position = last.position + 1
+        const envelope = yield* Effect.try({ try: () => registry.encode(type, body, { position, previous: last.digest }), catch: failed })
+        const sealed = yield* l.seal(to, envelope, at).pipe(
+          Effect.mapError((e) => e._tag === "L2psError" ? e : new MessengerError({ message: e.message }))
+        )
+        if (sealed === undefined) return undefined
+        const digest = Content.digest(envelope)
+        lastSent.set(to, { position, digest })
+        return { ...sealed, link: { device: l.deviceId, position, digest: bytesToHex(digest), previous: bytesToHex(last.digest) } }
+      }))
+
+    const send = <A>(to: string, message: string | Payload<A>) =>
       Effect.gen(function*() {
         const to_ = to.toLowerCase()
         const at = yield* Clock.currentTimeMillis
-        const secure = link === undefined ? undefined : yield* link.seal(to_, text, at).pipe(
-          Effect.mapError((e) => e._tag === "L2psError" ? e : new MessengerError({ message: e.message }))
-        )
-        const { encrypted, messageHash } = secure ?? (yield* Effect.try({
-          try: () => sealBound(me, to_, text, at),
-          catch: (e) => new MessengerError({ message: e instanceof Error ? e.message : String(e) })
-        }))
-        const record: MessageStore.ChatRecord = { messageHash, peer: to_, direction: "out", text, at, l2psUid, status: "sending", encrypted }
+        const text = typeof message === "string" ? message : undefined
+        const typed: Payload<any> = typeof message === "string" ? { type: ContentType.text, body: { text: message } } : message
+        const secure = link === undefined ? undefined : yield* sealNext(link, to_, typed.type, typed.body, at)
+        if (secure === undefined && text === undefined) {
+          return yield* new MessengerError({ message: `a ${typed.type.name} message needs a secure session, and ${to_} has published no device` })
+        }
+        const { encrypted, messageHash } = secure ?? (yield* Effect.try({ try: () => sealBound(me, to_, text!, at), catch: failed }))
+        const record: MessageStore.ChatRecord = {
+          messageHash,
+          peer: to_,
+          direction: "out",
+          at,
+          l2psUid,
+          status: "sending",
+          encrypted,
+          ...(text !== undefined ? { text } : { text: "", content: { type: typed.type.name, version: typed.type.version, body: toBase64(typed.type.encodeBody(typed.body)) } }),
+          ...(secure === undefined ? {} : { link: secure.link })
+        }
         const outcome = yield* Deferred.make<MessageStore.ChatRecord>()
         waiters.set(messageHash, outcome)
         const queued = yield* outbox.enqueue(record).pipe(

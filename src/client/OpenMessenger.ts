@@ -16,7 +16,8 @@ import { runPromise } from "./internal/run.ts"
 import type { Identity } from "./L2psCrypto.ts"
 import type * as L2psPeer from "./L2psPeer.ts"
 import * as MessageStore from "./MessageStore.ts"
-import { type ChatEvent, make, Messenger, type MessengerConfig, MessengerError, type MessengerShape } from "./Messenger.ts"
+import { type ChatEvent, make, Messenger, type MessengerConfig, MessengerError, type MessengerShape, type Payload } from "./Messenger.ts"
+import * as MissedState from "./MissedState.ts"
 import * as NodePins from "./NodePins.ts"
 import type { ProofCheck } from "./Proofs.ts"
 import type { ReconnectOptions } from "./Reconnect.ts"
@@ -47,6 +48,12 @@ export interface MessengerOptions {
   readonly secureOptions?: MessengerConfig["secureOptions"]
   /** connect right away (default true) */
   readonly connect?: boolean
+  /** the application's own payload types (`defineType`), sent and received typed */
+  readonly types?: MessengerConfig["types"]
+  /** how long a gap in a peer's messages stays open before it is reported missed (default 10 s) */
+  readonly missedGraceMs?: number
+  /** confirm what arrives with receipts sealed to the sender, naming this device (default true) */
+  readonly sealedReceipts?: boolean
 }
 
 /** Loads (or creates) the identity and history in `storage`, then builds the messenger. */
@@ -79,7 +86,11 @@ export const fromStorage = (
       nodeKey: o.nodeKey,
       pins: pinned.pins,
       secure,
-      secureOptions: o.secureOptions
+      secureOptions: o.secureOptions,
+      types: o.types,
+      missedGraceMs: o.missedGraceMs,
+      sealedReceipts: o.sealedReceipts,
+      missedStore: MissedState.open(storage, secrets.identity)
     })
     return { messenger, created, migrated, secrets, notices }
   })
@@ -91,7 +102,8 @@ export interface MessengerHandle {
   readonly created: boolean
   /** files that did not open as written (history, pinned node keys): to show the user */
   readonly notices: ReadonlyArray<string>
-  send(to: string, text: string): Promise<MessageStore.ChatRecord>
+  /** A text, or a `Payload` of one of `types` (`payload(type, body)`; needs a secure session with `to`). */
+  send<A>(to: string, message: string | Payload<A>): Promise<MessageStore.ChatRecord>
   peers(): Promise<ReadonlyArray<string>>
   conversation(peer: string, limit?: number): Promise<ReadonlyArray<MessageStore.ChatRecord>>
   refresh(peer: string): Promise<ReadonlyArray<MessageStore.ChatRecord>>
@@ -144,7 +156,7 @@ export const openWith = async (storage: HomeStorage, o: MessengerOptions): Promi
       publicKey: m.publicKey,
       created,
       notices,
-      send: (to, text) => run((x) => x.send(to, text)),
+      send: (to, message) => run((x) => x.send(to, message)),
       peers: () => run((x) => x.onlinePeers),
       conversation: (peer, limit) => run((x) => x.conversation(peer, limit)),
       refresh: (peer) => run((x) => x.refresh(peer)),

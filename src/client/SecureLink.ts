@@ -18,7 +18,6 @@ import { messageHashOf } from "./L2psCrypto.ts"
 import type { Identity } from "./L2psCrypto.ts"
 import type { L2psError, L2psPeerShape } from "./L2psPeer.ts"
 import { fromBase64, toBase64 } from "./MlKemAes.ts"
-import { utf8 } from "./secure/Bytes.ts"
 import {
   addOneTimeKeys,
   type BundleData,
@@ -54,12 +53,23 @@ export interface SecureLinkOptions {
 
 export class SecureLinkError extends Data.TaggedError("SecureLinkError")<{ readonly message: string }> {}
 
-/** A received message that opened, with what must be stored with it before the ack. */
+/**
+ * The first byte of a secure message's plaintext says its form. 0x00: written before the envelope,
+ * `sentAt (u64) ‖ UTF-8 text` (a millisecond clock's top byte is 0 until the year 2,280,000). 0x01:
+ * `0x01 ‖ sentAt (u64) ‖ envelope` (content/Content.ts: type, version, body, position, previous).
+ */
+export const PLAINTEXT_ENVELOPE = 0x01
+
+/** What a part opened to: a text of the form before the envelope, or an envelope. */
+export type OpenedBody =
+  | { readonly _tag: "Text"; readonly text: string }
+  | { readonly _tag: "Envelope"; readonly envelope: Uint8Array }
+
 export interface OpenedSecure {
-  readonly text: string
   readonly sentAt: number
-  /** Stores the new states, then erases what they replaced: call after the message is stored. */
-  readonly commit: Effect.Effect<void, SecureSessions.SecureStoreError>
+  /** the sender's device, from the session header */
+  readonly senderDevice: number
+  readonly body: OpenedBody
 }
 
 export const isParcel = (encrypted: SerializedEncryptedMessage): boolean =>
@@ -172,16 +182,20 @@ export const make = (identity: Identity, peer: L2psPeerShape, store: SecureSessi
       })
 
     /**
-     * Seals `text` for every device of `to` with a bundle; undefined when it has none (today's scheme
+     * Seals `envelope` for every device of `to` with a bundle; undefined when it has none (today's scheme
      * then). A device whose registration id changed gets a new session (encryptFor sees the new bundle).
      */
-    const seal = (to: string, text: string, sentAt: number) =>
+    const seal = (to: string, envelope: Uint8Array, sentAt: number, ownDevices = true) =>
       Effect.gen(function*() {
         const bundles = yield* bundlesOf(to, sentAt)
         if (bundles.length === 0) return undefined
         // This account's other devices get a part too: they read it from the history (`openOwn`).
-        const mine = (yield* bundlesOf(me, sentAt).pipe(Effect.orElseSucceed(() => []))).filter((b) => b.deviceId !== deviceId)
-        const data = new Uint8Array([...u64(sentAt), ...utf8(text)])
+        // Not for receipts (`ownDevices` false): nothing there for them to show.
+        const mine = ownDevices ? (yield* bundlesOf(me, sentAt).pipe(Effect.orElseSucceed(() => []))).filter((b) => b.deviceId !== deviceId) : []
+        const data = new Uint8Array(9 + envelope.length)
+        data[0] = PLAINTEXT_ENVELOPE
+        data.set(u64(sentAt), 1)
+        data.set(envelope, 9)
         const targets = [
           ...bundles.map((b) => ({ peer: to, deviceId: b.deviceId, bundle: b })),
           ...mine.map((b) => ({ peer: me, deviceId: b.deviceId, bundle: b }))
@@ -203,7 +217,7 @@ export const make = (identity: Identity, peer: L2psPeerShape, store: SecureSessi
       to: string,
       encrypted: SerializedEncryptedMessage,
       messageHash: string,
-      keep: (opened: { readonly text: string; readonly sentAt: number }) => Effect.Effect<void, E>
+      keep: (opened: OpenedSecure) => Effect.Effect<void, E>
     ) =>
       sessions.exclusive(Effect.gen(function*() {
         const parsed = yield* Effect.try({
@@ -219,15 +233,21 @@ export const make = (identity: Identity, peer: L2psPeerShape, store: SecureSessi
         })
         const opened = yield* sessions.prepareDecrypt(from, parsed.sender, parsed.part.envelope).pipe(Effect.mapError(messageError))
         const plain = opened.plaintext
-        if (plain.length < 8) return yield* new SecureLinkError({ message: "it is malformed (no timestamp)" })
-        const sentAt = Number(new DataView(plain.buffer, plain.byteOffset, 8).getBigUint64(0))
+        const form = plain[0]
+        const at = form === PLAINTEXT_ENVELOPE ? 1 : 0
+        if ((form !== 0 && form !== PLAINTEXT_ENVELOPE) || plain.length < at + 8) {
+          return yield* new SecureLinkError({ message: `it is malformed (plaintext form ${form ?? "missing"})` })
+        }
+        const sentAt = Number(new DataView(plain.buffer, plain.byteOffset + at, 8).getBigUint64(0))
         // Bound to its hash as today's messages are: the same ciphertext under another hash is a replay.
         const canonical = { ciphertext: encrypted.ciphertext, nonce: encrypted.nonce }
         if (messageHashOf(from.toLowerCase(), to.toLowerCase(), canonical, sentAt) !== messageHash.toLowerCase()) {
           return yield* new SecureLinkError({ message: "it is an earlier message of the sender's sent again under a new hash (a replay)" })
         }
-        const text = yield* Effect.try({ try: () => new TextDecoder("utf-8", { fatal: true }).decode(plain.subarray(8)), catch: messageError })
-        yield* keep({ text, sentAt })
+        const body: OpenedBody = form === PLAINTEXT_ENVELOPE
+          ? { _tag: "Envelope", envelope: plain.slice(9) }
+          : { _tag: "Text", text: yield* Effect.try({ try: () => new TextDecoder("utf-8", { fatal: true }).decode(plain.subarray(8)), catch: messageError }) }
+        yield* keep({ sentAt, senderDevice: parsed.sender, body })
         yield* store.commit(opened.change)
         opened.release()
       }))

@@ -24,6 +24,8 @@ export const openMessenger = (o: OpenOptions): Promise<MessengerHandle> =>
 export { L2PSMessagingPeer, type L2PSMessagingPeerConfig } from "./L2PSMessagingPeer.ts"
 export { MessagingPeer, type MessagingPeerConfig } from "./MessagingPeer.ts"
 export type { ChatEvent } from "./Messenger.ts"
+export { contentOf, type MissedStore, type Payload, payload } from "./Messenger.ts"
+export { type ContentType, defineType } from "./content/ContentType.ts"
 export type { ChatRecord } from "./MessageStore.ts"
 export { type MessengerHandle, type MessengerOptions, openWith } from "./OpenMessenger.ts"
 export {

@@ -8,6 +8,7 @@
 export { L2PSMessagingPeer, type L2PSMessagingPeerConfig } from "./L2PSMessagingPeer.ts"
 export { MessagingPeer, type MessagingPeerConfig } from "./MessagingPeer.ts"
 export type { ChatEvent } from "./Messenger.ts"
+export { contentOf, type MissedStore, type Payload, payload } from "./Messenger.ts"
 export type { ChatRecord } from "./MessageStore.ts"
 export { type MessengerHandle, openMessenger, type OpenOptions } from "./Home.ts"
 export { type MessengerOptions, openWith } from "./OpenMessenger.ts"

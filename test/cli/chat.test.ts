@@ -13,6 +13,7 @@ import { generateIdentity, messageHashOf, sealBound, sealFor, signFnOf } from ".
 import * as Messenger from "../../src/client/Messenger.ts"
 import { safetyNumber } from "../../src/client/secure/SafetyNumber.ts"
 import { bunBinary, freePort, type NodeProcess, REPO_ROOT, startNode } from "../support/NodeProcess.ts"
+import { startRelayProxy } from "../support/RelayProxy.ts"
 import * as Tmux from "../support/Tmux.ts"
 
 const homes: Array<string> = []
@@ -22,9 +23,9 @@ const terminals = Tmux.make(`im-chat-test-${process.pid}`)
 const tmux = terminals.run
 const { screen, waitFor, type } = terminals
 
-const startChat = (session: string, passphrase: string, home = fs.mkdtempSync(path.join(os.tmpdir(), `im-chat-${session}-`)), server = node.url) => {
+const startChat = (session: string, passphrase: string, home = fs.mkdtempSync(path.join(os.tmpdir(), `im-chat-${session}-`)), server = node.url, extra: Record<string, string> = {}) => {
   homes.push(home)
-  const env = { CHAT_HOME: home, CHAT_PASSPHRASE: passphrase, CHAT_SERVER: server, CHAT_SCRYPT_N: "16384" }
+  const env = { CHAT_HOME: home, CHAT_PASSPHRASE: passphrase, CHAT_SERVER: server, CHAT_SCRYPT_N: "16384", ...extra }
   const q = Tmux.shellQuote
   const command = `env ${Object.entries(env).map(([k, v]) => `${k}=${q(v)}`).join(" ")} ${q(bunBinary())} run chat`
   terminals.start(session, REPO_ROOT, command)
@@ -193,6 +194,48 @@ describe("bun run chat", () => {
     await waitFor("frank", /! cannot reach the node at ws:\/\/127\.0\.0\.1:\d+: is it running\? \(start one with `npm run node`\); still trying…/)
     type("frank", "/quit")
   }, 30_000)
+
+  test("a message withheld on the way shows as missed, and its recovery once it arrives; ✓✓ names the device that has it", async () => {
+    // Gina's chat goes through a relay that keeps back Hank's second message the first time it passes.
+    let seen = 0
+    let withheld: string | undefined
+    const relay = startRelayProxy(node.url, (frame) => {
+      const f = JSON.parse(frame) as { type: string; payload?: { messageHash?: string } }
+      if (f.type !== "message") return [frame]
+      if (withheld === undefined && ++seen === 2) {
+        withheld = f.payload!.messageHash!
+        return []
+      }
+      return [frame]
+    })
+    try {
+      startChat("gina", "gina's passphrase", undefined, relay.url, { CHAT_MISSED_GRACE_MS: "300" })
+      startChat("hank", "hank's passphrase")
+      const keyG = (await waitFor("gina", /your key: ([0-9a-f]{64})/))[1]!
+      const keyH = (await waitFor("hank", /your key: ([0-9a-f]{64})/))[1]!
+      await waitFor("gina", /✓ connected to ws:\/\//)
+      await waitFor("hank", /✓ connected to ws:\/\//)
+      type("hank", `/alias gina ${keyG}`)
+      type("gina", `/alias hank ${keyH}`)
+      for (const text of ["first", "second", "third"]) {
+        type("hank", `/msg gina ${text}`)
+        await waitFor("hank", new RegExp(`you → gina: ${text}`))
+      }
+      await waitFor("gina", /\] hank: third/)
+      await waitFor("gina", /! 1 message from hank missed \(lost on the way: ask them to send it again\)/)
+      const deviceLine = (await waitFor("hank", /✓✓ gina received "first" on device (\d+)/))[1]
+      expect(Number(deviceLine)).toBeGreaterThan(0)
+      // Never acknowledged, it comes again once Gina's chat reconnects.
+      relay.dropClients()
+      await waitFor("gina", /\] hank: second/)
+      await waitFor("gina", /✓ 1 missed message from hank arrived after all/)
+      expect(screen("gina").match(/missed \(lost on the way/g)).toHaveLength(1)
+      type("gina", "/quit")
+      type("hank", "/quit")
+    } finally {
+      relay.stop()
+    }
+  }, 40_000)
 
   test("/invite prints a link and its QR code; /join <link> from another chat starts the conversation, and a used one-time link is refused", async () => {
     startChat("inviter", "inviter's passphrase")

@@ -11,6 +11,7 @@ import { L2psError, type L2psPeerShape, type PrekeysPublishData } from "../../sr
 import { type BundleData, bundleOf, createDevice, verifyBundle } from "../../src/client/secure/DeviceKeys.ts"
 import { decodeParcel } from "../../src/client/secure/Parcel.ts"
 import { memoryStore } from "../../src/client/secure/SecureSessions.ts"
+import { utf8 } from "../../src/client/secure/Bytes.ts"
 import * as SecureLink from "../../src/client/SecureLink.ts"
 
 const HOUR = 3_600_000
@@ -117,15 +118,15 @@ describe("a recipient's devices as the node lists them", () => {
       const partsOf = (sealed: { readonly encrypted: { readonly ciphertext: string } } | undefined) =>
         decodeParcel(Uint8Array.from(Buffer.from(sealed!.encrypted.ciphertext, "base64"))).map((p) => p.deviceId)
 
-      expect(partsOf(yield* link.seal(bob.publicKey, "to both", 1))).toEqual([1, 2])
+      expect(partsOf(yield* link.seal(bob.publicKey, utf8("to both"), 1))).toEqual([1, 2])
       const second = store.sessions.get(`${bob.publicKey}/2`)!.active
       expect(second.rootKey.some((b) => b !== 0)).toBe(true)
 
       listed = [1]
       // Within the list's lifetime the sender still seals for both; after it, only for what is listed.
-      expect(partsOf(yield* link.seal(bob.publicKey, "still both", 2))).toEqual([1, 2])
+      expect(partsOf(yield* link.seal(bob.publicKey, utf8("still both"), 2))).toEqual([1, 2])
       yield* TestClock.adjust(60_000)
-      expect(partsOf(yield* link.seal(bob.publicKey, "one left", 60_001))).toEqual([1])
+      expect(partsOf(yield* link.seal(bob.publicKey, utf8("one left"), 60_001))).toEqual([1])
       expect(store.sessions.has(`${bob.publicKey}/2`)).toBe(false)
       expect(store.sessions.has(`${bob.publicKey}/1`)).toBe(true)
       expect(second.rootKey.every((b) => b === 0)).toBe(true)
@@ -151,25 +152,25 @@ describe("a recipient's devices as the node lists them", () => {
       const link = yield* SecureLink.make(alice, peer, memoryStore(createDevice(alice, { now: 0 })), { deviceListTtlMs: 60_000 })
       const partsOf = (sealed: { readonly encrypted: { readonly ciphertext: string } } | undefined) =>
         decodeParcel(Uint8Array.from(Buffer.from(sealed!.encrypted.ciphertext, "base64"))).map((p) => p.deviceId)
-      expect(partsOf(yield* link.seal(bob.publicKey, "while connected", 1))).toEqual([7])
+      expect(partsOf(yield* link.seal(bob.publicKey, utf8("while connected"), 1))).toEqual([7])
       const asked = fetches
 
       registered = false
       yield* TestClock.adjust(120_000)
-      expect(partsOf(yield* link.seal(bob.publicKey, "typed while the node is away", 120_001))).toEqual([7])
+      expect(partsOf(yield* link.seal(bob.publicKey, utf8("typed while the node is away"), 120_001))).toEqual([7])
       expect(fetches).toBe(asked)
       // Should the connection drop during the request, its failure does not fail the message either.
       const dropping = { ...peer, snapshot: Effect.succeed({ connected: true, registered: true, peers: [] }) } as L2psPeerShape
       const other = yield* SecureLink.make(alice, dropping, memoryStore(createDevice(alice, { now: 0 })), { deviceListTtlMs: 60_000 })
       registered = true
-      yield* other.seal(bob.publicKey, "first", 120_002)
+      yield* other.seal(bob.publicKey, utf8("first"), 120_002)
       registered = false
       yield* TestClock.adjust(120_000)
-      expect(partsOf(yield* other.seal(bob.publicKey, "dropped mid-request", 240_003))).toEqual([7])
+      expect(partsOf(yield* other.seal(bob.publicKey, utf8("dropped mid-request"), 240_003))).toEqual([7])
 
       // Never listed: nothing to seal with, so it fails (the caller says not sent, and why).
       const stranger = generateIdentity()
-      const refused = yield* Effect.flip(link.seal(stranger.publicKey, "hello?", 240_004))
+      const refused = yield* Effect.flip(link.seal(stranger.publicKey, utf8("hello?"), 240_004))
       expect(refused._tag).toBe("L2psError")
     }).pipe(Effect.provide(TestContext.TestContext), Effect.runPromise)
   })

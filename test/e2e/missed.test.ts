@@ -1,94 +1,137 @@
 /**
- * Missed-message detection through a real node: a message deleted from the node's storage while its
- * recipient is offline is reported as exactly one missed message, from what the two messages around
- * it carry inside their ciphertexts (position and link, docs/PROTOCOL.md "Missed messages").
+ * Missed-message detection through a real node, with real messengers and secure sessions: each
+ * message carries, inside its ciphertext, its position in its sender device's sequence and the digest
+ * of the one before (docs/PROTOCOL.md, "Missed messages"). A message deleted from the node's storage,
+ * withheld or tampered with by a relay on the way is reported missed exactly once; a reordered
+ * delivery reports nothing; a late one is Recovered, also after a restart.
  */
 import { PGlite } from "@electric-sql/pglite"
-import { afterAll, describe, expect, test } from "bun:test"
-import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
-import * as Queue from "effect/Queue"
-import * as Scope from "effect/Scope"
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test"
 import * as path from "node:path"
-import * as Content from "../../src/client/content/Content.ts"
-import * as ContentType from "../../src/client/content/ContentType.ts"
-import * as MissedTracker from "../../src/client/content/MissedTracker.ts"
-import { generateIdentity, type Identity, openMessage, sealBound, signFnOf } from "../../src/client/L2psCrypto.ts"
-import * as L2psPeer from "../../src/client/L2psPeer.ts"
 import { fromBase64, toBase64 } from "../../src/client/MlKemAes.ts"
 import type { NodeProcess } from "../support/NodeProcess.ts"
-import { startE2eNode, waitUntil } from "./helpers.ts"
+import { type RelayProxy, startRelayProxy } from "../support/RelayProxy.ts"
+import { startE2eNode, sleep, waitUntil } from "./helpers.ts"
+import { type Logged, messengers, ofTag, texts } from "./Messengers.ts"
 
-let node: NodeProcess | undefined
-afterAll(() => node?.dispose())
+const T = 60_000
+const GRACE = 300
+let node: NodeProcess
+const clients = messengers()
+const proxies: Array<RelayProxy> = []
 
-const peerOf = (url: string, me: Identity) =>
-  L2psPeer.make({
-    serverUrl: url,
-    publicKey: me.publicKey,
-    l2psUid: "default",
-    signFn: signFnOf(me),
-    capabilities: ["ack"],
-    reconnect: { baseDelayMillis: 50, maxDelayMillis: 200 }
+beforeAll(async () => {
+  node = await startE2eNode({ BUNDLE_FETCH_BURST: "1000", BUNDLE_FETCH_BURST_PER_ADDRESS: "1000" })
+}, T)
+afterEach(async () => {
+  for (const p of proxies.splice(0)) p.stop()
+  await clients.closeAll()
+})
+afterAll(() => node?.stop())
+
+const gaps = (l: Logged) => l.events.filter((e) => e._tag === "Missed" || e._tag === "Recovered" || e._tag === "Forked")
+
+/** A relay in front of the node whose `message` frames from `from` go through `edit` (by their order). */
+const relay = (from: string, edit: (frame: string, index: number, hash: string) => ReadonlyArray<string>) => {
+  const order = new Map<string, number>()
+  const p = startRelayProxy(node.url, (frame) => {
+    const f = JSON.parse(frame) as { type: string; payload?: { from?: string; messageHash?: string } }
+    if (f.type !== "message" || f.payload?.from?.toLowerCase() !== from) return [frame]
+    const hash = f.payload.messageHash!
+    if (!order.has(hash)) order.set(hash, order.size)
+    return edit(frame, order.get(hash)!, hash)
   })
+  proxies.push(p)
+  return p
+}
+
+/** Waits past several grace periods: whatever gap is open by then has been reported. */
+const settled = () => sleep(GRACE * 4)
 
 describe("missed messages through a real node", () => {
-  test("a message deleted from the node's storage while its recipient is offline is reported as exactly one missed message", async () => {
-    node = await startE2eNode()
-    const alice = generateIdentity()
-    const bob = generateIdentity()
-    const registry = Content.make()
-    const scope = Effect.runSync(Scope.make())
-    const run = <A, E>(effect: Effect.Effect<A, E, Scope.Scope>) => Effect.runPromise(effect.pipe(Scope.extend(scope)))
+  test("a reordered delivery reports nothing missed once both arrive", async () => {
+    const alice = await clients.open(node.url)
+    let held: string | undefined
+    const p = relay(alice.m.publicKey, (frame, i) => {
+      if (i === 0) {
+        held = frame
+        return []
+      }
+      return i === 1 && held !== undefined ? [frame, held] : [frame]
+    })
+    const bob = await clients.open(p.url, { missedGraceMs: GRACE })
+    await alice.m.send(bob.m.publicKey, "one")
+    await alice.m.send(bob.m.publicKey, "two")
+    await waitUntil(() => texts(bob).length === 2, "both messages", 10_000)
+    expect(texts(bob)).toEqual(["two", "one"]) // the relay did reorder them
+    await settled()
+    expect(gaps(bob)).toEqual([])
+  }, T)
 
-    // Today's sealed scheme carries the envelope (base64) in place of the secure session's ciphertext.
-    const sent: Array<string> = []
-    const alicePeer = await run(peerOf(node.url, alice))
-    await run(alicePeer.connect)
-    let previous = Content.NO_PREVIOUS
-    for (const [i, text] of ["one", "two", "three"].entries()) {
-      const envelope = registry.encode(ContentType.text, { text }, { position: i + 1, previous })
-      previous = Content.digest(envelope)
-      const { encrypted, messageHash } = sealBound(alice, bob.publicKey, toBase64(envelope), Date.now())
-      const result = await run(alicePeer.send(bob.publicKey, encrypted, messageHash))
-      expect("status" in result && result.status).toBe("queued")
-      sent.push(messageHash)
-    }
-    await Effect.runPromise(Scope.close(scope, Exit.void))
+  test("a relay that withholds a message cannot hide the gap: one Missed, nothing more; Recovered when it arrives, after a restart", async () => {
+    const alice = await clients.open(node.url)
+    const p = relay(alice.m.publicKey, (frame, i) => (i === 1 ? [] : [frame]))
+    const bobDir = clients.home()
+    const bob = await clients.open(p.url, { missedGraceMs: GRACE, dir: bobDir })
+    for (const t of ["one", "two", "three"]) await alice.m.send(bob.m.publicKey, t)
+    await waitUntil(() => texts(bob).length === 2, "the two messages let through", 10_000)
+    await waitUntil(() => gaps(bob).length > 0, "the gap reported", 10_000)
+    await settled()
+    expect(texts(bob)).toEqual(["one", "three"])
+    expect(gaps(bob)).toEqual([{ _tag: "Missed", peer: alice.m.publicKey, device: alice.m.deviceId!, count: 1 }])
+
+    // Never acknowledged, the message waits on the node; straight to it, it arrives and fills the gap,
+    // which the restarted client still knows it reported (missed.json).
+    await bob.m.close()
+    const back = await clients.open(node.url, { missedGraceMs: GRACE, dir: bobDir })
+    await waitUntil(() => texts(back).includes("two"), "the withheld message", 10_000)
+    await settled()
+    expect(gaps(back)).toEqual([{ _tag: "Recovered", peer: alice.m.publicKey, device: alice.m.deviceId!, count: 1 }])
+  }, T)
+
+  test("a relay that changes a message's ciphertext (its position, its link) gets it refused, and the gap reported", async () => {
+    const alice = await clients.open(node.url)
+    const p = relay(alice.m.publicKey, (frame, i) => {
+      if (i !== 1) return [frame]
+      const f = JSON.parse(frame) as { payload: { encrypted: { ciphertext: string } } }
+      const bytes = fromBase64(f.payload.encrypted.ciphertext)
+      bytes[bytes.length - 20]! ^= 0x01
+      f.payload.encrypted.ciphertext = toBase64(bytes)
+      return [JSON.stringify(f)]
+    })
+    const bob = await clients.open(p.url, { missedGraceMs: GRACE })
+    for (const t of ["one", "two", "three"]) await alice.m.send(bob.m.publicKey, t)
+    await waitUntil(() => texts(bob).length === 2 && ofTag(bob, "Undecryptable").length === 1, "two messages and a refusal", 10_000)
+    await waitUntil(() => gaps(bob).length > 0, "the gap reported", 10_000)
+    await settled()
+    expect(texts(bob)).toEqual(["one", "three"])
+    expect(gaps(bob)).toEqual([{ _tag: "Missed", peer: alice.m.publicKey, device: alice.m.deviceId!, count: 1 }])
+  }, T)
+
+  // Last: it restarts the node.
+  test("a message deleted from the node's storage while its recipient is offline is exactly one missed message", async () => {
+    const alice = await clients.open(node.url)
+    const bobDir = clients.home()
+    const bob = await clients.open(node.url, { dir: bobDir })
+    const bobKey = bob.m.publicKey
+    await bob.m.close()
+    const sent = []
+    for (const t of ["one", "two", "three"]) sent.push(await alice.m.send(bobKey, t))
+    expect(sent.map((r) => r.status)).toEqual(["queued", "queued", "queued"])
+    await alice.m.close()
 
     await node.stop()
     const db = new PGlite(path.join(node.dataDir, "pglite"))
-    const deleted = await db.query("DELETE FROM l2ps_messages WHERE message_hash = $1", [sent[1]])
+    const deleted = await db.query("DELETE FROM l2ps_messages WHERE message_hash = $1", [sent[1]!.messageHash])
     expect(deleted.affectedRows).toBe(1)
     await db.close()
     node = await node.restart()
 
-    const tracker = MissedTracker.make({ graceMs: 200 })
-    const events: Array<MissedTracker.Event> = []
-    const texts: Array<string> = []
-    const bobScope = Effect.runSync(Scope.make())
-    const bobRun = <A, E>(effect: Effect.Effect<A, E, Scope.Scope>) => Effect.runPromise(effect.pipe(Scope.extend(bobScope)))
-    const bobPeer = await bobRun(peerOf(node.url, bob))
-    const bobEvents = await bobRun(bobPeer.subscribe)
-    await bobRun(Queue.take(bobEvents).pipe(
-      Effect.flatMap((e) => {
-        if (e._tag !== "Message") return Effect.void
-        const opened = openMessage(bob, e.message.from, e.message.encrypted, e.message.messageHash)
-        if (opened._tag === "Replayed") return Effect.void
-        const decoded = registry.decode(fromBase64(opened.text))
-        if (Content.is(decoded, ContentType.text)) texts.push(decoded.body.text)
-        events.push(...tracker.observe(e.message.from, 1, decoded.link!, decoded.digest, Date.now()))
-        return bobPeer.ack([e.message.messageHash]).pipe(Effect.ignore)
-      }),
-      Effect.forever,
-      Effect.forkScoped
-    ))
-    await bobRun(bobPeer.connect)
-    await waitUntil(() => texts.length >= 2, "bob's two messages", 15_000)
-    await new Promise((r) => setTimeout(r, 400))
-    events.push(...tracker.settle(Date.now()))
-    expect(texts).toEqual(["one", "three"])
-    expect(events).toEqual([{ _tag: "Missed", peer: alice.publicKey, device: 1, count: 1 }])
-    await Effect.runPromise(Scope.close(bobScope, Exit.void))
-  }, 60_000)
+    const back = await clients.open(node.url, { missedGraceMs: GRACE, dir: bobDir })
+    await waitUntil(() => texts(back).length === 2, "the two messages left", 15_000)
+    await waitUntil(() => gaps(back).length > 0, "the gap reported", 10_000)
+    await settled()
+    expect(texts(back)).toEqual(["one", "three"])
+    expect(gaps(back)).toEqual([{ _tag: "Missed", peer: alice.m.publicKey, device: alice.m.deviceId!, count: 1 }])
+  }, T)
 })

@@ -3,10 +3,12 @@
  * envelope that also carries the missed-message link, all in a few bytes since it is inside the
  * ciphertext and counts toward the bandwidth budget:
  *
- *   format (1) ‖ position (varint) ‖ previous (8) ‖ type code (1) [‖ name length (1) ‖ name] ‖ version (varint) ‖ body
+ *   format (1) ‖ position (varint) [‖ previous (8)] ‖ type code (1) [‖ name length (1) ‖ name] ‖ version (varint) ‖ body
  *
  * `position` counts the sender device's messages in this conversation from 1; `previous` is the
- * `digest` of that device's message before it (zeros for the first). Decoding never throws: an
+ * `digest` of that device's message before it (zeros for the first). Position 0 marks a message
+ * outside the sequence (receipts, typing: `CONTROL`), which has no `previous`: losing one is no
+ * missed message. Decoding never throws: an
  * unknown type, a newer version or a body that does not read is `Unsupported`, with what arrived.
  */
 import { sha256 } from "@noble/hashes/sha2.js"
@@ -16,6 +18,8 @@ import { BUILT_IN, type ContentType, MAX_NAME_BYTES } from "./ContentType.ts"
 export const FORMAT_1 = 0x01
 export const LINK_BYTES = 8
 export const NO_PREVIOUS: Uint8Array = new Uint8Array(LINK_BYTES)
+/** The link of a message outside the sender's sequence. */
+export const CONTROL: Link = { position: 0, previous: NO_PREVIOUS }
 
 /** Where a message stands in its sender device's sequence. */
 export interface Link {
@@ -92,11 +96,12 @@ export const make = (...types: ReadonlyArray<ContentType<any>>): Registry => {
   }
 
   const encode = <A>(type: ContentType<A>, body: A, link: Link): Uint8Array => {
-    if (!Number.isInteger(link.position) || link.position < 1 || link.position > 0xffff_ffff) throw new RangeError(`position out of range: ${link.position}`)
+    if (!Number.isInteger(link.position) || link.position < 0 || link.position > 0xffff_ffff) throw new RangeError(`position out of range: ${link.position}`)
     if (link.previous.length !== LINK_BYTES) throw new RangeError(`previous is ${LINK_BYTES} bytes`)
     const head: Array<number> = [FORMAT_1]
     varint(link.position, head)
-    head.push(...link.previous, type.code)
+    if (link.position > 0) head.push(...link.previous)
+    head.push(type.code)
     if (type.code === 0) {
       const name = encoder.encode(type.name)
       head.push(name.length, ...name)
@@ -114,11 +119,12 @@ export const make = (...types: ReadonlyArray<ContentType<any>>): Registry => {
     const malformed = (detail: string): Decoded => ({ _tag: "Unsupported", name: "", version: 0, reason: "malformed", detail, body: envelope, digest: d })
     if (envelope[0] !== FORMAT_1) return malformed(`format ${envelope[0] ?? "missing"}`)
     const pos = readVarint(envelope, 1)
-    if (pos === undefined || pos[0] < 1) return malformed("bad position")
+    if (pos === undefined) return malformed("bad position")
     let at = pos[1]
-    if (at + LINK_BYTES + 1 > envelope.length) return malformed("truncated")
-    const link: Link = { position: pos[0], previous: envelope.slice(at, at + LINK_BYTES) }
-    at += LINK_BYTES
+    const linkBytes = pos[0] === 0 ? 0 : LINK_BYTES
+    if (at + linkBytes + 1 > envelope.length) return malformed("truncated")
+    const link: Link = pos[0] === 0 ? CONTROL : { position: pos[0], previous: envelope.slice(at, at + LINK_BYTES) }
+    at += linkBytes
     const code = envelope[at++]!
     let name: string
     if (code === 0) {

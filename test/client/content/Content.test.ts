@@ -36,6 +36,16 @@ describe("payload types", () => {
     expect(r.encode(ContentType.text, body, { position: 100_000, previous: Content.NO_PREVIOUS }).length).toBe(114)
   })
 
+  test("a message outside the sequence (position 0) carries no previous: a receipt of one hash is 8 bytes shorter", () => {
+    const r = Content.make()
+    const body = { messageHashes: ["ab".repeat(32)] }
+    const control = r.encode(ContentType.delivered, body, Content.CONTROL)
+    expect(control.length).toBe(r.encode(ContentType.delivered, body, first).length - Content.LINK_BYTES)
+    const d = r.decode(control)
+    expect(Content.is(d, ContentType.delivered) && d.body).toEqual(body)
+    expect(d.link?.position).toBe(0)
+  })
+
   test("an application's type is sent with its name and read back typed by a registry that knows it", () => {
     const sender = Content.make(Poll1)
     const bytes = sender.encode(Poll1, { question: "lunch?", options: ["yes", "no"] }, first)
