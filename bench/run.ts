@@ -9,6 +9,7 @@ import * as fs from "node:fs"
 import { spawnGenerators } from "./Generators.ts"
 import * as S from "./Scenarios.ts"
 import { seedHistory } from "./SeedHistory.ts"
+import { summary } from "./Summary.ts"
 import { fmt, median, ratio } from "./Stats.ts"
 import { createDatabase, SESSION_NETWORKS, startBaseline, startBenchNode, type StorageChoice, type Target, tempDir } from "./Targets.ts"
 
@@ -155,27 +156,19 @@ try {
 
   log("")
   log(`machine load average at end: ${loadavg()}`)
-  const at5k = lat[RATES.indexOf(5000)]!
-  console.log(JSON.stringify({
-    mode: quick ? "quick" : "full",
+  console.log(JSON.stringify(summary({
+    quick,
     storage: primary,
-    durableMsgsPerSec100Pairs: Math.round(med(node[primary]!.hundred)),
-    baselineMsgsPerSec100Pairs: Math.round(med(base100)),
-    durableMsgsPerSec1Pair: Math.round(med(node[primary]!.one)),
-    baselineMsgsPerSec1Pair: Math.round(med(base1)),
-    ...(node["pglite"] !== undefined && primary !== "pglite" ? { pgliteMsgsPerSec100Pairs: Math.round(med(node["pglite"].hundred)), pgliteMsgsPerSec1Pair: Math.round(med(node["pglite"].one)) } : {}),
-    ackP50MsAt5k: +at5k.ackP50.toFixed(2),
-    ackP99MsAt5k: +at5k.ackP99.toFixed(2),
-    baselineAckP99MsAt5k: +baseLat[RATES.indexOf(5000)]!.ackP99.toFixed(2),
-    ...(pgliteSide === undefined ? {} : { pgliteAckP99MsAt5k: +pgliteSide.lat.ackP99.toFixed(2), pgliteHistoryP99Ms: +pgliteSide.hist.p99.toFixed(2) }),
-    deliveryP99MsAt5k: +at5k.deliverP99.toFixed(2),
-    ...(lat[2] === undefined ? {} : { ackP99MsAt20k: +lat[2].ackP99.toFixed(2) }),
-    sessionsHeld: nSessions.sessions,
-    bytesPerSession: perSession === undefined ? null : Math.round(perSession),
-    registrationStormSec: +nSessions.registerSec.toFixed(3),
+    baseline: { one: base1, hundred: base100, latency: baseLat },
+    node,
+    latency: lat,
+    rates: RATES,
+    history: hist,
     historyMessages: cfg.history,
-    historyP99Ms: +hist.p99.toFixed(2)
-  }))
+    pgliteSide,
+    sessions: nSessions,
+    bytesPerSession: perSession
+  })))
 } finally {
   await gens.stop()
   for (const c of cleanups) await c().catch((e) => console.error(`[bench] cleanup: ${e}`))
