@@ -53,12 +53,12 @@ const BIG = "1000000000"
 
 /** BENCH_PROFILE=<dir>: the node writes a CPU profile (markdown) there when it stops. */
 const profileDir = process.env["BENCH_PROFILE"]
-/** BENCH_PRELOAD=<file>: loaded into the node before it starts (a heap probe, a sampling hook). */
-const preload = process.env["BENCH_PRELOAD"]
-/** BENCH_BUN_FLAGS="--smol …": flags of `bun run` for the node, to measure the runtime's settings. */
-const bunFlags = (process.env["BENCH_BUN_FLAGS"] ?? "").split(" ").filter((f) => f !== "")
 
 export const startBenchNode = async (storage: StorageChoice, extraEnv: Record<string, string> = {}): Promise<Target> => {
+  // BENCH_PRELOAD=<file>: loaded into the node before it starts (`HeapProbe.ts`).
+  const preload = process.env["BENCH_PRELOAD"]
+  // BENCH_BUN_FLAGS="--smol …": flags of `bun run` for the node, to measure the runtime's settings.
+  const bunFlags = (process.env["BENCH_BUN_FLAGS"] ?? "").split(" ").filter((f) => f !== "")
   const node = await startNode({
     ...(profileDir === undefined && preload === undefined && bunFlags.length === 0 ? {} : {
       cmd: [
