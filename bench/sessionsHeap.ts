@@ -8,7 +8,7 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { sessionsThatFit } from "./FileLimits.ts"
+import { loopbacksFor, sessionsThatFit } from "./FileLimits.ts"
 import { spawnGenerators } from "./Generators.ts"
 import { rssOf } from "./Stats.ts"
 import { createDatabase, SESSION_NETWORKS, startBenchNode } from "./Targets.ts"
@@ -44,7 +44,7 @@ try {
   const before = await rssOf(target.pid)
   const share = (i: number) => Math.floor(n / gens.size) + (i < n % gens.size ? 1 : 0)
   let first = 1_000_000
-  await gens.all((i) => ({ cmd: "open", url: target.url, count: share(i) }))
+  await gens.all((i) => ({ cmd: "open", url: target.url, count: share(i), loopbacks: loopbacksFor(n) }))
   await gens.all((i) => ({ cmd: "register", run: `sh-${crypto.randomUUID().slice(0, 8)}`, first: (first += share(i)) - share(i), uids: SESSION_NETWORKS }))
   const answers = Array.from({ length: gens.size }, (_, i) => gens.expect<{ errors: number; firstError: string }>(i))
   const t = performance.now()
