@@ -13,7 +13,7 @@ import { NodeIdentity } from "../config/NodeIdentity.ts"
 import { type Fence, Ownership, type OwnershipShape } from "../internal/Ownership.ts"
 
 /** First key of every advisory lock the node takes, so they never meet an application's own locks. */
-const LOCK_SPACE = 0x494d17
+export const LOCK_SPACE = 0x494d17
 
 /** How often a waiting node tries a lock and an owner checks it still holds its connection. */
 export const POLL_MILLIS = 500
