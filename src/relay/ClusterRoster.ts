@@ -112,6 +112,10 @@ export const make = (broker: BrokerShape, self: string) =>
       if (keys!.size === 0) copy.delete(l2psUid)
     }
     const inCopy = (l2psUid: string, key: string) => copy.get(l2psUid)?.has(key) ?? false
+    const applyCopy = (c: Changes) => {
+      for (const [node, l2psUid, key, sid] of c.d) copyRemove(node, l2psUid, key, sid)
+      for (const [l2psUid, key, sid, since] of c.a) copyAdd({ node: c.n, sid, l2psUid, key, since })
+    }
 
     const encoder = new TextEncoder()
     const publishChanges = (c: Omit<Changes, "n">) =>
@@ -166,10 +170,16 @@ export const make = (broker: BrokerShape, self: string) =>
       })
     })
 
+    /** Other nodes' changes that arrived while the table was being read, applied again on the new copy. */
+    let during: Array<Changes> | undefined
+
     /** The table read again: the copy replaced, and this node's own rows set right. */
     const resync = Effect.gen(function*() {
       resyncWanted = false
-      const snap = yield* store.snapshot(self)
+      during = []
+      const snap = yield* store.snapshot(self).pipe(Effect.onError(() => Effect.sync(() => { during = undefined })))
+      const replay = during
+      during = undefined
       const before = new Set<string>()
       for (const [l2psUid, keys] of copy) for (const key of keys.keys()) before.add(`${l2psUid}\u0000${key}`)
       copy.clear()
@@ -178,6 +188,8 @@ export const make = (broker: BrokerShape, self: string) =>
         copyAdd(s)
         if (s.node === self) mine.add(s.sid)
       }
+      // Idempotent, in order: what was already in the read changes nothing.
+      for (const c of replay) applyCopy(c)
       for (const sid of snap.evicted) {
         mine.add(sid)
         if (!pending.has(sid)) evictLocal(sid)
@@ -218,8 +230,8 @@ export const make = (broker: BrokerShape, self: string) =>
     const inbox = yield* Queue.dropping<Changes>(INBOX)
     const apply = (c: Changes) =>
       Effect.gen(function*() {
-        for (const [node, l2psUid, key, sid] of c.d) copyRemove(node, l2psUid, key, sid)
-        for (const [l2psUid, key, sid, since] of c.a) copyAdd({ node: c.n, sid, l2psUid, key, since })
+        applyCopy(c)
+        during?.push(c)
         yield* announce(c.t.map(([l2psUid, key, online]) => [l2psUid, key, online === 1] as const))
       })
 
@@ -258,9 +270,16 @@ export const make = (broker: BrokerShape, self: string) =>
       })
     }
 
+    // One fiber writes, purges and reads the table, so that the copy never mixes a read with a change
+    // made during it by this node.
     let lastResync = 0
+    let lastJanitor = 0
     const turn = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
+      if (now - lastJanitor >= JANITOR_MILLIS) {
+        lastJanitor = now
+        yield* janitor
+      }
       if (resyncWanted || now - lastResync >= RESYNC_MILLIS) {
         lastResync = now
         yield* resync
@@ -268,7 +287,13 @@ export const make = (broker: BrokerShape, self: string) =>
       while (pending.size > 0) yield* flush
     })
     yield* supervise("roster/writer", Effect.repeat(turn, Schedule.spaced(FLUSH_MILLIS)))
-    yield* supervise("roster/janitor", Effect.repeat(janitor, Schedule.spaced(JANITOR_MILLIS)))
+    // Best effort at a stop: the sessions closed by it leave at once rather than at the others' janitor.
+    yield* Effect.addFinalizer(() =>
+      Effect.suspend(() => pending.size > 0 ? flush : Effect.void).pipe(
+        Effect.repeat({ while: () => pending.size > 0 }),
+        Effect.timeout("2 seconds"),
+        Effect.ignore
+      ))
 
     const add = (peer: Peer, maxPerKey: number) =>
       Effect.flatMap(peers.add(peer, Number.POSITIVE_INFINITY), (r) =>

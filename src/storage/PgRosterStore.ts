@@ -153,7 +153,10 @@ export const layer: Layer.Layer<RosterStore, never, SqlClient.SqlClient> = Layer
         Effect.gen(function*() {
           const candidates = only !== undefined
             ? [only]
-            : (yield* sql<{ node_id: string }>`SELECT DISTINCT node_id FROM cluster_sessions WHERE node_id <> ${self}`).map((r) => r.node_id)
+            // Nodes with a heartbeat row (written within a second of start): a scan of the sessions' node ids would grow with them.
+            : (yield* sql<{ node_id: string }>`
+                SELECT n.node_id FROM cluster_nodes n
+                WHERE n.node_id <> ${self} AND EXISTS (SELECT 1 FROM cluster_sessions s WHERE s.node_id = n.node_id)`).map((r) => r.node_id)
           const nodes: Array<string> = []
           const removed: Array<RosterSession> = []
           const transitions: Array<RosterTransition> = []

@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from "bun:test"
 import * as SqlClient from "@effect/sql/SqlClient"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, type Scope } from "effect"
 import { type AddedSession, RosterStore } from "../../src/internal/RosterStore.ts"
 import * as Migrations from "../../src/storage/Migrations.ts"
 import { LOCK_SPACE } from "../../src/storage/PgOwnership.ts"
@@ -17,7 +17,7 @@ const keyOf = (n: number) => n.toString(16).padStart(64, "0")
 const session = (node: string, sid: number, key: string, since: number, cap = 5): AddedSession =>
   ({ node, sid, l2psUid: NET, key, since, cap })
 
-const run = <X, E>(body: Effect.Effect<X, E, RosterStore | SqlClient.SqlClient>) =>
+const run = <X, E>(body: Effect.Effect<X, E, RosterStore | SqlClient.SqlClient | Scope.Scope>) =>
   Effect.runPromise(
     body.pipe(
       Effect.provide(PgRosterStore.layer.pipe(
