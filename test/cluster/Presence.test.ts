@@ -2,7 +2,8 @@
  * Presence and the session cap across three nodes on one database and one nats-server: `peer_joined`
  * and `peer_left` on a key's first and last session in the whole cluster, seen by sessions of every
  * node; `discover` and the register answer list every node's keys; the cap evicts the oldest session
- * wherever it is; a node killed with SIGKILL has its keys reported left by the others within seconds.
+ * wherever it is (a node cut off from the bus learns it from the table); a node killed with SIGKILL has
+ * its keys reported left by the others within seconds.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { ask, expectAlive, makeIdentity, newRequestId, registerFrame, requestFrame, waitUntil } from "../e2e/helpers.ts"
@@ -49,7 +50,8 @@ describe.skipIf(skip !== undefined)("presence across the cluster", () => {
       .map((f) => f.type)
 
   beforeAll(async () => {
-    cluster = await Cluster.start(3, { MAX_SESSIONS_PER_KEY: "2" })
+    // n2 reaches the bus through a proxy the test can freeze.
+    cluster = await Cluster.start(3, { MAX_SESSIONS_PER_KEY: "2" }, [1])
   }, 55_000)
   afterAll(async () => {
     for (const s of sockets) if (!s.isClosed) await s.close().catch(() => undefined)
@@ -110,6 +112,29 @@ describe.skipIf(skip !== undefined)("presence across the cluster", () => {
     await expectAlive(again.s, true)
     await until(async () => (await rows(k.publicKey)).join() === "n2,n3", "n2's older row gone")
   }, 20_000)
+
+  test("a node cut off from the bus learns joins and its evictions from the table within seconds", async () => {
+    const watcher = await registered(1)
+    const proxy = cluster.proxies.get(1)!
+    proxy.freeze()
+    try {
+      const k = makeIdentity()
+      await registered(0, k)
+      // The cap: n2 holds the oldest session, and the eviction message to it is lost.
+      const e = makeIdentity()
+      const oldest = await registered(1, e)
+      await until(async () => (await rows(e.publicKey)).length === 1, "the first row")
+      await registered(0, e)
+      await until(async () => (await rows(e.publicKey)).length === 2, "the second row")
+      await registered(2, e)
+      const closed = await Promise.race([oldest.s.closed, Bun.sleep(8000).then(() => undefined)])
+      expect(closed?.code).toBe(4001)
+      await waitUntil(() => presenceOf(watcher.s, k.publicKey).length === 1, "peer_joined read from the table", 8000)
+      expect(await discover(watcher.s)).toContain(k.publicKey)
+    } finally {
+      proxy.thaw()
+    }
+  }, 25_000)
 
   test("a node killed with SIGKILL: its keys are reported left by the others within seconds and no longer listed", async () => {
     const watcher = await registered(0)
