@@ -284,7 +284,8 @@ export const make = (broker: BrokerShape, self: string) =>
         lastResync = now
         yield* resync
       }
-      while (pending.size > 0) yield* flush
+      // A few batches a turn, so that a long storm still lets the janitor and the reads run.
+      for (let i = 0; i < 8 && pending.size > 0; i++) yield* flush
     })
     yield* supervise("roster/writer", Effect.repeat(turn, Schedule.spaced(FLUSH_MILLIS)))
     // Best effort at a stop: the sessions closed by it leave at once rather than at the others' janitor.
