@@ -10,6 +10,7 @@ import * as PgClusterMembers from "../storage/PgClusterMembers.ts"
 import * as PgOwnership from "../storage/PgOwnership.ts"
 import * as PgQuotaLeases from "../storage/PgQuotaLeases.ts"
 import * as PgSeenProofs from "../storage/PgSeenProofs.ts"
+import * as PgRosterStore from "../storage/PgRosterStore.ts"
 import * as NatsBroker from "../transport/NatsBroker.ts"
 import * as Crypto from "../crypto/Crypto.ts"
 import * as NodeKey from "../crypto/NodeKey.ts"
@@ -45,12 +46,14 @@ const OwnershipLive = Layer.unwrapEffect(
 )
 
 /**
- * A cluster member records accepted proofs and leases quota where the other members see them, and
- * lists the members on its status page; alone, memory is enough.
+ * A cluster member records accepted proofs, leases quota and lists its sessions where the other
+ * members see them, and lists the members on its status page; alone, memory is enough.
  */
 const SeenProofsLive = Layer.unwrapEffect(
   Effect.map(NodeConfig, (cfg) =>
-    Option.isSome(cfg.natsUrl) ? Layer.mergeAll(PgSeenProofs.layer, PgQuotaLeases.layer, PgClusterMembers.layer) : Layer.empty)
+    Option.isSome(cfg.natsUrl)
+      ? Layer.mergeAll(PgSeenProofs.layer, PgQuotaLeases.layer, PgClusterMembers.layer, PgRosterStore.layer)
+      : Layer.empty)
 )
 
 /** The local L1 keeps its chain in the node's database, so it is built after the migrations. */

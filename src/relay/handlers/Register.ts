@@ -47,7 +47,7 @@ export const register = (deps: RelayDeps) => (session: ConnectionContext, frame:
     const reg = { ...base, peer: session.asPeer(base) }
     session.registration = reg
     session.registered()
-    const { first, evicted } = yield* deps.peers.add(reg.peer, limits.maxSessionsPerKey)
+    const { first, evicted } = yield* deps.roster.add(reg.peer, limits.maxSessionsPerKey)
     yield* Metric.incrementBy(Metrics.sessions, 1 - evicted.length)
     for (const old of evicted) old.close(EVICTED_CODE, "Replaced by a newer session of the same key")
     // Before storage is read below: a message committed on another node after that read is pushed here.
@@ -55,7 +55,7 @@ export const register = (deps: RelayDeps) => (session: ConnectionContext, frame:
 
     // Bounded as a discover page is (the rest through `discover`'s cursor).
     const max = deps.cfg.discoverMaxPeers
-    const onlinePeers = (yield* deps.peers.keysPage(reg.l2psUid, 0, max + 1)).keys.filter((k) => k !== key).slice(0, max)
+    const onlinePeers = (yield* deps.roster.keysPage(reg.l2psUid, 0, max + 1)).keys.filter((k) => k !== key).slice(0, max)
     // Typed by its Schema, not encoded through it: a check per peer key would cost up to 0.7 ms a
     // registration (ServerFrames.ts); the tests decode what the node sends.
     const registered: PayloadEncoded<"registered"> = { success: true, publicKey: p.publicKey, l2psUid: p.l2psUid, onlinePeers }

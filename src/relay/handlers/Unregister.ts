@@ -10,7 +10,7 @@ export const unregister = (deps: RelayDeps, session: ConnectionContext) =>
     const reg = session.registration
     if (reg === undefined) return
     session.registration = undefined
-    const { last, removed } = yield* deps.peers.remove(reg.peer)
+    const { last, removed } = yield* deps.roster.remove(reg.peer)
     if (removed) yield* Metric.incrementBy(Metrics.sessions, -1)
     if (last) yield* Effect.zipRight(deps.router.track(reg.l2psUid, reg.key), deps.presence.changed(reg.l2psUid, reg.key, false))
   })
