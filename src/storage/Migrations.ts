@@ -14,6 +14,7 @@ import m0012 from "../../migrations/0012_retention.ts"
 import m0013 from "../../migrations/0013_prekeys.ts"
 import m0014 from "../../migrations/0014_invites.ts"
 import m0015 from "../../migrations/0015_cluster.ts"
+import m0016 from "../../migrations/0016_conversation_clocks.ts"
 
 /** The schema migrations of `migrations/`, bundled so an embedding host needs no file access. */
 export const loader = Migrator.fromRecord({
@@ -31,7 +32,8 @@ export const loader = Migrator.fromRecord({
   "0012_retention": m0012,
   "0013_prekeys": m0013,
   "0014_invites": m0014,
-  "0015_cluster": m0015
+  "0015_cluster": m0015,
+  "0016_conversation_clocks": m0016
 })
 
 /** Applies pending migrations; the migrations table lock makes concurrent starts safe on Postgres. */
