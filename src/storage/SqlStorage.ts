@@ -1,8 +1,6 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Clock from "effect/Clock"
-import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
-import * as FiberId from "effect/FiberId"
 import { identity } from "effect/Function"
 import * as Layer from "effect/Layer"
 import { isStorableText, jsonbRefusal } from "../domain/JsonbRefusal.ts"
@@ -79,15 +77,13 @@ const charge = (usage: Usage, r: CommitRequest): CommitResult | undefined => {
   return undefined
 }
 
-/** A conversation's clock in a commit: its network and conversation (`conversationOf`). */
-const clockKeyOf = (m: NewMessage): string => `${m.l2psUid}\u0000${conversationOf(m.from, m.to)}`
-
 export interface Options {
   /**
-   * Timestamps from the conversation's row of `conversation_clocks` (migration 0016), locked in the
-   * commit's transaction: each stored message gets the greater of the row's last timestamp + 1 and its
-   * own, so that a conversation's timestamps strictly increase, in commit order, whichever node writes
-   * it. For nodes sharing one database; alone, the node's `ServerClock` already orders them.
+   * Timestamps from the conversation's row of `conversation_clocks` (migration 0016), taken by the
+   * statement that inserts the messages: each stored message gets at least the row's last timestamp + 1
+   * and at least its own, so that a conversation's timestamps strictly increase, in commit order,
+   * whichever node writes it. For nodes sharing one database; alone, the node's `ServerClock` already
+   * orders them.
    */
   readonly conversationClocks?: boolean
 }
@@ -169,49 +165,6 @@ export const make = (options: Options = {}) => Effect.gen(function*() {
   }
 
   /**
-   * Locks the clock rows of the batch's conversations (created at the newest stored timestamp of the
-   * conversation the first time) and returns their last timestamps by `clockKeyOf`. Rows are locked in
-   * key order, so two nodes' commits never wait on each other in a cycle; a row already there is raised
-   * to the conversation's newest stored message too, so a database that nodes also wrote alone (with
-   * their own clocks) never hands out a timestamp below a stored one.
-   */
-  const lockClocks = (requests: ReadonlyArray<CommitRequest>) => {
-    const keys = new Map<string, NewMessage>()
-    for (const r of requests) keys.set(clockKeyOf(r.message), r.message)
-    const ms = [...keys.values()]
-    return sql<{ u: string; c: string; ts: string | number }>`
-      WITH k AS (
-        SELECT u, c, hashtextextended(c, 0) AS h
-        FROM unnest(${ms.map((m) => m.l2psUid)}::text[], ${ms.map((m) => conversationOf(m.from, m.to))}::text[]) AS k(u, c)),
-      locked AS (
-        INSERT INTO conversation_clocks (l2ps_uid, conversation_hash, ts)
-        SELECT DISTINCT ON (k.u, k.h) k.u, k.h, COALESCE((
-          SELECT max(m.ts) FROM l2ps_messages m WHERE m.l2ps_uid = k.u AND hashtextextended(m.conversation, 0) = k.h), 0)
-        FROM k ORDER BY k.u, k.h
-        ON CONFLICT (l2ps_uid, conversation_hash) DO UPDATE SET ts = GREATEST(conversation_clocks.ts, EXCLUDED.ts)
-        RETURNING l2ps_uid, conversation_hash, ts)
-      SELECT k.u, k.c, locked.ts FROM k JOIN locked ON locked.l2ps_uid = k.u AND locked.conversation_hash = k.h`.pipe(
-      Effect.map((rows) => new Map<string, number>(rows.map((r) => [`${r.u}\u0000${r.c}`, Number(r.ts)])))
-    )
-  }
-
-  // This node's commits lock their clock rows one after the other, in the order they were handed to
-  // storage (each takes its turn before its transaction starts), so that two commits in flight at once
-  // cannot swap the order of one sender's messages. Only the lock statements wait: the commits overlap.
-  let lastTurn = Deferred.unsafeMake<void>(FiberId.none)
-  Deferred.unsafeDone(lastTurn, Effect.void)
-  const takeTurn = () => {
-    const previous = lastTurn
-    const mine = lastTurn = Deferred.unsafeMake<void>(FiberId.none)
-    return {
-      inTurn: <A, E, R>(lock: Effect.Effect<A, E, R>) =>
-        Deferred.await(previous).pipe(Effect.zipRight(lock), Effect.ensuring(Deferred.succeed(mine, undefined))),
-      /** The turn passed on even when the commit failed before its lock statement. */
-      done: Deferred.succeed(mine, undefined)
-    }
-  }
-
-  /**
    * One refused row fails the whole statement, and with it every other sender's message. The relay
    * refuses what the database would at validation; should a batch still fail for its data, the messages
    * it is known to refuse are answered `Refused` and the others committed again, once. Checked only then,
@@ -230,17 +183,82 @@ export const make = (options: Options = {}) => Effect.gen(function*() {
       })
     }))
 
-  const commitOnce: StorageShape["commit"] = (batch) => Effect.suspend(() => {
+  /** The columns of the messages to insert, one array each: the statement is the same whatever the batch size. */
+  const columnsOf = (ms: ReadonlyArray<NewMessage>) => {
+    const column = <A>(f: (m: NewMessage) => A) => ms.map(f)
+    return sql`
+      ${column((m) => m.l2psUid)}::text[], ${column((m) => m.from)}::text[], ${column((m) => m.to)}::text[],
+      ${column((m) => conversationOf(m.from, m.to))}::text[], ${column((m) => m.messageHash)}::text[],
+      string_to_array(${ms.map((m) => m.encryptedJson).join(RS)}, ${RS}), ${column((m) => m.timestamp)}::int8[],
+      ${column((m) => m.deliveryStatus)}::text[], ${column((m) => m.awaitingAck)}::bool[],
+      ${column((m) => m.outcome)}::text[], ${column((m) => m.encryptedJson.length)}::int4[]`
+  }
+
+  type Inserted = { id: string | number; message_hash: string; l2ps_uid: string; from_key: string; ts: string | number }
+
+  const insertPlain = (ms: ReadonlyArray<NewMessage>) =>
+    sql<Inserted>`
+      INSERT INTO l2ps_messages (l2ps_uid, from_key, to_key, conversation, message_hash, encrypted, ts,
+        delivery_status, awaiting_ack, send_outcome, delivered_at, size)
+      SELECT u, f, t, c, h, e::jsonb, ts, ds, aa, so, CASE WHEN ds = 'queued' THEN NULL ELSE ts END, sz
+      FROM unnest(${columnsOf(ms)}) AS x(u, f, t, c, h, e, ts, ds, aa, so, sz)
+      ON CONFLICT (message_hash, l2ps_uid, from_key) DO NOTHING RETURNING id, message_hash, l2ps_uid, from_key, ts`.pipe(
+      Effect.map((rows) => ({ rows, busy: [] as ReadonlyArray<number> }))
+    )
+
+  /**
+   * The insert with its timestamps from the clock rows, in one statement (one round trip, atomic without
+   * a transaction). The k-th of a row's n messages in the batch (a row is a network and a conversation
+   * hash) gets B + k, where B = GREATEST(the row's last, max over its messages of (own stamp - k)): each
+   * is after the row's last and at or after its own stamp, and they increase in batch order. The row
+   * becomes B + n, its `step` n. The upsert locks the rows in key order (no cycle between nodes) and is
+   * skipped, its messages answered busy (`busy`: their 0-based positions), when B + n would pass
+   * `latest`. A new row starts at the conversation's newest stored timestamp.
+   */
+  const insertClocked = (ms: ReadonlyArray<NewMessage>, latest: number) =>
+    sql<Inserted & { busy: string | number | null }>`
+      WITH x AS (
+        SELECT x.*, hashtextextended(x.c, 0) AS ch, row_number() OVER (PARTITION BY x.u, hashtextextended(x.c, 0) ORDER BY x.ord) AS k
+        FROM unnest(${columnsOf(ms)}) WITH ORDINALITY AS x(u, f, t, c, h, e, ts, ds, aa, so, sz, ord)),
+      g AS (
+        SELECT u, ch, max(ts - k) AS m, count(*) AS n FROM x GROUP BY u, ch),
+      clk AS (
+        INSERT INTO conversation_clocks (l2ps_uid, conversation_hash, ts, step)
+        SELECT u, ch, v, n FROM (
+          SELECT g.u, g.ch, g.n, GREATEST(g.m, COALESCE((
+            SELECT max(mm.ts) FROM l2ps_messages mm WHERE mm.l2ps_uid = g.u AND hashtextextended(mm.conversation, 0) = g.ch), 0)) + g.n AS v
+          FROM g) s
+        WHERE v <= ${latest}
+        ORDER BY u, ch
+        ON CONFLICT (l2ps_uid, conversation_hash) DO UPDATE
+          SET ts = GREATEST(conversation_clocks.ts + EXCLUDED.step, EXCLUDED.ts), step = EXCLUDED.step
+          WHERE GREATEST(conversation_clocks.ts + EXCLUDED.step, EXCLUDED.ts) <= ${latest}
+        RETURNING l2ps_uid, conversation_hash, ts, step),
+      ins AS (
+        INSERT INTO l2ps_messages (l2ps_uid, from_key, to_key, conversation, message_hash, encrypted, ts,
+          delivery_status, awaiting_ack, send_outcome, delivered_at, size)
+        SELECT x.u, x.f, x.t, x.c, x.h, x.e::jsonb, clk.ts - clk.step + x.k, x.ds, x.aa, x.so,
+          CASE WHEN x.ds = 'queued' THEN NULL ELSE clk.ts - clk.step + x.k END, x.sz
+        FROM x JOIN clk ON clk.l2ps_uid = x.u AND clk.conversation_hash = x.ch
+        ON CONFLICT (message_hash, l2ps_uid, from_key) DO NOTHING RETURNING id, message_hash, l2ps_uid, from_key, ts)
+      SELECT id, message_hash, l2ps_uid, from_key, ts, NULL::int8 AS busy FROM ins
+      UNION ALL
+      SELECT NULL, NULL, NULL, NULL, NULL, x.ord - 1 FROM x
+      WHERE NOT EXISTS (SELECT 1 FROM clk WHERE clk.l2ps_uid = x.u AND clk.conversation_hash = x.ch)`.pipe(
+      Effect.map((all) => ({
+        rows: all.filter((r) => r.busy === null),
+        busy: all.filter((r) => r.busy !== null).map((r) => Number(r.busy))
+      }))
+    )
+
+  const commitOnce: StorageShape["commit"] = (batch) => {
     // Pending messages count against their pair's limit, so duplicates must be known before counting, in
     // one transaction. A batch of live messages needs neither: one INSERT (atomic on its own, one round
-    // trip), its conflicts being the duplicates. With conversation clocks, their rows are locked first.
+    // trip), its conflicts being the duplicates.
     const checked = batch.some((r) => isPending(r.message))
-    const turn = options.conversationClocks === true && batch.length > 0 ? takeTurn() : undefined
-    const stamps = batch.map((r) => r.message.timestamp)
+    const clocked = options.conversationClocks === true
     return Effect.gen(function*() {
       const results: Array<CommitResult | undefined> = batch.map(() => undefined)
-      const clocks = turn === undefined ? undefined : yield* turn.inTurn(lockClocks(batch))
-      const latest = clocks === undefined ? 0 : (yield* Clock.currentTimeMillis) + MAX_AHEAD_MILLIS
       const known = checked ? yield* existing(batch) : new Map<string, Sent>()
       const usage = yield* pendingUsage(batch.filter((r) => !known.has(sentKeyOf(r.message))))
       const firstOf = new Map<string, number>()
@@ -253,14 +271,6 @@ export const make = (options: Options = {}) => Effect.gen(function*() {
           return
         }
         if (firstOf.has(key)) return
-        const clockKey = clocks === undefined ? undefined : clockKeyOf(r.message)
-        if (clockKey !== undefined) {
-          stamps[i] = Math.max(clocks!.get(clockKey)! + 1, r.message.timestamp)
-          if (stamps[i]! > latest) {
-            results[i] = { _tag: "ConversationBusy" }
-            return
-          }
-        }
         if (isPending(r.message)) {
           const refused = charge(usage, r)
           if (refused !== undefined) {
@@ -268,50 +278,30 @@ export const make = (options: Options = {}) => Effect.gen(function*() {
             return
           }
         }
-        // Taken only by a message that is inserted (a duplicate raced in by another node aside).
-        if (clockKey !== undefined) clocks!.set(clockKey, stamps[i]!)
         firstOf.set(key, i)
         toInsert.push(i)
       })
       if (toInsert.length > 0) {
         const ms = toInsert.map((i) => batch[i]!.message)
-        const ts = toInsert.map((i) => stamps[i]!)
-        const column = <A>(f: (m: NewMessage) => A) => ms.map(f)
-        // The clock rows (locked above) move to the last timestamp each conversation took.
-        const advance = clocks === undefined ? sql.literal("") : sql`
-          WITH advanced AS (
-            UPDATE conversation_clocks SET ts = x.ts
-            FROM (SELECT u, hashtextextended(c, 0) AS h, max(ts) AS ts
-                  FROM unnest(${column((m) => m.l2psUid)}::text[], ${column((m) => conversationOf(m.from, m.to))}::text[], ${ts}::int8[])
-                    AS x(u, c, ts) GROUP BY 1, 2) x
-            WHERE conversation_clocks.l2ps_uid = x.u AND conversation_clocks.conversation_hash = x.h
-              AND conversation_clocks.ts < x.ts)`
-        // One array per column: the statement and its 12 parameters are the same whatever the batch size.
-        const inserted = yield* sql<{ id: string | number; message_hash: string; l2ps_uid: string; from_key: string }>`
-          ${advance}
-          INSERT INTO l2ps_messages (l2ps_uid, from_key, to_key, conversation, message_hash, encrypted, ts,
-            delivery_status, awaiting_ack, send_outcome, delivered_at, size)
-          SELECT u, f, t, c, h, e::jsonb, ts, ds, aa, so, da, sz FROM unnest(
-            ${column((m) => m.l2psUid)}::text[], ${column((m) => m.from)}::text[], ${column((m) => m.to)}::text[],
-            ${column((m) => conversationOf(m.from, m.to))}::text[], ${column((m) => m.messageHash)}::text[],
-            string_to_array(${ms.map((m) => m.encryptedJson).join(RS)}, ${RS}), ${ts}::int8[],
-            ${column((m) => m.deliveryStatus)}::text[], ${column((m) => m.awaitingAck)}::bool[],
-            ${column((m) => m.outcome)}::text[],
-            ${ms.map((m, j) => (m.deliveryStatus === "queued" ? null : ts[j]!))}::int8[],
-            ${column((m) => m.encryptedJson.length)}::int4[]
-          ) AS x(u, f, t, c, h, e, ts, ds, aa, so, da, sz)
-          ON CONFLICT (message_hash, l2ps_uid, from_key) DO NOTHING RETURNING id, message_hash, l2ps_uid, from_key`
-        const ids = new Map<string, string>(inserted.map((r) => [`${r.l2ps_uid}\u0000${r.from_key}\u0000${r.message_hash}`, String(r.id)] as const))
+        const inserted = clocked
+          ? yield* insertClocked(ms, (yield* Clock.currentTimeMillis) + MAX_AHEAD_MILLIS)
+          : yield* insertPlain(ms)
+        for (const j of inserted.busy) results[toInsert[j]!] = { _tag: "ConversationBusy" }
+        const stored = new Map<string, { readonly id: string; readonly timestamp: number }>(inserted.rows.map((r) => [
+          `${r.l2ps_uid}\u0000${r.from_key}\u0000${r.message_hash}`,
+          { id: String(r.id), timestamp: Number(r.ts) }
+        ]))
+        const left = toInsert.filter((i) => results[i] === undefined)
         // A conflict here is a duplicate not checked before, or committed by another node since.
-        const raced = ids.size === toInsert.length
+        const raced = stored.size === left.length
           ? new Map<string, Sent>()
-          : yield* existing(toInsert.map((i) => batch[i]!).filter((r) => !ids.has(sentKeyOf(r.message))))
-        for (const i of toInsert) {
+          : yield* existing(left.map((i) => batch[i]!).filter((r) => !stored.has(sentKeyOf(r.message))))
+        for (const i of left) {
           const key = sentKeyOf(batch[i]!.message)
-          const id = ids.get(key)
+          const row = stored.get(key)
           const other = raced.get(key)
-          results[i] = id !== undefined
-            ? { _tag: "Stored", id, timestamp: stamps[i]! }
+          results[i] = row !== undefined
+            ? { _tag: "Stored", ...row }
             : { _tag: "Duplicate", to: other?.to ?? "", outcome: other?.outcome ?? "queued" }
         }
       }
@@ -326,12 +316,8 @@ export const make = (options: Options = {}) => Effect.gen(function*() {
           ? { _tag: "Duplicate", to: firstReq.message.to, outcome: firstReq.message.outcome }
           : first
       })
-    }).pipe(
-      checked || turn !== undefined ? sql.withTransaction : identity,
-      Effect.ensuring(turn?.done ?? Effect.void),
-      Effect.mapError(fail("commit"))
-    )
-  })
+    }).pipe(checked ? sql.withTransaction : identity, Effect.mapError(fail("commit")))
+  }
 
   const pending: StorageShape["pending"] = (q) =>
     sql<MessageRow>`
