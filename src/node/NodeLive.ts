@@ -27,6 +27,7 @@ import { L2psServer } from "../relay/L2psServer.ts"
 import { NodeConfig } from "../config/NodeConfig.ts"
 import * as NodeConfigLive from "../config/NodeConfig.ts"
 import { NodeCore } from "./NodeCore.ts"
+import * as SqlStorage from "../storage/SqlStorage.ts"
 import * as SqlStores from "./SqlStores.ts"
 import { PortInUse } from "./StartupFailure.ts"
 
@@ -56,10 +57,18 @@ const SeenProofsLive = Layer.unwrapEffect(
       : Layer.empty)
 )
 
+/**
+ * A cluster member takes a conversation's timestamps from its row in the shared database, so that they
+ * strictly increase whichever node writes; alone, the node's own clock orders them (no row to lock).
+ */
+const StoresLive = Layer.unwrapEffect(
+  Effect.map(NodeConfig, (cfg) => Option.isSome(cfg.natsUrl) ? SqlStores.make({ storage: SqlStorage.layerClustered }) : SqlStores.layer)
+)
+
 /** The local L1 keeps its chain in the node's database, so it is built after the migrations. */
 const Sql = LocalL1.layer.pipe(
   Layer.provideMerge(Layer.merge(OwnershipLive, SeenProofsLive)),
-  Layer.provideMerge(SqlStores.layer),
+  Layer.provideMerge(StoresLive),
   Layer.provide(Database.layer)
 )
 
