@@ -10,6 +10,7 @@ import { ConnectionActor } from "../connection/ConnectionActor.ts"
 import { frameText, FrameTextError } from "../connection/FrameText.ts"
 import type { StallWatch } from "../connection/StallWatch.ts"
 import { invalid, refuse, type RequestError } from "../domain/ErrorCode.ts"
+import { decodeBinary, isBinaryFrame, toBinary } from "../domain/BinaryFrames.ts"
 import { decodeFrame, encodeFrame, type Envelope, type RequestId } from "../domain/Frames.ts"
 import * as Metrics from "../internal/Metrics.ts"
 import type { StorageError } from "../storage/Storage.ts"
@@ -110,8 +111,20 @@ export const open = (
     )
   })
 
+  // A session that asked for binary frames (capability "binary") gets the hot frames in binary; every
+  // other frame, and every frame of other sessions, is written as the JSON text it was built as.
+  const sendBinary = conn.sendBinary
+  const binaryConn: Connection = sendBinary === undefined ? conn : {
+    ...conn,
+    send: (text) => {
+      if (registration?.binaryFrames !== true) return conn.send(text)
+      const binary = toBinary(text)
+      return binary === undefined ? conn.send(text) : sendBinary(binary)
+    }
+  }
+
   const actor: ConnectionActor<Inbound> = new ConnectionActor<Inbound>({
-    conn,
+    conn: binaryConn,
     inboxCapacity: cfg.sessionInbox,
     outbox: {
       capacity: cfg.sessionOutbox,
@@ -153,7 +166,7 @@ export const open = (
     // Once closing, replies have no reader.
     reply: (type, payload, requestId) =>
       Effect.suspend(() =>
-        actor.isClosing ? Effect.void : Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        actor.isClosing || (type === "ack_response" && registration?.quietAcks === true) ? Effect.void : Effect.flatMap(Clock.currentTimeMillis, (now) =>
           outbox.offer({ text: encodeFrame(type, payload, now, requestId) }))),
     // Only the processor fiber waits to begin sends, so there is at most one waiter.
     beginSend: Effect.suspend(function wait(): Effect.Effect<void> {
@@ -247,6 +260,7 @@ export const open = (
     const registered = actor.phase === "registered"
     // Unregistered, the budget is spent before any parsing; registered, a send is charged only if refused.
     if (!registered && !frameBudget.tryTake(now)) return new Checked(undefined, "", tooManyFrames())
+    if (typeof data !== "string" && isBinaryFrame(data)) return checkBinary(registered, now, data)
     const text = frameText(data, cfg.maxFrameChars)
     if (text instanceof FrameTextError) {
       return rejected(registered, now, new Checked(undefined, "", textError(text)))
@@ -256,6 +270,20 @@ export const open = (
     const frame = decoded.frame
     if (registered && frame.type !== "send" && !frameBudget.tryTake(now)) return new Checked(undefined, text, tooManyFrames())
     return new Checked(frame, text)
+  }
+  /**
+   * A frame in the binary encoding (src/domain/BinaryFrames.ts): bounded as a JSON frame is, and read
+   * into the JSON frame it stands for; handlers get no frame text (what they relay they serialise).
+   */
+  const checkBinary = (registered: boolean, now: number, data: Uint8Array): Checked => {
+    if (data.byteLength > cfg.maxFrameChars) {
+      return rejected(registered, now, new Checked(undefined, "", textError(FrameTextError.TooLarge)))
+    }
+    const decoded = decodeBinary(data)
+    if (decoded._tag === "Bad") return rejected(registered, now, new Checked(undefined, "", invalid(decoded.message), decoded.requestId))
+    const frame: Envelope = decoded.frame
+    if (registered && frame.type !== "send" && !frameBudget.tryTake(now)) return new Checked(undefined, "", tooManyFrames())
+    return new Checked(frame, "")
   }
   /** A registered session's frame refused before its type was known: charged like any other. */
   const rejected = (registered: boolean, now: number, checked: Checked): Checked => {

@@ -116,7 +116,7 @@ describe("secure sessions in the messenger", () => {
     const outOnB2 = async () => (await b2.conversation(alice.publicKey)).filter((r) => r.direction === "out").map((r) => [r.text, r.status])
     let onB2 = await outOnB2()
     expect(onB2).toHaveLength(1)
-    expect(["sent", "delivered"]).toContain(onB2[0]![1])
+    expect(["sent", "delivered"]).toContain(onB2[0]![1]!)
     const deadline = Date.now() + 10_000
     while (onB2[0]![1] !== "delivered" && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 50))
