@@ -1,6 +1,7 @@
 /**
  * A process of simulated chat users for `bench/bandwidth.ts` (driven over Bun IPC, as `loadgen.ts`).
- * Each user is one socket registered with the `ack` capability, as our client registers, and does
+ * Each user is one socket registered with the `ack` capability (`json`), or as the messenger now
+ * registers, with `binary` and `quiet_acks` too (`binary`: binary `send`/`ack`, no `ack_response`), and does
  * what the client does by default: sends secure-session messages, acknowledges each message it gets
  * (one `ack` frame per message: at a few messages a minute the client's ack batching finds one),
  * and answers the server's pings (the WebSocket does). Frames are counted by type, in characters
