@@ -155,7 +155,7 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
       signFn: signFnOf(me),
       // "copies": what this account's other devices send is shown here live (docs/PROTOCOL.md, "Copies").
       capabilities: ["ack", "copies"],
-      // Binary frames and no `ack_response`s: about 40 % fewer bytes a message (bench/RESULTS.md, issue 16).
+      // Binary frames and no `ack_response`s: about half the bytes a message (bench/RESULTS.md, issue 16).
       binaryFrames: config.binaryFrames ?? true,
       quietAcks: config.binaryFrames ?? true,
       // Our own client: proofs bound to the node and network (SECURITY.md 6).
