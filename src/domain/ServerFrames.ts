@@ -30,7 +30,9 @@ export const Registered = Schema.Struct({
   success: Schema.Boolean,
   publicKey: PublicKey,
   l2psUid: L2psUid,
-  onlinePeers: Schema.Array(PublicKey)
+  onlinePeers: Schema.Array(PublicKey),
+  /** Extension: the capabilities granted, to a session that asked for `binary` or `quiet_acks`. */
+  capabilities: Schema.optionalWith(Schema.Array(Schema.String), { exact: true })
 })
 
 export const DiscoverResponse = Schema.Struct({

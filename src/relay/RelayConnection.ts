@@ -10,6 +10,7 @@ import { ConnectionActor } from "../connection/ConnectionActor.ts"
 import { frameText, FrameTextError } from "../connection/FrameText.ts"
 import type { StallWatch } from "../connection/StallWatch.ts"
 import { invalid, refuse, type RequestError } from "../domain/ErrorCode.ts"
+import { decodeBinary, isBinaryFrame, toBinary } from "../domain/BinaryFrames.ts"
 import { decodeFrame, encodeFrame, type Envelope, type RequestId } from "../domain/Frames.ts"
 import * as Metrics from "../internal/Metrics.ts"
 import type { StorageError } from "../storage/Storage.ts"
@@ -155,7 +156,7 @@ class RelaySession implements ConnectionContext {
     const cfg = s.deps.cfg
     this.remoteAddress = conn.remoteAddress
     this.actor = new ConnectionActor<Inbound>({
-      conn,
+      conn: this.binaryAware(conn),
       inboxCapacity: cfg.sessionInbox,
       outbox: {
         capacity: cfg.sessionOutbox,
@@ -175,6 +176,23 @@ class RelaySession implements ConnectionContext {
 
   get id(): number {
     return this.actor.id
+  }
+
+  /**
+   * A session that asked for binary frames (capability "binary") gets the hot frames in binary; every
+   * other frame, and every frame of other sessions, is written as the JSON text it was built as.
+   */
+  private binaryAware(conn: Connection): Connection {
+    const sendBinary = conn.sendBinary
+    if (sendBinary === undefined) return conn
+    return {
+      ...conn,
+      send: (text) => {
+        if (this.currentRegistration?.binaryFrames !== true) return conn.send(text)
+        const binary = toBinary(text)
+        return binary === undefined ? conn.send(text) : sendBinary(binary)
+      }
+    }
   }
 
   get registration(): Registration | undefined {
@@ -242,7 +260,7 @@ class RelaySession implements ConnectionContext {
   // Once closing, replies have no reader.
   reply(type: string, payload: unknown, requestId: RequestId | undefined): Effect.Effect<void> {
     return Effect.suspend(() =>
-      this.actor.isClosing ? Effect.void : Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      this.actor.isClosing || (type === "ack_response" && this.currentRegistration?.quietAcks === true) ? Effect.void : Effect.flatMap(Clock.currentTimeMillis, (now) =>
         this.actor.outbox.offer({ text: encodeFrame(type, payload, now, requestId) })))
   }
 
@@ -327,6 +345,7 @@ class RelaySession implements ConnectionContext {
     const frameBudget = this.actor.frameBudget
     // Unregistered, the budget is spent before any parsing; registered, a send is charged only if refused.
     if (!registered && !frameBudget.tryTake(now)) return new Checked(undefined, "", tooManyFrames())
+    if (typeof data !== "string" && isBinaryFrame(data)) return this.checkBinary(registered, now, data)
     const text = frameText(data, this.s.deps.cfg.maxFrameChars)
     if (text instanceof FrameTextError) {
       return this.rejected(registered, now, new Checked(undefined, "", this.textError(text)))
@@ -336,6 +355,21 @@ class RelaySession implements ConnectionContext {
     const frame = decoded.frame
     if (registered && frame.type !== "send" && !frameBudget.tryTake(now)) return new Checked(undefined, text, tooManyFrames())
     return new Checked(frame, text)
+  }
+
+  /**
+   * A frame in the binary encoding (src/domain/BinaryFrames.ts): bounded as a JSON frame is, and read
+   * into the JSON frame it stands for; handlers get no frame text (what they relay they serialise).
+   */
+  private checkBinary(registered: boolean, now: number, data: Uint8Array): Checked {
+    if (data.byteLength > this.s.deps.cfg.maxFrameChars) {
+      return this.rejected(registered, now, new Checked(undefined, "", this.textError(FrameTextError.TooLarge)))
+    }
+    const decoded = decodeBinary(data)
+    if (decoded._tag === "Bad") return this.rejected(registered, now, new Checked(undefined, "", invalid(decoded.message), decoded.requestId))
+    const frame: Envelope = decoded.frame
+    if (registered && frame.type !== "send" && !this.actor.frameBudget.tryTake(now)) return new Checked(undefined, "", tooManyFrames())
+    return new Checked(frame, "")
   }
 
   /** A registered session's frame refused before its type was known: charged like any other. */

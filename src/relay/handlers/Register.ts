@@ -42,7 +42,9 @@ export const register = (deps: RelayDeps) => (session: ConnectionContext, frame:
       l2psUid: p.l2psUid,
       limits,
       ackCapable: p.capabilities?.includes("ack") ?? false,
-      copies: p.capabilities?.includes("copies") ?? false
+      copies: p.capabilities?.includes("copies") ?? false,
+      binaryFrames: p.capabilities?.includes("binary") ?? false,
+      quietAcks: p.capabilities?.includes("quiet_acks") ?? false
     }
     const reg = { ...base, peer: session.asPeer(base) }
     session.registration = reg
@@ -60,9 +62,28 @@ export const register = (deps: RelayDeps) => (session: ConnectionContext, frame:
     const onlinePeers = (yield* deps.roster.keysPage(reg.l2psUid, 0, max + 1)).keys.filter((k) => k !== key).slice(0, max)
     // Typed by its Schema, not encoded through it: a check per peer key would cost up to 0.7 ms a
     // registration (ServerFrames.ts); the tests decode what the node sends.
-    const registered: PayloadEncoded<"registered"> = { success: true, publicKey: p.publicKey, l2psUid: p.l2psUid, onlinePeers }
+    const registered: PayloadEncoded<"registered"> = {
+      success: true,
+      publicKey: p.publicKey,
+      l2psUid: p.l2psUid,
+      onlinePeers,
+      ...grantedOf(p.capabilities)
+    }
     yield* session.reply("registered", registered, frame.requestId)
     if (first) yield* deps.presence.changed(reg.l2psUid, key, true)
     // Most keys have nothing waiting; a message committed after the probe is pushed live to this session.
     if (yield* deps.pendingProbe.hasWaiting(reg.l2psUid, key)) yield* flushPending(deps, session, reg, true)
   })
+
+/** Capabilities the node names back in `registered`: every one it knows, from a session that asked for one of the wire's. */
+const KNOWN_CAPABILITIES = ["ack", "copies", "binary", "quiet_acks"]
+
+/**
+ * The `capabilities` member of `registered`: what the session asked for and the node grants, so that a
+ * client knows the node reads binary frames before it writes one. Only for sessions that asked for
+ * `binary` or `quiet_acks`: the others get `registered` as the reference writes it.
+ */
+const grantedOf = (asked: ReadonlyArray<string> | undefined): { capabilities?: Array<string> } =>
+  asked !== undefined && (asked.includes("binary") || asked.includes("quiet_acks"))
+    ? { capabilities: KNOWN_CAPABILITIES.filter((c) => asked.includes(c)) }
+    : {}
