@@ -21,6 +21,11 @@ export interface NatsOptions {
 const RECONNECT_WAIT_MILLIS = 500
 /** A first connection attempt that hangs this long is abandoned and tried again. */
 const CONNECT_TIMEOUT_MILLIS = 2000
+/**
+ * A registration waits at most this long for the server to confirm its key's subscription: a link
+ * that stopped answering is not yet known dead (that takes pings), and the resync covers the rest.
+ */
+export const FLUSH_TIMEOUT_MILLIS = 1000
 
 /**
  * A cluster member's bus: NATS core pub/sub (at most once). The client's defaults give up after ten
@@ -120,6 +125,21 @@ export const make = (options: NatsOptions) =>
           }
         }),
       subscribe: registry.add,
+      flush: Effect.suspend(() => {
+        const conn = nc
+        // Down or not yet connected: nothing can be confirmed, and the read on reconnect covers it.
+        if (conn === undefined || conn.isClosed()) return Effect.void
+        return SubscriptionRef.get(state).pipe(
+          Effect.flatMap((s) =>
+            s !== "connected"
+              ? Effect.void
+              : Effect.tryPromise(() => conn.flush()).pipe(
+                Effect.timeoutOption(FLUSH_TIMEOUT_MILLIS),
+                Effect.ignore
+              )
+          )
+        )
+      }),
       state: SubscriptionRef.get(state),
       states: state.changes,
       reconnects: Effect.sync(() => reconnects)

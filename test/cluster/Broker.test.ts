@@ -163,6 +163,45 @@ describe.skipIf(skip !== undefined)("NATS broker", () => {
     await proxy.close()
   }, 40_000)
 
+  test("flush returns once the server has the subscription: the first publish after it reaches it", async () => {
+    const a = await open(natsLayer("a"))
+    const b = await open(natsLayer("b"))
+    await until("both connected", async () => (await a.state()) === "connected" && (await b.state()) === "connected")
+    for (let i = 0; i < 20; i++) {
+      await b.subscribe(`im.net.f${i}`)
+      await Effect.runPromise(b.broker.flush)
+      await a.publish(`im.net.f${i}`, "first")
+    }
+    await until("every first publish", () => b.got.length === 20)
+    expect(b.got).toEqual(Array.from({ length: 20 }, (_, i) => `im.net.f${i}=first`))
+    await a.close()
+    await b.close()
+  })
+
+  test("a silent link not yet found dead holds a flush for the bounded wait only; a down bus not at all", async () => {
+    const proxy = await Proxy.create(server.port)
+    // Pings far apart: the link stays "connected" for the whole test, only the flush's bound ends the wait.
+    const cut = await open(NatsBroker.layer({ servers: [proxy.url], name: "cut", pingIntervalMillis: 60_000, maxPingOut: 2 }))
+    await until("connected", async () => (await cut.state()) === "connected")
+    proxy.freeze()
+    await cut.subscribe("im.net.silent")
+    const started = Date.now()
+    await Effect.runPromise(cut.broker.flush)
+    const waited = Date.now() - started
+    expect(waited).toBeGreaterThanOrEqual(NatsBroker.FLUSH_TIMEOUT_MILLIS - 50)
+    expect(waited).toBeLessThan(NatsBroker.FLUSH_TIMEOUT_MILLIS + 2000)
+    expect(await cut.state()).toBe("connected")
+    await cut.close()
+    await proxy.close()
+    const down = await Nats.create()
+    await down.stop()
+    const early = await open(natsLayer("early", down.url))
+    const at = Date.now()
+    await Effect.runPromise(early.broker.flush)
+    expect(Date.now() - at).toBeLessThan(200)
+    await early.close()
+  }, 20_000)
+
   test("a node started before its bus connects when the bus comes up, with the subjects asked for meanwhile", async () => {
     const late = await Nats.create()
     await late.stop()

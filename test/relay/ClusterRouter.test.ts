@@ -83,6 +83,7 @@ const twoNodes = <A>(
       kind: "nats",
       publish: (subject, data) => Effect.sync(() => registry.deliverLocal(subject, data)),
       subscribe: registry.add,
+      flush: Effect.void,
       state: SubscriptionRef.get(state),
       states: state.changes,
       reconnects: Effect.succeed(0)

@@ -51,7 +51,8 @@ export const register = (deps: RelayDeps) => (session: ConnectionContext, frame:
     yield* Metric.incrementBy(Metrics.sessions, 1 - evicted.length)
     for (const old of evicted) old.close(EVICTED_CODE, "Replaced by a newer session of the same key")
     // Before storage is read below: a message committed on another node after that read is pushed here.
-    if (first) yield* deps.router.track(reg.l2psUid, key)
+    // In a cluster every session waits for its key's subscription, opened by the first one.
+    if (first || deps.router.clustered) yield* deps.router.track(reg.l2psUid, key)
 
     // Bounded as a discover page is (the rest through `discover`'s cursor).
     const max = deps.cfg.discoverMaxPeers
