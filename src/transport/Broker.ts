@@ -17,7 +17,10 @@ export type BrokerHandler = (subject: string, data: Uint8Array) => void
 export interface BrokerShape {
   /** `memory`: one node, no bus; `nats`: a cluster member. */
   readonly kind: "memory" | "nats"
-  /** Fire and forget: never fails, and a message published while the bus is down may be lost. */
+  /**
+   * Fire and forget: never fails, and a message published while the bus is down may be lost. On NATS
+   * it reaches the other nodes' subscriptions only (no echo); on one node, this node's.
+   */
   readonly publish: (subject: string, data: Uint8Array) => Effect.Effect<void>
   /** Until the scope closes. Subjects are dot-separated tokens; `*` matches one token, `>` the rest. */
   readonly subscribe: (subject: string, handler: BrokerHandler) => Effect.Effect<void, never, Scope.Scope>

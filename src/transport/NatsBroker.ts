@@ -50,6 +50,28 @@ export const make = (options: NatsOptions) =>
         })
       )
     }
+    /**
+     * One round trip in flight at a time; the asks arriving meanwhile share the next one, which is
+     * sent after their SUBs: a registration storm costs a few pings, not one per key. A round trip
+     * the link never answers ends when the client finds the link dead (it rejects waiting pongs).
+     */
+    let inFlight: Promise<void> | undefined
+    let next: Promise<void> | undefined
+    const start = (conn: NatsConnection): Promise<void> => {
+      const p: Promise<void> = conn.flush().catch(() => {}).finally(() => {
+        if (inFlight === p) inFlight = undefined
+      })
+      inFlight = p
+      return p
+    }
+    const roundTrip = (conn: NatsConnection): Promise<void> => {
+      if (inFlight === undefined) return start(conn)
+      next ??= inFlight.then(() => {
+        next = undefined
+        return start(conn)
+      })
+      return next
+    }
     const registry = makeRegistry({
       onFirst: open,
       onLast: (subject) => {
@@ -63,6 +85,8 @@ export const make = (options: NatsOptions) =>
       connect({
         servers: [...options.servers],
         name: options.name,
+        // A node's own publications are not sent back to it: its local sessions were served before it published.
+        noEcho: true,
         maxReconnectAttempts: -1,
         reconnectTimeWait: RECONNECT_WAIT_MILLIS,
         pingInterval: options.pingIntervalMillis,
@@ -133,7 +157,7 @@ export const make = (options: NatsOptions) =>
           Effect.flatMap((s) =>
             s !== "connected"
               ? Effect.void
-              : Effect.tryPromise(() => conn.flush()).pipe(
+              : Effect.tryPromise(() => roundTrip(conn)).pipe(
                 Effect.timeoutOption(FLUSH_TIMEOUT_MILLIS),
                 Effect.ignore
               )
