@@ -1,7 +1,9 @@
 import * as Context from "effect/Context"
 import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
@@ -30,7 +32,9 @@ export class ClusterRouter extends Context.Tag("im/ClusterRouter")<ClusterRouter
   /**
    * Subscribes to the key's subject while it has local sessions, and drops the subscription once it
    * has none; called after every change to the key's sessions (idempotent). Run before a registration
-   * reads storage, so that a message is either stored by then or pushed after.
+   * reads storage, so that a message is either stored by then or pushed after: it returns once the bus
+   * has the subscription (for every session of the key, not only the one that opened it), or after the
+   * broker's bounded wait when the bus does not answer (the resync covers that case).
    */
   readonly track: (l2psUid: string, key: string) => Effect.Effect<void>
   /** A committed message for `to`, its `message` frame as pushed live (plain code, after the sender's reply). */
@@ -117,7 +121,13 @@ const make = (broker: BrokerShape) =>
     const peers = yield* Peers
     const storage = yield* Storage
     const origin = `${(yield* Random.nextIntBetween(0, 2 ** 31)).toString(36)}${(yield* Random.nextIntBetween(0, 2 ** 31)).toString(36)}`
-    const subscriptions = new Map<string, { readonly l2psUid: string; readonly key: string; readonly scope: Scope.CloseableScope }>()
+    const subscriptions = new Map<string, {
+      readonly l2psUid: string
+      readonly key: string
+      readonly scope: Scope.CloseableScope
+      /** Done once the bus confirmed the subscription (or gave up waiting). */
+      readonly ready: Deferred.Deferred<void>
+    }>()
     const inbound = new BatchQueue<Inbound>(INBOUND_MAX, QUEUE_BYTES, (item) => item.frame.length)
     let dropped = 0
 
@@ -134,13 +144,22 @@ const make = (broker: BrokerShape) =>
         const sub = subscriptions.get(id)
         if (local && sub === undefined) {
           return Effect.flatMap(Scope.make(), (scope) => {
-            subscriptions.set(id, { l2psUid, key, scope })
+            const ready = Deferred.unsafeMake<void>(FiberId.none)
+            subscriptions.set(id, { l2psUid, key, scope, ready })
             return broker.subscribe(subjectOf(l2psUid, key), (_, data) => {
               const item = decode(origin, l2psUid, key, data)
               if (item !== undefined && !inbound.tryOffer(item)) dropped++
-            }).pipe(Scope.extend(scope))
+            }).pipe(
+              Scope.extend(scope),
+              // Without this round trip a message committed elsewhere between this node's SUB and the
+              // server's taking it would be neither in the registration's read nor pushed here.
+              Effect.zipRight(broker.flush),
+              Effect.ensuring(Deferred.done(ready, Exit.void))
+            )
           })
         }
+        // Another session of the key may be reading storage while the first one's SUB is unconfirmed.
+        if (local && sub !== undefined) return Deferred.await(sub.ready)
         if (!local && sub !== undefined) {
           subscriptions.delete(id)
           return Scope.close(sub.scope, Exit.void)

@@ -17,10 +17,20 @@ export type BrokerHandler = (subject: string, data: Uint8Array) => void
 export interface BrokerShape {
   /** `memory`: one node, no bus; `nats`: a cluster member. */
   readonly kind: "memory" | "nats"
-  /** Fire and forget: never fails, and a message published while the bus is down may be lost. */
+  /**
+   * Fire and forget: never fails, and a message published while the bus is down may be lost. On NATS
+   * it reaches the other nodes' subscriptions only (no echo); on one node, this node's.
+   */
   readonly publish: (subject: string, data: Uint8Array) => Effect.Effect<void>
   /** Until the scope closes. Subjects are dot-separated tokens; `*` matches one token, `>` the rest. */
   readonly subscribe: (subject: string, handler: BrokerHandler) => Effect.Effect<void, never, Scope.Scope>
+  /**
+   * Once the bus has every subscription asked for before this call (a round trip to the server), so
+   * that what is published after that reaches them. Never fails and never waits long: with the bus
+   * down or slow it returns after a bounded wait, and the reads after a reconnect and on a period
+   * deliver what that subscription missed.
+   */
+  readonly flush: Effect.Effect<void>
   readonly state: Effect.Effect<BrokerState>
   /** The current state, then every change: a return to `connected` means pushes may have been missed. */
   readonly states: Stream.Stream<BrokerState>
@@ -115,6 +125,8 @@ export const layerMemory: Layer.Layer<Broker> = Layer.effect(
       kind: "memory",
       publish,
       subscribe: registry.add,
+      // A local subscription is live as soon as it is registered.
+      flush: Effect.void,
       state: SubscriptionRef.get(state),
       states: state.changes,
       reconnects: Effect.succeed(0)

@@ -21,6 +21,11 @@ export interface NatsOptions {
 const RECONNECT_WAIT_MILLIS = 500
 /** A first connection attempt that hangs this long is abandoned and tried again. */
 const CONNECT_TIMEOUT_MILLIS = 2000
+/**
+ * A registration waits at most this long for the server to confirm its key's subscription: a link
+ * that stopped answering is not yet known dead (that takes pings), and the resync covers the rest.
+ */
+export const FLUSH_TIMEOUT_MILLIS = 1000
 
 /**
  * A cluster member's bus: NATS core pub/sub (at most once). The client's defaults give up after ten
@@ -45,6 +50,28 @@ export const make = (options: NatsOptions) =>
         })
       )
     }
+    /**
+     * One round trip in flight at a time; the asks arriving meanwhile share the next one, which is
+     * sent after their SUBs: a registration storm costs a few pings, not one per key. A round trip
+     * the link never answers ends when the client finds the link dead (it rejects waiting pongs).
+     */
+    let inFlight: Promise<void> | undefined
+    let next: Promise<void> | undefined
+    const start = (conn: NatsConnection): Promise<void> => {
+      const p: Promise<void> = conn.flush().catch(() => {}).finally(() => {
+        if (inFlight === p) inFlight = undefined
+      })
+      inFlight = p
+      return p
+    }
+    const roundTrip = (conn: NatsConnection): Promise<void> => {
+      if (inFlight === undefined) return start(conn)
+      next ??= inFlight.then(() => {
+        next = undefined
+        return start(conn)
+      })
+      return next
+    }
     const registry = makeRegistry({
       onFirst: open,
       onLast: (subject) => {
@@ -58,6 +85,8 @@ export const make = (options: NatsOptions) =>
       connect({
         servers: [...options.servers],
         name: options.name,
+        // A node's own publications are not sent back to it: its local sessions were served before it published.
+        noEcho: true,
         maxReconnectAttempts: -1,
         reconnectTimeWait: RECONNECT_WAIT_MILLIS,
         pingInterval: options.pingIntervalMillis,
@@ -120,6 +149,21 @@ export const make = (options: NatsOptions) =>
           }
         }),
       subscribe: registry.add,
+      flush: Effect.suspend(() => {
+        const conn = nc
+        // Down or not yet connected: nothing can be confirmed, and the read on reconnect covers it.
+        if (conn === undefined || conn.isClosed()) return Effect.void
+        return SubscriptionRef.get(state).pipe(
+          Effect.flatMap((s) =>
+            s !== "connected"
+              ? Effect.void
+              : Effect.tryPromise(() => roundTrip(conn)).pipe(
+                Effect.timeoutOption(FLUSH_TIMEOUT_MILLIS),
+                Effect.ignore
+              )
+          )
+        )
+      }),
       state: SubscriptionRef.get(state),
       states: state.changes,
       reconnects: Effect.sync(() => reconnects)

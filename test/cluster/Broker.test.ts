@@ -163,6 +163,65 @@ describe.skipIf(skip !== undefined)("NATS broker", () => {
     await proxy.close()
   }, 40_000)
 
+  test("flush returns once the server has the subscription: the first publish after it reaches it", async () => {
+    const a = await open(natsLayer("a"))
+    const b = await open(natsLayer("b"))
+    await until("both connected", async () => (await a.state()) === "connected" && (await b.state()) === "connected")
+    // Concurrent asks share round trips (one in flight, the next for those that came meanwhile); each
+    // must still cover its own subscription.
+    await Promise.all(Array.from({ length: 40 }, async (_, i) => {
+      await Bun.sleep(i % 7)
+      await b.subscribe(`im.net.f${i}`)
+      await Effect.runPromise(b.broker.flush)
+      await a.publish(`im.net.f${i}`, "first")
+    }))
+    await until("every first publish", () => b.got.length === 40)
+    expect([...b.got].sort()).toEqual(Array.from({ length: 40 }, (_, i) => `im.net.f${i}=first`).sort())
+    await a.close()
+    await b.close()
+  })
+
+  test("a node's own publication does not come back to it; the other node gets it", async () => {
+    const a = await open(natsLayer("a"))
+    const b = await open(natsLayer("b"))
+    await until("both connected", async () => (await a.state()) === "connected" && (await b.state()) === "connected")
+    await a.subscribe("im.net.echo")
+    await b.subscribe("im.net.echo")
+    await Effect.runPromise(Effect.zipRight(a.broker.flush, b.broker.flush))
+    await a.publish("im.net.echo", "from-a")
+    await until("b got it", () => b.got.includes("im.net.echo=from-a"))
+    // A round trip on a's link after its publish: an echo would have arrived by now.
+    await Effect.runPromise(a.broker.flush)
+    await Bun.sleep(100)
+    expect(a.got).toEqual([])
+    await a.close()
+    await b.close()
+  })
+
+  test("a silent link not yet found dead holds a flush for the bounded wait only; a down bus not at all", async () => {
+    const proxy = await Proxy.create(server.port)
+    // Pings far apart: the link stays "connected" for the whole test, only the flush's bound ends the wait.
+    const cut = await open(NatsBroker.layer({ servers: [proxy.url], name: "cut", pingIntervalMillis: 60_000, maxPingOut: 2 }))
+    await until("connected", async () => (await cut.state()) === "connected")
+    proxy.freeze()
+    await cut.subscribe("im.net.silent")
+    const started = Date.now()
+    await Effect.runPromise(cut.broker.flush)
+    const waited = Date.now() - started
+    expect(waited).toBeGreaterThanOrEqual(NatsBroker.FLUSH_TIMEOUT_MILLIS - 50)
+    expect(waited).toBeLessThan(NatsBroker.FLUSH_TIMEOUT_MILLIS + 2000)
+    expect(await cut.state()).toBe("connected")
+    await cut.close()
+    await proxy.close()
+    const down = await Nats.create()
+    await down.stop()
+    const early = await open(natsLayer("early", down.url))
+    const at = Date.now()
+    await Effect.runPromise(early.broker.flush)
+    expect(Date.now() - at).toBeLessThan(200)
+    await early.close()
+  }, 20_000)
+
   test("a node started before its bus connects when the bus comes up, with the subjects asked for meanwhile", async () => {
     const late = await Nats.create()
     await late.stop()

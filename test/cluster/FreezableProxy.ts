@@ -1,7 +1,8 @@
 /**
  * A TCP proxy on a free loopback port that can go silent: `freeze()` drops every byte both ways and
  * closes nothing, as a cut cable or a dead peer behind a firewall looks to both ends; `thaw()` ends
- * the frozen connections (their streams lost bytes) and forwards again.
+ * the frozen connections (their streams lost bytes) and forwards again. `delay(ms)` holds what the
+ * client sends for that long before forwarding it, in order: a slow link from a node to the server.
  */
 import * as net from "node:net"
 import { freePort } from "../support/NodeProcess.ts"
@@ -11,12 +12,14 @@ export interface FreezableProxy {
   readonly url: string
   freeze(): void
   thaw(): void
+  delay(millis: number): void
   close(): Promise<void>
 }
 
 export const create = async (targetPort: number): Promise<FreezableProxy> => {
   const port = freePort()
   let frozen = false
+  let delayMillis = 0
   const pairs = new Set<[net.Socket, net.Socket]>()
   const server = net.createServer((client) => {
     const upstream = net.connect({ host: "127.0.0.1", port: targetPort })
@@ -28,7 +31,10 @@ export const create = async (targetPort: number): Promise<FreezableProxy> => {
       upstream.destroy()
     }
     client.on("data", (d) => {
-      if (!frozen) upstream.write(d)
+      if (frozen) return
+      // Timers of one duration fire in the order they were set: the stream's bytes keep their order.
+      if (delayMillis > 0) setTimeout(() => upstream.write(d), delayMillis)
+      else upstream.write(d)
     })
     upstream.on("data", (d) => {
       if (!frozen) client.write(d)
@@ -42,6 +48,9 @@ export const create = async (targetPort: number): Promise<FreezableProxy> => {
     url: `nats://127.0.0.1:${port}`,
     freeze: () => {
       frozen = true
+    },
+    delay: (millis) => {
+      delayMillis = millis
     },
     thaw: () => {
       frozen = false

@@ -4,7 +4,7 @@
  * what it ignores, and when it reads storage again. The real bus and nodes: test/cluster/.
  */
 import { expect, test } from "bun:test"
-import { Effect, Layer, Scope, SubscriptionRef } from "effect"
+import { Deferred, Effect, Fiber, Layer, Scope, SubscriptionRef } from "effect"
 import * as Exit from "effect/Exit"
 import * as NodeConfig from "../../src/config/NodeConfig.ts"
 import * as ClusterRouter from "../../src/relay/ClusterRouter.ts"
@@ -74,7 +74,8 @@ const twoNodes = <A>(
   }) => Effect.Effect<A>,
   calls: Calls,
   waitingKeys: Set<string> = new Set(),
-  resyncMillis = 60_000
+  resyncMillis = 60_000,
+  flush: Effect.Effect<void> = Effect.void
 ) =>
   Effect.runPromise(Effect.scoped(Effect.gen(function*() {
     const registry = makeRegistry({ onFirst: () => {}, onLast: () => {} })
@@ -83,6 +84,7 @@ const twoNodes = <A>(
       kind: "nats",
       publish: (subject, data) => Effect.sync(() => registry.deliverLocal(subject, data)),
       subscribe: registry.add,
+      flush,
       state: SubscriptionRef.get(state),
       states: state.changes,
       reconnects: Effect.succeed(0)
@@ -225,4 +227,29 @@ test("storage is read again for the local keys on the period and at once when th
       yield* Effect.promise(() => new Promise((r) => setTimeout(r, 200)))
     }), periodic, new Set([KEY]), 20)
   expect(p.flushes).toBeGreaterThanOrEqual(3)
+})
+
+test("a key's sessions wait for the bus to confirm its subscription: the first one's and those arriving meanwhile", async () => {
+  const confirmed = Effect.runSync(Deferred.make<void>())
+  let flushes = 0
+  const flush = Effect.zipRight(Effect.sync(() => flushes++), Deferred.await(confirmed))
+  const events: Array<string> = []
+  await twoNodes(([, b], bus) =>
+    Effect.gen(function*() {
+      const first = yield* Effect.fork(Effect.zipRight(join(b!, fakePeer(KEY)), Effect.sync(() => events.push("first tracked"))))
+      yield* settle
+      // The SUB is asked for at once; only the storage read waits.
+      expect(bus.subjects()).toEqual([`im.default.${KEY}`])
+      const second = yield* Effect.fork(Effect.zipRight(join(b!, fakePeer(KEY)), Effect.sync(() => events.push("second tracked"))))
+      yield* settle
+      expect(events).toEqual([])
+      events.push("confirmed")
+      yield* Deferred.succeed(confirmed, undefined)
+      yield* Fiber.join(first)
+      yield* Fiber.join(second)
+    }), emptyCalls(), new Set(), 60_000, flush)
+  expect(events.slice(0, 1)).toEqual(["confirmed"])
+  expect(events.slice(1).sort()).toEqual(["first tracked", "second tracked"])
+  // One round trip for the key: a second session does not ask for another.
+  expect(flushes).toBe(1)
 })

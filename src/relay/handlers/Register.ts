@@ -53,8 +53,8 @@ export const register = (deps: RelayDeps) => (session: ConnectionContext, frame:
     yield* Metric.incrementBy(Metrics.sessions, 1 - evicted.length)
     for (const old of evicted) old.close(EVICTED_CODE, "Replaced by a newer session of the same key")
     // Before storage is read below: a message committed on another node after that read is pushed here.
-    // Every time, not on `first`: in a cluster `first` means the cluster's, and the subject follows this
-    // node's own sessions (track looks at them; alone it does nothing).
+    // Every session, not only on `first`: in a cluster `first` is the cluster's, the subject follows this
+    // node's own sessions, and every session waits for its key's subscription (alone it does nothing).
     yield* deps.router.track(reg.l2psUid, key)
 
     // Bounded as a discover page is (the rest through `discover`'s cursor).
