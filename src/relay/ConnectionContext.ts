@@ -15,6 +15,8 @@ export interface Registration {
   readonly ackCapable: boolean
   /** Asked at registration (capability "copies"): it is shown live what its key's other sessions send. */
   readonly copies: boolean
+  /** Asked at registration (capability "receipts"): its acks may carry sealed receipts, its `message_delivered` frames do. */
+  readonly receipts: boolean
   readonly peer: Peer
 }
 

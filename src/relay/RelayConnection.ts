@@ -197,6 +197,7 @@ export const open = (
       l2psUid: reg.l2psUid,
       ackCapable: reg.ackCapable,
       copies: reg.copies,
+      receipts: reg.receipts,
       canAccept: () => !actor.isClosing && !lagging && outbox.hasRoomForLive(),
       handed: noteHanded,
       push: (text, messageId) => {

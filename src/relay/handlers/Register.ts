@@ -13,6 +13,9 @@ import { unregister } from "./Unregister.ts"
 
 const decode = payloadOf(RegisterPayload, "Missing publicKey, l2psUid, or proof")
 
+/** The capabilities this node knows, as `registered.capabilities` lists them. */
+const GRANTED: ReadonlyArray<string> = ["ack", "copies", "receipts"]
+
 export const EVICTED_CODE = 4001
 export const BANNED_MESSAGE = "This key is banned on this node"
 
@@ -42,7 +45,8 @@ export const register = (deps: RelayDeps) => (session: ConnectionContext, frame:
       l2psUid: p.l2psUid,
       limits,
       ackCapable: p.capabilities?.includes("ack") ?? false,
-      copies: p.capabilities?.includes("copies") ?? false
+      copies: p.capabilities?.includes("copies") ?? false,
+      receipts: p.capabilities?.includes("receipts") ?? false
     }
     const reg = { ...base, peer: session.asPeer(base) }
     session.registration = reg
@@ -58,7 +62,14 @@ export const register = (deps: RelayDeps) => (session: ConnectionContext, frame:
     const onlinePeers = (yield* deps.peers.keysPage(reg.l2psUid, 0, max + 1)).keys.filter((k) => k !== key).slice(0, max)
     // Typed by its Schema, not encoded through it: a check per peer key would cost up to 0.7 ms a
     // registration (ServerFrames.ts); the tests decode what the node sends.
-    const registered: PayloadEncoded<"registered"> = { success: true, publicKey: p.publicKey, l2psUid: p.l2psUid, onlinePeers }
+    const registered: PayloadEncoded<"registered"> = {
+      success: true,
+      publicKey: p.publicKey,
+      l2psUid: p.l2psUid,
+      onlinePeers,
+      // Told only to who asked for receipts: other clients' frames stay as they were.
+      ...(base.receipts ? { capabilities: GRANTED.filter((c) => p.capabilities!.includes(c)) } : {})
+    }
     yield* session.reply("registered", registered, frame.requestId)
     if (first) yield* deps.presence.changed(reg.l2psUid, key, true)
     // Most keys have nothing waiting; a message committed after the probe is pushed live to this session.
