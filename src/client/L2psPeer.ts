@@ -125,7 +125,11 @@ export interface L2psPeerShape {
   readonly discover: Effect.Effect<ReadonlyArray<string>, L2psError>
   readonly requestPublicKey: (targetId: string) => Effect.Effect<string | null, L2psError>
   /** Extension: acknowledge messages (needs the `ack` capability to matter). */
-  readonly ack: (messageHashes: ReadonlyArray<string>) => Effect.Effect<AckResponsePayload, L2psError>
+  readonly ack: (
+    messageHashes: ReadonlyArray<string>,
+    /** Capability "receipts": a sealed receipt (base64) per message hash, for its sender. */
+    receipts?: Readonly<Record<string, string>>
+  ) => Effect.Effect<AckResponsePayload, L2psError>
   /** Extension: the inclusion proof of a message (check it with `verifyProof`). */
   /** `from` (extension) names the sender of a received message: another sender may use the same hash. */
   readonly proofRequest: (messageHash: string, from?: string) => Effect.Effect<ProofResponsePayload, L2psError>
@@ -573,8 +577,13 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
       requestPublicKey: (targetId) =>
         request("request_public_key", () => Effect.succeed({ targetId }), ["public_key_response"], timeouts.request)
           .pipe(Effect.map((r) => r.publicKey)),
-      ack: (messageHashes) =>
-        request("ack", () => Effect.succeed({ messageHashes: [...messageHashes] }), ["ack_response"], timeouts.request),
+      ack: (messageHashes, receipts) =>
+        request(
+          "ack",
+          () => Effect.succeed(receipts === undefined || Object.keys(receipts).length === 0 ? { messageHashes: [...messageHashes] } : { messageHashes: [...messageHashes], receipts: { ...receipts } }),
+          ["ack_response"],
+          timeouts.request
+        ),
       proofRequest: (messageHash, from) =>
         request("proof_request", () => Effect.succeed(from === undefined ? { messageHash } : { messageHash, from }), ["proof_response"], timeouts.request),
       inviteStore: (invite) => request("invite_store", () => Effect.succeed({ ...invite }), ["invite_stored"], timeouts.request),

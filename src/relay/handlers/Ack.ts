@@ -8,6 +8,9 @@ import type { RelayDeps } from "../RelayDeps.ts"
 import type { ConnectionContext } from "../ConnectionContext.ts"
 import { deliveredFrame } from "../DeliveredFrame.ts"
 
+/** As many as `messageHashes` may list. */
+const MAX_ACK_HASHES = 500
+
 const decode = payloadOf(AckPayload, "messageHashes must be a list of 1 to 500 message hashes")
 
 /**
@@ -21,7 +24,7 @@ export const ack = (deps: RelayDeps) => (session: ConnectionContext, frame: Enve
     if (reg === undefined) return yield* refuse("REGISTRATION_REQUIRED", "Register before acknowledging messages")
     const { messageHashes, receipts } = yield* decode(frame.payload)
     const named = receipts === undefined ? [] : Object.keys(receipts)
-    if (named.length > messageHashes.length) return yield* invalid("receipts must name only messages of messageHashes")
+    if (named.length > MAX_ACK_HASHES) return yield* invalid(`receipts must name at most ${MAX_ACK_HASHES} messages`)
     const refused: Array<{ messageHash: string; message: string }> = []
     const sealed = new Map<string, string>()
     if (receipts !== undefined) {
