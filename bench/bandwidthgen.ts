@@ -3,9 +3,11 @@
  * Each user is one socket registered with the `ack` capability, as our client registers, and does
  * what the client does by default: sends secure-session messages, acknowledges each message it gets
  * (one `ack` frame per message: at a few messages a minute the client's ack batching finds one),
- * and answers the server's pings (the WebSocket does). With `receipt` > 0 it also sends, for each message
- * (not receipt) it gets, a sealed receipt of that size back to its sender, as the messenger does with a
- * secure session (receipts are marked by a hash starting "ff", messages never start so). Frames are counted by type, in characters
+ * and answers the server's pings (the WebSocket does). With `receipt` > 0 each ack carries a sealed
+ * receipt of that size for its message (capability "receipts"), as the messenger does with a secure
+ * session, and the node forwards it in the sender's `message_delivered`. With `receiptMessages` the
+ * receipt is instead a message of its own, as before the capability (marked by a hash starting "ff",
+ * messages never start so). Frames are counted by type, in characters
  * before any compression; the bytes on the wire are read from the kernel by the driver.
  */
 import * as nodeCrypto from "node:crypto"
@@ -14,7 +16,7 @@ import { field } from "./Field.ts"
 
 type Command =
   | { cmd: "setup"; url: string; run: string; users: ReadonlyArray<number>; total: number; group: number; networks: ReadonlyArray<string> }
-  | { cmd: "go"; perMinute: number; pqEvery: number; plaintext: number; overhead: number; pqExtra: number; receipt: number }
+  | { cmd: "go"; perMinute: number; pqEvery: number; plaintext: number; overhead: number; pqExtra: number; receipt: number; receiptMessages?: boolean }
   | { cmd: "mark" }
   | { cmd: "close" }
 
@@ -65,7 +67,7 @@ const setup = async (c: Extract<Command, { cmd: "setup" }>) => {
           const network = c.networks[Math.floor(u / c.group) % c.networks.length]!
           ws.send(JSON.stringify({
             type: "register",
-            payload: { publicKey: id.publicKey, l2psUid: network, proof: id.sign(`register:${id.publicKey}:${timestamp}`), capabilities: ["ack"] },
+            payload: { publicKey: id.publicKey, l2psUid: network, proof: id.sign(`register:${id.publicKey}:${timestamp}`), capabilities: ["ack", "receipts"] },
             timestamp,
             requestId: reqId()
           }))
@@ -80,12 +82,13 @@ const setup = async (c: Extract<Command, { cmd: "setup" }>) => {
           if (type === "registered" && ++registered === ids.length) resolveAll()
           else if (type === "message") {
             const hash = field(text, "messageHash")
-            if (receiptSize > 0 && !hash.startsWith("ff")) {
+            if (receiptSize > 0 && receiptMessages && !hash.startsWith("ff")) {
               const r = `{"type":"send","payload":{"to":"${field(text, "from")}","encrypted":{"ciphertext":"${nodeCrypto.randomBytes(receiptSize).toString("base64")}","nonce":"${NONCE}"},"messageHash":"ff${nodeCrypto.randomBytes(31).toString("hex")}"},"timestamp":${Date.now()},"requestId":"${reqId()}"}`
               count("out:receipt", r)
               ws.send(r)
             }
-            const ack = `{"type":"ack","payload":{"messageHashes":["${field(text, "messageHash")}"]},"timestamp":${Date.now()},"requestId":"${reqId()}"}`
+            const onAck = receiptSize > 0 && !receiptMessages ? `,"receipts":{"${hash}":"${nodeCrypto.randomBytes(receiptSize).toString("base64")}"}` : ""
+            const ack = `{"type":"ack","payload":{"messageHashes":["${hash}"]${onAck}},"timestamp":${Date.now()},"requestId":"${reqId()}"}`
             count("out:ack", ack)
             ws.send(ack)
           } else if (type === "error") {
@@ -104,9 +107,12 @@ const setup = async (c: Extract<Command, { cmd: "setup" }>) => {
 let timer: ReturnType<typeof setInterval> | undefined
 /** bytes of a sealed receipt's ciphertext; 0: none (the node's `message_delivered` only) */
 let receiptSize = 0
+/** the receipt as a message of its own (before the capability "receipts") */
+let receiptMessages = false
 
 const go = (c: Extract<Command, { cmd: "go" }>) => {
   receiptSize = c.receipt
+  receiptMessages = c.receiptMessages === true
   const period = 60_000 / c.perMinute
   const now = performance.now()
   // Spread over the period so the node sees a steady rate, not a beat.

@@ -127,7 +127,7 @@ export const AckPayload = Schema.Struct({
   receipts: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown }))
 })
 
-/** The most characters of one sealed receipt (base64): a receipt sealed for one device is ~250. */
+/** The most characters of one sealed receipt (base64): the messenger's, sealed for one device, has 152. */
 export const MAX_RECEIPT_CHARS = 512
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/
