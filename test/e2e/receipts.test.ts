@@ -91,6 +91,26 @@ describe("sealed receipts on acks through a real node", () => {
     expect(payloads(a.framesOfType("message_delivered"))[2]!["receipt"]).toBe("A".repeat(512))
   }, T)
 
+  test("a receipt for a sender with no session online is not kept: as with message_delivered, nothing comes later", async () => {
+    const alice = makeIdentity()
+    const a = await pool.connect(node.url, NET, { identity: alice, capabilities: ["ack", "receipts"] })
+    const b = await pool.connect(node.url, NET, { capabilities: ["ack", "receipts"] })
+    const hash = randomHash()
+    await a.client.send(b.key, encryptedFor("then I leave"), hash)
+    await b.waitInbox(1)
+    a.client.disconnect()
+    await waitUntil(() => b.left.includes(alice.publicKey), "alice gone", 5000)
+    expect(await b.client.ack([hash], { [hash]: "bGF0ZQ==" })).toEqual({ messageHashes: [hash] })
+    const back = await pool.connect(node.url, NET, { identity: alice, capabilities: ["ack", "receipts"] })
+    await back.client.discover()
+    await sleep(300)
+    expect(back.framesOfType("message_delivered")).toEqual([])
+    // The node keeps only that it was delivered, as before.
+    const stored = (await back.client.history(b.key)).messages.find((m) => m.messageHash === hash)
+    expect(stored?.deliveryStatus).toBe("delivered")
+    expect(JSON.stringify(stored)).not.toContain("bGF0ZQ==")
+  }, T)
+
   test("an SDK client without capabilities is unaffected: today's frames, no receipt members", async () => {
     const sdk = await pool.connect(node.url, NET, { capabilities: ["ack"] })
     const bob = await pool.connect(node.url, NET, { capabilities: ["ack", "receipts"] })
