@@ -154,6 +154,33 @@ describe("sealed receipts on acks through a real node", () => {
     expect(await b1.m.conversation(alice.m.publicKey)).toHaveLength(1)
   }, T)
 
+  test("on a node that does not grant the capability the messenger falls back to the receipt as a message", async () => {
+    // B's node says nothing of "receipts" in `registered` (as a node before the capability).
+    const proxy = startRelayProxy(node.url, (f) => {
+      const frame = JSON.parse(f)
+      if (frame.type !== "registered") return [f]
+      delete frame.payload.capabilities
+      return [JSON.stringify(frame)]
+    })
+    stops.push(() => proxy.stop())
+    const toAlice: Array<Record<string, any>> = []
+    const aliceProxy = startRelayProxy(node.url, (f) => {
+      toAlice.push(JSON.parse(f))
+      return [f]
+    })
+    stops.push(() => aliceProxy.stop())
+    const alice = await clients.open(aliceProxy.url)
+    const bob = await clients.open(proxy.url)
+    const sent = await alice.m.send(bob.m.publicKey, "an old node for bob")
+    await waitUntil(() => ofTag(alice, "Delivered").some((e) => e.device !== undefined), "bob's sealed receipt", 10_000)
+    expect(ofTag(alice, "Delivered").filter((e) => e.device !== undefined).map((e) => [e.record.messageHash, e.device])).toEqual([[sent.messageHash, bob.m.deviceId]])
+    // It came as a message of its own (and no message_delivered carried one), never shown.
+    expect(toAlice.filter((f) => f["type"] === "message").map((f) => f["payload"]["from"])).toEqual([bob.m.publicKey])
+    expect(toAlice.filter((f) => f["type"] === "message_delivered" && "receipt" in f["payload"])).toEqual([])
+    expect((await alice.m.conversation(bob.m.publicKey)).map((r) => r.direction)).toEqual(["out"])
+    expect(texts(alice)).toEqual([])
+  }, T)
+
   test("a receipt that does not open is ignored: the node's Delivered still counts and the session goes on", async () => {
     const alice = await clients.open(node.url)
     // A recipient's session that asks for receipts and sends garbage as one.
