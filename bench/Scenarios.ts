@@ -3,6 +3,7 @@
  * the pairs (and the offered rate) between them; their CPU use is returned so the report can show
  * whether the clients, not the server, were the limit.
  */
+import { loopbacksFor } from "./FileLimits.ts"
 import type { Generators } from "./Generators.ts"
 import { identity } from "./Keys.ts"
 import type { Seeded } from "./SeedHistory.ts"
@@ -98,7 +99,7 @@ export const sessions = async (gens: Generators, target: Target, run: string, n:
   const before = await rssOf(target.pid)
   const share = (i: number) => Math.floor(n / gens.size) + (i < n % gens.size ? 1 : 0)
   let firstIndex = 1_000_000
-  const opened = await gens.all<{ seconds: number }>((i) => ({ cmd: "open", url: target.url, count: share(i) }))
+  const opened = await gens.all<{ seconds: number }>((i) => ({ cmd: "open", url: target.url, count: share(i), loopbacks: loopbacksFor(n) }))
   await gens.all((i) => ({ cmd: "register", run, first: (firstIndex += share(i)) - share(i), uids }))
   const answers = Array.from({ length: gens.size }, (_, i) => gens.expect<{ seconds: number; errors: number; firstError: string }>(i))
   const t = performance.now()

@@ -21,8 +21,14 @@ export type StorageChoice = { readonly kind: "postgres"; readonly url: string } 
 /** Networks for the sessions scenario: presence is per network, so the storm spreads over these. */
 export const SESSION_NETWORKS = Array.from({ length: 100 }, (_, i) => `s${i}`)
 
-export const startBaseline = async (): Promise<Target> => {
-  const proc = Bun.spawn([process.execPath, "run", "bench/baseline-relay.ts"], { cwd: REPO_ROOT, stdout: "pipe", stderr: "inherit" })
+/** `loopbacks`: listen on 127.0.0.1 … 127.0.0.N too (`FileLimits.ts`), for the sessions scenario. */
+export const startBaseline = async (loopbacks = 1): Promise<Target> => {
+  const proc = Bun.spawn([process.execPath, "run", "bench/baseline-relay.ts"], {
+    cwd: REPO_ROOT,
+    stdout: "pipe",
+    stderr: "inherit",
+    env: { ...process.env, BASELINE_LOOPBACKS: String(loopbacks) }
+  })
   const reader = proc.stdout.getReader()
   let text = ""
   while (!/listening: (\d+)/.test(text)) {
@@ -49,8 +55,21 @@ const BIG = "1000000000"
 const profileDir = process.env["BENCH_PROFILE"]
 
 export const startBenchNode = async (storage: StorageChoice, extraEnv: Record<string, string> = {}): Promise<Target> => {
+  // BENCH_PRELOAD=<file>: loaded into the node before it starts (`HeapProbe.ts`).
+  const preload = process.env["BENCH_PRELOAD"]
+  // BENCH_BUN_FLAGS="--smol …": flags of `bun run` for the node, to measure the runtime's settings.
+  const bunFlags = (process.env["BENCH_BUN_FLAGS"] ?? "").split(" ").filter((f) => f !== "")
   const node = await startNode({
-    ...(profileDir === undefined ? {} : { cmd: [process.execPath, "--cpu-prof-md", `--cpu-prof-dir=${profileDir}`, "run", "src/main.ts"] }),
+    ...(profileDir === undefined && preload === undefined && bunFlags.length === 0 ? {} : {
+      cmd: [
+        process.execPath,
+        ...(profileDir === undefined ? [] : ["--cpu-prof-md", `--cpu-prof-dir=${profileDir}`]),
+        "run",
+        ...bunFlags,
+        ...(preload === undefined ? [] : ["--preload", preload]),
+        "src/main.ts"
+      ]
+    }),
     env: {
       L2PS_MESSAGING_PORT: String(freePort()),
       SIGNALING_PORT: String(freePort()),
@@ -67,7 +86,14 @@ export const startBenchNode = async (storage: StorageChoice, extraEnv: Record<st
       REGISTRATION_BURST_PER_ADDRESS: BIG,
       REGISTRATION_RATE_PER_ADDRESS: BIG,
       MAX_CONNECTIONS_PER_ADDRESS: BIG,
-      MAX_CONNECTIONS: "50000",
+      // Every generator connects from 127.0.0.1: past 10,000 sessions the proofs remembered per address
+      // would refuse the storm's registrations.
+      REPLAY_CACHE_PER_ADDRESS: BIG,
+      // Above the largest sessions scenario (100,000 sockets).
+      MAX_CONNECTIONS: "150000",
+      // Opening 100,000 sockets is not timed and takes longer than the default 30 s on a loaded machine:
+      // sockets opened first would be closed before the storm.
+      REGISTRATION_TIMEOUT_SECONDS: "3600",
       // The bench measures the node's capacity, not its per-key and per-address read budgets.
       READ_BURST_PER_KEY: BIG,
       READ_RATE_PER_KEY: BIG,

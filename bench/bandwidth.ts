@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- --bandwidth [--users N] [--seconds S] [--warmup S] [--procs P] [--compression off,shared,4KB]`:
+ * `npm run bench -- --bandwidth [--users N] [--seconds S] [--warmup S] [--procs P] [--compression off,shared,4KB] [--encoding json,binary]`:
  * N active chat users on one node (10,000 by default), one device and one socket each, each sending a
  * 100-character text to one of five contacts 4 times a minute, with what our client does by default
  * (registration with the `ack` capability, an `ack` per received message, the node's
@@ -8,6 +8,9 @@
  * ratchet: 188 B (below), and every 50th message of a sender 1,200 B more (the ML-KEM ratchet's key
  * or ciphertext), with the messenger's nonce member `"secure"`.
  * Users are in groups of 100, one network each, as presence is announced to a whole network.
+ * `--encoding`: `json` registers with `["ack"]` and writes JSON frames (as the SDK's clients and our
+ * client before issue 16); `binary` registers as the messenger does now, with `"binary"` and
+ * `"quiet_acks"` too, and writes `send` and `ack` in binary (docs/PROTOCOL.md, "Binary frames").
  *
  * Bytes on the wire come from the kernel: `ss -ti` gives each of the node's TCP sockets its payload
  * bytes (frames with their WebSocket headers, after compression) and its segments, pure ACKs
@@ -30,6 +33,9 @@ const warmup = arg("warmup", 15)
 const procs = arg("procs", 4)
 const ci = process.argv.indexOf("--compression")
 const compressions = (ci < 0 ? "off,shared,4KB" : process.argv[ci + 1]!).split(",")
+const ei = process.argv.indexOf("--encoding")
+const encodings = (ei < 0 ? "json" : process.argv[ei + 1]!).split(",") as Array<"json" | "binary">
+const combinations = compressions.flatMap((compression) => encodings.map((encoding) => ({ compression, encoding })))
 const GROUP = 100
 const PER_MINUTE = 4
 const TCPIP = 52
@@ -88,9 +94,10 @@ const merge = (all: ReadonlyArray<Counts>): Counts => {
 }
 
 log(`machine load average at start: ${loadavg()} (a shared, loaded machine: CPU figures move with it, byte counts do not)`)
-log(`bandwidth: ${fmt(users)} users in networks of ${GROUP}, ${PER_MINUTE} messages a minute each (${fmt(users * PER_MINUTE / 60, 1)} msg/s offered), ${warmup} s warm-up, ${seconds} s measured, ${procs} user processes, compression ${compressions.join(" / ")}`)
+log(`bandwidth: ${fmt(users)} users in networks of ${GROUP}, ${PER_MINUTE} messages a minute each (${fmt(users * PER_MINUTE / 60, 1)} msg/s offered), ${warmup} s warm-up, ${seconds} s measured, ${procs} user processes, compression ${compressions.join(" / ")}, encoding ${encodings.join(" / ")}`)
 const results: Array<Record<string, unknown>> = []
-for (const compression of compressions) {
+for (const { compression, encoding } of combinations) {
+  const tag = `${compression} ${encoding}`
   const db = adminUrl === undefined ? undefined : await createDatabase(adminUrl)
   const dataDir = tempDir()
   const storage: StorageChoice = db === undefined ? { kind: "pglite", dataDir } : { kind: "postgres", url: db.url }
@@ -100,8 +107,8 @@ for (const compression of compressions) {
     const run = `bw-${crypto.randomUUID().slice(0, 8)}`
     const port = Number(new URL(node.url).port)
     const t0 = performance.now()
-    await gens.all((i) => ({ cmd: "setup", url: node.url, run, users: Array.from({ length: users }, (_, u) => u).filter((u) => u % procs === i), total: users, group: GROUP, networks: SESSION_NETWORKS }))
-    log(`  [${compression}] ${fmt(users)} users registered in ${fmt((performance.now() - t0) / 1000, 1)} s`)
+    await gens.all((i) => ({ cmd: "setup", url: node.url, run, users: Array.from({ length: users }, (_, u) => u).filter((u) => u % procs === i), total: users, group: GROUP, networks: SESSION_NETWORKS, encoding }))
+    log(`  [${tag}] ${fmt(users)} users registered in ${fmt((performance.now() - t0) / 1000, 1)} s`)
     await gens.all(() => ({ cmd: "go", perMinute: PER_MINUTE, pqEvery: 50, plaintext: PLAINTEXT, overhead: OVERHEAD, pqExtra: 1200, receipt: receipts === "node" ? 0 : RECEIPT, receiptMessages: receipts === "message" }))
     await Bun.sleep(warmup * 1000)
     await gens.all(() => ({ cmd: "mark" }))
@@ -131,13 +138,13 @@ for (const compression of compressions) {
     const allFrames = Object.values(c).reduce((s, v) => s + v.frames, 0)
     const headerPerFrame = segs * TCPIP / allFrames
     const side = (chars: number, frames: number) => (chars * payloadRatio + frames * headerPerFrame) / msgs
-    log(`  [${compression}] receipts ${receipts}: ${fmt(f("out:receipt").frames)} receipt messages sent`)
-    log(`  [${compression}] ${fmt(msgs)} messages in ${fmt(secs, 1)} s (${fmt(msgs / secs, 1)} msg/s), ${fmt(f("in:message").frames)} delivered, ${fmt(f("in:message_delivered").frames)} receipts, ${b.sockets} sockets${marks.some((m) => m.errors > 0) ? `, ${marks.reduce((s, m) => s + m.errors, 0)} errors: ${marks.find((m) => m.firstError)?.firstError}` : ""}${marks.some((m) => m.closed > 0) ? `, ${marks.reduce((s, m) => s + m.closed, 0)} closed` : ""}`)
-    log(`  [${compression}] wire ${fmt(mbps, 2)} Mbps (up ${fmt(up * 8 / secs / 1e6, 2)} + down ${fmt(down * 8 / secs / 1e6, 2)} payload, ${fmt(segs * TCPIP * 8 / secs / 1e6, 2)} TCP/IP headers of ${fmt(segs / secs)} segments/s); ${fmt(perMsg)} B a message: sender side ~${fmt(side(senderChars, senderFrames))} B, recipient side ~${fmt(side(recipientChars, recipientFrames))} B; frames before compression ${fmt(allChars / msgs)} chars a message, on the wire ${fmt(payloadRatio * 100, 1)}% of that`)
-    log(`  [${compression}] node RSS ${fmt(rssMb(node.pid))} MB; node CPU ${fmt(cpu / secs * 100, 1)}% of a core, ${fmt(cpu / msgs * 1e6)} µs a message; loopback interface (all of the machine's loopback traffic) ${fmt((lb - la) * 8 / secs / 1e6, 2)} Mbps`)
+    log(`  [${tag}] receipts ${receipts}: ${fmt(f("out:receipt").frames)} receipt messages sent`)
+    log(`  [${tag}] ${fmt(msgs)} messages in ${fmt(secs, 1)} s (${fmt(msgs / secs, 1)} msg/s), ${fmt(f("in:message").frames)} delivered, ${fmt(f("in:message_delivered").frames)} receipts, ${b.sockets} sockets${marks.some((m) => m.errors > 0) ? `, ${marks.reduce((s, m) => s + m.errors, 0)} errors: ${marks.find((m) => m.firstError)?.firstError}` : ""}${marks.some((m) => m.closed > 0) ? `, ${marks.reduce((s, m) => s + m.closed, 0)} closed` : ""}`)
+    log(`  [${tag}] wire ${fmt(mbps, 2)} Mbps (up ${fmt(up * 8 / secs / 1e6, 2)} + down ${fmt(down * 8 / secs / 1e6, 2)} payload, ${fmt(segs * TCPIP * 8 / secs / 1e6, 2)} TCP/IP headers of ${fmt(segs / secs)} segments/s); ${fmt(perMsg)} B a message: sender side ~${fmt(side(senderChars, senderFrames))} B, recipient side ~${fmt(side(recipientChars, recipientFrames))} B; frames before compression ${fmt(allChars / msgs)} chars a message, on the wire ${fmt(payloadRatio * 100, 1)}% of that`)
+    log(`  [${tag}] node RSS ${fmt(rssMb(node.pid))} MB; node CPU ${fmt(cpu / secs * 100, 1)}% of a core, ${fmt(cpu / msgs * 1e6)} µs a message; loopback interface (all of the machine's loopback traffic) ${fmt((lb - la) * 8 / secs / 1e6, 2)} Mbps`)
     const other = Object.entries(c).filter(([k]) => !["out:send", "in:message_sent", "in:message_delivered", "in:message", "out:ack", "in:ack_response", "out:receipt"].includes(k))
-    if (other.length > 0) log(`  [${compression}] other frames in the window: ${other.map(([k, v]) => `${k} ${v.frames}`).join(", ")}`)
-    results.push({ compression, users, seconds: secs, msgs, mbps, bytesPerMessage: perMsg, up, down, segs, senderSide: side(senderChars, senderFrames), recipientSide: side(recipientChars, recipientFrames), charsPerMessage: allChars / msgs, cpuMicrosPerMessage: cpu / msgs * 1e6, rssMb: rssMb(node.pid) })
+    if (other.length > 0) log(`  [${tag}] other frames in the window: ${other.map(([k, v]) => `${k} ${v.frames}`).join(", ")}`)
+    results.push({ compression, encoding, receipts, users, seconds: secs, msgs, mbps, bytesPerMessage: perMsg, up, down, segs, senderSide: side(senderChars, senderFrames), recipientSide: side(recipientChars, recipientFrames), charsPerMessage: allChars / msgs, cpuMicrosPerMessage: cpu / msgs * 1e6, rssMb: rssMb(node.pid) })
     await gens.all(() => ({ cmd: "close" }))
   } finally {
     await gens.stop()

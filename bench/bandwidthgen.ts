@@ -1,6 +1,7 @@
 /**
  * A process of simulated chat users for `bench/bandwidth.ts` (driven over Bun IPC, as `loadgen.ts`).
- * Each user is one socket registered with the `ack` capability, as our client registers, and does
+ * Each user is one socket registered with the `ack` capability (`json`), or as the messenger now
+ * registers, with `binary` and `quiet_acks` too (`binary`: binary `send`/`ack`, no `ack_response`), and does
  * what the client does by default: sends secure-session messages, acknowledges each message it gets
  * (one `ack` frame per message: at a few messages a minute the client's ack batching finds one),
  * and answers the server's pings (the WebSocket does). With `receipt` > 0 each ack carries a sealed
@@ -13,9 +14,10 @@
 import * as nodeCrypto from "node:crypto"
 import { identity } from "./Keys.ts"
 import { field } from "./Field.ts"
+import { decodeBinary, encodeBinary } from "../src/domain/BinaryFrames.ts"
 
 type Command =
-  | { cmd: "setup"; url: string; run: string; users: ReadonlyArray<number>; total: number; group: number; networks: ReadonlyArray<string> }
+  | { cmd: "setup"; url: string; run: string; users: ReadonlyArray<number>; total: number; group: number; networks: ReadonlyArray<string>; encoding: "json" | "binary" }
   | { cmd: "go"; perMinute: number; pqEvery: number; plaintext: number; overhead: number; pqExtra: number; receipt: number; receiptMessages?: boolean }
   | { cmd: "mark" }
   | { cmd: "close" }
@@ -33,11 +35,13 @@ interface User {
 const users: Array<User> = []
 /** Characters and frames by direction and type, since the last `mark`. */
 let counts: Record<string, { frames: number; chars: number }> = {}
-const count = (kind: string, text: string) => {
+const count = (kind: string, frame: string | Uint8Array) => {
   const c = (counts[kind] ??= { frames: 0, chars: 0 })
   c.frames++
-  c.chars += Buffer.byteLength(text)
+  c.chars += typeof frame === "string" ? Buffer.byteLength(frame) : frame.byteLength
 }
+/** As our client writes: binary frames once the node granted them (capability "binary"), else JSON. */
+let binary = false
 let errors = 0
 let firstError = ""
 let closed = 0
@@ -46,9 +50,14 @@ let closed = 0
 // the member non-empty, the parcel carries its own nonces.
 const NONCE = "secure"
 
-const reqId = () => `req_${Date.now()}_${nodeCrypto.randomBytes(5).toString("hex")}`
+let lastRequest = 0
+// Our client's request ids: the SDK's format in JSON, a short counter with binary frames (src/client/L2psPeer.ts).
+const reqId = () => binary ? `r${(++lastRequest).toString(36)}` : `req_${Date.now()}_${nodeCrypto.randomBytes(5).toString("hex")}`
 
 const setup = async (c: Extract<Command, { cmd: "setup" }>) => {
+  binary = c.encoding === "binary"
+  // The messenger's capabilities: binary frames and no ack_response come with "binary" and "quiet_acks".
+  const capabilities = binary ? ["ack", "copies", "binary", "quiet_acks", "receipts"] : ["ack", "receipts"]
   const ids = c.users.map((u) => identity(c.run, u))
   let registered = 0
   let resolveAll: () => void = () => {}
@@ -61,13 +70,14 @@ const setup = async (c: Extract<Command, { cmd: "setup" }>) => {
         // Five contacts in the user's own group (its network): presence and delivery stay within it.
         const contacts = [1, 2, 3, 4, 5].map((k) => identity(c.run, base + ((u - base + k) % c.group)).publicKey)
         const ws = new WebSocket(c.url)
+        ws.binaryType = "arraybuffer"
         const user: User = { ws, key: id.publicKey, contacts, sent: 0, next: Infinity }
         ws.onopen = () => {
           const timestamp = Date.now()
           const network = c.networks[Math.floor(u / c.group) % c.networks.length]!
           ws.send(JSON.stringify({
             type: "register",
-            payload: { publicKey: id.publicKey, l2psUid: network, proof: id.sign(`register:${id.publicKey}:${timestamp}`), capabilities: ["ack", "receipts"] },
+            payload: { publicKey: id.publicKey, l2psUid: network, proof: id.sign(`register:${id.publicKey}:${timestamp}`), capabilities },
             timestamp,
             requestId: reqId()
           }))
@@ -76,19 +86,42 @@ const setup = async (c: Extract<Command, { cmd: "setup" }>) => {
         ws.onerror = () => reject(new Error(`cannot connect to ${c.url}`))
         ws.onclose = () => closed++
         ws.onmessage = (ev) => {
-          const text = ev.data as string
-          const type = field(text, "type")
-          count(`in:${type}`, text)
+          let text: string
+          let type: string
+          let messageHash = () => field(text, "messageHash")
+          let decoded: Extract<ReturnType<typeof decodeBinary>, { _tag: "Frame" }> | undefined
+          if (typeof ev.data === "string") {
+            text = ev.data
+            type = field(text, "type")
+            count(`in:${type}`, text)
+          } else {
+            const bytes = new Uint8Array(ev.data as ArrayBuffer)
+            const d = decodeBinary(bytes)
+            if (d._tag === "Bad") throw new Error(d.message)
+            decoded = d
+            type = d.frame.type
+            text = ""
+            messageHash = () => String(d.frame.payload.messageHash)
+            count(`in:${type}`, bytes)
+          }
           if (type === "registered" && ++registered === ids.length) resolveAll()
           else if (type === "message") {
-            const hash = field(text, "messageHash")
+            const hash = messageHash()
             if (receiptSize > 0 && receiptMessages && !hash.startsWith("ff")) {
-              const r = `{"type":"send","payload":{"to":"${field(text, "from")}","encrypted":{"ciphertext":"${nodeCrypto.randomBytes(receiptSize).toString("base64")}","nonce":"${NONCE}"},"messageHash":"ff${nodeCrypto.randomBytes(31).toString("hex")}"},"timestamp":${Date.now()},"requestId":"${reqId()}"}`
+              const from = typeof ev.data === "string" ? field(text, "from") : String(decoded!.frame.payload.from)
+              const receipt = { to: from, encrypted: { ciphertext: nodeCrypto.randomBytes(receiptSize).toString("base64"), nonce: NONCE }, messageHash: `ff${nodeCrypto.randomBytes(31).toString("hex")}` }
+              const r = binary
+                ? encodeBinary({ type: "send", payload: receipt, timestamp: Date.now(), requestId: reqId() })!
+                : `{"type":"send","payload":${JSON.stringify(receipt)},"timestamp":${Date.now()},"requestId":"${reqId()}"}`
               count("out:receipt", r)
               ws.send(r)
             }
-            const onAck = receiptSize > 0 && !receiptMessages ? `,"receipts":{"${hash}":"${nodeCrypto.randomBytes(receiptSize).toString("base64")}"}` : ""
-            const ack = `{"type":"ack","payload":{"messageHashes":["${hash}"]${onAck}},"timestamp":${Date.now()},"requestId":"${reqId()}"}`
+            const payload = receiptSize > 0 && !receiptMessages
+              ? { messageHashes: [hash], receipts: { [hash]: nodeCrypto.randomBytes(receiptSize).toString("base64") } }
+              : { messageHashes: [hash] }
+            const ack = binary
+              ? encodeBinary({ type: "ack", payload, timestamp: Date.now(), requestId: reqId() })!
+              : `{"type":"ack","payload":${JSON.stringify(payload)},"timestamp":${Date.now()},"requestId":"${reqId()}"}`
             count("out:ack", ack)
             ws.send(ack)
           } else if (type === "error") {
@@ -130,7 +163,9 @@ const go = (c: Extract<Command, { cmd: "go" }>) => {
       let hash = nodeCrypto.randomBytes(32).toString("hex")
       if (hash.startsWith("ff")) hash = `00${hash.slice(2)}`
       const to = u.contacts[Math.floor(Math.random() * u.contacts.length)]!
-      const frame = `{"type":"send","payload":{"to":"${to}","encrypted":{"ciphertext":"${ciphertext}","nonce":"${NONCE}"},"messageHash":"${hash}"},"timestamp":${Date.now()},"requestId":"${reqId()}"}`
+      const frame = binary
+        ? encodeBinary({ type: "send", payload: { to, encrypted: { ciphertext, nonce: NONCE }, messageHash: hash }, timestamp: Date.now(), requestId: reqId() })!
+        : `{"type":"send","payload":{"to":"${to}","encrypted":{"ciphertext":"${ciphertext}","nonce":"${NONCE}"},"messageHash":"${hash}"},"timestamp":${Date.now()},"requestId":"${reqId()}"}`
       count("out:send", frame)
       u.ws.send(frame)
     }

@@ -8,13 +8,14 @@
  */
 import type { ServerWebSocket } from "bun"
 import { field } from "./Field.ts"
+import { loopback } from "./FileLimits.ts"
 
 
 const bySocketKey = new Map<string, ServerWebSocket<{ key: string }>>()
 
-const server = Bun.serve<{ key: string }>({
-  hostname: "127.0.0.1",
-  port: 0,
+const serve = (hostname: string, port: number) => Bun.serve<{ key: string }>({
+  hostname,
+  port,
   fetch(req, srv) {
     return srv.upgrade(req, { data: { key: "" } }) ? undefined : new Response("upgrade", { status: 426 })
   },
@@ -41,4 +42,8 @@ const server = Bun.serve<{ key: string }>({
   }
 })
 
+// BASELINE_LOOPBACKS=N: the same relay on 127.0.0.1 … 127.0.0.N (one port), for more sockets than one
+// pair of loopback addresses has ephemeral ports.
+const server = serve("127.0.0.1", 0)
+for (let i = 2; i <= Number(process.env["BASELINE_LOOPBACKS"] ?? 1); i++) serve(loopback(i), server.port!)
 console.log(`listening: ${server.port}`)

@@ -6,13 +6,14 @@
  */
 import { historyFrame, identity, registerFrame } from "./Keys.ts"
 import { field } from "./Field.ts"
+import { onLoopback } from "./FileLimits.ts"
 
 type Command =
   | { cmd: "pairs"; url: string; run: string; uid: string; first: number; count: number; senderUrls?: ReadonlyArray<string>; receiverUrls?: ReadonlyArray<string> }
   | { cmd: "closed"; durationMs: number; warmupMs: number; window: number }
   | { cmd: "acked"; durationMs: number; warmupMs: number; window: number; graceMs: number }
   | { cmd: "rate"; rate: number; durationMs: number; warmupMs: number }
-  | { cmd: "open"; url: string; count: number }
+  | { cmd: "open"; url: string; count: number; loopbacks?: number }
   | { cmd: "register"; run: string; first: number; uids: ReadonlyArray<string> }
   | { cmd: "history"; url: string; run: string; uid: string; peers: ReadonlyArray<string>; requests: number; minTs: number; maxTs: number }
   | { cmd: "close" }
@@ -32,20 +33,26 @@ const sockets: Array<WebSocket> = []
 
 /**
  * Opens `count` sockets, at most 200 handshakes in flight (a connect storm is not what is measured);
- * with several urls, socket i goes to `urls[i]`.
+ * with several urls, socket i goes to `urls[i]`; with one, the sockets are spread over `loopbacks`
+ * destination addresses (127.0.0.1, .2, …) when one pair of addresses has too few ephemeral ports.
  */
-const openSockets = async (urls: string | ReadonlyArray<string>, count: number): Promise<Array<WebSocket>> => {
+const openSockets = async (target: string | ReadonlyArray<string>, count: number, loopbacks = 1): Promise<Array<WebSocket>> => {
   const opened: Array<WebSocket> = []
+  const urls = typeof target !== "string" ? target : loopbacks <= 1 ? [target] : Array.from({ length: loopbacks }, (_, i) => onLoopback(target, i))
   for (let i = 0; i < count; i += 200) {
     const batch = Array.from({ length: Math.min(200, count - i) }, (_, j) =>
       new Promise<WebSocket>((resolve, reject) => {
-        const url = typeof urls === "string" ? urls : urls[i + j]!
-        const ws = new WebSocket(url)
+        const ws = new WebSocket(urls[(i + j) % urls.length]!)
         const index = sockets.length
         sockets.push(ws)
         ws.onopen = () => resolve(ws)
-        ws.onerror = () => reject(new Error(`cannot connect to ${url}`))
-        ws.onclose = () => closedByServer++
+        ws.onerror = () => reject(new Error(`cannot connect to ${ws.url}`))
+        // Closed before it opened (the server's limit, its registration deadline): fails the batch
+        // rather than leave it waiting.
+        ws.onclose = (ev) => {
+          closedByServer++
+          reject(new Error(`closed by ${ws.url} (${ev.code} ${ev.reason})`))
+        }
         ws.onmessage = (ev) => {
           const text = ev.data as string
           if (text.startsWith('{"type":"error"')) {
@@ -284,7 +291,7 @@ process.on("message", async (c: Command | { cmd: "go" }) => {
       case "rate": return send({ ok: true, ...(await openLoop(c)), errors, firstError, closedByServer })
       case "open": {
         const t = performance.now()
-        await openSockets(c.url, c.count)
+        await openSockets(c.url, c.count, c.loopbacks)
         return send({ ok: true, seconds: (performance.now() - t) / 1000 })
       }
       case "register": {

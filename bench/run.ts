@@ -10,6 +10,8 @@ import * as fs from "node:fs"
 import { spawnGenerators } from "./Generators.ts"
 import * as S from "./Scenarios.ts"
 import { seedHistory } from "./SeedHistory.ts"
+import { summary } from "./Summary.ts"
+import { loopbacksFor, sessionsThatFit } from "./FileLimits.ts"
 import { fmt, median, ratio } from "./Stats.ts"
 import { createDatabase, SESSION_NETWORKS, startBaseline, startBenchNode, type StorageChoice, type Target, tempDir } from "./Targets.ts"
 
@@ -28,7 +30,7 @@ if (process.argv.includes("--bandwidth")) {
 const quick = process.argv.includes("--quick")
 const cfg = quick
   ? { rounds: 1, timing: { warmupMs: 300, durationMs: 1500 }, rateTiming: { warmupMs: 300, durationMs: 1200 }, sessions: 2_000, history: 50_000, historyRequests: 100 }
-  : { rounds: 3, timing: { warmupMs: 1000, durationMs: 5000 }, rateTiming: { warmupMs: 1000, durationMs: 5000 }, sessions: 10_000, history: 1_000_000, historyRequests: 1000 }
+  : { rounds: 3, timing: { warmupMs: 1000, durationMs: 5000 }, rateTiming: { warmupMs: 1000, durationMs: 5000 }, sessions: 100_000, history: 1_000_000, historyRequests: 1000 }
 // --quick leaves out 20k msg/s: far above the node's capacity, it only leaves a backlog.
 const RATES = quick ? [1000, 5000] : [1000, 5000, 20000]
 const GENERATORS = 4
@@ -36,6 +38,10 @@ const adminUrl = process.env["DATABASE_URL"] || undefined
 const log = (line: string) => console.log(line)
 const run = (tag: string) => `${tag}-${crypto.randomUUID().slice(0, 8)}`
 
+// Before the generators and nodes start: they inherit the raised open-file limit.
+const fit = sessionsThatFit(cfg.sessions)
+cfg.sessions = fit.sessions
+if (fit.note !== undefined) log(`sessions scenario cut: ${fit.note}`)
 const gens = await spawnGenerators(GENERATORS)
 const cleanups: Array<() => Promise<void>> = []
 const storageFor = async (kind: "postgres" | "pglite"): Promise<StorageChoice> => {
@@ -148,12 +154,12 @@ try {
   }
 
   // ── sessions held and registration storm, each on a fresh server ──────────────────────────
-  const bsrv = await startBaseline()
+  const bsrv = await startBaseline(loopbacksFor(cfg.sessions))
   const bSessions = await S.sessions(gens, bsrv, run("bs"), cfg.sessions, SESSION_NETWORKS).finally(() => bsrv.stop())
   const nsrv = await startBenchNode(await storageFor(primary))
   const nSessions = await S.sessions(gens, nsrv, run("ns"), cfg.sessions, SESSION_NETWORKS).finally(() => nsrv.stop())
   log("")
-  log(`sessions (${fmt(cfg.sessions)} sockets over ${GENERATORS} generator processes, ${SESSION_NETWORKS.length} networks of ${cfg.sessions / SESSION_NETWORKS.length} keys: presence is per network)`)
+  log(`sessions (${fmt(cfg.sessions)} sockets over ${GENERATORS} generator processes and ${loopbacksFor(cfg.sessions)} loopback address(es), open-file limit ${fmt(fit.fileLimit)}; ${SESSION_NETWORKS.length} networks of ${cfg.sessions / SESSION_NETWORKS.length} keys: presence is per network)`)
   // PGlite lives in the node's process: its memory and the garbage of its start-up come and go with its
   // work, so the node's RSS growth says nothing about sessions there (it has come out negative).
   const perSession = primary === "pglite" ? undefined : nSessions.bytesPerSession
@@ -162,27 +168,19 @@ try {
 
   log("")
   log(`machine load average at end: ${loadavg()}`)
-  const at5k = lat[RATES.indexOf(5000)]!
-  console.log(JSON.stringify({
-    mode: quick ? "quick" : "full",
+  console.log(JSON.stringify(summary({
+    quick,
     storage: primary,
-    durableMsgsPerSec100Pairs: Math.round(med(node[primary]!.hundred)),
-    baselineMsgsPerSec100Pairs: Math.round(med(base100)),
-    durableMsgsPerSec1Pair: Math.round(med(node[primary]!.one)),
-    baselineMsgsPerSec1Pair: Math.round(med(base1)),
-    ...(node["pglite"] !== undefined && primary !== "pglite" ? { pgliteMsgsPerSec100Pairs: Math.round(med(node["pglite"].hundred)), pgliteMsgsPerSec1Pair: Math.round(med(node["pglite"].one)) } : {}),
-    ackP50MsAt5k: +at5k.ackP50.toFixed(2),
-    ackP99MsAt5k: +at5k.ackP99.toFixed(2),
-    baselineAckP99MsAt5k: +baseLat[RATES.indexOf(5000)]!.ackP99.toFixed(2),
-    ...(pgliteSide === undefined ? {} : { pgliteAckP99MsAt5k: +pgliteSide.lat.ackP99.toFixed(2), pgliteHistoryP99Ms: +pgliteSide.hist.p99.toFixed(2) }),
-    deliveryP99MsAt5k: +at5k.deliverP99.toFixed(2),
-    ...(lat[2] === undefined ? {} : { ackP99MsAt20k: +lat[2].ackP99.toFixed(2) }),
-    sessionsHeld: nSessions.sessions,
-    bytesPerSession: perSession === undefined ? null : Math.round(perSession),
-    registrationStormSec: +nSessions.registerSec.toFixed(3),
+    baseline: { one: base1, hundred: base100, latency: baseLat },
+    node,
+    latency: lat,
+    rates: RATES,
+    history: hist,
     historyMessages: cfg.history,
-    historyP99Ms: +hist.p99.toFixed(2)
-  }))
+    pgliteSide,
+    sessions: nSessions,
+    bytesPerSession: perSession
+  })))
 } finally {
   await gens.stop()
   for (const c of cleanups) await c().catch((e) => console.error(`[bench] cleanup: ${e}`))

@@ -7,6 +7,7 @@
 import * as fs from "node:fs"
 import { spawnGenerators } from "./Generators.ts"
 import * as S from "./Scenarios.ts"
+import { loopbacksFor, sessionsThatFit } from "./FileLimits.ts"
 import { fmt } from "./Stats.ts"
 import { seedHistory } from "./SeedHistory.ts"
 import { createDatabase, SESSION_NETWORKS, startBaseline, startBenchNode, type StorageChoice, tempDir } from "./Targets.ts"
@@ -19,7 +20,10 @@ const pairs = arg("pairs", 100)
 const seconds = arg("seconds", 3)
 const warmupMs = arg("warmup", 0.5) * 1000
 const adminUrl = process.env["DATABASE_URL"] || undefined
-const sessions = arg("sessions", 0)
+// Before the generators and the node start: they inherit the raised open-file limit.
+const fit = sessionsThatFit(arg("sessions", 0))
+if (fit.note !== undefined && fit.sessions > 0) console.log(`sessions cut: ${fit.note}`)
+const sessions = arg("sessions", 0) === 0 ? 0 : fit.sessions
 const gens = await spawnGenerators(sessions > 0 ? 4 : 2)
 const db = adminUrl === undefined ? undefined : await createDatabase(adminUrl)
 const dataDir = tempDir()
@@ -30,7 +34,7 @@ try {
   // PGlite is seeded before the node opens it; Postgres after the node has migrated it.
   const seed = () => seedHistory(storage, S.historyKey(historyRun), history, 1000)
   let seeded = history > 0 && storage.kind === "pglite" ? await seed() : undefined
-  const target = process.argv.includes("--baseline") ? await startBaseline() : await startBenchNode(storage)
+  const target = process.argv.includes("--baseline") ? await startBaseline(loopbacksFor(sessions)) : await startBenchNode(storage)
   try {
     if (history > 0) seeded ??= await seed()
     if (seeded !== undefined) {

@@ -33,7 +33,8 @@ import {
   type AckResponsePayload,
   type ConnectionState,
   decodePayload,
-  decodeServerFrame,
+  decodeAnyServerFrame,
+  encodeClientFrame,
   type ErrorPayload,
   errorOf,
   type HistoryPayload,
@@ -99,6 +100,17 @@ export interface L2psPeerConfig {
   readonly capabilities?: ReadonlyArray<string> | undefined
   /** Acknowledge every received message once its handlers ran (implies the `ack` capability). */
   readonly autoAck?: boolean | undefined
+  /**
+   * Ask for binary frames (capability `"binary"`, docs/PROTOCOL.md "Binary frames"): once the node grants
+   * it, `send` and `ack` go in binary and the node writes its hot frames in binary. Off by default here
+   * (the SDK's clients send what the reference node reads); the messenger turns it on.
+   */
+  readonly binaryFrames?: boolean | undefined
+  /**
+   * Ask the node not to answer `ack`s (capability `"quiet_acks"`): once granted, `ack` resolves when the
+   * frame is written, with no hashes confirmed (an `ack` that is lost only means the message comes again).
+   */
+  readonly quietAcks?: boolean | undefined
   readonly reconnect?: Partial<ReconnectOptions> | undefined
   /** Called synchronously, in order, for every event, with the state after it (before the streams see it). */
   readonly onEvent?: ((event: PeerEvent, state: Snapshot) => void) | undefined
@@ -217,9 +229,13 @@ const hex = (n: number, width: number) => n.toString(16).padStart(width, "0")
 export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never, Scope.Scope> =>
   Effect.gen(function*() {
     const timeouts = { connect: 10_000, request: 10_000, send: 15_000, ...config.timeouts }
-    const capabilities = config.autoAck === true
-      ? [...new Set([...(config.capabilities ?? []), "ack"])]
-      : config.capabilities
+    const asked = [
+      ...(config.capabilities ?? []),
+      ...(config.autoAck === true ? ["ack"] : []),
+      ...(config.binaryFrames === true ? ["binary"] : []),
+      ...(config.quietAcks === true ? ["quiet_acks"] : [])
+    ]
+    const capabilities = config.capabilities === undefined && asked.length === 0 ? undefined : [...new Set(asked)]
     const hub = yield* PubSub.bounded<PeerEvent>(4096)
     const loop = yield* FiberHandle.make<void, never>()
     // Bounded by dropping: an ack that does not fit only means the message is delivered again later,
@@ -231,6 +247,10 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
       generation: 0,
       connected: false,
       registered: false,
+      /** The node granted `binary` on this socket's registration. */
+      binary: false,
+      /** The node granted `quiet_acks` on this socket's registration. */
+      quietAcks: false,
       everRegistered: false,
       running: false,
       peers: new Set<string>(),
@@ -253,7 +273,10 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
 
     const fail = (code: string, message: string) => new L2psError({ code, message })
 
-    const requestId = Effect.gen(function*() {
+    // With binary frames, request ids are short (a counter of this client): the SDK's format costs ~25
+    // bytes in every request and its reply, a fifth of a binary `ack`.
+    let lastRequest = 0
+    const requestId = config.binaryFrames === true ? Effect.sync(() => `r${(++lastRequest).toString(36)}`) : Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       const hi = yield* Random.nextIntBetween(0, 0x100000)
       const lo = yield* Random.nextIntBetween(0, 0x100000)
@@ -275,7 +298,7 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
         if (link === undefined || !(p.register || st.registered)) return
         const frame = yield* p.build.pipe(Effect.either)
         if (frame._tag === "Left") return yield* Deferred.fail(p.deferred, frame.left)
-        if (yield* link.send(JSON.stringify(frame.right))) p.sentOn = st.generation
+        if (yield* link.send(encodeClientFrame(frame.right, st.binary))) p.sentOn = st.generation
       })
 
     const await_ = <T extends ServerFrameType>(id: string, p: Pending, timeoutMs: number) =>
@@ -354,9 +377,9 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
     const malformed = (type: ServerFrameType, message: string) =>
       emit({ _tag: "Error", error: { code: "MALFORMED_FRAME", message, details: type } })
 
-    const dispatch = (text: string) =>
+    const dispatch = (data: Link.Frame) =>
       Effect.gen(function*() {
-        const decoded = decodeServerFrame(text)
+        const decoded = decodeAnyServerFrame(data)
         if (Option.isNone(decoded)) return
         const frame: IncomingFrame = decoded.value
         // Frames of types this client does not know are ignored, as the SDK does.
@@ -439,6 +462,8 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
         Effect.gen(function*() {
           st.registered = true
           st.everRegistered = true
+          st.binary = r.capabilities?.includes("binary") === true
+          st.quietAcks = r.capabilities?.includes("quiet_acks") === true
           st.peers = new Set(r.onlinePeers)
           yield* emit({ _tag: "Registered", registered: r, reconnect })
           if (reconnect) yield* setState("connected")
@@ -466,6 +491,8 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
           st.link = undefined
           st.connected = false
           st.registered = false
+          st.binary = false
+          st.quietAcks = false
           st.peers.clear()
           if (opened || was) yield* setState("disconnected")
           if (info?.code !== EVICTED) return true
@@ -525,10 +552,34 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
       )
     })
 
+    /**
+     * `ack` where the node answers none (`quiet_acks` granted): written, not waited for. A refusal still
+     * comes as an `error` frame, reported as an `Error` event.
+     */
+    /** An ack's payload: with `receipts` only when there are some (capability "receipts"). */
+    const ackPayload = (messageHashes: ReadonlyArray<string>, receipts?: Readonly<Record<string, string>>) =>
+      receipts === undefined || Object.keys(receipts).length === 0
+        ? { messageHashes: [...messageHashes] }
+        : { messageHashes: [...messageHashes], receipts: { ...receipts } }
+    const ackQuietly = (messageHashes: ReadonlyArray<string>, receipts?: Readonly<Record<string, string>>) =>
+      Effect.gen(function*() {
+        const link = st.link
+        if (link === undefined || !st.registered) return yield* fail("NOT_REGISTERED", "Not registered. Call connect() first.")
+        const frame = { type: "ack", payload: ackPayload(messageHashes, receipts), timestamp: yield* Clock.currentTimeMillis, requestId: yield* requestId }
+        if (!(yield* link.send(encodeClientFrame(frame, st.binary)))) return yield* fail("DISCONNECTED", "Disconnected")
+        return { messageHashes: [] } as AckResponsePayload
+      })
+    const ack = (messageHashes: ReadonlyArray<string>, receipts?: Readonly<Record<string, string>>) =>
+      Effect.suspend(() =>
+        st.quietAcks
+          ? ackQuietly(messageHashes, receipts)
+          : request("ack", () => Effect.succeed(ackPayload(messageHashes, receipts)), ["ack_response"], timeouts.request)
+      )
+
     yield* supervise("acks", Stream.fromQueue(acks).pipe(
       Stream.groupedWithin(500, Duration.millis(20)),
       Stream.mapEffect((chunk) =>
-        request("ack", () => Effect.succeed({ messageHashes: [...new Set(chunk)] }), ["ack_response"], timeouts.request).pipe(
+        ack([...new Set(chunk)]).pipe(
           Effect.catchAll((e) => e.code === "NOT_REGISTERED" || e.code === "DISCONNECTED" ? Effect.void : emit({ _tag: "Error", error: { code: e.code, message: `ack failed: ${e.message}` } }))
         )),
       Stream.runDrain
@@ -577,13 +628,7 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
       requestPublicKey: (targetId) =>
         request("request_public_key", () => Effect.succeed({ targetId }), ["public_key_response"], timeouts.request)
           .pipe(Effect.map((r) => r.publicKey)),
-      ack: (messageHashes, receipts) =>
-        request(
-          "ack",
-          () => Effect.succeed(receipts === undefined || Object.keys(receipts).length === 0 ? { messageHashes: [...messageHashes] } : { messageHashes: [...messageHashes], receipts: { ...receipts } }),
-          ["ack_response"],
-          timeouts.request
-        ),
+      ack,
       proofRequest: (messageHash, from) =>
         request("proof_request", () => Effect.succeed(from === undefined ? { messageHash } : { messageHash, from }), ["proof_response"], timeouts.request),
       inviteStore: (invite) => request("invite_store", () => Effect.succeed({ ...invite }), ["invite_stored"], timeouts.request),

@@ -210,8 +210,10 @@ export const make = (config: LegacyPeerConfig): Effect.Effect<LegacyPeerShape, n
         }
       })
 
-    const dispatch = (text: string) =>
+    // The legacy server writes JSON text only: a binary frame is nothing it sent.
+    const dispatch = (text: Link.Frame) =>
       Effect.gen(function*() {
+        if (typeof text !== "string") return
         const decoded = decodeServerFrame(text)
         if (Option.isNone(decoded)) return
         const frame: LegacyFrame = { type: decoded.value.type, payload: decoded.value.payload ?? {} }

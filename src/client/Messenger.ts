@@ -87,6 +87,11 @@ export interface MessengerConfig {
   readonly store?: MessageStore.MessageStoreShape | undefined
   readonly reconnect?: Partial<ReconnectOptions> | undefined
   readonly timeouts?: L2psPeer.L2psPeerConfig["timeouts"]
+  /**
+   * Binary frames and acknowledgements the node does not answer (docs/PROTOCOL.md, "Binary frames"), when
+   * the node grants them; true by default, false for JSON frames only (e.g. to read them in a debugger).
+   */
+  readonly binaryFrames?: boolean | undefined
   /** Called synchronously for every event, before the streams see it. */
   readonly onEvent?: ((event: ChatEvent) => void) | undefined
   /**
@@ -213,6 +218,9 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
       // "copies": what this account's other devices send is shown here live (docs/PROTOCOL.md, "Copies").
       // "receipts": sealed receipts ride on acks and come back in `message_delivered` (docs/PROTOCOL.md).
       capabilities: ["ack", "copies", "receipts"],
+      // Binary frames and no `ack_response`s: about half the bytes a message (bench/RESULTS.md, issue 16).
+      binaryFrames: config.binaryFrames ?? true,
+      quietAcks: config.binaryFrames ?? true,
       // Our own client: proofs bound to the node and network (SECURITY.md 6).
       boundProofs: true,
       reconnect: config.reconnect,

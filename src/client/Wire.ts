@@ -11,6 +11,7 @@ import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import type { ErrorCode } from "../domain/ErrorCode.ts"
 import * as Frames from "../domain/ServerFrames.ts"
+import { decodeBinary, encodeBinary, hasBinaryForm } from "../domain/BinaryFrames.ts"
 
 export type { ErrorCode }
 export { isServerFrameType, type ServerFrameType } from "../domain/ServerFrames.ts"
@@ -73,6 +74,28 @@ export const decodeServerFrame = (text: string): Option.Option<IncomingFrame> =>
         requestId: typeof e.requestId === "string" ? e.requestId : typeof e.requestId === "number" ? String(e.requestId) : undefined
       })
   })
+
+/**
+ * A server frame in the binary encoding (src/domain/BinaryFrames.ts), read into the JSON frame it stands
+ * for; none when it is not one (ignored, as a JSON frame that does not parse).
+ */
+export const decodeBinaryServerFrame = (bytes: Uint8Array): Option.Option<IncomingFrame> => {
+  const decoded = decodeBinary(bytes)
+  if (decoded._tag === "Bad") return Option.none()
+  const { type, payload, requestId } = decoded.frame
+  return Option.some({ type, payload, requestId: requestId === undefined ? undefined : String(requestId) })
+}
+
+/** A received frame, text or binary. */
+export const decodeAnyServerFrame = (frame: string | Uint8Array): Option.Option<IncomingFrame> =>
+  typeof frame === "string" ? decodeServerFrame(frame) : decodeBinaryServerFrame(frame)
+
+/**
+ * What the client writes for `frame`: its binary form when `binary` (the node granted the capability)
+ * and the frame has one that carries it exactly, else its JSON text.
+ */
+export const encodeClientFrame = (frame: OutgoingFrame, binary: boolean): string | Uint8Array =>
+  (binary && hasBinaryForm(frame.type) ? encodeBinary(frame) : undefined) ?? JSON.stringify(frame)
 
 /** A server frame whose payload is not what its type's Schema says. */
 export class MalformedFrame extends Data.TaggedError("MalformedFrame")<{

@@ -31,7 +31,7 @@ export const Registered = Schema.Struct({
   publicKey: PublicKey,
   l2psUid: L2psUid,
   onlinePeers: Schema.Array(PublicKey),
-  /** Only when "receipts" was asked: the capabilities this node grants of those asked. */
+  /** Extension: the capabilities granted, to a session that asked for `binary`, `quiet_acks` or `receipts`. */
   capabilities: Schema.optionalWith(Schema.Array(Schema.String), { exact: true })
 })
 

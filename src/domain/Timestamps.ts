@@ -5,3 +5,12 @@
  * before its clock has to run ahead of the node's.
  */
 export const SAME_MILLI_MAX = 16
+
+/** Most a message's timestamp may run ahead of the node's clock; past it the message is refused. */
+export const MAX_AHEAD_MILLIS = 1000
+
+/**
+ * Messages a second one conversation carries when its timestamps are distinct (on nodes sharing a
+ * database, and on the legacy server) before they would run past `MAX_AHEAD_MILLIS`.
+ */
+export const DISTINCT_MAX_PER_SECOND = 1000

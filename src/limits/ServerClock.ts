@@ -2,10 +2,9 @@ import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { SAME_MILLI_MAX } from "../domain/Timestamps.ts"
+import { MAX_AHEAD_MILLIS, SAME_MILLI_MAX } from "../domain/Timestamps.ts"
 
-/** Most a message's timestamp may run ahead of the node's clock; past it the message is refused. */
-export const MAX_AHEAD_MILLIS = 1000
+export { MAX_AHEAD_MILLIS }
 
 /** Messages a second one conversation carries before its timestamps would run past `MAX_AHEAD_MILLIS`. */
 export const CONVERSATION_MAX_PER_SECOND = SAME_MILLI_MAX * 1000

@@ -15,6 +15,7 @@ import * as Committer from "../relay/Committer.ts"
 import * as PendingProbe from "../relay/PendingProbe.ts"
 import * as PrekeyLimits from "../limits/PrekeyLimits.ts"
 import * as Presence from "../relay/Presence.ts"
+import * as ClusterRoster from "../relay/ClusterRoster.ts"
 import * as RateLimits from "../limits/RateLimits.ts"
 import * as ReadBudget from "../relay/ReadBudget.ts"
 import * as Relay from "../relay/Relay.ts"
@@ -35,7 +36,12 @@ const Internals = Layer.mergeAll(
   ReadBudget.layer,
   PrekeyLimits.layer,
   ClusterRouter.layer
-).pipe(Layer.provideMerge(Peers.layer), Layer.provideMerge(BatchWakeups.layer))
+).pipe(
+  // The roster needs presence (it announces the cluster's first and last sessions through it).
+  (internals) => ClusterRoster.layer.pipe(Layer.provideMerge(internals)),
+  Layer.provideMerge(Peers.layer),
+  Layer.provideMerge(BatchWakeups.layer)
+)
 
 // NodeStatus reads the legacy server's registry, which `LegacyServer.layer` outputs.
 const Features = NodeStatus.layer.pipe(Layer.provideMerge(Layer.mergeAll(

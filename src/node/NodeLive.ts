@@ -10,6 +10,7 @@ import * as PgClusterMembers from "../storage/PgClusterMembers.ts"
 import * as PgOwnership from "../storage/PgOwnership.ts"
 import * as PgQuotaLeases from "../storage/PgQuotaLeases.ts"
 import * as PgSeenProofs from "../storage/PgSeenProofs.ts"
+import * as PgRosterStore from "../storage/PgRosterStore.ts"
 import * as NatsBroker from "../transport/NatsBroker.ts"
 import * as Crypto from "../crypto/Crypto.ts"
 import * as NodeKey from "../crypto/NodeKey.ts"
@@ -26,6 +27,7 @@ import { L2psServer } from "../relay/L2psServer.ts"
 import { NodeConfig } from "../config/NodeConfig.ts"
 import * as NodeConfigLive from "../config/NodeConfig.ts"
 import { NodeCore } from "./NodeCore.ts"
+import * as SqlStorage from "../storage/SqlStorage.ts"
 import * as SqlStores from "./SqlStores.ts"
 import { PortInUse } from "./StartupFailure.ts"
 
@@ -45,18 +47,28 @@ const OwnershipLive = Layer.unwrapEffect(
 )
 
 /**
- * A cluster member records accepted proofs and leases quota where the other members see them, and
- * lists the members on its status page; alone, memory is enough.
+ * A cluster member records accepted proofs, leases quota and lists its sessions where the other
+ * members see them, and lists the members on its status page; alone, memory is enough.
  */
 const SeenProofsLive = Layer.unwrapEffect(
   Effect.map(NodeConfig, (cfg) =>
-    Option.isSome(cfg.natsUrl) ? Layer.mergeAll(PgSeenProofs.layer, PgQuotaLeases.layer, PgClusterMembers.layer) : Layer.empty)
+    Option.isSome(cfg.natsUrl)
+      ? Layer.mergeAll(PgSeenProofs.layer, PgQuotaLeases.layer, PgClusterMembers.layer, PgRosterStore.layer)
+      : Layer.empty)
+)
+
+/**
+ * A cluster member takes a conversation's timestamps from its row in the shared database, so that they
+ * strictly increase whichever node writes; alone, the node's own clock orders them (no row to lock).
+ */
+const StoresLive = Layer.unwrapEffect(
+  Effect.map(NodeConfig, (cfg) => Option.isSome(cfg.natsUrl) ? SqlStores.make({ storage: SqlStorage.layerClustered }) : SqlStores.layer)
 )
 
 /** The local L1 keeps its chain in the node's database, so it is built after the migrations. */
 const Sql = LocalL1.layer.pipe(
   Layer.provideMerge(Layer.merge(OwnershipLive, SeenProofsLive)),
-  Layer.provideMerge(SqlStores.layer),
+  Layer.provideMerge(StoresLive),
   Layer.provide(Database.layer)
 )
 

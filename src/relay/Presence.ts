@@ -14,6 +14,8 @@ interface KeyPresence {
   readonly key: string
   /** What the network was last told about the key. */
   announced: boolean
+  /** Its state as last reported (this node's sessions alone, or the cluster's). */
+  online: boolean
   /** A change is waiting for the bucket; the sweep announces the key's state then, if it still differs. */
   pending: boolean
   readonly bucket: TokenBucket
@@ -53,7 +55,7 @@ export const layer: Layer.Layer<Presence, never, NodeConfig | Peers> = Layer.sco
     const sweep = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       for (const s of pending) {
-        const online = peers.unsafeOnline(s.l2psUid, s.key).length > 0
+        const online = s.online
         if (online !== s.announced) {
           if (!s.bucket.tryTake(now)) continue
           yield* announce(s, online, now)
@@ -75,9 +77,10 @@ export const layer: Layer.Layer<Presence, never, NodeConfig | Peers> = Layer.sco
           let s = states.get(id)
           if (s === undefined) {
             // A key without state was announced in the state it is leaving (see the sweep's pruning).
-            s = { l2psUid, key, announced: !online, pending: false, bucket: new TokenBucket(cfg.presenceBurst, perSecond, now) }
+            s = { l2psUid, key, announced: !online, online, pending: false, bucket: new TokenBucket(cfg.presenceBurst, perSecond, now) }
             states.set(id, s)
           }
+          s.online = online
           if (s.pending || s.announced === online) return Effect.void
           if (s.bucket.tryTake(now)) return announce(s, online, now)
           s.pending = true

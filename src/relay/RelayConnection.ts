@@ -10,10 +10,12 @@ import { ConnectionActor } from "../connection/ConnectionActor.ts"
 import { frameText, FrameTextError } from "../connection/FrameText.ts"
 import type { StallWatch } from "../connection/StallWatch.ts"
 import { invalid, refuse, type RequestError } from "../domain/ErrorCode.ts"
+import { decodeBinary, isBinaryFrame, toBinary } from "../domain/BinaryFrames.ts"
 import { decodeFrame, encodeFrame, type Envelope, type RequestId } from "../domain/Frames.ts"
 import * as Metrics from "../internal/Metrics.ts"
 import type { StorageError } from "../storage/Storage.ts"
 import type { Connection, ConnectionEvents } from "../transport/Transport.ts"
+import type { Outgoing } from "../connection/Outbox.ts"
 import { flushPending } from "./handlers/Delivery.ts"
 import { unregister } from "./handlers/Unregister.ts"
 import type { RelayDeps } from "./RelayDeps.ts"
@@ -53,12 +55,391 @@ const RESERVED = 32
 /** How long closing waits for the session's sends still committing. */
 const SENDS_GRACE = "10 seconds"
 
+/** What a session needs of its relay, in one object. */
+interface Shared {
+  readonly deps: RelayDeps
+  readonly handlers: Readonly<Record<string, Handler>>
+  readonly fastHandlers: Readonly<Record<string, FastHandler>>
+  readonly fork: (actor: Effect.Effect<void>) => Fiber.RuntimeFiber<void>
+  readonly stalls: StallWatch
+}
+
+// Made when refused, not per connection: an error object (~200 bytes with its stack) in every held session.
+const tooManyFrames = () => refuse("RATE_LIMITED", "Too many frames")
+
+/** A registered session as others see it: its methods are shared, its fields are the registration's. */
+class SessionPeer implements Peer {
+  constructor(
+    private readonly session: RelaySession,
+    readonly key: string,
+    readonly l2psUid: string,
+    readonly ackCapable: boolean,
+    readonly copies: boolean,
+    readonly receipts: boolean
+  ) {}
+
+  get id(): number {
+    return this.session.id
+  }
+
+  canAccept(): boolean {
+    const s = this.session
+    return !s.actor.isClosing && !s.lagging && s.actor.outbox.hasRoomForLive()
+  }
+
+  handed(messageHash: string): void {
+    this.session.handed(messageHash)
+  }
+
+  push(text: string, messageId?: string): boolean {
+    const s = this.session
+    if (s.actor.isClosing) return false
+    if (!s.actor.outbox.pushLive(text, messageId)) {
+      s.lagging = true
+      s.flushRequested = true
+      return false
+    }
+    return true
+  }
+
+  requestFlush(): void {
+    this.session.flushRequested = true
+    this.session.scheduleFlush()
+  }
+
+  close(code: number, reason: string): void {
+    this.session.conn.close(code, reason)
+  }
+
+  subscribe(topic: string): void {
+    this.session.conn.subscribe(topic)
+  }
+
+  unsubscribe(topic: string): void {
+    this.session.conn.unsubscribe(topic)
+  }
+
+  publish(topic: string, text: string): void {
+    this.session.conn.publish(topic, text)
+  }
+}
+
 /**
  * The L2PS protocol on a connection actor (`ConnectionActor`): frames are checked in the transport's
  * callback and, when nothing is before them, sends are handled there too (`FastHandler`); the rest go
  * through the inbox to the processor. Live deliveries from other sessions are written at once when the
- * outbox has room, else the session catches up from storage once it drains. `shutdown` closes the
- * session as its socket closing does (the relay runs it for every open session when it stops).
+ * outbox has room, else the session catches up from storage once it drains.
+ *
+ * A class, its methods on the prototype: a node holds tens of thousands of sessions, and the closures of
+ * a session made as a function (~40, with their scopes) were a third of its heap.
+ */
+class RelaySession implements ConnectionContext {
+  lagging = false
+  flushRequested = false
+  private sending = 0
+  private sendRoom: Deferred.Deferred<void> | undefined
+  private allSent: Deferred.Deferred<void> | undefined
+  private currentRegistration: Registration | undefined
+  /**
+   * Messages handed to this session and not yet acknowledged by it; past the bound the oldest are
+   * forgotten: their `ack` is then ignored and they are delivered again on the next registration. Made
+   * with the first one (most held sessions are never handed a message needing an `ack`).
+   */
+  private handedSet: Set<string> | undefined
+  readonly actor: ConnectionActor<Inbound>
+  readonly remoteAddress: string
+
+  constructor(
+    private readonly s: Shared,
+    readonly conn: Connection,
+    readonly registered: () => void
+  ) {
+    const cfg = s.deps.cfg
+    this.remoteAddress = conn.remoteAddress
+    this.actor = new ConnectionActor<Inbound>({
+      conn: this.binaryAware(conn),
+      inboxCapacity: cfg.sessionInbox,
+      outbox: {
+        capacity: cfg.sessionOutbox,
+        reserved: Math.min(RESERVED, Math.floor(cfg.sessionOutbox / 4)),
+        maxLiveBytes: cfg.sessionOutboxBytes,
+        maxBytes: cfg.sessionOutputBytes
+      },
+      frameRate: cfg.connectionFrameRate,
+      frameBurst: cfg.connectionFrameBurst,
+      stalls: s.stalls,
+      fork: s.fork,
+      next: () => this.handleNext(),
+      written: () => this.flushRequested && this.scheduleFlush(),
+      teardown: () => [this.awaitSends(), unregister(this.s.deps, this), this.requeueUnwritten()]
+    })
+  }
+
+  get id(): number {
+    return this.actor.id
+  }
+
+  /**
+   * A session that asked for binary frames (capability "binary") gets the hot frames in binary; every
+   * other frame, and every frame of other sessions, is written as the JSON text it was built as.
+   */
+  private binaryAware(conn: Connection): Connection {
+    const sendBinary = conn.sendBinary
+    if (sendBinary === undefined) return conn
+    return {
+      ...conn,
+      send: (text) => {
+        if (this.currentRegistration?.binaryFrames !== true) return conn.send(text)
+        const binary = toBinary(text)
+        return binary === undefined ? conn.send(text) : sendBinary(binary)
+      }
+    }
+  }
+
+  get registration(): Registration | undefined {
+    return this.currentRegistration
+  }
+
+  set registration(reg: Registration | undefined) {
+    this.currentRegistration = reg
+    if (reg === undefined) this.actor.unsafeUnregistered()
+    else this.actor.unsafeRegistered()
+  }
+
+  scheduleFlush(): void {
+    const actor = this.actor
+    if (this.flushRequested && !actor.isClosing && actor.outbox.size <= this.s.deps.cfg.sessionOutbox / 4 && actor.inbox.offer(FLUSH)) {
+      this.flushRequested = false
+      actor.unsafeWake()
+    }
+  }
+
+  private handleNext(): Effect.Effect<void, unknown> | undefined {
+    const item = this.actor.inbox.poll()
+    if (item === undefined) return undefined
+    if (item === FLUSH) return this.catchUp()
+    if (item instanceof Checked) return this.handle(item)
+    return Effect.flatMap(Clock.currentTimeMillis, (now) => this.handle(this.check(item, now)))
+  }
+
+  // Sends still committing reach their recipients before the key is announced gone (their replies
+  // are dropped with the socket).
+  private awaitSends(): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      if (this.sending === 0) return Effect.void
+      const allSent = this.allSent = Deferred.unsafeMake<void>(FiberId.none)
+      // Interruptible, or the timeout (which interrupts the wait) could not fire in this uninterruptible
+      // teardown, and a hung commit would hold the session as long as the database does.
+      return Deferred.await(allSent).pipe(Effect.interruptible, Effect.timeout(SENDS_GRACE), Effect.ignore)
+    })
+  }
+
+  // Live messages still in the outbox were never written: they go back to the recipient's queue.
+  private requeueUnwritten(): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      const unwritten = this.actor.outbox.close()
+      if (unwritten.length === 0) return Effect.void
+      return this.s.deps.storage.requeue(unwritten).pipe(
+        Effect.catchAll((e) => this.logError("requeue of unwritten messages failed", e.cause))
+      )
+    })
+  }
+
+  handed(messageHash: string): void {
+    const handed = this.handedSet ??= new Set()
+    handed.add(messageHash)
+    if (handed.size > HANDED_MAX) handed.delete(handed.values().next().value!)
+  }
+
+  // An own property, not a method: it is passed on as a function (`hashes.filter(session.wasHanded)`).
+  readonly wasHanded = (messageHash: string): boolean => this.handedSet?.delete(messageHash) ?? false
+
+  send(out: Outgoing): Effect.Effect<void> {
+    return this.actor.outbox.offer(out)
+  }
+
+  // Once closing, replies have no reader.
+  reply(type: string, payload: unknown, requestId: RequestId | undefined): Effect.Effect<void> {
+    return Effect.suspend(() =>
+      this.actor.isClosing || (type === "ack_response" && this.currentRegistration?.quietAcks === true) ? Effect.void : Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        this.actor.outbox.offer({ text: encodeFrame(type, payload, now, requestId) })))
+  }
+
+  get written(): Effect.Effect<boolean> {
+    return this.actor.outbox.written
+  }
+
+  // Only the processor fiber waits to begin sends, so there is at most one waiter.
+  get beginSend(): Effect.Effect<void> {
+    const wait = (): Effect.Effect<void> => {
+      if (this.unsafeBeginSend()) return Effect.void
+      return Effect.flatMap(Deferred.make<void>(), (room) => {
+        this.sendRoom = room
+        return Effect.zipRight(Deferred.await(room), Effect.suspend(wait))
+      })
+    }
+    return Effect.suspend(wait)
+  }
+
+  unsafeBeginSend(): boolean {
+    if (this.sending >= PIPELINE) return false
+    this.sending++
+    return true
+  }
+
+  endSend(): void {
+    this.sending--
+    if (this.sendRoom !== undefined) {
+      Deferred.unsafeDone(this.sendRoom, Exit.void)
+      this.sendRoom = undefined
+    }
+    if (this.sending === 0 && this.allSent !== undefined) Deferred.unsafeDone(this.allSent, Exit.void)
+  }
+
+  unsafeReply(type: string, payload: unknown, requestId: RequestId | undefined, now: number): void {
+    if (!this.actor.isClosing) this.actor.outbox.pushOwn(encodeFrame(type, payload, now, requestId))
+  }
+
+  unsafeFail(error: RequestError, requestId: RequestId | undefined, now: number): void {
+    this.unsafeReply("error", { code: error.code, message: error.message }, requestId, now)
+    Metrics.errors(error.code).unsafeUpdate(1, [])
+    if (error.code === "RATE_LIMITED") Metrics.rateLimited.unsafeUpdate(1, [])
+  }
+
+  unsafeRefuseSend(error: RequestError, requestId: RequestId | undefined, now: number): void {
+    this.unsafeFail(error, requestId, now)
+    this.chargeRefusal(now)
+  }
+
+  asPeer(reg: Omit<Registration, "peer">): Peer {
+    return new SessionPeer(this, reg.key, reg.l2psUid, reg.ackCapable, reg.copies, reg.receipts)
+  }
+
+  // Annotated here rather than on the session's fiber: an annotation costs every held session ~2 KB.
+  private logError(message: string, cause: unknown): Effect.Effect<void> {
+    return Effect.logError(message, cause).pipe(Effect.annotateLogs({ session: this.id }))
+  }
+
+  private errorFrame(error: RequestError, requestId: RequestId | undefined): Effect.Effect<void> {
+    return this.reply("error", { code: error.code, message: error.message }, requestId).pipe(
+      Effect.zipRight(Metric.increment(Metrics.errors(error.code))),
+      Effect.zipRight(error.code === "RATE_LIMITED" ? Metric.increment(Metrics.rateLimited) : Effect.void)
+    )
+  }
+
+  private textError(e: FrameTextError): RequestError {
+    return e === FrameTextError.TooLarge ? invalid(`Message too large (max ${this.s.deps.cfg.maxFrameChars} bytes)`) : invalid("Binary frame is not valid UTF-8")
+  }
+
+  /**
+   * A registered session's accepted sends have their own per-key limits (configurable per network), so
+   * the connection's frame budget must not cap them below those; a refused one is charged to it instead,
+   * and a storm of refusals, which costs everyone else the node's time, closes the socket.
+   */
+  private chargeRefusal(now: number): void {
+    if (!this.actor.frameBudget.tryTake(now)) this.conn.close(REFUSALS_CODE, "Too many refused frames")
+  }
+
+  /** The checks every frame passes before its handler, in plain code (the budget's token is taken here). */
+  private check(data: string | Uint8Array, now: number): Checked {
+    const registered = this.actor.phase === "registered"
+    const frameBudget = this.actor.frameBudget
+    // Unregistered, the budget is spent before any parsing; registered, a send is charged only if refused.
+    if (!registered && !frameBudget.tryTake(now)) return new Checked(undefined, "", tooManyFrames())
+    if (typeof data !== "string" && isBinaryFrame(data)) return this.checkBinary(registered, now, data)
+    const text = frameText(data, this.s.deps.cfg.maxFrameChars)
+    if (text instanceof FrameTextError) {
+      return this.rejected(registered, now, new Checked(undefined, "", this.textError(text)))
+    }
+    const decoded = decodeFrame(text)
+    if (decoded._tag === "Bad") return this.rejected(registered, now, new Checked(undefined, text, decoded.error, decoded.requestId))
+    const frame = decoded.frame
+    if (registered && frame.type !== "send" && !frameBudget.tryTake(now)) return new Checked(undefined, text, tooManyFrames())
+    return new Checked(frame, text)
+  }
+
+  /**
+   * A frame in the binary encoding (src/domain/BinaryFrames.ts): bounded as a JSON frame is, and read
+   * into the JSON frame it stands for; handlers get no frame text (what they relay they serialise).
+   */
+  private checkBinary(registered: boolean, now: number, data: Uint8Array): Checked {
+    if (data.byteLength > this.s.deps.cfg.maxFrameChars) {
+      return this.rejected(registered, now, new Checked(undefined, "", this.textError(FrameTextError.TooLarge)))
+    }
+    const decoded = decodeBinary(data)
+    if (decoded._tag === "Bad") return this.rejected(registered, now, new Checked(undefined, "", invalid(decoded.message), decoded.requestId))
+    const frame: Envelope = decoded.frame
+    if (registered && frame.type !== "send" && !this.actor.frameBudget.tryTake(now)) return new Checked(undefined, "", tooManyFrames())
+    return new Checked(frame, "")
+  }
+
+  /** A registered session's frame refused before its type was known: charged like any other. */
+  private rejected(registered: boolean, now: number, checked: Checked): Checked {
+    if (registered && !this.actor.frameBudget.tryTake(now)) return new Checked(undefined, checked.text, tooManyFrames(), checked.requestId)
+    return checked
+  }
+
+  private handle(item: Checked): Effect.Effect<void, StorageError> {
+    return Effect.suspend(() => {
+      const frame = item.frame
+      if (frame === undefined) return this.errorFrame(item.error!, item.requestId)
+      const handlers = this.s.handlers
+      const handler = Object.hasOwn(handlers, frame.type) ? handlers[frame.type] : undefined
+      if (handler === undefined) {
+        return this.errorFrame(invalid(`Unknown type: ${frame.type.slice(0, 64)}`), frame.requestId)
+      }
+      const effect = handler(this, frame, item.text)
+      return this.settle(
+        frame.type === "send" && this.currentRegistration !== undefined ? Effect.tapError(effect, (e) => this.chargeSend(e)) : effect,
+        frame.type,
+        frame.requestId
+      )
+    })
+  }
+
+  private chargeSend(e: RequestError | StorageError): Effect.Effect<void> {
+    return e._tag === "RequestError" ? Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => this.chargeRefusal(now))) : Effect.void
+  }
+
+  /** A request's failure becomes its error frame; an unexpected one is logged and answered INTERNAL_ERROR. */
+  private settle(effect: Effect.Effect<void, RequestError | StorageError>, type: string, requestId: RequestId | undefined): Effect.Effect<void, StorageError> {
+    return effect.pipe(
+      Effect.catchTag("RequestError", (e) => this.errorFrame(e, requestId)),
+      Effect.catchAllCause((cause) =>
+        Cause.isInterruptedOnly(cause) ? Effect.failCause(cause) : this.logError(`${type} failed`, cause).pipe(
+          Effect.zipRight(this.errorFrame(refuse("INTERNAL_ERROR", "Internal server error"), requestId))
+        )
+      )
+    )
+  }
+
+  private catchUp(): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      this.lagging = false
+      const reg = this.currentRegistration
+      return reg === undefined ? Effect.void : flushPending(this.s.deps, this, reg, false)
+    }).pipe(Effect.catchAllCause((cause) => this.logError("catch-up delivery failed", cause)))
+  }
+
+  message(data: string | Uint8Array): void {
+    const actor = this.actor
+    if (actor.isClosing) return
+    // With nothing before it, the frame is checked here, and handled here when its type allows.
+    if (!actor.isIdle) return actor.unsafeOffer(data)
+    const now = this.s.deps.now()
+    const checked = this.check(data, now)
+    const fastHandlers = this.s.fastHandlers
+    const fast = checked.frame !== undefined && Object.hasOwn(fastHandlers, checked.frame.type)
+      ? fastHandlers[checked.frame.type]
+      : undefined
+    if (fast !== undefined && fast(this, checked.frame!, checked.text, now)) return
+    actor.unsafeOffer(checked)
+  }
+}
+
+/**
+ * Opens a session on `conn`. `shutdown` closes the session as its socket closing does (the relay runs
+ * it for every open session when it stops).
  */
 export const open = (
   deps: RelayDeps,
@@ -69,250 +450,11 @@ export const open = (
   stalls: StallWatch,
   registered: () => void = () => {}
 ): ConnectionEvents & { readonly shutdown: () => Effect.Effect<void> } => {
-  const { cfg } = deps
-  let lagging = false
-  let flushRequested = false
-  let sending = 0
-  let sendRoom: Deferred.Deferred<void> | undefined
-  let allSent: Deferred.Deferred<void> | undefined
-  let registration: Registration | undefined
-
-  const scheduleFlush = () => {
-    if (flushRequested && !actor.isClosing && actor.outbox.size <= cfg.sessionOutbox / 4 && actor.inbox.offer(FLUSH)) {
-      flushRequested = false
-      actor.unsafeWake()
-    }
-  }
-
-  const handleNext = () => {
-    const item = actor.inbox.poll()
-    if (item === undefined) return undefined
-    if (item === FLUSH) return catchUp
-    if (item instanceof Checked) return handle(item)
-    return Effect.flatMap(Clock.currentTimeMillis, (now) => handle(check(item, now)))
-  }
-
-  // Sends still committing reach their recipients before the key is announced gone (their replies
-  // are dropped with the socket).
-  const awaitSends = () => Effect.suspend(() => {
-    if (sending === 0) return Effect.void
-    allSent = Deferred.unsafeMake<void>(FiberId.none)
-    // Interruptible, or the timeout (which interrupts the wait) could not fire in this uninterruptible
-    // teardown, and a hung commit would hold the session as long as the database does.
-    return Deferred.await(allSent).pipe(Effect.interruptible, Effect.timeout(SENDS_GRACE), Effect.ignore)
-  })
-  // Live messages still in the outbox were never written: they go back to the recipient's queue.
-  const requeueUnwritten = () => Effect.suspend(() => {
-    const unwritten = actor.outbox.close()
-    if (unwritten.length === 0) return Effect.void
-    return deps.storage.requeue(unwritten).pipe(
-      Effect.catchAll((e) => logError("requeue of unwritten messages failed", e.cause))
-    )
-  })
-
-  const actor: ConnectionActor<Inbound> = new ConnectionActor<Inbound>({
-    conn,
-    inboxCapacity: cfg.sessionInbox,
-    outbox: {
-      capacity: cfg.sessionOutbox,
-      reserved: Math.min(RESERVED, Math.floor(cfg.sessionOutbox / 4)),
-      maxLiveBytes: cfg.sessionOutboxBytes,
-      maxBytes: cfg.sessionOutputBytes
-    },
-    frameRate: cfg.connectionFrameRate,
-    frameBurst: cfg.connectionFrameBurst,
-    stalls,
-    fork,
-    next: handleNext,
-    written: () => flushRequested && scheduleFlush(),
-    teardown: () => [awaitSends(), unregister(deps, state), requeueUnwritten()]
-  })
-  const { id, outbox, frameBudget } = actor
-
-  // Messages handed to this session and not yet acknowledged by it; past the bound the oldest are
-  // forgotten: their `ack` is then ignored and they are delivered again on the next registration.
-  const handed = new Set<string>()
-  const noteHanded = (messageHash: string) => {
-    handed.add(messageHash)
-    if (handed.size > HANDED_MAX) handed.delete(handed.values().next().value!)
-  }
-
-  const state: ConnectionContext = {
-    id,
-    remoteAddress: conn.remoteAddress,
-    get registration() {
-      return registration
-    },
-    set registration(reg) {
-      registration = reg
-      if (reg === undefined) actor.unsafeUnregistered()
-      else actor.unsafeRegistered()
-    },
-    registered,
-    send: (out) => outbox.offer(out),
-    // Once closing, replies have no reader.
-    reply: (type, payload, requestId) =>
-      Effect.suspend(() =>
-        actor.isClosing ? Effect.void : Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          outbox.offer({ text: encodeFrame(type, payload, now, requestId) }))),
-    // Only the processor fiber waits to begin sends, so there is at most one waiter.
-    beginSend: Effect.suspend(function wait(): Effect.Effect<void> {
-      if (state.unsafeBeginSend()) return Effect.void
-      return Effect.flatMap(Deferred.make<void>(), (room) => {
-        sendRoom = room
-        return Effect.zipRight(Deferred.await(room), Effect.suspend(wait))
-      })
-    }),
-    unsafeBeginSend: () => {
-      if (sending >= PIPELINE) return false
-      sending++
-      return true
-    },
-    endSend: () => {
-      sending--
-      if (sendRoom !== undefined) {
-        Deferred.unsafeDone(sendRoom, Exit.void)
-        sendRoom = undefined
-      }
-      if (sending === 0 && allSent !== undefined) Deferred.unsafeDone(allSent, Exit.void)
-    },
-    unsafeReply: (type, payload, requestId, now) => {
-      if (!actor.isClosing) outbox.pushOwn(encodeFrame(type, payload, now, requestId))
-    },
-    unsafeFail: (error, requestId, now) => {
-      state.unsafeReply("error", { code: error.code, message: error.message }, requestId, now)
-      Metrics.errors(error.code).unsafeUpdate(1, [])
-      if (error.code === "RATE_LIMITED") Metrics.rateLimited.unsafeUpdate(1, [])
-    },
-    unsafeRefuseSend: (error, requestId, now) => {
-      state.unsafeFail(error, requestId, now)
-      chargeRefusal(now)
-    },
-    handed: noteHanded,
-    wasHanded: (messageHash) => handed.delete(messageHash),
-    written: outbox.written,
-    asPeer: (reg: Omit<Registration, "peer">): Peer => ({
-      id,
-      key: reg.key,
-      l2psUid: reg.l2psUid,
-      ackCapable: reg.ackCapable,
-      copies: reg.copies,
-      receipts: reg.receipts,
-      canAccept: () => !actor.isClosing && !lagging && outbox.hasRoomForLive(),
-      handed: noteHanded,
-      push: (text, messageId) => {
-        if (actor.isClosing) return false
-        if (!outbox.pushLive(text, messageId)) {
-          lagging = true
-          flushRequested = true
-          return false
-        }
-        return true
-      },
-      requestFlush: () => {
-        flushRequested = true
-        scheduleFlush()
-      },
-      close: (code, reason) => conn.close(code, reason),
-      subscribe: conn.subscribe,
-      unsubscribe: conn.unsubscribe,
-      publish: conn.publish
-    })
-  }
-
-  // Annotated here rather than on the session's fiber: an annotation costs every held session ~2 KB.
-  const logError = (message: string, cause: unknown) => Effect.logError(message, cause).pipe(Effect.annotateLogs({ session: id }))
-
-  const errorFrame = (error: RequestError, requestId: RequestId | undefined) =>
-    state.reply("error", { code: error.code, message: error.message }, requestId).pipe(
-      Effect.zipRight(Metric.increment(Metrics.errors(error.code))),
-      Effect.zipRight(error.code === "RATE_LIMITED" ? Metric.increment(Metrics.rateLimited) : Effect.void)
-    )
-
-  // Made when refused, not per connection: an error object (~200 bytes with its stack) in every held session.
-  const tooManyFrames = () => refuse("RATE_LIMITED", "Too many frames")
-  const textError = (e: FrameTextError) =>
-    e === FrameTextError.TooLarge ? invalid(`Message too large (max ${cfg.maxFrameChars} bytes)`) : invalid("Binary frame is not valid UTF-8")
-
-  /**
-   * A registered session's accepted sends have their own per-key limits (configurable per network), so
-   * the connection's frame budget must not cap them below those; a refused one is charged to it instead,
-   * and a storm of refusals, which costs everyone else the node's time, closes the socket.
-   */
-  const chargeRefusal = (now: number) => {
-    if (!frameBudget.tryTake(now)) conn.close(REFUSALS_CODE, "Too many refused frames")
-  }
-
-  /** The checks every frame passes before its handler, in plain code (the budget's token is taken here). */
-  const check = (data: string | Uint8Array, now: number): Checked => {
-    const registered = actor.phase === "registered"
-    // Unregistered, the budget is spent before any parsing; registered, a send is charged only if refused.
-    if (!registered && !frameBudget.tryTake(now)) return new Checked(undefined, "", tooManyFrames())
-    const text = frameText(data, cfg.maxFrameChars)
-    if (text instanceof FrameTextError) {
-      return rejected(registered, now, new Checked(undefined, "", textError(text)))
-    }
-    const decoded = decodeFrame(text)
-    if (decoded._tag === "Bad") return rejected(registered, now, new Checked(undefined, text, decoded.error, decoded.requestId))
-    const frame = decoded.frame
-    if (registered && frame.type !== "send" && !frameBudget.tryTake(now)) return new Checked(undefined, text, tooManyFrames())
-    return new Checked(frame, text)
-  }
-  /** A registered session's frame refused before its type was known: charged like any other. */
-  const rejected = (registered: boolean, now: number, checked: Checked): Checked => {
-    if (registered && !frameBudget.tryTake(now)) return new Checked(undefined, checked.text, tooManyFrames(), checked.requestId)
-    return checked
-  }
-
-  const handle = (item: Checked) =>
-    Effect.suspend(() => {
-      const frame = item.frame
-      if (frame === undefined) return errorFrame(item.error!, item.requestId)
-      const handler = Object.hasOwn(handlers, frame.type) ? handlers[frame.type] : undefined
-      if (handler === undefined) {
-        return errorFrame(invalid(`Unknown type: ${frame.type.slice(0, 64)}`), frame.requestId)
-      }
-      const effect = handler(state, frame, item.text)
-      return settle(
-        frame.type === "send" && registration !== undefined ? Effect.tapError(effect, chargeSend) : effect,
-        frame.type,
-        frame.requestId
-      )
-    })
-  const chargeSend = (e: RequestError | StorageError) =>
-    e._tag === "RequestError" ? Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sync(() => chargeRefusal(now))) : Effect.void
-
-  /** A request's failure becomes its error frame; an unexpected one is logged and answered INTERNAL_ERROR. */
-  const settle = (effect: Effect.Effect<void, RequestError | StorageError>, type: string, requestId: RequestId | undefined) =>
-    effect.pipe(
-      Effect.catchTag("RequestError", (e) => errorFrame(e, requestId)),
-      Effect.catchAllCause((cause) =>
-        Cause.isInterruptedOnly(cause) ? Effect.failCause(cause) : logError(`${type} failed`, cause).pipe(
-          Effect.zipRight(errorFrame(refuse("INTERNAL_ERROR", "Internal server error"), requestId))
-        )
-      )
-    )
-
-  const catchUp = Effect.suspend(() => {
-    lagging = false
-    const reg = registration
-    return reg === undefined ? Effect.void : flushPending(deps, state, reg, false)
-  }).pipe(Effect.catchAllCause((cause) => logError("catch-up delivery failed", cause)))
-
+  const session = new RelaySession({ deps, handlers, fastHandlers, fork, stalls }, conn, registered)
+  const actor = session.actor
   return {
-    message: (data) => {
-      if (actor.isClosing) return
-      // With nothing before it, the frame is checked here, and handled here when its type allows.
-      if (!actor.isIdle) return actor.unsafeOffer(data)
-      const now = deps.now()
-      const checked = check(data, now)
-      const fast = checked.frame !== undefined && Object.hasOwn(fastHandlers, checked.frame.type)
-        ? fastHandlers[checked.frame.type]
-        : undefined
-      if (fast !== undefined && fast(state, checked.frame!, checked.text, now)) return
-      actor.unsafeOffer(checked)
-    },
-    drain: () => outbox.drain(),
+    message: (data) => session.message(data),
+    drain: () => actor.outbox.drain(),
     closed: () => actor.unsafeClose(),
     shutdown: () => actor.close
   }

@@ -19,6 +19,7 @@ import { ReadBudget } from "./ReadBudget.ts"
 import { ReplayGuard } from "./ReplayGuard.ts"
 import { ServerClock } from "../limits/ServerClock.ts"
 import { Peers } from "./Peers.ts"
+import { Roster } from "./Roster.ts"
 
 /** The services frame handlers use, captured once so handlers need no context. */
 export interface RelayDeps {
@@ -30,6 +31,8 @@ export interface RelayDeps {
   readonly replay: typeof ReplayGuard.Service
   readonly clock: typeof ServerClock.Service
   readonly peers: typeof Peers.Service
+  /** Registration, unregistration and who is online: `peers` alone, every node's in a cluster. */
+  readonly roster: typeof Roster.Service
   readonly pipeline: PipelineStoreShape
   readonly addressLimits: typeof AddressLimits.Service
   readonly bans: typeof Bans.Service
@@ -59,6 +62,7 @@ export const make = Effect.flatMap(NodeKey, (key) => Effect.all({
   replay: ReplayGuard,
   clock: ServerClock,
   peers: Peers,
+  roster: Roster,
   pipeline: PipelineStore,
   addressLimits: AddressLimits,
   bans: Bans,

@@ -15,6 +15,8 @@ import m0013 from "../../migrations/0013_prekeys.ts"
 import m0014 from "../../migrations/0014_invites.ts"
 import m0015 from "../../migrations/0015_cluster.ts"
 import m0016 from "../../migrations/0016_cluster_reports.ts"
+import m0017 from "../../migrations/0017_cluster_sessions.ts"
+import m0018 from "../../migrations/0018_conversation_clocks.ts"
 
 /** The schema migrations of `migrations/`, bundled so an embedding host needs no file access. */
 export const loader = Migrator.fromRecord({
@@ -33,7 +35,9 @@ export const loader = Migrator.fromRecord({
   "0013_prekeys": m0013,
   "0014_invites": m0014,
   "0015_cluster": m0015,
-  "0016_cluster_reports": m0016
+  "0016_cluster_reports": m0016,
+  "0017_cluster_sessions": m0017,
+  "0018_conversation_clocks": m0018
 })
 
 /** Applies pending migrations; the migrations table lock makes concurrent starts safe on Postgres. */

@@ -1,4 +1,5 @@
 import * as SqlClient from "@effect/sql/SqlClient"
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import { identity } from "effect/Function"
 import * as Layer from "effect/Layer"
@@ -6,7 +7,7 @@ import { isStorableText, jsonbRefusal } from "../domain/JsonbRefusal.ts"
 import { conversationOf } from "../domain/Keys.ts"
 import { isDataError } from "./isDataError.ts"
 import { BATCH_JOIN, COLUMNS, MESSAGES, type MessageRow, toMessage } from "./MessageRow.ts"
-import { SAME_MILLI_MAX } from "../domain/Timestamps.ts"
+import { MAX_AHEAD_MILLIS, SAME_MILLI_MAX } from "../domain/Timestamps.ts"
 import { spanned } from "../internal/spanned.ts"
 import {
   type CommitRequest,
@@ -76,8 +77,19 @@ const charge = (usage: Usage, r: CommitRequest): CommitResult | undefined => {
   return undefined
 }
 
+export interface Options {
+  /**
+   * Timestamps from the conversation's row of `conversation_clocks` (migration 0016), taken by the
+   * statement that inserts the messages: each stored message gets at least the row's last timestamp + 1
+   * and at least its own, so that a conversation's timestamps strictly increase, in commit order,
+   * whichever node writes it. For nodes sharing one database; alone, the node's `ServerClock` already
+   * orders them.
+   */
+  readonly conversationClocks?: boolean
+}
+
 /** Storage over any `@effect/sql` client of the pg dialect: Postgres or embedded PGlite. */
-export const make = Effect.gen(function*() {
+export const make = (options: Options = {}) => Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   const fail = (operation: string) => (cause: unknown) => new StorageError({ operation, cause })
   const columns = sql.literal(COLUMNS)
@@ -171,11 +183,80 @@ export const make = Effect.gen(function*() {
       })
     }))
 
+  /** The columns of the messages to insert, one array each: the statement is the same whatever the batch size. */
+  const columnsOf = (ms: ReadonlyArray<NewMessage>) => {
+    const column = <A>(f: (m: NewMessage) => A) => ms.map(f)
+    return sql`
+      ${column((m) => m.l2psUid)}::text[], ${column((m) => m.from)}::text[], ${column((m) => m.to)}::text[],
+      ${column((m) => conversationOf(m.from, m.to))}::text[], ${column((m) => m.messageHash)}::text[],
+      string_to_array(${ms.map((m) => m.encryptedJson).join(RS)}, ${RS}), ${column((m) => m.timestamp)}::int8[],
+      ${column((m) => m.deliveryStatus)}::text[], ${column((m) => m.awaitingAck)}::bool[],
+      ${column((m) => m.outcome)}::text[], ${column((m) => m.encryptedJson.length)}::int4[]`
+  }
+
+  type Inserted = { id: string | number; message_hash: string; l2ps_uid: string; from_key: string; ts: string | number }
+
+  const insertPlain = (ms: ReadonlyArray<NewMessage>) =>
+    sql<Inserted>`
+      INSERT INTO l2ps_messages (l2ps_uid, from_key, to_key, conversation, message_hash, encrypted, ts,
+        delivery_status, awaiting_ack, send_outcome, delivered_at, size)
+      SELECT u, f, t, c, h, e::jsonb, ts, ds, aa, so, CASE WHEN ds = 'queued' THEN NULL ELSE ts END, sz
+      FROM unnest(${columnsOf(ms)}) AS x(u, f, t, c, h, e, ts, ds, aa, so, sz)
+      ON CONFLICT (message_hash, l2ps_uid, from_key) DO NOTHING RETURNING id, message_hash, l2ps_uid, from_key, ts`.pipe(
+      Effect.map((rows) => ({ rows, busy: [] as ReadonlyArray<number> }))
+    )
+
+  /**
+   * The insert with its timestamps from the clock rows, in one statement (one round trip, atomic without
+   * a transaction). The k-th of a row's n messages in the batch (a row is a network and a conversation
+   * hash) gets B + k, where B = GREATEST(the row's last, max over its messages of (own stamp - k)): each
+   * is after the row's last and at or after its own stamp, and they increase in batch order. The row
+   * becomes B + n, its `step` n. The upsert locks the rows in key order (no cycle between nodes) and is
+   * skipped, its messages answered busy (`busy`: their 0-based positions), when B + n would pass
+   * `latest`. A new row starts at the conversation's newest stored timestamp.
+   */
+  const insertClocked = (ms: ReadonlyArray<NewMessage>, latest: number) =>
+    sql<Inserted & { busy: string | number | null }>`
+      WITH x AS (
+        SELECT x.*, hashtextextended(x.c, 0) AS ch, row_number() OVER (PARTITION BY x.u, hashtextextended(x.c, 0) ORDER BY x.ord) AS k
+        FROM unnest(${columnsOf(ms)}) WITH ORDINALITY AS x(u, f, t, c, h, e, ts, ds, aa, so, sz, ord)),
+      g AS (
+        SELECT u, ch, max(ts - k) AS m, count(*) AS n FROM x GROUP BY u, ch),
+      clk AS (
+        INSERT INTO conversation_clocks (l2ps_uid, conversation_hash, ts, step)
+        SELECT u, ch, v, n FROM (
+          SELECT g.u, g.ch, g.n, GREATEST(g.m, COALESCE((
+            SELECT max(mm.ts) FROM l2ps_messages mm WHERE mm.l2ps_uid = g.u AND hashtextextended(mm.conversation, 0) = g.ch), 0)) + g.n AS v
+          FROM g) s
+        WHERE v <= ${latest}
+        ORDER BY u, ch
+        ON CONFLICT (l2ps_uid, conversation_hash) DO UPDATE
+          SET ts = GREATEST(conversation_clocks.ts + EXCLUDED.step, EXCLUDED.ts), step = EXCLUDED.step
+          WHERE GREATEST(conversation_clocks.ts + EXCLUDED.step, EXCLUDED.ts) <= ${latest}
+        RETURNING l2ps_uid, conversation_hash, ts, step),
+      ins AS (
+        INSERT INTO l2ps_messages (l2ps_uid, from_key, to_key, conversation, message_hash, encrypted, ts,
+          delivery_status, awaiting_ack, send_outcome, delivered_at, size)
+        SELECT x.u, x.f, x.t, x.c, x.h, x.e::jsonb, clk.ts - clk.step + x.k, x.ds, x.aa, x.so,
+          CASE WHEN x.ds = 'queued' THEN NULL ELSE clk.ts - clk.step + x.k END, x.sz
+        FROM x JOIN clk ON clk.l2ps_uid = x.u AND clk.conversation_hash = x.ch
+        ON CONFLICT (message_hash, l2ps_uid, from_key) DO NOTHING RETURNING id, message_hash, l2ps_uid, from_key, ts)
+      SELECT id, message_hash, l2ps_uid, from_key, ts, NULL::int8 AS busy FROM ins
+      UNION ALL
+      SELECT NULL, NULL, NULL, NULL, NULL, x.ord - 1 FROM x
+      WHERE NOT EXISTS (SELECT 1 FROM clk WHERE clk.l2ps_uid = x.u AND clk.conversation_hash = x.ch)`.pipe(
+      Effect.map((all) => ({
+        rows: all.filter((r) => r.busy === null),
+        busy: all.filter((r) => r.busy !== null).map((r) => Number(r.busy))
+      }))
+    )
+
   const commitOnce: StorageShape["commit"] = (batch) => {
     // Pending messages count against their pair's limit, so duplicates must be known before counting, in
     // one transaction. A batch of live messages needs neither: one INSERT (atomic on its own, one round
     // trip), its conflicts being the duplicates.
     const checked = batch.some((r) => isPending(r.message))
+    const clocked = options.conversationClocks === true
     return Effect.gen(function*() {
       const results: Array<CommitResult | undefined> = batch.map(() => undefined)
       const known = checked ? yield* existing(batch) : new Map<string, Sent>()
@@ -202,32 +283,25 @@ export const make = Effect.gen(function*() {
       })
       if (toInsert.length > 0) {
         const ms = toInsert.map((i) => batch[i]!.message)
-        const column = <A>(f: (m: NewMessage) => A) => ms.map(f)
-        // One array per column: the statement and its 12 parameters are the same whatever the batch size.
-        const inserted = yield* sql<{ id: string | number; message_hash: string; l2ps_uid: string; from_key: string }>`
-          INSERT INTO l2ps_messages (l2ps_uid, from_key, to_key, conversation, message_hash, encrypted, ts,
-            delivery_status, awaiting_ack, send_outcome, delivered_at, size)
-          SELECT u, f, t, c, h, e::jsonb, ts, ds, aa, so, da, sz FROM unnest(
-            ${column((m) => m.l2psUid)}::text[], ${column((m) => m.from)}::text[], ${column((m) => m.to)}::text[],
-            ${column((m) => conversationOf(m.from, m.to))}::text[], ${column((m) => m.messageHash)}::text[],
-            string_to_array(${ms.map((m) => m.encryptedJson).join(RS)}, ${RS}), ${column((m) => m.timestamp)}::int8[],
-            ${column((m) => m.deliveryStatus)}::text[], ${column((m) => m.awaitingAck)}::bool[],
-            ${column((m) => m.outcome)}::text[],
-            ${column((m) => (m.deliveryStatus === "queued" ? null : m.timestamp))}::int8[],
-            ${column((m) => m.encryptedJson.length)}::int4[]
-          ) AS x(u, f, t, c, h, e, ts, ds, aa, so, da, sz)
-          ON CONFLICT (message_hash, l2ps_uid, from_key) DO NOTHING RETURNING id, message_hash, l2ps_uid, from_key`
-        const ids = new Map<string, string>(inserted.map((r) => [`${r.l2ps_uid}\u0000${r.from_key}\u0000${r.message_hash}`, String(r.id)] as const))
+        const inserted = clocked
+          ? yield* insertClocked(ms, (yield* Clock.currentTimeMillis) + MAX_AHEAD_MILLIS)
+          : yield* insertPlain(ms)
+        for (const j of inserted.busy) results[toInsert[j]!] = { _tag: "ConversationBusy" }
+        const stored = new Map<string, { readonly id: string; readonly timestamp: number }>(inserted.rows.map((r) => [
+          `${r.l2ps_uid}\u0000${r.from_key}\u0000${r.message_hash}`,
+          { id: String(r.id), timestamp: Number(r.ts) }
+        ]))
+        const left = toInsert.filter((i) => results[i] === undefined)
         // A conflict here is a duplicate not checked before, or committed by another node since.
-        const raced = ids.size === toInsert.length
+        const raced = stored.size === left.length
           ? new Map<string, Sent>()
-          : yield* existing(toInsert.map((i) => batch[i]!).filter((r) => !ids.has(sentKeyOf(r.message))))
-        for (const i of toInsert) {
+          : yield* existing(left.map((i) => batch[i]!).filter((r) => !stored.has(sentKeyOf(r.message))))
+        for (const i of left) {
           const key = sentKeyOf(batch[i]!.message)
-          const id = ids.get(key)
+          const row = stored.get(key)
           const other = raced.get(key)
-          results[i] = id !== undefined
-            ? { _tag: "Stored", id }
+          results[i] = row !== undefined
+            ? { _tag: "Stored", ...row }
             : { _tag: "Duplicate", to: other?.to ?? "", outcome: other?.outcome ?? "queued" }
         }
       }
@@ -369,4 +443,10 @@ export const make = Effect.gen(function*() {
   ))
 })
 
-export const layer: Layer.Layer<Storage, never, SqlClient.SqlClient> = Layer.effect(Storage, make)
+export const layer: Layer.Layer<Storage, never, SqlClient.SqlClient> = Layer.effect(Storage, make())
+
+/** Storage for nodes sharing one database: timestamps from the conversations' clock rows. */
+export const layerClustered: Layer.Layer<Storage, never, SqlClient.SqlClient> = Layer.effect(
+  Storage,
+  make({ conversationClocks: true })
+)

@@ -62,7 +62,8 @@ export interface CommitRequest {
 }
 
 export type CommitResult =
-  | { readonly _tag: "Stored"; readonly id: string }
+  /** `timestamp`: the one stored, which storage may have raised past the message's own (`conversationClocks`). */
+  | { readonly _tag: "Stored"; readonly id: string; readonly timestamp: number }
   /** The sender already stored this hash in this network: to `to`, answered with `outcome`. */
   | { readonly _tag: "Duplicate"; readonly to: string; readonly outcome: SendOutcome }
   | { readonly _tag: "PairLimit" }
@@ -70,6 +71,8 @@ export type CommitResult =
   | { readonly _tag: "RecipientQuota"; readonly limit: number }
   /** Not stored: the database refuses this message's data (`reason` is for the sender). */
   | { readonly _tag: "Refused"; readonly reason: string }
+  /** Not stored: its conversation's shared clock is already `MAX_AHEAD_MILLIS` ahead of the node's. */
+  | { readonly _tag: "ConversationBusy" }
 
 export class StorageError extends Data.TaggedError("StorageError")<{
   readonly operation: string

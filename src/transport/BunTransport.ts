@@ -63,6 +63,10 @@ const start = (options: ServeOptions, sockets: Set<ServerWebSocket<SocketData>>,
             const r = ws.send(text, compress)
             return r > 0 ? "ok" : r === -1 ? "backpressure" : "closed"
           },
+          sendBinary: (data): WriteResult => {
+            const r = ws.send(data, compress)
+            return r > 0 ? "ok" : r === -1 ? "backpressure" : "closed"
+          },
           close: (code, reason) => ws.close(code, reason),
           terminate: () => ws.terminate(),
           subscribe: (topic) => {

@@ -12,6 +12,11 @@ export type WriteResult = "ok" | "backpressure" | "closed"
 export interface Connection {
   readonly remoteAddress: string
   readonly send: (text: string) => WriteResult
+  /**
+   * A binary frame (src/domain/BinaryFrames.ts), for a session that asked for them; a transport without
+   * it gives such sessions JSON text only.
+   */
+  readonly sendBinary?: ((data: Uint8Array) => WriteResult) | undefined
   readonly close: (code: number, reason: string) => void
   /** Ends the connection at once, without a closing handshake (for a peer that reads nothing). */
   readonly terminate: () => void

@@ -104,7 +104,8 @@ describe("18. ciphertexts bound to their message hash", () => {
 
 /** A WebSocket proxy to the node that passes every frame, and the node's frames through `rewrite`. */
 const proxy = (rewrite: (frame: string) => string) => {
-  type Data = { up?: WebSocket; queue: Array<string> }
+  // Binary frames (the messenger asks for them) pass as they are: only JSON text is rewritten.
+  type Data = { up?: WebSocket; queue: Array<string | Uint8Array> }
   const server = Bun.serve<Data, never>({
     hostname: "127.0.0.1",
     port: 0,
@@ -116,13 +117,15 @@ const proxy = (rewrite: (frame: string) => string) => {
         up.onopen = () => {
           for (const m of ws.data.queue.splice(0)) up.send(m)
         }
-        up.onmessage = (e) => ws.send(rewrite(String(e.data)))
+        up.binaryType = "arraybuffer"
+        up.onmessage = (e) => ws.send(typeof e.data === "string" ? rewrite(e.data) : new Uint8Array(e.data as ArrayBuffer))
         up.onclose = () => ws.close()
       },
       message(ws, msg) {
         const up = ws.data.up!
-        if (up.readyState === WebSocket.OPEN) up.send(String(msg))
-        else ws.data.queue.push(String(msg))
+        const frame = typeof msg === "string" ? msg : new Uint8Array(msg)
+        if (up.readyState === WebSocket.OPEN) up.send(frame)
+        else ws.data.queue.push(frame)
       },
       close(ws) {
         ws.data.up?.close()

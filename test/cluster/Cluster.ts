@@ -5,6 +5,7 @@
  */
 import { SQL } from "bun"
 import { startE2eNode } from "../e2e/helpers.ts"
+import type { LoadClient } from "../fault/LoadClient.ts"
 import { adminQuery } from "../support/AdminQuery.ts"
 import { freePort, type NodeProcess } from "../support/NodeProcess.ts"
 import * as Proxy from "./FreezableProxy.ts"
@@ -123,4 +124,22 @@ export const checkBatches = async (cluster: Cluster, acked: ReadonlyArray<string
     })
   }
   return { missing, notInOneBatch, gaps, batches: batches.length }
+}
+
+/**
+ * The history end of the invariant, read as a client does (pages of 200 by `before`): every
+ * acknowledged message of the conversation with `peer` in it exactly once, nothing repeated, and each
+ * message strictly older than the one before it (the conversation's clock row orders them).
+ */
+export const checkHistory = async (reader: LoadClient, peer: string, acked: ReadonlyArray<string>) => {
+  const all = await reader.conversation(peer)
+  const hashes = all.map((m) => String(m["messageHash"]))
+  const counts = new Map<string, number>()
+  for (const h of hashes) counts.set(h, (counts.get(h) ?? 0) + 1)
+  return {
+    missing: acked.filter((h) => !counts.has(h)),
+    repeated: [...counts].filter(([, n]) => n > 1).map(([h]) => h),
+    notStrictlyOlder: all.filter((m, i) => i > 0 && Number(m["timestamp"]) >= Number(all[i - 1]!["timestamp"])).length,
+    messages: all.length
+  }
 }

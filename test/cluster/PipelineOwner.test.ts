@@ -1,7 +1,8 @@
 /**
  * Three nodes on one database and one bus: each network's pipeline and the local chain's block
  * producer run on exactly one of them; when that node is killed (-9) under load, another takes over
- * within 5 s, and every acknowledged message ends in exactly one batch, the batches contiguous.
+ * within 5 s, and every acknowledged message ends in exactly one batch, the batches contiguous,
+ * delivered, and in its conversation's history exactly once.
  */
 import { afterAll, describe, expect, test } from "bun:test"
 import { waitUntil } from "../e2e/helpers.ts"
@@ -92,6 +93,13 @@ describe.skipIf(skip !== undefined)("pipeline ownership across three nodes", () 
         const got = new Set(client.received.map((m) => m.messageHash))
         return want.every((h) => got.has(h))
       }, `every acknowledged message delivered to ${identity.publicKey.slice(0, 8)}`, 15_000)
+      // In history exactly once, each conversation in strictly increasing timestamps across the three writers' lives.
+      for (const [i, sender] of senders.entries()) {
+        const fromSender = loops[i]!.outcomes.filter((o) => isAck(o) && o.to === identity.publicKey).map((o) => o.messageHash)
+        const h = await Cluster.checkHistory(client, sender.key, fromSender)
+        expect({ missing: h.missing, repeated: h.repeated, notStrictlyOlder: h.notStrictlyOlder })
+          .toEqual({ missing: [], repeated: [], notStrictlyOlder: 0 })
+      }
     }
     console.log(`takeover after kill -9: ${takeover} ms; ${all.length} acknowledged, ${result.batches} batches; survivors ${others.length}`)
   }, 55_000)

@@ -1,11 +1,12 @@
 /**
  * A rolling restart of all three nodes under load (SIGTERM, as an operator upgrading them one by one):
  * ownership moves with them, and at the end every acknowledged message is stored, in exactly one
- * batch, batches contiguous and chained, and delivered to its recipient.
+ * batch, batches contiguous and chained, delivered to its recipient, and in its conversation's history
+ * exactly once.
  */
 import { afterAll, describe, expect, test } from "bun:test"
 import { waitUntil } from "../e2e/helpers.ts"
-import { clientPool, isAck, sendLoop, type SendOutcome } from "../fault/LoadClient.ts"
+import { clientPool, isAck, type LoadClient, sendLoop, type SendOutcome } from "../fault/LoadClient.ts"
 import { makeIdentity } from "../support/L2psClient.ts"
 import * as Cluster from "./Cluster.ts"
 
@@ -25,7 +26,12 @@ describe.skipIf(skip !== undefined)("rolling restart of three nodes", () => {
     const recipientIds = [makeIdentity(), makeIdentity()]
     const recipients = recipientIds.map((i) => i.publicKey)
     const loops: Array<ReturnType<typeof sendLoop>> = []
-    const startLoop = async (i: number) => loops.push(sendLoop(await open(c.nodes[i]!.url), recipients, 2))
+    const senders: Array<LoadClient> = []
+    const startLoop = async (i: number) => {
+      const sender = await open(c.nodes[i]!.url)
+      senders.push(sender)
+      loops.push(sendLoop(sender, recipients, 2))
+    }
     const acked = (): Array<SendOutcome> => loops.flatMap((l) => l.outcomes.filter(isAck))
     for (let i = 0; i < 3; i++) await startLoop(i)
     for (let i = 0; i < 3; i++) {
@@ -60,6 +66,13 @@ describe.skipIf(skip !== undefined)("rolling restart of three nodes", () => {
         const got = new Set(client.received.map((m) => m.messageHash))
         return want.every((h) => got.has(h))
       }, `every acknowledged message delivered to ${identity.publicKey.slice(0, 8)}`, 15_000)
+      // In history exactly once, each conversation in strictly increasing timestamps through the restarts.
+      for (const [i, sender] of senders.entries()) {
+        const fromSender = loops[i]!.outcomes.filter((o) => isAck(o) && o.to === identity.publicKey).map((o) => o.messageHash)
+        const h = await Cluster.checkHistory(client, sender.key, fromSender)
+        expect({ missing: h.missing, repeated: h.repeated, notStrictlyOlder: h.notStrictlyOlder })
+          .toEqual({ missing: [], repeated: [], notStrictlyOlder: 0 })
+      }
     }
     console.log(`rolling restart: ${all.length} acknowledged, ${result.batches} batches`)
   }, 58_000)

@@ -29,7 +29,7 @@ const gatedStorage = (gate: Deferred.Deferred<void>, started: Array<Array<string
     commit: (batch) =>
       Effect.suspend(() => {
         started.push(batch.map((r) => r.message.messageHash))
-        const results = batch.map((_, i) => ({ _tag: "Stored" as const, id: String(i) }))
+        const results = batch.map((r, i) => ({ _tag: "Stored" as const, id: String(i), timestamp: r.message.timestamp }))
         return started.length === 1 ? Effect.as(Deferred.await(gate), results) : Effect.succeed(results)
       })
   } as Partial<StorageShape> as StorageShape)
@@ -81,7 +81,7 @@ test("a commit that dies (thrown or as a defect) fails its own sends only; later
             if (dies === "throws") throw new Error("driver bug")
             return Effect.die(new Error("COMMIT lost with the connection"))
           }
-          return Effect.succeed(batch.map((_, i) => ({ _tag: "Stored" as const, id: String(i) })))
+          return Effect.succeed(batch.map((r, i) => ({ _tag: "Stored" as const, id: String(i), timestamp: r.message.timestamp })))
         }
       } as Partial<StorageShape> as StorageShape)
       const layer = CommitterModule.layer.pipe(
@@ -102,7 +102,7 @@ test("a commit that dies (thrown or as a defect) fails its own sends only; later
         expect(Exit.isFailure(first)).toBe(true)
         for (let i = 0; i < 3; i++) {
           const later = yield* send
-          expect(Exit.isSuccess(later) && later.value).toEqual({ _tag: "Stored", id: "0" })
+          expect(Exit.isSuccess(later) && later.value).toMatchObject({ _tag: "Stored", id: "0" })
         }
       }).pipe(Effect.provide(layer), Effect.scoped)
     }

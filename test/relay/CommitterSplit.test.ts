@@ -144,7 +144,7 @@ const fakeStorage = (poisoned: (r: CommitRequest) => boolean, error: () => Stora
         sizes.push(batch.length)
         return batch.some(poisoned)
           ? Effect.fail(error())
-          : Effect.succeed(batch.map((_, i): CommitResult => ({ _tag: "Stored", id: String(i) })))
+          : Effect.succeed(batch.map((r, i): CommitResult => ({ _tag: "Stored", id: String(i), timestamp: r.message.timestamp })))
       })
   } as Partial<StorageShape> as StorageShape)
 

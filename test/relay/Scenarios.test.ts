@@ -23,7 +23,7 @@ const gatedCommits = () => {
   const gate = Effect.runSync(Deferred.make<void>())
   const gated = Layer.effect(
     Storage,
-    Effect.map(SqlStorage.make, (s) => ({
+    Effect.map(SqlStorage.make(), (s) => ({
       ...s,
       commit: (batch: Parameters<typeof s.commit>[0]) =>
         Deferred.succeed(entered, undefined).pipe(Effect.zipRight(Deferred.await(gate)), Effect.zipRight(s.commit(batch)))

@@ -7,6 +7,7 @@
 import fc from "fast-check"
 import * as fs from "node:fs"
 import type { Frame, RawSocket } from "../support/RawSocket.ts"
+import { decodeBinary, isBinaryFrame } from "../../src/domain/BinaryFrames.ts"
 
 // ─── Environment ────────────────────────────────────────────────────────────
 
@@ -137,8 +138,11 @@ export const l2psExpected = (data: string | Uint8Array, registered: boolean): Ex
   const invalid = (message: string, requestId?: string): Expected => ({ code: "INVALID_MESSAGE", message, requestId })
   const { size, text } = onTheWire(data)
   if (size > MAX_FRAME) return invalid(`Message too large (max ${MAX_FRAME} bytes)`)
-  if (text === undefined) return invalid("Binary frame is not valid UTF-8")
-  const parsed = parse(text)
+  // A binary message whose first byte starts no UTF-8 text is in the binary encoding (docs/PROTOCOL.md).
+  const binary = typeof data !== "string" && isBinaryFrame(data) ? decodeBinary(data) : undefined
+  if (binary?._tag === "Bad") return invalid(binary.message, binary.requestId === undefined ? undefined : JSON.stringify(binary.requestId))
+  if (binary === undefined && text === undefined) return invalid("Binary frame is not valid UTF-8")
+  const parsed = binary?._tag === "Frame" ? { ok: true as const, value: binary.frame as unknown } : parse(text!)
   if (!parsed.ok) return invalid("Invalid JSON")
   const u = parsed.value
   if (depthOf(u) > MAX_DEPTH) return invalid(`JSON nested too deeply (max ${MAX_DEPTH} levels)`, echoOf(u))

@@ -98,7 +98,7 @@ for (const db of await databases()) {
         expect(yield* s.commit([req(msg({ messageHash: first.messageHash, to: C }))])).toEqual([{ _tag: "Duplicate", to: B, outcome: "sent" }])
         const fresh = msg()
         expect(yield* s.commit([req(fresh), req({ ...fresh, to: C })])).toEqual([
-          { _tag: "Stored", id: expect.any(String) },
+          { _tag: "Stored", id: expect.any(String), timestamp: expect.any(Number) },
           { _tag: "Duplicate", to: B, outcome: "queued" }
         ])
         expect((yield* s.byHash("net", A, first.messageHash))!.to).toBe(B)
@@ -145,7 +145,7 @@ for (const db of await databases()) {
         for (let i = 5; i <= 9; i++) expect((yield* s.commit([q(msg({ to: key(i) }))]))[0]!._tag).toBe("Stored")
         const last = yield* s.commit([q(msg({ to: key(10) })), q(msg({ to: key(11) })), q(msg({ to: key(12), deliveryStatus: "sent", awaitingAck: true, outcome: "sent" }))])
         expect(last).toEqual([
-          { _tag: "Stored", id: expect.any(String) },
+          { _tag: "Stored", id: expect.any(String), timestamp: expect.any(Number) },
           { _tag: "SenderQuota", limit: 10 * W },
           { _tag: "SenderQuota", limit: 10 * W }
         ])

@@ -5,6 +5,7 @@ import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
+import { isBinaryFrame } from "../../domain/BinaryFrames.ts"
 
 /** The socket could not be opened. */
 export class LinkError extends Data.TaggedError("LinkError")<{ readonly message: string }> {}
@@ -16,24 +17,31 @@ export interface CloseInfo {
 
 /** Marks the end of `incoming`: nothing follows it. */
 export const Closed: unique symbol = Symbol.for("im-client/Link/Closed")
-export type Incoming = string | typeof Closed
+/** A received frame: JSON text, or a frame in the binary encoding (src/domain/BinaryFrames.ts). */
+export type Frame = string | Uint8Array
+export type Incoming = Frame | typeof Closed
 
-/** One open WebSocket: text frames in arrival order, then `Closed`. */
+/** One open WebSocket: frames in arrival order, then `Closed`. */
 export interface Link {
   readonly incoming: Queue.Dequeue<Incoming>
   /** False when the socket is no longer open (the frame is not written). */
-  readonly send: (text: string) => Effect.Effect<boolean>
+  readonly send: (frame: Frame) => Effect.Effect<boolean>
   readonly close: Effect.Effect<void>
   readonly closed: Deferred.Deferred<CloseInfo>
 }
 
 const decoder = new TextDecoder()
 
-const textOf = (data: unknown): string | undefined => {
+/** A binary message in the binary encoding is kept as bytes; any other is JSON text sent as binary. */
+const frameOf = (data: unknown): Frame | undefined => {
   if (typeof data === "string") return data
-  if (data instanceof ArrayBuffer) return decoder.decode(data)
-  if (ArrayBuffer.isView(data)) return decoder.decode(data)
-  return undefined
+  const bytes = data instanceof ArrayBuffer
+    ? new Uint8Array(data)
+    : ArrayBuffer.isView(data)
+    ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+    : undefined
+  if (bytes === undefined) return undefined
+  return isBinaryFrame(bytes) ? bytes : decoder.decode(bytes)
 }
 
 /**
@@ -64,14 +72,14 @@ export const open = (url: string, capacity: number): Effect.Effect<Link, LinkErr
           resume(Effect.succeed(socket))
         }
         socket.onmessage = (event: MessageEvent) => {
-          const text = textOf(event.data)
-          if (text === undefined) return
+          const frame = frameOf(event.data)
+          if (frame === undefined) return
           const size = incoming.unsafeSize()
           if (Option.isSome(size) && size.value >= capacity) {
             socket.close(1008, "client inbox full")
             return
           }
-          Queue.unsafeOffer(incoming, text)
+          Queue.unsafeOffer(incoming, frame)
         }
         socket.onclose = (event: CloseEvent) => {
           Queue.unsafeOffer(incoming, Closed)
@@ -85,11 +93,11 @@ export const open = (url: string, capacity: number): Effect.Effect<Link, LinkErr
       })),
       (socket) => Effect.sync(() => socket.close())
     )
-    const send = (text: string) =>
+    const send = (frame: Frame) =>
       Effect.sync(() => {
         if (ws.readyState !== WebSocket.OPEN) return false
         try {
-          ws.send(text)
+          ws.send(frame)
           return true
         } catch {
           return false

@@ -26,7 +26,7 @@ export interface Hooks<R, E> {
   readonly registered: (result: R, reconnect: boolean) => Effect.Effect<void>
   /** The handshake failed: true to close and retry later, false to stop. */
   readonly refused: (error: E, reconnect: boolean) => Effect.Effect<boolean>
-  readonly dispatch: (text: string) => Effect.Effect<void>
+  readonly dispatch: (frame: Link.Frame) => Effect.Effect<void>
   /** The socket closed (or could not open: `opened` false); false to stop instead of reconnecting. */
   readonly closed: (opened: boolean, info: Link.CloseInfo | undefined) => Effect.Effect<boolean>
   /** About to wait `delay` before attempt number `attempt` (1-based). */

@@ -58,6 +58,10 @@ export const ack = (deps: RelayDeps) => (session: ConnectionContext, frame: Enve
       const again = mine.filter((h) => sealed.has(h) && !first.has(h))
       if (again.length > 0) for (const { messageHash, from } of yield* deps.storage.senders(reg.l2psUid, reg.key, again)) yield* push(from, messageHash, false)
     }
+    // A session with quiet acks gets no `ack_response`: refused receipts come as its error (the ack counted).
+    if (reg.quietAcks && refused.length > 0) {
+      return yield* invalid(`The ack counted; receipts refused: ${refused.map((r) => `${r.messageHash.slice(0, 64)}: ${r.message}`).join("; ").slice(0, 1000)}`)
+    }
     yield* session.reply(
       "ack_response",
       encodePayload("ack_response", {

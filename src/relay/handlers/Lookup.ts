@@ -32,7 +32,7 @@ export const discover = (deps: RelayDeps) => (session: ConnectionContext, frame:
     const reader = { l2psUid: reg.l2psUid, key: reg.key, address: session.remoteAddress }
     if (!(yield* deps.readBudget.allow(reader))) return yield* refuse("RATE_LIMITED", "Too many reads")
     const offset = p.cursor === undefined ? 0 : Number(p.cursor)
-    const { keys, total } = yield* deps.peers.keysPage(reg.l2psUid, offset, (p.limit as number | undefined) ?? max)
+    const { keys, total } = yield* deps.roster.keysPage(reg.l2psUid, offset, (p.limit as number | undefined) ?? max)
     yield* deps.readBudget.charge(reader, readCost(keys.length, keys.length * 67))
     const next = offset + keys.length
     // Typed by its Schema, not encoded through it: a check per key would cost more than the page (ServerFrames.ts).
@@ -50,9 +50,9 @@ export const requestPublicKey = (deps: RelayDeps) => (session: ConnectionContext
     const { targetId } = yield* decodeTarget(frame.payload)
     if (!isPublicKey(targetId)) return yield* invalid("Invalid targetId format (expected 64 hex characters)")
     const key = normalizeKey(targetId)
-    const online = yield* deps.peers.online(reg.l2psUid, key)
+    const online = yield* deps.roster.isOnline(reg.l2psUid, key)
     yield* session.reply("public_key_response", encodePayload("public_key_response", {
       targetId,
-      publicKey: online.length > 0 ? PublicKey.make(key) : null
+      publicKey: online ? PublicKey.make(key) : null
     }), frame.requestId)
   })

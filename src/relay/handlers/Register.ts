@@ -13,9 +13,6 @@ import { unregister } from "./Unregister.ts"
 
 const decode = payloadOf(RegisterPayload, "Missing publicKey, l2psUid, or proof")
 
-/** The capabilities this node knows, as `registered.capabilities` lists them. */
-const GRANTED: ReadonlyArray<string> = ["ack", "copies", "receipts"]
-
 export const EVICTED_CODE = 4001
 export const BANNED_MESSAGE = "This key is banned on this node"
 
@@ -46,20 +43,24 @@ export const register = (deps: RelayDeps) => (session: ConnectionContext, frame:
       limits,
       ackCapable: p.capabilities?.includes("ack") ?? false,
       copies: p.capabilities?.includes("copies") ?? false,
-      receipts: p.capabilities?.includes("receipts") ?? false
+      receipts: p.capabilities?.includes("receipts") ?? false,
+      binaryFrames: p.capabilities?.includes("binary") ?? false,
+      quietAcks: p.capabilities?.includes("quiet_acks") ?? false
     }
     const reg = { ...base, peer: session.asPeer(base) }
     session.registration = reg
     session.registered()
-    const { first, evicted } = yield* deps.peers.add(reg.peer, limits.maxSessionsPerKey)
+    const { first, evicted } = yield* deps.roster.add(reg.peer, limits.maxSessionsPerKey)
     yield* Metric.incrementBy(Metrics.sessions, 1 - evicted.length)
     for (const old of evicted) old.close(EVICTED_CODE, "Replaced by a newer session of the same key")
     // Before storage is read below: a message committed on another node after that read is pushed here.
-    if (first) yield* deps.router.track(reg.l2psUid, key)
+    // Every time, not on `first`: in a cluster `first` means the cluster's, and the subject follows this
+    // node's own sessions (track looks at them; alone it does nothing).
+    yield* deps.router.track(reg.l2psUid, key)
 
     // Bounded as a discover page is (the rest through `discover`'s cursor).
     const max = deps.cfg.discoverMaxPeers
-    const onlinePeers = (yield* deps.peers.keysPage(reg.l2psUid, 0, max + 1)).keys.filter((k) => k !== key).slice(0, max)
+    const onlinePeers = (yield* deps.roster.keysPage(reg.l2psUid, 0, max + 1)).keys.filter((k) => k !== key).slice(0, max)
     // Typed by its Schema, not encoded through it: a check per peer key would cost up to 0.7 ms a
     // registration (ServerFrames.ts); the tests decode what the node sends.
     const registered: PayloadEncoded<"registered"> = {
@@ -67,11 +68,24 @@ export const register = (deps: RelayDeps) => (session: ConnectionContext, frame:
       publicKey: p.publicKey,
       l2psUid: p.l2psUid,
       onlinePeers,
-      // Told only to who asked for receipts: other clients' frames stay as they were.
-      ...(base.receipts ? { capabilities: GRANTED.filter((c) => p.capabilities!.includes(c)) } : {})
+      ...grantedOf(p.capabilities)
     }
     yield* session.reply("registered", registered, frame.requestId)
     if (first) yield* deps.presence.changed(reg.l2psUid, key, true)
     // Most keys have nothing waiting; a message committed after the probe is pushed live to this session.
     if (yield* deps.pendingProbe.hasWaiting(reg.l2psUid, key)) yield* flushPending(deps, session, reg, true)
   })
+
+/** Capabilities the node names back in `registered`: every one it knows, from a session that asked for one of the wire's. */
+const KNOWN_CAPABILITIES = ["ack", "copies", "binary", "quiet_acks", "receipts"]
+
+/**
+ * The `capabilities` member of `registered`: what the session asked for and the node grants, so that a
+ * client knows the node reads binary frames (or forwards receipts) before it writes one. Only for
+ * sessions that asked for `binary`, `quiet_acks` or `receipts`: the others get `registered` as the
+ * reference writes it.
+ */
+const grantedOf = (asked: ReadonlyArray<string> | undefined): { capabilities?: Array<string> } =>
+  asked !== undefined && (asked.includes("binary") || asked.includes("quiet_acks") || asked.includes("receipts"))
+    ? { capabilities: KNOWN_CAPABILITIES.filter((c) => asked.includes(c)) }
+    : {}

@@ -23,6 +23,7 @@ import type { Completion } from "../Committer.ts"
 import type { Verdict } from "../../limits/RateLimits.ts"
 import type { NetworkLimits } from "../../config/NodeConfig.ts"
 import { CONVERSATION_MAX_PER_SECOND } from "../../limits/ServerClock.ts"
+import { DISTINCT_MAX_PER_SECOND } from "../../domain/Timestamps.ts"
 import { copyFrame, messageFrame } from "./Delivery.ts"
 
 export { maxEncryptedChars }
@@ -132,6 +133,12 @@ const conversationBusy = refuse(
   `Too many messages in this conversation (more than ${CONVERSATION_MAX_PER_SECOND}/s), try again shortly`
 )
 
+/** Refused by storage: on nodes sharing a database, a conversation's timestamps are distinct. */
+const sharedClockBusy = refuse(
+  "RATE_LIMITED",
+  `Too many messages in this conversation (more than ${DISTINCT_MAX_PER_SECOND}/s), try again shortly`
+)
+
 const completion = (deps: RelayDeps, session: ConnectionContext, requestId: RequestId | undefined, message: NewMessage, live: ReadonlyArray<Peer>): Completion =>
 (outcome, now) => {
   session.endSend()
@@ -220,13 +227,18 @@ const complete = (
     case "Refused":
       session.unsafeRefuseSend(invalid(result.reason), requestId, now)
       return undefined
+    case "ConversationBusy":
+      session.unsafeRefuseSend(sharedClockBusy, requestId, now)
+      return undefined
     case "Duplicate":
       // A retry gets its original outcome; the same hash to someone else would be a message never sent.
       if (result.to !== message.to) session.unsafeRefuseSend(refuse("INVALID_MESSAGE", REUSED_HASH), requestId, now)
       else reply(session, result.outcome, message.messageHash, requestId, now)
       return undefined
     case "Stored": {
-      const text = messageFrame(message.from, message.encryptedJson, message.messageHash, false, message.timestamp)
+      // Storage may have raised the timestamp (a clock shared with other nodes): the stored one goes out.
+      const stored = result.timestamp === message.timestamp ? message : { ...message, timestamp: result.timestamp }
+      const text = messageFrame(stored.from, stored.encryptedJson, stored.messageHash, false, stored.timestamp)
       let delivered = 0
       for (const r of live) {
         if (!r.push(text, r.ackCapable ? undefined : result.id)) continue
@@ -236,9 +248,10 @@ const complete = (
       if (delivered > 0) Metrics.messagesOut.unsafeUpdate(delivered, [])
       // Every outbox filled up since the check: the message waits in storage like any queued one.
       const raced = live.length > 0 && delivered === 0
-      reply(session, raced ? "queued" : message.outcome, message.messageHash, requestId, now)
+      // Its envelope's timestamp is the message's, as the recipient and history have it.
+      reply(session, raced ? "queued" : message.outcome, message.messageHash, requestId, stored.timestamp)
       if (deps.router.clustered) deps.router.unsafeStored(message.l2psUid, message.to, result.id, message.messageHash, text)
-      copyToOwnSessions(deps, session, message)
+      copyToOwnSessions(deps, session, stored)
       // Read again now: a session of the recipient that registered while this commit ran may have
       // flushed its queue before the message was in it.
       const flush = Effect.flatMap(deps.peers.online(message.l2psUid, message.to), (rs) =>

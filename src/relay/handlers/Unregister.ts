@@ -10,7 +10,9 @@ export const unregister = (deps: RelayDeps, session: ConnectionContext) =>
     const reg = session.registration
     if (reg === undefined) return
     session.registration = undefined
-    const { last, removed } = yield* deps.peers.remove(reg.peer)
+    const { last, removed } = yield* deps.roster.remove(reg.peer)
     if (removed) yield* Metric.incrementBy(Metrics.sessions, -1)
-    if (last) yield* Effect.zipRight(deps.router.track(reg.l2psUid, reg.key), deps.presence.changed(reg.l2psUid, reg.key, false))
+    // The subject follows this node's sessions, `last` the cluster's (see Register).
+    yield* deps.router.track(reg.l2psUid, reg.key)
+    if (last) yield* deps.presence.changed(reg.l2psUid, reg.key, false)
   })
