@@ -59,7 +59,7 @@ describe("missed messages through a real node", () => {
       }
       return i === 1 && held !== undefined ? [frame, held] : [frame]
     })
-    const bob = await clients.open(p.url, { missedGraceMs: GRACE, binaryFrames: false })
+    const bob = await clients.open(p.url, { missedGraceMs: GRACE })
     await alice.m.send(bob.m.publicKey, "one")
     await alice.m.send(bob.m.publicKey, "two")
     await waitUntil(() => texts(bob).length === 2, "both messages", 10_000)
@@ -72,7 +72,7 @@ describe("missed messages through a real node", () => {
     const alice = await clients.open(node.url)
     const p = relay(alice.m.publicKey, (frame, i) => (i === 1 ? [] : [frame]))
     const bobDir = clients.home()
-    const bob = await clients.open(p.url, { missedGraceMs: GRACE, dir: bobDir, binaryFrames: false })
+    const bob = await clients.open(p.url, { missedGraceMs: GRACE, dir: bobDir })
     for (const t of ["one", "two", "three"]) await alice.m.send(bob.m.publicKey, t)
     await waitUntil(() => texts(bob).length === 2, "the two messages let through", 10_000)
     await waitUntil(() => gaps(bob).length > 0, "the gap reported", 10_000)
@@ -99,7 +99,7 @@ describe("missed messages through a real node", () => {
       f.payload.encrypted.ciphertext = toBase64(bytes)
       return [JSON.stringify(f)]
     })
-    const bob = await clients.open(p.url, { missedGraceMs: GRACE, binaryFrames: false })
+    const bob = await clients.open(p.url, { missedGraceMs: GRACE })
     for (const t of ["one", "two", "three"]) await alice.m.send(bob.m.publicKey, t)
     await waitUntil(() => texts(bob).length === 2 && ofTag(bob, "Undecryptable").length === 1, "two messages and a refusal", 10_000)
     await waitUntil(() => gaps(bob).length > 0, "the gap reported", 10_000)

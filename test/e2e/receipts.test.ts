@@ -131,8 +131,8 @@ describe("sealed receipts on acks through a real node", () => {
       return [f]
     })
     stops.push(() => proxy.stop())
-    // JSON frames, so the relay can read them (payloads.test.ts runs the same with binary frames).
-    const alice = await clients.open(proxy.url, { binaryFrames: false })
+    // Binary frames (the default): the relay shows them as the JSON frames they stand for.
+    const alice = await clients.open(proxy.url)
     const b1 = await clients.open(node.url)
     const b2 = await clients.open(node.url, { dir: clients.secondDevice(b1) })
     const sent = await alice.m.send(b1.m.publicKey, "to both of you")
@@ -170,8 +170,8 @@ describe("sealed receipts on acks through a real node", () => {
       return [f]
     })
     stops.push(() => aliceProxy.stop())
-    const alice = await clients.open(aliceProxy.url, { binaryFrames: false })
-    const bob = await clients.open(proxy.url, { binaryFrames: false })
+    const alice = await clients.open(aliceProxy.url)
+    const bob = await clients.open(proxy.url)
     const sent = await alice.m.send(bob.m.publicKey, "an old node for bob")
     await waitUntil(() => ofTag(alice, "Delivered").some((e) => e.device !== undefined), "bob's sealed receipt", 10_000)
     expect(ofTag(alice, "Delivered").filter((e) => e.device !== undefined).map((e) => [e.record.messageHash, e.device])).toEqual([[sent.messageHash, bob.m.deviceId]])
