@@ -44,11 +44,16 @@ const TCPIP = 52
 // the send time (8 B) and the content envelope of a 100-character text (112 B).
 const PLAINTEXT = 1 + 8 + 112
 const OVERHEAD = 10 + 42 + 16
-// Its sealed receipt for one message (position 0, so no link): form, time, and a 38 B envelope
-// (format, position, code, version, count, length, 32-byte hash).
+// Its sealed receipt for one message (position 0, so no link), sealed for the one device that sent the
+// message: a parcel of one part, the envelope, form, time, and a 38 B content envelope (format,
+// position, code, version, count, length, 32-byte hash); base64 in the ack and `message_delivered`.
 const RECEIPT = OVERHEAD + 1 + 8 + 38
 const ri = process.argv.indexOf("--receipts")
-/** "sealed" (the messenger's default with secure sessions) or "node" (only the node's message_delivered) */
+/**
+ * "sealed" (the messenger's default with secure sessions: the receipt rides on the ack and comes back in
+ * `message_delivered`), "message" (the receipt as a message of its own, as before the capability
+ * "receipts"), or "node" (only the node's message_delivered)
+ */
 const receipts = ri < 0 ? "sealed" : process.argv[ri + 1]!
 const adminUrl = process.env["DATABASE_URL"] || undefined
 const log = (line: string) => console.log(line)
@@ -104,7 +109,7 @@ for (const { compression, encoding } of combinations) {
     const t0 = performance.now()
     await gens.all((i) => ({ cmd: "setup", url: node.url, run, users: Array.from({ length: users }, (_, u) => u).filter((u) => u % procs === i), total: users, group: GROUP, networks: SESSION_NETWORKS, encoding }))
     log(`  [${tag}] ${fmt(users)} users registered in ${fmt((performance.now() - t0) / 1000, 1)} s`)
-    await gens.all(() => ({ cmd: "go", perMinute: PER_MINUTE, pqEvery: 50, plaintext: PLAINTEXT, overhead: OVERHEAD, pqExtra: 1200, receipt: receipts === "sealed" ? RECEIPT : 0 }))
+    await gens.all(() => ({ cmd: "go", perMinute: PER_MINUTE, pqEvery: 50, plaintext: PLAINTEXT, overhead: OVERHEAD, pqExtra: 1200, receipt: receipts === "node" ? 0 : RECEIPT, receiptMessages: receipts === "message" }))
     await Bun.sleep(warmup * 1000)
     await gens.all(() => ({ cmd: "mark" }))
     const [a, ca, la, ta] = [await tcp(port), cpuTicks(node.pid), loBytes(), performance.now()]
@@ -133,7 +138,7 @@ for (const { compression, encoding } of combinations) {
     const allFrames = Object.values(c).reduce((s, v) => s + v.frames, 0)
     const headerPerFrame = segs * TCPIP / allFrames
     const side = (chars: number, frames: number) => (chars * payloadRatio + frames * headerPerFrame) / msgs
-    log(`  [${tag}] receipts ${receipts}: ${fmt(f("out:receipt").frames)} sealed receipts sent`)
+    log(`  [${tag}] receipts ${receipts}: ${fmt(f("out:receipt").frames)} receipt messages sent`)
     log(`  [${tag}] ${fmt(msgs)} messages in ${fmt(secs, 1)} s (${fmt(msgs / secs, 1)} msg/s), ${fmt(f("in:message").frames)} delivered, ${fmt(f("in:message_delivered").frames)} receipts, ${b.sockets} sockets${marks.some((m) => m.errors > 0) ? `, ${marks.reduce((s, m) => s + m.errors, 0)} errors: ${marks.find((m) => m.firstError)?.firstError}` : ""}${marks.some((m) => m.closed > 0) ? `, ${marks.reduce((s, m) => s + m.closed, 0)} closed` : ""}`)
     log(`  [${tag}] wire ${fmt(mbps, 2)} Mbps (up ${fmt(up * 8 / secs / 1e6, 2)} + down ${fmt(down * 8 / secs / 1e6, 2)} payload, ${fmt(segs * TCPIP * 8 / secs / 1e6, 2)} TCP/IP headers of ${fmt(segs / secs)} segments/s); ${fmt(perMsg)} B a message: sender side ~${fmt(side(senderChars, senderFrames))} B, recipient side ~${fmt(side(recipientChars, recipientFrames))} B; frames before compression ${fmt(allChars / msgs)} chars a message, on the wire ${fmt(payloadRatio * 100, 1)}% of that`)
     log(`  [${tag}] node RSS ${fmt(rssMb(node.pid))} MB; node CPU ${fmt(cpu / secs * 100, 1)}% of a core, ${fmt(cpu / msgs * 1e6)} µs a message; loopback interface (all of the machine's loopback traffic) ${fmt((lb - la) * 8 / secs / 1e6, 2)} Mbps`)

@@ -4,9 +4,11 @@
  * registers, with `binary` and `quiet_acks` too (`binary`: binary `send`/`ack`, no `ack_response`), and does
  * what the client does by default: sends secure-session messages, acknowledges each message it gets
  * (one `ack` frame per message: at a few messages a minute the client's ack batching finds one),
- * and answers the server's pings (the WebSocket does). With `receipt` > 0 it also sends, for each message
- * (not receipt) it gets, a sealed receipt of that size back to its sender, as the messenger does with a
- * secure session (receipts are marked by a hash starting "ff", messages never start so). Frames are counted by type, in characters
+ * and answers the server's pings (the WebSocket does). With `receipt` > 0 each ack carries a sealed
+ * receipt of that size for its message (capability "receipts"), as the messenger does with a secure
+ * session, and the node forwards it in the sender's `message_delivered`. With `receiptMessages` the
+ * receipt is instead a message of its own, as before the capability (marked by a hash starting "ff",
+ * messages never start so). Frames are counted by type, in characters
  * before any compression; the bytes on the wire are read from the kernel by the driver.
  */
 import * as nodeCrypto from "node:crypto"
@@ -16,7 +18,7 @@ import { decodeBinary, encodeBinary } from "../src/domain/BinaryFrames.ts"
 
 type Command =
   | { cmd: "setup"; url: string; run: string; users: ReadonlyArray<number>; total: number; group: number; networks: ReadonlyArray<string>; encoding: "json" | "binary" }
-  | { cmd: "go"; perMinute: number; pqEvery: number; plaintext: number; overhead: number; pqExtra: number; receipt: number }
+  | { cmd: "go"; perMinute: number; pqEvery: number; plaintext: number; overhead: number; pqExtra: number; receipt: number; receiptMessages?: boolean }
   | { cmd: "mark" }
   | { cmd: "close" }
 
@@ -55,7 +57,7 @@ const reqId = () => binary ? `r${(++lastRequest).toString(36)}` : `req_${Date.no
 const setup = async (c: Extract<Command, { cmd: "setup" }>) => {
   binary = c.encoding === "binary"
   // The messenger's capabilities: binary frames and no ack_response come with "binary" and "quiet_acks".
-  const capabilities = binary ? ["ack", "copies", "binary", "quiet_acks"] : ["ack"]
+  const capabilities = binary ? ["ack", "copies", "binary", "quiet_acks", "receipts"] : ["ack", "receipts"]
   const ids = c.users.map((u) => identity(c.run, u))
   let registered = 0
   let resolveAll: () => void = () => {}
@@ -105,7 +107,7 @@ const setup = async (c: Extract<Command, { cmd: "setup" }>) => {
           if (type === "registered" && ++registered === ids.length) resolveAll()
           else if (type === "message") {
             const hash = messageHash()
-            if (receiptSize > 0 && !hash.startsWith("ff")) {
+            if (receiptSize > 0 && receiptMessages && !hash.startsWith("ff")) {
               const from = typeof ev.data === "string" ? field(text, "from") : String(decoded!.frame.payload.from)
               const receipt = { to: from, encrypted: { ciphertext: nodeCrypto.randomBytes(receiptSize).toString("base64"), nonce: NONCE }, messageHash: `ff${nodeCrypto.randomBytes(31).toString("hex")}` }
               const r = binary
@@ -114,9 +116,12 @@ const setup = async (c: Extract<Command, { cmd: "setup" }>) => {
               count("out:receipt", r)
               ws.send(r)
             }
+            const payload = receiptSize > 0 && !receiptMessages
+              ? { messageHashes: [hash], receipts: { [hash]: nodeCrypto.randomBytes(receiptSize).toString("base64") } }
+              : { messageHashes: [hash] }
             const ack = binary
-              ? encodeBinary({ type: "ack", payload: { messageHashes: [hash] }, timestamp: Date.now(), requestId: reqId() })!
-              : `{"type":"ack","payload":{"messageHashes":["${hash}"]},"timestamp":${Date.now()},"requestId":"${reqId()}"}`
+              ? encodeBinary({ type: "ack", payload, timestamp: Date.now(), requestId: reqId() })!
+              : `{"type":"ack","payload":${JSON.stringify(payload)},"timestamp":${Date.now()},"requestId":"${reqId()}"}`
             count("out:ack", ack)
             ws.send(ack)
           } else if (type === "error") {
@@ -135,9 +140,12 @@ const setup = async (c: Extract<Command, { cmd: "setup" }>) => {
 let timer: ReturnType<typeof setInterval> | undefined
 /** bytes of a sealed receipt's ciphertext; 0: none (the node's `message_delivered` only) */
 let receiptSize = 0
+/** the receipt as a message of its own (before the capability "receipts") */
+let receiptMessages = false
 
 const go = (c: Extract<Command, { cmd: "go" }>) => {
   receiptSize = c.receipt
+  receiptMessages = c.receiptMessages === true
   const period = 60_000 / c.perMinute
   const now = performance.now()
   // Spread over the period so the node sees a steady rate, not a beat.

@@ -137,7 +137,11 @@ export interface L2psPeerShape {
   readonly discover: Effect.Effect<ReadonlyArray<string>, L2psError>
   readonly requestPublicKey: (targetId: string) => Effect.Effect<string | null, L2psError>
   /** Extension: acknowledge messages (needs the `ack` capability to matter). */
-  readonly ack: (messageHashes: ReadonlyArray<string>) => Effect.Effect<AckResponsePayload, L2psError>
+  readonly ack: (
+    messageHashes: ReadonlyArray<string>,
+    /** Capability "receipts": a sealed receipt (base64) per message hash, for its sender. */
+    receipts?: Readonly<Record<string, string>>
+  ) => Effect.Effect<AckResponsePayload, L2psError>
   /** Extension: the inclusion proof of a message (check it with `verifyProof`). */
   /** `from` (extension) names the sender of a received message: another sender may use the same hash. */
   readonly proofRequest: (messageHash: string, from?: string) => Effect.Effect<ProofResponsePayload, L2psError>
@@ -552,19 +556,24 @@ export const make = (config: L2psPeerConfig): Effect.Effect<L2psPeerShape, never
      * `ack` where the node answers none (`quiet_acks` granted): written, not waited for. A refusal still
      * comes as an `error` frame, reported as an `Error` event.
      */
-    const ackQuietly = (messageHashes: ReadonlyArray<string>) =>
+    /** An ack's payload: with `receipts` only when there are some (capability "receipts"). */
+    const ackPayload = (messageHashes: ReadonlyArray<string>, receipts?: Readonly<Record<string, string>>) =>
+      receipts === undefined || Object.keys(receipts).length === 0
+        ? { messageHashes: [...messageHashes] }
+        : { messageHashes: [...messageHashes], receipts: { ...receipts } }
+    const ackQuietly = (messageHashes: ReadonlyArray<string>, receipts?: Readonly<Record<string, string>>) =>
       Effect.gen(function*() {
         const link = st.link
         if (link === undefined || !st.registered) return yield* fail("NOT_REGISTERED", "Not registered. Call connect() first.")
-        const frame = { type: "ack", payload: { messageHashes: [...messageHashes] }, timestamp: yield* Clock.currentTimeMillis, requestId: yield* requestId }
+        const frame = { type: "ack", payload: ackPayload(messageHashes, receipts), timestamp: yield* Clock.currentTimeMillis, requestId: yield* requestId }
         if (!(yield* link.send(encodeClientFrame(frame, st.binary)))) return yield* fail("DISCONNECTED", "Disconnected")
         return { messageHashes: [] } as AckResponsePayload
       })
-    const ack = (messageHashes: ReadonlyArray<string>) =>
+    const ack = (messageHashes: ReadonlyArray<string>, receipts?: Readonly<Record<string, string>>) =>
       Effect.suspend(() =>
         st.quietAcks
-          ? ackQuietly(messageHashes)
-          : request("ack", () => Effect.succeed({ messageHashes: [...messageHashes] }), ["ack_response"], timeouts.request)
+          ? ackQuietly(messageHashes, receipts)
+          : request("ack", () => Effect.succeed(ackPayload(messageHashes, receipts)), ["ack_response"], timeouts.request)
       )
 
     yield* supervise("acks", Stream.fromQueue(acks).pipe(

@@ -37,6 +37,7 @@ import * as SecureLink from "./SecureLink.ts"
 import * as SecureState from "./SecureState.ts"
 import type { ConnectionState, ErrorPayload, IncomingMessagePayload, RegisteredPayload } from "./Wire.ts"
 import { supervise } from "./internal/supervise.ts"
+import { MAX_RECEIPT_CHARS } from "../domain/Frames.ts"
 
 /** Acknowledgements waiting to be sent at once. */
 const ACKS_MAX = 4096
@@ -128,8 +129,9 @@ export interface MessengerConfig {
   /** Where the missed-message state is kept across restarts (default: in memory). */
   readonly missedStore?: MissedStore | undefined
   /**
-   * Confirm each message received in a secure session with a receipt sealed to its sender, which tells
-   * it which device has it (default true). About a small message more per message received.
+   * Confirm each message received in a secure session with a receipt sealed to the device that sent it,
+   * which tells it which device has it (default true). It rides on the ack (capability "receipts"); on a
+   * node without the capability it is a small message of its own.
    */
   readonly sealedReceipts?: boolean | undefined
 }
@@ -214,7 +216,8 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
       l2psUid,
       signFn: signFnOf(me),
       // "copies": what this account's other devices send is shown here live (docs/PROTOCOL.md, "Copies").
-      capabilities: ["ack", "copies"],
+      // "receipts": sealed receipts ride on acks and come back in `message_delivered` (docs/PROTOCOL.md).
+      capabilities: ["ack", "copies", "receipts"],
       // Binary frames and no `ack_response`s: about half the bytes a message (bench/RESULTS.md, issue 16).
       binaryFrames: config.binaryFrames ?? true,
       quietAcks: config.binaryFrames ?? true,
@@ -241,7 +244,9 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
     const saveMissed = missedStore === undefined ? Effect.void : saveLock.withPermits(1)(Effect.suspend(() => missedStore.save(tracker.snapshot())))
     const trackerEvent = (e: MissedTracker.Event): ChatEvent => e
     /** Messages received to confirm, sealed, to their sender's devices (dropped when full: a receipt is a courtesy). */
-    const receipts = yield* Queue.dropping<{ readonly to: string; readonly messageHash: string }>(ACKS_MAX)
+    const receipts = yield* Queue.dropping<{ readonly to: string; readonly messageHash: string; readonly device: number }>(ACKS_MAX)
+    /** Whether the node forwards receipts riding on acks (said in `registered`, again on each registration). */
+    let receiptsOnAck = false
 
     /** What a secure part opened to, as a record and what to tell the app. */
     const readEnvelope = (envelope: Uint8Array, senderDevice: number) => {
@@ -348,8 +353,12 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
               } else {
                 yield* emit(contentEvent(stored, read?.decoded))
                 if (stored.link !== undefined) yield* observe(stored.peer, stored.link)
-                // Confirmed to the sender, sealed, naming this device; never for a receipt (no loops).
-                if (config.sealedReceipts !== false) yield* Queue.offer(receipts, { to: stored.peer, messageHash: stored.messageHash })
+                // Confirmed to the sender's device, sealed, naming this device; never for a receipt (no
+                // loops). Acknowledged by the receipts fiber, with the receipt riding on the ack.
+                if (config.sealedReceipts !== false) {
+                  yield* Queue.offer(receipts, { to: stored.peer, messageHash: stored.messageHash, device })
+                  return
+                }
               }
             }
           } else if (out.left._tag === "SecureLinkError") {
@@ -422,6 +431,30 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
         yield* Queue.offer(acks, m.messageHash)
       })
 
+    /**
+     * A receipt from `message_delivered`: opened in the session with the recipient of our message. One
+     * sealed for another device of ours is not for us; one that does not open is only logged (the plain
+     * confirmation has counted already).
+     */
+    const openReceipt = (messageHash: string, receipt: string): Effect.Effect<void> =>
+      Effect.gen(function*() {
+        if (link === undefined) return
+        const r = yield* store.get(messageHash)
+        if (r === undefined || r.direction !== "out") return
+        let named: { readonly device: number; readonly hashes: ReadonlyArray<string> } | undefined
+        const out = yield* Effect.either(link.open(r.peer, me.publicKey, { ciphertext: receipt, nonce: SecureLink.SECURE_NONCE }, undefined, (o) =>
+          Effect.sync(() => {
+            const read = o.body._tag === "Envelope" ? readEnvelope(o.body.envelope, o.senderDevice) : undefined
+            if (read?.control === true && Content.is(read.decoded, ContentType.delivered)) named = { device: o.senderDevice, hashes: read.decoded.body.messageHashes }
+          })))
+        if (out._tag === "Left") {
+          if (!out.left.message.startsWith("it was not sealed for this device")) yield* Effect.logWarning(`a sealed receipt for ${messageHash} did not open: ${out.left.message}`)
+          return
+        }
+        if (named === undefined) return yield* Effect.logWarning(`a sealed receipt for ${messageHash} is not a delivery receipt`)
+        yield* deliveredBy(r.peer, named.device, named.hashes)
+      }).pipe(Effect.catchAll(() => Effect.void))
+
     const onPeerEvent = (e: L2psPeer.PeerEvent): Effect.Effect<void> => {
       switch (e._tag) {
         case "Message":
@@ -435,13 +468,15 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
                 : store.update(e.receipt.messageHash, { status: "delivered", deliveredAt: e.receipt.at })
             ),
             Effect.catchAll(() => Effect.succeed(undefined)),
-            Effect.flatMap((record) => (record === undefined ? Effect.void : emit({ _tag: "Delivered", record })))
+            Effect.flatMap((record) => (record === undefined ? Effect.void : emit({ _tag: "Delivered", record }))),
+            Effect.zipRight(e.receipt.receipt === undefined ? Effect.void : openReceipt(e.receipt.messageHash, e.receipt.receipt))
           )
         case "ConnectionState":
           return emit({ _tag: "Connection", state: e.state })
         case "Retrying":
           return emit({ _tag: "Retrying", attempt: e.attempt, delayMillis: e.delayMillis })
         case "Registered":
+          receiptsOnAck = e.registered.capabilities?.includes("receipts") === true
           // Published in the background: the frame loop must go on to read the answers.
           return emit({ _tag: "Registered", reconnect: e.reconnect, onlinePeers: e.registered.onlinePeers }).pipe(
             Effect.zipRight(Effect.forkIn(Effect.ignore(maintain), scope)),
@@ -495,13 +530,30 @@ export const make = (config: MessengerConfig): Effect.Effect<MessengerShape, nev
           const sealed = yield* link.seal(to, envelope, at, false)
           if (sealed !== undefined) yield* peer.send(to, sealed.encrypted, sealed.messageHash)
         }).pipe(Effect.ignore)
+      /** One message's receipt as it rides on the ack: sealed for the device that sent it, if small enough. */
+      const receiptOnAck = (r: { readonly to: string; readonly messageHash: string; readonly device: number }) =>
+        Effect.gen(function*() {
+          const at = yield* Clock.currentTimeMillis
+          const envelope = registry.encode(ContentType.delivered, { messageHashes: [r.messageHash] }, Content.CONTROL)
+          const sealed = yield* link.sealReceipt(r.to, r.device, envelope, at)
+          return sealed !== undefined && sealed.length <= MAX_RECEIPT_CHARS ? sealed : undefined
+        }).pipe(Effect.orElseSucceed(() => undefined))
       yield* supervise("receipts", Stream.fromQueue(receipts).pipe(
         Stream.groupedWithin(ContentType.MAX_RECEIPT_HASHES, Duration.millis(20)),
-        Stream.mapEffect((batch) => {
-          const byPeer = new Map<string, Array<string>>()
-          for (const r of batch) byPeer.set(r.to, [...(byPeer.get(r.to) ?? []), r.messageHash])
-          return Effect.forEach(byPeer, ([to, hashes]) => sendReceipt(to, hashes), { discard: true })
-        }),
+        Stream.mapEffect((batch) =>
+          Effect.gen(function*() {
+            const onAck: Record<string, string> = {}
+            // A node without the capability, or a receipt that came out too large: one message per sender.
+            const byPeer = new Map<string, Array<string>>()
+            for (const r of batch) {
+              const sealed = receiptsOnAck ? yield* receiptOnAck(r) : undefined
+              if (sealed !== undefined) onAck[r.messageHash] = sealed
+              else byPeer.set(r.to, [...(byPeer.get(r.to) ?? []), r.messageHash])
+            }
+            yield* Effect.forEach(byPeer, ([to, hashes]) => sendReceipt(to, hashes), { discard: true })
+            yield* peer.ack([...new Set(Array.from(batch, (r) => r.messageHash))], onAck).pipe(Effect.ignore)
+          })
+        ),
         Stream.runDrain
       ))
       // Gaps still open after the grace period are reported; the Clock drives it (TestClock in tests).

@@ -54,6 +54,8 @@ export interface MessengerOptions {
   readonly missedGraceMs?: number
   /** confirm what arrives with receipts sealed to the sender, naming this device (default true) */
   readonly sealedReceipts?: boolean
+  /** binary frames and quiet acks when the node grants them (default true; false: JSON frames only) */
+  readonly binaryFrames?: boolean
 }
 
 /** Loads (or creates) the identity and history in `storage`, then builds the messenger. */
@@ -90,6 +92,7 @@ export const fromStorage = (
       types: o.types,
       missedGraceMs: o.missedGraceMs,
       sealedReceipts: o.sealedReceipts,
+      binaryFrames: o.binaryFrames,
       missedStore: MissedState.open(storage, secrets.identity)
     })
     return { messenger, created, migrated, secrets, notices }

@@ -209,6 +209,23 @@ export const make = (identity: Identity, peer: L2psPeerShape, store: SecureSessi
       })
 
     /**
+     * A receipt rides on the ack (capability "receipts"): sealed for the one device that sent the message
+     * (it has a session with this device, so no prekey header makes it large), and bound by what it
+     * names rather than by a message hash. Undefined when that device has no bundle any more.
+     */
+    const sealReceipt = (to: string, device: number, envelope: Uint8Array, sentAt: number) =>
+      Effect.gen(function*() {
+        const bundle = (yield* bundlesOf(to, sentAt)).find((b) => b.deviceId === device)
+        if (bundle === undefined) return undefined
+        const data = new Uint8Array(9 + envelope.length)
+        data[0] = PLAINTEXT_ENVELOPE
+        data.set(u64(sentAt), 1)
+        data.set(envelope, 9)
+        const sealed = yield* sessions.encryptFor([{ peer: to, deviceId: device, bundle }], data).pipe(Effect.mapError(messageError))
+        return toBase64(encodeParcel(sealed.map((s) => ({ owner: "recipient" as const, deviceId: s.deviceId, envelope: s.bytes }))))
+      })
+
+    /**
      * Opens a parcel's part for this device. Runs `store` (which keeps the message) and then commits the
      * states, all while no other operation of the sessions runs; a refusal changes no state.
      */
@@ -216,7 +233,8 @@ export const make = (identity: Identity, peer: L2psPeerShape, store: SecureSessi
       from: string,
       to: string,
       encrypted: SerializedEncryptedMessage,
-      messageHash: string,
+      /** undefined for a receipt riding on `message_delivered`: it has no hash of its own */
+      messageHash: string | undefined,
       keep: (opened: OpenedSecure) => Effect.Effect<void, E>
     ) =>
       sessions.exclusive(Effect.gen(function*() {
@@ -241,7 +259,7 @@ export const make = (identity: Identity, peer: L2psPeerShape, store: SecureSessi
         const sentAt = Number(new DataView(plain.buffer, plain.byteOffset + at, 8).getBigUint64(0))
         // Bound to its hash as today's messages are: the same ciphertext under another hash is a replay.
         const canonical = { ciphertext: encrypted.ciphertext, nonce: encrypted.nonce }
-        if (messageHashOf(from.toLowerCase(), to.toLowerCase(), canonical, sentAt) !== messageHash.toLowerCase()) {
+        if (messageHash !== undefined && messageHashOf(from.toLowerCase(), to.toLowerCase(), canonical, sentAt) !== messageHash.toLowerCase()) {
           return yield* new SecureLinkError({ message: "it is an earlier message of the sender's sent again under a new hash (a replay)" })
         }
         const body: OpenedBody = form === PLAINTEXT_ENVELOPE
@@ -267,6 +285,7 @@ export const make = (identity: Identity, peer: L2psPeerShape, store: SecureSessi
       maintain,
       maintainEvery,
       seal,
+      sealReceipt,
       open,
       /** Forget a recipient's device list (a send failed, or a device was seen to go). */
       forget: (to: string) => Effect.sync(() => known.delete(to)),

@@ -20,6 +20,8 @@ type Kind =
   | { readonly _tag: "bool" }
   | { readonly _tag: "enum"; readonly values: ReadonlyArray<string> }
   | { readonly _tag: "strs"; readonly max: number }
+  /** An object of strings by string (an ack's `receipts`): a count, then each name and its value. */
+  | { readonly _tag: "strmap"; readonly max: number }
 
 interface Field {
   /** Member of the payload: one name, or `encrypted` and one of its members. */
@@ -50,7 +52,11 @@ export const FRAMES: ReadonlyArray<FrameDef> = [
     tag: 0x80,
     fields: [field("to", str), encrypted("ciphertext"), encrypted("nonce"), encrypted("ephemeralKey", true), field("messageHash", str)]
   },
-  { type: "ack", tag: 0x81, fields: [field("messageHashes", { _tag: "strs", max: MAX_HASHES })] },
+  {
+    type: "ack",
+    tag: 0x81,
+    fields: [field("messageHashes", { _tag: "strs", max: MAX_HASHES }), field("receipts", { _tag: "strmap", max: MAX_HASHES }, true)]
+  },
   { type: "message_sent", tag: 0xa0, fields: [field("messageHash", str), field("l2psStatus", { _tag: "enum", values: ["submitted", "failed"] })] },
   { type: "message_queued", tag: 0xa1, fields: [field("messageHash", str), field("status", { _tag: "enum", values: ["queued"] })] },
   {
@@ -67,7 +73,7 @@ export const FRAMES: ReadonlyArray<FrameDef> = [
     ]
   },
   { type: "ack_response", tag: 0xa3, fields: [field("messageHashes", { _tag: "strs", max: MAX_HASHES })] },
-  { type: "message_delivered", tag: 0xa4, fields: [field("messageHash", str), field("at", uint)] }
+  { type: "message_delivered", tag: 0xa4, fields: [field("messageHash", str), field("at", uint), field("receipt", str, true)] }
 ]
 
 const byType = new Map(FRAMES.map((d) => [d.type, d]))
@@ -272,6 +278,14 @@ const writeValue = (w: Writer, kind: Kind, v: unknown): boolean => {
       w.varint(v.length)
       for (const s of v) if (typeof s !== "string" || !w.str(s)) return false
       return true
+    case "strmap": {
+      if (!isRecord(v)) return false
+      const names = Object.keys(v)
+      if (names.length > kind.max) return false
+      w.varint(names.length)
+      for (const k of names) if (typeof v[k] !== "string" || !w.str(k) || !w.str(v[k] as string)) return false
+      return true
+    }
   }
 }
 
@@ -434,6 +448,23 @@ const readValue = (r: Reader, kind: Kind): unknown => {
         const s = r.str()
         if (s instanceof Error) return s
         out.push(s)
+      }
+      return out
+    }
+    case "strmap": {
+      const n = r.varint()
+      if (typeof n === "string") return new Error(n)
+      if (n > kind.max) return new Error(`more than ${kind.max} members`)
+      if (2 * n > r.left) throw TRUNCATED
+      const out: Record<string, unknown> = {}
+      for (let i = 0; i < n; i++) {
+        const k = r.str()
+        if (k instanceof Error) return k
+        const s = r.str()
+        if (s instanceof Error) return s
+        if (Object.hasOwn(out, k)) return new Error(`member ${JSON.stringify(k)} twice`)
+        // Defined, not assigned: a member named "__proto__" stays a member, as JSON.parse makes it.
+        Object.defineProperty(out, k, { value: s, enumerable: true, writable: true, configurable: true })
       }
       return out
     }

@@ -119,8 +119,26 @@ export const AckPayload = Schema.Struct({
   messageHashes: Schema.Array(Schema.NonEmptyString.pipe(Schema.maxLength(256))).pipe(
     Schema.minItems(1),
     Schema.maxItems(500)
-  )
+  ),
+  /**
+   * Capability "receipts": a sealed receipt per acknowledged message, by its hash, for its sender's
+   * `message_delivered`. Each member is checked on its own (`receiptError`): one refused costs only itself.
+   */
+  receipts: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown }))
 })
+
+/** The most characters of one sealed receipt (base64): the messenger's, sealed for one device, has 152. */
+export const MAX_RECEIPT_CHARS = 512
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/
+
+/** Why a receipt riding on an `ack` is refused, or undefined when it is forwarded. */
+export const receiptError = (receipt: unknown): string | undefined =>
+  typeof receipt !== "string" || receipt.length === 0 || !BASE64.test(receipt)
+    ? "a receipt must be a non-empty base64 string"
+    : receipt.length > MAX_RECEIPT_CHARS
+    ? `a receipt must be at most ${MAX_RECEIPT_CHARS} characters (this one has ${receipt.length})`
+    : undefined
 
 export const MAX_MESSAGE_HASH = 256
 /** The most characters of `nonce` and of `ephemeralKey` in a send. */

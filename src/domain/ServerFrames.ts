@@ -31,7 +31,7 @@ export const Registered = Schema.Struct({
   publicKey: PublicKey,
   l2psUid: L2psUid,
   onlinePeers: Schema.Array(PublicKey),
-  /** Extension: the capabilities granted, to a session that asked for `binary` or `quiet_acks`. */
+  /** Extension: the capabilities granted, to a session that asked for `binary`, `quiet_acks` or `receipts`. */
   capabilities: Schema.optionalWith(Schema.Array(Schema.String), { exact: true })
 })
 
@@ -87,7 +87,14 @@ export const HistoryResponse = Schema.Struct({
   hasMore: Schema.Boolean
 })
 
-export const AckResponse = Schema.Struct({ messageHashes: Schema.Array(MessageHash) })
+/** A receipt of an `ack` not forwarded, and why (the ack of its message still counts). */
+export const RefusedReceipt = Schema.Struct({ messageHash: Schema.String, message: Schema.String })
+
+export const AckResponse = Schema.Struct({
+  messageHashes: Schema.Array(MessageHash),
+  /** Only when some were refused (capability "receipts"). */
+  refusedReceipts: Schema.optionalWith(Schema.Array(RefusedReceipt), { exact: true })
+})
 
 export const PathStep = Schema.Struct({ hash: Schema.String, side: Schema.Literal("left", "right") })
 
@@ -142,7 +149,15 @@ export const IncomingMessage = Schema.Struct({
 })
 
 /** Extension (docs/PROTOCOL.md rule 10): the recipient acknowledged `messageHash` at `at` (server ms). */
-export const MessageDelivered = Schema.Struct({ messageHash: MessageHash, at: Schema.Number })
+export const MessageDelivered = Schema.Struct({
+  messageHash: MessageHash,
+  at: Schema.Number,
+  /**
+   * Capability "receipts": the recipient device's sealed receipt (base64), opaque to the node. A frame
+   * with a receipt may come for a message already confirmed (another device of the recipient).
+   */
+  receipt: Schema.optionalWith(Schema.String, { exact: true })
+})
 
 export const PeerPresence = Schema.Struct({ publicKey: PublicKey })
 

@@ -16,6 +16,7 @@ import { supervise } from "../internal/supervise.ts"
 import { Storage } from "../storage/Storage.ts"
 import { Broker, type BrokerShape } from "../transport/Broker.ts"
 import { BatchQueue } from "./BatchQueue.ts"
+import { deliveredFrame } from "./DeliveredFrame.ts"
 import { type Peer, Peers } from "./Peers.ts"
 
 /**
@@ -41,8 +42,11 @@ export class ClusterRouter extends Context.Tag("im/ClusterRouter")<ClusterRouter
   readonly unsafeStored: (l2psUid: string, to: string, id: string, messageHash: string, frame: string) => void
   /** A copy of what `from` sent, for its sessions on other nodes that asked for copies. */
   readonly unsafeCopy: (l2psUid: string, from: string, frame: string) => void
-  /** A `message_delivered` frame for the sender's sessions on other nodes. */
-  readonly unsafeReceipt: (l2psUid: string, from: string, frame: string) => void
+  /**
+   * A confirmation for the sender's sessions on other nodes: `message_delivered` when `fresh` (the first
+   * ack of the message), with the sealed `receipt` for the sessions that asked for receipts.
+   */
+  readonly unsafeReceipt: (l2psUid: string, from: string, messageHash: string, at: number, fresh: boolean, receipt: string | undefined) => void
 }>() {}
 
 /** Bus messages waiting for the delivery fiber; past it a push is dropped (the resync delivers it). */
@@ -61,7 +65,10 @@ export const subjectOf = (l2psUid: string, key: string) => `im.${l2psUid}.${key}
 const enum Kind {
   Message = "m",
   Copy = "c",
-  Receipt = "r"
+  /** `message_delivered` as a frame; `id` is `at.receipt` when a sealed receipt goes with it, else empty. */
+  Receipt = "r",
+  /** Only a sealed receipt (`id` as for Receipt, no frame): the message was confirmed before. */
+  Sealed = "s"
 }
 
 interface Inbound {
@@ -93,7 +100,7 @@ const decode = (origin: string, l2psUid: string, key: string, data: Uint8Array):
   // This node's own publications: its local sessions were served before it published.
   if (text.slice(a + 1, b) === origin) return undefined
   const kind = text[0] as Kind
-  if (kind !== Kind.Message && kind !== Kind.Copy && kind !== Kind.Receipt) return undefined
+  if (kind !== Kind.Message && kind !== Kind.Copy && kind !== Kind.Receipt && kind !== Kind.Sealed) return undefined
   let messageHash: unknown
   try {
     messageHash = JSON.parse(text.slice(c + 1, d))
@@ -197,8 +204,15 @@ const make = (broker: BrokerShape) =>
         const handed: Array<string> = []
         for (const item of items) {
           const online = peers.unsafeOnline(item.l2psUid, item.key)
-          if (item.kind === Kind.Receipt) {
-            for (const p of online) p.push(item.frame)
+          if (item.kind === Kind.Receipt || item.kind === Kind.Sealed) {
+            const dot = item.id.indexOf(".")
+            const at = Number(item.id.slice(0, dot))
+            const full = dot > 0 && Number.isSafeInteger(at) ? deliveredFrame(item.messageHash, at, item.id.slice(dot + 1)) : undefined
+            const plain = item.kind === Kind.Receipt ? item.frame : undefined
+            for (const p of online) {
+              const text = p.receipts && full !== undefined ? full : plain
+              if (text !== undefined) p.push(text)
+            }
             continue
           }
           if (item.kind === Kind.Copy) {
@@ -293,7 +307,11 @@ const make = (broker: BrokerShape) =>
       track,
       unsafeStored: (l2psUid, to, id, messageHash, frame) => publish(Kind.Message, l2psUid, to, id, messageHash, frame),
       unsafeCopy: (l2psUid, from, frame) => publish(Kind.Copy, l2psUid, from, "", "", frame),
-      unsafeReceipt: (l2psUid, from, frame) => publish(Kind.Receipt, l2psUid, from, "", "", frame)
+      unsafeReceipt: (l2psUid, from, messageHash, at, fresh, receipt) => {
+        const id = receipt === undefined ? "" : `${at}.${receipt}`
+        if (fresh) publish(Kind.Receipt, l2psUid, from, id, messageHash, deliveredFrame(messageHash, at))
+        else if (receipt !== undefined) publish(Kind.Sealed, l2psUid, from, id, messageHash, "")
+      }
     })
   })
 

@@ -15,6 +15,8 @@ export interface Registration {
   readonly ackCapable: boolean
   /** Asked at registration (capability "copies"): it is shown live what its key's other sessions send. */
   readonly copies: boolean
+  /** Asked at registration (capability "receipts"): its acks may carry sealed receipts, its `message_delivered` frames do. */
+  readonly receipts: boolean
   /** Asked at registration (capability "binary"): the hot frames are written to it in binary. */
   readonly binaryFrames: boolean
   /** Asked at registration (capability "quiet_acks"): its `ack`s get no `ack_response`, only errors. */

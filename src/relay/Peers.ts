@@ -10,6 +10,8 @@ export interface Peer {
   readonly ackCapable: boolean
   /** Whether it takes a copy of what its key's other sessions send (see `Registration.copies`). */
   readonly copies: boolean
+  /** Whether its `message_delivered` frames carry sealed receipts (capability "receipts"). */
+  readonly receipts: boolean
   /** Whether live delivery to it is possible now (its outbox has room and it is not catching up). */
   readonly canAccept: () => boolean
   /** Notes a message handed to this session while it awaits its `ack`: only such messages can it acknowledge. */

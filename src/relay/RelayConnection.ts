@@ -74,7 +74,8 @@ class SessionPeer implements Peer {
     readonly key: string,
     readonly l2psUid: string,
     readonly ackCapable: boolean,
-    readonly copies: boolean
+    readonly copies: boolean,
+    readonly receipts: boolean
   ) {}
 
   get id(): number {
@@ -311,7 +312,7 @@ class RelaySession implements ConnectionContext {
   }
 
   asPeer(reg: Omit<Registration, "peer">): Peer {
-    return new SessionPeer(this, reg.key, reg.l2psUid, reg.ackCapable, reg.copies)
+    return new SessionPeer(this, reg.key, reg.l2psUid, reg.ackCapable, reg.copies, reg.receipts)
   }
 
   // Annotated here rather than on the session's fiber: an annotation costs every held session ~2 KB.

@@ -399,6 +399,14 @@ export const make = (options: Options = {}) => Effect.gen(function*() {
       ORDER BY m.ts DESC, m.id DESC`.pipe(Effect.map((rows) => rows.map(toMessage)), Effect.mapError(fail("history")))
   }
 
+  const senders: StorageShape["senders"] = (l2psUid, to, hashes) =>
+    hashes.length === 0 ? Effect.succeed([]) : sql<{ message_hash: string; from_key: string }>`
+      SELECT message_hash, from_key FROM l2ps_messages
+      WHERE l2ps_uid = ${l2psUid} AND to_key = ${to} AND message_hash IN ${sql.in(hashes)} AND delivery_status = 'delivered'`.pipe(
+      Effect.map((rows) => rows.map((r) => ({ messageHash: r.message_hash, from: r.from_key }))),
+      Effect.mapError(fail("senders"))
+    )
+
   const byHash: StorageShape["byHash"] = (l2psUid, from, messageHash) =>
     sql<MessageRow>`
       SELECT ${columns} FROM ${messages}
@@ -430,7 +438,7 @@ export const make = (options: Options = {}) => Effect.gen(function*() {
   // The group commit, deliveries and acknowledgements run per message: no span on them.
   return Storage.of(spanned(
     "Storage",
-    { commit, pending, waiting, markHanded, requeue, acknowledge, history, byHash, expirePending, ping },
+    { commit, pending, waiting, markHanded, requeue, acknowledge, senders, history, byHash, expirePending, ping },
     ["pending", "waiting", "requeue", "history", "byHash", "expirePending"]
   ))
 })

@@ -114,6 +114,15 @@ export interface StorageShape {
     at: number
   ) => Effect.Effect<ReadonlyArray<{ readonly messageHash: string; readonly from: string }>, StorageError>
   /**
+   * The senders of messages to `to` that were acknowledged already: a receipt of another device of the
+   * recipient goes to them although the ack changed nothing.
+   */
+  readonly senders: (
+    l2psUid: string,
+    to: string,
+    hashes: ReadonlyArray<string>
+  ) => Effect.Effect<ReadonlyArray<{ readonly messageHash: string; readonly from: string }>, StorageError>
+  /**
    * Newest first, `before` exclusive, failed messages left out. With `maxChars`, the rows stop after the
    * first one whose `historyCharsOf`, with its predecessors', passes it (and after `SAME_MILLI_MAX + 1`
    * rows at the least, for a first group of equal timestamps): a page of large messages is never read whole, and one more row than fits says there is more.

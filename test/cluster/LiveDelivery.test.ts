@@ -51,6 +51,28 @@ describe.skipIf(skip !== undefined)("live delivery across nodes", () => {
     expect(rows).toEqual([{ delivery_status: "delivered", n: "20" }])
   }, 20_000)
 
+  test("sealed receipts cross back: each device's receipt on n2 and n3 reaches the sender on n1 that asked, not one that did not", async () => {
+    const bob = makeIdentity()
+    const alice = makeIdentity()
+    const b2 = await open(cluster.nodes[1]!.url, { identity: bob, capabilities: ["ack", "receipts"] })
+    const b3 = await open(cluster.nodes[2]!.url, { identity: bob, capabilities: ["ack", "receipts"] })
+    const asked = await open(cluster.nodes[0]!.url, { identity: alice, capabilities: ["receipts"] })
+    const plain = await open(cluster.nodes[2]!.url, { identity: alice })
+    const o = await asked.send(bob.publicKey)
+    expect(isAck(o)).toBe(true)
+    const h = o.messageHash
+    for (const c of [b2, b3]) await waitUntil(() => c.received.some((r) => r.messageHash === h), "the message on both of bob's nodes", 5_000)
+    expect((await b2.request("ack", { messageHashes: [h], receipts: { [h]: "T24gbjI=" } })).payload).toEqual({ messageHashes: [h] })
+    // Confirmed already: only the receipt travels (kind "s" on the bus).
+    expect((await b3.request("ack", { messageHashes: [h], receipts: { [h]: "T24gbjM=" } })).payload).toEqual({ messageHashes: [] })
+    const delivered = (c: typeof asked) => c.frames.filter((f) => f.type === "message_delivered").map((f) => f.payload)
+    await waitUntil(() => delivered(asked).length === 2, "both receipts on n1", 5_000)
+    expect(delivered(asked).map((p) => [p.messageHash, p.receipt])).toEqual([[h, "T24gbjI="], [h, "T24gbjM="]])
+    await waitUntil(() => delivered(plain).length === 1, "the plain confirmation on n3", 5_000)
+    await plain.barrier()
+    expect(delivered(plain)).toEqual([{ messageHash: h, at: expect.any(Number) }])
+  }, 20_000)
+
   test("a non-acknowledging recipient on n2 is marked handed over by n2; the sender's copy reaches its session on n3", async () => {
     const carol = makeIdentity()
     const dave = makeIdentity()

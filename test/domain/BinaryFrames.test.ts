@@ -24,7 +24,10 @@ const encrypted = fc.record(
 )
 const payloads: Record<string, fc.Arbitrary<Record<string, unknown>>> = {
   send: fc.record({ to: anyString, encrypted, messageHash: anyString }),
-  ack: fc.record({ messageHashes: fc.array(anyString, { maxLength: 20 }) }),
+  ack: fc.record(
+    { messageHashes: fc.array(anyString, { maxLength: 20 }), receipts: fc.dictionary(anyString, anyString, { maxKeys: 5 }) },
+    { requiredKeys: ["messageHashes"] }
+  ),
   message_sent: fc.record({ messageHash: anyString, l2psStatus: fc.constantFrom("submitted", "failed") }),
   message_queued: fc.record({ messageHash: anyString, status: fc.constant("queued") }),
   message: fc.record(
@@ -32,7 +35,7 @@ const payloads: Record<string, fc.Arbitrary<Record<string, unknown>>> = {
     { requiredKeys: ["from", "encrypted", "messageHash"] }
   ),
   ack_response: fc.record({ messageHashes: fc.array(anyString, { maxLength: 20 }) }),
-  message_delivered: fc.record({ messageHash: anyString, at: fc.nat() })
+  message_delivered: fc.record({ messageHash: anyString, at: fc.nat(), receipt: anyString }, { requiredKeys: ["messageHash", "at"] })
 }
 
 const frame: fc.Arbitrary<JsonFrame> = fc.constantFrom(...FRAMES.map((d) => d.type)).chain((type) =>
@@ -90,6 +93,41 @@ describe("binary frames", () => {
     const send = { type: "send", payload: { to: "ab", encrypted: { ciphertext: "x", nonce: "y", other: "z" }, messageHash: "h" } }
     expect(encodeBinary(send)).toBeUndefined()
     expect(encodeBinary({ type: "ack", payload: { messageHashes: Array.from({ length: MAX_HASHES + 1 }, () => "h") } })).toBeUndefined()
+  })
+
+  test("sealed receipts round-trip: on an ack by message hash, on message_delivered; the node's frames carry them", () => {
+    const h = "ab".repeat(32)
+    const receipt = Buffer.from(new Uint8Array(114).fill(7)).toString("base64")
+    const ack: JsonFrame = { type: "ack", payload: { messageHashes: [h], receipts: { [h]: receipt } }, timestamp: 5, requestId: 3 }
+    const bytes = encodeBinary(ack)!
+    expect(decodeBinary(bytes)).toEqual({ _tag: "Frame", frame: ack })
+    // The receipt's bytes, not its base64: a little over its 114 bytes and the hash's 32.
+    expect(bytes.length).toBeLessThan(114 + 32 + 32 + 20)
+    const delivered = encodeFrame("message_delivered", { messageHash: h, at: 9, receipt }, 9)
+    const binary = toBinary(delivered)!
+    expect(decodeBinary(binary)).toEqual({ _tag: "Frame", frame: JSON.parse(delivered) })
+    expect(binary.length).toBeLessThan(114 + 32 + 20)
+    // A member named as an object's own prototype stays a member, as JSON.parse makes it.
+    const proto = JSON.parse(`{"type":"ack","payload":{"messageHashes":["a"],"receipts":{"__proto__":"AAAA"}}}`) as JsonFrame
+    const back = decodeBinary(encodeBinary(proto)!)
+    expect(back._tag === "Frame" && Object.keys(back.frame.payload.receipts as object)).toEqual(["__proto__"])
+    expect(back).toEqual({ _tag: "Frame", frame: proto })
+    // Not a string, or over the bound: no binary form (it goes as JSON, and the node refuses it there).
+    expect(encodeBinary({ type: "ack", payload: { messageHashes: [h], receipts: { [h]: 1 } } })).toBeUndefined()
+    const many = Object.fromEntries(Array.from({ length: MAX_HASHES + 1 }, (_, i) => [`h${i}`, "AAAA"]))
+    expect(encodeBinary({ type: "ack", payload: { messageHashes: [h], receipts: many } })).toBeUndefined()
+  })
+
+  test("a receipts map naming a message twice, or claiming more members than bytes, is refused", () => {
+    // ack, flags: receipts present (bit 3); no hashes; 2 members: "ab" (hex) → "AAAA" (base64), twice.
+    const member = [1 * 4 + 1, 0xab, 3 * 4 + 2, 0, 0, 0]
+    expect(decodeBinary(new Uint8Array([0x81, 8, 0, 2, ...member, ...member]))).toMatchObject({
+      _tag: "Bad",
+      message: 'Invalid binary frame: receipts: member "ab" twice'
+    })
+    expect(decodeBinary(new Uint8Array([0x81, 8, 0, 1, ...member]))._tag).toBe("Frame")
+    expect(decodeBinary(new Uint8Array([0x81, 8, 0, 0xf4, 0x03, ...member]))).toMatchObject({ _tag: "Bad", message: "Invalid binary frame: truncated" })
+    expect(decodeBinary(new Uint8Array([0x81, 8, 0, 0xf5, 0x03]))).toMatchObject({ _tag: "Bad", message: "Invalid binary frame: receipts: more than 500 members" })
   })
 
   test("bounded: counts and lengths are checked against what is left before anything is allocated", () => {

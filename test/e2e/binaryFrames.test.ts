@@ -108,6 +108,44 @@ describe("binary frames through a real node", () => {
     expect(b.frames.map(typeOf)).not.toContain("ack_response")
   }, 30_000)
 
+  test("sealed receipts ride binary: on the recipient's ack and in the sender's message_delivered; a refused one is a quiet ack's error", async () => {
+    const l2psUid = "default"
+    const caps = ["ack", "binary", "quiet_acks", "receipts"]
+    const alice = makeIdentity()
+    const bob = makeIdentity()
+    const a = await rawSocket(node.url)
+    a.ws.send(JSON.stringify(registerFrame(alice, l2psUid, { capabilities: caps, requestId: "a1" })))
+    expect((await a.next()).frame.payload.capabilities).toEqual(caps)
+    const b = await rawSocket(node.url)
+    b.ws.send(JSON.stringify(registerFrame(bob, l2psUid, { capabilities: caps, requestId: "b1" })))
+    expect((await b.next()).frame.payload.capabilities).toEqual(caps)
+
+    const h = hash()
+    a.sendBinary({ type: "send", payload: { to: bob.publicKey, encrypted: { ciphertext, nonce: "secure" }, messageHash: h }, timestamp: Date.now(), requestId: 1 })
+    expect((await a.next()).frame).toMatchObject({ type: "message_sent" })
+    expect((await b.next()).frame.payload.messageHash).toBe(h)
+    const receipt = Buffer.from(new Uint8Array(114).fill(9)).toString("base64")
+    b.sendBinary({ type: "ack", payload: { messageHashes: [h], receipts: { [h]: receipt } }, timestamp: Date.now(), requestId: 2 })
+    const delivered = await a.next()
+    expect(delivered.binary).toBe(true)
+    expect(delivered.frame).toMatchObject({ type: "message_delivered", payload: { messageHash: h, receipt } })
+    // Its bytes on the wire: the receipt's 114, not its 152 characters of base64.
+    expect((a.frames.at(-1) as Uint8Array).length).toBeLessThan(114 + 32 + 24)
+
+    const h2 = hash()
+    a.sendBinary({ type: "send", payload: { to: bob.publicKey, encrypted: { ciphertext, nonce: "secure" }, messageHash: h2 }, timestamp: Date.now(), requestId: 3 })
+    expect((await a.next()).frame).toMatchObject({ type: "message_sent" })
+    expect((await b.next()).frame.payload.messageHash).toBe(h2)
+    b.sendBinary({ type: "ack", payload: { messageHashes: [h2], receipts: { [h2]: "A".repeat(516) } }, timestamp: Date.now(), requestId: 4 })
+    const refused = await b.next()
+    expect(refused.frame).toMatchObject({ type: "error", payload: { code: "INVALID_MESSAGE" }, requestId: 4 })
+    expect(refused.frame.payload.message).toContain(`${h2}: a receipt must be at most 512 characters (this one has 516)`)
+    // The ack counted: alice has her confirmation, without the receipt.
+    const plain = await a.next()
+    expect(plain.frame).toMatchObject({ type: "message_delivered", payload: { messageHash: h2 } })
+    expect(plain.frame.payload).not.toHaveProperty("receipt")
+  }, 30_000)
+
   test("bad binary frames get clear errors, with the request id when it was readable, and the session goes on", async () => {
     const l2psUid = "default"
     const sdk = await pool.connect(node.url, l2psUid, { capabilities: ["ack"] })

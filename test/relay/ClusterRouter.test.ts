@@ -39,13 +39,14 @@ interface FakePeer extends Peer {
 }
 
 let nextId = 1
-const fakePeer = (key: string, opts: { ackCapable?: boolean; copies?: boolean; room?: boolean; accepts?: boolean } = {}): FakePeer => {
+const fakePeer = (key: string, opts: { ackCapable?: boolean; copies?: boolean; receipts?: boolean; room?: boolean; accepts?: boolean } = {}): FakePeer => {
   const p: FakePeer = {
     id: nextId++,
     key,
     l2psUid: "default",
     ackCapable: opts.ackCapable ?? false,
     copies: opts.copies ?? false,
+    receipts: opts.receipts ?? false,
     canAccept: () => opts.room ?? true,
     pushed: [],
     handedHashes: [],
@@ -157,7 +158,7 @@ test("a session that does not acknowledge gets the message with its id (requeued
 
 test("receipts reach every session of the sender's key, copies only those that asked; malformed bus data is ignored", async () => {
   const calls = emptyCalls()
-  const asked = fakePeer(KEY, { copies: true })
+  const asked = fakePeer(KEY, { copies: true, receipts: true })
   const notAsked = fakePeer(KEY)
   await twoNodes(([a, b], bus) =>
     Effect.gen(function*() {
@@ -167,12 +168,17 @@ test("receipts reach every session of the sender's key, copies only those that a
       for (const junk of ["", "m", "x\nother\n1\n\"h\"\nframe", "m\nother\nnot-a-number\n\"h\"\nframe", "m\nother\n1\nnot json\nframe"]) {
         bus.raw(subject, junk)
       }
-      a!.router.unsafeReceipt("default", KEY, "receipt")
+      a!.router.unsafeReceipt("default", KEY, "h1", 5, true, undefined)
+      a!.router.unsafeReceipt("default", KEY, "h2", 6, true, "c2VhbGVk")
+      // Confirmed before by another device: only the sessions that read receipts get it.
+      a!.router.unsafeReceipt("default", KEY, "h3", 7, false, "YWdhaW4=")
       a!.router.unsafeCopy("default", KEY, "copy")
       yield* settle
     }), calls)
-  expect(asked.pushed.map((p) => p.text)).toEqual(["receipt", "copy"])
-  expect(notAsked.pushed.map((p) => p.text)).toEqual(["receipt"])
+  const delivered = (hash: string, at: number, receipt?: string) =>
+    JSON.stringify({ type: "message_delivered", payload: { messageHash: hash, at, ...(receipt === undefined ? {} : { receipt }) }, timestamp: at })
+  expect(asked.pushed.map((p) => p.text)).toEqual([delivered("h1", 5), delivered("h2", 6, "c2VhbGVk"), delivered("h3", 7, "YWdhaW4="), "copy"])
+  expect(notAsked.pushed.map((p) => p.text)).toEqual([delivered("h1", 5), delivered("h2", 6)])
   expect(calls.handed).toEqual([])
 })
 

@@ -389,10 +389,11 @@ export class L2psClient {
   }
 
   /** EXTENSION (DECISIONS.md 9): acknowledge delivered messages. */
-  async ack(messageHashes: ReadonlyArray<string>): Promise<AckResponsePayload> {
+  async ack(messageHashes: ReadonlyArray<string>, receipts?: Readonly<Record<string, string>>): Promise<AckResponsePayload> {
     this.ensureRegistered()
     const requestId = this.generateRequestId()
-    this.sendFrame({ type: "ack", payload: { messageHashes: [...messageHashes] }, timestamp: Date.now(), requestId })
+    const payload = receipts === undefined ? { messageHashes: [...messageHashes] } : { messageHashes: [...messageHashes], receipts }
+    this.sendFrame({ type: "ack", payload, timestamp: Date.now(), requestId })
     return this.waitForResponse<AckResponsePayload>(requestId, ["ack_response"], 10000)
   }
 

@@ -43,6 +43,7 @@ export const register = (deps: RelayDeps) => (session: ConnectionContext, frame:
       limits,
       ackCapable: p.capabilities?.includes("ack") ?? false,
       copies: p.capabilities?.includes("copies") ?? false,
+      receipts: p.capabilities?.includes("receipts") ?? false,
       binaryFrames: p.capabilities?.includes("binary") ?? false,
       quietAcks: p.capabilities?.includes("quiet_acks") ?? false
     }
@@ -76,14 +77,15 @@ export const register = (deps: RelayDeps) => (session: ConnectionContext, frame:
   })
 
 /** Capabilities the node names back in `registered`: every one it knows, from a session that asked for one of the wire's. */
-const KNOWN_CAPABILITIES = ["ack", "copies", "binary", "quiet_acks"]
+const KNOWN_CAPABILITIES = ["ack", "copies", "binary", "quiet_acks", "receipts"]
 
 /**
  * The `capabilities` member of `registered`: what the session asked for and the node grants, so that a
- * client knows the node reads binary frames before it writes one. Only for sessions that asked for
- * `binary` or `quiet_acks`: the others get `registered` as the reference writes it.
+ * client knows the node reads binary frames (or forwards receipts) before it writes one. Only for
+ * sessions that asked for `binary`, `quiet_acks` or `receipts`: the others get `registered` as the
+ * reference writes it.
  */
 const grantedOf = (asked: ReadonlyArray<string> | undefined): { capabilities?: Array<string> } =>
-  asked !== undefined && (asked.includes("binary") || asked.includes("quiet_acks"))
+  asked !== undefined && (asked.includes("binary") || asked.includes("quiet_acks") || asked.includes("receipts"))
     ? { capabilities: KNOWN_CAPABILITIES.filter((c) => asked.includes(c)) }
     : {}
