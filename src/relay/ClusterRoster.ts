@@ -10,7 +10,7 @@ import { type AddedSession, type RosterSession, RosterStore, type RosterTransiti
 import { supervise } from "../internal/supervise.ts"
 import { Broker, type BrokerShape } from "../transport/Broker.ts"
 import { EVICTED_CODE } from "./handlers/Register.ts"
-import { type Peer, Peers } from "./Peers.ts"
+import { pageOfKeys, type Peer, Peers } from "./Peers.ts"
 import { Presence } from "./Presence.ts"
 import { layerLocal, Roster } from "./Roster.ts"
 
@@ -325,19 +325,7 @@ export const make = (broker: BrokerShape, self: string) =>
       kind: "cluster",
       add,
       remove,
-      keysPage: (l2psUid, offset, max) =>
-        Effect.sync(() => {
-          const keys = copy.get(l2psUid)
-          if (keys === undefined) return { keys: [], total: 0 }
-          const page: Array<string> = []
-          let i = 0
-          for (const key of keys.keys()) {
-            if (i++ < offset) continue
-            if (page.length === max) break
-            page.push(key)
-          }
-          return { keys: page, total: keys.size }
-        }),
+      keysPage: (l2psUid, offset, max) => Effect.sync(() => pageOfKeys(copy.get(l2psUid), offset, max)),
       isOnline: (l2psUid, key) => Effect.sync(() => inCopy(l2psUid, key) || peers.unsafeOnline(l2psUid, key).length > 0)
     })
   })

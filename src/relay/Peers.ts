@@ -110,19 +110,7 @@ export const layer: Layer.Layer<Peers> = Layer.sync(Peers, () => {
     online: (l2psUid, key) => Effect.sync(() => unsafeOnline(l2psUid, key)),
     unsafeOnline,
     keys: (l2psUid) => Effect.sync(() => [...(networks.get(l2psUid)?.keys() ?? [])]),
-    keysPage: (l2psUid, offset, max) =>
-      Effect.sync(() => {
-        const keys = networks.get(l2psUid)
-        if (keys === undefined) return { keys: [], total: 0 }
-        const page: Array<string> = []
-        let i = 0
-        for (const key of keys.keys()) {
-          if (i++ < offset) continue
-          if (page.length === max) break
-          page.push(key)
-        }
-        return { keys: page, total: keys.size }
-      }),
+    keysPage: (l2psUid, offset, max) => Effect.sync(() => pageOfKeys(networks.get(l2psUid), offset, max)),
     broadcast: (l2psUid, exceptKey, text) =>
       Effect.sync(() => {
         const keys = networks.get(l2psUid)
@@ -137,3 +125,20 @@ export const layer: Layer.Layer<Peers> = Layer.sync(Peers, () => {
       })
   }
 })
+
+/** A page of a network's keys, in the order they came online (`discover`'s cursor is an offset). */
+export const pageOfKeys = (
+  keys: ReadonlyMap<string, unknown> | undefined,
+  offset: number,
+  max: number
+): { readonly keys: ReadonlyArray<string>; readonly total: number } => {
+  if (keys === undefined) return { keys: [], total: 0 }
+  const page: Array<string> = []
+  let i = 0
+  for (const key of keys.keys()) {
+    if (i++ < offset) continue
+    if (page.length === max) break
+    page.push(key)
+  }
+  return { keys: page, total: keys.size }
+}
