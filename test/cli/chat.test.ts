@@ -282,7 +282,7 @@ describe("bun run chat", () => {
     await waitFor("ivy", /\(still queued, not lost: "typed while the node is down" goes out once the node takes it\)/, 25_000)
     node = await node.restart()
     await waitFor("ivy", /✓ reconnected to the node/, 40_000)
-    await waitFor("ivy", /\] you → hank: typed while the node is down {3}\(sent ✓\)/)
+    await waitFor("ivy", /\] you → hank: typed while the node is down {3}\(sent ✓[);]/)
     await waitFor("jack", new RegExp(`\\] ${keyG.slice(0, 6)}…${keyG.slice(-4)}: typed while the node is down`), 40_000)
     await waitFor("ivy", /✓✓ hank received "typed while the node is down"/)
     type("ivy", "/status")
