@@ -222,7 +222,7 @@ export const defaults: NodeConfigShape = {
   maxPayloadBytes: 1_048_576,
   maxConnections: 20_000,
   idleTimeoutSeconds: 120,
-  wsCompression: "shared",
+  wsCompression: "off",
   sessionInbox: 256,
   sessionOutbox: 512,
   sessionOutboxBytes: 4 * 1024 * 1024,

@@ -63,8 +63,10 @@ const start = (options: ServeOptions, sockets: Set<ServerWebSocket<SocketData>>,
             const r = ws.send(text, compress)
             return r > 0 ? "ok" : r === -1 ? "backpressure" : "closed"
           },
+          // Never deflated: a binary frame is ciphertext and raw hashes, which do not shrink (bench/RESULTS.md,
+          // "Compression off by default").
           sendBinary: (data): WriteResult => {
-            const r = ws.send(data, compress)
+            const r = ws.send(data, false)
             return r > 0 ? "ok" : r === -1 ? "backpressure" : "closed"
           },
           close: (code, reason) => ws.close(code, reason),

@@ -30,7 +30,8 @@ const waitUntil = async (check: () => boolean, what: string, ms = 8000) => {
 const raw = async (url: string, deflate: boolean) => {
   const ws = new WebSocket(url, { perMessageDeflate: deflate } as any)
   const frames: Array<any> = []
-  ws.onmessage = (ev) => frames.push(JSON.parse(ev.data as string))
+  ws.binaryType = "arraybuffer"
+  ws.onmessage = (ev) => frames.push(JSON.parse(typeof ev.data === "string" ? ev.data : new TextDecoder().decode(ev.data as ArrayBuffer)))
   await new Promise((resolve, reject) => {
     ws.onopen = resolve
     ws.onerror = reject
@@ -123,7 +124,7 @@ describe("a node with WS_COMPRESSION=4KB", () => {
 })
 
 /** The transport alone: what each setting negotiates, and how many bytes a 20 KB frame costs (kernel counters). */
-const served = (compression: WsCompression) =>
+const served = (compression: WsCompression, binary = false) =>
   Effect.gen(function*() {
     const { url, port } = yield* BunTransport.make.serve({
       name: "l2ps",
@@ -133,7 +134,14 @@ const served = (compression: WsCompression) =>
       maxConnections: 10,
       idleTimeoutSeconds: 10,
       compression,
-      handler: { open: (c) => ({ message: () => void c.send(`{"type":"message","payload":"${"ab".repeat(10_000)}"}`), drain: () => {}, closed: () => {} }) }
+      handler: {
+        open: (c) => ({
+          message: () =>
+            void (binary ? c.sendBinary!(new TextEncoder().encode(JSON.stringify({ type: "message", payload: "ab".repeat(10_000) }))) : c.send(`{"type":"message","payload":"${"ab".repeat(10_000)}"}`)),
+          drain: () => {},
+          closed: () => {}
+        })
+      }
     })
     return yield* Effect.promise(async () => {
       const sock = await raw(url, true)
@@ -156,5 +164,11 @@ describe("the transport", () => {
       // The 101 Switching Protocols response plus a deflated frame of a repeated pair.
       expect(on.sent).toBeLessThan(1_000)
     }
+  }, T)
+
+  test("binary frames go out whole even where text frames are deflated (they carry ciphertext, which does not shrink)", async () => {
+    const on = await served("shared", true)
+    expect(on.extensions).toContain("permessage-deflate")
+    expect(on.sent).toBeGreaterThan(20_000)
   }, T)
 })
