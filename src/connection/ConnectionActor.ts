@@ -92,7 +92,8 @@ export class ConnectionActor<Item> {
       outbox.maxLiveBytes,
       outbox.maxBytes,
       options.written ?? (() => {}),
-      options.stalls.hooks(this.id, conn.terminate)
+      options.stalls.hooks(this.id, conn.terminate),
+      conn.cork
     )
     this.frameBudget = new TokenBucket(options.frameBurst, options.frameRate, 0)
   }

@@ -7,6 +7,7 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
+import { coalesceWrites } from "../connection/Outbox.ts"
 import { ioTurn } from "../internal/ioTurn.ts"
 import { BatchWakeups } from "../l2ps/BatchWakeups.ts"
 import { NodeConfig } from "../config/NodeConfig.ts"
@@ -89,10 +90,13 @@ export const layer: Layer.Layer<Committer, never, Storage | NodeConfig | BatchWa
     const complete = (batch: ReadonlyArray<Pending>, outcome: (i: number) => Exit.Exit<CommitResult, StorageError>) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) => {
         const followUps: Array<Effect.Effect<void>> = []
-        batch.forEach((p, i) => {
-          const followUp = p.done(outcome(i), now)
-          if (followUp !== undefined) followUps.push(followUp)
-        })
+        // Each session's frames of the whole batch leave in one write.
+        coalesceWrites(() =>
+          batch.forEach((p, i) => {
+            const followUp = p.done(outcome(i), now)
+            if (followUp !== undefined) followUps.push(followUp)
+          })
+        )
         return followUps.length === 0
           ? Effect.void
           : Effect.forkIn(Effect.all(followUps, { discard: true }), scope).pipe(Effect.asVoid)

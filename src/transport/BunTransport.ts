@@ -69,6 +69,10 @@ const start = (options: ServeOptions, sockets: Set<ServerWebSocket<SocketData>>,
             const r = ws.send(data, false)
             return r > 0 ? "ok" : r === -1 ? "backpressure" : "closed"
           },
+          cork: (writes) => {
+            if (ws.readyState === 1) ws.cork(writes)
+            else writes()
+          },
           close: (code, reason) => ws.close(code, reason),
           terminate: () => ws.terminate(),
           subscribe: (topic) => {

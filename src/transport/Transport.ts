@@ -17,6 +17,11 @@ export interface Connection {
    * it gives such sessions JSON text only.
    */
   readonly sendBinary?: ((data: Uint8Array) => WriteResult) | undefined
+  /**
+   * Runs `writes` with the socket corked: the frames they send leave in one system call instead of one
+   * each (a write to a loopback socket cost 6-20 µs here, most of it the kernel's).
+   */
+  readonly cork?: ((writes: () => void) => void) | undefined
   readonly close: (code: number, reason: string) => void
   /** Ends the connection at once, without a closing handshake (for a peer that reads nothing). */
   readonly terminate: () => void
