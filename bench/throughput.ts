@@ -1,7 +1,8 @@
 /**
- * `bun run bench/throughput.ts [--pairs N] [--seconds S] [--warmup S] [--rounds N] [--rate R | --sessions N | --history N] [--baseline]`:
+ * `bun run bench/throughput.ts [--pairs N] [--seconds S] [--warmup S] [--rounds N] [--rate R [--tail] | --sessions N | --history N] [--baseline]`:
  * the durable throughput scenario alone (or the latency at an offered rate, N sessions and their
- * registration storm, or history pages over N stored messages), for profiling one change at a time
+ * registration storm, or history pages over N stored messages; `--tail`: the group commits and event-loop
+ * stalls of the latency window, `TailProbe.ts`), for profiling one change at a time
  * (BENCH_PROFILE, BENCH_ADMIN_PORT and BENCH_NODE_ENV work as in the full bench).
  */
 import * as fs from "node:fs"
@@ -10,6 +11,7 @@ import * as S from "./Scenarios.ts"
 import { loopbacksFor, sessionsThatFit } from "./FileLimits.ts"
 import { fmt } from "./Stats.ts"
 import { seedHistory } from "./SeedHistory.ts"
+import { prepareTail } from "./TailProbe.ts"
 import { createDatabase, SESSION_NETWORKS, startBaseline, startBenchNode, type StorageChoice, tempDir } from "./Targets.ts"
 
 const arg = (name: string, fallback: number) => {
@@ -24,6 +26,7 @@ const adminUrl = process.env["DATABASE_URL"] || undefined
 const fit = sessionsThatFit(arg("sessions", 0))
 if (fit.note !== undefined && fit.sessions > 0) console.log(`sessions cut: ${fit.note}`)
 const sessions = arg("sessions", 0) === 0 ? 0 : fit.sessions
+const tail = process.argv.includes("--tail") && !process.argv.includes("--baseline") ? prepareTail() : undefined
 const gens = await spawnGenerators(sessions > 0 ? 4 : 2)
 const db = adminUrl === undefined ? undefined : await createDatabase(adminUrl)
 const dataDir = tempDir()
@@ -47,7 +50,9 @@ try {
     }
     const rate = arg("rate", 0)
     if (rate > 0) {
+      await tail?.begin()
       const l = await S.latencyAt(gens, target, `l-${crypto.randomUUID().slice(0, 8)}`, pairs, rate, { warmupMs, durationMs: seconds * 1000 })
+      if (tail !== undefined) console.log(`${target.name}, the window with its warm-up: ${await tail.end()}`)
       console.log(`${target.name}, ${pairs} pairs at ${fmt(rate)} msg/s: ack p50/p99 ${fmt(l.ackP50, 1)}/${fmt(l.ackP99, 1)} ms, delivery p50/p99 ${fmt(l.deliverP50, 1)}/${fmt(l.deliverP99, 1)} ms, completed ${fmt(l.completed * 100, 1)}%`)
     }
     const rounds = rate > 0 || sessions > 0 || history > 0 ? 0 : arg("rounds", 1)
