@@ -6,6 +6,7 @@
  */
 import { PGlite } from "@electric-sql/pglite"
 import type { Results } from "@electric-sql/pglite"
+import { DURABLE_START_PARAMS, flushToDisk } from "./PgliteDurability.ts"
 import { parsers } from "./PgliteParsers.ts"
 
 export interface OpenRequest {
@@ -65,9 +66,14 @@ const run = async (request: WorkerRequest): Promise<void> => {
     try {
       const { dataDir, loadDataDir } = request.open
       pglite = await PGlite.create({
-        ...(dataDir === undefined ? {} : { dataDir }),
+        ...(dataDir === undefined ? {} : { dataDir, startParams: [...DURABLE_START_PARAMS] }),
         ...(loadDataDir === undefined ? {} : { loadDataDir: new Blob([loadDataDir]) })
       })
+      if (dataDir !== undefined) {
+        if (!flushToDisk(pglite)) throw new Error("PGlite's file system cannot flush to disk (no NODEFS)")
+        // What PGlite wrote before its flush was real (the files of a new data directory, a recovery's).
+        await pglite.exec("CHECKPOINT")
+      }
       self.postMessage({ opened: true })
     } catch (cause) {
       self.postMessage({ openFailed: toWorkerError(cause) })
