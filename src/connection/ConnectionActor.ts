@@ -7,7 +7,7 @@ import * as Scope from "effect/Scope"
 import { TokenBucket } from "../limits/TokenBucket.ts"
 import type { Connection } from "../transport/Transport.ts"
 import { Inbox } from "./Inbox.ts"
-import { Outbox } from "./Outbox.ts"
+import { Outbox, type Writer } from "./Outbox.ts"
 import type { StallWatch } from "./StallWatch.ts"
 
 /**
@@ -23,6 +23,8 @@ export const INBOX_FULL_CODE = 1008
 
 export interface ActorOptions<Item> {
   readonly conn: Connection
+  /** What the outbox writes through, when not the socket itself (a session that encodes frames). */
+  readonly writer?: Writer | undefined
   readonly inboxCapacity: number
   readonly outbox: {
     readonly capacity: number
@@ -86,14 +88,13 @@ export class ConnectionActor<Item> {
     this.teardown = options.teardown
     this.inbox = new Inbox<Item>(options.inboxCapacity)
     this.outbox = new Outbox(
-      conn.send,
+      options.writer ?? conn,
       outbox.capacity,
       outbox.reserved,
       outbox.maxLiveBytes,
       outbox.maxBytes,
       options.written ?? (() => {}),
-      options.stalls.hooks(this.id, conn.terminate),
-      conn.cork
+      options.stalls.hooks(this.id, conn)
     )
     this.frameBudget = new TokenBucket(options.frameBurst, options.frameRate, 0)
   }

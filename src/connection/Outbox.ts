@@ -1,9 +1,12 @@
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import type { WriteResult } from "../transport/Transport.ts"
+import type { Connection } from "../transport/Transport.ts"
 import { Fifo } from "../internal/Fifo.ts"
 import type { StallHooks } from "./StallWatch.ts"
+
+/** Where an outbox writes: the socket, or a session that encodes frames on their way to it. */
+export type Writer = Pick<Connection, "send" | "cork">
 
 /** A frame bound for the socket; `messageId` marks a message whose delivery is tracked in storage. */
 export interface Outgoing {
@@ -58,15 +61,14 @@ export class Outbox {
   bytes = 0
 
   constructor(
-    private readonly write: (text: string) => WriteResult,
+    private readonly writer: Writer,
     readonly capacity: number,
     private readonly reserved: number,
     private readonly maxLiveBytes: number,
     private readonly maxBytes: number,
     /** Called after frames were written (the session may start a catch-up from storage). */
     private readonly onWritten: () => void,
-    private readonly stall: StallHooks,
-    private readonly cork?: ((writes: () => void) => void) | undefined
+    private readonly stall: StallHooks
   ) {}
 
   get size(): number {
@@ -172,7 +174,7 @@ export class Outbox {
     let wrote = false
     this.pumping = true
     try {
-      if (this.cork !== undefined && this.items.size > 1) this.cork(() => void (wrote = this.writeAll()))
+      if (this.writer.cork !== undefined && this.items.size > 1) this.writer.cork(() => void (wrote = this.writeAll()))
       else wrote = this.writeAll()
     } finally {
       this.pumping = false
@@ -191,7 +193,7 @@ export class Outbox {
         Deferred.unsafeDone(item.marker, Exit.succeed(true))
         continue
       }
-      const result = this.write(item.text)
+      const result = this.writer.send(item.text)
       if (result === "closed") {
         // Left in place: `close` hands its messageId back for requeueing.
         this.dead = true

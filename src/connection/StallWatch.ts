@@ -14,14 +14,14 @@ export interface StallHooks {
  */
 export interface StallWatch {
   /** The hooks of one session; `terminate` ends its socket at once (a stalled reader never reads a close frame). */
-  readonly hooks: (id: number, terminate: () => void) => StallHooks
+  readonly hooks: (id: number, socket: { readonly terminate: () => void }) => StallHooks
 }
 
 /** A watch for the current scope. */
 export const make = (limitMillis: number) =>
   Effect.map(Deadlines.make<number>("stall-watch", limitMillis), (stalled): StallWatch => ({
-    hooks: (id, terminate) => ({
-      blocked: () => stalled.add(id, terminate),
+    hooks: (id, socket) => ({
+      blocked: () => stalled.add(id, () => socket.terminate()),
       drained: () => stalled.delete(id)
     })
   }))

@@ -14,8 +14,8 @@ import { decodeBinary, isBinaryFrame, toBinary } from "../domain/BinaryFrames.ts
 import { decodeFrame, encodeFrame, type Envelope, type RequestId } from "../domain/Frames.ts"
 import * as Metrics from "../internal/Metrics.ts"
 import type { StorageError } from "../storage/Storage.ts"
-import type { Connection, ConnectionEvents } from "../transport/Transport.ts"
-import type { Outgoing } from "../connection/Outbox.ts"
+import type { Connection, ConnectionEvents, WriteResult } from "../transport/Transport.ts"
+import type { Outgoing, Writer } from "../connection/Outbox.ts"
 import { flushPending } from "./handlers/Delivery.ts"
 import { unregister } from "./handlers/Unregister.ts"
 import type { RelayDeps } from "./RelayDeps.ts"
@@ -125,6 +125,26 @@ class SessionPeer implements Peer {
 }
 
 /**
+ * The outbox's writer for a transport that writes binary frames: a session that asked for them gets the
+ * hot frames in binary; every other frame, and every frame of other sessions, is written as the JSON text
+ * it was built as. A class, not closures: one small object per session.
+ */
+class BinaryAwareWriter implements Writer {
+  constructor(private readonly conn: Connection, private readonly session: { readonly binaryFrames: boolean }) {}
+
+  send(text: string): WriteResult {
+    if (!this.session.binaryFrames) return this.conn.send(text)
+    const binary = toBinary(text)
+    return binary === undefined ? this.conn.send(text) : this.conn.sendBinary!(binary)
+  }
+
+  cork(writes: () => void): void {
+    if (this.conn.cork === undefined) writes()
+    else this.conn.cork(writes)
+  }
+}
+
+/**
  * The L2PS protocol on a connection actor (`ConnectionActor`): frames are checked in the transport's
  * callback and, when nothing is before them, sends are handled there too (`FastHandler`); the rest go
  * through the inbox to the processor. Live deliveries from other sessions are written at once when the
@@ -157,7 +177,8 @@ class RelaySession implements ConnectionContext {
     const cfg = s.deps.cfg
     this.remoteAddress = conn.remoteAddress
     this.actor = new ConnectionActor<Inbound>({
-      conn: this.binaryAware(conn),
+      conn,
+      writer: conn.sendBinary === undefined ? conn : new BinaryAwareWriter(conn, this),
       inboxCapacity: cfg.sessionInbox,
       outbox: {
         capacity: cfg.sessionOutbox,
@@ -179,21 +200,9 @@ class RelaySession implements ConnectionContext {
     return this.actor.id
   }
 
-  /**
-   * A session that asked for binary frames (capability "binary") gets the hot frames in binary; every
-   * other frame, and every frame of other sessions, is written as the JSON text it was built as.
-   */
-  private binaryAware(conn: Connection): Connection {
-    const sendBinary = conn.sendBinary
-    if (sendBinary === undefined) return conn
-    return {
-      ...conn,
-      send: (text) => {
-        if (this.currentRegistration?.binaryFrames !== true) return conn.send(text)
-        const binary = toBinary(text)
-        return binary === undefined ? conn.send(text) : sendBinary(binary)
-      }
-    }
+  /** Whether the session asked for binary frames (capability "binary"). */
+  get binaryFrames(): boolean {
+    return this.currentRegistration?.binaryFrames === true
   }
 
   get registration(): Registration | undefined {

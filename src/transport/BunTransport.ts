@@ -7,7 +7,7 @@ import * as Runtime from "effect/Runtime"
 import type { Server, ServerWebSocket, WebSocketCompressor } from "bun"
 import type { WsCompression } from "../config/WsCompression.ts"
 import { clientAddress } from "../domain/ClientAddress.ts"
-import { type ConnectionEvents, type ServeOptions, Transport, TransportError, type WriteResult } from "./Transport.ts"
+import { type Connection, type ConnectionEvents, type ServeOptions, Transport, TransportError, type WriteResult } from "./Transport.ts"
 
 interface SocketData {
   readonly remoteAddress: string
@@ -26,6 +26,59 @@ interface Counting {
 // frame, and the client's frames are half the traffic.
 const deflate = (c: WsCompression): boolean | { compress: WebSocketCompressor; decompress: WebSocketCompressor } =>
   c === "off" ? false : { compress: c, decompress: c }
+
+/**
+ * One socket as the relay sees it. A class, its methods shared by every socket: a held session costs a
+ * few fields here instead of a closure per method (tens of thousands are held at once).
+ */
+class BunConnection implements Connection {
+  constructor(
+    private readonly ws: ServerWebSocket<SocketData>,
+    private readonly server: Server<SocketData>,
+    private readonly compress: boolean
+  ) {}
+
+  get remoteAddress(): string {
+    return this.ws.data.remoteAddress
+  }
+
+  send(text: string): WriteResult {
+    return resultOf(this.ws.send(text, this.compress))
+  }
+
+  // Never deflated: a binary frame is ciphertext and raw hashes, which do not shrink (bench/RESULTS.md,
+  // "Compression off by default").
+  sendBinary(data: Uint8Array): WriteResult {
+    return resultOf(this.ws.send(data, false))
+  }
+
+  cork(writes: () => void): void {
+    if (this.ws.readyState === 1) this.ws.cork(writes)
+    else writes()
+  }
+
+  close(code: number, reason: string): void {
+    this.ws.close(code, reason)
+  }
+
+  terminate(): void {
+    this.ws.terminate()
+  }
+
+  subscribe(topic: string): void {
+    if (this.ws.readyState === 1) this.ws.subscribe(topic)
+  }
+
+  unsubscribe(topic: string): void {
+    if (this.ws.readyState === 1) this.ws.unsubscribe(topic)
+  }
+
+  publish(topic: string, text: string): void {
+    this.server.publish(topic, text, this.compress)
+  }
+}
+
+const resultOf = (r: number): WriteResult => (r > 0 ? "ok" : r === -1 ? "backpressure" : "closed")
 
 const start = (options: ServeOptions, sockets: Set<ServerWebSocket<SocketData>>, port: number, counting: Counting) => {
   const proxies = options.trustedProxies ?? []
@@ -57,34 +110,7 @@ const start = (options: ServeOptions, sockets: Set<ServerWebSocket<SocketData>>,
       open(ws) {
         sockets.add(ws)
         counting.debug(`${options.name}: connection opened (${sockets.size} open)`)
-        ws.data.events = options.handler.open({
-          remoteAddress: ws.data.remoteAddress,
-          send: (text): WriteResult => {
-            const r = ws.send(text, compress)
-            return r > 0 ? "ok" : r === -1 ? "backpressure" : "closed"
-          },
-          // Never deflated: a binary frame is ciphertext and raw hashes, which do not shrink (bench/RESULTS.md,
-          // "Compression off by default").
-          sendBinary: (data): WriteResult => {
-            const r = ws.send(data, false)
-            return r > 0 ? "ok" : r === -1 ? "backpressure" : "closed"
-          },
-          cork: (writes) => {
-            if (ws.readyState === 1) ws.cork(writes)
-            else writes()
-          },
-          close: (code, reason) => ws.close(code, reason),
-          terminate: () => ws.terminate(),
-          subscribe: (topic) => {
-            if (ws.readyState === 1) ws.subscribe(topic)
-          },
-          unsubscribe: (topic) => {
-            if (ws.readyState === 1) ws.unsubscribe(topic)
-          },
-          publish: (topic, text) => {
-            server.publish(topic, text, compress)
-          }
-        })
+        ws.data.events = options.handler.open(new BunConnection(ws, server, compress))
       },
       message(ws, message) {
         ws.data.events?.message(typeof message === "string" ? message : new Uint8Array(message))

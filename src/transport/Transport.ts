@@ -9,6 +9,7 @@ import type { WsCompression } from "../config/WsCompression.ts"
 export type WriteResult = "ok" | "backpressure" | "closed"
 
 /** The server side of one WebSocket, as the relay sees it. */
+/** One socket. Its methods are called on it, never taken off it (a transport may keep them on a prototype). */
 export interface Connection {
   readonly remoteAddress: string
   readonly send: (text: string) => WriteResult

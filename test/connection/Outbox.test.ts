@@ -9,21 +9,23 @@ import type { WriteResult } from "../../src/transport/Transport.ts"
 /** An outbox over a fake socket: `log` has "cork(" and ")" around corked writes, and each frame written. */
 const outboxOn = (log: Array<string>, name: string, result: () => WriteResult = () => "ok") =>
   new Outbox(
-    (text) => {
-      log.push(`${name}:${text}`)
-      return result()
+    {
+      send: (text) => {
+        log.push(`${name}:${text}`)
+        return result()
+      },
+      cork: (writes) => {
+        log.push(`${name}:cork(`)
+        writes()
+        log.push(`${name}:)`)
+      }
     },
     16,
     2,
     1 << 20,
     1 << 20,
     () => {},
-    { blocked: () => {}, drained: () => {} },
-    (writes) => {
-      log.push(`${name}:cork(`)
-      writes()
-      log.push(`${name}:)`)
-    }
+    { blocked: () => {}, drained: () => {} }
   )
 
 describe("Outbox", () => {
