@@ -38,18 +38,23 @@ export interface ActorOptions<Item> {
   readonly stalls: StallWatch
   /** Runs an effect of the connection in the server's scope. */
   readonly fork: (effect: Effect.Effect<void>) => Fiber.RuntimeFiber<void>
+  /** What the protocol on top does; an object with methods, so that a session need not carry closures. */
+  readonly protocol: ActorProtocol
+}
+
+export interface ActorProtocol {
   /**
    * The processor's next piece of work, or undefined when there is none (the processor then ends). Its
    * failures are defects: a protocol answers what a peer did wrong itself.
    */
-  readonly next: () => Effect.Effect<void, unknown> | undefined
+  readonly nextStep: () => Effect.Effect<void, unknown> | undefined
   /** Frames were written to the socket: the outbox has room again. */
-  readonly written?: () => void
+  readonly onWritten?: (() => void) | undefined
   /**
    * The teardown, in the order it runs: the finalizers of the connection's scope. Built when the scope
    * is, so that a held connection carries none of it.
    */
-  readonly teardown: () => ReadonlyArray<Effect.Effect<void>>
+  readonly teardownSteps: () => ReadonlyArray<Effect.Effect<void>>
 }
 
 let lastId = 0
@@ -77,15 +82,13 @@ export class ConnectionActor<Item> {
   private teardownDone: Deferred.Deferred<void> | undefined
   private readonly conn: Connection
   private readonly fork: (effect: Effect.Effect<void>) => Fiber.RuntimeFiber<void>
-  private readonly next: () => Effect.Effect<void, unknown> | undefined
-  private readonly teardown: () => ReadonlyArray<Effect.Effect<void>>
+  private readonly protocol: ActorProtocol
 
   constructor(options: ActorOptions<Item>) {
     const { conn, outbox } = options
     this.conn = conn
     this.fork = options.fork
-    this.next = options.next
-    this.teardown = options.teardown
+    this.protocol = options.protocol
     this.inbox = new Inbox<Item>(options.inboxCapacity)
     this.outbox = new Outbox(
       options.writer ?? conn,
@@ -93,7 +96,7 @@ export class ConnectionActor<Item> {
       outbox.reserved,
       outbox.maxLiveBytes,
       outbox.maxBytes,
-      options.written ?? (() => {}),
+      options.protocol,
       options.stalls.hooks(this.id, conn)
     )
     this.frameBudget = new TokenBucket(options.frameBurst, options.frameRate, 0)
@@ -149,7 +152,7 @@ export class ConnectionActor<Item> {
   }
 
   private readonly loop: Effect.Effect<void, unknown> = Effect.suspend(() => {
-    const step = this.next()
+    const step = this.protocol.nextStep()
     if (step === undefined) {
       this.running = false
       this.worker = undefined
@@ -171,7 +174,7 @@ export class ConnectionActor<Item> {
       return Effect.flatMap(Scope.make(), (scope) => {
         this.scope = scope
         // A scope runs its finalizers last added first.
-        const teardown = [...this.teardown()].reverse()
+        const teardown = [...this.protocol.teardownSteps()].reverse()
         return Effect.as(Effect.forEach(teardown, (fin) => Scope.addFinalizer(scope, fin), { discard: true }), scope)
       })
     })

@@ -66,8 +66,8 @@ export class Outbox {
     private readonly reserved: number,
     private readonly maxLiveBytes: number,
     private readonly maxBytes: number,
-    /** Called after frames were written (the session may start a catch-up from storage). */
-    private readonly onWritten: () => void,
+    /** Told after frames were written (the session may start a catch-up from storage). */
+    private readonly owner: { readonly onWritten?: (() => void) | undefined },
     private readonly stall: StallHooks
   ) {}
 
@@ -180,7 +180,7 @@ export class Outbox {
       this.pumping = false
     }
     this.wakeWaiters()
-    if (wrote) this.onWritten()
+    if (wrote) this.owner.onWritten?.()
   }
 
   /** Writes until the socket pushes back or nothing is left; whether a frame was written. */

@@ -17,11 +17,29 @@ export interface StallWatch {
   readonly hooks: (id: number, socket: { readonly terminate: () => void }) => StallHooks
 }
 
+/** A session's hooks: an object, not two closures (one per held session). */
+class SessionHooks implements StallHooks, Deadlines.Due {
+  constructor(
+    private readonly stalled: Deadlines.Deadlines<number>,
+    private readonly id: number,
+    private readonly socket: { readonly terminate: () => void }
+  ) {}
+
+  blocked(): void {
+    this.stalled.add(this.id, this)
+  }
+
+  due(): void {
+    this.socket.terminate()
+  }
+
+  drained(): void {
+    this.stalled.delete(this.id)
+  }
+}
+
 /** A watch for the current scope. */
 export const make = (limitMillis: number) =>
   Effect.map(Deadlines.make<number>("stall-watch", limitMillis), (stalled): StallWatch => ({
-    hooks: (id, socket) => ({
-      blocked: () => stalled.add(id, () => socket.terminate()),
-      drained: () => stalled.delete(id)
-    })
+    hooks: (id, socket) => new SessionHooks(stalled, id, socket)
   }))

@@ -8,9 +8,14 @@ import { supervise } from "./supervise.ts"
  * insertion order is due order, and one fiber sleeps until the first: no timer per key, and none at all
  * while nothing waits (a quiet server, or a test moving its clock by hours, has nothing firing).
  */
+/** What to do when a key's deadline passes: an object with a method, so a holder need not make a closure. */
+export interface Due {
+  readonly due: () => void
+}
+
 export interface Deadlines<K> {
   /** Starts `key`'s wait; a key already waiting keeps its first deadline. */
-  readonly add: (key: K, onDue: () => void) => void
+  readonly add: (key: K, onDue: Due) => void
   readonly delete: (key: K) => void
   readonly size: () => number
 }
@@ -19,14 +24,14 @@ export interface Deadlines<K> {
 export const make = <K>(name: string, delayMillis: number): Effect.Effect<Deadlines<K>, never, Scope.Scope> =>
   Effect.gen(function*() {
     const clock = yield* Effect.clock
-    const due = new Map<K, { readonly at: number; readonly onDue: () => void }>()
+    const due = new Map<K, { readonly at: number; readonly onDue: Due }>()
     const added = yield* Queue.sliding<void>(1)
     const sweep = Effect.suspend(() => {
       const now = clock.unsafeCurrentTimeMillis()
       for (const [key, d] of due) {
         if (d.at > now) return Effect.sleep(d.at - now)
         due.delete(key)
-        d.onDue()
+        d.onDue.due()
       }
       return Queue.take(added)
     })

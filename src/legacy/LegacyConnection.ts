@@ -112,12 +112,14 @@ export const open = (
     frameBurst: cfg.connectionFrameBurst,
     stalls,
     fork,
-    next,
-    // A socket that drained may make room for a catch-up asked for while it was full.
-    written: () => {
-      if (flushRequested && registration !== undefined) actor.unsafeWake()
-    },
-    teardown: () => [leave, failQuestions, requeueUnwritten]
+    protocol: {
+      nextStep: next,
+      // A socket that drained may make room for a catch-up asked for while it was full.
+      onWritten: () => {
+        if (flushRequested && registration !== undefined) actor.unsafeWake()
+      },
+      teardownSteps: () => [leave, failQuestions, requeueUnwritten]
+    }
   })
   const { id, outbox } = actor
 

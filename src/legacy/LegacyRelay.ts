@@ -42,7 +42,7 @@ export const layer = Layer.scoped(
       open: (conn) =>
         deadline.guard(conn, (registered) =>
           AddressLimits.guard(deps.addressLimits, conn, () => {
-            const { shutdown, ...events } = LegacyConnection.open(deps, handlers, fork, conn, stalls, registered)
+            const { shutdown, ...events } = LegacyConnection.open(deps, handlers, fork, conn, stalls, () => registered.registered())
             open.add(shutdown)
             return {
               ...events,

@@ -76,12 +76,27 @@ export const guard = (
     conn.close(POLICY_VIOLATION, "Too many connections from this address")
     return refused
   }
-  const events = open()
-  return {
-    ...events,
-    closed: (code, reason) => {
-      limits.disconnect(conn.remoteAddress)
-      events.closed(code, reason)
-    }
+  return new Counted(limits, conn.remoteAddress, open())
+}
+
+/** A socket counted against its address until it closes: an object, not closures (every held socket keeps one). */
+class Counted implements ConnectionEvents {
+  constructor(
+    private readonly limits: typeof AddressLimits.Service,
+    private readonly address: string,
+    private readonly events: ConnectionEvents
+  ) {}
+
+  message(data: string | Uint8Array): void {
+    this.events.message(data)
+  }
+
+  drain(): void {
+    this.events.drain()
+  }
+
+  closed(code: number, reason: string): void {
+    this.limits.disconnect(this.address)
+    this.events.closed(code, reason)
   }
 }

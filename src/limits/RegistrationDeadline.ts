@@ -21,12 +21,49 @@ export interface RegistrationDeadline {
    * Opens `conn` through `open`, which gets the function to call once the socket has registered; or,
    * while unregistered sockets hold their share, closes it with 1013 without calling `open`.
    */
-  readonly guard: (conn: Connection, open: (registered: () => void) => ConnectionEvents) => ConnectionEvents
+  readonly guard: (conn: Connection, open: (registered: Registered) => ConnectionEvents) => ConnectionEvents
   /** Sockets open and not registered yet. */
   readonly pending: () => number
 }
 
 const refused: ConnectionEvents = { message: () => {}, drain: () => {}, closed: () => {} }
+
+/** What the opened session calls once its socket has registered. */
+export interface Registered {
+  readonly registered: () => void
+}
+
+/**
+ * A socket under its deadline: what is told of it, then the socket's events passed on. An object, not
+ * closures, since every held socket keeps one.
+ */
+class Guarded implements ConnectionEvents, Registered {
+  events: ConnectionEvents = refused
+
+  constructor(private readonly conn: Connection, private readonly deadlines: Deadlines.Deadlines<Connection>) {}
+
+  /** The deadline passed: closed, not registered in time. */
+  due(): void {
+    this.conn.close(TIMEOUT_CODE, TIMEOUT_REASON)
+  }
+
+  registered(): void {
+    this.deadlines.delete(this.conn)
+  }
+
+  message(data: string | Uint8Array): void {
+    this.events.message(data)
+  }
+
+  drain(): void {
+    this.events.drain()
+  }
+
+  closed(code: number, reason: string): void {
+    this.deadlines.delete(this.conn)
+    this.events.closed(code, reason)
+  }
+}
 
 /** One per server, for the scope: its sweeper runs until the scope closes. */
 export const make = (cfg: NodeConfigShape): Effect.Effect<RegistrationDeadline, never, Scope.Scope> =>
@@ -39,17 +76,10 @@ export const make = (cfg: NodeConfigShape): Effect.Effect<RegistrationDeadline, 
           conn.close(BUSY_CODE, BUSY_REASON)
           return refused
         }
-        deadlines.add(conn, () => conn.close(TIMEOUT_CODE, TIMEOUT_REASON))
-        const events = open(() => {
-          deadlines.delete(conn)
-        })
-        return {
-          ...events,
-          closed: (code, reason) => {
-            deadlines.delete(conn)
-            events.closed(code, reason)
-          }
-        }
+        const guarded = new Guarded(conn, deadlines)
+        deadlines.add(conn, guarded)
+        guarded.events = open(guarded)
+        return guarded
       },
       pending: deadlines.size
     }

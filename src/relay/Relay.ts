@@ -31,8 +31,8 @@ export const layer = Layer.scoped(
     const fork = yield* FiberSet.runtime(sessions)<never>()
     const stalls = yield* StallWatch.make(deps.cfg.stalledSocketMillis)
     // A quiet session has no fiber to interrupt: the open ones are closed (and cleaned up) here, first.
-    const open = new Set<() => Effect.Effect<void>>()
-    yield* Effect.addFinalizer(() => Effect.forEach(open, (close) => close(), { concurrency: "unbounded", discard: true }))
+    const open = new Set<RelayConnection.Session>()
+    yield* Effect.addFinalizer(() => Effect.forEach(open, (session) => session.shutdown(), { concurrency: "unbounded", discard: true }))
     const handlers: Record<string, RelayConnection.Handler> = {
       register: register(deps),
       send: send(deps),
@@ -53,20 +53,24 @@ export const layer = Layer.scoped(
     }
     const fastHandlers: Record<string, RelayConnection.FastHandler> = { send: unsafeSend(deps) }
     const deadline = yield* RegistrationDeadline.make(deps.cfg)
+    const shared: RelayConnection.Shared = {
+      deps,
+      handlers,
+      fastHandlers,
+      fork,
+      stalls,
+      closed: (session) => {
+        open.delete(session)
+        Metrics.connections.unsafeModify(-1, [])
+      }
+    }
     return {
       open: (conn) =>
         deadline.guard(conn, (registered) => AddressLimits.guard(deps.addressLimits, conn, () => {
           Metrics.connections.unsafeModify(1, [])
-          const { shutdown, ...events } = RelayConnection.open(deps, handlers, fastHandlers, fork, conn, stalls, registered)
-          open.add(shutdown)
-          return {
-            ...events,
-            closed: (code, reason) => {
-              open.delete(shutdown)
-              Metrics.connections.unsafeModify(-1, [])
-              events.closed(code, reason)
-            }
-          }
+          const session = RelayConnection.open(shared, conn, registered)
+          open.add(session)
+          return session
         }))
     }
   })

@@ -9,6 +9,7 @@ import * as FiberId from "effect/FiberId"
 import { ConnectionActor } from "../connection/ConnectionActor.ts"
 import { frameText, FrameTextError } from "../connection/FrameText.ts"
 import type { StallWatch } from "../connection/StallWatch.ts"
+import type { Registered } from "../limits/RegistrationDeadline.ts"
 import { invalid, refuse, type RequestError } from "../domain/ErrorCode.ts"
 import { decodeBinary, isBinaryFrame, toBinary } from "../domain/BinaryFrames.ts"
 import { decodeFrame, encodeFrame, type Envelope, type RequestId } from "../domain/Frames.ts"
@@ -56,13 +57,23 @@ const RESERVED = 32
 const SENDS_GRACE = "10 seconds"
 
 /** What a session needs of its relay, in one object. */
-interface Shared {
+/** What every session of a server shares: made once per server, not per connection. */
+export interface Shared {
   readonly deps: RelayDeps
   readonly handlers: Readonly<Record<string, Handler>>
   readonly fastHandlers: Readonly<Record<string, FastHandler>>
   readonly fork: (actor: Effect.Effect<void>) => Fiber.RuntimeFiber<void>
   readonly stalls: StallWatch
+  /** Told when a session's socket has closed, before its teardown. */
+  readonly closed?: ((session: Session) => void) | undefined
 }
+
+/** A session as its server holds it: the socket's events, and a way to close it when the server stops. */
+export interface Session extends ConnectionEvents {
+  readonly shutdown: () => Effect.Effect<void>
+}
+
+const noDeadline: Registered = { registered: () => {} }
 
 // Made when refused, not per connection: an error object (~200 bytes with its stack) in every held session.
 const tooManyFrames = () => refuse("RATE_LIMITED", "Too many frames")
@@ -172,7 +183,7 @@ class RelaySession implements ConnectionContext {
   constructor(
     private readonly s: Shared,
     readonly conn: Connection,
-    readonly registered: () => void
+    private readonly deadline: Registered
   ) {
     const cfg = s.deps.cfg
     this.remoteAddress = conn.remoteAddress
@@ -190,14 +201,30 @@ class RelaySession implements ConnectionContext {
       frameBurst: cfg.connectionFrameBurst,
       stalls: s.stalls,
       fork: s.fork,
-      next: () => this.handleNext(),
-      written: () => this.flushRequested && this.scheduleFlush(),
-      teardown: () => [this.awaitSends(), unregister(this.s.deps, this), this.requeueUnwritten()]
+      protocol: this
     })
   }
 
   get id(): number {
     return this.actor.id
+  }
+
+  registered(): void {
+    this.deadline.registered()
+  }
+
+  // The socket's events (`ConnectionEvents`) and the server's stop (`Session`).
+  drain(): void {
+    this.actor.outbox.drain()
+  }
+
+  closed(): void {
+    this.s.closed?.(this)
+    this.actor.unsafeClose()
+  }
+
+  shutdown(): Effect.Effect<void> {
+    return this.actor.close
   }
 
   /** Whether the session asked for binary frames (capability "binary"). */
@@ -223,7 +250,16 @@ class RelaySession implements ConnectionContext {
     }
   }
 
-  private handleNext(): Effect.Effect<void, unknown> | undefined {
+  // The connection actor's protocol (`ActorProtocol`), as methods.
+  onWritten(): void {
+    if (this.flushRequested) this.scheduleFlush()
+  }
+
+  teardownSteps(): ReadonlyArray<Effect.Effect<void>> {
+    return [this.awaitSends(), unregister(this.s.deps, this), this.requeueUnwritten()]
+  }
+
+  nextStep(): Effect.Effect<void, unknown> | undefined {
     const item = this.actor.inbox.poll()
     if (item === undefined) return undefined
     if (item === FLUSH) return this.catchUp()
@@ -260,8 +296,9 @@ class RelaySession implements ConnectionContext {
     if (handed.size > HANDED_MAX) handed.delete(handed.values().next().value!)
   }
 
-  // An own property, not a method: it is passed on as a function (`hashes.filter(session.wasHanded)`).
-  readonly wasHanded = (messageHash: string): boolean => this.handedSet?.delete(messageHash) ?? false
+  wasHanded(messageHash: string): boolean {
+    return this.handedSet?.delete(messageHash) ?? false
+  }
 
   send(out: Outgoing): Effect.Effect<void> {
     return this.actor.outbox.offer(out)
@@ -447,24 +484,8 @@ class RelaySession implements ConnectionContext {
 }
 
 /**
- * Opens a session on `conn`. `shutdown` closes the session as its socket closing does (the relay runs
+ * Opens a session on `conn`. Its `shutdown` closes the session as its socket closing does (the relay runs
  * it for every open session when it stops).
  */
-export const open = (
-  deps: RelayDeps,
-  handlers: Readonly<Record<string, Handler>>,
-  fastHandlers: Readonly<Record<string, FastHandler>>,
-  fork: (actor: Effect.Effect<void>) => Fiber.RuntimeFiber<void>,
-  conn: Connection,
-  stalls: StallWatch,
-  registered: () => void = () => {}
-): ConnectionEvents & { readonly shutdown: () => Effect.Effect<void> } => {
-  const session = new RelaySession({ deps, handlers, fastHandlers, fork, stalls }, conn, registered)
-  const actor = session.actor
-  return {
-    message: (data) => session.message(data),
-    drain: () => actor.outbox.drain(),
-    closed: () => actor.unsafeClose(),
-    shutdown: () => actor.close
-  }
-}
+export const open = (shared: Shared, conn: Connection, deadline: Registered = noDeadline): Session =>
+  new RelaySession(shared, conn, deadline)

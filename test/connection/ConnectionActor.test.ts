@@ -48,21 +48,23 @@ const harness = (steps: Record<string, (actor: ConnectionActor<string>) => Effec
       frameBurst: 100,
       stalls,
       fork,
-      next: () => {
-        const name = actor.inbox.poll()
-        if (name === undefined) return undefined
-        return Effect.zipRight(Effect.sync(() => log.push(name)), steps[name]!(actor))
-      },
-      teardown: () => [
-        Effect.sync(() => {
-          log.push("unregister")
-          registry.delete(actor.id)
-        }),
-        ...teardown,
-        Effect.sync(() => {
-          log.push("requeue")
-        })
-      ]
+      protocol: {
+        nextStep: () => {
+          const name = actor.inbox.poll()
+          if (name === undefined) return undefined
+          return Effect.zipRight(Effect.sync(() => log.push(name)), steps[name]!(actor))
+        },
+        teardownSteps: () => [
+          Effect.sync(() => {
+            log.push("unregister")
+            registry.delete(actor.id)
+          }),
+          ...teardown,
+          Effect.sync(() => {
+            log.push("requeue")
+          })
+        ]
+      }
     })
     const register = Effect.sync(() => {
       if (actor.unsafeRegistered()) registry.add(actor.id)

@@ -24,7 +24,7 @@ const outboxOn = (log: Array<string>, name: string, result: () => WriteResult = 
     2,
     1 << 20,
     1 << 20,
-    () => {},
+    {},
     { blocked: () => {}, drained: () => {} }
   )
 

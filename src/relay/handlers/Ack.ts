@@ -37,7 +37,7 @@ export const ack = (deps: RelayDeps) => (session: ConnectionContext, frame: Enve
     }
     // Only what this session was handed: a session of the key that never received a message (one
     // registered with a proof seen elsewhere, or before the message reached it) cannot confirm it.
-    const mine = messageHashes.filter(session.wasHanded)
+    const mine = messageHashes.filter((h) => session.wasHanded(h))
     const at = yield* Clock.currentTimeMillis
     const acked = mine.length === 0 ? [] : yield* deps.storage.acknowledge(reg.l2psUid, reg.key, mine, at)
     const push = (from: string, messageHash: string, fresh: boolean) =>
