@@ -5,7 +5,7 @@ import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import { NodeConfig } from "../config/NodeConfig.ts"
 import { addressGroup } from "../domain/IpAddress.ts"
-import type { Connection, ConnectionEvents } from "../transport/Transport.ts"
+import { type Connection, type ConnectionEvents, ignoredEvents, PassedOn } from "../transport/Transport.ts"
 import { TokenBucket } from "./TokenBucket.ts"
 import { supervise } from "../internal/supervise.ts"
 
@@ -61,7 +61,6 @@ export const layer: Layer.Layer<AddressLimits, never, NodeConfig> = Layer.scoped
 )
 
 const POLICY_VIOLATION = 1008
-const refused: ConnectionEvents = { message: () => {}, drain: () => {}, closed: () => {} }
 
 /**
  * Opens a connection through `open` unless its address is at its cap (then it is closed with 1008);
@@ -74,29 +73,23 @@ export const guard = (
 ): ConnectionEvents => {
   if (!limits.connect(conn.remoteAddress)) {
     conn.close(POLICY_VIOLATION, "Too many connections from this address")
-    return refused
+    return ignoredEvents
   }
   return new Counted(limits, conn.remoteAddress, open())
 }
 
-/** A socket counted against its address until it closes: an object, not closures (every held socket keeps one). */
-class Counted implements ConnectionEvents {
+/** A socket counted against its address until it closes. */
+class Counted extends PassedOn {
   constructor(
     private readonly limits: typeof AddressLimits.Service,
     private readonly address: string,
-    private readonly events: ConnectionEvents
-  ) {}
-
-  message(data: string | Uint8Array): void {
-    this.events.message(data)
+    events: ConnectionEvents
+  ) {
+    super(events)
   }
 
-  drain(): void {
-    this.events.drain()
-  }
-
-  closed(code: number, reason: string): void {
+  override closed(code: number, reason: string): void {
     this.limits.disconnect(this.address)
-    this.events.closed(code, reason)
+    super.closed(code, reason)
   }
 }

@@ -1,7 +1,7 @@
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import type { NodeConfigShape } from "../config/NodeConfig.ts"
-import type { Connection, ConnectionEvents } from "../transport/Transport.ts"
+import { type Connection, type ConnectionEvents, ignoredEvents, PassedOn } from "../transport/Transport.ts"
 import * as Deadlines from "../internal/Deadlines.ts"
 
 /** Closes a socket that did not register in time. */
@@ -26,21 +26,16 @@ export interface RegistrationDeadline {
   readonly pending: () => number
 }
 
-const refused: ConnectionEvents = { message: () => {}, drain: () => {}, closed: () => {} }
-
 /** What the opened session calls once its socket has registered. */
 export interface Registered {
   readonly registered: () => void
 }
 
-/**
- * A socket under its deadline: what is told of it, then the socket's events passed on. An object, not
- * closures, since every held socket keeps one.
- */
-class Guarded implements ConnectionEvents, Registered {
-  events: ConnectionEvents = refused
-
-  constructor(private readonly conn: Connection, private readonly deadlines: Deadlines.Deadlines<Connection>) {}
+/** A socket under its deadline until it registers or closes. */
+class Guarded extends PassedOn implements Registered, Deadlines.Due {
+  constructor(private readonly conn: Connection, private readonly deadlines: Deadlines.Deadlines<Connection>) {
+    super(ignoredEvents)
+  }
 
   /** The deadline passed: closed, not registered in time. */
   due(): void {
@@ -51,17 +46,9 @@ class Guarded implements ConnectionEvents, Registered {
     this.deadlines.delete(this.conn)
   }
 
-  message(data: string | Uint8Array): void {
-    this.events.message(data)
-  }
-
-  drain(): void {
-    this.events.drain()
-  }
-
-  closed(code: number, reason: string): void {
+  override closed(code: number, reason: string): void {
     this.deadlines.delete(this.conn)
-    this.events.closed(code, reason)
+    super.closed(code, reason)
   }
 }
 
@@ -74,7 +61,7 @@ export const make = (cfg: NodeConfigShape): Effect.Effect<RegistrationDeadline, 
       guard: (conn, open) => {
         if (deadlines.size() >= share) {
           conn.close(BUSY_CODE, BUSY_REASON)
-          return refused
+          return ignoredEvents
         }
         const guarded = new Guarded(conn, deadlines)
         deadlines.add(conn, guarded)

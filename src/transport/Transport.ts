@@ -45,6 +45,29 @@ export interface ConnectionEvents {
   readonly closed: (code: number, reason: string) => void
 }
 
+/** No events: what a refused socket is given. */
+export const ignoredEvents: ConnectionEvents = { message: () => {}, drain: () => {}, closed: () => {} }
+
+/**
+ * A socket's events passed on to `events` (a guard in front of a session): a subclass adds what it does
+ * on `closed`. An object, not closures, since every held socket keeps one.
+ */
+export class PassedOn implements ConnectionEvents {
+  constructor(public events: ConnectionEvents) {}
+
+  message(data: string | Uint8Array): void {
+    this.events.message(data)
+  }
+
+  drain(): void {
+    this.events.drain()
+  }
+
+  closed(code: number, reason: string): void {
+    this.events.closed(code, reason)
+  }
+}
+
 export interface ConnectionHandler {
   readonly open: (connection: Connection) => ConnectionEvents
 }
