@@ -65,9 +65,25 @@ export const scenario = <A, E>(
   body: Effect.Effect<A, E, Layer.Layer.Success<ReturnType<typeof testNode>>>,
   l1?: Parameters<typeof testNode>[1],
   storage?: Parameters<typeof testNode>[3]
+): Promise<A> => scenarioAt(0, config, body, l1, storage)
+
+/**
+ * `scenario` with the clock set to `startAt` before the node starts. A scenario that needs "now" far
+ * from 0 (proofs dated well before it) gets it this way for free: moving the clock of a running node
+ * steps through every tick of its timers (about 10 ms of real time per second of clock).
+ */
+export const scenarioAt = <A, E>(
+  startAt: number,
+  config: Parameters<typeof NodeConfig.make>[0],
+  body: Effect.Effect<A, E, Layer.Layer.Success<ReturnType<typeof testNode>>>,
+  l1?: Parameters<typeof testNode>[1],
+  storage?: Parameters<typeof testNode>[3]
 ): Promise<A> =>
   Effect.runPromise(
-    body.pipe(Effect.provide(testNode(config, l1, undefined, storage)), Effect.scoped, Effect.provide(TestContext.TestContext)) as Effect.Effect<A, E>
+    TestClock.setTime(startAt).pipe(
+      Effect.zipRight(body.pipe(Effect.provide(testNode(config, l1, undefined, storage)), Effect.scoped)),
+      Effect.provide(TestContext.TestContext)
+    ) as Effect.Effect<A, E>
   )
 
 export interface Identity {
