@@ -99,6 +99,12 @@ export interface NodeConfigShape {
   readonly healthBatchLagMillis: number
   /** …or its oldest batch not yet final on L1 is older than this. */
   readonly healthFinalityLagMillis: number
+  /**
+   * How often the status page samples its counters (default 1000). Not a setting: scenarios on
+   * TestClock space the samples out, so that moving their clock by minutes does not also step through
+   * a sample for every second.
+   */
+  readonly statusSampleMillis?: number | undefined
   readonly logLevel: LogLevel.LogLevel
   /** A socket that has not registered this long after it opened is closed (4008), on both servers. */
   readonly registrationTimeoutMillis: number

@@ -46,9 +46,10 @@ export const testPorts = (
     // local L1, which keeps its chain in the same database).
     Layer.provideMerge(SqlStores.make({ storage, pipeline })),
     Layer.provideMerge(Crypto.layerNative),
-    // Block production and batching wait for a day unless a scenario is about the pipeline, so that
-    // scenarios moving the clock by minutes do not also mine thousands of blocks.
-    Layer.provideMerge(NodeConfig.layer({ blockIntervalMillis: DAY, batchIntervalMillis: DAY, ...config })),
+    // Block production, batching and the status page's samples wait for a day unless a scenario is
+    // about them, so that scenarios moving the clock by minutes do not also step through thousands of
+    // blocks and samples (each step of TestClock costs a few ms of real time).
+    Layer.provideMerge(NodeConfig.layer({ blockIntervalMillis: DAY, batchIntervalMillis: DAY, statusSampleMillis: DAY, ...config })),
     Layer.provideMerge(sql)
   )
 
