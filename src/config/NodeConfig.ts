@@ -105,6 +105,12 @@ export interface NodeConfigShape {
    * a sample for every second.
    */
   readonly statusSampleMillis?: number | undefined
+  /**
+   * How often presence changes held back by the per-key rate are looked at (default: from
+   * `presencePerMinute`, 100 ms to 1 s). Not a setting: a TestClock scenario that is not about presence
+   * and moves its clock by an hour sets it far apart, for the same reason as `statusSampleMillis`.
+   */
+  readonly presenceSweepMillis?: number | undefined
   readonly logLevel: LogLevel.LogLevel
   /** A socket that has not registered this long after it opened is closed (4008), on both servers. */
   readonly registrationTimeoutMillis: number
