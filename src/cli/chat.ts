@@ -65,6 +65,7 @@ const USAGE = [
   "  CHAT_NODE_KEY       the node's ML-DSA public key (hex) that must sign the batches /status checks",
   "                      (default: the first one seen is pinned in the home)",
   "  CHAT_MISSED_GRACE_MS how long a gap in someone's messages stays open before it is shown missed (default 10000)",
+  "  CHAT_SEND_TIMEOUT_MS how long a send waits for the node before it is shown still queued (default 15000)",
   "",
   HELP_COMMANDS
 ].join("\n")
@@ -81,7 +82,8 @@ const settings = () => ({
   scryptN: Number(process.env["CHAT_SCRYPT_N"] ?? defaultKdf.N),
   requireBound: process.env["CHAT_REQUIRE_BOUND"] === "true",
   nodeKey: process.env["CHAT_NODE_KEY"],
-  missedGraceMs: Number(process.env["CHAT_MISSED_GRACE_MS"] ?? 10_000)
+  missedGraceMs: Number(process.env["CHAT_MISSED_GRACE_MS"] ?? 10_000),
+  sendTimeoutMs: Number(process.env["CHAT_SEND_TIMEOUT_MS"] ?? 15_000)
 })
 
 const KEY = /^[0-9a-fA-F]{64}$/
@@ -136,6 +138,9 @@ const program = Effect.gen(function*() {
   if (!Number.isSafeInteger(cfg.missedGraceMs) || cfg.missedGraceMs < 0) {
     return yield* giveUp(`! CHAT_MISSED_GRACE_MS=${printable(String(process.env["CHAT_MISSED_GRACE_MS"]))} refused: a number of milliseconds`)
   }
+  if (!Number.isSafeInteger(cfg.sendTimeoutMs) || cfg.sendTimeoutMs <= 0) {
+    return yield* giveUp(`! CHAT_SEND_TIMEOUT_MS=${printable(String(process.env["CHAT_SEND_TIMEOUT_MS"]))} refused: a number of milliseconds`)
+  }
 
   // Peers feed it (each message is an event): past this many unshown, the newest are not printed;
   // they are in the local history all the same (/history).
@@ -148,6 +153,7 @@ const program = Effect.gen(function*() {
     kdf: { ...defaultKdf, N: cfg.scryptN },
     requireBound: cfg.requireBound,
     missedGraceMs: cfg.missedGraceMs,
+    timeouts: { send: cfg.sendTimeoutMs },
     ...(cfg.nodeKey === undefined ? {} : { nodeKey: cfg.nodeKey }),
     onEvent: (e) => void Queue.unsafeOffer(events, e)
   }).pipe(Effect.either)

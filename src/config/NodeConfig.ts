@@ -99,6 +99,18 @@ export interface NodeConfigShape {
   readonly healthBatchLagMillis: number
   /** …or its oldest batch not yet final on L1 is older than this. */
   readonly healthFinalityLagMillis: number
+  /**
+   * How often the status page samples its counters (default 1000). Not a setting: scenarios on
+   * TestClock space the samples out, so that moving their clock by minutes does not also step through
+   * a sample for every second.
+   */
+  readonly statusSampleMillis?: number | undefined
+  /**
+   * How often presence changes held back by the per-key rate are looked at (default: from
+   * `presencePerMinute`, 100 ms to 1 s). Not a setting: a TestClock scenario that is not about presence
+   * and moves its clock by an hour sets it far apart, for the same reason as `statusSampleMillis`.
+   */
+  readonly presenceSweepMillis?: number | undefined
   readonly logLevel: LogLevel.LogLevel
   /** A socket that has not registered this long after it opened is closed (4008), on both servers. */
   readonly registrationTimeoutMillis: number

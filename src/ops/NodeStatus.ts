@@ -209,7 +209,7 @@ export const layer = Layer.scoped(
       samples.add({ at: yield* Clock.currentTimeMillis, messagesIn: messagesIn.count, messagesOut: messagesOut.count, latency: latency.buckets })
     })
     yield* sample
-    yield* supervise("status-samples", Effect.repeat(sample, Schedule.spaced("1 second")))
+    yield* supervise("status-samples", Effect.repeat(sample, Schedule.spaced(cfg.statusSampleMillis ?? 1000)))
 
     const networks = Effect.map(pipeline.stats, (stats) => {
       const byUid = new Map(stats.map((s) => [s.l2psUid, s]))

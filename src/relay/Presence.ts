@@ -66,7 +66,7 @@ export const layer: Layer.Layer<Presence, never, NodeConfig | Peers> = Layer.sco
       // Settled keys hold nothing worth keeping: their next change starts afresh from the same state.
       for (const [id, s] of states) if (!s.pending && s.bucket.isFull(now)) states.delete(id)
     })
-    const every = Math.max(100, Math.min(1000, Math.floor(1000 / perSecond)))
+    const every = cfg.presenceSweepMillis ?? Math.max(100, Math.min(1000, Math.floor(1000 / perSecond)))
     yield* supervise("presence/sweep", Effect.repeat(sweep, Schedule.spaced(every)))
 
     return {

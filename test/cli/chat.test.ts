@@ -260,7 +260,9 @@ describe("bun run chat", () => {
   }, 30_000)
 
   test("the outbox as the issue tried it: the node stopped past the send timeout, a typed message is queued, not failed, then sent ✓ and delivered ✓✓; /status agrees all along", async () => {
-    startChat("ivy", "ivy's passphrase")
+    // The send timeout shortened from its 15 s default (CHAT_SEND_TIMEOUT_MS): the node stays down past
+    // it all the same, and the reconnect that follows comes at the backoff's early, short delays.
+    startChat("ivy", "ivy's passphrase", undefined, node.url, { CHAT_SEND_TIMEOUT_MS: "3000" })
     startChat("jack", "jack's passphrase")
     const keyG = (await waitFor("ivy", /your key: ([0-9a-f]{64})/))[1]!
     const keyH = (await waitFor("jack", /your key: ([0-9a-f]{64})/))[1]!
@@ -278,7 +280,7 @@ describe("bun run chat", () => {
     await waitFor("ivy", /\] you → hank: typed while the node is down {3}\(queued: goes out once the node is back\)/)
     type("ivy", "/status")
     await waitFor("ivy", /\(not connected: as this device knows it\)\n {2}"before the outage" → hank: delivered ✓✓ · .*\n {2}"typed while the node is down" → hank: queued: in the outbox, goes out once the node takes it · not yet in a batch/)
-    // Past the 15 s a send waits for the node: still queued, never failed.
+    // Past the 3 s a send waits for the node: still queued, never failed.
     await waitFor("ivy", /\(still queued, not lost: "typed while the node is down" goes out once the node takes it\)/, 25_000)
     node = await node.restart()
     await waitFor("ivy", /✓ reconnected to the node/, 40_000)

@@ -91,9 +91,11 @@ describe("L1 stalled for minutes", () => {
     return scenario({
       limits: { rateLimitBurst: 100_000, rateLimitPerSec: 100_000, epochQuota: 1_000_000 },
       maxBatchSize: BATCH,
-      // (long intervals keep the number of wake-ups per simulated minute, and so the run time, low)
+      // (long intervals keep the number of wake-ups per simulated minute, and so the run time, low;
+      // presence, a sweep a second otherwise, is not what this is about)
       batchIntervalMillis: 10_000,
       blockIntervalMillis: 10_000,
+      presenceSweepMillis: 86_400_000,
       finalityDepth: 1
     }, Effect.gen(function*() {
       const a = yield* peer()

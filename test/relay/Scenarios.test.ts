@@ -5,7 +5,7 @@ import { Storage } from "../../src/storage/Storage.ts"
 import { AddressLimits } from "../../src/limits/AddressLimits.ts"
 import { RateLimits } from "../../src/limits/RateLimits.ts"
 import { ReplayGuard } from "../../src/relay/ReplayGuard.ts"
-import { encrypted, type Frame, hash, identity, peer, scenario } from "../support/TestNode.ts"
+import { encrypted, type Frame, hash, identity, peer, scenario, scenarioAt } from "../support/TestNode.ts"
 
 /** Two registered peers; `a` has seen `b` join. */
 const pair = Effect.gen(function*() {
@@ -65,8 +65,7 @@ describe("TestClock scenarios", () => {
     })))
 
   test("proof window: a proof older than the window is refused, a fresh one accepted once", () =>
-    scenario({ proofWindowMillis: 300_000 }, Effect.gen(function*() {
-      yield* TestClock.adjust("1 hour")
+    scenarioAt(3_600_000, { proofWindowMillis: 300_000 }, Effect.gen(function*() {
       const now = 3_600_000
       const a = yield* peer()
       const stale = yield* a.register({ at: now - 300_001 })

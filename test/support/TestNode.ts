@@ -46,9 +46,10 @@ export const testPorts = (
     // local L1, which keeps its chain in the same database).
     Layer.provideMerge(SqlStores.make({ storage, pipeline })),
     Layer.provideMerge(Crypto.layerNative),
-    // Block production and batching wait for a day unless a scenario is about the pipeline, so that
-    // scenarios moving the clock by minutes do not also mine thousands of blocks.
-    Layer.provideMerge(NodeConfig.layer({ blockIntervalMillis: DAY, batchIntervalMillis: DAY, ...config })),
+    // Block production, batching and the status page's samples wait for a day unless a scenario is
+    // about them, so that scenarios moving the clock by minutes do not also step through thousands of
+    // blocks and samples (each step of TestClock costs a few ms of real time).
+    Layer.provideMerge(NodeConfig.layer({ blockIntervalMillis: DAY, batchIntervalMillis: DAY, statusSampleMillis: DAY, ...config })),
     Layer.provideMerge(sql)
   )
 
@@ -65,9 +66,25 @@ export const scenario = <A, E>(
   body: Effect.Effect<A, E, Layer.Layer.Success<ReturnType<typeof testNode>>>,
   l1?: Parameters<typeof testNode>[1],
   storage?: Parameters<typeof testNode>[3]
+): Promise<A> => scenarioAt(0, config, body, l1, storage)
+
+/**
+ * `scenario` with the clock set to `startAt` before the node starts. A scenario that needs "now" far
+ * from 0 (proofs dated well before it) gets it this way for free: moving the clock of a running node
+ * steps through every tick of its timers (about 10 ms of real time per second of clock).
+ */
+export const scenarioAt = <A, E>(
+  startAt: number,
+  config: Parameters<typeof NodeConfig.make>[0],
+  body: Effect.Effect<A, E, Layer.Layer.Success<ReturnType<typeof testNode>>>,
+  l1?: Parameters<typeof testNode>[1],
+  storage?: Parameters<typeof testNode>[3]
 ): Promise<A> =>
   Effect.runPromise(
-    body.pipe(Effect.provide(testNode(config, l1, undefined, storage)), Effect.scoped, Effect.provide(TestContext.TestContext)) as Effect.Effect<A, E>
+    TestClock.setTime(startAt).pipe(
+      Effect.zipRight(body.pipe(Effect.provide(testNode(config, l1, undefined, storage)), Effect.scoped)),
+      Effect.provide(TestContext.TestContext)
+    ) as Effect.Effect<A, E>
   )
 
 export interface Identity {
