@@ -56,8 +56,7 @@ const RESERVED = 32
 /** How long closing waits for the session's sends still committing. */
 const SENDS_GRACE = "10 seconds"
 
-/** What a session needs of its relay, in one object. */
-/** What every session of a server shares: made once per server, not per connection. */
+/** What every session of a server shares, in one object: made once per server, not per connection. */
 export interface Shared {
   readonly deps: RelayDeps
   readonly handlers: Readonly<Record<string, Handler>>
